@@ -1,0 +1,92 @@
+//! The backend contract: a small core trait and optional capability traits.
+
+use crate::{Algorithm, BackendError, KeyUri, TriesLeft};
+use notary_tuf::PublicKey;
+use secrecy::SecretString;
+
+/// What a caller asks for when generating a key.
+#[derive(Clone, Debug)]
+pub struct KeySpec {
+    pub algorithm: Algorithm,
+    /// Human label stored with the key (CKA_LABEL, file metadata).
+    pub label: String,
+}
+
+/// A key as a backend knows it: where it is and its public half.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendKey {
+    pub uri: KeyUri,
+    pub public: PublicKey,
+    pub algorithm: Algorithm,
+    pub label: String,
+}
+
+/// Whether a backend can be used now, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    Unavailable(String),
+}
+
+/// Device facts for `backend list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub manufacturer: String,
+    pub model: String,
+    pub label: String,
+    pub serial: String,
+}
+
+/// Login state of a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinStatus {
+    pub logged_in: bool,
+    pub tries_left: TriesLeft,
+    pub blocked: bool,
+}
+
+/// The core contract. Calls block (device I/O); the daemon runs them on its
+/// per-device work queues, never on the async reactor.
+pub trait KeyBackend: Send + Sync {
+    /// Backend type, as in the config (`soft`, `pkcs11`).
+    fn kind(&self) -> &'static str;
+    fn availability(&self) -> Availability;
+    fn device_info(&self) -> DeviceInfo;
+    /// Algorithms `generate` accepts.
+    fn algorithms(&self) -> Vec<Algorithm>;
+    /// How many operations the device can usefully run at once; the daemon
+    /// sizes the device's work queue with it.
+    fn concurrency(&self) -> usize {
+        1
+    }
+    fn list(&self) -> Result<Vec<BackendKey>, BackendError>;
+    fn generate(&self, spec: &KeySpec) -> Result<BackendKey, BackendError>;
+    /// Signs `payload` in notary's encoding for the key's type: ECDSA raw
+    /// r||s over SHA-256(payload), Ed25519 pure, RSA-PSS SHA-256 salt 32.
+    fn sign(&self, uri: &KeyUri, payload: &[u8]) -> Result<Vec<u8>, BackendError>;
+    fn delete(&self, uri: &KeyUri) -> Result<(), BackendError>;
+
+    /// Certificates kept beside keys, if the backend can hold them.
+    fn certificates(&self) -> Option<&dyn CertificateStore> {
+        None
+    }
+    /// PIN login, if the backend has one.
+    fn token_login(&self) -> Option<&dyn TokenLogin> {
+        None
+    }
+}
+
+/// X.509 certificates stored beside a key (PKCS#11 certificate object with
+/// the key's CKA_ID, or a file beside a software key).
+pub trait CertificateStore: Send + Sync {
+    /// Stores `der`, replacing any certificate the key had.
+    fn put_certificate(&self, uri: &KeyUri, der: &[u8]) -> Result<(), BackendError>;
+    fn certificate(&self, uri: &KeyUri) -> Result<Option<Vec<u8>>, BackendError>;
+}
+
+/// Token login with a user PIN. Implementations never retry a PIN.
+pub trait TokenLogin: Send + Sync {
+    fn pin_status(&self) -> Result<PinStatus, BackendError>;
+    fn login(&self, pin: &SecretString) -> Result<(), BackendError>;
+    fn logout(&self) -> Result<(), BackendError>;
+}

@@ -1,0 +1,65 @@
+//! Errors every backend reports in the same shape, so the daemon can map them
+//! to distinct, actionable statuses.
+
+use std::fmt;
+
+/// What a device says about the PIN tries that remain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriesLeft {
+    /// The device reports an exact count (PIV, TPM lockout counters).
+    Exactly(u32),
+    /// PKCS#11 `CKF_USER_PIN_COUNT_LOW`: some tries failed, count unknown.
+    Low,
+    /// PKCS#11 `CKF_USER_PIN_FINAL_TRY`: one more wrong PIN blocks it.
+    FinalTry,
+    /// The device does not say.
+    Unknown,
+}
+
+impl TriesLeft {
+    /// A count for the wire: exact or final try; -1 when unknown or only "low".
+    pub fn as_count(self) -> i32 {
+        match self {
+            TriesLeft::Exactly(n) => i32::try_from(n).unwrap_or(i32::MAX),
+            TriesLeft::FinalTry => 1,
+            TriesLeft::Low | TriesLeft::Unknown => -1,
+        }
+    }
+}
+
+impl fmt::Display for TriesLeft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TriesLeft::Exactly(1) | TriesLeft::FinalTry => {
+                f.write_str("1 try left before the PIN is blocked")
+            }
+            TriesLeft::Exactly(n) => write!(f, "{n} tries left"),
+            TriesLeft::Low => f.write_str("the token reports few tries left"),
+            TriesLeft::Unknown => f.write_str("the token does not report how many tries are left"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("no key {0} in this backend")]
+    KeyNotFound(String),
+    #[error("wrong PIN: {0}")]
+    WrongPin(TriesLeft),
+    #[error("PIN is blocked: unblock it with the SO PIN/PUK or re-initialise the token")]
+    PinBlocked,
+    #[error("token is locked: unlock it with a PIN first (notaryctl key unlock --backend NAME)")]
+    LoginRequired,
+    #[error("algorithm {0} is not supported by this backend")]
+    UnsupportedAlgorithm(String),
+    #[error("operation not supported by this backend: {0}")]
+    NotSupported(&'static str),
+    #[error("invalid key URI {uri:?}: {reason}")]
+    InvalidUri { uri: String, reason: String },
+    #[error("device error: {0}")]
+    Device(String),
+    #[error("key store error: {0}")]
+    Storage(String),
+}

@@ -1,0 +1,25 @@
+//! Key backends for notary-keyd.
+//!
+//! A backend owns private keys and never hands them out: it generates, lists,
+//! reports public keys and signs. Optional capabilities (certificates beside
+//! a key, token login) are separate traits a backend may offer. This crate
+//! knows nothing of gRPC, callers or policy; the daemon adds those.
+
+pub mod algorithm;
+pub mod atomic_file;
+pub mod backend;
+pub mod error;
+pub mod uri;
+
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
+#[cfg(feature = "soft")]
+pub mod soft;
+
+pub use algorithm::Algorithm;
+pub use backend::{
+    Availability, BackendKey, CertificateStore, DeviceInfo, KeyBackend, KeySpec, PinStatus,
+    TokenLogin,
+};
+pub use error::{BackendError, TriesLeft};
+pub use uri::KeyUri;
