@@ -10,7 +10,8 @@ use std::str::FromStr;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KeyUri {
     scheme: String,
-    attributes: Vec<(String, String)>,
+    // Values are bytes: RFC 7512 `id` is binary (PKCS#11 CKA_ID).
+    attributes: Vec<(String, Vec<u8>)>,
 }
 
 impl KeyUri {
@@ -21,8 +22,13 @@ impl KeyUri {
         }
     }
 
-    pub fn with(mut self, name: &str, value: &str) -> Self {
-        self.attributes.push((name.to_string(), value.to_string()));
+    pub fn with(self, name: &str, value: &str) -> Self {
+        self.with_bytes(name, value.as_bytes())
+    }
+
+    /// Adds an attribute whose value is raw bytes (RFC 7512 `id`).
+    pub fn with_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.attributes.push((name.to_string(), value.to_vec()));
         self
     }
 
@@ -30,25 +36,41 @@ impl KeyUri {
         &self.scheme
     }
 
+    /// A text attribute; `None` if missing or not UTF-8.
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// An attribute's raw bytes, as percent-decoded.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
         self.attributes
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_slice())
     }
 
-    /// Like `get`, but a missing attribute is an error naming it.
+    /// Like `get`, but a missing or non-UTF-8 attribute is an error naming it.
     pub fn require(&self, name: &str) -> Result<&str, BackendError> {
-        self.get(name).ok_or_else(|| BackendError::InvalidUri {
+        let bytes = self.require_bytes(name)?;
+        std::str::from_utf8(bytes).map_err(|_| BackendError::InvalidUri {
+            uri: self.to_string(),
+            reason: format!("attribute {name:?} is not UTF-8"),
+        })
+    }
+
+    /// Like `get_bytes`, but a missing attribute is an error naming it.
+    pub fn require_bytes(&self, name: &str) -> Result<&[u8], BackendError> {
+        self.get_bytes(name).ok_or_else(|| BackendError::InvalidUri {
             uri: self.to_string(),
             reason: format!("missing attribute {name:?}"),
         })
     }
 }
 
-fn encode(value: &str, out: &mut String) {
+fn encode(value: &[u8], out: &mut String) {
     // RFC 7512 pchar minus the separators it reserves.
-    for b in value.bytes() {
+    for &b in value {
         if b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,&".contains(&b) {
             out.push(char::from(b));
         } else {
@@ -57,7 +79,7 @@ fn encode(value: &str, out: &mut String) {
     }
 }
 
-fn decode(value: &str, uri: &str) -> Result<String, BackendError> {
+fn decode(value: &str, uri: &str) -> Result<Vec<u8>, BackendError> {
     let bad = |reason: &str| BackendError::InvalidUri {
         uri: uri.to_string(),
         reason: reason.to_string(),
@@ -79,7 +101,7 @@ fn decode(value: &str, uri: &str) -> Result<String, BackendError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| bad("attribute is not UTF-8"))
+    Ok(out)
 }
 
 impl fmt::Display for KeyUri {
@@ -136,6 +158,17 @@ mod tests {
         let text = uri.to_string();
         assert_eq!(text, "pkcs11:token=my%20token%3B1;object=targets%2Freleases;id=%01%02");
         assert_eq!(text.parse::<KeyUri>().unwrap(), uri);
+    }
+
+    #[test]
+    fn binary_attributes_round_trip() {
+        let uri = KeyUri::new("pkcs11").with_bytes("id", &[0x00, 0xff, b'a']);
+        let text = uri.to_string();
+        assert_eq!(text, "pkcs11:id=%00%FFa");
+        let parsed = text.parse::<KeyUri>().unwrap();
+        assert_eq!(parsed.get_bytes("id"), Some(&[0x00, 0xff, b'a'][..]));
+        assert_eq!(parsed.get("id"), None);
+        assert!(parsed.require("id").is_err());
     }
 
     #[test]

@@ -1,5 +1,14 @@
 //! Key objects and notary key IDs.
 
+mod from_spki;
+mod json;
+mod x509;
+
+pub(crate) use from_spki::ecdsa_curve;
+pub use from_spki::Curve;
+pub(crate) use x509::first_certificate;
+
+use crate::pem::PemError;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -63,6 +72,35 @@ impl FromStr for KeyType {
             other => return Err(UnknownKeyType(other.to_string())),
         })
     }
+}
+
+/// Why a key object, certificate or SubjectPublicKeyInfo was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key object carries private material")]
+    PrivateMaterial,
+    #[error("key object is malformed: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    UnknownKeyType(#[from] UnknownKeyType),
+    #[error("key type {0} is not an x509 key type")]
+    NotX509(KeyType),
+    #[error("x509 key: {0}")]
+    Pem(#[from] PemError),
+    #[error("x509 key: no parsable CERTIFICATE block in the PEM text")]
+    NoCertificate,
+    #[error("SubjectPublicKeyInfo is not valid DER: {0}")]
+    Spki(String),
+    #[error("unsupported public key algorithm {0} (expected ecdsa, rsa or ed25519)")]
+    UnsupportedAlgorithm(String),
+    #[error("unsupported elliptic curve {0} (expected P-256 or P-384)")]
+    UnsupportedCurve(String),
+    #[error("compressed EC points are refused: notary only parses uncompressed points")]
+    CompressedPoint,
+    #[error("invalid {keytype} public key: {reason}")]
+    InvalidKey { keytype: KeyType, reason: String },
+    #[error("certificate holds a {cert} key but the key type is {keytype}")]
+    CertKeyMismatch { cert: KeyType, keytype: KeyType },
 }
 
 /// A notary public key object: `{"keytype":T,"keyval":{"private":null,"public":b64}}`.

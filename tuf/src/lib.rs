@@ -4,6 +4,19 @@
 //! (see `docs/notary-protocol.md` in the repository); it knows nothing about
 //! where private keys live.
 
+mod b64;
+pub mod canonical;
 pub mod keys;
+pub mod metadata;
+mod oids;
+pub mod pem;
+pub mod rootcert;
+pub mod signature;
 
-pub use keys::{KeyType, PublicKey};
+pub use canonical::{canonicalize, to_canonical, to_canonical_vec, CanonicalError};
+pub use keys::{Curve, KeyError, KeyType, PublicKey};
+pub use metadata::{
+    payload_type, verify_role, FileMeta, Metadata, MetadataError, MetadataType, Role, Root,
+    SignedEnvelope, Snapshot, Targets, Timestamp,
+};
+pub use signature::{verify, Signature, SignatureMethod, VerifyError};

@@ -1,0 +1,304 @@
+//! On-disk layout of the software keystore:
+//!
+//! ```text
+//! <dir>/keystore.json        format version, KDF parameters, passphrase check
+//! <dir>/keys/<id>.json       one key: algorithm, label, sealed or plain PKCS#8
+//! <dir>/keys/<id>.crt        DER certificate stored beside the key (optional)
+//! ```
+//! Every file is written atomically with mode 0600; directories are 0700.
+
+use super::sealing::{KdfParams, Sealed, Sealer};
+use super::signing_key::SigningKey;
+use crate::atomic_file::write_atomic;
+use crate::{Algorithm, BackendError};
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use rand_core::{OsRng, RngCore};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+const FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct KeystoreMeta {
+    format: u32,
+    /// Present when keys are encrypted at rest.
+    encryption: Option<Encryption>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Encryption {
+    #[serde(flatten)]
+    kdf: KdfParams,
+    check: Sealed,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PrivatePart {
+    Plain(String),
+    Sealed(Sealed),
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct KeyFile {
+    format: u32,
+    algorithm: String,
+    pub label: String,
+    private: PrivatePart,
+}
+
+fn storage(what: &str, path: &Path, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Storage(format!("{what} {}: {e}", path.display()))
+}
+
+/// A random, URI-safe identifier for a new key file.
+pub fn new_key_id() -> String {
+    let mut id = [0u8; 16];
+    OsRng.fill_bytes(&mut id);
+    hex::encode(id)
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Associated data binding a sealed key to its file.
+fn aad(id: &str, algorithm: &str) -> Vec<u8> {
+    format!("notary-keyd soft key {id} {algorithm}").into_bytes()
+}
+
+impl KeyFile {
+    pub fn seal(
+        id: &str,
+        label: &str,
+        key: &SigningKey,
+        sealer: Option<&Sealer>,
+    ) -> Result<KeyFile, BackendError> {
+        let algorithm = key.algorithm().as_str().to_string();
+        let pkcs8 = key.to_pkcs8()?;
+        let private = match sealer {
+            Some(s) => PrivatePart::Sealed(s.seal(&pkcs8, &aad(id, &algorithm))?),
+            None => PrivatePart::Plain(B64.encode(pkcs8.as_slice())),
+        };
+        Ok(KeyFile {
+            format: FORMAT,
+            algorithm,
+            label: label.to_string(),
+            private,
+        })
+    }
+
+    pub fn load(&self, id: &str, sealer: Option<&Sealer>) -> Result<SigningKey, BackendError> {
+        let algorithm: Algorithm = self
+            .algorithm
+            .parse()
+            .map_err(|e| BackendError::Storage(format!("key {id}: {e}")))?;
+        let pkcs8 = match (&self.private, sealer) {
+            (PrivatePart::Sealed(sealed), Some(s)) => s
+                .open(sealed, &aad(id, &self.algorithm))
+                .map_err(|e| BackendError::Storage(format!("key {id}: {e}")))?,
+            (PrivatePart::Sealed(_), None) => {
+                return Err(BackendError::Storage(format!(
+                    "key {id} is encrypted but no passphrase is configured"
+                )))
+            }
+            (PrivatePart::Plain(b64), _) => Zeroizing::new(B64.decode(b64).map_err(|_| {
+                BackendError::Storage(format!("key {id}: private key is not base64"))
+            })?),
+        };
+        SigningKey::from_pkcs8(algorithm, &pkcs8)
+    }
+}
+
+pub struct KeystoreDir {
+    root: PathBuf,
+    keys: PathBuf,
+}
+
+/// Refuses directories other users could read or write: keys (even sealed
+/// ones) and the passphrase check must stay private to the daemon's user.
+fn check_private_dir(path: &Path) -> Result<(), BackendError> {
+    let meta = fs::metadata(path).map_err(|e| storage("cannot read", path, e))?;
+    if !meta.is_dir() {
+        return Err(BackendError::Storage(format!(
+            "{} is not a directory",
+            path.display()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(BackendError::Storage(format!(
+            "refusing keystore directory {}: mode {mode:03o} lets other users in; run `chmod 700 {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    if meta.uid() != nix_uid() {
+        return Err(BackendError::Storage(format!(
+            "refusing keystore directory {}: owned by uid {}, not by this daemon's uid {}",
+            path.display(),
+            meta.uid(),
+            nix_uid()
+        )));
+    }
+    Ok(())
+}
+
+fn nix_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+fn create_private_dir(path: &Path) -> Result<(), BackendError> {
+    match fs::DirBuilder::new().recursive(true).mode(0o700).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(storage("cannot create", path, e)),
+    }
+}
+
+impl KeystoreDir {
+    pub fn open(root: &Path) -> Result<KeystoreDir, BackendError> {
+        create_private_dir(root)?;
+        check_private_dir(root)?;
+        let keys = root.join("keys");
+        create_private_dir(&keys)?;
+        check_private_dir(&keys)?;
+        Ok(KeystoreDir {
+            root: root.to_path_buf(),
+            keys,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads or initialises `keystore.json` and returns the sealer for the
+    /// configured passphrase. A keystore created with a passphrase cannot be
+    /// opened without one, and vice versa.
+    pub fn sealer(&self, passphrase: Option<&SecretString>) -> Result<Option<Sealer>, BackendError> {
+        let meta_path = self.root.join("keystore.json");
+        let meta: Option<KeystoreMeta> = match fs::read(&meta_path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes).map_err(|e| storage("malformed", &meta_path, e))?,
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(storage("cannot read", &meta_path, e)),
+        };
+        match (meta, passphrase) {
+            (Some(m), _) if m.format != FORMAT => Err(BackendError::Storage(format!(
+                "{} has format {}, this daemon reads format {FORMAT}",
+                meta_path.display(),
+                m.format
+            ))),
+            (Some(KeystoreMeta { encryption: Some(enc), .. }), Some(p)) => {
+                let sealer = Sealer::derive(p, &enc.kdf)?;
+                sealer.verify_check(&enc.check)?;
+                Ok(Some(sealer))
+            }
+            (Some(KeystoreMeta { encryption: Some(_), .. }), None) => Err(BackendError::Storage(
+                "this keystore is encrypted: configure its passphrase source".into(),
+            )),
+            (Some(KeystoreMeta { encryption: None, .. }), Some(_)) => {
+                if self.read_key_files()?.is_empty() {
+                    self.init_meta(passphrase)
+                } else {
+                    Err(BackendError::Storage(
+                        "this keystore holds unencrypted keys but a passphrase is configured; \
+                         remove the passphrase source or move the keys to a new keystore"
+                            .into(),
+                    ))
+                }
+            }
+            (Some(KeystoreMeta { encryption: None, .. }), None) => Ok(None),
+            (None, p) => self.init_meta(p),
+        }
+    }
+
+    fn init_meta(&self, passphrase: Option<&SecretString>) -> Result<Option<Sealer>, BackendError> {
+        let (encryption, sealer) = match passphrase {
+            Some(p) => {
+                let kdf = KdfParams::new_random();
+                let sealer = Sealer::derive(p, &kdf)?;
+                let check = sealer.make_check()?;
+                (Some(Encryption { kdf, check }), Some(sealer))
+            }
+            None => (None, None),
+        };
+        let meta = KeystoreMeta {
+            format: FORMAT,
+            encryption,
+        };
+        let path = self.root.join("keystore.json");
+        let bytes = serde_json::to_vec_pretty(&meta).map_err(|e| storage("cannot encode", &path, e))?;
+        write_atomic(&path, &bytes, 0o600).map_err(|e| storage("cannot write", &path, e))?;
+        Ok(sealer)
+    }
+
+    pub fn read_key_files(&self) -> Result<Vec<(String, KeyFile)>, BackendError> {
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&self.keys).map_err(|e| storage("cannot list", &self.keys, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| storage("cannot list", &self.keys, e))?;
+            let path = entry.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+                .filter(|id| valid_id(id))
+            else {
+                continue;
+            };
+            let bytes = fs::read(&path).map_err(|e| storage("cannot read", &path, e))?;
+            let file: KeyFile =
+                serde_json::from_slice(&bytes).map_err(|e| storage("malformed key file", &path, e))?;
+            out.push((id.to_string(), file));
+        }
+        Ok(out)
+    }
+
+    pub fn write_key_file(&self, id: &str, file: &KeyFile) -> Result<(), BackendError> {
+        let path = self.keys.join(format!("{id}.json"));
+        let bytes = Zeroizing::new(
+            serde_json::to_vec_pretty(file).map_err(|e| storage("cannot encode", &path, e))?,
+        );
+        write_atomic(&path, &bytes, 0o600).map_err(|e| storage("cannot write", &path, e))
+    }
+
+    fn checked(&self, id: &str, ext: &str) -> Result<PathBuf, BackendError> {
+        if !valid_id(id) {
+            return Err(BackendError::KeyNotFound(format!("soft:id={id}")));
+        }
+        Ok(self.keys.join(format!("{id}.{ext}")))
+    }
+
+    pub fn remove_key(&self, id: &str) -> Result<(), BackendError> {
+        let cert = self.checked(id, "crt")?;
+        if let Err(e) = fs::remove_file(&cert) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(storage("cannot remove", &cert, e));
+            }
+        }
+        let path = self.checked(id, "json")?;
+        fs::remove_file(&path).map_err(|e| storage("cannot remove", &path, e))
+    }
+
+    pub fn write_certificate(&self, id: &str, der: &[u8]) -> Result<(), BackendError> {
+        let path = self.checked(id, "crt")?;
+        write_atomic(&path, der, 0o600).map_err(|e| storage("cannot write", &path, e))
+    }
+
+    pub fn read_certificate(&self, id: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let path = self.checked(id, "crt")?;
+        match fs::read(&path) {
+            Ok(der) => Ok(Some(der)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(storage("cannot read", &path, e)),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Software keystore: the zero-setup default backend.
+//!
+//! Keys live as files in the state directory (mode 0600), one per key,
+//! encrypted at rest with a passphrase-derived key (Argon2id + XChaCha20-
+//! Poly1305) when a passphrase is configured. Without one the keystore works
+//! but warns on every start that keys are stored unencrypted. Private keys are
+//! decrypted once at open and held in zeroizing types; they never leave this
+//! module.
+
+mod files;
+mod sealing;
+mod signing_key;
+
+use crate::backend::{Availability, BackendKey, CertificateStore, DeviceInfo, KeyBackend, KeySpec};
+use crate::{Algorithm, BackendError, KeyUri};
+use files::{KeyFile, KeystoreDir};
+use sealing::Sealer;
+use secrecy::SecretString;
+use signing_key::SigningKey;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+pub struct SoftConfig {
+    /// Directory for the keystore; created 0700 if missing.
+    pub dir: PathBuf,
+    /// Passphrase for encryption at rest; `None` stores keys unencrypted.
+    pub passphrase: Option<SecretString>,
+}
+
+impl std::fmt::Debug for SoftConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftConfig")
+            .field("dir", &self.dir)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+struct LoadedKey {
+    info: BackendKey,
+    key: SigningKey,
+}
+
+pub struct SoftBackend {
+    dir: KeystoreDir,
+    sealer: Option<Sealer>,
+    keys: RwLock<HashMap<String, LoadedKey>>,
+}
+
+const SCHEME: &str = "soft";
+
+impl SoftBackend {
+    /// Opens (or creates) the keystore and decrypts every key in it.
+    pub fn open(config: SoftConfig) -> Result<SoftBackend, BackendError> {
+        let dir = KeystoreDir::open(&config.dir)?;
+        let sealer = dir.sealer(config.passphrase.as_ref())?;
+        if sealer.is_none() {
+            tracing::warn!(
+                dir = %config.dir.display(),
+                "software keystore keys are stored UNENCRYPTED; configure a passphrase source to encrypt them at rest"
+            );
+        }
+        let mut keys = HashMap::new();
+        for (id, file) in dir.read_key_files()? {
+            let key = file.load(&id, sealer.as_ref())?;
+            let info = BackendKey {
+                uri: KeyUri::new(SCHEME).with("id", &id),
+                public: key.public_key()?,
+                algorithm: key.algorithm(),
+                label: file.label.clone(),
+            };
+            keys.insert(id, LoadedKey { info, key });
+        }
+        Ok(SoftBackend {
+            dir,
+            sealer,
+            keys: RwLock::new(keys),
+        })
+    }
+
+    fn id_of(uri: &KeyUri) -> Result<&str, BackendError> {
+        if uri.scheme() != SCHEME {
+            return Err(BackendError::InvalidUri {
+                uri: uri.to_string(),
+                reason: "not a soft: key URI".into(),
+            });
+        }
+        uri.require("id")
+    }
+
+    fn poisoned() -> BackendError {
+        BackendError::Storage("keystore lock poisoned by a panic".into())
+    }
+}
+
+impl KeyBackend for SoftBackend {
+    fn kind(&self) -> &'static str {
+        "soft"
+    }
+
+    fn availability(&self) -> Availability {
+        Availability::Available
+    }
+
+    fn device_info(&self) -> DeviceInfo {
+        DeviceInfo {
+            manufacturer: "notary-keyd".into(),
+            model: if self.sealer.is_some() {
+                "software keystore (encrypted)".into()
+            } else {
+                "software keystore (UNENCRYPTED)".into()
+            },
+            label: self.dir.path().display().to_string(),
+            serial: String::new(),
+        }
+    }
+
+    fn algorithms(&self) -> Vec<Algorithm> {
+        Algorithm::ALL.to_vec()
+    }
+
+    fn concurrency(&self) -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+
+    fn list(&self) -> Result<Vec<BackendKey>, BackendError> {
+        let keys = self.keys.read().map_err(|_| Self::poisoned())?;
+        Ok(keys.values().map(|k| k.info.clone()).collect())
+    }
+
+    fn generate(&self, spec: &KeySpec) -> Result<BackendKey, BackendError> {
+        let key = SigningKey::generate(spec.algorithm)?;
+        let id = files::new_key_id();
+        let file = KeyFile::seal(&id, &spec.label, &key, self.sealer.as_ref())?;
+        self.dir.write_key_file(&id, &file)?;
+        let info = BackendKey {
+            uri: KeyUri::new(SCHEME).with("id", &id),
+            public: key.public_key()?,
+            algorithm: spec.algorithm,
+            label: spec.label.clone(),
+        };
+        let mut keys = self.keys.write().map_err(|_| Self::poisoned())?;
+        keys.insert(
+            id,
+            LoadedKey {
+                info: info.clone(),
+                key,
+            },
+        );
+        Ok(info)
+    }
+
+    fn sign(&self, uri: &KeyUri, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
+        let id = Self::id_of(uri)?;
+        let keys = self.keys.read().map_err(|_| Self::poisoned())?;
+        let key = keys
+            .get(id)
+            .ok_or_else(|| BackendError::KeyNotFound(uri.to_string()))?;
+        key.key.sign(payload)
+    }
+
+    fn delete(&self, uri: &KeyUri) -> Result<(), BackendError> {
+        let id = Self::id_of(uri)?;
+        let mut keys = self.keys.write().map_err(|_| Self::poisoned())?;
+        if !keys.contains_key(id) {
+            return Err(BackendError::KeyNotFound(uri.to_string()));
+        }
+        self.dir.remove_key(id)?;
+        keys.remove(id);
+        Ok(())
+    }
+
+    fn certificates(&self) -> Option<&dyn CertificateStore> {
+        Some(self)
+    }
+}
+
+impl CertificateStore for SoftBackend {
+    fn put_certificate(&self, uri: &KeyUri, der: &[u8]) -> Result<(), BackendError> {
+        let id = Self::id_of(uri)?;
+        let keys = self.keys.read().map_err(|_| Self::poisoned())?;
+        if !keys.contains_key(id) {
+            return Err(BackendError::KeyNotFound(uri.to_string()));
+        }
+        self.dir.write_certificate(id, der)
+    }
+
+    fn certificate(&self, uri: &KeyUri) -> Result<Option<Vec<u8>>, BackendError> {
+        self.dir.read_certificate(Self::id_of(uri)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

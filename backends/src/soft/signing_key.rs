@@ -1,0 +1,133 @@
+//! In-memory private keys of the software keystore and notary-format signing.
+
+use crate::{Algorithm, BackendError};
+use notary_tuf::{KeyType, PublicKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rand_core::OsRng;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+pub enum SigningKey {
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+    Ed25519(ed25519_dalek::SigningKey),
+    Rsa(Box<rsa::pss::BlindedSigningKey<Sha256>>, Algorithm),
+}
+
+fn keygen_err(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Device(format!("key generation failed: {e}"))
+}
+
+fn encoding_err(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Storage(format!("key encoding failed: {e}"))
+}
+
+impl SigningKey {
+    pub fn generate(algorithm: Algorithm) -> Result<SigningKey, BackendError> {
+        Ok(match algorithm {
+            Algorithm::EcdsaP256 => SigningKey::P256(p256::ecdsa::SigningKey::random(&mut OsRng)),
+            Algorithm::EcdsaP384 => SigningKey::P384(p384::ecdsa::SigningKey::random(&mut OsRng)),
+            Algorithm::Ed25519 => SigningKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut OsRng)),
+            Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => {
+                let bits = algorithm.rsa_bits().unwrap_or(3072) as usize;
+                let key = rsa::RsaPrivateKey::new(&mut OsRng, bits).map_err(keygen_err)?;
+                SigningKey::Rsa(Box::new(rsa::pss::BlindedSigningKey::new(key)), algorithm)
+            }
+        })
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            SigningKey::P256(_) => Algorithm::EcdsaP256,
+            SigningKey::P384(_) => Algorithm::EcdsaP384,
+            SigningKey::Ed25519(_) => Algorithm::Ed25519,
+            SigningKey::Rsa(_, alg) => *alg,
+        }
+    }
+
+    pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, BackendError> {
+        let doc = match self {
+            SigningKey::P256(k) => k.to_pkcs8_der(),
+            SigningKey::P384(k) => k.to_pkcs8_der(),
+            SigningKey::Ed25519(k) => k.to_pkcs8_der(),
+            SigningKey::Rsa(k, _) => k.as_ref().as_ref().to_pkcs8_der(),
+        }
+        .map_err(encoding_err)?;
+        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+    }
+
+    pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<SigningKey, BackendError> {
+        let bad = |e: &dyn std::fmt::Display| {
+            BackendError::Storage(format!("stored {algorithm} key does not decode: {e}"))
+        };
+        Ok(match algorithm {
+            Algorithm::EcdsaP256 => {
+                SigningKey::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)
+            }
+            Algorithm::EcdsaP384 => {
+                SigningKey::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)
+            }
+            Algorithm::Ed25519 => SigningKey::Ed25519(
+                ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?,
+            ),
+            Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => {
+                let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?;
+                SigningKey::Rsa(Box::new(rsa::pss::BlindedSigningKey::new(key)), algorithm)
+            }
+        })
+    }
+
+    /// The notary public key object: DER SPKI for ECDSA and RSA, raw 32
+    /// bytes for Ed25519.
+    pub fn public_key(&self) -> Result<PublicKey, BackendError> {
+        let (keytype, bytes) = match self {
+            SigningKey::P256(k) => (
+                KeyType::Ecdsa,
+                k.verifying_key().to_public_key_der().map_err(encoding_err)?.into_vec(),
+            ),
+            SigningKey::P384(k) => (
+                KeyType::Ecdsa,
+                k.verifying_key().to_public_key_der().map_err(encoding_err)?.into_vec(),
+            ),
+            SigningKey::Ed25519(k) => (KeyType::Ed25519, k.verifying_key().to_bytes().to_vec()),
+            SigningKey::Rsa(k, _) => (
+                KeyType::Rsa,
+                k.as_ref()
+                    .as_ref()
+                    .to_public_key()
+                    .to_public_key_der()
+                    .map_err(encoding_err)?
+                    .into_vec(),
+            ),
+        };
+        Ok(PublicKey::new(keytype, bytes))
+    }
+
+    /// Signs as notary does: ECDSA (both curves) over SHA-256 with raw r||s,
+    /// pure Ed25519, RSA-PSS SHA-256 with a 32-byte salt.
+    pub fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        use rsa::signature::{RandomizedSigner, SignatureEncoding};
+        let failed = |e: &dyn std::fmt::Display| BackendError::Device(format!("signing failed: {e}"));
+        Ok(match self {
+            SigningKey::P256(k) => {
+                let sig: p256::ecdsa::Signature =
+                    k.sign_prehash(&Sha256::digest(payload)).map_err(|e| failed(&e))?;
+                sig.to_bytes().to_vec()
+            }
+            SigningKey::P384(k) => {
+                let sig: p384::ecdsa::Signature =
+                    k.sign_prehash(&Sha256::digest(payload)).map_err(|e| failed(&e))?;
+                sig.to_bytes().to_vec()
+            }
+            SigningKey::Ed25519(k) => {
+                use ed25519_dalek::Signer;
+                k.sign(payload).to_bytes().to_vec()
+            }
+            SigningKey::Rsa(k, _) => k
+                .try_sign_with_rng(&mut OsRng, payload)
+                .map_err(|e| failed(&e))?
+                .to_vec(),
+        })
+    }
+}

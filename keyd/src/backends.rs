@@ -1,0 +1,161 @@
+//! Configured backends and their opening. Each `[[backend]]` section is one
+//! flat table whose `type` decides which fields apply; fields of another type
+//! are an error rather than silently ignored.
+
+use crate::pin_source::PinSource;
+use keyd_backends::pkcs11::{Pkcs11Backend, Pkcs11Config, TokenSelector};
+use keyd_backends::soft::{SoftBackend, SoftConfig};
+use keyd_backends::KeyBackend;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendType {
+    Soft,
+    Pkcs11,
+}
+
+/// How long a PIN typed by a person keeps a token unlocked.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq, Default)]
+#[serde(untagged)]
+pub enum PinCache {
+    /// `"until-lock"` (default) or `"none"`.
+    Word(PinCacheWord),
+    /// Seconds after unlocking.
+    Seconds(u64),
+    #[default]
+    #[serde(skip)]
+    Default,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinCacheWord {
+    UntilLock,
+    None,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: BackendType,
+    /// soft: keystore directory (default `<state_dir>/soft`).
+    pub dir: Option<PathBuf>,
+    /// soft: passphrase source for encryption at rest.
+    pub passphrase: Option<PinSource>,
+    /// pkcs11: path of the PKCS#11 module.
+    pub module: Option<PathBuf>,
+    /// pkcs11: token label.
+    pub token: Option<String>,
+    /// pkcs11: token serial number (instead of the label).
+    pub token_serial: Option<String>,
+    /// pkcs11: user PIN source.
+    pub pin: Option<PinSource>,
+    /// pkcs11: worker sessions (default: number of CPUs).
+    pub sessions: Option<usize>,
+    /// pkcs11 with `pin = "prompt"`: how long an unlock lasts.
+    #[serde(default)]
+    pub pin_cache: PinCache,
+}
+
+impl BackendConfig {
+    pub fn personal_soft() -> BackendConfig {
+        BackendConfig {
+            name: "soft".into(),
+            kind: BackendType::Soft,
+            dir: None,
+            passphrase: None,
+            module: None,
+            token: None,
+            token_serial: None,
+            pin: None,
+            sessions: None,
+            pin_cache: PinCache::Default,
+        }
+    }
+
+    /// Checks fields against the type; returns a message naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        let foreign = |field: &str, present: bool| {
+            if present {
+                Err(format!(
+                    "backend {name:?}: `{field}` does not apply to type {:?}",
+                    self.kind
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self.kind {
+            BackendType::Soft => {
+                foreign("module", self.module.is_some())?;
+                foreign("token", self.token.is_some())?;
+                foreign("token_serial", self.token_serial.is_some())?;
+                foreign("pin", self.pin.is_some())?;
+                foreign("sessions", self.sessions.is_some())?;
+            }
+            BackendType::Pkcs11 => {
+                foreign("dir", self.dir.is_some())?;
+                foreign("passphrase", self.passphrase.is_some())?;
+                if self.module.is_none() {
+                    return Err(format!("backend {name:?}: pkcs11 needs `module`"));
+                }
+                if self.token.is_some() == self.token_serial.is_some() {
+                    return Err(format!(
+                        "backend {name:?}: give exactly one of `token` (label) or `token_serial`"
+                    ));
+                }
+                if self.pin.is_none() {
+                    return Err(format!(
+                        "backend {name:?}: pkcs11 needs `pin` (a file, env, credential, or \"prompt\")"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the backend. A device that cannot be reached yields a backend
+    /// reporting itself unavailable; only configuration errors (a PIN source
+    /// that cannot be read, a keystore that refuses to open) are reported as
+    /// `Err`, and the caller marks the backend failed with that reason.
+    pub fn open(&self, state_dir: &Path) -> Result<Arc<dyn KeyBackend>, String> {
+        match self.kind {
+            BackendType::Soft => {
+                let passphrase = match &self.passphrase {
+                    Some(src) => src.resolve().map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                let dir = self.dir.clone().unwrap_or_else(|| state_dir.join("soft"));
+                let backend = SoftBackend::open(SoftConfig { dir, passphrase })
+                    .map_err(|e| e.to_string())?;
+                Ok(Arc::new(backend))
+            }
+            BackendType::Pkcs11 => {
+                let pin = match &self.pin {
+                    Some(src) => src.resolve().map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                let token = match (&self.token, &self.token_serial) {
+                    (Some(label), _) => TokenSelector::Label(label.clone()),
+                    (None, Some(serial)) => TokenSelector::Serial(serial.clone()),
+                    (None, None) => return Err("no token selector".into()),
+                };
+                let config = Pkcs11Config {
+                    module: self.module.clone().unwrap_or_default(),
+                    token,
+                    pin,
+                    max_sessions: self.sessions.unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(2, |n| n.get())
+                    }),
+                };
+                Ok(Arc::new(Pkcs11Backend::open(&self.name, config)))
+            }
+        }
+    }
+}

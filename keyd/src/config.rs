@@ -1,0 +1,148 @@
+//! The daemon's TOML configuration, and the zero-config personal mode.
+//! Backend- and policy-specific sections are typed where they are consumed
+//! (`backends::BackendConfig`, `policy::PolicyRule`).
+
+use crate::backends::BackendConfig;
+use crate::policy::PolicyRule;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendConfig>,
+    #[serde(default, rename = "policy")]
+    pub policies: Vec<PolicyRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub socket: Option<PathBuf>,
+    /// Group that owns the socket (mode 0660), so its members may connect.
+    pub socket_group: Option<String>,
+    pub state_dir: PathBuf,
+    pub audit_log: PathBuf,
+    /// Backend for new keys when a request names none; default: the first.
+    pub default_backend: Option<String>,
+    /// Largest request accepted, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+fn default_max_message_bytes() -> usize {
+    16 * 1024 * 1024
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("config {path} is invalid: {error}")]
+    Parse { path: PathBuf, error: toml::de::Error },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.backends.is_empty() {
+            return Err("no [[backend]] configured".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for b in &self.backends {
+            b.validate()?;
+            if !names.insert(b.name.as_str()) {
+                return Err(format!("backend name {:?} is used twice", b.name));
+            }
+        }
+        if let Some(d) = &self.server.default_backend {
+            if !names.contains(d.as_str()) {
+                return Err(format!("default_backend {d:?} is not a configured backend"));
+            }
+        }
+        for (i, p) in self.policies.iter().enumerate() {
+            p.validate().map_err(|e| format!("[[policy]] #{}: {e}", i + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Personal mode: software keystore under `$XDG_DATA_HOME/notary-keyd`
+    /// (or `~/.local/share/notary-keyd`), socket from `personal_socket`,
+    /// only this user allowed.
+    pub fn personal(uid: u32) -> Result<Config, String> {
+        let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let home = std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .ok_or("neither XDG_DATA_HOME nor HOME is set; pass --config")?;
+                PathBuf::from(home).join(".local").join("share")
+            }
+        }
+        .join("notary-keyd");
+        Ok(Config {
+            server: ServerConfig {
+                socket: Some(keyd_proto::socket::personal_socket(uid)),
+                socket_group: None,
+                audit_log: data.join("audit.jsonl"),
+                state_dir: data,
+                default_backend: None,
+                max_message_bytes: default_max_message_bytes(),
+            },
+            backends: vec![BackendConfig::personal_soft()],
+            policies: Vec::new(),
+        })
+    }
+
+    pub fn default_backend(&self) -> &str {
+        self.server
+            .default_backend
+            .as_deref()
+            .or_else(|| self.backends.first().map(|b| b.name.as_str()))
+            .unwrap_or("soft")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_in_docs_parses() {
+        let text = include_str!("../../docs/notary-keyd.example.toml");
+        let config: Config = toml::from_str(text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.default_backend(), "hsm");
+        assert!(config.policies.len() >= 2);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_bad_defaults() {
+        let bad = "[server]\nstate_dir='/x'\naudit_log='/y'\nsokcet='/z'\n";
+        let err = toml::from_str::<Config>(bad).unwrap_err().to_string();
+        assert!(err.contains("sokcet"), "{err}");
+        let text = "[server]\nstate_dir='/x'\naudit_log='/y'\ndefault_backend='nope'\n\
+                    [[backend]]\nname='soft'\ntype='soft'\n";
+        let config: Config = toml::from_str(text).unwrap();
+        assert!(config.validate().unwrap_err().contains("nope"));
+    }
+}

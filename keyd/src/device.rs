@@ -1,0 +1,137 @@
+//! One device: its backend, its work queue and its PIN cache.
+//!
+//! Hardware is serial per token (or has a few sessions), so each device gets
+//! a queue as wide as its backend's concurrency. Blocking device calls run on
+//! tokio's blocking pool, never on the reactor.
+
+use crate::backends::{PinCache, PinCacheWord};
+use keyd_backends::{BackendError, KeyBackend, PinStatus};
+use secrecy::SecretString;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+pub struct Device {
+    pub name: String,
+    pub backend: Arc<dyn KeyBackend>,
+    queue: Semaphore,
+    waiting: AtomicUsize,
+    pin_cache: PinCache,
+    /// When a person-supplied PIN unlock expires (`pin_cache = N`).
+    unlock_expires: Mutex<Option<Instant>>,
+}
+
+/// Where a device error happened, for mapping to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("device worker failed: {0}")]
+    Worker(String),
+}
+
+impl Device {
+    pub fn new(name: String, backend: Arc<dyn KeyBackend>, pin_cache: PinCache) -> Device {
+        let width = backend.concurrency().max(1);
+        Device {
+            name,
+            backend,
+            queue: Semaphore::new(width),
+            waiting: AtomicUsize::new(0),
+            pin_cache,
+            unlock_expires: Mutex::new(None),
+        }
+    }
+
+    /// Takes a place on the device. `on_wait` is told how many requests are
+    /// ahead when the device is busy (it is not called when a slot is free).
+    pub async fn enter(&self, on_wait: impl FnOnce(usize)) -> Result<SemaphorePermit<'_>, DeviceError> {
+        if let Ok(permit) = self.queue.try_acquire() {
+            return Ok(permit);
+        }
+        let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
+        on_wait(ahead);
+        let permit = self.queue.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.map_err(|_| DeviceError::Worker("device queue closed".into()))
+    }
+
+    /// Runs a blocking backend call off the reactor.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DeviceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn KeyBackend) -> Result<T, BackendError> + Send + 'static,
+    {
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || f(backend.as_ref()))
+            .await
+            .map_err(|e| DeviceError::Worker(e.to_string()))?
+            .map_err(DeviceError::from)
+    }
+
+    /// The token's PIN state, or `None` for backends without a login.
+    pub async fn pin_status(&self) -> Result<Option<PinStatus>, DeviceError> {
+        if self.backend.token_login().is_none() {
+            return Ok(None);
+        }
+        self.run(|b| match b.token_login() {
+            Some(l) => l.pin_status().map(Some),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    /// Logs in with a PIN a person supplied. Never retried.
+    pub async fn unlock(&self, pin: SecretString) -> Result<(), DeviceError> {
+        self.run(move |b| match b.token_login() {
+            Some(l) => l.login(&pin),
+            None => Err(BackendError::NotSupported("this backend has no PIN")),
+        })
+        .await?;
+        let expires = match self.pin_cache {
+            PinCache::Seconds(s) => Some(Instant::now() + Duration::from_secs(s)),
+            _ => None,
+        };
+        if let Ok(mut slot) = self.unlock_expires.lock() {
+            *slot = expires;
+        }
+        Ok(())
+    }
+
+    pub async fn lock(&self) -> Result<(), DeviceError> {
+        if let Ok(mut slot) = self.unlock_expires.lock() {
+            *slot = None;
+        }
+        self.run(|b| match b.token_login() {
+            Some(l) => l.logout(),
+            None => Err(BackendError::NotSupported("this backend has no PIN")),
+        })
+        .await
+    }
+
+    /// With `pin_cache = "none"`, a PIN given with a request is forgotten as
+    /// soon as that request is done.
+    pub async fn after_request_pin(&self) {
+        if self.pin_cache == PinCache::Word(PinCacheWord::None) {
+            if let Err(e) = self.lock().await {
+                tracing::warn!(backend = %self.name, error = %e, "could not lock token after request");
+            }
+        }
+    }
+
+    /// Locks the token when a person's unlock has outlived `pin_cache`.
+    /// Cheap when nothing expired: no device call.
+    pub async fn expire_unlock(&self) {
+        let expired = match self.unlock_expires.lock() {
+            Ok(slot) => slot.is_some_and(|t| Instant::now() >= t),
+            Err(_) => false,
+        };
+        if expired {
+            tracing::info!(backend = %self.name, "PIN cache expired; locking token");
+            if let Err(e) = self.lock().await {
+                tracing::warn!(backend = %self.name, error = %e, "could not lock token");
+            }
+        }
+    }
+}

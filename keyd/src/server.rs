@@ -1,0 +1,97 @@
+//! The Unix-socket listener and the gRPC server around the service.
+
+use crate::service::KeydService;
+use keyd_proto::keyd::keyd_server::KeydServer;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Server;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("another notary-keyd is already listening on {0}")]
+    InUse(String),
+    #[error("{path} exists and is not a socket; refusing to replace it")]
+    NotASocket { path: String },
+    #[error("cannot listen on {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("socket group {0:?} does not exist")]
+    NoGroup(String),
+}
+
+/// Binds the socket: creates a private parent directory if needed, removes a
+/// stale socket left by a crash (but never a live one or a non-socket), and
+/// sets mode 0660 with an optional group (0600 without one).
+pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenError> {
+    let io = |error: std::io::Error| ListenError::Io {
+        path: path.display().to_string(),
+        error,
+    };
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
+        }
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(ListenError::NotASocket {
+                path: path.display().to_string(),
+            });
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ListenError::InUse(path.display().to_string()));
+        }
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    let mode = match group {
+        Some(name) => {
+            let gid = nix::unistd::Group::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| ListenError::NoGroup(name.to_string()))?
+                .gid;
+            nix::unistd::chown(path, None, Some(gid)).map_err(|e| io(e.into()))?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    Ok(listener)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight
+/// requests finish.
+pub async fn serve(
+    listener: UnixListener,
+    service: KeydService,
+    max_message_bytes: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<KeydServer<KeydService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(keyd_proto::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let keyd = KeydServer::new(service)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    let mut builder = Server::builder();
+    let router = builder.add_service(health_service).add_service(keyd);
+    let router = match reflection {
+        Ok(r) => router.add_service(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "gRPC reflection unavailable");
+            router
+        }
+    };
+    router
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await
+}

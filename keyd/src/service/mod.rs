@@ -1,0 +1,160 @@
+//! The `notary.keyd.v1.Keyd` gRPC service: authorisation, audit and
+//! dispatch to devices. One file per group of RPCs.
+
+mod keys;
+mod signing;
+pub mod status;
+mod tokens;
+
+use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
+use crate::caller::Caller;
+use crate::policy::Policy;
+use crate::registry::{KeyEntry, Registry};
+use keyd_proto::keyd as pb;
+use std::sync::Arc;
+use tonic::Status;
+
+#[derive(Clone)]
+pub struct KeydService {
+    pub registry: Arc<Registry>,
+    pub policy: Arc<Policy>,
+    pub audit: AuditLog,
+    pub default_backend: String,
+}
+
+impl KeydService {
+    fn audit_base(caller: &Caller, operation: &str) -> AuditRecord {
+        AuditRecord {
+            time: now_rfc3339(),
+            uid: caller.uid,
+            gid: caller.gid,
+            pid: caller.pid,
+            operation: operation.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Records a refusal and returns the status to send. A refusal is sent
+    /// even when the audit write fails (it is logged): refusing is safe.
+    async fn refuse(&self, mut record: AuditRecord, status: Status) -> Status {
+        record.allowed = false;
+        record.result = status.message().to_string();
+        if let Err(e) = self.audit.record(record).await {
+            tracing::error!(error = %e, "audit write failed for a refused request");
+        }
+        status
+    }
+
+    /// Records a success; an audit failure turns it into an error, so no
+    /// result leaves the daemon unrecorded.
+    async fn commit(&self, mut record: AuditRecord) -> Result<(), Status> {
+        record.allowed = true;
+        record.result = "ok".into();
+        self.audit.record(record).await.map_err(|e| {
+            status::with_reason(
+                tonic::Code::Unavailable,
+                "audit_failed",
+                format!("{e}; the result was withheld"),
+            )
+        })
+    }
+}
+
+fn key_message(e: &KeyEntry) -> pb::Key {
+    pb::Key {
+        key_id: e.key_id.clone(),
+        keytype: e.key.public.keytype().as_str().to_string(),
+        public: e.key.public.public_bytes().to_vec(),
+        algorithm: e.key.algorithm.as_str().to_string(),
+        backend: e.device.clone(),
+        uri: e.key.uri.to_string(),
+        label: e.key.label.clone(),
+        role: e.role.clone(),
+        gun: e.gun.clone(),
+        x509_key_id: e.x509_key_id.clone().unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::keyd_server::Keyd for KeydService {
+    async fn list_backends(
+        &self,
+        request: tonic::Request<pb::ListBackendsRequest>,
+    ) -> Result<tonic::Response<pb::ListBackendsResponse>, Status> {
+        self.list_backends_rpc(request).await
+    }
+
+    async fn list_keys(
+        &self,
+        request: tonic::Request<pb::ListKeysRequest>,
+    ) -> Result<tonic::Response<pb::ListKeysResponse>, Status> {
+        self.list_keys_rpc(request).await
+    }
+
+    async fn get_key(
+        &self,
+        request: tonic::Request<pb::GetKeyRequest>,
+    ) -> Result<tonic::Response<pb::Key>, Status> {
+        self.get_key_rpc(request).await
+    }
+
+    async fn generate_key(
+        &self,
+        request: tonic::Request<pb::GenerateKeyRequest>,
+    ) -> Result<tonic::Response<pb::Key>, Status> {
+        self.generate_key_rpc(request).await
+    }
+
+    async fn delete_key(
+        &self,
+        request: tonic::Request<pb::DeleteKeyRequest>,
+    ) -> Result<tonic::Response<pb::DeleteKeyResponse>, Status> {
+        self.delete_key_rpc(request).await
+    }
+
+    async fn attach_certificate(
+        &self,
+        request: tonic::Request<pb::AttachCertificateRequest>,
+    ) -> Result<tonic::Response<pb::Certificate>, Status> {
+        self.attach_certificate_rpc(request).await
+    }
+
+    async fn get_certificate(
+        &self,
+        request: tonic::Request<pb::GetCertificateRequest>,
+    ) -> Result<tonic::Response<pb::Certificate>, Status> {
+        self.get_certificate_rpc(request).await
+    }
+
+    type IssueRootCertificateStream = signing::EventStream<pb::IssueRootCertificateEvent>;
+
+    async fn issue_root_certificate(
+        &self,
+        request: tonic::Request<pb::IssueRootCertificateRequest>,
+    ) -> Result<tonic::Response<Self::IssueRootCertificateStream>, Status> {
+        self.issue_root_certificate_rpc(request).await
+    }
+
+    type SignStream = signing::EventStream<pb::SignEvent>;
+
+    async fn sign(
+        &self,
+        request: tonic::Request<pb::SignRequest>,
+    ) -> Result<tonic::Response<Self::SignStream>, Status> {
+        self.sign_rpc(request).await
+    }
+
+    async fn unlock(
+        &self,
+        request: tonic::Request<pb::UnlockRequest>,
+    ) -> Result<tonic::Response<pb::UnlockResponse>, Status> {
+        self.unlock_rpc(request).await
+    }
+
+    async fn lock(
+        &self,
+        request: tonic::Request<pb::LockRequest>,
+    ) -> Result<tonic::Response<pb::LockResponse>, Status> {
+        self.lock_rpc(request).await
+    }
+}

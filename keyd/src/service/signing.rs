@@ -1,0 +1,322 @@
+//! `Sign` and `IssueRootCertificate`: the checks that make signing
+//! content-aware, the device queue, progress events and the audit record.
+
+use super::status::{self, denied, invalid, key_not_found, with_reason};
+use super::KeydService;
+use crate::caller::Caller;
+use crate::policy::{KeyFacts, Operation};
+use crate::registry::KeyEntry;
+use keyd_backends::{BackendError, KeyBackend};
+use keyd_proto::keyd as pb;
+use notary_tuf::metadata::{payload_type, Role};
+use notary_tuf::signature::SignatureMethod;
+use notary_tuf::KeyType;
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Code, Request, Response, Status};
+
+pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Sends progress events to whichever stream type the RPC uses.
+type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
+
+fn progress_sink<T: Send + 'static>(
+    tx: mpsc::Sender<Result<T, Status>>,
+    wrap: fn(pb::Progress) -> T,
+) -> ProgressSink {
+    Arc::new(move |kind| {
+        // Progress is advisory: if the client is slow, drop it rather than
+        // hold the device.
+        let _ = tx.try_send(Ok(wrap(pb::Progress { kind: Some(kind) })));
+    })
+}
+
+/// What a signing request is for, after defaults from the key's binding.
+struct Purpose {
+    role: String,
+    gun: String,
+}
+
+impl KeydService {
+    /// Applies binding defaults and refuses mismatches: a bound key signs
+    /// only for its role and GUN.
+    fn purpose(entry: &KeyEntry, role: &str, gun: &str) -> Result<Purpose, Status> {
+        let role = if role.is_empty() { entry.role.clone() } else { role.to_string() };
+        let gun = if gun.is_empty() { entry.gun.clone() } else { gun.to_string() };
+        if !entry.role.is_empty() && role != entry.role {
+            return Err(with_reason(
+                Code::PermissionDenied,
+                "role_mismatch",
+                format!("key {} is bound to role {:?}, not {role:?}", entry.key_id, entry.role),
+            ));
+        }
+        if !entry.gun.is_empty() && gun != entry.gun {
+            return Err(with_reason(
+                Code::PermissionDenied,
+                "gun_mismatch",
+                format!("key {} is bound to GUN {:?}, not {gun:?}", entry.key_id, entry.gun),
+            ));
+        }
+        if !role.is_empty() {
+            role.parse::<Role>()
+                .map_err(|e| invalid(format!("role {role:?}: {e}")))?;
+        }
+        Ok(Purpose { role, gun })
+    }
+
+    fn facts<'a>(entry: &'a KeyEntry, ids: &'a [&'a str], purpose: &'a Purpose) -> KeyFacts<'a> {
+        KeyFacts {
+            key_ids: ids,
+            backend: &entry.device,
+            role: &purpose.role,
+            gun: &purpose.gun,
+        }
+    }
+
+    /// Runs one signature on the key's device: optional PIN login, the
+    /// queue, the device call. Reports "PIN needed" when the token is locked.
+    async fn sign_on_device(
+        &self,
+        entry: &KeyEntry,
+        payload: Vec<u8>,
+        pin: String,
+        progress: &ProgressSink,
+    ) -> Result<Vec<u8>, Status> {
+        let device = self
+            .registry
+            .device(&entry.device)
+            .ok_or_else(|| key_not_found(&entry.key_id))?;
+        device.expire_unlock().await;
+        let with_pin = !pin.is_empty();
+        if with_pin {
+            device
+                .unlock(SecretString::from(pin))
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))?;
+        }
+        let permit = device
+            .enter(|ahead| {
+                progress(pb::progress::Kind::Queued(pb::Queued {
+                    ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
+                    backend: device.name.clone(),
+                }))
+            })
+            .await
+            .map_err(|e| status::from_device(&device.name, &e))?;
+        let uri = entry.key.uri.clone();
+        let result = device
+            .run(move |b: &dyn KeyBackend| b.sign(&uri, &payload))
+            .await;
+        drop(permit);
+        if with_pin {
+            device.after_request_pin().await;
+        }
+        match result {
+            Ok(sig) => Ok(sig),
+            Err(crate::device::DeviceError::Backend(BackendError::LoginRequired)) => {
+                let st = device.pin_status().await.ok().flatten();
+                let tries = st.map_or(keyd_backends::TriesLeft::Unknown, |s| s.tries_left);
+                progress(pb::progress::Kind::PinNeeded(pb::PinNeeded {
+                    backend: device.name.clone(),
+                    tries_left: tries.as_count(),
+                    tries_low: tries == keyd_backends::TriesLeft::Low,
+                }));
+                Err(status::from_backend(&device.name, &BackendError::LoginRequired))
+            }
+            Err(e) => Err(status::from_device(&device.name, &e)),
+        }
+    }
+
+    pub(super) async fn sign_rpc(
+        &self,
+        request: Request<pb::SignRequest>,
+    ) -> Result<Response<EventStream<pb::SignEvent>>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let progress = progress_sink(tx.clone(), |p| pb::SignEvent {
+                event: Some(pb::sign_event::Event::Progress(p)),
+            });
+            let outcome = this.sign_checked(caller, req, &progress).await.map(|r| pb::SignEvent {
+                event: Some(pb::sign_event::Event::Result(r)),
+            });
+            let _ = tx.send(outcome).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn sign_checked(
+        &self,
+        caller: Caller,
+        req: pb::SignRequest,
+        progress: &ProgressSink,
+    ) -> Result<pb::SignResult, Status> {
+        let mut record = Self::audit_base(&caller, "sign");
+        record.payload_sha256 = hex::encode(Sha256::digest(&req.payload));
+        record.key_id = req.key_id.clone();
+        record.role = req.role.clone();
+        record.gun = req.gun.clone();
+        if req.key_id.is_empty() || req.payload.is_empty() {
+            return Err(self.refuse(record, invalid("sign needs key_id and a payload")).await);
+        }
+        let Some(entry) = self.registry.find(&req.key_id).await else {
+            return Err(self.refuse(record, key_not_found(&req.key_id)).await);
+        };
+        record.key_id = entry.key_id.clone();
+        record.backend = entry.device.clone();
+        let purpose = match Self::purpose(&entry, &req.role, &req.gun) {
+            Ok(p) => p,
+            Err(st) => return Err(self.refuse(record, st).await),
+        };
+        record.role = purpose.role.clone();
+        record.gun = purpose.gun.clone();
+        let x509 = entry.x509_key_id.clone().unwrap_or_default();
+        let ids = [entry.key_id.as_str(), x509.as_str()];
+        let facts = Self::facts(&entry, &ids, &purpose);
+
+        // Content-aware: notary metadata must fit the role; anything else
+        // needs the sign-raw permission.
+        let operation = match payload_type(&req.payload) {
+            Ok(kind) => {
+                if !purpose.role.is_empty() {
+                    let role: Role = purpose.role.parse().map_err(|e| invalid(format!("{e}")))?;
+                    if !kind.fits_role(&role) {
+                        let st = with_reason(
+                            Code::PermissionDenied,
+                            "payload_type",
+                            format!(
+                                "payload is {kind:?} metadata; key {} may only sign for role {:?}",
+                                entry.key_id, purpose.role
+                            ),
+                        );
+                        return Err(self.refuse(record, st).await);
+                    }
+                }
+                Operation::Sign
+            }
+            Err(e) => {
+                if !self.policy.allows(&caller, Operation::SignRaw, &facts) {
+                    let st = with_reason(
+                        Code::PermissionDenied,
+                        "payload_type",
+                        format!("payload is not notary metadata ({e}) and raw signing is not allowed for key {}", entry.key_id),
+                    );
+                    return Err(self.refuse(record, st).await);
+                }
+                record.operation = "sign-raw".into();
+                Operation::SignRaw
+            }
+        };
+        if !self.policy.allows(&caller, operation, &facts) {
+            let st = denied(format!(
+                "uid {} may not {} with key {}",
+                caller.uid,
+                operation.as_str(),
+                entry.key_id
+            ));
+            return Err(self.refuse(record, st).await);
+        }
+
+        let signature = match self.sign_on_device(&entry, req.payload, req.pin, progress).await {
+            Ok(sig) => sig,
+            Err(st) => return Err(self.refuse(record, st).await),
+        };
+        self.commit(record).await?;
+        let key_id = if !x509.is_empty() && req.key_id == x509 { x509 } else { entry.key_id.clone() };
+        Ok(pb::SignResult {
+            key_id,
+            method: SignatureMethod::for_key_type(entry.key.public.keytype()).as_str().to_string(),
+            signature,
+        })
+    }
+
+    pub(super) async fn issue_root_certificate_rpc(
+        &self,
+        request: Request<pb::IssueRootCertificateRequest>,
+    ) -> Result<Response<EventStream<pb::IssueRootCertificateEvent>>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let progress = progress_sink(tx.clone(), |p| pb::IssueRootCertificateEvent {
+                event: Some(pb::issue_root_certificate_event::Event::Progress(p)),
+            });
+            let outcome = this.issue_checked(caller, req, &progress).await.map(|c| {
+                pb::IssueRootCertificateEvent {
+                    event: Some(pb::issue_root_certificate_event::Event::Certificate(c)),
+                }
+            });
+            let _ = tx.send(outcome).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn issue_checked(
+        &self,
+        caller: Caller,
+        req: pb::IssueRootCertificateRequest,
+        progress: &ProgressSink,
+    ) -> Result<pb::Certificate, Status> {
+        let mut record = Self::audit_base(&caller, "issue-root-certificate");
+        record.key_id = req.key_id.clone();
+        record.gun = req.gun.clone();
+        record.role = "root".into();
+        if req.gun.is_empty() {
+            return Err(self.refuse(record, invalid("a root certificate needs the GUN (its CN)")).await);
+        }
+        let Some(entry) = self.registry.find(&req.key_id).await else {
+            return Err(self.refuse(record, key_not_found(&req.key_id)).await);
+        };
+        record.key_id = entry.key_id.clone();
+        record.backend = entry.device.clone();
+        // Root keys are shared across GUNs in notary, so only the role
+        // binding is enforced here; a GUN binding must still match.
+        let purpose = match Self::purpose(&entry, "root", &req.gun) {
+            Ok(p) => p,
+            Err(st) => return Err(self.refuse(record, st).await),
+        };
+        let ids = [entry.key_id.as_str()];
+        if !self.policy.allows(&caller, Operation::Sign, &Self::facts(&entry, &ids, &purpose)) {
+            let st = denied(format!("uid {} may not sign with key {}", caller.uid, entry.key_id));
+            return Err(self.refuse(record, st).await);
+        }
+        if entry.key.public.keytype() != KeyType::Ecdsa {
+            let st = invalid(format!(
+                "key {} is {}: notary root certificates need an ECDSA key",
+                entry.key_id,
+                entry.key.public.keytype()
+            ));
+            return Err(self.refuse(record, st).await);
+        }
+        let days = if req.validity_days == 0 { 3650 } else { req.validity_days };
+        let mut serial = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut serial);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let tbs = notary_tuf::rootcert::root_cert_tbs(&req.gun, entry.key.public.public_bytes(), serial, now, days)
+            .map_err(|e| invalid(e.to_string()))?;
+        let signature = match self.sign_on_device(&entry, tbs.clone(), req.pin, progress).await {
+            Ok(sig) => sig,
+            Err(st) => return Err(self.refuse(record, st).await),
+        };
+        let pem = notary_tuf::rootcert::assemble_root_cert(&tbs, &signature)
+            .map_err(|e| status::with_reason(Code::Internal, "device_error", e.to_string()))?;
+        notary_tuf::rootcert::check_root_cert(&pem, &req.gun, now).map_err(|e| {
+            status::with_reason(Code::Internal, "device_error", format!("issued certificate fails notary's checks: {e}"))
+        })?;
+        self.commit(record).await?;
+        let updated = self.store_certificate(&entry, &pem).await?;
+        Ok(pb::Certificate {
+            key_id: updated.key_id.clone(),
+            x509_key_id: updated.x509_key_id.clone().unwrap_or_default(),
+            certificate_pem: pem,
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! Turning failures into gRPC statuses a client can tell apart: a code, a
+//! message that names the problem, and `keyd-reason` (+ `keyd-tries-left`).
+
+use crate::device::DeviceError;
+use keyd_backends::{BackendError, TriesLeft};
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+pub fn with_reason(code: Code, reason: &'static str, message: impl Into<String>) -> Status {
+    let mut status = Status::new(code, message);
+    status
+        .metadata_mut()
+        .insert("keyd-reason", MetadataValue::from_static(reason));
+    status
+}
+
+fn with_tries(mut status: Status, tries: TriesLeft) -> Status {
+    if let Ok(v) = MetadataValue::try_from(tries.as_count().to_string()) {
+        status.metadata_mut().insert("keyd-tries-left", v);
+    }
+    status
+}
+
+pub fn from_backend(backend: &str, e: &BackendError) -> Status {
+    let msg = format!("backend {backend:?}: {e}");
+    match e {
+        BackendError::KeyNotFound(_) => with_reason(Code::NotFound, "key_not_found", msg),
+        BackendError::WrongPin(t) => with_tries(with_reason(Code::Unauthenticated, "wrong_pin", msg), *t),
+        BackendError::PinBlocked => with_tries(
+            with_reason(Code::FailedPrecondition, "pin_blocked", msg),
+            TriesLeft::Exactly(0),
+        ),
+        BackendError::LoginRequired => with_reason(Code::FailedPrecondition, "login_required", msg),
+        BackendError::Unavailable(_) => with_reason(Code::Unavailable, "backend_unavailable", msg),
+        BackendError::UnsupportedAlgorithm(_) | BackendError::InvalidUri { .. } => {
+            with_reason(Code::InvalidArgument, "invalid_argument", msg)
+        }
+        BackendError::NotSupported(_) => with_reason(Code::Unimplemented, "not_supported", msg),
+        BackendError::Device(_) | BackendError::Storage(_) => {
+            with_reason(Code::Internal, "device_error", msg)
+        }
+    }
+}
+
+pub fn from_device(backend: &str, e: &DeviceError) -> Status {
+    match e {
+        DeviceError::Backend(b) => from_backend(backend, b),
+        DeviceError::Worker(w) => with_reason(Code::Internal, "device_error", format!("backend {backend:?}: {w}")),
+    }
+}
+
+pub fn denied(what: String) -> Status {
+    with_reason(Code::PermissionDenied, "permission_denied", what)
+}
+
+pub fn invalid(what: impl Into<String>) -> Status {
+    with_reason(Code::InvalidArgument, "invalid_argument", what)
+}
+
+pub fn key_not_found(id: &str) -> Status {
+    with_reason(
+        Code::NotFound,
+        "key_not_found",
+        format!("no key {id:?} in any available backend (see `notaryctl key list`)"),
+    )
+}

@@ -1,0 +1,105 @@
+//! Backend listing and token login RPCs.
+
+use super::status::{self, denied, invalid};
+use super::KeydService;
+use crate::caller::Caller;
+use crate::policy::{KeyFacts, Operation};
+use keyd_backends::Availability;
+use keyd_proto::keyd as pb;
+use secrecy::SecretString;
+use tonic::{Request, Response, Status};
+
+impl KeydService {
+    pub(super) async fn list_backends_rpc(
+        &self,
+        request: Request<pb::ListBackendsRequest>,
+    ) -> Result<Response<pb::ListBackendsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        if !self.policy.allows_any(&caller, Operation::List) {
+            return Err(denied(format!("uid {} may not list backends", caller.uid)));
+        }
+        self.registry.refresh().await;
+        let mut backends = Vec::new();
+        for device in self.registry.devices() {
+            let (available, unavailable_reason) = match device.backend.availability() {
+                Availability::Available => (true, String::new()),
+                Availability::Unavailable(r) => (false, r),
+            };
+            let info = device.backend.device_info();
+            let logged_in = if available {
+                device.pin_status().await.ok().flatten().is_some_and(|s| s.logged_in)
+            } else {
+                false
+            };
+            backends.push(pb::Backend {
+                name: device.name.clone(),
+                r#type: device.backend.kind().to_string(),
+                available,
+                unavailable_reason,
+                device: Some(pb::DeviceInfo {
+                    manufacturer: info.manufacturer,
+                    model: info.model,
+                    label: info.label,
+                    serial: info.serial,
+                }),
+                algorithms: device.backend.algorithms().iter().map(|a| a.as_str().to_string()).collect(),
+                has_login: device.backend.token_login().is_some(),
+                logged_in,
+                key_count: u32::try_from(self.registry.count_in(&device.name)).unwrap_or(u32::MAX),
+                is_default: device.name == self.default_backend,
+            });
+        }
+        Ok(Response::new(pb::ListBackendsResponse { backends }))
+    }
+
+    fn unlock_allowed(&self, caller: &Caller, backend: &str) -> bool {
+        let facts = KeyFacts { key_ids: &[], backend, role: "", gun: "" };
+        self.policy.allows(caller, Operation::Unlock, &facts)
+    }
+
+    pub(super) async fn unlock_rpc(
+        &self,
+        request: Request<pb::UnlockRequest>,
+    ) -> Result<Response<pb::UnlockResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut record = Self::audit_base(&caller, "unlock");
+        record.backend = req.backend.clone();
+        if !self.unlock_allowed(&caller, &req.backend) {
+            let st = denied(format!("uid {} may not unlock backend {:?}", caller.uid, req.backend));
+            return Err(self.refuse(record, st).await);
+        }
+        let Some(device) = self.registry.device(&req.backend) else {
+            return Err(self.refuse(record, invalid(format!("no backend named {:?}", req.backend))).await);
+        };
+        if req.pin.is_empty() {
+            return Err(self.refuse(record, invalid("unlock needs a PIN")).await);
+        }
+        if let Err(e) = device.unlock(SecretString::from(req.pin)).await {
+            return Err(self.refuse(record, status::from_device(&device.name, &e)).await);
+        }
+        self.commit(record).await?;
+        // Keys become visible to listing only after login on some tokens.
+        self.registry.refresh().await;
+        Ok(Response::new(pb::UnlockResponse {}))
+    }
+
+    pub(super) async fn lock_rpc(&self, request: Request<pb::LockRequest>) -> Result<Response<pb::LockResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut record = Self::audit_base(&caller, "lock");
+        record.backend = req.backend.clone();
+        if !self.unlock_allowed(&caller, &req.backend) {
+            let st = denied(format!("uid {} may not lock backend {:?}", caller.uid, req.backend));
+            return Err(self.refuse(record, st).await);
+        }
+        let Some(device) = self.registry.device(&req.backend) else {
+            return Err(self.refuse(record, invalid(format!("no backend named {:?}", req.backend))).await);
+        };
+        if let Err(e) = device.lock().await {
+            return Err(self.refuse(record, status::from_device(&device.name, &e)).await);
+        }
+        self.commit(record).await?;
+        Ok(Response::new(pb::LockResponse {}))
+    }
+}

@@ -1,0 +1,150 @@
+//! Notary's checks on a root certificate (trustpinning + ValidateCertificate).
+
+use super::name::read_common_name;
+use super::CertError;
+use crate::keys::{ecdsa_curve, first_certificate, Curve, KeyType, PublicKey};
+use crate::oids;
+use crate::signature::rsa_public_key;
+use der::Encode;
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256, Sha384};
+use x509_cert::Certificate;
+
+/// One day of leeway for NotBefore, as notary allows for clock skew.
+const NOT_BEFORE_LEEWAY: i64 = 86_400;
+const MIN_RSA_BITS: usize = 2048;
+
+/// Checks the first certificate in `pem` the way notary accepts a root key:
+/// CN equals `gun` (or is a `prefix*` wildcard matching it), the validity
+/// window holds at `now_unix` (NotBefore up to a day ahead), no SHA-1, RSA at
+/// least 2048 bits. A self-issued certificate must also carry a valid
+/// self-signature; a CA-issued one is left to trust pinning.
+pub fn check_root_cert(pem: &str, gun: &str, now_unix: i64) -> Result<(), CertError> {
+    let (_, cert) = first_certificate(pem.as_bytes())?;
+    let tbs = &cert.tbs_certificate;
+    let cn = read_common_name(&tbs.subject).ok_or(CertError::NoCommonName)?;
+    if !cn_matches_gun(&cn, gun) {
+        return Err(CertError::GunMismatch {
+            cn,
+            gun: gun.to_string(),
+        });
+    }
+    let not_before = unix(&tbs.validity.not_before);
+    let not_after = unix(&tbs.validity.not_after);
+    if not_before > not_after {
+        return Err(CertError::InvalidWindow);
+    }
+    let alg = &cert.signature_algorithm.oid;
+    if [
+        oids::SHA1_WITH_RSA,
+        oids::DSA_WITH_SHA1,
+        oids::ECDSA_WITH_SHA1,
+    ]
+    .contains(alg)
+    {
+        return Err(CertError::Sha1);
+    }
+    let spki = tbs.subject_public_key_info.to_der()?;
+    let key = PublicKey::from_spki_der(&spki)?;
+    if key.keytype() == KeyType::Rsa {
+        let bits = rsa_public_key(&spki)?.n().bits();
+        if bits < MIN_RSA_BITS {
+            return Err(CertError::RsaTooSmall(bits));
+        }
+    }
+    if now_unix.saturating_add(NOT_BEFORE_LEEWAY) < not_before {
+        return Err(CertError::NotYetValid { not_before });
+    }
+    if now_unix > not_after {
+        return Err(CertError::Expired { not_after });
+    }
+    if tbs.issuer == tbs.subject {
+        check_self_signature(&cert, &spki)?;
+    }
+    Ok(())
+}
+
+/// Notary's MatchCNToGun: a CN ending in `*` is a prefix of the GUN.
+fn cn_matches_gun(cn: &str, gun: &str) -> bool {
+    match cn.strip_suffix('*') {
+        Some(_) => gun.starts_with(cn.trim_end_matches('*')),
+        None => cn == gun,
+    }
+}
+
+fn unix(time: &x509_cert::time::Time) -> i64 {
+    i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+}
+
+fn check_self_signature(cert: &Certificate, spki: &[u8]) -> Result<(), CertError> {
+    let tbs = cert.tbs_certificate.to_der()?;
+    let sig = cert
+        .signature
+        .as_bytes()
+        .ok_or(CertError::BadSelfSignature)?;
+    let alg = cert.signature_algorithm.oid;
+    let ok = if alg == oids::ECDSA_WITH_SHA256 || alg == oids::ECDSA_WITH_SHA384 {
+        let digest = if alg == oids::ECDSA_WITH_SHA256 {
+            Sha256::digest(&tbs).to_vec()
+        } else {
+            Sha384::digest(&tbs).to_vec()
+        };
+        let curve = ecdsa_curve(spki).map_err(|_| CertError::BadSelfSignature)?;
+        ecdsa_der_verifies(curve, spki, &digest, sig)
+    } else if alg == oids::SHA256_WITH_RSA {
+        let key = rsa_public_key(spki)?;
+        key.verify(
+            rsa::Pkcs1v15Sign::new::<Sha256>(),
+            &Sha256::digest(&tbs),
+            sig,
+        )
+        .is_ok()
+    } else {
+        return Err(CertError::UnsupportedAlgorithm(alg.to_string()));
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CertError::BadSelfSignature)
+    }
+}
+
+fn ecdsa_der_verifies(curve: Curve, spki: &[u8], digest: &[u8], sig: &[u8]) -> bool {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use p256::pkcs8::DecodePublicKey;
+    match curve {
+        Curve::P256 => {
+            let (Ok(vk), Ok(sig)) = (
+                p256::ecdsa::VerifyingKey::from_public_key_der(spki),
+                p256::ecdsa::Signature::from_der(sig),
+            ) else {
+                return false;
+            };
+            vk.verify_prehash(digest, &sig).is_ok()
+        }
+        Curve::P384 => {
+            let (Ok(vk), Ok(sig)) = (
+                p384::ecdsa::VerifyingKey::from_public_key_der(spki),
+                p384::ecdsa::Signature::from_der(sig),
+            ) else {
+                return false;
+            };
+            vk.verify_prehash(digest, &sig).is_ok()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_cn_is_a_prefix() {
+        assert!(cn_matches_gun("example.com/app", "example.com/app"));
+        assert!(!cn_matches_gun("example.com/app", "example.com/app2"));
+        assert!(cn_matches_gun("example.com/*", "example.com/app"));
+        assert!(cn_matches_gun("example.com/**", "example.com/app"));
+        assert!(!cn_matches_gun("example.org/*", "example.com/app"));
+        assert!(cn_matches_gun("*", "anything"));
+    }
+}

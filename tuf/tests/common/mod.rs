@@ -1,0 +1,53 @@
+//! Loading the notary 0.7 fixture collections shipped in tests/data.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use notary_tuf::metadata::parse_expires;
+use notary_tuf::{Metadata, PublicKey, Root, SignedEnvelope, Targets};
+use std::path::PathBuf;
+
+pub const GUN: &str = "example.com/notary-keyd/test";
+pub const COLLECTIONS: [&str; 2] = ["local", "remote-ed25519"];
+pub const FILES: [&str; 5] = [
+    "root.json",
+    "targets.json",
+    "targets_releases.json",
+    "snapshot.json",
+    "timestamp.json",
+];
+
+/// A moment when the fixtures' certificates are valid (just after creation).
+pub fn fixture_now() -> i64 {
+    parse_expires("2026-11-25T13:00:00Z").unwrap()
+}
+
+pub fn read(collection: &str, file: &str) -> Vec<u8> {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/data/notary-0.7",
+        collection,
+        file,
+    ]
+    .iter()
+    .collect();
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn envelope(collection: &str, file: &str) -> SignedEnvelope {
+    SignedEnvelope::parse(&read(collection, file)).unwrap()
+}
+
+pub fn root(collection: &str) -> Root {
+    envelope(collection, "root.json").decode().unwrap()
+}
+
+pub fn targets(collection: &str) -> Targets {
+    Targets::from_signed(&envelope(collection, "targets.json").signed).unwrap()
+}
+
+/// The root role's x509 certificate key.
+pub fn root_cert_key(collection: &str) -> PublicKey {
+    let root = root(collection);
+    let id = &root.role("root").unwrap().keyids[0];
+    root.keys[id].clone()
+}
