@@ -61,10 +61,11 @@ impl KeyUri {
 
     /// Like `get_bytes`, but a missing attribute is an error naming it.
     pub fn require_bytes(&self, name: &str) -> Result<&[u8], BackendError> {
-        self.get_bytes(name).ok_or_else(|| BackendError::InvalidUri {
-            uri: self.to_string(),
-            reason: format!("missing attribute {name:?}"),
-        })
+        self.get_bytes(name)
+            .ok_or_else(|| BackendError::InvalidUri {
+                uri: self.to_string(),
+                reason: format!("missing attribute {name:?}"),
+            })
     }
 }
 

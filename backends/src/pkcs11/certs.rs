@@ -14,11 +14,18 @@ use x509_cert::Certificate;
 impl Token {
     /// Stores `der` as the key's certificate, replacing any it had.
     pub(super) fn put_certificate(&self, id: &[u8], der: &[u8]) -> Result<(), OpError> {
-        let rejected = |why: String| OpError::Backend(BackendError::Storage(format!("certificate rejected: {why}")));
-        let cert = Certificate::from_der(der).map_err(|e| rejected(format!("not DER X.509: {e}")))?;
+        let rejected = |why: String| {
+            OpError::Backend(BackendError::Storage(format!(
+                "certificate rejected: {why}"
+            )))
+        };
+        let cert =
+            Certificate::from_der(der).map_err(|e| rejected(format!("not DER X.509: {e}")))?;
         let tbs = &cert.tbs_certificate;
-        let (_, cert_key) = encoding::public_from_spki(&tbs.subject_public_key_info).map_err(rejected)?;
-        let encode = |what: &str, r: der::Result<Vec<u8>>| r.map_err(|e| rejected(format!("{what}: {e}")));
+        let (_, cert_key) =
+            encoding::public_from_spki(&tbs.subject_public_key_info).map_err(rejected)?;
+        let encode =
+            |what: &str, r: der::Result<Vec<u8>>| r.map_err(|e| rejected(format!("{what}: {e}")));
         let subject = encode("subject", tbs.subject.to_der())?;
         let issuer = encode("issuer", tbs.issuer.to_der())?;
         let serial = encode("serial", tbs.serial_number.to_der())?;
@@ -66,15 +73,23 @@ impl Token {
     pub(super) fn certificate(&self, id: &[u8]) -> Result<Option<Vec<u8>>, OpError> {
         self.pool.with_session(|session| {
             match find(session, ObjectClass::CERTIFICATE, id)?.first() {
-                Some(&handle) => Ok(Some(certificate_value(session, handle).map_err(|u| u.into_op())?)),
-                None if find(session, ObjectClass::PUBLIC_KEY, id)?.is_empty() => Err(OpError::KeyNotFound),
+                Some(&handle) => Ok(Some(
+                    certificate_value(session, handle).map_err(|u| u.into_op())?,
+                )),
+                None if find(session, ObjectClass::PUBLIC_KEY, id)?.is_empty() => {
+                    Err(OpError::KeyNotFound)
+                }
                 None => Ok(None),
             }
         })
     }
 }
 
-fn find(session: &Session, class: ObjectClass, id: &[u8]) -> Result<Vec<cryptoki::object::ObjectHandle>, OpError> {
+fn find(
+    session: &Session,
+    class: ObjectClass,
+    id: &[u8],
+) -> Result<Vec<cryptoki::object::ObjectHandle>, OpError> {
     let mut template = vec![Attribute::Class(class), Attribute::Id(id.to_vec())];
     if class == ObjectClass::CERTIFICATE {
         template.push(Attribute::CertificateType(CertificateType::X_509));

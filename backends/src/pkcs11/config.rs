@@ -35,7 +35,11 @@ pub struct Pkcs11Config {
 
 impl Pkcs11Config {
     /// A config with the default pool size (one session per available core).
-    pub fn new(module: impl Into<PathBuf>, token: TokenSelector, pin: Option<SecretString>) -> Self {
+    pub fn new(
+        module: impl Into<PathBuf>,
+        token: TokenSelector,
+        pin: Option<SecretString>,
+    ) -> Self {
         Self {
             module: module.into(),
             token,

@@ -63,11 +63,15 @@ impl Curve {
 
     pub(super) fn from_params(params: &[u8]) -> Option<Curve> {
         let oid = ObjectIdentifier::from_der(params).ok()?;
-        [Curve::P256, Curve::P384].into_iter().find(|c| c.oid() == oid)
+        [Curve::P256, Curve::P384]
+            .into_iter()
+            .find(|c| c.oid() == oid)
     }
 
     fn from_oid(oid: ObjectIdentifier) -> Option<Curve> {
-        [Curve::P256, Curve::P384].into_iter().find(|c| c.oid() == oid)
+        [Curve::P256, Curve::P384]
+            .into_iter()
+            .find(|c| c.oid() == oid)
     }
 }
 
@@ -106,13 +110,19 @@ pub(super) fn ecdsa_public(curve: Curve, point: &[u8]) -> Result<PublicKey, Stri
         },
         subject_public_key: BitString::from_bytes(point).map_err(der_error)?,
     };
-    Ok(PublicKey::new(KeyType::Ecdsa, spki.to_der().map_err(der_error)?))
+    Ok(PublicKey::new(
+        KeyType::Ecdsa,
+        spki.to_der().map_err(der_error)?,
+    ))
 }
 
 /// Notary `ed25519` key: the raw 32 bytes.
 pub(super) fn ed25519_public(point: &[u8]) -> Result<PublicKey, String> {
     if point.len() != 32 {
-        return Err(format!("Ed25519 public key is {} bytes, not 32", point.len()));
+        return Err(format!(
+            "Ed25519 public key is {} bytes, not 32",
+            point.len()
+        ));
     }
     Ok(PublicKey::new(KeyType::Ed25519, point.to_vec()))
 }
@@ -126,7 +136,10 @@ struct RsaPublicKeyDer<'a> {
 
 /// Notary `rsa` key: DER SPKI (rsaEncryption, NULL parameters), and the
 /// algorithm its modulus size makes it.
-pub(super) fn rsa_public(modulus: &[u8], exponent: &[u8]) -> Result<(Algorithm, PublicKey), String> {
+pub(super) fn rsa_public(
+    modulus: &[u8],
+    exponent: &[u8],
+) -> Result<(Algorithm, PublicKey), String> {
     let pkcs1 = RsaPublicKeyDer {
         modulus: UintRef::new(modulus).map_err(der_error)?,
         public_exponent: UintRef::new(exponent).map_err(der_error)?,
@@ -135,7 +148,9 @@ pub(super) fn rsa_public(modulus: &[u8], exponent: &[u8]) -> Result<(Algorithm, 
     let algorithm = Algorithm::ALL
         .into_iter()
         .find(|a| a.rsa_bits().and_then(|b| usize::try_from(b).ok()) == Some(bits))
-        .ok_or_else(|| format!("RSA-{bits} is not a size notary-keyd signs with (2048, 3072, 4096)"))?;
+        .ok_or_else(|| {
+            format!("RSA-{bits} is not a size notary-keyd signs with (2048, 3072, 4096)")
+        })?;
     let spki = SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: RSA_ENCRYPTION,
@@ -144,7 +159,10 @@ pub(super) fn rsa_public(modulus: &[u8], exponent: &[u8]) -> Result<(Algorithm, 
         subject_public_key: BitString::from_bytes(&pkcs1.to_der().map_err(der_error)?)
             .map_err(der_error)?,
     };
-    Ok((algorithm, PublicKey::new(KeyType::Rsa, spki.to_der().map_err(der_error)?)))
+    Ok((
+        algorithm,
+        PublicKey::new(KeyType::Rsa, spki.to_der().map_err(der_error)?),
+    ))
 }
 
 /// Significant bits of a big-endian unsigned integer.
@@ -161,7 +179,9 @@ fn rsa_bits(modulus: &[u8]) -> usize {
 
 /// The notary key in a certificate's SPKI (for keys a token only holds as a
 /// certificate), re-encoded the way keys read from objects are.
-pub(super) fn public_from_spki(spki: &SubjectPublicKeyInfoOwned) -> Result<(Algorithm, PublicKey), String> {
+pub(super) fn public_from_spki(
+    spki: &SubjectPublicKeyInfoOwned,
+) -> Result<(Algorithm, PublicKey), String> {
     let key = spki
         .subject_public_key
         .as_bytes()
@@ -203,7 +223,12 @@ pub(super) fn ecdsa_raw_signature(sig: &[u8], curve: Curve) -> Result<Vec<u8>, S
         Ok(der) => (der.r.as_bytes(), der.s.as_bytes()),
         // Some tokens return r||s with both halves shorter than the field.
         Err(_) if sig.len().is_multiple_of(2) && sig.len() < 2 * n => sig.split_at(sig.len() / 2),
-        Err(_) => return Err(format!("token returned a {}-byte ECDSA signature", sig.len())),
+        Err(_) => {
+            return Err(format!(
+                "token returned a {}-byte ECDSA signature",
+                sig.len()
+            ))
+        }
     };
     if r.len() > n || s.len() > n {
         return Err("token returned an ECDSA signature larger than the curve".into());
@@ -239,7 +264,10 @@ mod tests {
             Curve::P256.params().unwrap(),
             [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]
         );
-        assert_eq!(Curve::P384.params().unwrap(), [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22]);
+        assert_eq!(
+            Curve::P384.params().unwrap(),
+            [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22]
+        );
         for c in [Curve::P256, Curve::P384] {
             assert_eq!(Curve::from_params(&c.params().unwrap()), Some(c));
         }
@@ -264,12 +292,18 @@ mod tests {
         let public = secret.public_key();
         let point = public.to_sec1_bytes();
         let ours = ecdsa_public(Curve::P256, &point).unwrap();
-        assert_eq!(ours.public_bytes(), public.to_public_key_der().unwrap().as_bytes());
+        assert_eq!(
+            ours.public_bytes(),
+            public.to_public_key_der().unwrap().as_bytes()
+        );
 
         let secret = p384::SecretKey::from_slice(&[9u8; 48]).unwrap();
         let public = secret.public_key();
         let ours = ecdsa_public(Curve::P384, &public.to_sec1_bytes()).unwrap();
-        assert_eq!(ours.public_bytes(), public.to_public_key_der().unwrap().as_bytes());
+        assert_eq!(
+            ours.public_bytes(),
+            public.to_public_key_der().unwrap().as_bytes()
+        );
     }
 
     #[test]
@@ -286,7 +320,10 @@ mod tests {
         .unwrap();
         let (alg, ours) = rsa_public(&key.n().to_bytes_be(), &key.e().to_bytes_be()).unwrap();
         assert_eq!(alg, Algorithm::Rsa2048);
-        assert_eq!(ours.public_bytes(), key.to_public_key_der().unwrap().as_bytes());
+        assert_eq!(
+            ours.public_bytes(),
+            key.to_public_key_der().unwrap().as_bytes()
+        );
         let spki = SubjectPublicKeyInfoOwned::from_der(ours.public_bytes()).unwrap();
         assert_eq!(public_from_spki(&spki).unwrap(), (alg, ours));
         assert!(rsa_public(&n[..128], &[1, 0, 1]).is_err());

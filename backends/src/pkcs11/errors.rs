@@ -97,7 +97,11 @@ impl OpError {
 pub(super) fn describe(e: &Error) -> String {
     match e {
         Error::Pkcs11(rv, function) => {
-            format!("C_{function:?} returned {} ({})", ckr_name(*rv), meaning(*rv))
+            format!(
+                "C_{function:?} returned {} ({})",
+                ckr_name(*rv),
+                meaning(*rv)
+            )
         }
         other => format!("PKCS#11 call failed: {other}"),
     }
@@ -126,7 +130,11 @@ pub(super) fn ckr_name(rv: RvError) -> String {
 /// The first sentence of the spec's description, lower-cased to fit in a message.
 fn meaning(rv: RvError) -> String {
     let text = rv.to_string();
-    let sentence = text.split(". ").next().unwrap_or(&text).trim_end_matches('.');
+    let sentence = text
+        .split(". ")
+        .next()
+        .unwrap_or(&text)
+        .trim_end_matches('.');
     let mut chars = sentence.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
@@ -154,11 +162,20 @@ mod tests {
     fn classifies_errors() {
         let e = OpError::Call(Error::Pkcs11(RvError::UserNotLoggedIn, Function::SignInit));
         assert!(e.needs_login());
-        assert!(matches!(e.into_backend(&"signing"), BackendError::LoginRequired));
+        assert!(matches!(
+            e.into_backend(&"signing"),
+            BackendError::LoginRequired
+        ));
         let e = OpError::Call(Error::Pkcs11(RvError::TokenNotPresent, Function::Sign));
         assert!(e.token_gone());
-        assert!(matches!(e.into_backend(&"signing"), BackendError::Unavailable(_)));
-        let e = OpError::Call(Error::Pkcs11(RvError::ObjectHandleInvalid, Function::SignInit));
+        assert!(matches!(
+            e.into_backend(&"signing"),
+            BackendError::Unavailable(_)
+        ));
+        let e = OpError::Call(Error::Pkcs11(
+            RvError::ObjectHandleInvalid,
+            Function::SignInit,
+        ));
         assert!(e.stale_handle());
     }
 }

@@ -40,7 +40,8 @@ impl Token {
         ];
 
         let session = self.rw_session()?;
-        let (public_handle, private_handle) = session.generate_key_pair(&mechanism, &public, &private)?;
+        let (public_handle, private_handle) =
+            session.generate_key_pair(&mechanism, &public, &private)?;
         let key = match read_public_key(&session, public_handle, id, spec.label.clone()) {
             Ok(key) if key.algorithm == spec.algorithm => key,
             // Not what we asked for, or unreadable: leave nothing half-made.
@@ -61,7 +62,13 @@ impl Token {
             }
         };
         // First sign needs no search.
-        self.remember(&key.id, SigningKey { handle: private_handle, kind });
+        self.remember(
+            &key.id,
+            SigningKey {
+                handle: private_handle,
+                kind,
+            },
+        );
         Ok(key)
     }
 }
@@ -70,32 +77,34 @@ impl Token {
 fn key_pair_params(
     algorithm: Algorithm,
 ) -> Result<(Mechanism<'static>, Vec<Attribute>, KeyKind), OpError> {
-    Ok(match (Curve::for_algorithm(algorithm), algorithm.rsa_bits()) {
-        (Some(curve), _) => {
-            let params = curve
-                .params()
-                .map_err(|e| BackendError::Device(format!("encoding EC parameters: {e}")))?;
-            (
-                Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(params)],
-                KeyKind::Ecdsa(curve),
-            )
-        }
-        (None, Some(bits)) => {
-            let bits = bits as usize;
-            (
-                Mechanism::RsaPkcsKeyPairGen,
-                vec![
-                    Attribute::ModulusBits(bits.try_into()?),
-                    Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-                ],
-                KeyKind::Rsa(bits / 8),
-            )
-        }
-        (None, None) => (
-            Mechanism::EccEdwardsKeyPairGen,
-            vec![Attribute::EcParams(encoding::ED25519_PARAMS.to_vec())],
-            KeyKind::Ed25519,
-        ),
-    })
+    Ok(
+        match (Curve::for_algorithm(algorithm), algorithm.rsa_bits()) {
+            (Some(curve), _) => {
+                let params = curve
+                    .params()
+                    .map_err(|e| BackendError::Device(format!("encoding EC parameters: {e}")))?;
+                (
+                    Mechanism::EccKeyPairGen,
+                    vec![Attribute::EcParams(params)],
+                    KeyKind::Ecdsa(curve),
+                )
+            }
+            (None, Some(bits)) => {
+                let bits = bits as usize;
+                (
+                    Mechanism::RsaPkcsKeyPairGen,
+                    vec![
+                        Attribute::ModulusBits(bits.try_into()?),
+                        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                    ],
+                    KeyKind::Rsa(bits / 8),
+                )
+            }
+            (None, None) => (
+                Mechanism::EccEdwardsKeyPairGen,
+                vec![Attribute::EcParams(encoding::ED25519_PARAMS.to_vec())],
+                KeyKind::Ed25519,
+            ),
+        },
+    )
 }

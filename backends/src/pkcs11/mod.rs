@@ -177,8 +177,12 @@ impl Pkcs11Backend {
             });
         }
         let id = uri.require_bytes("id")?;
-        let other_token = uri.get_bytes("token").is_some_and(|t| t != token.label.as_bytes())
-            || uri.get_bytes("serial").is_some_and(|s| s != token.serial.as_bytes());
+        let other_token = uri
+            .get_bytes("token")
+            .is_some_and(|t| t != token.label.as_bytes())
+            || uri
+                .get_bytes("serial")
+                .is_some_and(|s| s != token.serial.as_bytes());
         if other_token {
             return Err(BackendError::KeyNotFound(uri.to_string()));
         }
@@ -234,7 +238,9 @@ impl KeyBackend for Pkcs11Backend {
     }
 
     fn algorithms(&self) -> Vec<Algorithm> {
-        self.token().map(|t| t.algorithms.clone()).unwrap_or_default()
+        self.token()
+            .map(|t| t.algorithms.clone())
+            .unwrap_or_default()
     }
 
     fn concurrency(&self) -> usize {
@@ -296,7 +302,9 @@ impl CertificateStore for Pkcs11Backend {
 impl TokenLogin for Pkcs11Backend {
     fn pin_status(&self) -> Result<PinStatus, BackendError> {
         let token = self.token()?;
-        token.pin_status().map_err(|e| self.fail(&token, e, &"reading the PIN status"))
+        token
+            .pin_status()
+            .map_err(|e| self.fail(&token, e, &"reading the PIN status"))
     }
 
     fn login(&self, pin: &SecretString) -> Result<(), BackendError> {
@@ -314,6 +322,8 @@ impl TokenLogin for Pkcs11Backend {
 
     fn logout(&self) -> Result<(), BackendError> {
         let token = self.token()?;
-        token.logout().map_err(|e| self.fail(&token, e, &"logging out"))
+        token
+            .logout()
+            .map_err(|e| self.fail(&token, e, &"logging out"))
     }
 }

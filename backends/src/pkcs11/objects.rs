@@ -7,7 +7,9 @@ use super::errors::OpError;
 use super::lock;
 use super::token::Token;
 use crate::{Algorithm, BackendKey, KeyUri};
-use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::Session;
 use der::Decode;
 use notary_tuf::PublicKey;
@@ -123,8 +125,14 @@ impl Token {
         }
         let session = self.rw_session()?;
         let mut handles = Vec::new();
-        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY, ObjectClass::CERTIFICATE] {
-            handles.extend(session.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])?);
+        for class in [
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::PUBLIC_KEY,
+            ObjectClass::CERTIFICATE,
+        ] {
+            handles.extend(
+                session.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])?,
+            );
         }
         if handles.is_empty() {
             return Err(OpError::KeyNotFound);
@@ -167,7 +175,8 @@ pub(super) fn read_public_key(
             AttributeType::PublicExponent,
         ],
     )?;
-    let (mut key_type, mut params, mut point, mut modulus, mut exponent) = (None, None, None, None, None);
+    let (mut key_type, mut params, mut point, mut modulus, mut exponent) =
+        (None, None, None, None, None);
     for attr in attrs {
         match attr {
             Attribute::KeyType(t) => key_type = Some(t),
@@ -189,18 +198,29 @@ pub(super) fn read_public_key(
                 ))
             })?;
             let value = point.ok_or_else(|| missing("CKA_EC_POINT"))?;
-            let raw = encoding::ec_point(&value, encoding::uncompressed_len(curve))
-                .ok_or_else(|| Unusable::Content("CKA_EC_POINT is not an uncompressed point".into()))?;
-            (curve.algorithm(), encoding::ecdsa_public(curve, raw).map_err(Unusable::Content)?)
+            let raw =
+                encoding::ec_point(&value, encoding::uncompressed_len(curve)).ok_or_else(|| {
+                    Unusable::Content("CKA_EC_POINT is not an uncompressed point".into())
+                })?;
+            (
+                curve.algorithm(),
+                encoding::ecdsa_public(curve, raw).map_err(Unusable::Content)?,
+            )
         }
         Some(KeyType::EC_EDWARDS) => {
             if !params.as_deref().is_some_and(encoding::is_ed25519_params) {
-                return Err(Unusable::Content("EdDSA key on a curve other than Ed25519".into()));
+                return Err(Unusable::Content(
+                    "EdDSA key on a curve other than Ed25519".into(),
+                ));
             }
             let value = point.ok_or_else(|| missing("CKA_EC_POINT"))?;
-            let raw = encoding::ec_point(&value, 32)
-                .ok_or_else(|| Unusable::Content("CKA_EC_POINT is not a 32-byte Ed25519 key".into()))?;
-            (Algorithm::Ed25519, encoding::ed25519_public(raw).map_err(Unusable::Content)?)
+            let raw = encoding::ec_point(&value, 32).ok_or_else(|| {
+                Unusable::Content("CKA_EC_POINT is not a 32-byte Ed25519 key".into())
+            })?;
+            (
+                Algorithm::Ed25519,
+                encoding::ed25519_public(raw).map_err(Unusable::Content)?,
+            )
         }
         Some(KeyType::RSA) => {
             let n = modulus.ok_or_else(|| missing("CKA_MODULUS"))?;
@@ -229,7 +249,8 @@ fn read_certificate_key(
     let cert = Certificate::from_der(&value)
         .map_err(|e| Unusable::Content(format!("certificate is not valid DER X.509: {e}")))?;
     let (algorithm, public) =
-        encoding::public_from_spki(&cert.tbs_certificate.subject_public_key_info).map_err(Unusable::Content)?;
+        encoding::public_from_spki(&cert.tbs_certificate.subject_public_key_info)
+            .map_err(Unusable::Content)?;
     Ok(KeyObject {
         id,
         label,
@@ -238,7 +259,10 @@ fn read_certificate_key(
     })
 }
 
-pub(super) fn certificate_value(session: &Session, handle: ObjectHandle) -> Result<Vec<u8>, Unusable> {
+pub(super) fn certificate_value(
+    session: &Session,
+    handle: ObjectHandle,
+) -> Result<Vec<u8>, Unusable> {
     session
         .get_attributes(handle, &[AttributeType::Value])?
         .into_iter()

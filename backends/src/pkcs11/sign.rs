@@ -83,7 +83,11 @@ impl Token {
 fn key_kind(session: &Session, handle: ObjectHandle) -> Result<KeyKind, OpError> {
     let attrs = session.get_attributes(
         handle,
-        &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::Modulus],
+        &[
+            AttributeType::KeyType,
+            AttributeType::EcParams,
+            AttributeType::Modulus,
+        ],
     )?;
     let mut key_type = None;
     let mut params = None;
@@ -96,9 +100,8 @@ fn key_kind(session: &Session, handle: ObjectHandle) -> Result<KeyKind, OpError>
             _ => {}
         }
     }
-    let unsupported = |what: String| {
-        OpError::Backend(crate::BackendError::UnsupportedAlgorithm(what))
-    };
+    let unsupported =
+        |what: String| OpError::Backend(crate::BackendError::UnsupportedAlgorithm(what));
     match key_type {
         Some(KeyType::EC) => params
             .as_deref()

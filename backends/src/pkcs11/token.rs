@@ -63,8 +63,16 @@ impl Token {
         let ctx = module.ctx().clone();
         let (slot, info) = find_token(&ctx, config).map_err(OpenError::retry)?;
         let label = info.label().to_string();
-        let what = |e: &Error| format!("{} in {}: {}", config.token, config.module.display(), describe(e));
-        let algorithms = supported_algorithms(&ctx, slot).map_err(|e| OpenError::retry(what(&e)))?;
+        let what = |e: &Error| {
+            format!(
+                "{} in {}: {}",
+                config.token,
+                config.module.display(),
+                describe(e)
+            )
+        };
+        let algorithms =
+            supported_algorithms(&ctx, slot).map_err(|e| OpenError::retry(what(&e)))?;
         let anchor = ctx
             .open_rw_session(slot)
             .map_err(|e| OpenError::retry(what(&e)))?;
@@ -126,7 +134,9 @@ impl Token {
     }
 
     pub(super) fn logged_in(&self) -> Result<bool, OpError> {
-        Ok(is_user(lock(&self.anchor).get_session_info()?.session_state()))
+        Ok(is_user(
+            lock(&self.anchor).get_session_info()?.session_state(),
+        ))
     }
 
     /// One C_Login with `pin`; never retried here.
@@ -146,7 +156,11 @@ impl Token {
         }
     }
 
-    fn login_on(&self, anchor: MutexGuard<'_, Session>, pin: &SecretString) -> Result<(), LoginFailure> {
+    fn login_on(
+        &self,
+        anchor: MutexGuard<'_, Session>,
+        pin: &SecretString,
+    ) -> Result<(), LoginFailure> {
         // cryptoki's AuthPin is secrecy's SecretString: the PIN is exposed
         // only inside the C_Login call.
         match anchor.login(UserType::User, Some(pin)) {
@@ -221,7 +235,11 @@ fn find_token(ctx: &Pkcs11, config: &Pkcs11Config) -> Result<(Slot, TokenInfo), 
             TokenSelector::Label(label) => info.label() == label,
             TokenSelector::Serial(serial) => info.serial_number() == serial,
         };
-        present.push(format!("{:?} (serial {})", info.label(), info.serial_number()));
+        present.push(format!(
+            "{:?} (serial {})",
+            info.label(),
+            info.serial_number()
+        ));
         if hit {
             matches.push((slot, info));
         }
@@ -234,11 +252,15 @@ fn find_token(ctx: &Pkcs11, config: &Pkcs11Config) -> Result<(Slot, TokenInfo), 
                 TokenSelector::Serial(serial) => format!("no token with serial {serial:?}"),
             };
             let seen = if present.is_empty() {
-                "no initialised tokens present: is the device plugged in and initialised?".to_string()
+                "no initialised tokens present: is the device plugged in and initialised?"
+                    .to_string()
             } else {
                 format!("tokens present: {}", present.join(", "))
             };
-            Err(format!("{wanted} in PKCS#11 module {} ({seen})", config.module.display()))
+            Err(format!(
+                "{wanted} in PKCS#11 module {} ({seen})",
+                config.module.display()
+            ))
         }
         n => Err(format!(
             "{n} tokens match the {}: select the token by serial instead (tokens present: {})",
@@ -275,7 +297,9 @@ fn supported_algorithms(ctx: &Pkcs11, slot: Slot) -> Result<Vec<Algorithm>, Erro
             Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => has(
                 MechanismType::RSA_PKCS_KEY_PAIR_GEN,
                 MechanismType::SHA256_RSA_PKCS_PSS,
-                a.rsa_bits().and_then(|b| usize::try_from(b).ok()).unwrap_or(0),
+                a.rsa_bits()
+                    .and_then(|b| usize::try_from(b).ok())
+                    .unwrap_or(0),
             ),
         })
         .collect())

@@ -164,9 +164,12 @@ pub fn verify(
             if key.keytype() != KeyType::Rsa {
                 return Err(wrong_type());
             }
-            let blocks =
-                pem::parse_blocks(key.public_bytes()).map_err(|e| key_error(KeyError::Pem(e)))?;
-            let spki = blocks.into_iter().next().map(|b| b.der).unwrap_or_default();
+            let spki = pem::parse_blocks(key.public_bytes())
+                .map_err(|e| key_error(KeyError::Pem(e)))?
+                .into_iter()
+                .next()
+                .map(|block| block.der)
+                .ok_or_else(|| key_error(KeyError::Pem(pem::PemError::NoBlock)))?;
             let rsa_key = rsa_public_key(&spki).map_err(key_error)?;
             check_rsa_size(&rsa_key, &keyid)?;
             rsa_key

@@ -21,16 +21,17 @@ pub fn fixture_now() -> i64 {
     parse_expires("2026-11-25T13:00:00Z").unwrap()
 }
 
-pub fn read(collection: &str, file: &str) -> Vec<u8> {
-    let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests/data/notary-0.7",
-        collection,
-        file,
-    ]
-    .iter()
-    .collect();
+/// A file under tests/data.
+pub fn read_data(relative: &str) -> Vec<u8> {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/data", relative]
+        .iter()
+        .collect();
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A file of a fixture collection.
+pub fn read(collection: &str, file: &str) -> Vec<u8> {
+    read_data(&format!("notary-0.7/{collection}/{file}"))
 }
 
 pub fn envelope(collection: &str, file: &str) -> SignedEnvelope {

@@ -1,0 +1,32 @@
+//! `notaryctl backend list`.
+
+use crate::connect::Client;
+use crate::errors::KeydError;
+use crate::output::{self, BackendJson};
+use clap::Args;
+use keyd_proto::keyd as pb;
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array of backend objects instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
+    let backends = client
+        .list_backends(pb::ListBackendsRequest {})
+        .await
+        .map_err(KeydError::from)?
+        .into_inner()
+        .backends;
+    if args.json {
+        let list: Vec<BackendJson> = backends.iter().map(BackendJson::from).collect();
+        println!("{}", output::json(&list)?);
+    } else if backends.is_empty() {
+        eprintln!("notary-keyd has no backends configured.");
+    } else {
+        print!("{}", output::backend_table(&backends));
+    }
+    Ok(())
+}

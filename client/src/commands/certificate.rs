@@ -1,0 +1,126 @@
+//! `notaryctl key cert show|attach|issue-root`.
+
+use super::with_pin_retry;
+use crate::connect::Client;
+use crate::errors::KeydError;
+use crate::progress;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use keyd_proto::keyd as pb;
+use notary_tuf::rootcert::check_root_cert;
+use notary_tuf::PublicKey;
+use secrecy::ExposeSecret;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Key ID (bare or x509) or key URI.
+    key_id: String,
+}
+
+/// PEM on stdout, ending in exactly one newline.
+fn print_pem(pem: &str) {
+    println!("{}", pem.trim_end_matches('\n'));
+}
+
+pub async fn show(client: &mut Client, args: &ShowArgs) -> Result<()> {
+    let cert = client
+        .get_certificate(pb::GetCertificateRequest { key_id: args.key_id.clone() })
+        .await
+        .map_err(KeydError::from)?
+        .into_inner();
+    eprintln!("Certificate of key {} (x509 key ID {})", cert.key_id, cert.x509_key_id);
+    print_pem(&cert.certificate_pem);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Key ID of the key the certificate is for.
+    key_id: String,
+    /// PEM file: the leaf certificate first, then any intermediates.
+    #[arg(value_name = "PEMFILE")]
+    pem_file: PathBuf,
+}
+
+pub async fn attach(client: &mut Client, args: &AttachArgs) -> Result<()> {
+    let pem = std::fs::read_to_string(&args.pem_file)
+        .with_context(|| format!("cannot read {}", args.pem_file.display()))?;
+    let cert = client
+        .attach_certificate(pb::AttachCertificateRequest {
+            key_id: args.key_id.clone(),
+            certificate_pem: pem,
+        })
+        .await
+        .map_err(KeydError::from)?
+        .into_inner();
+    eprintln!("Attached the certificate to key {}; its x509 key ID:", cert.key_id);
+    println!("{}", cert.x509_key_id);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct IssueRootArgs {
+    /// Key ID of an ECDSA key to make the root certificate for.
+    key_id: String,
+    /// The collection (GUN) the certificate is for; it becomes the CN.
+    #[arg(long)]
+    gun: String,
+    /// Validity in days [default: 3650, notary's 10 years].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    days: Option<u32>,
+    /// If the token is locked, read its PIN from the first line of this file
+    /// (else $NOTARY_KEYD_PIN, else a terminal prompt).
+    #[arg(long, value_name = "FILE")]
+    pin_file: Option<PathBuf>,
+}
+
+/// The certificate must be notary-valid for the GUN, self-signed correctly,
+/// and hold the key's own public key under the x509 ID the daemon reported.
+fn check_issued(key: &pb::Key, gun: &str, cert: &pb::Certificate) -> Result<()> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let refuse = |why: String| anyhow!("notary-keyd returned a root certificate that {why}; not using it");
+    check_root_cert(&cert.certificate_pem, gun, now).map_err(|e| refuse(format!("fails notary's checks ({e})")))?;
+    let x509 = PublicKey::from_certificate_pem(&cert.certificate_pem).map_err(|e| refuse(e.to_string()))?;
+    let bare = x509.bare_key().map_err(|e| refuse(e.to_string()))?;
+    if bare.key_id() != key.key_id {
+        return Err(refuse(format!("is for key {}, not {}", bare.key_id(), key.key_id)));
+    }
+    if x509.key_id() != cert.x509_key_id {
+        return Err(refuse(format!("has x509 key ID {}, not {} as reported", x509.key_id(), cert.x509_key_id)));
+    }
+    Ok(())
+}
+
+pub async fn issue_root(client: &mut Client, args: &IssueRootArgs) -> Result<()> {
+    if args.gun.is_empty() {
+        bail!("--gun must name the collection, e.g. --gun example.com/app");
+    }
+    let key = client
+        .get_key(pb::GetKeyRequest { key: args.key_id.clone() })
+        .await
+        .map_err(KeydError::from)?
+        .into_inner();
+    let cert = with_pin_retry(&key.backend, args.pin_file.as_deref(), |pin| {
+        let request = pb::IssueRootCertificateRequest {
+            key_id: args.key_id.clone(),
+            gun: args.gun.clone(),
+            validity_days: args.days.unwrap_or(0),
+            pin: pin.map(|p| p.expose_secret().to_owned()).unwrap_or_default(),
+        };
+        let mut client = client.clone();
+        async move { progress::follow(client.issue_root_certificate(request).await?.into_inner()).await }
+    })
+    .await?;
+    check_issued(&key, &args.gun, &cert)?;
+    eprintln!(
+        "Issued a root certificate for {} with key {}; x509 key ID {}",
+        args.gun, cert.key_id, cert.x509_key_id
+    );
+    print_pem(&cert.certificate_pem);
+    Ok(())
+}

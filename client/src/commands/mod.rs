@@ -1,0 +1,37 @@
+//! One file per command group.
+
+pub mod backend;
+pub mod certificate;
+pub mod key;
+pub mod sign;
+
+use crate::errors::{reason, KeydError};
+use crate::pin;
+use secrecy::SecretString;
+use std::future::Future;
+use std::path::Path;
+use tonic::Status;
+
+/// Runs a PIN-capable request without a PIN; if the token turns out to be
+/// locked and a PIN can be had, runs it once more with the PIN. A wrong PIN
+/// is never retried: the second attempt's outcome is final.
+pub async fn with_pin_retry<T, F, Fut>(backend: &str, pin_file: Option<&Path>, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut(Option<&SecretString>) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let status = match attempt(None).await {
+        Ok(result) => return Ok(result),
+        Err(status) => status,
+    };
+    let source = (reason(&status) == Some("login_required"))
+        .then(|| pin::source(pin_file))
+        .flatten();
+    let Some(source) = source else {
+        return Err(KeydError::on_backend(status, backend).into());
+    };
+    let pin = pin::read(source, backend)?;
+    attempt(Some(&pin))
+        .await
+        .map_err(|status| KeydError::on_backend(status, backend).into())
+}

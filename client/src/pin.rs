@@ -1,0 +1,136 @@
+//! Where a token PIN comes from: --pin-file, else $NOTARY_KEYD_PIN, else a
+//! prompt on the terminal. PINs live only in `SecretString`.
+
+use anyhow::{bail, Context, Result};
+use secrecy::zeroize::Zeroize;
+use secrecy::SecretString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+pub const PIN_ENV: &str = "NOTARY_KEYD_PIN";
+
+#[derive(Debug)]
+pub enum PinSource {
+    File(PathBuf),
+    Env(SecretString),
+    Prompt,
+}
+
+/// Picks the source by precedence: file, then environment, then terminal.
+fn choose(pin_file: Option<&Path>, env: Option<SecretString>, interactive: bool) -> Option<PinSource> {
+    if let Some(path) = pin_file {
+        return Some(PinSource::File(path.to_path_buf()));
+    }
+    if let Some(pin) = env {
+        return Some(PinSource::Env(pin));
+    }
+    interactive.then_some(PinSource::Prompt)
+}
+
+fn env_pin() -> Option<SecretString> {
+    std::env::var(PIN_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from)
+}
+
+/// A prompt only when stdin is a terminal: a process run from a script or a
+/// test may still have a controlling tty, and must not hang on it.
+fn interactive() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// The PIN source available now, if any.
+pub fn source(pin_file: Option<&Path>) -> Option<PinSource> {
+    choose(pin_file, env_pin(), interactive())
+}
+
+/// Reads the PIN for `backend` from a source.
+pub fn read(source: PinSource, backend: &str) -> Result<SecretString> {
+    match source {
+        PinSource::File(path) => read_file(&path),
+        PinSource::Env(pin) => Ok(pin),
+        PinSource::Prompt => {
+            let mut typed = rpassword::prompt_password(format!("PIN for backend {backend}: "))
+                .context("cannot read the PIN from the terminal")?;
+            let pin = SecretString::from(typed.trim_end_matches(['\r', '\n']).to_string());
+            typed.zeroize();
+            non_empty(pin, "the PIN typed is empty")
+        }
+    }
+}
+
+/// The PIN for `backend`, or a refusal saying how to provide one.
+pub fn require(pin_file: Option<&Path>, backend: &str) -> Result<SecretString> {
+    match source(pin_file) {
+        Some(src) => read(src, backend),
+        None => bail!(
+            "backend {backend} needs a PIN and there is no terminal to ask for it: \
+             pass --pin-file FILE or set {PIN_ENV}"
+        ),
+    }
+}
+
+/// The file's first line; a trailing newline is not part of the PIN.
+fn read_file(path: &Path) -> Result<SecretString> {
+    let mut text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the PIN file {}", path.display()))?;
+    let pin = SecretString::from(text.lines().next().unwrap_or("").to_string());
+    text.zeroize();
+    non_empty(pin, &format!("the PIN file {} is empty", path.display()))
+}
+
+fn non_empty(pin: SecretString, why: &str) -> Result<SecretString> {
+    use secrecy::ExposeSecret;
+    if pin.expose_secret().is_empty() {
+        bail!("{why}");
+    }
+    Ok(pin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn file_wins_over_env_and_terminal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pin");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let src = choose(Some(&path), Some(SecretString::from("from-env")), true).unwrap();
+        assert!(matches!(src, PinSource::File(_)));
+        assert_eq!(read(src, "hsm").unwrap().expose_secret(), "from-file");
+    }
+
+    #[test]
+    fn env_wins_over_terminal() {
+        let src = choose(None, Some(SecretString::from("from-env")), true).unwrap();
+        assert_eq!(read(src, "hsm").unwrap().expose_secret(), "from-env");
+    }
+
+    #[test]
+    fn terminal_only_when_interactive() {
+        assert!(matches!(choose(None, None, true), Some(PinSource::Prompt)));
+        assert!(choose(None, None, false).is_none());
+    }
+
+    #[test]
+    fn pin_file_must_hold_a_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pin");
+        std::fs::write(&path, "\n").unwrap();
+        let err = read(PinSource::File(path.clone()), "hsm").unwrap_err().to_string();
+        assert!(err.contains("is empty"), "{err}");
+        let err = read(PinSource::File(dir.path().join("absent")), "hsm").unwrap_err().to_string();
+        assert!(err.contains("cannot read the PIN file"), "{err}");
+        std::fs::write(&path, "1234\r\n").unwrap();
+        assert_eq!(read(PinSource::File(path), "hsm").unwrap().expose_secret(), "1234");
+    }
+
+    #[test]
+    fn debug_never_shows_the_pin() {
+        let src = PinSource::Env(SecretString::from("s3cret"));
+        assert!(!format!("{src:?}").contains("s3cret"));
+    }
+}

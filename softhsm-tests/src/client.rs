@@ -1,0 +1,19 @@
+//! A gRPC client to the daemon's socket.
+
+use anyhow::Result;
+use hyper_util::rt::TokioIo;
+use keyd_proto::keyd::keyd_client::KeydClient;
+use std::path::{Path, PathBuf};
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+pub async fn connect(socket: &Path) -> Result<KeydClient<Channel>> {
+    let path: PathBuf = socket.to_path_buf();
+    let channel = Endpoint::try_from("http://keyd.invalid")?
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await?;
+    Ok(KeydClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+}

@@ -1,0 +1,157 @@
+//! The real notary-keyd binary on a temp socket, stopped by pid on drop.
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary next to the running test or bench executable
+/// (`target/<profile>/NAME`). Build them first: `cargo build --bins`.
+pub fn bin_path(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("no exe dir")?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!("{} not found: run `cargo build --bins` (same profile) first", path.display());
+    }
+    Ok(path)
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub audit_log: PathBuf,
+    pub state_dir: PathBuf,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes a config from `[server]` defaults in a temp dir plus `rest`
+    /// (backend and policy sections) and starts the daemon with `env`.
+    pub fn start(rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
+        let dir = tempfile::tempdir()?;
+        let socket = dir.path().join("keyd.sock");
+        let state_dir = dir.path().join("state");
+        let audit_log = dir.path().join("audit.jsonl");
+        let config = dir.path().join("keyd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n\n{rest}",
+                socket.display(),
+                state_dir.display(),
+                audit_log.display()
+            ),
+        )?;
+        let mut daemon = Daemon {
+            child: None,
+            log: dir.path().join("keyd.log"),
+            dir,
+            socket,
+            config,
+            audit_log,
+            state_dir,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        daemon.spawn()?;
+        Ok(daemon)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let mut cmd = Command::new(bin_path("notary-keyd")?);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .env_remove("NOTARY_KEYD_SOCKET")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().context("starting notary-keyd")?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    bail!("notary-keyd exited ({status}) before listening:\n{}", self.log_text());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("notary-keyd did not listen within 20 s:\n{}", self.log_text())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// SIGTERM by pid, then wait; SIGKILL after 10 s.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let pid = Pid::from_raw(i32::try_from(child.id())?);
+            let _ = kill(pid, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("notary-keyd ignored SIGTERM for 10 s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.spawn()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

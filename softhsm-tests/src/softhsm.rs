@@ -1,0 +1,65 @@
+//! A fresh SoftHSM2 token per test: its own config and token directory, so
+//! tests never share token state.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+pub struct SoftHsm {
+    dir: tempfile::TempDir,
+    pub label: String,
+    pub pin: String,
+    pub so_pin: String,
+}
+
+impl SoftHsm {
+    /// Initialises a token labelled `label` with user PIN `pin`.
+    pub fn new(label: &str, pin: &str) -> Result<SoftHsm> {
+        if !Path::new(MODULE).exists() {
+            bail!("{MODULE} is missing: install softhsm2 (the test command does)");
+        }
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir(dir.path().join("tokens"))?;
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                dir.path().join("tokens").display()
+            ),
+        )?;
+        let hsm = SoftHsm {
+            dir,
+            label: label.to_string(),
+            pin: pin.to_string(),
+            so_pin: "so-secret-1".into(),
+        };
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", hsm.conf())
+            .args(["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", &hsm.so_pin])
+            .output()
+            .context("running softhsm2-util")?;
+        if !out.status.success() {
+            bail!("softhsm2-util failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(hsm)
+    }
+
+    /// The `SOFTHSM2_CONF` to give processes that use this token.
+    pub fn conf(&self) -> PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    /// A `[[backend]]` section for this token with the PIN in a file.
+    pub fn backend_toml(&self, name: &str) -> Result<String> {
+        let pin_file = self.dir.path().join(format!("{name}.pin"));
+        std::fs::write(&pin_file, format!("{}\n", self.pin))?;
+        Ok(format!(
+            "[[backend]]\nname = \"{name}\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken = \"{}\"\npin = {{ file = \"{}\" }}\n",
+            self.label,
+            pin_file.display()
+        ))
+    }
+}
