@@ -232,6 +232,11 @@ fn reopen_lists_the_same_keys(keys: &HashMap<Algorithm, BackendKey>) {
 fn concurrent_signing(key: &BackendKey) {
     // More threads than sessions: they queue for the pool.
     let backend = Arc::new(Pkcs11Backend::open("hsm", config("notary", Some(PIN))));
+    // With a configured PIN a lost login is restored on the next sign (the
+    // threads race to find it gone; one logs in).
+    let login = backend.token_login().unwrap();
+    login.logout().unwrap();
+    assert!(!login.pin_status().unwrap().logged_in);
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let backend = backend.clone();
@@ -248,6 +253,7 @@ fn concurrent_signing(key: &BackendKey) {
     for t in threads {
         t.join().unwrap();
     }
+    assert!(login.pin_status().unwrap().logged_in);
 }
 
 /// A self-signed certificate for `key`, signed through the backend.

@@ -8,7 +8,9 @@
 //! ```
 //! A request is allowed when any rule matches the caller, names the
 //! operation, and has a key selector matching the key. The daemon's own uid
-//! is always allowed everything; with no rules, nobody else is.
+//! is allowed everything except `sign-raw`, which signs bytes the daemon
+//! cannot check and so must always be granted by a rule; with no rules,
+//! nobody else may do anything.
 
 use crate::caller::Caller;
 use serde::Deserialize;
@@ -129,7 +131,7 @@ impl Policy {
     }
 
     pub fn allows(&self, caller: &Caller, op: Operation, key: &KeyFacts<'_>) -> bool {
-        caller.uid == self.owner_uid
+        (caller.uid == self.owner_uid && op != Operation::SignRaw)
             || self
                 .rules
                 .iter()
@@ -174,6 +176,7 @@ mod tests {
         let p = Policy::new(1000, Vec::new());
         let k = KeyFacts::default();
         assert!(p.allows(&caller(1000, 1000), Operation::Delete, &k));
+        assert!(!p.allows(&caller(1000, 1000), Operation::SignRaw, &k));
         assert!(!p.allows(&caller(1001, 1000), Operation::List, &k));
         assert!(!p.allows(&caller(0, 0), Operation::Sign, &k));
     }

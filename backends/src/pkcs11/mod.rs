@@ -134,18 +134,18 @@ impl Pkcs11Backend {
     /// log in once and run it once more; in prompt mode, LoginRequired.
     fn run<T>(
         &self,
+        token: &Arc<Token>,
         what: &dyn fmt::Display,
         op: impl Fn(&Token) -> Result<T, OpError>,
     ) -> Result<T, BackendError> {
-        let token = self.token()?;
-        let result = match op(&token) {
+        let result = match op(token) {
             Err(e) if e.needs_login() => {
-                self.relogin(&token)?;
-                op(&token)
+                self.relogin(token)?;
+                op(token)
             }
             other => other,
         };
-        result.map_err(|e| self.fail(&token, e, what))
+        result.map_err(|e| self.fail(token, e, what))
     }
 
     fn relogin(&self, token: &Arc<Token>) -> Result<(), BackendError> {
@@ -248,7 +248,7 @@ impl KeyBackend for Pkcs11Backend {
     }
 
     fn list(&self) -> Result<Vec<BackendKey>, BackendError> {
-        self.run(&"listing keys", |token| token.list())
+        self.run(&self.token()?, &"listing keys", |token| token.list())
     }
 
     fn generate(&self, spec: &KeySpec) -> Result<BackendKey, BackendError> {
@@ -260,20 +260,20 @@ impl KeyBackend for Pkcs11Backend {
             )));
         }
         let what = format!("generating a {} key", spec.algorithm);
-        let key = self.run(&what, |token| token.generate(spec))?;
+        let key = self.run(&token, &what, |token| token.generate(spec))?;
         Ok(token.backend_key(&key))
     }
 
     fn sign(&self, uri: &KeyUri, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
         let token = self.token()?;
         let id = self.key_id(&token, uri)?;
-        self.run(uri, |token| token.sign(id, payload))
+        self.run(&token, uri, |token| token.sign(id, payload))
     }
 
     fn delete(&self, uri: &KeyUri) -> Result<(), BackendError> {
         let token = self.token()?;
         let id = self.key_id(&token, uri)?;
-        self.run(uri, |token| token.delete(id))
+        self.run(&token, uri, |token| token.delete(id))
     }
 
     fn certificates(&self) -> Option<&dyn CertificateStore> {
@@ -289,13 +289,13 @@ impl CertificateStore for Pkcs11Backend {
     fn put_certificate(&self, uri: &KeyUri, der: &[u8]) -> Result<(), BackendError> {
         let token = self.token()?;
         let id = self.key_id(&token, uri)?;
-        self.run(uri, |token| token.put_certificate(id, der))
+        self.run(&token, uri, |token| token.put_certificate(id, der))
     }
 
     fn certificate(&self, uri: &KeyUri) -> Result<Option<Vec<u8>>, BackendError> {
         let token = self.token()?;
         let id = self.key_id(&token, uri)?;
-        self.run(uri, |token| token.certificate(id))
+        self.run(&token, uri, |token| token.certificate(id))
     }
 }
 

@@ -6,7 +6,7 @@
 //! a `Session` runs one operation at a time and is not `Sync`.
 
 use super::{Alg, Window};
-use crate::softhsm::MODULE;
+use softhsm_tests::softhsm::MODULE;
 use anyhow::{bail, Context, Result};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};

@@ -2,7 +2,7 @@
 //! making sequential `Sign` calls and recording each call's latency.
 
 use super::{Alg, Window};
-use crate::client::connect;
+use softhsm_tests::connect;
 use anyhow::{bail, Context, Result};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;

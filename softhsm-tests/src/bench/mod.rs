@@ -19,8 +19,6 @@ pub enum Alg {
 }
 
 impl Alg {
-    pub const ALL: [Alg; 3] = [Alg::EcdsaP256, Alg::Ed25519, Alg::Rsa3072];
-
     /// The name in the JSON output (and the daemon's `Key.algorithm`).
     pub fn name(self) -> &'static str {
         match self {

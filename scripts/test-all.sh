@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the whole notary-keyd test suite on a fresh Debian 12 machine:
+# installs the system packages the tests need (when missing), then builds
+# and tests the workspace. Safe to run again; it only installs what is absent.
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test-all] %s\n' "$*" >&2; }
+
+# Packages: softhsm2 (PKCS#11 token), openssl (independent verifier in the
+# tests), util-linux (setpriv, to call the daemon as another uid).
+packages=(softhsm2 openssl util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing: ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export CARGO_TERM_COLOR=never
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+log "building binaries (the end-to-end tests run the real notary-keyd and notaryctl)"
+cargo build --workspace --bins
+log "cargo test"
+cargo test --workspace -- --test-threads=4
