@@ -59,7 +59,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("absent.sock");
         let err = connect(&socket).await.err().unwrap().to_string();
-        assert!(err.starts_with(&format!("cannot reach notary-keyd at {}: ", socket.display())), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "cannot reach notary-keyd at {}: ",
+                socket.display()
+            )),
+            "{err}"
+        );
         assert!(err.contains("No such file or directory"), "{err}");
         assert!(err.contains("systemctl start notary-keyd.socket"), "{err}");
         assert!(!err.contains('\n'), "{err}");

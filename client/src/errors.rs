@@ -13,7 +13,10 @@ pub struct KeydError {
 
 impl KeydError {
     pub fn new(status: Status) -> Self {
-        Self { status, backend: None }
+        Self {
+            status,
+            backend: None,
+        }
     }
 
     /// For failures of a request whose backend the client knows.
@@ -39,7 +42,10 @@ impl std::error::Error for KeydError {}
 
 /// The `keyd-reason` metadata of a status, if any.
 pub fn reason(status: &Status) -> Option<&str> {
-    status.metadata().get("keyd-reason").and_then(|v| v.to_str().ok())
+    status
+        .metadata()
+        .get("keyd-reason")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// `keyd-tries-left` as a person reads it: a count, or "unknown" (-1 or absent).
@@ -117,18 +123,24 @@ mod tests {
 
     fn status(code: Code, reason: &'static str, message: &str) -> Status {
         let mut st = Status::new(code, message);
-        st.metadata_mut().insert("keyd-reason", MetadataValue::from_static(reason));
+        st.metadata_mut()
+            .insert("keyd-reason", MetadataValue::from_static(reason));
         st
     }
 
     fn with_tries(mut st: Status, tries: &'static str) -> Status {
-        st.metadata_mut().insert("keyd-tries-left", MetadataValue::from_static(tries));
+        st.metadata_mut()
+            .insert("keyd-tries-left", MetadataValue::from_static(tries));
         st
     }
 
     #[test]
     fn permission_denied_points_at_policy() {
-        let st = status(Code::PermissionDenied, "permission_denied", "uid 1001 may not sign with key ab");
+        let st = status(
+            Code::PermissionDenied,
+            "permission_denied",
+            "uid 1001 may not sign with key ab",
+        );
         assert_eq!(
             KeydError::new(st).to_string(),
             "notary-keyd refused: uid 1001 may not sign with key ab (ask the operator to allow it in the daemon's [[policy]])"
@@ -138,63 +150,127 @@ mod tests {
     #[test]
     fn key_not_found_keeps_the_daemon_message() {
         let msg = "no key \"ab\" in any available backend (see `notaryctl key list`)";
-        assert_eq!(describe(&status(Code::NotFound, "key_not_found", msg), None), msg);
+        assert_eq!(
+            describe(&status(Code::NotFound, "key_not_found", msg), None),
+            msg
+        );
     }
 
     #[test]
     fn wrong_pin_reports_tries_left() {
-        let st = with_tries(status(Code::Unauthenticated, "wrong_pin", "backend \"hsm\": wrong PIN"), "2");
-        assert_eq!(describe(&st, None), "wrong PIN for backend hsm (tries left: 2); it was not retried");
+        let st = with_tries(
+            status(
+                Code::Unauthenticated,
+                "wrong_pin",
+                "backend \"hsm\": wrong PIN",
+            ),
+            "2",
+        );
+        assert_eq!(
+            describe(&st, None),
+            "wrong PIN for backend hsm (tries left: 2); it was not retried"
+        );
         let st = with_tries(status(Code::Unauthenticated, "wrong_pin", "x"), "-1");
-        assert_eq!(describe(&st, Some("tok")), "wrong PIN for backend tok (tries left: unknown); it was not retried");
+        assert_eq!(
+            describe(&st, Some("tok")),
+            "wrong PIN for backend tok (tries left: unknown); it was not retried"
+        );
         let st = status(Code::Unauthenticated, "wrong_pin", "x");
         assert!(describe(&st, Some("tok")).contains("tries left: unknown"));
     }
 
     #[test]
     fn pin_blocked_says_what_to_do() {
-        let st = with_tries(status(Code::FailedPrecondition, "pin_blocked", "backend \"hsm\": PIN blocked"), "0");
+        let st = with_tries(
+            status(
+                Code::FailedPrecondition,
+                "pin_blocked",
+                "backend \"hsm\": PIN blocked",
+            ),
+            "0",
+        );
         let line = describe(&st, None);
-        assert!(line.starts_with("the user PIN of backend hsm is blocked"), "{line}");
+        assert!(
+            line.starts_with("the user PIN of backend hsm is blocked"),
+            "{line}"
+        );
         assert!(line.contains("SO PIN"), "{line}");
-        assert!(line.contains("notaryctl key unlock --backend hsm"), "{line}");
+        assert!(
+            line.contains("notaryctl key unlock --backend hsm"),
+            "{line}"
+        );
     }
 
     #[test]
     fn login_required_names_the_unlock_command() {
-        let st = status(Code::FailedPrecondition, "login_required", "backend \"other\": login required");
+        let st = status(
+            Code::FailedPrecondition,
+            "login_required",
+            "backend \"other\": login required",
+        );
         let line = describe(&st, Some("hsm"));
-        assert!(line.contains("unlock it: notaryctl key unlock --backend hsm"), "{line}");
+        assert!(
+            line.contains("unlock it: notaryctl key unlock --backend hsm"),
+            "{line}"
+        );
         // Without context, the backend comes from the daemon's message.
         let line = describe(&st, None);
-        assert!(line.contains("unlock it: notaryctl key unlock --backend other"), "{line}");
+        assert!(
+            line.contains("unlock it: notaryctl key unlock --backend other"),
+            "{line}"
+        );
     }
 
     #[test]
     fn backend_unavailable_and_audit_failed() {
-        let st = status(Code::Unavailable, "backend_unavailable", "backend \"hsm\": token not present");
+        let st = status(
+            Code::Unavailable,
+            "backend_unavailable",
+            "backend \"hsm\": token not present",
+        );
         assert_eq!(
             describe(&st, None),
             "backend unavailable: backend \"hsm\": token not present (see `notaryctl backend list`)"
         );
-        let st = status(Code::Unavailable, "audit_failed", "disk full; the result was withheld");
+        let st = status(
+            Code::Unavailable,
+            "audit_failed",
+            "disk full; the result was withheld",
+        );
         let line = describe(&st, None);
-        assert!(line.starts_with("notary-keyd could not write its audit log"), "{line}");
+        assert!(
+            line.starts_with("notary-keyd could not write its audit log"),
+            "{line}"
+        );
         assert!(line.contains("disk full"), "{line}");
     }
 
     #[test]
     fn binding_refusals_keep_the_message() {
         for reason in ["payload_type", "role_mismatch", "gun_mismatch"] {
-            let st = status(Code::PermissionDenied, reason, "key ab is bound to role \"targets\", not \"root\"");
-            assert_eq!(describe(&st, None), "key ab is bound to role \"targets\", not \"root\"");
+            let st = status(
+                Code::PermissionDenied,
+                reason,
+                "key ab is bound to role \"targets\", not \"root\"",
+            );
+            assert_eq!(
+                describe(&st, None),
+                "key ab is bound to role \"targets\", not \"root\""
+            );
         }
     }
 
     #[test]
     fn touch_timeout() {
-        let st = status(Code::DeadlineExceeded, "touch_timeout", "no touch within 15s");
-        assert_eq!(describe(&st, None), "the device was not touched in time: no touch within 15s");
+        let st = status(
+            Code::DeadlineExceeded,
+            "touch_timeout",
+            "no touch within 15s",
+        );
+        assert_eq!(
+            describe(&st, None),
+            "the device was not touched in time: no touch within 15s"
+        );
     }
 
     #[test]
@@ -210,7 +286,13 @@ mod tests {
 
     #[test]
     fn anything_else_is_the_status_message() {
-        assert_eq!(describe(&Status::invalid_argument("bad role"), None), "bad role");
-        assert_eq!(describe(&Status::internal(""), None), "notary-keyd failed: Internal error");
+        assert_eq!(
+            describe(&Status::invalid_argument("bad role"), None),
+            "bad role"
+        );
+        assert_eq!(
+            describe(&Status::internal(""), None),
+            "notary-keyd failed: Internal error"
+        );
     }
 }

@@ -141,7 +141,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             KeyCommand::Delete(args) => key::delete(&mut client, &args).await,
             KeyCommand::Unlock(args) => key::unlock(&mut client, &args).await,
             KeyCommand::Lock(args) => key::lock(&mut client, &args).await,
-            KeyCommand::Cert(CertCommand::Show(args)) => certificate::show(&mut client, &args).await,
+            KeyCommand::Cert(CertCommand::Show(args)) => {
+                certificate::show(&mut client, &args).await
+            }
             KeyCommand::Cert(CertCommand::Attach(args)) => {
                 certificate::attach(&mut client, &args).await
             }
@@ -178,11 +180,24 @@ mod tests {
     #[test]
     fn parses_a_sign_command() {
         let cli = Cli::try_parse_from([
-            "notaryctl", "--keyd", "/tmp/k.sock", "sign", "--key", "ab", "--role", "targets", "-",
+            "notaryctl",
+            "--keyd",
+            "/tmp/k.sock",
+            "sign",
+            "--key",
+            "ab",
+            "--role",
+            "targets",
+            "-",
         ])
         .unwrap();
-        assert_eq!(cli.keyd.as_deref(), Some(std::path::Path::new("/tmp/k.sock")));
-        let Command::Sign(args) = cli.command else { panic!("not sign") };
+        assert_eq!(
+            cli.keyd.as_deref(),
+            Some(std::path::Path::new("/tmp/k.sock"))
+        );
+        let Command::Sign(args) = cli.command else {
+            panic!("not sign")
+        };
         assert_eq!(args.key, "ab");
         assert_eq!(args.file, "-");
     }
@@ -190,7 +205,9 @@ mod tests {
     #[test]
     fn key_generate_defaults_to_ecdsa() {
         let cli = Cli::try_parse_from(["notaryctl", "key", "generate"]).unwrap();
-        let Command::Key(KeyCommand::Generate(args)) = cli.command else { panic!("not generate") };
+        let Command::Key(KeyCommand::Generate(args)) = cli.command else {
+            panic!("not generate")
+        };
         assert_eq!(args.algorithm, key::AlgorithmArg::Ecdsa);
     }
 }

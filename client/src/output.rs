@@ -119,7 +119,9 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         line
     };
     let mut out = render(header.iter().map(|h| h.to_string()).collect());
-    out.push_str(&render(header.iter().map(|h| "-".repeat(h.len())).collect()));
+    out.push_str(&render(
+        header.iter().map(|h| "-".repeat(h.len())).collect(),
+    ));
     for row in rows {
         out.push_str(&render(row.clone()));
     }
@@ -153,11 +155,28 @@ pub fn key_details(k: &pb::Key) -> String {
         ("Backend", k.backend.clone()),
         ("URI", k.uri.clone()),
         ("Label", cell(&k.label).to_string()),
-        ("Role", if k.role.is_empty() { "(any)".into() } else { k.role.clone() }),
-        ("GUN", if k.gun.is_empty() { "(any)".into() } else { k.gun.clone() }),
+        (
+            "Role",
+            if k.role.is_empty() {
+                "(any)".into()
+            } else {
+                k.role.clone()
+            },
+        ),
+        (
+            "GUN",
+            if k.gun.is_empty() {
+                "(any)".into()
+            } else {
+                k.gun.clone()
+            },
+        ),
         ("Public key", B64.encode(&k.public)),
     ];
-    fields.iter().map(|(name, value)| format!("{:<13}{value}\n", format!("{name}:"))).collect()
+    fields
+        .iter()
+        .map(|(name, value)| format!("{:<13}{value}\n", format!("{name}:")))
+        .collect()
 }
 
 fn login_state(b: &pb::Backend) -> &'static str {
@@ -170,10 +189,15 @@ fn login_state(b: &pb::Backend) -> &'static str {
 
 fn device_text(d: Option<&pb::DeviceInfo>) -> String {
     let Some(d) = d else { return "-".into() };
-    let parts: Vec<&str> = [d.manufacturer.as_str(), d.model.as_str(), d.label.as_str(), d.serial.as_str()]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect();
+    let parts: Vec<&str> = [
+        d.manufacturer.as_str(),
+        d.model.as_str(),
+        d.label.as_str(),
+        d.serial.as_str(),
+    ]
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect();
     if parts.is_empty() {
         "-".into()
     } else {
@@ -202,7 +226,12 @@ pub fn backend_table(backends: &[pb::Backend]) -> String {
             ]
         })
         .collect();
-    table(&["NAME", "DEFAULT", "TYPE", "KEYS", "LOGIN", "DEVICE", "STATE"], &rows)
+    table(
+        &[
+            "NAME", "DEFAULT", "TYPE", "KEYS", "LOGIN", "DEVICE", "STATE",
+        ],
+        &rows,
+    )
 }
 
 #[cfg(test)]
@@ -234,7 +263,18 @@ mod tests {
         names.sort_unstable();
         assert_eq!(
             names,
-            ["algorithm", "backend", "gun", "keyid", "keytype", "label", "public", "role", "uri", "x509_keyid"]
+            [
+                "algorithm",
+                "backend",
+                "gun",
+                "keyid",
+                "keytype",
+                "label",
+                "public",
+                "role",
+                "uri",
+                "x509_keyid"
+            ]
         );
         assert_eq!(v["keyid"], "ab12");
         assert_eq!(v["keytype"], "ecdsa");
@@ -274,7 +314,13 @@ mod tests {
         assert_eq!(v["key_count"], 2);
         assert_eq!(v["default"], true);
         let text = backend_table(&[b]);
-        assert!(text.lines().nth(2).unwrap().ends_with("unavailable: token absent"), "{text}");
+        assert!(
+            text.lines()
+                .nth(2)
+                .unwrap()
+                .ends_with("unavailable: token absent"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -284,8 +330,17 @@ mod tests {
         unbound.gun.clear();
         let text = key_table(&[sample_key(), unbound]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["ROLE", "GUN", "KEY", "ID", "BACKEND", "ALGORITHM"]);
-        assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["targets", "example.com/app", "ab12", "hsm", "ecdsa-p256"]);
-        assert_eq!(lines[3].split_whitespace().collect::<Vec<_>>(), ["-", "-", "ab12", "hsm", "ecdsa-p256"]);
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["ROLE", "GUN", "KEY", "ID", "BACKEND", "ALGORITHM"]
+        );
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>(),
+            ["targets", "example.com/app", "ab12", "hsm", "ecdsa-p256"]
+        );
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["-", "-", "ab12", "hsm", "ecdsa-p256"]
+        );
     }
 }

@@ -17,7 +17,11 @@ pub enum PinSource {
 }
 
 /// Picks the source by precedence: file, then environment, then terminal.
-fn choose(pin_file: Option<&Path>, env: Option<SecretString>, interactive: bool) -> Option<PinSource> {
+fn choose(
+    pin_file: Option<&Path>,
+    env: Option<SecretString>,
+    interactive: bool,
+) -> Option<PinSource> {
     if let Some(path) = pin_file {
         return Some(PinSource::File(path.to_path_buf()));
     }
@@ -120,12 +124,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
         std::fs::write(&path, "\n").unwrap();
-        let err = read(PinSource::File(path.clone()), "hsm").unwrap_err().to_string();
+        let err = read(PinSource::File(path.clone()), "hsm")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is empty"), "{err}");
-        let err = read(PinSource::File(dir.path().join("absent")), "hsm").unwrap_err().to_string();
+        let err = read(PinSource::File(dir.path().join("absent")), "hsm")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot read the PIN file"), "{err}");
         std::fs::write(&path, "1234\r\n").unwrap();
-        assert_eq!(read(PinSource::File(path), "hsm").unwrap().expose_secret(), "1234");
+        assert_eq!(
+            read(PinSource::File(path), "hsm").unwrap().expose_secret(),
+            "1234"
+        );
     }
 
     #[test]

@@ -54,7 +54,9 @@ pub async fn follow<E: Event>(mut stream: Streaming<E>) -> Result<E::Output, Sta
             Step::Nothing => {}
         }
     }
-    Err(Status::unknown("notary-keyd ended the reply without a result"))
+    Err(Status::unknown(
+        "notary-keyd ended the reply without a result",
+    ))
 }
 
 /// What a person should read for one progress event.
@@ -62,7 +64,10 @@ pub fn line(p: &pb::Progress) -> Option<String> {
     Some(match p.kind.as_ref()? {
         Kind::Queued(q) => {
             let requests = if q.ahead == 1 { "request" } else { "requests" };
-            format!("Waiting for backend {} ({} {requests} ahead)…", q.backend, q.ahead)
+            format!(
+                "Waiting for backend {} ({} {requests} ahead)…",
+                q.backend, q.ahead
+            )
         }
         Kind::PinNeeded(n) => {
             let tries = if n.tries_left >= 0 {
@@ -75,7 +80,10 @@ pub fn line(p: &pb::Progress) -> Option<String> {
             format!("Backend {} needs its PIN (tries left: {tries})", n.backend)
         }
         Kind::TouchNeeded(t) => {
-            format!("Touch your device (serial {}, slot {})…", t.device_serial, t.slot)
+            format!(
+                "Touch your device (serial {}, slot {})…",
+                t.device_serial, t.slot
+            )
         }
     })
 }
@@ -90,10 +98,22 @@ mod tests {
 
     #[test]
     fn progress_lines() {
-        let q = progress(Kind::Queued(pb::Queued { ahead: 3, backend: "hsm".into() }));
-        assert_eq!(line(&q).unwrap(), "Waiting for backend hsm (3 requests ahead)…");
-        let q = progress(Kind::Queued(pb::Queued { ahead: 1, backend: "hsm".into() }));
-        assert_eq!(line(&q).unwrap(), "Waiting for backend hsm (1 request ahead)…");
+        let q = progress(Kind::Queued(pb::Queued {
+            ahead: 3,
+            backend: "hsm".into(),
+        }));
+        assert_eq!(
+            line(&q).unwrap(),
+            "Waiting for backend hsm (3 requests ahead)…"
+        );
+        let q = progress(Kind::Queued(pb::Queued {
+            ahead: 1,
+            backend: "hsm".into(),
+        }));
+        assert_eq!(
+            line(&q).unwrap(),
+            "Waiting for backend hsm (1 request ahead)…"
+        );
 
         let pin = |tries_left, tries_low| {
             line(&progress(Kind::PinNeeded(pb::PinNeeded {
@@ -105,7 +125,10 @@ mod tests {
         };
         assert_eq!(pin(3, false), "Backend hsm needs its PIN (tries left: 3)");
         assert_eq!(pin(-1, true), "Backend hsm needs its PIN (tries left: few)");
-        assert_eq!(pin(-1, false), "Backend hsm needs its PIN (tries left: unknown)");
+        assert_eq!(
+            pin(-1, false),
+            "Backend hsm needs its PIN (tries left: unknown)"
+        );
 
         let t = progress(Kind::TouchNeeded(pb::TouchNeeded {
             backend: "yk".into(),
@@ -113,7 +136,10 @@ mod tests {
             slot: "9c".into(),
             timeout_ms: 15000,
         }));
-        assert_eq!(line(&t).unwrap(), "Touch your device (serial 123, slot 9c)…");
+        assert_eq!(
+            line(&t).unwrap(),
+            "Touch your device (serial 123, slot 9c)…"
+        );
         assert!(line(&pb::Progress { kind: None }).is_none());
     }
 }

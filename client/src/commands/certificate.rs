@@ -26,11 +26,16 @@ fn print_pem(pem: &str) {
 
 pub async fn show(client: &mut Client, args: &ShowArgs) -> Result<()> {
     let cert = client
-        .get_certificate(pb::GetCertificateRequest { key_id: args.key_id.clone() })
+        .get_certificate(pb::GetCertificateRequest {
+            key_id: args.key_id.clone(),
+        })
         .await
         .map_err(KeydError::from)?
         .into_inner();
-    eprintln!("Certificate of key {} (x509 key ID {})", cert.key_id, cert.x509_key_id);
+    eprintln!(
+        "Certificate of key {} (x509 key ID {})",
+        cert.key_id, cert.x509_key_id
+    );
     print_pem(&cert.certificate_pem);
     Ok(())
 }
@@ -55,7 +60,10 @@ pub async fn attach(client: &mut Client, args: &AttachArgs) -> Result<()> {
         .await
         .map_err(KeydError::from)?
         .into_inner();
-    eprintln!("Attached the certificate to key {}; its x509 key ID:", cert.key_id);
+    eprintln!(
+        "Attached the certificate to key {}; its x509 key ID:",
+        cert.key_id
+    );
     println!("{}", cert.x509_key_id);
     Ok(())
 }
@@ -83,15 +91,26 @@ fn check_issued(key: &pb::Key, gun: &str, cert: &pb::Certificate) -> Result<()> 
         .duration_since(UNIX_EPOCH)
         .context("the system clock is before 1970")?;
     let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let refuse = |why: String| anyhow!("notary-keyd returned a root certificate that {why}; not using it");
-    check_root_cert(&cert.certificate_pem, gun, now).map_err(|e| refuse(format!("fails notary's checks ({e})")))?;
-    let x509 = PublicKey::from_certificate_pem(&cert.certificate_pem).map_err(|e| refuse(e.to_string()))?;
+    let refuse =
+        |why: String| anyhow!("notary-keyd returned a root certificate that {why}; not using it");
+    check_root_cert(&cert.certificate_pem, gun, now)
+        .map_err(|e| refuse(format!("fails notary's checks ({e})")))?;
+    let x509 = PublicKey::from_certificate_pem(&cert.certificate_pem)
+        .map_err(|e| refuse(e.to_string()))?;
     let bare = x509.bare_key().map_err(|e| refuse(e.to_string()))?;
     if bare.key_id() != key.key_id {
-        return Err(refuse(format!("is for key {}, not {}", bare.key_id(), key.key_id)));
+        return Err(refuse(format!(
+            "is for key {}, not {}",
+            bare.key_id(),
+            key.key_id
+        )));
     }
     if x509.key_id() != cert.x509_key_id {
-        return Err(refuse(format!("has x509 key ID {}, not {} as reported", x509.key_id(), cert.x509_key_id)));
+        return Err(refuse(format!(
+            "has x509 key ID {}, not {} as reported",
+            x509.key_id(),
+            cert.x509_key_id
+        )));
     }
     Ok(())
 }
@@ -101,21 +120,28 @@ pub async fn issue_root(client: &mut Client, args: &IssueRootArgs) -> Result<()>
         bail!("--gun must name the collection, e.g. --gun example.com/app");
     }
     let key = client
-        .get_key(pb::GetKeyRequest { key: args.key_id.clone() })
+        .get_key(pb::GetKeyRequest {
+            key: args.key_id.clone(),
+        })
         .await
         .map_err(KeydError::from)?
         .into_inner();
-    let cert = with_pin_retry(&key.backend, args.pin_file.as_deref(), |pin| {
-        let request = pb::IssueRootCertificateRequest {
-            key_id: args.key_id.clone(),
-            gun: args.gun.clone(),
-            validity_days: args.days.unwrap_or(0),
-            pin: pin.map(|p| p.expose_secret().to_owned()).unwrap_or_default(),
-        };
-        let mut client = client.clone();
-        async move { progress::follow(client.issue_root_certificate(request).await?.into_inner()).await }
-    })
-    .await?;
+    let cert =
+        with_pin_retry(&key.backend, args.pin_file.as_deref(), |pin| {
+            let request = pb::IssueRootCertificateRequest {
+                key_id: args.key_id.clone(),
+                gun: args.gun.clone(),
+                validity_days: args.days.unwrap_or(0),
+                pin: pin
+                    .map(|p| p.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            };
+            let mut client = client.clone();
+            async move {
+                progress::follow(client.issue_root_certificate(request).await?.into_inner()).await
+            }
+        })
+        .await?;
     check_issued(&key, &args.gun, &cert)?;
     eprintln!(
         "Issued a root certificate for {} with key {}; x509 key ID {}",
@@ -123,4 +149,76 @@ pub async fn issue_root(client: &mut Client, args: &IssueRootArgs) -> Result<()>
     );
     print_pem(&cert.certificate_pem);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notary_tuf::rootcert::{assemble_root_cert, root_cert_tbs};
+    use notary_tuf::KeyType;
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    use p256::pkcs8::EncodePublicKey;
+
+    fn issued(gun: &str) -> (pb::Key, pb::Certificate) {
+        issued_with([9u8; 32], gun)
+    }
+
+    fn issued_with(secret: [u8; 32], gun: &str) -> (pb::Key, pb::Certificate) {
+        let signing = SigningKey::from_slice(&secret).unwrap();
+        let spki = signing
+            .verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .into_vec();
+        let public = PublicKey::new(KeyType::Ecdsa, spki.clone());
+        let key = pb::Key {
+            key_id: public.key_id(),
+            keytype: "ecdsa".into(),
+            public: spki.clone(),
+            ..Default::default()
+        };
+        let now = i64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap();
+        let tbs = root_cert_tbs(gun, &spki, [1u8; 16], now, 30).unwrap();
+        let sig: Signature = signing.sign(&tbs);
+        let pem = assemble_root_cert(&tbs, &sig.to_bytes()).unwrap();
+        let x509_key_id = PublicKey::from_certificate_pem(&pem).unwrap().key_id();
+        let cert = pb::Certificate {
+            key_id: key.key_id.clone(),
+            x509_key_id,
+            certificate_pem: pem,
+        };
+        (key, cert)
+    }
+
+    #[test]
+    fn issued_certificate_is_checked() {
+        let (key, cert) = issued("example.com/app");
+        check_issued(&key, "example.com/app", &cert).unwrap();
+
+        let err = check_issued(&key, "example.com/other", &cert)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fails notary's checks"), "{err}");
+
+        let mut wrong_id = cert.clone();
+        wrong_id.x509_key_id = "00".repeat(32);
+        assert!(check_issued(&key, "example.com/app", &wrong_id)
+            .unwrap_err()
+            .to_string()
+            .contains("as reported"));
+
+        // A certificate for another key is refused even if otherwise valid.
+        let (_, other) = issued_with([3u8; 32], "example.com/app");
+        let err = check_issued(&key, "example.com/app", &other)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is for key"), "{err}");
+    }
 }

@@ -32,7 +32,12 @@ pub async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
         role: args.role.clone().unwrap_or_default(),
         gun: args.gun.clone().unwrap_or_default(),
     };
-    let keys = client.list_keys(request).await.map_err(KeydError::from)?.into_inner().keys;
+    let keys = client
+        .list_keys(request)
+        .await
+        .map_err(KeydError::from)?
+        .into_inner()
+        .keys;
     if args.json {
         let list: Vec<KeyJson> = keys.iter().map(KeyJson::from).collect();
         println!("{}", output::json(&list)?);
@@ -55,7 +60,9 @@ pub struct InfoArgs {
 
 pub async fn info(client: &mut Client, args: &InfoArgs) -> anyhow::Result<()> {
     let key = client
-        .get_key(pb::GetKeyRequest { key: args.key.clone() })
+        .get_key(pb::GetKeyRequest {
+            key: args.key.clone(),
+        })
         .await
         .map_err(KeydError::from)?
         .into_inner();
@@ -166,7 +173,10 @@ pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Resul
         ("", gun) => format!("GUN {gun}"),
         (role, gun) => format!("role {role}, GUN {gun}"),
     };
-    eprintln!("Generated {} key in backend {} ({binding})", key.algorithm, key.backend);
+    eprintln!(
+        "Generated {} key in backend {} ({binding})",
+        key.algorithm, key.backend
+    );
     eprintln!("URI: {}", key.uri);
     // Last line of stdout, for scripts.
     println!("{}", key.key_id);
@@ -240,7 +250,9 @@ pub struct LockArgs {
 
 pub async fn lock(client: &mut Client, args: &LockArgs) -> anyhow::Result<()> {
     client
-        .lock(pb::LockRequest { backend: args.backend.clone() })
+        .lock(pb::LockRequest {
+            backend: args.backend.clone(),
+        })
         .await
         .map_err(|st| KeydError::on_backend(st, &args.backend))?;
     eprintln!("Backend {} locked", args.backend);
@@ -268,14 +280,20 @@ mod tests {
         let mut args = generate_args(AlgorithmArg::Rsa);
         args.bits = Some(RsaBits::B4096);
         let req = args.request().unwrap();
-        assert_eq!((req.algorithm.as_str(), req.bits, req.curve.as_str()), ("rsa", 4096, ""));
+        assert_eq!(
+            (req.algorithm.as_str(), req.bits, req.curve.as_str()),
+            ("rsa", 4096, "")
+        );
         assert_eq!(req.role, "targets");
         assert_eq!(req.backend, "");
 
         let mut args = generate_args(AlgorithmArg::Ecdsa);
         args.curve = Some(CurveArg::P384);
         let req = args.request().unwrap();
-        assert_eq!((req.algorithm.as_str(), req.bits, req.curve.as_str()), ("ecdsa", 0, "p384"));
+        assert_eq!(
+            (req.algorithm.as_str(), req.bits, req.curve.as_str()),
+            ("ecdsa", 0, "p384")
+        );
     }
 
     #[test]
@@ -290,9 +308,19 @@ mod tests {
 
     #[test]
     fn delete_needs_yes() {
-        let args = DeleteArgs { key_id: "ab12".into(), yes: false };
+        let args = DeleteArgs {
+            key_id: "ab12".into(),
+            yes: false,
+        };
         let err = check_delete(&args).unwrap_err().to_string();
-        assert!(err.contains("ab12") && err.contains("irreversible") && err.contains("--yes"), "{err}");
-        assert!(check_delete(&DeleteArgs { key_id: "ab12".into(), yes: true }).is_ok());
+        assert!(
+            err.contains("ab12") && err.contains("irreversible") && err.contains("--yes"),
+            "{err}"
+        );
+        assert!(check_delete(&DeleteArgs {
+            key_id: "ab12".into(),
+            yes: true
+        })
+        .is_ok());
     }
 }

@@ -15,7 +15,11 @@ use tonic::Status;
 /// Runs a PIN-capable request without a PIN; if the token turns out to be
 /// locked and a PIN can be had, runs it once more with the PIN. A wrong PIN
 /// is never retried: the second attempt's outcome is final.
-pub async fn with_pin_retry<T, F, Fut>(backend: &str, pin_file: Option<&Path>, mut attempt: F) -> anyhow::Result<T>
+pub async fn with_pin_retry<T, F, Fut>(
+    backend: &str,
+    pin_file: Option<&Path>,
+    mut attempt: F,
+) -> anyhow::Result<T>
 where
     F: FnMut(Option<&SecretString>) -> Fut,
     Fut: Future<Output = Result<T, Status>>,

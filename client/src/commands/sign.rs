@@ -36,7 +36,9 @@ pub struct SignArgs {
 fn read_payload(file: &str) -> Result<Vec<u8>> {
     let payload = if file == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("cannot read the payload from stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read the payload from stdin")?;
         buf
     } else {
         std::fs::read(file).with_context(|| format!("cannot read {file}"))?
@@ -75,15 +77,22 @@ fn check_signature(key: &pb::Key, payload: &[u8], result: pb::SignResult) -> Res
         );
     }
     let method: SignatureMethod = result.method.parse()?;
-    verify(&public, method, payload, &result.signature)
-        .map_err(|e| anyhow!("notary-keyd returned a signature that does not verify; not using it ({e})"))?;
-    Ok(Signature { keyid: result.key_id, method, sig: result.signature })
+    verify(&public, method, payload, &result.signature).map_err(|e| {
+        anyhow!("notary-keyd returned a signature that does not verify; not using it ({e})")
+    })?;
+    Ok(Signature {
+        keyid: result.key_id,
+        method,
+        sig: result.signature,
+    })
 }
 
 pub async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
     let payload = read_payload(&args.file)?;
     let key = client
-        .get_key(pb::GetKeyRequest { key: args.key.clone() })
+        .get_key(pb::GetKeyRequest {
+            key: args.key.clone(),
+        })
         .await
         .map_err(KeydError::from)?
         .into_inner();
@@ -94,7 +103,9 @@ pub async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
             payload: payload.clone(),
             gun: args.gun.clone().unwrap_or_default(),
             role: args.role.clone().unwrap_or_default(),
-            pin: pin.map(|p| p.expose_secret().to_owned()).unwrap_or_default(),
+            pin: pin
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default(),
         };
         let mut client = client.clone();
         async move { progress::follow(client.sign(request).await?.into_inner()).await }
@@ -112,11 +123,16 @@ mod tests {
     use p256::ecdsa::{Signature as P256Signature, SigningKey};
     use p256::pkcs8::EncodePublicKey;
 
-    const PAYLOAD: &[u8] = br#"{"_type":"Targets","expires":"2030-01-01T00:00:00Z","targets":{},"version":1}"#;
+    const PAYLOAD: &[u8] =
+        br#"{"_type":"Targets","expires":"2030-01-01T00:00:00Z","targets":{},"version":1}"#;
 
     fn p256_key() -> (SigningKey, pb::Key) {
         let signing = SigningKey::from_slice(&[7u8; 32]).unwrap();
-        let spki = signing.verifying_key().to_public_key_der().unwrap().into_vec();
+        let spki = signing
+            .verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .into_vec();
         let key_id = PublicKey::new(KeyType::Ecdsa, spki.clone()).key_id();
         let key = pb::Key {
             key_id,
@@ -130,14 +146,19 @@ mod tests {
     }
 
     fn result_for(key: &pb::Key, sig: Vec<u8>) -> pb::SignResult {
-        pb::SignResult { key_id: key.key_id.clone(), method: "ecdsa".into(), signature: sig }
+        pb::SignResult {
+            key_id: key.key_id.clone(),
+            method: "ecdsa".into(),
+            signature: sig,
+        }
     }
 
     #[test]
     fn valid_signature_is_accepted() {
         let (signing, key) = p256_key();
         let sig: P256Signature = signing.sign(PAYLOAD);
-        let checked = check_signature(&key, PAYLOAD, result_for(&key, sig.to_bytes().to_vec())).unwrap();
+        let checked =
+            check_signature(&key, PAYLOAD, result_for(&key, sig.to_bytes().to_vec())).unwrap();
         assert_eq!(checked.keyid, key.key_id);
         let line = serde_json::to_string(&checked).unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -152,10 +173,16 @@ mod tests {
         let sig: P256Signature = signing.sign(PAYLOAD);
         let mut bad = sig.to_bytes().to_vec();
         bad[10] ^= 0x01;
-        let err = check_signature(&key, PAYLOAD, result_for(&key, bad)).unwrap_err().to_string();
-        assert!(err.starts_with("notary-keyd returned a signature that does not verify; not using it"), "{err}");
+        let err = check_signature(&key, PAYLOAD, result_for(&key, bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("notary-keyd returned a signature that does not verify; not using it"),
+            "{err}"
+        );
         // A valid signature over other bytes is refused too.
-        let err = check_signature(&key, b"other", result_for(&key, sig.to_bytes().to_vec())).unwrap_err();
+        let err =
+            check_signature(&key, b"other", result_for(&key, sig.to_bytes().to_vec())).unwrap_err();
         assert!(err.to_string().contains("does not verify"));
     }
 
@@ -165,7 +192,9 @@ mod tests {
         let sig: P256Signature = signing.sign(PAYLOAD);
         let mut result = result_for(&key, sig.to_bytes().to_vec());
         result.key_id = "ff".repeat(32);
-        let err = check_signature(&key, PAYLOAD, result).unwrap_err().to_string();
+        let err = check_signature(&key, PAYLOAD, result)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not for key"), "{err}");
 
         // Under the key's x509 ID it is accepted.
@@ -173,13 +202,21 @@ mod tests {
         key_with_cert.x509_key_id = "ee".repeat(32);
         let mut result = result_for(&key, sig.to_bytes().to_vec());
         result.key_id = key_with_cert.x509_key_id.clone();
-        assert_eq!(check_signature(&key_with_cert, PAYLOAD, result).unwrap().keyid, "ee".repeat(32));
+        assert_eq!(
+            check_signature(&key_with_cert, PAYLOAD, result)
+                .unwrap()
+                .keyid,
+            "ee".repeat(32)
+        );
     }
 
     #[test]
     fn public_key_must_match_its_id() {
         let (_, mut key) = p256_key();
         key.key_id = "00".repeat(32);
-        assert!(public_key(&key).unwrap_err().to_string().contains("not using it"));
+        assert!(public_key(&key)
+            .unwrap_err()
+            .to_string()
+            .contains("not using it"));
     }
 }
