@@ -88,7 +88,9 @@ impl fmt::Display for Algorithm {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown algorithm {0}: use ecdsa (curve p256|p384), ed25519, or rsa (bits 2048|3072|4096)")]
+#[error(
+    "unknown algorithm {0}: use ecdsa (curve p256|p384), ed25519, or rsa (bits 2048|3072|4096)"
+)]
 pub struct UnknownAlgorithm(pub String);
 
 impl FromStr for Algorithm {
@@ -114,12 +116,18 @@ mod tests {
 
     #[test]
     fn parts_map_to_algorithms() {
-        assert_eq!(Algorithm::from_parts("ecdsa", None, None), Ok(Algorithm::EcdsaP256));
+        assert_eq!(
+            Algorithm::from_parts("ecdsa", None, None),
+            Ok(Algorithm::EcdsaP256)
+        );
         assert_eq!(
             Algorithm::from_parts("ecdsa", Some("p384"), None),
             Ok(Algorithm::EcdsaP384)
         );
-        assert_eq!(Algorithm::from_parts("rsa", None, Some(4096)), Ok(Algorithm::Rsa4096));
+        assert_eq!(
+            Algorithm::from_parts("rsa", None, Some(4096)),
+            Ok(Algorithm::Rsa4096)
+        );
         assert!(Algorithm::from_parts("rsa", None, Some(1024)).is_err());
         assert!(Algorithm::from_parts("dsa", None, None).is_err());
     }

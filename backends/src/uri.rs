@@ -157,7 +157,10 @@ mod tests {
             .with("object", "targets/releases")
             .with("id", "\u{1}\u{2}");
         let text = uri.to_string();
-        assert_eq!(text, "pkcs11:token=my%20token%3B1;object=targets%2Freleases;id=%01%02");
+        assert_eq!(
+            text,
+            "pkcs11:token=my%20token%3B1;object=targets%2Freleases;id=%01%02"
+        );
         assert_eq!(text.parse::<KeyUri>().unwrap(), uri);
     }
 
@@ -177,7 +180,11 @@ mod tests {
         assert!("nocolon".parse::<KeyUri>().is_err());
         assert!("pkcs11:token".parse::<KeyUri>().is_err());
         assert!("pkcs11:id=%zz".parse::<KeyUri>().is_err());
-        let err = "soft:".parse::<KeyUri>().unwrap().require("name").unwrap_err();
+        let err = "soft:"
+            .parse::<KeyUri>()
+            .unwrap()
+            .require("name")
+            .unwrap_err();
         assert!(err.to_string().contains("missing attribute \"name\""));
     }
 }

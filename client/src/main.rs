@@ -28,9 +28,11 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "notaryctl", version)]
 struct Cli {
-    /// The daemon's socket. Default: $NOTARY_KEYD_SOCKET, else the personal
-    /// daemon's socket ($XDG_RUNTIME_DIR/notary-keyd/keyd.sock) if it exists,
-    /// else the system service's /run/notary-keyd/keyd.sock.
+    /// Socket of the notary-keyd to talk to.
+    ///
+    /// Default: $NOTARY_KEYD_SOCKET, else the personal daemon's socket
+    /// ($XDG_RUNTIME_DIR/notary-keyd/keyd.sock, or /tmp/notary-keyd-UID/keyd.sock)
+    /// if it exists, else the system service's /run/notary-keyd/keyd.sock.
     #[arg(long, global = true, value_name = "SOCKET", env = keyd_proto::socket::SOCKET_ENV)]
     keyd: Option<PathBuf>,
 

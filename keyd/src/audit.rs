@@ -161,7 +161,11 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let mut uids: Vec<u64> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["uid"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["uid"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         uids.sort_unstable();
         assert_eq!(uids, (0..64).collect::<Vec<_>>());

@@ -132,8 +132,8 @@ impl BackendConfig {
                     None => None,
                 };
                 let dir = self.dir.clone().unwrap_or_else(|| state_dir.join("soft"));
-                let backend = SoftBackend::open(SoftConfig { dir, passphrase })
-                    .map_err(|e| e.to_string())?;
+                let backend =
+                    SoftBackend::open(SoftConfig { dir, passphrase }).map_err(|e| e.to_string())?;
                 Ok(Arc::new(backend))
             }
             BackendType::Pkcs11 => {

@@ -18,7 +18,9 @@ impl Caller {
             .extensions()
             .get::<UdsConnectInfo>()
             .and_then(|info| info.peer_cred)
-            .ok_or_else(|| Status::permission_denied("caller identity unavailable (not a Unix socket peer)"))?;
+            .ok_or_else(|| {
+                Status::permission_denied("caller identity unavailable (not a Unix socket peer)")
+            })?;
         Ok(Caller {
             uid: cred.uid(),
             gid: cred.gid(),

@@ -39,9 +39,15 @@ fn default_max_message_bytes() -> usize {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("config {path} is invalid: {error}")]
-    Parse { path: PathBuf, error: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        error: toml::de::Error,
+    },
     #[error("config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -80,7 +86,8 @@ impl Config {
             }
         }
         for (i, p) in self.policies.iter().enumerate() {
-            p.validate().map_err(|e| format!("[[policy]] #{}: {e}", i + 1))?;
+            p.validate()
+                .map_err(|e| format!("[[policy]] #{}: {e}", i + 1))?;
         }
         Ok(())
     }

@@ -46,7 +46,10 @@ impl Device {
 
     /// Takes a place on the device. `on_wait` is told how many requests are
     /// ahead when the device is busy (it is not called when a slot is free).
-    pub async fn enter(&self, on_wait: impl FnOnce(usize)) -> Result<SemaphorePermit<'_>, DeviceError> {
+    pub async fn enter(
+        &self,
+        on_wait: impl FnOnce(usize),
+    ) -> Result<SemaphorePermit<'_>, DeviceError> {
         if let Ok(permit) = self.queue.try_acquire() {
             return Ok(permit);
         }

@@ -74,7 +74,11 @@ fn open_devices(config: &Config) -> Vec<Arc<Device>> {
                 if let keyd_backends::Availability::Unavailable(reason) = backend.availability() {
                     tracing::warn!(backend = %b.name, %reason, "backend unavailable");
                 }
-                Some(Arc::new(Device::new(b.name.clone(), backend, b.pin_cache.clone())))
+                Some(Arc::new(Device::new(
+                    b.name.clone(),
+                    backend,
+                    b.pin_cache.clone(),
+                )))
             }
             Err(reason) => {
                 tracing::error!(backend = %b.name, %reason, "backend cannot be opened");
@@ -106,8 +110,12 @@ async fn main() -> Result<()> {
         .or_else(|| config.server.socket.clone())
         .unwrap_or_else(|| PathBuf::from(keyd_proto::socket::SYSTEM_SOCKET));
 
-    std::fs::create_dir_all(&config.server.state_dir)
-        .with_context(|| format!("cannot create state dir {}", config.server.state_dir.display()))?;
+    std::fs::create_dir_all(&config.server.state_dir).with_context(|| {
+        format!(
+            "cannot create state dir {}",
+            config.server.state_dir.display()
+        )
+    })?;
     let state = state::StateStore::open(&config.server.state_dir)?;
     let audit = audit::AuditLog::open(&config.server.audit_log)?;
     let devices = open_devices(&config);
@@ -129,7 +137,13 @@ async fn main() -> Result<()> {
         keys = registry.all().len(),
         "notary-keyd ready"
     );
-    server::serve(listener, service, config.server.max_message_bytes, shutdown_signal()).await?;
+    server::serve(
+        listener,
+        service,
+        config.server.max_message_bytes,
+        shutdown_signal(),
+    )
+    .await?;
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");
     Ok(())

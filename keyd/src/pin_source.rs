@@ -25,7 +25,10 @@ pub enum PromptWord {
 #[derive(Debug, thiserror::Error)]
 pub enum PinSourceError {
     #[error("cannot read PIN file {path}: {error}")]
-    File { path: PathBuf, error: std::io::Error },
+    File {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("environment variable {0} is not set (or not UTF-8)")]
     Env(String),
     #[error("credential {0:?} requested but $CREDENTIALS_DIRECTORY is not set (not started by systemd with LoadCredential=?)")]
@@ -83,9 +86,18 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        assert!(matches!(parse(r#"pin = { file = "/x" }"#), PinSource::File { .. }));
-        assert!(matches!(parse(r#"pin = { env = "X" }"#), PinSource::Env { .. }));
-        assert!(matches!(parse(r#"pin = { credential = "hsm.pin" }"#), PinSource::Credential { .. }));
+        assert!(matches!(
+            parse(r#"pin = { file = "/x" }"#),
+            PinSource::File { .. }
+        ));
+        assert!(matches!(
+            parse(r#"pin = { env = "X" }"#),
+            PinSource::Env { .. }
+        ));
+        assert!(matches!(
+            parse(r#"pin = { credential = "hsm.pin" }"#),
+            PinSource::Credential { .. }
+        ));
         assert!(matches!(parse(r#"pin = "prompt""#), PinSource::Prompt(_)));
         assert!(toml::from_str::<Wrap>(r#"pin = "123456""#).is_err());
     }
@@ -95,7 +107,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
         std::fs::write(&path, "4321\n").unwrap();
-        let pin = PinSource::File { file: path.clone() }.resolve().unwrap().unwrap();
+        let pin = PinSource::File { file: path.clone() }
+            .resolve()
+            .unwrap()
+            .unwrap();
         assert_eq!(pin.expose_secret(), "4321");
         std::fs::write(&path, "\n").unwrap();
         assert!(PinSource::File { file: path }.resolve().is_err());

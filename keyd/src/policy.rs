@@ -89,7 +89,9 @@ impl PolicyRule {
         for k in &self.keys {
             let ok = k == "*"
                 || (k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
-                || ["role:", "gun:", "backend:"].iter().any(|p| k.starts_with(p));
+                || ["role:", "gun:", "backend:"]
+                    .iter()
+                    .any(|p| k.starts_with(p));
             if !ok {
                 return Err(format!(
                     "key selector {k:?} is not \"*\", a 64-hex key ID, role:…, gun:… or backend:…"
@@ -154,7 +156,11 @@ mod tests {
     use super::*;
 
     fn caller(uid: u32, gid: u32) -> Caller {
-        Caller { uid, gid, pid: None }
+        Caller {
+            uid,
+            gid,
+            pid: None,
+        }
     }
 
     fn rules(text: &str) -> Vec<PolicyRule> {
@@ -198,17 +204,38 @@ mod tests {
                 "#,
             ),
         );
-        let deleg = KeyFacts { role: "targets/releases", ..Default::default() };
-        let gun = KeyFacts { role: "targets", gun: "example.com/app/x", ..Default::default() };
-        let other = KeyFacts { role: "root", gun: "other.org/x", ..Default::default() };
+        let deleg = KeyFacts {
+            role: "targets/releases",
+            ..Default::default()
+        };
+        let gun = KeyFacts {
+            role: "targets",
+            gun: "example.com/app/x",
+            ..Default::default()
+        };
+        let other = KeyFacts {
+            role: "root",
+            gun: "other.org/x",
+            ..Default::default()
+        };
         assert!(p.allows(&caller(9, 50), Operation::Sign, &deleg));
         assert!(p.allows(&caller(9, 50), Operation::Sign, &gun));
         assert!(!p.allows(&caller(9, 50), Operation::Sign, &other));
         assert!(!p.allows(&caller(9, 50), Operation::Delete, &deleg));
         let ids = [ID];
-        let by_id = KeyFacts { key_ids: &ids, ..Default::default() };
+        let by_id = KeyFacts {
+            key_ids: &ids,
+            ..Default::default()
+        };
         assert!(p.allows(&caller(7, 1), Operation::Sign, &by_id));
-        assert!(p.allows(&caller(7, 1), Operation::Sign, &KeyFacts { backend: "hsm", ..Default::default() }));
+        assert!(p.allows(
+            &caller(7, 1),
+            Operation::Sign,
+            &KeyFacts {
+                backend: "hsm",
+                ..Default::default()
+            }
+        ));
         assert!(!p.allows(&caller(7, 1), Operation::List, &by_id));
         assert!(p.allows_any(&caller(9, 50), Operation::List));
         assert!(!p.allows_any(&caller(7, 1), Operation::List));
@@ -216,9 +243,19 @@ mod tests {
 
     #[test]
     fn invalid_rules_are_named() {
-        let r = PolicyRule { uids: vec![], gids: vec![], allow: vec![Operation::Sign], keys: all_keys() };
+        let r = PolicyRule {
+            uids: vec![],
+            gids: vec![],
+            allow: vec![Operation::Sign],
+            keys: all_keys(),
+        };
         assert!(r.validate().unwrap_err().contains("uids"));
-        let r = PolicyRule { uids: vec![1], gids: vec![], allow: vec![], keys: vec!["targets".into()] };
+        let r = PolicyRule {
+            uids: vec![1],
+            gids: vec![],
+            allow: vec![],
+            keys: vec!["targets".into()],
+        };
         assert!(r.validate().unwrap_err().contains("\"targets\""));
     }
 }

@@ -99,10 +99,9 @@ impl Registry {
             for (key, device_cert) in listed {
                 let key_id = key.public.key_id();
                 let record = state.get(&key_id).cloned().unwrap_or_default();
-                let certificate_pem = record
-                    .certificate_pem
-                    .clone()
-                    .or_else(|| device_cert.map(|der| notary_tuf::pem::encode("CERTIFICATE", &der)));
+                let certificate_pem = record.certificate_pem.clone().or_else(|| {
+                    device_cert.map(|der| notary_tuf::pem::encode("CERTIFICATE", &der))
+                });
                 let x509_key_id = certificate_pem.as_deref().and_then(x509_id);
                 fresh.insert(
                     key_id.clone(),
@@ -156,7 +155,13 @@ impl Registry {
     }
 
     /// Records a newly generated key with its binding.
-    pub fn add(&self, device: &str, key: BackendKey, role: &str, gun: &str) -> Result<Arc<KeyEntry>, StateError> {
+    pub fn add(
+        &self,
+        device: &str,
+        key: BackendKey,
+        role: &str,
+        gun: &str,
+    ) -> Result<Arc<KeyEntry>, StateError> {
         let key_id = key.public.key_id();
         let record = KeyRecord {
             backend: device.to_string(),
@@ -181,7 +186,11 @@ impl Registry {
     }
 
     /// Stores certificate PEM text for a key (already checked to match it).
-    pub fn set_certificate(&self, entry: &KeyEntry, pem: &str) -> Result<Arc<KeyEntry>, StateError> {
+    pub fn set_certificate(
+        &self,
+        entry: &KeyEntry,
+        pem: &str,
+    ) -> Result<Arc<KeyEntry>, StateError> {
         let record = KeyRecord {
             backend: entry.device.clone(),
             role: entry.role.clone(),
@@ -208,7 +217,10 @@ impl Registry {
         Ok(())
     }
 
-    fn with_state<T>(&self, f: impl FnOnce(&mut StateStore) -> Result<T, StateError>) -> Result<T, StateError> {
+    fn with_state<T>(
+        &self,
+        f: impl FnOnce(&mut StateStore) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
         let mut state = self.state.lock().map_err(|_| StateError::poisoned())?;
         f(&mut state)
     }

@@ -75,7 +75,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<KeydServer<KeydService>>().await;
+    health_reporter
+        .set_serving::<KeydServer<KeydService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(keyd_proto::FILE_DESCRIPTOR_SET)
         .build_v1();

@@ -138,6 +138,9 @@ mod tests {
         std::fs::write(dir.path().join("keys.json"), b"{not json").unwrap();
         let err = StateStore::open(dir.path()).err().unwrap().to_string();
         assert!(err.contains("malformed"), "{err}");
-        assert_eq!(std::fs::read(dir.path().join("keys.json")).unwrap(), b"{not json");
+        assert_eq!(
+            std::fs::read(dir.path().join("keys.json")).unwrap(),
+            b"{not json"
+        );
     }
 }

@@ -17,7 +17,10 @@ pub fn bin_path(name: &str) -> Result<PathBuf> {
     }
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} not found: run `cargo build --bins` (same profile) first", path.display());
+        bail!(
+            "{} not found: run `cargo build --bins` (same profile) first",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -59,14 +62,20 @@ impl Daemon {
             config,
             audit_log,
             state_dir,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         daemon.spawn()?;
         Ok(daemon)
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let mut cmd = Command::new(bin_path("notary-keyd")?);
         cmd.arg("--config")
             .arg(&self.config)
@@ -92,12 +101,18 @@ impl Daemon {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     self.child = None;
-                    bail!("notary-keyd exited ({status}) before listening:\n{}", self.log_text());
+                    bail!(
+                        "notary-keyd exited ({status}) before listening:\n{}",
+                        self.log_text()
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("notary-keyd did not listen within 20 s:\n{}", self.log_text())
+        bail!(
+            "notary-keyd did not listen within 20 s:\n{}",
+            self.log_text()
+        )
     }
 
     pub fn pid(&self) -> Option<u32> {

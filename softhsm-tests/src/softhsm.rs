@@ -38,11 +38,23 @@ impl SoftHsm {
         };
         let out = Command::new("softhsm2-util")
             .env("SOFTHSM2_CONF", hsm.conf())
-            .args(["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", &hsm.so_pin])
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                pin,
+                "--so-pin",
+                &hsm.so_pin,
+            ])
             .output()
             .context("running softhsm2-util")?;
         if !out.status.success() {
-            bail!("softhsm2-util failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "softhsm2-util failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(hsm)
     }

@@ -41,11 +41,23 @@ fn ecdsa_raw_to_der(raw: &[u8]) -> Vec<u8> {
 /// Verifies a notary signature (`method` ecdsa/eddsa/rsapss) over `payload`
 /// with the notary public key bytes (`keytype` ecdsa/rsa: DER SPKI;
 /// ed25519: raw 32 bytes) using openssl.
-pub fn openssl_verify(keytype: &str, public: &[u8], method: &str, payload: &[u8], sig: &[u8]) -> Result<()> {
+pub fn openssl_verify(
+    keytype: &str,
+    public: &[u8],
+    method: &str,
+    payload: &[u8],
+    sig: &[u8],
+) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let spki = match keytype {
         // Ed25519 SPKI: fixed 12-byte prefix then the key.
-        "ed25519" => [&[0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00][..], public].concat(),
+        "ed25519" => [
+            &[
+                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+            ][..],
+            public,
+        ]
+        .concat(),
         _ => public.to_vec(),
     };
     let key = dir.path().join("key.der");
@@ -54,7 +66,10 @@ pub fn openssl_verify(keytype: &str, public: &[u8], method: &str, payload: &[u8]
     std::fs::write(&key, spki)?;
     std::fs::write(&msg, payload)?;
     let run = |args: &[&str]| -> Result<()> {
-        let out = Command::new("openssl").args(args).output().context("running openssl")?;
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .context("running openssl")?;
         if !out.status.success() {
             bail!(
                 "openssl {} failed: {}{}",
@@ -69,17 +84,53 @@ pub fn openssl_verify(keytype: &str, public: &[u8], method: &str, payload: &[u8]
     match method {
         "ecdsa" => {
             std::fs::write(&sigf, ecdsa_raw_to_der(sig))?;
-            run(&["dgst", "-sha256", "-keyform", "DER", "-verify", &p(&key), "-signature", &p(&sigf), &p(&msg)])
+            run(&[
+                "dgst",
+                "-sha256",
+                "-keyform",
+                "DER",
+                "-verify",
+                &p(&key),
+                "-signature",
+                &p(&sigf),
+                &p(&msg),
+            ])
         }
         "eddsa" => {
             std::fs::write(&sigf, sig)?;
-            run(&["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", &p(&key), "-rawin", "-in", &p(&msg), "-sigfile", &p(&sigf)])
+            run(&[
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-keyform",
+                "DER",
+                "-inkey",
+                &p(&key),
+                "-rawin",
+                "-in",
+                &p(&msg),
+                "-sigfile",
+                &p(&sigf),
+            ])
         }
         "rsapss" => {
             std::fs::write(&sigf, sig)?;
             run(&[
-                "dgst", "-sha256", "-keyform", "DER", "-verify", &p(&key), "-sigopt", "rsa_padding_mode:pss",
-                "-sigopt", "rsa_pss_saltlen:32", "-sigopt", "rsa_mgf1_md:sha256", "-signature", &p(&sigf), &p(&msg),
+                "dgst",
+                "-sha256",
+                "-keyform",
+                "DER",
+                "-verify",
+                &p(&key),
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:32",
+                "-sigopt",
+                "rsa_mgf1_md:sha256",
+                "-signature",
+                &p(&sigf),
+                &p(&msg),
             ])
         }
         other => bail!("unknown method {other}"),

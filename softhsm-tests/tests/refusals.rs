@@ -14,7 +14,16 @@ const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
 async fn content_checks_and_bad_requests() {
     let daemon = Daemon::start(SOFT, &[]).unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "example.com/app").await;
+    let key = generate(
+        &mut client,
+        "soft",
+        "ecdsa",
+        "p256",
+        0,
+        "targets",
+        "example.com/app",
+    )
+    .await;
 
     // A targets key never signs a Root.
     let (_, r) = sign(&mut client, &key.key_id, root_payload(), "", "", "").await;
@@ -22,9 +31,25 @@ async fn content_checks_and_bad_requests() {
     assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
     assert_eq!(reason(&st), "payload_type");
     // Nor for another role or GUN.
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "snapshot", "", "").await;
+    let (_, r) = sign(
+        &mut client,
+        &key.key_id,
+        targets_payload(1),
+        "snapshot",
+        "",
+        "",
+    )
+    .await;
     assert_eq!(reason(&r.unwrap_err()), "role_mismatch");
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "other.org/x", "").await;
+    let (_, r) = sign(
+        &mut client,
+        &key.key_id,
+        targets_payload(1),
+        "",
+        "other.org/x",
+        "",
+    )
+    .await;
     assert_eq!(reason(&r.unwrap_err()), "gun_mismatch");
     // Non-metadata and non-canonical payloads need sign-raw, which nobody has.
     let (_, r) = sign(&mut client, &key.key_id, b"just bytes".to_vec(), "", "", "").await;
@@ -40,11 +65,22 @@ async fn content_checks_and_bad_requests() {
     let (_, r) = sign(&mut client, "", Vec::new(), "", "", "").await;
     assert_eq!(r.unwrap_err().code(), Code::InvalidArgument);
     let unbound = generate(&mut client, "soft", "ed25519", "", 0, "", "").await;
-    let (_, r) = sign(&mut client, &unbound.key_id, targets_payload(1), "Targets/Bad", "", "").await;
+    let (_, r) = sign(
+        &mut client,
+        &unbound.key_id,
+        targets_payload(1),
+        "Targets/Bad",
+        "",
+        "",
+    )
+    .await;
     assert_eq!(r.unwrap_err().code(), Code::InvalidArgument);
     // Bad generate requests.
     let st = client
-        .generate_key(pb::GenerateKeyRequest { algorithm: "dsa".into(), ..Default::default() })
+        .generate_key(pb::GenerateKeyRequest {
+            algorithm: "dsa".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(st.code(), Code::InvalidArgument);
@@ -60,7 +96,10 @@ async fn content_checks_and_bad_requests() {
     assert!(st.message().contains("no backend named"), "{st:?}");
     // Delete needs the confirmation.
     let st = client
-        .delete_key(pb::DeleteKeyRequest { key_id: key.key_id.clone(), confirm_key_id: String::new() })
+        .delete_key(pb::DeleteKeyRequest {
+            key_id: key.key_id.clone(),
+            confirm_key_id: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(st.code(), Code::InvalidArgument);
@@ -76,12 +115,17 @@ async fn content_checks_and_bad_requests() {
     assert!(denied.len() >= 8, "{audit:#?}");
     let root_refusal = denied
         .iter()
-        .find(|l| l["key_id"] == key.key_id.as_str() && l["result"].as_str().unwrap_or("").contains("Root"))
+        .find(|l| {
+            l["key_id"] == key.key_id.as_str()
+                && l["result"].as_str().unwrap_or("").contains("Root")
+        })
         .expect("audit line for the refused Root signature");
     assert_eq!(root_refusal["operation"], "sign");
     assert_eq!(root_refusal["payload_sha256"].as_str().unwrap().len(), 64);
     assert!(root_refusal["uid"].is_u64());
-    assert!(!std::fs::read_to_string(&daemon.audit_log).unwrap().contains("consistent_snapshot"));
+    assert!(!std::fs::read_to_string(&daemon.audit_log)
+        .unwrap()
+        .contains("consistent_snapshot"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,12 +141,26 @@ async fn raw_signing_needs_an_explicit_rule() {
     let mut client = connect(&daemon.socket).await.unwrap();
     let plain = generate(&mut client, "soft", "ed25519", "", 0, "", "").await;
     let (_, r) = sign(&mut client, &plain.key_id, b"bytes".to_vec(), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "payload_type", "even the daemon's own uid needs a rule");
+    assert_eq!(
+        reason(&r.unwrap_err()),
+        "payload_type",
+        "even the daemon's own uid needs a rule"
+    );
     let raw = generate(&mut client, "raw", "ed25519", "", 0, "", "").await;
     let (_, r) = sign(&mut client, &raw.key_id, b"bytes".to_vec(), "", "", "").await;
     let result = r.unwrap();
-    softhsm_tests::openssl_verify(&raw.keytype, &raw.public, &result.method, b"bytes", &result.signature).unwrap();
-    assert!(daemon.audit_lines().iter().any(|l| l["operation"] == "sign-raw" && l["allowed"] == true));
+    softhsm_tests::openssl_verify(
+        &raw.keytype,
+        &raw.public,
+        &result.method,
+        b"bytes",
+        &result.signature,
+    )
+    .unwrap();
+    assert!(daemon
+        .audit_lines()
+        .iter()
+        .any(|l| l["operation"] == "sign-raw" && l["allowed"] == true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +169,11 @@ async fn oversized_requests_are_refused_and_the_daemon_keeps_serving() {
     let daemon = Daemon::start(&config, &[]).unwrap();
     // Lower the limit through the config's [server] table.
     let text = std::fs::read_to_string(&daemon.config).unwrap();
-    std::fs::write(&daemon.config, text.replacen("[server]\n", "[server]\nmax_message_bytes = 65536\n", 1)).unwrap();
+    std::fs::write(
+        &daemon.config,
+        text.replacen("[server]\n", "[server]\nmax_message_bytes = 65536\n", 1),
+    )
+    .unwrap();
     let mut daemon = daemon;
     daemon.restart().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
@@ -119,7 +181,10 @@ async fn oversized_requests_are_refused_and_the_daemon_keeps_serving() {
     let big = vec![b'x'; 200_000];
     let (_, r) = sign(&mut client, &key.key_id, big, "", "", "").await;
     let st = r.unwrap_err();
-    assert!(matches!(st.code(), Code::OutOfRange | Code::ResourceExhausted), "{st:?}");
+    assert!(
+        matches!(st.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{st:?}"
+    );
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
     r.unwrap();
 }
@@ -135,13 +200,22 @@ async fn unwritable_audit_log_withholds_the_signature() {
     let mut client = connect(&daemon.socket).await.unwrap();
     // Generating is refused too: its audit record cannot be written.
     let st = client
-        .generate_key(pb::GenerateKeyRequest { algorithm: "ecdsa".into(), role: "targets".into(), ..Default::default() })
+        .generate_key(pb::GenerateKeyRequest {
+            algorithm: "ecdsa".into(),
+            role: "targets".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(reason(&st), "audit_failed", "{st:?}");
     assert!(st.message().contains("/dev/full"), "{st:?}");
     // The key was made before the audit failed; signing with it is withheld.
-    let keys = client.list_keys(pb::ListKeysRequest::default()).await.unwrap().into_inner().keys;
+    let keys = client
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
     let key = keys.first().expect("the generated key exists");
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
     let st = r.unwrap_err();
@@ -160,19 +234,38 @@ async fn missing_module_or_token_leaves_the_keystore_working() {
     let conf = hsm.conf();
     let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let backends = client.list_backends(pb::ListBackendsRequest {}).await.unwrap().into_inner().backends;
+    let backends = client
+        .list_backends(pb::ListBackendsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .backends;
     let by_name = |n: &str| backends.iter().find(|b| b.name == n).unwrap().clone();
     let gone = by_name("gone");
     assert!(!gone.available);
-    assert!(gone.unavailable_reason.contains("/nonexistent/libpkcs11.so"), "{gone:?}");
+    assert!(
+        gone.unavailable_reason
+            .contains("/nonexistent/libpkcs11.so"),
+        "{gone:?}"
+    );
     let hsm_backend = by_name("hsm");
     assert!(!hsm_backend.available);
-    assert!(hsm_backend.unavailable_reason.contains("absent"), "{hsm_backend:?}");
-    assert!(hsm_backend.unavailable_reason.contains("present"), "lists tokens present: {hsm_backend:?}");
+    assert!(
+        hsm_backend.unavailable_reason.contains("absent"),
+        "{hsm_backend:?}"
+    );
+    assert!(
+        hsm_backend.unavailable_reason.contains("present"),
+        "lists tokens present: {hsm_backend:?}"
+    );
     assert!(by_name("soft").available);
 
     let st = client
-        .generate_key(pb::GenerateKeyRequest { algorithm: "ecdsa".into(), backend: "gone".into(), ..Default::default() })
+        .generate_key(pb::GenerateKeyRequest {
+            algorithm: "ecdsa".into(),
+            backend: "gone".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(st.code(), Code::Unavailable, "{st:?}");
@@ -188,7 +281,13 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         .backend_toml("hsm")
         .unwrap()
         .lines()
-        .map(|l| if l.starts_with("pin = ") { "pin = \"prompt\"".to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with("pin = ") {
+                "pin = \"prompt\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let conf = hsm.conf();
@@ -197,31 +296,54 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
 
     // Locked: generating needs a login.
     let st = client
-        .generate_key(pb::GenerateKeyRequest { algorithm: "ecdsa".into(), role: "targets".into(), ..Default::default() })
+        .generate_key(pb::GenerateKeyRequest {
+            algorithm: "ecdsa".into(),
+            role: "targets".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(reason(&st), "login_required", "{st:?}");
 
     // A wrong PIN is reported with what the token says about tries left.
     let st = client
-        .unlock(pb::UnlockRequest { backend: "hsm".into(), pin: "0000".into() })
+        .unlock(pb::UnlockRequest {
+            backend: "hsm".into(),
+            pin: "0000".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(st.code(), Code::Unauthenticated, "{st:?}");
     assert_eq!(reason(&st), "wrong_pin");
     assert!(st.metadata().get("keyd-tries-left").is_some(), "{st:?}");
-    assert!(st.message().to_lowercase().contains("tr"), "mentions tries: {st:?}");
+    assert!(
+        st.message().to_lowercase().contains("tr"),
+        "mentions tries: {st:?}"
+    );
 
-    client.unlock(pb::UnlockRequest { backend: "hsm".into(), pin: "4321".into() }).await.unwrap();
+    client
+        .unlock(pb::UnlockRequest {
+            backend: "hsm".into(),
+            pin: "4321".into(),
+        })
+        .await
+        .unwrap();
     let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
     r.unwrap();
 
-    client.lock(pb::LockRequest { backend: "hsm".into() }).await.unwrap();
+    client
+        .lock(pb::LockRequest {
+            backend: "hsm".into(),
+        })
+        .await
+        .unwrap();
     let (events, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
     assert_eq!(reason(&r.unwrap_err()), "login_required");
     assert!(
-        events.iter().any(|e| matches!(e, pb::progress::Kind::PinNeeded(p) if p.backend == "hsm")),
+        events
+            .iter()
+            .any(|e| matches!(e, pb::progress::Kind::PinNeeded(p) if p.backend == "hsm")),
         "PIN needed event: {events:?}"
     );
     // A PIN sent with the request works for that request.
@@ -245,7 +367,10 @@ async fn wrong_configured_pin_marks_backend_unavailable() {
     // Replace the PIN in the file the config points at.
     let pin_file = config
         .lines()
-        .find_map(|l| l.strip_prefix("pin = { file = \"").and_then(|r| r.strip_suffix("\" }")))
+        .find_map(|l| {
+            l.strip_prefix("pin = { file = \"")
+                .and_then(|r| r.strip_suffix("\" }"))
+        })
         .unwrap()
         .to_string();
     std::fs::write(&pin_file, "2222\n").unwrap();
@@ -253,9 +378,20 @@ async fn wrong_configured_pin_marks_backend_unavailable() {
     let conf = hsm.conf();
     let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let backends = client.list_backends(pb::ListBackendsRequest {}).await.unwrap().into_inner().backends;
+    let backends = client
+        .list_backends(pb::ListBackendsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .backends;
     let hsm_backend = backends.iter().find(|b| b.name == "hsm").unwrap();
     assert!(!hsm_backend.available);
-    assert!(hsm_backend.unavailable_reason.contains("PIN"), "{hsm_backend:?}");
-    assert!(!daemon.log_text().contains("2222"), "the PIN must never be logged");
+    assert!(
+        hsm_backend.unavailable_reason.contains("PIN"),
+        "{hsm_backend:?}"
+    );
+    assert!(
+        !daemon.log_text().contains("2222"),
+        "the PIN must never be logged"
+    );
 }

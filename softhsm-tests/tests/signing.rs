@@ -29,12 +29,30 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
     let mut made = Vec::new();
     for backend in ["hsm", "soft"] {
         for (alg, curve, bits) in ALGORITHMS {
-            made.push(generate(&mut client, backend, alg, curve, bits, "targets", "example.com/app").await);
+            made.push(
+                generate(
+                    &mut client,
+                    backend,
+                    alg,
+                    curve,
+                    bits,
+                    "targets",
+                    "example.com/app",
+                )
+                .await,
+            );
         }
     }
     assert_eq!(made.len(), 12);
     for key in &made {
-        assert!(key.uri.starts_with(if key.backend == "hsm" { "pkcs11:" } else { "soft:" }), "{key:?}");
+        assert!(
+            key.uri.starts_with(if key.backend == "hsm" {
+                "pkcs11:"
+            } else {
+                "soft:"
+            }),
+            "{key:?}"
+        );
     }
 
     daemon.restart().unwrap();
@@ -49,7 +67,9 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
         let again = listed
             .iter()
             .find(|k| k.key_id == key.key_id)
-            .unwrap_or_else(|| panic!("key {} ({}) lost across restart", key.key_id, key.algorithm));
+            .unwrap_or_else(|| {
+                panic!("key {} ({}) lost across restart", key.key_id, key.algorithm)
+            });
         assert_eq!(again.public, key.public);
         assert_eq!(again.role, "targets");
         assert_eq!(again.gun, "example.com/app");
@@ -57,12 +77,26 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
 
         let payload = targets_payload(3);
         let (_, result) = sign(&mut client, &key.key_id, payload.clone(), "", "", "").await;
-        let result = result.unwrap_or_else(|s| panic!("sign with {} {}: {s:?}", key.backend, key.algorithm));
+        let result =
+            result.unwrap_or_else(|s| panic!("sign with {} {}: {s:?}", key.backend, key.algorithm));
         assert_eq!(result.key_id, key.key_id);
-        openssl_verify(&key.keytype, &key.public, &result.method, &payload, &result.signature)
-            .unwrap_or_else(|e| panic!("{} {}: {e}", key.backend, key.algorithm));
+        openssl_verify(
+            &key.keytype,
+            &key.public,
+            &result.method,
+            &payload,
+            &result.signature,
+        )
+        .unwrap_or_else(|e| panic!("{} {}: {e}", key.backend, key.algorithm));
         // A different payload must not verify with that signature.
-        assert!(openssl_verify(&key.keytype, &key.public, &result.method, &targets_payload(4), &result.signature).is_err());
+        assert!(openssl_verify(
+            &key.keytype,
+            &key.public,
+            &result.method,
+            &targets_payload(4),
+            &result.signature
+        )
+        .is_err());
     }
     daemon.stop().unwrap();
 }
@@ -84,7 +118,9 @@ async fn issued_root_certificate_is_notarys_profile_and_kept() {
         .into_inner();
     let mut cert = None;
     while let Some(ev) = stream.message().await.unwrap() {
-        if let Some(keyd_proto::keyd::issue_root_certificate_event::Event::Certificate(c)) = ev.event {
+        if let Some(keyd_proto::keyd::issue_root_certificate_event::Event::Certificate(c)) =
+            ev.event
+        {
             cert = Some(c);
         }
     }
@@ -96,7 +132,10 @@ async fn issued_root_certificate_is_notarys_profile_and_kept() {
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
-            c.stdin.take().unwrap().write_all(cert.certificate_pem.as_bytes())?;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(cert.certificate_pem.as_bytes())?;
             c.wait_with_output()
         })
         .unwrap();
@@ -110,10 +149,20 @@ async fn issued_root_certificate_is_notarys_profile_and_kept() {
     assert_eq!(cert.x509_key_id, x509.key_id());
     assert_eq!(x509.bare_key().unwrap().key_id(), key.key_id);
     // The key is now also known by its x509 ID, and signs a Root under it.
-    let (_, result) = sign(&mut client, &cert.x509_key_id, root_payload(), "root", "example.com/app", "").await;
+    let (_, result) = sign(
+        &mut client,
+        &cert.x509_key_id,
+        root_payload(),
+        "root",
+        "example.com/app",
+        "",
+    )
+    .await;
     assert_eq!(result.unwrap().key_id, cert.x509_key_id);
     let got = client
-        .get_certificate(keyd_proto::keyd::GetCertificateRequest { key_id: key.key_id.clone() })
+        .get_certificate(keyd_proto::keyd::GetCertificateRequest {
+            key_id: key.key_id.clone(),
+        })
         .await
         .unwrap()
         .into_inner();

@@ -154,7 +154,11 @@ fn nix_uid() -> u32 {
 }
 
 fn create_private_dir(path: &Path) -> Result<(), BackendError> {
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(path) {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+    {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(storage("cannot create", path, e)),
@@ -181,7 +185,10 @@ impl KeystoreDir {
     /// Reads or initialises `keystore.json` and returns the sealer for the
     /// configured passphrase. A keystore created with a passphrase cannot be
     /// opened without one, and vice versa.
-    pub fn sealer(&self, passphrase: Option<&SecretString>) -> Result<Option<Sealer>, BackendError> {
+    pub fn sealer(
+        &self,
+        passphrase: Option<&SecretString>,
+    ) -> Result<Option<Sealer>, BackendError> {
         let meta_path = self.root.join("keystore.json");
         let meta: Option<KeystoreMeta> = match fs::read(&meta_path) {
             Ok(bytes) => Some(
@@ -196,15 +203,32 @@ impl KeystoreDir {
                 meta_path.display(),
                 m.format
             ))),
-            (Some(KeystoreMeta { encryption: Some(enc), .. }), Some(p)) => {
+            (
+                Some(KeystoreMeta {
+                    encryption: Some(enc),
+                    ..
+                }),
+                Some(p),
+            ) => {
                 let sealer = Sealer::derive(p, &enc.kdf)?;
                 sealer.verify_check(&enc.check)?;
                 Ok(Some(sealer))
             }
-            (Some(KeystoreMeta { encryption: Some(_), .. }), None) => Err(BackendError::Storage(
+            (
+                Some(KeystoreMeta {
+                    encryption: Some(_),
+                    ..
+                }),
+                None,
+            ) => Err(BackendError::Storage(
                 "this keystore is encrypted: configure its passphrase source".into(),
             )),
-            (Some(KeystoreMeta { encryption: None, .. }), Some(_)) => {
+            (
+                Some(KeystoreMeta {
+                    encryption: None, ..
+                }),
+                Some(_),
+            ) => {
                 if self.read_key_files()?.is_empty() {
                     self.init_meta(passphrase)
                 } else {
@@ -215,7 +239,12 @@ impl KeystoreDir {
                     ))
                 }
             }
-            (Some(KeystoreMeta { encryption: None, .. }), None) => Ok(None),
+            (
+                Some(KeystoreMeta {
+                    encryption: None, ..
+                }),
+                None,
+            ) => Ok(None),
             (None, p) => self.init_meta(p),
         }
     }
@@ -235,14 +264,16 @@ impl KeystoreDir {
             encryption,
         };
         let path = self.root.join("keystore.json");
-        let bytes = serde_json::to_vec_pretty(&meta).map_err(|e| storage("cannot encode", &path, e))?;
+        let bytes =
+            serde_json::to_vec_pretty(&meta).map_err(|e| storage("cannot encode", &path, e))?;
         write_atomic(&path, &bytes, 0o600).map_err(|e| storage("cannot write", &path, e))?;
         Ok(sealer)
     }
 
     pub fn read_key_files(&self) -> Result<Vec<(String, KeyFile)>, BackendError> {
         let mut out = Vec::new();
-        let entries = fs::read_dir(&self.keys).map_err(|e| storage("cannot list", &self.keys, e))?;
+        let entries =
+            fs::read_dir(&self.keys).map_err(|e| storage("cannot list", &self.keys, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| storage("cannot list", &self.keys, e))?;
             let path = entry.path();
@@ -255,8 +286,8 @@ impl KeystoreDir {
                 continue;
             };
             let bytes = fs::read(&path).map_err(|e| storage("cannot read", &path, e))?;
-            let file: KeyFile =
-                serde_json::from_slice(&bytes).map_err(|e| storage("malformed key file", &path, e))?;
+            let file: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| storage("malformed key file", &path, e))?;
             out.push((id.to_string(), file));
         }
         Ok(out)

@@ -112,7 +112,9 @@ impl Sealer {
                 },
             )
             .map(Zeroizing::new)
-            .map_err(|_| BackendError::Storage("decryption failed (wrong passphrase or damaged file)".into()))
+            .map_err(|_| {
+                BackendError::Storage("decryption failed (wrong passphrase or damaged file)".into())
+            })
     }
 
     pub fn make_check(&self) -> Result<Sealed, BackendError> {

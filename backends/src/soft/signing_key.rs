@@ -27,7 +27,9 @@ impl SigningKey {
         Ok(match algorithm {
             Algorithm::EcdsaP256 => SigningKey::P256(p256::ecdsa::SigningKey::random(&mut OsRng)),
             Algorithm::EcdsaP384 => SigningKey::P384(p384::ecdsa::SigningKey::random(&mut OsRng)),
-            Algorithm::Ed25519 => SigningKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut OsRng)),
+            Algorithm::Ed25519 => {
+                SigningKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut OsRng))
+            }
             Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => {
                 let bits = algorithm.rsa_bits().unwrap_or(3072) as usize;
                 let key = rsa::RsaPrivateKey::new(&mut OsRng, bits).map_err(keygen_err)?;
@@ -83,11 +85,17 @@ impl SigningKey {
         let (keytype, bytes) = match self {
             SigningKey::P256(k) => (
                 KeyType::Ecdsa,
-                k.verifying_key().to_public_key_der().map_err(encoding_err)?.into_vec(),
+                k.verifying_key()
+                    .to_public_key_der()
+                    .map_err(encoding_err)?
+                    .into_vec(),
             ),
             SigningKey::P384(k) => (
                 KeyType::Ecdsa,
-                k.verifying_key().to_public_key_der().map_err(encoding_err)?.into_vec(),
+                k.verifying_key()
+                    .to_public_key_der()
+                    .map_err(encoding_err)?
+                    .into_vec(),
             ),
             SigningKey::Ed25519(k) => (KeyType::Ed25519, k.verifying_key().to_bytes().to_vec()),
             SigningKey::Rsa(k, _) => (
@@ -108,16 +116,19 @@ impl SigningKey {
     pub fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
         use p256::ecdsa::signature::hazmat::PrehashSigner;
         use rsa::signature::{RandomizedSigner, SignatureEncoding};
-        let failed = |e: &dyn std::fmt::Display| BackendError::Device(format!("signing failed: {e}"));
+        let failed =
+            |e: &dyn std::fmt::Display| BackendError::Device(format!("signing failed: {e}"));
         Ok(match self {
             SigningKey::P256(k) => {
-                let sig: p256::ecdsa::Signature =
-                    k.sign_prehash(&Sha256::digest(payload)).map_err(|e| failed(&e))?;
+                let sig: p256::ecdsa::Signature = k
+                    .sign_prehash(&Sha256::digest(payload))
+                    .map_err(|e| failed(&e))?;
                 sig.to_bytes().to_vec()
             }
             SigningKey::P384(k) => {
-                let sig: p384::ecdsa::Signature =
-                    k.sign_prehash(&Sha256::digest(payload)).map_err(|e| failed(&e))?;
+                let sig: p384::ecdsa::Signature = k
+                    .sign_prehash(&Sha256::digest(payload))
+                    .map_err(|e| failed(&e))?;
                 sig.to_bytes().to_vec()
             }
             SigningKey::Ed25519(k) => {

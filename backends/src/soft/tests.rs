@@ -23,7 +23,12 @@ fn keys_survive_reopen_with_same_ids_and_sign() {
     let dir = tmp.path().join("ks");
     let backend = open(&dir, Some("correct horse")).unwrap();
     let mut made = Vec::new();
-    for alg in [Algorithm::EcdsaP256, Algorithm::EcdsaP384, Algorithm::Ed25519, Algorithm::Rsa2048] {
+    for alg in [
+        Algorithm::EcdsaP256,
+        Algorithm::EcdsaP384,
+        Algorithm::Ed25519,
+        Algorithm::Rsa2048,
+    ] {
         made.push(backend.generate(&spec(alg)).unwrap());
     }
     drop(backend);
@@ -105,8 +110,14 @@ fn delete_and_certificates() {
     certs.put_certificate(&key.uri, b"der bytes").unwrap();
     assert_eq!(certs.certificate(&key.uri).unwrap().unwrap(), b"der bytes");
     backend.delete(&key.uri).unwrap();
-    assert!(matches!(backend.sign(&key.uri, b"x"), Err(BackendError::KeyNotFound(_))));
-    assert!(matches!(backend.delete(&key.uri), Err(BackendError::KeyNotFound(_))));
+    assert!(matches!(
+        backend.sign(&key.uri, b"x"),
+        Err(BackendError::KeyNotFound(_))
+    ));
+    assert!(matches!(
+        backend.delete(&key.uri),
+        Err(BackendError::KeyNotFound(_))
+    ));
     assert!(backend.list().unwrap().is_empty());
 }
 
@@ -115,8 +126,18 @@ fn rejects_foreign_and_traversal_uris() {
     let tmp = tempfile::tempdir().unwrap();
     let backend = open(&tmp.path().join("ks"), None).unwrap();
     let foreign = KeyUri::new("pkcs11").with("id", "01");
-    assert!(matches!(backend.sign(&foreign, b"x"), Err(BackendError::InvalidUri { .. })));
+    assert!(matches!(
+        backend.sign(&foreign, b"x"),
+        Err(BackendError::InvalidUri { .. })
+    ));
     let traversal = KeyUri::new("soft").with("id", "../../etc/passwd");
-    assert!(matches!(backend.sign(&traversal, b"x"), Err(BackendError::KeyNotFound(_))));
-    assert!(backend.certificates().unwrap().certificate(&traversal).is_err());
+    assert!(matches!(
+        backend.sign(&traversal, b"x"),
+        Err(BackendError::KeyNotFound(_))
+    ));
+    assert!(backend
+        .certificates()
+        .unwrap()
+        .certificate(&traversal)
+        .is_err());
 }

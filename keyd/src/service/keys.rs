@@ -28,10 +28,16 @@ impl KeydService {
         self.policy.allows(caller, op, &facts(e, &ids))
     }
 
-    /// Finds a key the caller may list; unknown and hidden keys look alike.
+    /// Finds a key the caller may list or sign with (a signer needs the
+    /// public key to verify what it gets); unknown and hidden keys look alike.
     async fn visible_key(&self, caller: &Caller, id: &str) -> Result<Arc<KeyEntry>, Status> {
         match self.registry.find(id).await {
-            Some(e) if self.may(caller, Operation::List, &e) => Ok(e),
+            Some(e)
+                if self.may(caller, Operation::List, &e)
+                    || self.may(caller, Operation::Sign, &e) =>
+            {
+                Ok(e)
+            }
             _ => Err(key_not_found(id)),
         }
     }
@@ -56,11 +62,16 @@ impl KeydService {
             .filter(|e| req.gun.is_empty() || e.gun == req.gun)
             .map(|e| key_message(e))
             .collect();
-        keys.sort_by(|a, b| (&a.backend, &a.role, &a.key_id).cmp(&(&b.backend, &b.role, &b.key_id)));
+        keys.sort_by(|a, b| {
+            (&a.backend, &a.role, &a.key_id).cmp(&(&b.backend, &b.role, &b.key_id))
+        });
         Ok(Response::new(pb::ListKeysResponse { keys }))
     }
 
-    pub(super) async fn get_key_rpc(&self, request: Request<pb::GetKeyRequest>) -> Result<Response<pb::Key>, Status> {
+    pub(super) async fn get_key_rpc(
+        &self,
+        request: Request<pb::GetKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
         let caller = Caller::of(&request)?;
         let entry = self.visible_key(&caller, &request.get_ref().key).await?;
         Ok(Response::new(key_message(&entry)))
@@ -72,7 +83,11 @@ impl KeydService {
     ) -> Result<Response<pb::Key>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let backend = if req.backend.is_empty() { self.default_backend.clone() } else { req.backend.clone() };
+        let backend = if req.backend.is_empty() {
+            self.default_backend.clone()
+        } else {
+            req.backend.clone()
+        };
         let mut record = Self::audit_base(&caller, "generate");
         record.backend = backend.clone();
         record.role = req.role.clone();
@@ -86,16 +101,28 @@ impl KeydService {
         };
         if !req.role.is_empty() {
             if let Err(e) = req.role.parse::<Role>() {
-                return Err(self.refuse(record, invalid(format!("role {:?}: {e}", req.role))).await);
+                return Err(self
+                    .refuse(record, invalid(format!("role {:?}: {e}", req.role)))
+                    .await);
             }
         }
-        let facts = KeyFacts { key_ids: &[], backend: &backend, role: &req.role, gun: &req.gun };
+        let facts = KeyFacts {
+            key_ids: &[],
+            backend: &backend,
+            role: &req.role,
+            gun: &req.gun,
+        };
         if !self.policy.allows(&caller, Operation::Generate, &facts) {
-            let st = denied(format!("uid {} may not generate keys in backend {backend:?}", caller.uid));
+            let st = denied(format!(
+                "uid {} may not generate keys in backend {backend:?}",
+                caller.uid
+            ));
             return Err(self.refuse(record, st).await);
         }
         let Some(device) = self.registry.device(&backend) else {
-            let st = invalid(format!("no backend named {backend:?} (see `notaryctl backend list`)"));
+            let st = invalid(format!(
+                "no backend named {backend:?} (see `notaryctl backend list`)"
+            ));
             return Err(self.refuse(record, st).await);
         };
         let label = if req.label.is_empty() {
@@ -145,7 +172,10 @@ impl KeydService {
         record.role = entry.role.clone();
         record.gun = entry.gun.clone();
         if !self.may(&caller, Operation::Delete, &entry) {
-            let st = denied(format!("uid {} may not delete key {}", caller.uid, entry.key_id));
+            let st = denied(format!(
+                "uid {} may not delete key {}",
+                caller.uid, entry.key_id
+            ));
             return Err(self.refuse(record, st).await);
         }
         let Some(device) = self.registry.device(&entry.device) else {
@@ -153,7 +183,9 @@ impl KeydService {
         };
         let uri = entry.key.uri.clone();
         if let Err(e) = device.run(move |b| b.delete(&uri)).await {
-            return Err(self.refuse(record, status::from_device(&entry.device, &e)).await);
+            return Err(self
+                .refuse(record, status::from_device(&entry.device, &e))
+                .await);
         }
         if let Err(e) = self.registry.remove(&entry.key_id) {
             tracing::warn!(error = %e, key_id = %entry.key_id, "key deleted but its binding could not be removed");
@@ -163,7 +195,11 @@ impl KeydService {
     }
 
     /// Keeps PEM text in the state store and the leaf in the device.
-    pub(super) async fn store_certificate(&self, entry: &KeyEntry, pem: &str) -> Result<Arc<KeyEntry>, Status> {
+    pub(super) async fn store_certificate(
+        &self,
+        entry: &KeyEntry,
+        pem: &str,
+    ) -> Result<Arc<KeyEntry>, Status> {
         let updated = self
             .registry
             .set_certificate(entry, pem)
@@ -200,12 +236,21 @@ impl KeydService {
         record.key_id = entry.key_id.clone();
         record.backend = entry.device.clone();
         if !self.may(&caller, Operation::Generate, &entry) {
-            let st = denied(format!("uid {} may not attach certificates to key {}", caller.uid, entry.key_id));
+            let st = denied(format!(
+                "uid {} may not attach certificates to key {}",
+                caller.uid, entry.key_id
+            ));
             return Err(self.refuse(record, st).await);
         }
-        let cert_key = match PublicKey::from_certificate_pem(&req.certificate_pem).and_then(|k| k.bare_key()) {
+        let cert_key = match PublicKey::from_certificate_pem(&req.certificate_pem)
+            .and_then(|k| k.bare_key())
+        {
             Ok(k) => k,
-            Err(e) => return Err(self.refuse(record, invalid(format!("certificate: {e}"))).await),
+            Err(e) => {
+                return Err(self
+                    .refuse(record, invalid(format!("certificate: {e}")))
+                    .await)
+            }
         };
         if cert_key.key_id() != entry.key_id {
             let st = invalid(format!(

@@ -46,20 +46,34 @@ impl KeydService {
     /// Applies binding defaults and refuses mismatches: a bound key signs
     /// only for its role and GUN.
     fn purpose(entry: &KeyEntry, role: &str, gun: &str) -> Result<Purpose, Status> {
-        let role = if role.is_empty() { entry.role.clone() } else { role.to_string() };
-        let gun = if gun.is_empty() { entry.gun.clone() } else { gun.to_string() };
+        let role = if role.is_empty() {
+            entry.role.clone()
+        } else {
+            role.to_string()
+        };
+        let gun = if gun.is_empty() {
+            entry.gun.clone()
+        } else {
+            gun.to_string()
+        };
         if !entry.role.is_empty() && role != entry.role {
             return Err(with_reason(
                 Code::PermissionDenied,
                 "role_mismatch",
-                format!("key {} is bound to role {:?}, not {role:?}", entry.key_id, entry.role),
+                format!(
+                    "key {} is bound to role {:?}, not {role:?}",
+                    entry.key_id, entry.role
+                ),
             ));
         }
         if !entry.gun.is_empty() && gun != entry.gun {
             return Err(with_reason(
                 Code::PermissionDenied,
                 "gun_mismatch",
-                format!("key {} is bound to GUN {:?}, not {gun:?}", entry.key_id, entry.gun),
+                format!(
+                    "key {} is bound to GUN {:?}, not {gun:?}",
+                    entry.key_id, entry.gun
+                ),
             ));
         }
         if !role.is_empty() {
@@ -126,7 +140,10 @@ impl KeydService {
                     tries_left: tries.as_count(),
                     tries_low: tries == keyd_backends::TriesLeft::Low,
                 }));
-                Err(status::from_backend(&device.name, &BackendError::LoginRequired))
+                Err(status::from_backend(
+                    &device.name,
+                    &BackendError::LoginRequired,
+                ))
             }
             Err(e) => Err(status::from_device(&device.name, &e)),
         }
@@ -144,9 +161,12 @@ impl KeydService {
             let progress = progress_sink(tx.clone(), |p| pb::SignEvent {
                 event: Some(pb::sign_event::Event::Progress(p)),
             });
-            let outcome = this.sign_checked(caller, req, &progress).await.map(|r| pb::SignEvent {
-                event: Some(pb::sign_event::Event::Result(r)),
-            });
+            let outcome = this
+                .sign_checked(caller, req, &progress)
+                .await
+                .map(|r| pb::SignEvent {
+                    event: Some(pb::sign_event::Event::Result(r)),
+                });
             let _ = tx.send(outcome).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -164,7 +184,9 @@ impl KeydService {
         record.role = req.role.clone();
         record.gun = req.gun.clone();
         if req.key_id.is_empty() || req.payload.is_empty() {
-            return Err(self.refuse(record, invalid("sign needs key_id and a payload")).await);
+            return Err(self
+                .refuse(record, invalid("sign needs key_id and a payload"))
+                .await);
         }
         let Some(entry) = self.registry.find(&req.key_id).await else {
             return Err(self.refuse(record, key_not_found(&req.key_id)).await);
@@ -224,15 +246,24 @@ impl KeydService {
             return Err(self.refuse(record, st).await);
         }
 
-        let signature = match self.sign_on_device(&entry, req.payload, req.pin, progress).await {
+        let signature = match self
+            .sign_on_device(&entry, req.payload, req.pin, progress)
+            .await
+        {
             Ok(sig) => sig,
             Err(st) => return Err(self.refuse(record, st).await),
         };
         self.commit(record).await?;
-        let key_id = if !x509.is_empty() && req.key_id == x509 { x509 } else { entry.key_id.clone() };
+        let key_id = if !x509.is_empty() && req.key_id == x509 {
+            x509
+        } else {
+            entry.key_id.clone()
+        };
         Ok(pb::SignResult {
             key_id,
-            method: SignatureMethod::for_key_type(entry.key.public.keytype()).as_str().to_string(),
+            method: SignatureMethod::for_key_type(entry.key.public.keytype())
+                .as_str()
+                .to_string(),
             signature,
         })
     }
@@ -270,7 +301,9 @@ impl KeydService {
         record.gun = req.gun.clone();
         record.role = "root".into();
         if req.gun.is_empty() {
-            return Err(self.refuse(record, invalid("a root certificate needs the GUN (its CN)")).await);
+            return Err(self
+                .refuse(record, invalid("a root certificate needs the GUN (its CN)"))
+                .await);
         }
         let Some(entry) = self.registry.find(&req.key_id).await else {
             return Err(self.refuse(record, key_not_found(&req.key_id)).await);
@@ -284,8 +317,15 @@ impl KeydService {
             Err(st) => return Err(self.refuse(record, st).await),
         };
         let ids = [entry.key_id.as_str()];
-        if !self.policy.allows(&caller, Operation::Sign, &Self::facts(&entry, &ids, &purpose)) {
-            let st = denied(format!("uid {} may not sign with key {}", caller.uid, entry.key_id));
+        if !self.policy.allows(
+            &caller,
+            Operation::Sign,
+            &Self::facts(&entry, &ids, &purpose),
+        ) {
+            let st = denied(format!(
+                "uid {} may not sign with key {}",
+                caller.uid, entry.key_id
+            ));
             return Err(self.refuse(record, st).await);
         }
         if entry.key.public.keytype() != KeyType::Ecdsa {
@@ -296,20 +336,37 @@ impl KeydService {
             ));
             return Err(self.refuse(record, st).await);
         }
-        let days = if req.validity_days == 0 { 3650 } else { req.validity_days };
+        let days = if req.validity_days == 0 {
+            3650
+        } else {
+            req.validity_days
+        };
         let mut serial = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut serial);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let tbs = notary_tuf::rootcert::root_cert_tbs(&req.gun, entry.key.public.public_bytes(), serial, now, days)
-            .map_err(|e| invalid(e.to_string()))?;
-        let signature = match self.sign_on_device(&entry, tbs.clone(), req.pin, progress).await {
+        let tbs = notary_tuf::rootcert::root_cert_tbs(
+            &req.gun,
+            entry.key.public.public_bytes(),
+            serial,
+            now,
+            days,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        let signature = match self
+            .sign_on_device(&entry, tbs.clone(), req.pin, progress)
+            .await
+        {
             Ok(sig) => sig,
             Err(st) => return Err(self.refuse(record, st).await),
         };
         let pem = notary_tuf::rootcert::assemble_root_cert(&tbs, &signature)
             .map_err(|e| status::with_reason(Code::Internal, "device_error", e.to_string()))?;
         notary_tuf::rootcert::check_root_cert(&pem, &req.gun, now).map_err(|e| {
-            status::with_reason(Code::Internal, "device_error", format!("issued certificate fails notary's checks: {e}"))
+            status::with_reason(
+                Code::Internal,
+                "device_error",
+                format!("issued certificate fails notary's checks: {e}"),
+            )
         })?;
         self.commit(record).await?;
         let updated = self.store_certificate(&entry, &pem).await?;

@@ -25,7 +25,9 @@ pub fn from_backend(backend: &str, e: &BackendError) -> Status {
     let msg = format!("backend {backend:?}: {e}");
     match e {
         BackendError::KeyNotFound(_) => with_reason(Code::NotFound, "key_not_found", msg),
-        BackendError::WrongPin(t) => with_tries(with_reason(Code::Unauthenticated, "wrong_pin", msg), *t),
+        BackendError::WrongPin(t) => {
+            with_tries(with_reason(Code::Unauthenticated, "wrong_pin", msg), *t)
+        }
         BackendError::PinBlocked => with_tries(
             with_reason(Code::FailedPrecondition, "pin_blocked", msg),
             TriesLeft::Exactly(0),
@@ -45,7 +47,11 @@ pub fn from_backend(backend: &str, e: &BackendError) -> Status {
 pub fn from_device(backend: &str, e: &DeviceError) -> Status {
     match e {
         DeviceError::Backend(b) => from_backend(backend, b),
-        DeviceError::Worker(w) => with_reason(Code::Internal, "device_error", format!("backend {backend:?}: {w}")),
+        DeviceError::Worker(w) => with_reason(
+            Code::Internal,
+            "device_error",
+            format!("backend {backend:?}: {w}"),
+        ),
     }
 }
 

@@ -27,7 +27,12 @@ impl KeydService {
             };
             let info = device.backend.device_info();
             let logged_in = if available {
-                device.pin_status().await.ok().flatten().is_some_and(|s| s.logged_in)
+                device
+                    .pin_status()
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.logged_in)
             } else {
                 false
             };
@@ -42,7 +47,12 @@ impl KeydService {
                     label: info.label,
                     serial: info.serial,
                 }),
-                algorithms: device.backend.algorithms().iter().map(|a| a.as_str().to_string()).collect(),
+                algorithms: device
+                    .backend
+                    .algorithms()
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect(),
                 has_login: device.backend.token_login().is_some(),
                 logged_in,
                 key_count: u32::try_from(self.registry.count_in(&device.name)).unwrap_or(u32::MAX),
@@ -53,7 +63,12 @@ impl KeydService {
     }
 
     fn unlock_allowed(&self, caller: &Caller, backend: &str) -> bool {
-        let facts = KeyFacts { key_ids: &[], backend, role: "", gun: "" };
+        let facts = KeyFacts {
+            key_ids: &[],
+            backend,
+            role: "",
+            gun: "",
+        };
         self.policy.allows(caller, Operation::Unlock, &facts)
     }
 
@@ -66,17 +81,27 @@ impl KeydService {
         let mut record = Self::audit_base(&caller, "unlock");
         record.backend = req.backend.clone();
         if !self.unlock_allowed(&caller, &req.backend) {
-            let st = denied(format!("uid {} may not unlock backend {:?}", caller.uid, req.backend));
+            let st = denied(format!(
+                "uid {} may not unlock backend {:?}",
+                caller.uid, req.backend
+            ));
             return Err(self.refuse(record, st).await);
         }
         let Some(device) = self.registry.device(&req.backend) else {
-            return Err(self.refuse(record, invalid(format!("no backend named {:?}", req.backend))).await);
+            return Err(self
+                .refuse(
+                    record,
+                    invalid(format!("no backend named {:?}", req.backend)),
+                )
+                .await);
         };
         if req.pin.is_empty() {
             return Err(self.refuse(record, invalid("unlock needs a PIN")).await);
         }
         if let Err(e) = device.unlock(SecretString::from(req.pin)).await {
-            return Err(self.refuse(record, status::from_device(&device.name, &e)).await);
+            return Err(self
+                .refuse(record, status::from_device(&device.name, &e))
+                .await);
         }
         self.commit(record).await?;
         // Keys become visible to listing only after login on some tokens.
@@ -84,20 +109,33 @@ impl KeydService {
         Ok(Response::new(pb::UnlockResponse {}))
     }
 
-    pub(super) async fn lock_rpc(&self, request: Request<pb::LockRequest>) -> Result<Response<pb::LockResponse>, Status> {
+    pub(super) async fn lock_rpc(
+        &self,
+        request: Request<pb::LockRequest>,
+    ) -> Result<Response<pb::LockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut record = Self::audit_base(&caller, "lock");
         record.backend = req.backend.clone();
         if !self.unlock_allowed(&caller, &req.backend) {
-            let st = denied(format!("uid {} may not lock backend {:?}", caller.uid, req.backend));
+            let st = denied(format!(
+                "uid {} may not lock backend {:?}",
+                caller.uid, req.backend
+            ));
             return Err(self.refuse(record, st).await);
         }
         let Some(device) = self.registry.device(&req.backend) else {
-            return Err(self.refuse(record, invalid(format!("no backend named {:?}", req.backend))).await);
+            return Err(self
+                .refuse(
+                    record,
+                    invalid(format!("no backend named {:?}", req.backend)),
+                )
+                .await);
         };
         if let Err(e) = device.lock().await {
-            return Err(self.refuse(record, status::from_device(&device.name, &e)).await);
+            return Err(self
+                .refuse(record, status::from_device(&device.name, &e))
+                .await);
         }
         self.commit(record).await?;
         Ok(Response::new(pb::LockResponse {}))

@@ -6,7 +6,6 @@
 //! a `Session` runs one operation at a time and is not `Sync`.
 
 use super::{Alg, Window};
-use softhsm_tests::softhsm::MODULE;
 use anyhow::{bail, Context, Result};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
@@ -17,6 +16,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use sha2::{Digest, Sha256};
+use softhsm_tests::softhsm::MODULE;
 use std::time::{Duration, Instant};
 
 /// Notary's RSA-PSS, as the daemon uses it: SHA-256, MGF1-SHA-256, salt 32.
@@ -80,7 +80,11 @@ impl DirectToken {
         match found.as_slice() {
             [handle] => Ok(*handle),
             [] => bail!("no private key with CKA_ID {}", hex::encode(cka_id)),
-            _ => bail!("{} private keys with CKA_ID {}", found.len(), hex::encode(cka_id)),
+            _ => bail!(
+                "{} private keys with CKA_ID {}",
+                found.len(),
+                hex::encode(cka_id)
+            ),
         }
     }
 
@@ -125,7 +129,10 @@ impl DirectToken {
                 .collect();
             workers
                 .into_iter()
-                .map(|w| w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("direct worker panicked"))))
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("direct worker panicked")))
+                })
                 .collect::<Result<Vec<u64>>>()
         })?;
         Ok(DirectRun {

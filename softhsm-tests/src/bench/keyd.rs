@@ -2,10 +2,10 @@
 //! making sequential `Sign` calls and recording each call's latency.
 
 use super::{Alg, Window};
-use softhsm_tests::connect;
 use anyhow::{bail, Context, Result};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
+use softhsm_tests::connect;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +66,11 @@ pub async fn generate(socket: &Path, backend: &str, alg: Alg) -> Result<BenchKey
         .with_context(|| format!("GenerateKey {}", alg.name()))?
         .into_inner();
     if key.algorithm != alg.name() {
-        bail!("asked for {}, the daemon made {}", alg.name(), key.algorithm);
+        bail!(
+            "asked for {}, the daemon made {}",
+            alg.name(),
+            key.algorithm
+        );
     }
     let keytype: notary_tuf::KeyType = key
         .keytype

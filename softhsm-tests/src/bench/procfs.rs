@@ -11,7 +11,9 @@ pub fn peak_rss_kb(pid: u32) -> Result<u64> {
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("VmHWM:") {
             let kb = rest.trim().trim_end_matches("kB").trim();
-            return kb.parse().with_context(|| format!("{path}: VmHWM {rest:?}"));
+            return kb
+                .parse()
+                .with_context(|| format!("{path}: VmHWM {rest:?}"));
         }
     }
     bail!("{path} has no VmHWM")

@@ -49,7 +49,11 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     clients: Vec<usize>,
     /// Algorithms (comma-separated): ecdsa-p256, ed25519, rsa-3072.
-    #[arg(long, value_delimiter = ',', default_value = "ecdsa-p256,ed25519,rsa-3072")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ecdsa-p256,ed25519,rsa-3072"
+    )]
     algs: Vec<String>,
     /// Put `sessions = N` in the daemon's [[backend]] (default: left unset,
     /// so the daemon uses its own default).
@@ -102,7 +106,8 @@ fn main() -> Result<()> {
     eprintln!(
         "keyd-bench: token {LABEL:?} ({conf}), notary-keyd pid {pid} on {}, sessions = {}",
         daemon.socket.display(),
-        args.sessions.map_or("daemon default".to_string(), |n| n.to_string())
+        args.sessions
+            .map_or("daemon default".to_string(), |n| n.to_string())
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -111,7 +116,10 @@ fn main() -> Result<()> {
         .build()?;
     let direct = DirectToken::open(LABEL, PIN)?;
     let payload = Arc::new(bench::targets_payload()?);
-    eprintln!("keyd-bench: payload is {} bytes of canonical Targets metadata", payload.len());
+    eprintln!(
+        "keyd-bench: payload is {} bytes of canonical Targets metadata",
+        payload.len()
+    );
 
     if !args.json {
         println!("{}", report::TABLE_HEADER);
@@ -122,7 +130,12 @@ fn main() -> Result<()> {
         let cka_id = bench::cka_id_from_uri(&key.uri)?;
         let handle = direct.find_key(&cka_id)?;
         check_same_key(&rt, &daemon, &direct, handle, alg, &key, &payload)?;
-        eprintln!("keyd-bench: {} key {} ({})", alg.name(), key.key_id, key.uri);
+        eprintln!(
+            "keyd-bench: {} key {} ({})",
+            alg.name(),
+            key.key_id,
+            key.uri
+        );
 
         for &clients in &args.clients {
             let mut d_ops = 0u64;
@@ -211,7 +224,10 @@ fn main() -> Result<()> {
             "notary-keyd peak RSS (VmHWM): {peak} KiB ({:.1} MiB; ceiling 64 MiB)",
             peak as f64 / 1024.0
         );
-        println!("ratio = keyd op/s / direct op/s; floors apply at {} clients.", bench::FLOOR_CLIENTS);
+        println!(
+            "ratio = keyd op/s / direct op/s; floors apply at {} clients.",
+            bench::FLOOR_CLIENTS
+        );
     }
     stopped.context("stopping notary-keyd")?;
     if missed.is_empty() {
@@ -237,7 +253,14 @@ fn build_daemon() -> Result<()> {
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
-    eprintln!("keyd-bench: building notary-keyd ({cargo} build -p notary-keyd{})", if cfg!(debug_assertions) { "" } else { " --release" });
+    eprintln!(
+        "keyd-bench: building notary-keyd ({cargo} build -p notary-keyd{})",
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        }
+    );
     let status = cmd
         .stdout(Stdio::from(std::io::stderr()))
         .status()
@@ -262,14 +285,23 @@ fn check_same_key(
 ) -> Result<()> {
     let method = notary_tuf::SignatureMethod::for_key_type(key.public.keytype());
     let direct_sig = direct.sign_once(handle, alg, payload)?;
-    notary_tuf::verify(&key.public, method, payload, &direct_sig)
-        .with_context(|| format!("{}: direct signature does not verify with the daemon's key", alg.name()))?;
+    notary_tuf::verify(&key.public, method, payload, &direct_sig).with_context(|| {
+        format!(
+            "{}: direct signature does not verify with the daemon's key",
+            alg.name()
+        )
+    })?;
     let result = rt.block_on(async {
         let mut client = softhsm_tests::connect(&daemon.socket).await?;
         bench::keyd::sign(&mut client, &key.key_id, payload).await
     })?;
     if result.method != method.as_str() {
-        bail!("{}: daemon used method {}, expected {}", alg.name(), result.method, method.as_str());
+        bail!(
+            "{}: daemon used method {}, expected {}",
+            alg.name(),
+            result.method,
+            method.as_str()
+        );
     }
     notary_tuf::verify(&key.public, method, payload, &result.signature)
         .with_context(|| format!("{}: keyd signature does not verify", alg.name()))?;

@@ -50,7 +50,10 @@ pub async fn sign(
     role: &str,
     gun: &str,
     pin: &str,
-) -> (Vec<pb::progress::Kind>, Result<pb::SignResult, tonic::Status>) {
+) -> (
+    Vec<pb::progress::Kind>,
+    Result<pb::SignResult, tonic::Status>,
+) {
     let request = pb::SignRequest {
         key_id: key_id.into(),
         payload,
@@ -65,14 +68,23 @@ pub async fn sign(
     let mut events = Vec::new();
     loop {
         match stream.message().await {
-            Ok(Some(pb::SignEvent { event: Some(pb::sign_event::Event::Progress(p)) })) => {
+            Ok(Some(pb::SignEvent {
+                event: Some(pb::sign_event::Event::Progress(p)),
+            })) => {
                 if let Some(k) = p.kind {
                     events.push(k);
                 }
             }
-            Ok(Some(pb::SignEvent { event: Some(pb::sign_event::Event::Result(r)) })) => return (events, Ok(r)),
+            Ok(Some(pb::SignEvent {
+                event: Some(pb::sign_event::Event::Result(r)),
+            })) => return (events, Ok(r)),
             Ok(Some(_)) => {}
-            Ok(None) => return (events, Err(tonic::Status::internal("stream ended without a result"))),
+            Ok(None) => {
+                return (
+                    events,
+                    Err(tonic::Status::internal("stream ended without a result")),
+                )
+            }
             Err(st) => return (events, Err(st)),
         }
     }
