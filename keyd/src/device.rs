@@ -20,6 +20,10 @@ pub struct Device {
     pin_cache: PinCache,
     /// When a person-supplied PIN unlock expires (`pin_cache = N`).
     unlock_expires: Mutex<Option<Instant>>,
+    /// Requests in flight that logged in with their own PIN. Login covers
+    /// the whole token, so with `pin_cache = "none"` only the last of them
+    /// logs out.
+    pin_requests: AtomicUsize,
 }
 
 /// Where a device error happened, for mapping to a status.
@@ -41,6 +45,7 @@ impl Device {
             waiting: AtomicUsize::new(0),
             pin_cache,
             unlock_expires: Mutex::new(None),
+            pin_requests: AtomicUsize::new(0),
         }
     }
 
@@ -113,10 +118,21 @@ impl Device {
         .await
     }
 
+    /// Logs in with the PIN a request carries; pair with `after_request_pin`.
+    pub async fn unlock_for_request(&self, pin: SecretString) -> Result<(), DeviceError> {
+        self.pin_requests.fetch_add(1, Ordering::SeqCst);
+        let result = self.unlock(pin).await;
+        if result.is_err() {
+            self.pin_requests.fetch_sub(1, Ordering::SeqCst);
+        }
+        result
+    }
+
     /// With `pin_cache = "none"`, a PIN given with a request is forgotten as
-    /// soon as that request is done.
+    /// soon as the last request that brought one is done.
     pub async fn after_request_pin(&self) {
-        if self.pin_cache == PinCache::Word(PinCacheWord::None) {
+        let last = self.pin_requests.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last && self.pin_cache == PinCache::Word(PinCacheWord::None) {
             if let Err(e) = self.lock().await {
                 tracing::warn!(backend = %self.name, error = %e, "could not lock token after request");
             }

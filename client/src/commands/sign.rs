@@ -89,14 +89,21 @@ fn check_signature(key: &pb::Key, payload: &[u8], result: pb::SignResult) -> Res
 
 pub async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
     let payload = read_payload(&args.file)?;
-    let key = client
-        .get_key(pb::GetKeyRequest {
-            key: args.key.clone(),
-        })
+    let lookup = pb::GetKeyRequest {
+        key: args.key.clone(),
+    };
+    // A key the caller may not see still goes to Sign, so the daemon makes
+    // (and audits) the decision and the person gets its reason.
+    let known = client
+        .get_key(lookup.clone())
         .await
-        .map_err(KeydError::from)?
-        .into_inner();
-    let result = with_pin_retry(&key.backend, args.pin_file.as_deref(), |pin| {
+        .ok()
+        .map(|r| r.into_inner());
+    let backend = known
+        .as_ref()
+        .map(|k| k.backend.clone())
+        .unwrap_or_default();
+    let result = with_pin_retry(&backend, args.pin_file.as_deref(), |pin| {
         // Empty role/GUN let the daemon apply the key's binding.
         let request = pb::SignRequest {
             key_id: args.key.clone(),
@@ -111,6 +118,14 @@ pub async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
         async move { progress::follow(client.sign(request).await?.into_inner()).await }
     })
     .await?;
+    let key = match known {
+        Some(key) => key,
+        None => client
+            .get_key(lookup)
+            .await
+            .map_err(KeydError::from)?
+            .into_inner(),
+    };
     let signature = check_signature(&key, &payload, result)?;
     println!("{}", serde_json::to_string(&signature)?);
     Ok(())

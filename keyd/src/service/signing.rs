@@ -109,7 +109,7 @@ impl KeydService {
         let with_pin = !pin.is_empty();
         if with_pin {
             device
-                .unlock(SecretString::from(pin))
+                .unlock_for_request(SecretString::from(pin))
                 .await
                 .map_err(|e| status::from_device(&device.name, &e))?;
         }
