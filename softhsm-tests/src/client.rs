@@ -8,6 +8,14 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 pub async fn connect(socket: &Path) -> Result<KeydClient<Channel>> {
+    let channel = channel(socket).await?;
+    Ok(KeydClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
+}
+
+/// A raw channel, for other services on the socket (health, reflection).
+pub async fn channel(socket: &Path) -> Result<Channel> {
     let path: PathBuf = socket.to_path_buf();
     let channel = Endpoint::try_from("http://keyd.invalid")?
         .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -15,7 +23,5 @@ pub async fn connect(socket: &Path) -> Result<KeydClient<Channel>> {
             async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
         }))
         .await?;
-    Ok(KeydClient::new(channel)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
+    Ok(channel)
 }

@@ -168,3 +168,30 @@ async fn issued_root_certificate_is_notarys_profile_and_kept() {
         .into_inner();
     assert_eq!(got.certificate_pem, cert.certificate_pem);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_serving_and_sigterm_stops_cleanly() {
+    let mut daemon = Daemon::start("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n", &[]).unwrap();
+    let channel = softhsm_tests::client::channel(&daemon.socket)
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "notary.keyd.v1.Keyd".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    daemon.stop().unwrap();
+    assert!(!daemon.socket.exists(), "socket removed on shutdown");
+    assert!(
+        daemon.log_text().contains("SIGTERM"),
+        "{}",
+        daemon.log_text()
+    );
+}

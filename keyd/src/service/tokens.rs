@@ -2,11 +2,14 @@
 
 use super::status::{self, denied, invalid};
 use super::KeydService;
+use crate::audit::AuditRecord;
 use crate::caller::Caller;
+use crate::device::Device;
 use crate::policy::{KeyFacts, Operation};
 use keyd_backends::Availability;
 use keyd_proto::keyd as pb;
 use secrecy::SecretString;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 impl KeydService {
@@ -62,14 +65,35 @@ impl KeydService {
         Ok(Response::new(pb::ListBackendsResponse { backends }))
     }
 
-    fn unlock_allowed(&self, caller: &Caller, backend: &str) -> bool {
+    /// The device a lock/unlock request names, if the caller may use it;
+    /// refusals are audited.
+    async fn token_device(
+        &self,
+        caller: &Caller,
+        record: &AuditRecord,
+        backend: &str,
+        verb: &str,
+    ) -> Result<Arc<Device>, Status> {
         let facts = KeyFacts {
             key_ids: &[],
             backend,
             role: "",
             gun: "",
         };
-        self.policy.allows(caller, Operation::Unlock, &facts)
+        if !self.policy.allows(caller, Operation::Unlock, &facts) {
+            let st = denied(format!(
+                "uid {} may not {verb} backend {backend:?}",
+                caller.uid
+            ));
+            return Err(self.refuse(record.clone(), st).await);
+        }
+        match self.registry.device(backend) {
+            Some(device) => Ok(Arc::clone(device)),
+            None => {
+                let st = invalid(format!("no backend named {backend:?}"));
+                Err(self.refuse(record.clone(), st).await)
+            }
+        }
     }
 
     pub(super) async fn unlock_rpc(
@@ -80,21 +104,9 @@ impl KeydService {
         let req = request.into_inner();
         let mut record = Self::audit_base(&caller, "unlock");
         record.backend = req.backend.clone();
-        if !self.unlock_allowed(&caller, &req.backend) {
-            let st = denied(format!(
-                "uid {} may not unlock backend {:?}",
-                caller.uid, req.backend
-            ));
-            return Err(self.refuse(record, st).await);
-        }
-        let Some(device) = self.registry.device(&req.backend) else {
-            return Err(self
-                .refuse(
-                    record,
-                    invalid(format!("no backend named {:?}", req.backend)),
-                )
-                .await);
-        };
+        let device = self
+            .token_device(&caller, &record, &req.backend, "unlock")
+            .await?;
         if req.pin.is_empty() {
             return Err(self.refuse(record, invalid("unlock needs a PIN")).await);
         }
@@ -117,21 +129,9 @@ impl KeydService {
         let req = request.into_inner();
         let mut record = Self::audit_base(&caller, "lock");
         record.backend = req.backend.clone();
-        if !self.unlock_allowed(&caller, &req.backend) {
-            let st = denied(format!(
-                "uid {} may not lock backend {:?}",
-                caller.uid, req.backend
-            ));
-            return Err(self.refuse(record, st).await);
-        }
-        let Some(device) = self.registry.device(&req.backend) else {
-            return Err(self
-                .refuse(
-                    record,
-                    invalid(format!("no backend named {:?}", req.backend)),
-                )
-                .await);
-        };
+        let device = self
+            .token_device(&caller, &record, &req.backend, "lock")
+            .await?;
         if let Err(e) = device.lock().await {
             return Err(self
                 .refuse(record, status::from_device(&device.name, &e))
