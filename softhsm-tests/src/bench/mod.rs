@@ -94,7 +94,7 @@ impl Window {
     }
 }
 
-/// A canonical notary `Targets` payload (the `signed` bytes), about 1.3 KB
+/// A canonical notary `Targets` payload (the `signed` bytes), about 1.1 KB
 /// with eight targets, so the daemon's content check accepts it for a key
 /// bound to role "targets" without raw-signing permission.
 pub fn targets_payload() -> Result<Vec<u8>> {
