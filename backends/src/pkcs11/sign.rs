@@ -55,17 +55,22 @@ impl Token {
     /// Finds the private key and caches its handle. Object handles are valid
     /// in every session of this application until logout.
     fn find_signing_key(&self, session: &Session, id: &[u8]) -> Result<SigningKey, OpError> {
-        let found = session.find_objects(&[
+        let template = [
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::Id(id.to_vec()),
-        ])?;
+        ];
+        let mut found = session.find_objects(&template)?;
+        if found.is_empty() {
+            // Private keys are invisible until login: tell "locked" from
+            // "absent". Another worker may have logged in again between the
+            // search and this check, so a logged-in token is searched once more.
+            if !self.logged_in()? {
+                return Err(OpError::NotLoggedIn);
+            }
+            found = session.find_objects(&template)?;
+        }
         let Some(&handle) = found.first() else {
-            // Private keys are invisible until login: tell "locked" from "absent".
-            return Err(if self.logged_in()? {
-                OpError::KeyNotFound
-            } else {
-                OpError::NotLoggedIn
-            });
+            return Err(OpError::KeyNotFound);
         };
         let key = SigningKey {
             handle,
