@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 log() { printf '[test-all] %s\n' "$*" >&2; }
 
 # Packages: softhsm2 (PKCS#11 token), openssl (independent verifier in the
-# tests), util-linux (setpriv, to call the daemon as another uid).
-packages=(softhsm2 openssl util-linux)
+# tests), util-linux (setpriv, to call the daemon as another uid), notary
+# (Debian's notary-server, notary-signer and notary CLI for interop tests),
+# swtpm + libtss2-dev + pkg-config (TPM backend and its tests), pcscd +
+# vsmartcard-vpcd + libpcsclite-dev (YubiKey backend against the project's
+# virtual PIV card).
+packages=(softhsm2 openssl util-linux notary swtpm swtpm-tools libtss2-dev pkg-config
+  pcscd vsmartcard-vpcd libpcsclite-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
