@@ -12,6 +12,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Messages that carry a PIN get a hand-written Debug that hides it
+    // (src/redact.rs), so a logged request can never show a secret.
+    tonic_prost_build::configure()
+        .skip_debug(keyd_secret_messages())
+        .compile_fds(fds)?;
     Ok(())
+}
+
+fn keyd_secret_messages() -> Vec<String> {
+    [
+        "SignRequest",
+        "IssueRootCertificateRequest",
+        "UnlockRequest",
+    ]
+    .iter()
+    .map(|m| format!(".notary.keyd.v1.{m}"))
+    .collect()
 }
