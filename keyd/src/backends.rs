@@ -55,7 +55,7 @@ pub struct BackendConfig {
     pub token_serial: Option<String>,
     /// pkcs11: user PIN source.
     pub pin: Option<PinSource>,
-    /// pkcs11: worker sessions (default: number of CPUs).
+    /// pkcs11: worker sessions (default: twice the CPUs, at least 4).
     pub sessions: Option<usize>,
     /// pkcs11 with `pin = "prompt"`: how long an unlock lasts.
     #[serde(default)]
@@ -150,9 +150,9 @@ impl BackendConfig {
                     module: self.module.clone().unwrap_or_default(),
                     token,
                     pin,
-                    max_sessions: self.sessions.unwrap_or_else(|| {
-                        std::thread::available_parallelism().map_or(2, |n| n.get())
-                    }),
+                    max_sessions: self
+                        .sessions
+                        .unwrap_or_else(keyd_backends::pkcs11::default_max_sessions),
                 };
                 Ok(Arc::new(Pkcs11Backend::open(&self.name, config)))
             }
