@@ -4,7 +4,7 @@ mod ecdsa_format;
 mod verify;
 
 pub use ecdsa_format::{ecdsa_der_to_raw, ecdsa_raw_to_der, EcdsaFormatError};
-pub(crate) use verify::rsa_public_key;
+pub(crate) use verify::{ecdsa_verifies, rsa_public_key, EcdsaEncoding};
 pub use verify::{verify, VerifyError};
 
 use crate::KeyType;

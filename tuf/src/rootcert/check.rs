@@ -2,9 +2,9 @@
 
 use super::name::read_common_name;
 use super::CertError;
-use crate::keys::{ecdsa_curve, first_certificate, Curve, KeyType, PublicKey};
+use crate::keys::{ecdsa_curve, first_certificate, KeyType, PublicKey};
 use crate::oids;
-use crate::signature::rsa_public_key;
+use crate::signature::{ecdsa_verifies, rsa_public_key, EcdsaEncoding};
 use der::Encode;
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256, Sha384};
@@ -90,7 +90,7 @@ fn check_self_signature(cert: &Certificate, spki: &[u8]) -> Result<(), CertError
             Sha384::digest(&tbs).to_vec()
         };
         let curve = ecdsa_curve(spki).map_err(|_| CertError::BadSelfSignature)?;
-        ecdsa_der_verifies(curve, spki, &digest, sig)
+        ecdsa_verifies(curve, spki, &digest, sig, EcdsaEncoding::Der)
     } else if alg == oids::SHA256_WITH_RSA {
         let key = rsa_public_key(spki)?;
         key.verify(
@@ -106,31 +106,6 @@ fn check_self_signature(cert: &Certificate, spki: &[u8]) -> Result<(), CertError
         Ok(())
     } else {
         Err(CertError::BadSelfSignature)
-    }
-}
-
-fn ecdsa_der_verifies(curve: Curve, spki: &[u8], digest: &[u8], sig: &[u8]) -> bool {
-    use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    use p256::pkcs8::DecodePublicKey;
-    match curve {
-        Curve::P256 => {
-            let (Ok(vk), Ok(sig)) = (
-                p256::ecdsa::VerifyingKey::from_public_key_der(spki),
-                p256::ecdsa::Signature::from_der(sig),
-            ) else {
-                return false;
-            };
-            vk.verify_prehash(digest, &sig).is_ok()
-        }
-        Curve::P384 => {
-            let (Ok(vk), Ok(sig)) = (
-                p384::ecdsa::VerifyingKey::from_public_key_der(spki),
-                p384::ecdsa::Signature::from_der(sig),
-            ) else {
-                return false;
-            };
-            vk.verify_prehash(digest, &sig).is_ok()
-        }
     }
 }
 

@@ -115,7 +115,7 @@ pub fn verify(
                     looks_der: sig.first() == Some(&0x30),
                 });
             }
-            if verify_ecdsa(curve, &spki, &digest, sig) {
+            if ecdsa_verifies(curve, &spki, &digest, sig, EcdsaEncoding::Raw) {
                 Ok(())
             } else {
                 Err(invalid())
@@ -195,24 +195,43 @@ fn key_spki(key: &PublicKey) -> Result<Vec<u8>, KeyError> {
         .map_err(|e| KeyError::Spki(e.to_string()))
 }
 
-fn verify_ecdsa(curve: Curve, spki: &[u8], digest: &[u8], sig: &[u8]) -> bool {
+/// How an ECDSA signature is encoded: notary's raw r||s, or X.509's DER.
+#[derive(Clone, Copy)]
+pub(crate) enum EcdsaEncoding {
+    Raw,
+    Der,
+}
+
+/// Verifies an ECDSA signature over a SHA-256 digest (notary hashes with
+/// SHA-256 for P-384 too).
+pub(crate) fn ecdsa_verifies(
+    curve: Curve,
+    spki: &[u8],
+    digest: &[u8],
+    sig: &[u8],
+    encoding: EcdsaEncoding,
+) -> bool {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     use p256::pkcs8::DecodePublicKey;
     match curve {
         Curve::P256 => {
-            let (Ok(vk), Ok(sig)) = (
-                p256::ecdsa::VerifyingKey::from_public_key_der(spki),
-                p256::ecdsa::Signature::from_slice(sig),
-            ) else {
+            let sig = match encoding {
+                EcdsaEncoding::Raw => p256::ecdsa::Signature::from_slice(sig),
+                EcdsaEncoding::Der => p256::ecdsa::Signature::from_der(sig),
+            };
+            let (Ok(vk), Ok(sig)) = (p256::ecdsa::VerifyingKey::from_public_key_der(spki), sig)
+            else {
                 return false;
             };
             vk.verify_prehash(digest, &sig).is_ok()
         }
         Curve::P384 => {
-            let (Ok(vk), Ok(sig)) = (
-                p384::ecdsa::VerifyingKey::from_public_key_der(spki),
-                p384::ecdsa::Signature::from_slice(sig),
-            ) else {
+            let sig = match encoding {
+                EcdsaEncoding::Raw => p384::ecdsa::Signature::from_slice(sig),
+                EcdsaEncoding::Der => p384::ecdsa::Signature::from_der(sig),
+            };
+            let (Ok(vk), Ok(sig)) = (p384::ecdsa::VerifyingKey::from_public_key_der(spki), sig)
+            else {
                 return false;
             };
             vk.verify_prehash(digest, &sig).is_ok()
