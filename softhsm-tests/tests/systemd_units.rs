@@ -1,0 +1,100 @@
+//! The shipped systemd units pass `systemd-analyze verify` (alone and with
+//! each example drop-in), and `systemd-analyze security` rates the service
+//! "OK" or better with the score docs/operations.md states.
+
+use softhsm_tests::bin_path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The service with ExecStart pointing at the freshly built daemon, since
+/// verify checks that the binary exists.
+fn service_text() -> String {
+    let text = std::fs::read_to_string(repo().join("systemd/notary-keyd.service")).unwrap();
+    let daemon = bin_path("notary-keyd").unwrap();
+    text.replace("/usr/bin/notary-keyd", daemon.to_str().unwrap())
+}
+
+fn analyze(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect(
+            "systemd-analyze (package systemd) must be installed; scripts/test-all.sh installs it",
+        )
+}
+
+fn verify(service: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notary-keyd.service"), service).unwrap();
+    std::fs::copy(
+        repo().join("systemd/notary-keyd.socket"),
+        dir.path().join("notary-keyd.socket"),
+    )
+    .unwrap();
+    let out = analyze(
+        &["verify", "notary-keyd.service", "notary-keyd.socket"],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "verify failed:\n{stderr}");
+    assert!(stderr.trim().is_empty(), "verify complained:\n{stderr}");
+}
+
+#[test]
+fn units_and_drop_ins_verify() {
+    verify(&service_text());
+    let drop_ins = repo().join("systemd/drop-ins");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(drop_ins).unwrap() {
+        let path = entry.unwrap().path();
+        let drop_in = std::fs::read_to_string(&path).unwrap();
+        println!("verifying with {}", path.display());
+        verify(&format!("{}\n{drop_in}", service_text()));
+        checked += 1;
+    }
+    assert!(checked >= 4, "drop-in examples are missing");
+}
+
+#[test]
+fn security_score_is_ok_or_better_and_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notary-keyd.service"), service_text()).unwrap();
+    let out = analyze(
+        &[
+            "security",
+            "--offline=true",
+            "--no-pager",
+            "notary-keyd.service",
+        ],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let verdict = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("→ Overall exposure level for "))
+        .unwrap_or_else(|| panic!("no overall score in:\n{text}"))
+        .to_string();
+    println!("systemd-analyze security: {verdict}");
+    // "notary-keyd.service: 0.3 SAFE 😀"
+    let mut words = verdict.split_whitespace().skip(1);
+    let score: f64 = words.next().unwrap().parse().unwrap();
+    let rating = words.next().unwrap();
+    assert!(
+        ["SAFE", "OK"].contains(&rating),
+        "rated {rating} ({score}); the unit must score OK or better"
+    );
+    let docs = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let line = format!("notary-keyd.service: {score} {rating}");
+    assert!(
+        docs.contains(&line),
+        "docs/operations.md must state the current score: {line:?}"
+    );
+}
