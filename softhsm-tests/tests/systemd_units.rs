@@ -98,3 +98,46 @@ fn security_score_is_ok_or_better_and_documented() {
         "docs/operations.md must state the current score: {line:?}"
     );
 }
+
+#[test]
+fn sysusers_and_tmpfiles_create_the_user_and_private_directories() {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: systemd-tmpfiles needs root to set owners");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("etc")).unwrap();
+    let run = |tool: &str, args: &[&str], file: &str| {
+        let out = Command::new(tool)
+            .arg(format!("--root={}", root.path().display()))
+            .args(args)
+            .arg(repo().join("systemd").join(file))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run("systemd-sysusers", &[], "notary-keyd.sysusers");
+    run("systemd-tmpfiles", &["--create"], "notary-keyd.tmpfiles");
+    let passwd = std::fs::read_to_string(root.path().join("etc/passwd")).unwrap();
+    let user = passwd
+        .lines()
+        .find(|l| l.starts_with("notary-keyd:"))
+        .expect("user created");
+    let uid: u32 = user.split(':').nth(2).unwrap().parse().unwrap();
+    for (dir, mode) in [
+        ("var/lib/notary-keyd", 0o700),
+        ("var/log/notary-keyd", 0o700),
+        ("run/notary-keyd", 0o755),
+    ] {
+        let meta = std::fs::metadata(root.path().join(dir)).unwrap();
+        assert_eq!(meta.uid(), uid, "{dir} owner");
+        assert_eq!(meta.mode() & 0o777, mode, "{dir} mode");
+    }
+    let creds = std::fs::metadata(root.path().join("etc/notary-keyd/credentials")).unwrap();
+    assert_eq!((creds.uid(), creds.mode() & 0o777), (0, 0o700));
+}
