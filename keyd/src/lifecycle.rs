@@ -5,10 +5,30 @@
 use crate::reload::Reloader;
 use crate::systemd::notify::Notifier;
 use std::sync::Arc;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
+/// The signals the daemon handles. Installed at start-up, before systemd
+/// hears `READY=1`: until then SIGTERM and SIGHUP would kill the process
+/// (their default action), and one sent right after readiness must not.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 pub struct Lifecycle {
+    pub signals: Signals,
     /// `None` in personal mode: there is no file to re-read.
     pub reloader: Option<Reloader>,
     pub notifier: Arc<Notifier>,
@@ -18,17 +38,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// Returns when the daemon should stop, after telling systemd so.
-    pub async fn run_until_stopped(self) {
-        let (mut term, mut hup) = match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(term), Ok(hup)) => (term, hup),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "cannot watch SIGTERM/SIGHUP");
-                return std::future::pending().await;
-            }
-        };
+    pub async fn run_until_stopped(mut self) {
         let mut watchdog = Notifier::watchdog_interval().map(|every| {
             tracing::info!(every_ms = every.as_millis(), "feeding the systemd watchdog");
             let mut ticks = interval(every);
@@ -37,15 +47,15 @@ impl Lifecycle {
         });
         loop {
             tokio::select! {
-                _ = term.recv() => {
+                _ = self.signals.term.recv() => {
                     tracing::info!("SIGTERM: finishing in-flight requests, then exiting");
                     break;
                 }
-                _ = tokio::signal::ctrl_c() => {
+                _ = self.signals.int.recv() => {
                     tracing::info!("interrupted: finishing in-flight requests, then exiting");
                     break;
                 }
-                _ = hup.recv() => self.reload(),
+                _ = self.signals.hup.recv() => self.reload(),
                 _ = tick(&mut watchdog) => self.notifier.watchdog(),
             }
         }

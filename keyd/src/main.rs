@@ -115,6 +115,7 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     root::check(uid, args.config.is_some(), args.allow_root)?;
+    let signals = lifecycle::Signals::install().context("cannot handle signals")?;
     let notifier = Arc::new(Notifier::from_env());
     notifier.status("opening backends");
     if args.config.is_none() {
@@ -156,6 +157,7 @@ async fn main() -> Result<()> {
     tracing::info!(status = %summary, "notary-keyd ready");
     notifier.ready(&summary);
     let lifecycle = lifecycle::Lifecycle {
+        signals,
         reloader: args
             .config
             .zip(text)

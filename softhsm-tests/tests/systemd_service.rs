@@ -203,6 +203,8 @@ async fn ready_comes_after_backends_open_with_status_and_watchdog() {
         status.starts_with("1 of 2 backends available (hsm), 1 keys"),
         "{status}"
     );
+    // SIGTERM right after READY=1: the handler is already installed, so the
+    // daemon stops cleanly instead of dying of the signal.
     daemon.stop().unwrap();
     notify
         .wait_for("STOPPING", |m| m.starts_with("STOPPING=1"))
@@ -496,4 +498,61 @@ fn root_with_a_config_file_needs_allow_root() {
     );
     assert!(err.contains("pass --allow-root"), "{err}");
     assert!(!socket.exists() && !dir.path().join("state").exists());
+}
+
+/// Starts the daemon through `sh`, which sets `$LISTEN_PID` to its own pid
+/// and `exec`s (keeping the pid), with `setup` run first (e.g. opening fds).
+fn activated_by_hand(setup: &str, env: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("keyd.sock");
+    let config = dir.path().join("keyd.toml");
+    std::fs::write(
+        &config,
+        format!("{}{SOFT}", server_section(dir.path(), &socket)),
+    )
+    .unwrap();
+    let script = format!("{setup}\nLISTEN_PID=$$ {env} exec \"$0\" --config \"$1\" --allow-root",);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(bin_path("notary-keyd").unwrap())
+        .arg(&config)
+        .env_remove("NOTARY_KEYD_SOCKET")
+        .output()
+        .unwrap();
+    assert!(
+        !socket.exists(),
+        "no socket of its own when activation is wrong"
+    );
+    out
+}
+
+#[test]
+fn bad_socket_activation_is_refused_with_the_reason() {
+    let out = activated_by_hand("", "LISTEN_FDS=two");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("$LISTEN_FDS is \"two\", not a number"),
+        "{err}"
+    );
+
+    let out = activated_by_hand(
+        "exec 3</dev/null 4</dev/null",
+        "LISTEN_FDS=2 LISTEN_FDNAMES=signer:metrics",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("none is named \"keyd\"") && err.contains("FileDescriptorName=keyd"),
+        "{err}"
+    );
+
+    let out = activated_by_hand("exec 3</dev/null", "LISTEN_FDS=1 LISTEN_FDNAMES=keyd");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("descriptor 3 (\"keyd\") is not a Unix socket: not a socket"),
+        "{err}"
+    );
 }

@@ -19,7 +19,7 @@ pub enum ActivationError {
         names: Vec<String>,
         wanted: String,
     },
-    #[error("passed descriptor {fd} ({name:?}) is not a Unix stream socket: {reason}")]
+    #[error("passed descriptor {fd} ({name:?}) is not a Unix socket: {reason}")]
     NotUnixSocket {
         fd: RawFd,
         name: String,
