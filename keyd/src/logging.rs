@@ -17,7 +17,11 @@ pub fn init() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(std::io::stderr().is_terminal())
+        // A lost stderr (journald restarted, a closed pipe) must not take
+        // the daemon down: reporting the write error would print to that
+        // same stderr, which panics.
+        .log_internal_errors(false);
     if stderr_is_journal() {
         let plain = format::format().without_time().with_ansi(false);
         builder.event_format(Journal(plain)).init();

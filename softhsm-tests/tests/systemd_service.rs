@@ -14,7 +14,7 @@ use softhsm_tests::softhsm::MODULE;
 use softhsm_tests::{bin_path, connect, openssl_verify, Daemon, NotifyListener, SoftHsm};
 use std::io::BufRead;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,16 +44,25 @@ impl Drop for Guard {
     }
 }
 
-fn server_section(dir: &Path, socket: &Path) -> String {
-    format!(
-        "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n",
-        socket.display(),
-        dir.join("state").display(),
-        dir.join("audit.jsonl").display()
-    )
-}
-
 const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+
+/// Writes a config with the software keystore under `dir`; returns its
+/// path and the socket it names.
+fn soft_config(dir: &Path) -> (PathBuf, PathBuf) {
+    let socket = dir.join("keyd.sock");
+    let config = dir.join("keyd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n{SOFT}",
+            socket.display(),
+            dir.join("state").display(),
+            dir.join("audit.jsonl").display()
+        ),
+    )
+    .unwrap();
+    (config, socket)
+}
 
 fn ready(message: &str) -> bool {
     message.lines().any(|l| l == "READY=1")
@@ -63,13 +72,7 @@ fn ready(message: &str) -> bool {
 async fn socket_activation_serves_clients_from_before_and_after_start() {
     let dir = tempfile::tempdir().unwrap();
     let passed = dir.path().join("activated.sock");
-    let configured = dir.path().join("configured.sock");
-    let config = dir.path().join("keyd.toml");
-    std::fs::write(
-        &config,
-        format!("{}{SOFT}", server_section(dir.path(), &configured)),
-    )
-    .unwrap();
+    let (config, configured) = soft_config(dir.path());
     let notify = NotifyListener::new().unwrap();
     let log_path = dir.path().join("keyd.log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -299,6 +302,14 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     let slow = generate(&mut client, "hsm", "rsa", "", 4096, "targets", "").await;
     let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
 
+    let sign_as = |uid: u32| {
+        notaryctl_as(
+            uid,
+            &daemon.socket,
+            &["sign", "--key", &key.key_id, payload],
+        )
+    };
+
     // Fill the device's queue with slow RSA-4096 signatures.
     let (queued_tx, mut queued) = tokio::sync::mpsc::unbounded_channel();
     let flood: Vec<_> = (0..200)
@@ -315,15 +326,11 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     }
     // uid 65533 may sign now: its request is authorised and waits in line.
     let mut in_flight = Guard(Some(
-        notaryctl_as(
-            65533,
-            &daemon.socket,
-            &["sign", "--key", &key.key_id, payload],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
+        sign_as(65533)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
     ));
     let stderr = in_flight.0.as_mut().unwrap().stderr.take().unwrap();
     let mut lines = std::io::BufReader::new(stderr).lines();
@@ -371,26 +378,14 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     }
 
     // New requests see the new policy; the old connection still works.
-    let refused: Output = notaryctl_as(
-        65533,
-        &daemon.socket,
-        &["sign", "--key", &key.key_id, payload],
-    )
-    .output()
-    .unwrap();
+    let refused: Output = sign_as(65533).output().unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         text(&refused.stderr).contains("uid 65533 may not sign"),
         "{}",
         text(&refused.stderr)
     );
-    let allowed = notaryctl_as(
-        65532,
-        &daemon.socket,
-        &["sign", "--key", &key.key_id, payload],
-    )
-    .output()
-    .unwrap();
+    let allowed = sign_as(65532).output().unwrap();
     assert!(allowed.status.success(), "{}", text(&allowed.stderr));
     let (_, owner) = sign(&mut client, &key.key_id, targets_payload(6), "", "", "").await;
     owner.unwrap();
@@ -406,13 +401,7 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     assert!(daemon
         .log_text()
         .contains("reload failed; still running the previous configuration"));
-    let allowed = notaryctl_as(
-        65532,
-        &daemon.socket,
-        &["sign", "--key", &key.key_id, payload],
-    )
-    .output()
-    .unwrap();
+    let allowed = sign_as(65532).output().unwrap();
     assert!(allowed.status.success(), "{}", text(&allowed.stderr));
 
     let audit = daemon.audit_lines();
@@ -477,13 +466,7 @@ fn root_with_a_config_file_needs_allow_root() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("keyd.sock");
-    let config = dir.path().join("keyd.toml");
-    std::fs::write(
-        &config,
-        format!("{}{SOFT}", server_section(dir.path(), &socket)),
-    )
-    .unwrap();
+    let (config, socket) = soft_config(dir.path());
     let out = Command::new(bin_path("notary-keyd").unwrap())
         .arg("--config")
         .arg(&config)
@@ -498,19 +481,46 @@ fn root_with_a_config_file_needs_allow_root() {
     );
     assert!(err.contains("pass --allow-root"), "{err}");
     assert!(!socket.exists() && !dir.path().join("state").exists());
+
+    // Personal mode (no config file) only warns, so a newcomer's first
+    // command works even as root. Its stderr is closed after the warning:
+    // losing the log stream must not kill the daemon.
+    let home = tempfile::tempdir().unwrap();
+    let mut personal = Guard(Some(
+        Command::new(bin_path("notary-keyd").unwrap())
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_RUNTIME_DIR", home.path())
+            .env_remove("NOTARY_KEYD_SOCKET")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let stderr = personal.0.as_mut().unwrap().stderr.take().unwrap();
+    let first = std::io::BufReader::new(stderr)
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(
+        first.contains("running as root in personal mode"),
+        "{first}"
+    );
+    let socket = home.path().join("notary-keyd/keyd.sock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "personal mode never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(personal.pid(), Signal::SIGTERM).unwrap();
+    assert!(personal.wait().success());
 }
 
 /// Starts the daemon through `sh`, which sets `$LISTEN_PID` to its own pid
 /// and `exec`s (keeping the pid), with `setup` run first (e.g. opening fds).
 fn activated_by_hand(setup: &str, env: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("keyd.sock");
-    let config = dir.path().join("keyd.toml");
-    std::fs::write(
-        &config,
-        format!("{}{SOFT}", server_section(dir.path(), &socket)),
-    )
-    .unwrap();
+    let (config, socket) = soft_config(dir.path());
     let script = format!("{setup}\nLISTEN_PID=$$ {env} exec \"$0\" --config \"$1\" --allow-root",);
     let out = Command::new("sh")
         .arg("-c")
