@@ -63,10 +63,10 @@ fn units_and_drop_ins_verify() {
     assert!(checked >= 4, "drop-in examples are missing");
 }
 
-#[test]
-fn security_score_is_ok_or_better_and_documented() {
+/// `systemd-analyze security`'s overall score and rating, e.g. (0.4, "SAFE").
+fn security_score(service: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("notary-keyd.service"), service_text()).unwrap();
+    std::fs::write(dir.path().join("notary-keyd.service"), service).unwrap();
     let out = analyze(
         &[
             "security",
@@ -77,26 +77,47 @@ fn security_score_is_ok_or_better_and_documented() {
         dir.path(),
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    // "→ Overall exposure level for notary-keyd.service: 0.4 SAFE 😀"
     let verdict = text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("→ Overall exposure level for "))
-        .unwrap_or_else(|| panic!("no overall score in:\n{text}"))
-        .to_string();
-    println!("systemd-analyze security: {verdict}");
-    // "notary-keyd.service: 0.3 SAFE 😀"
-    let mut words = verdict.split_whitespace().skip(1);
-    let score: f64 = words.next().unwrap().parse().unwrap();
-    let rating = words.next().unwrap();
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("→ Overall exposure level for notary-keyd.service: ")
+        })
+        .unwrap_or_else(|| panic!("no overall score in:\n{text}"));
+    let mut words = verdict.split_whitespace();
+    let score = words.next().unwrap().to_string();
+    let rating = words.next().unwrap().to_string();
+    score.parse::<f64>().unwrap();
     assert!(
-        ["SAFE", "OK"].contains(&rating),
+        ["SAFE", "OK"].contains(&rating.as_str()),
         "rated {rating} ({score}); the unit must score OK or better"
     );
+    (score, rating)
+}
+
+#[test]
+fn security_scores_are_ok_or_better_and_documented() {
     let docs = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let (score, rating) = security_score(&service_text());
+    println!("systemd-analyze security notary-keyd.service: {score} {rating}");
     let line = format!("notary-keyd.service: {score} {rating}");
     assert!(
         docs.contains(&line),
         "docs/operations.md must state the current score: {line:?}"
     );
+    for entry in std::fs::read_dir(repo().join("systemd/drop-ins")).unwrap() {
+        let path = entry.unwrap().path();
+        let drop_in = std::fs::read_to_string(&path).unwrap();
+        let (score, rating) = security_score(&format!("{}\n{drop_in}", service_text()));
+        let name = path.file_name().unwrap().to_str().unwrap();
+        println!("with {name}: {score} {rating}");
+        let row = format!("| `{name}` | {score} {rating} |");
+        assert!(
+            docs.contains(&row),
+            "docs/operations.md must list the score with {name}: {row:?}"
+        );
+    }
 }
 
 #[test]
