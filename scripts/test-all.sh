@@ -12,9 +12,10 @@ log() { printf '[test-all] %s\n' "$*" >&2; }
 # (Debian's notary-server, notary-signer and notary CLI for interop tests),
 # swtpm + libtss2-dev + pkg-config (TPM backend and its tests), pcscd +
 # vsmartcard-vpcd + libpcsclite-dev (YubiKey backend against the project's
-# virtual PIV card).
+# virtual PIV card), systemd (systemd-analyze verify/security on the units,
+# systemd-socket-activate for the socket-activation tests).
 packages=(softhsm2 openssl util-linux notary swtpm swtpm-tools libtss2-dev pkg-config
-  pcscd vsmartcard-vpcd libpcsclite-dev)
+  pcscd vsmartcard-vpcd libpcsclite-dev systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

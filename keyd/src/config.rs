@@ -53,12 +53,16 @@ pub enum ConfigError {
 }
 
 impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+    pub fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
-        })?;
-        let config: Config = toml::from_str(&text).map_err(|error| ConfigError::Parse {
+        })
+    }
+
+    /// Parses and validates `text`, read from `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
             error,
         })?;

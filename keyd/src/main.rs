@@ -6,12 +6,17 @@ mod backends;
 mod caller;
 mod config;
 mod device;
+mod lifecycle;
+mod logging;
 mod pin_source;
 mod policy;
 mod registry;
+mod reload;
+mod root;
 mod server;
 mod service;
 mod state;
+mod systemd;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -19,6 +24,7 @@ use config::Config;
 use device::Device;
 use std::path::PathBuf;
 use std::sync::Arc;
+use systemd::notify::Notifier;
 
 /// notary-keyd keeps Notary (TUF) signing keys in PKCS#11 tokens or its
 /// software keystore and signs metadata for callers its policy allows.
@@ -27,6 +33,10 @@ use std::sync::Arc;
 /// $XDG_DATA_HOME/notary-keyd (or ~/.local/share/notary-keyd), listening on
 /// $XDG_RUNTIME_DIR/notary-keyd/keyd.sock (or /tmp/notary-keyd-UID/keyd.sock),
 /// usable only by the user who started it. Talk to it with `notaryctl`.
+///
+/// Under systemd it takes its socket from socket activation, reports
+/// readiness, status and watchdog pings, and reloads on SIGHUP (see
+/// docs/operations.md).
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -39,34 +49,17 @@ struct Args {
     /// Check the configuration and exit (0 when valid).
     #[arg(long)]
     check_config: bool,
+    /// Run as root even with a config file (by default refused: the daemon
+    /// should run as its own user, like the systemd unit's notary-keyd).
+    #[arg(long)]
+    allow_root: bool,
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests, then exiting"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: finishing in-flight requests, then exiting"),
-    }
-}
-
-fn open_devices(config: &Config) -> Vec<Arc<Device>> {
-    config
+/// Opens the configured backends; also returns the names of those that
+/// could not be opened at all.
+fn open_devices(config: &Config) -> (Vec<Arc<Device>>, Vec<String>) {
+    let mut failed = Vec::new();
+    let devices = config
         .backends
         .iter()
         .filter_map(|b| match b.open(&config.server.state_dir) {
@@ -82,25 +75,49 @@ fn open_devices(config: &Config) -> Vec<Arc<Device>> {
             }
             Err(reason) => {
                 tracing::error!(backend = %b.name, %reason, "backend cannot be opened");
+                failed.push(b.name.clone());
                 None
             }
         })
-        .collect()
+        .collect();
+    (devices, failed)
+}
+
+/// The socket systemd passed, or our own bound one (then also its path,
+/// to remove at exit).
+fn listen(
+    socket: &std::path::Path,
+    group: Option<&str>,
+) -> Result<(tokio::net::UnixListener, Option<PathBuf>)> {
+    if let Some(listener) = systemd::activation::take_listener(systemd::API_SOCKET_NAME)? {
+        tracing::info!("listening on the socket passed by systemd (socket activation)");
+        return Ok((tokio::net::UnixListener::from_std(listener)?, None));
+    }
+    let listener = server::bind(socket, group)?;
+    tracing::info!(socket = %socket.display(), "listening");
+    Ok((listener, Some(socket.to_path_buf())))
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    init_logging();
+    logging::init();
     let uid = nix::unistd::geteuid().as_raw();
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::personal(uid).map_err(anyhow::Error::msg)?,
+    let (config, text) = match &args.config {
+        Some(path) => {
+            let text = Config::read(path)?;
+            (Config::parse(path, &text)?, Some(text))
+        }
+        None => (Config::personal(uid).map_err(anyhow::Error::msg)?, None),
     };
     if args.check_config {
         println!("configuration is valid");
         return Ok(());
     }
+    root::check(uid, args.config.is_some(), args.allow_root)?;
+    let signals = lifecycle::Signals::install().context("cannot handle signals")?;
+    let notifier = Arc::new(Notifier::from_env());
+    notifier.status("opening backends");
     if args.config.is_none() {
         tracing::info!("no --config: personal mode (software keystore, only uid {uid} allowed)");
     }
@@ -118,33 +135,46 @@ async fn main() -> Result<()> {
     })?;
     let state = state::StateStore::open(&config.server.state_dir)?;
     let audit = audit::AuditLog::open(&config.server.audit_log)?;
-    let devices = open_devices(&config);
+    let (devices, failed) = open_devices(&config);
     if devices.is_empty() {
         bail!("no backend could be opened; see the errors above");
     }
     let registry = Arc::new(registry::Registry::new(devices, state));
     registry.refresh().await;
+    let policy = Arc::new(policy::Policy::new(uid, config.policies.clone()));
     let service = service::KeydService {
         registry: Arc::clone(&registry),
-        policy: Arc::new(policy::Policy::new(uid, config.policies.clone())),
+        policy: Arc::clone(&policy),
         audit,
         default_backend: config.default_backend().to_string(),
     };
-    let listener = server::bind(&socket, config.server.socket_group.as_deref())?;
-    tracing::info!(
-        socket = %socket.display(),
-        backends = registry.devices().len(),
-        keys = registry.all().len(),
-        "notary-keyd ready"
-    );
+    let (listener, own_socket) = listen(&socket, config.server.socket_group.as_deref())?;
+    let status = {
+        let registry = Arc::clone(&registry);
+        Box::new(move || systemd::status::summary(&registry, &failed))
+    };
+    let summary = status();
+    tracing::info!(status = %summary, "notary-keyd ready");
+    notifier.ready(&summary);
+    let lifecycle = lifecycle::Lifecycle {
+        signals,
+        reloader: args
+            .config
+            .zip(text)
+            .map(|(path, text)| reload::Reloader::new(path, &text, policy)),
+        notifier,
+        status,
+    };
     server::serve(
         listener,
         service,
         config.server.max_message_bytes,
-        shutdown_signal(),
+        lifecycle.run_until_stopped(),
     )
     .await?;
-    let _ = std::fs::remove_file(&socket);
+    if let Some(path) = own_socket {
+        let _ = std::fs::remove_file(&path);
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,6 +14,7 @@
 
 use crate::caller::Caller;
 use serde::Deserialize;
+use std::sync::{Arc, PoisonError, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -124,18 +125,32 @@ impl PolicyRule {
 
 pub struct Policy {
     owner_uid: u32,
-    rules: Vec<PolicyRule>,
+    /// Swapped whole by a reload; each check reads one version.
+    rules: RwLock<Arc<Vec<PolicyRule>>>,
 }
 
 impl Policy {
     pub fn new(owner_uid: u32, rules: Vec<PolicyRule>) -> Policy {
-        Policy { owner_uid, rules }
+        Policy {
+            owner_uid,
+            rules: RwLock::new(Arc::new(rules)),
+        }
+    }
+
+    /// Applies reloaded rules to every decision from now on; decisions
+    /// already taken (a signature in progress) stand.
+    pub fn replace_rules(&self, rules: Vec<PolicyRule>) {
+        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+    }
+
+    fn rules(&self) -> Arc<Vec<PolicyRule>> {
+        Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub fn allows(&self, caller: &Caller, op: Operation, key: &KeyFacts<'_>) -> bool {
         (caller.uid == self.owner_uid && op != Operation::SignRaw)
             || self
-                .rules
+                .rules()
                 .iter()
                 .any(|r| r.matches_caller(caller) && r.allow.contains(&op) && r.matches_key(key))
     }
@@ -145,7 +160,7 @@ impl Policy {
     pub fn allows_any(&self, caller: &Caller, op: Operation) -> bool {
         caller.uid == self.owner_uid
             || self
-                .rules
+                .rules()
                 .iter()
                 .any(|r| r.matches_caller(caller) && r.allow.contains(&op))
     }
@@ -239,6 +254,16 @@ mod tests {
         assert!(!p.allows(&caller(7, 1), Operation::List, &by_id));
         assert!(p.allows_any(&caller(9, 50), Operation::List));
         assert!(!p.allows_any(&caller(7, 1), Operation::List));
+    }
+
+    #[test]
+    fn replaced_rules_apply_to_later_checks() {
+        let p = Policy::new(0, rules("[[policy]]\nuids = [5]\nallow = [\"sign\"]\n"));
+        let k = KeyFacts::default();
+        assert!(p.allows(&caller(5, 5), Operation::Sign, &k));
+        p.replace_rules(rules("[[policy]]\nuids = [6]\nallow = [\"sign\"]\n"));
+        assert!(!p.allows(&caller(5, 5), Operation::Sign, &k));
+        assert!(p.allows(&caller(6, 6), Operation::Sign, &k));
     }
 
     #[test]

@@ -4,10 +4,12 @@
 
 pub mod client;
 pub mod daemon;
+pub mod notify;
 pub mod softhsm;
 pub mod verify;
 
 pub use client::connect;
 pub use daemon::{bin_path, Daemon};
+pub use notify::NotifyListener;
 pub use softhsm::SoftHsm;
 pub use verify::openssl_verify;
