@@ -1,9 +1,12 @@
 //! Test support: real SoftHSM2 tokens in temp dirs, the real `notary-keyd`
 //! and `notaryctl` binaries on temp sockets, and a gRPC client for them.
+//! Debian's notary-server and notary CLI (`notary_stack`).
 //! Every process started here is stopped by its pid when its guard drops.
 
 pub mod client;
 pub mod daemon;
+pub mod notary_stack;
+mod process;
 pub mod softhsm;
 pub mod verify;
 
