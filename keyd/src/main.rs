@@ -11,6 +11,7 @@ mod policy;
 mod registry;
 mod server;
 mod service;
+mod signer_api;
 mod state;
 
 use anyhow::{bail, Context, Result};
@@ -130,6 +131,30 @@ async fn main() -> Result<()> {
         audit,
         default_backend: config.default_backend().to_string(),
     };
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    let signer_api = match &config.signer_api {
+        Some(api) => Some(
+            signer_api::start(
+                api,
+                &config.server.state_dir,
+                service.clone(),
+                config.server.max_message_bytes,
+                stopped(stop_rx.clone()),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // Bound last: a client that can connect to the socket finds the signer
+    // API listening too.
     let listener = server::bind(&socket, config.server.socket_group.as_deref())?;
     tracing::info!(
         socket = %socket.display(),
@@ -141,9 +166,12 @@ async fn main() -> Result<()> {
         listener,
         service,
         config.server.max_message_bytes,
-        shutdown_signal(),
+        stopped(stop_rx),
     )
     .await?;
+    if let Some(task) = signer_api {
+        let _ = task.await;
+    }
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");
     Ok(())
