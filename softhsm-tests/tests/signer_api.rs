@@ -5,7 +5,7 @@
 
 use anyhow::{ensure, Context, Result};
 use softhsm_tests::notary_stack::{
-    free_port, CertPair, NotaryCli, NotaryServer, Pki, RemoteSigner, TrustService,
+    free_port, CertPair, CliOutput, NotaryCli, NotaryServer, Pki, RemoteSigner, TrustService,
 };
 use softhsm_tests::{Daemon, SoftHsm};
 use std::net::SocketAddr;
@@ -305,4 +305,199 @@ fn stock_scenario_ecdsa_on_softhsm() -> Result<()> {
 #[test]
 fn stock_scenario_ed25519_on_softhsm() -> Result<()> {
     scenario_on("hsm", "ed25519")
+}
+
+#[test]
+fn second_publish_after_keyd_restart_uses_the_same_timestamp_key() -> Result<()> {
+    let mut signer = KeydSigner::start("hsm", "")?;
+    let server = signer.server("ecdsa")?;
+    let gun = "example.com/keyd/restart";
+    let cli = server.cli()?;
+    std::fs::write(cli.work_dir().join("a.txt"), b"a\n")?;
+    std::fs::write(cli.work_dir().join("b.txt"), b"b\n")?;
+    cli.run(&["init", gun])?.ok()?;
+    cli.run(&["add", gun, "a", "a.txt"])?.ok()?;
+    cli.run(&["publish", gun])?.ok()?;
+    let ts_id = server_key_id(&server, gun, "timestamp")?;
+
+    // keyd down: the publish fails with the gRPC error, it does not hang.
+    signer.daemon.stop()?;
+    cli.run(&["add", gun, "b", "b.txt"])?.ok()?;
+    let down = cli.run(&["publish", gun])?;
+    assert!(!down.status.success());
+    assert!(down.stdout.contains("rpc error"), "{}", down.stdout);
+
+    signer.daemon.restart()?;
+    // notary-server redials with backoff; `timestamp.key` goes through
+    // GetKeyInfo, so once it answers the server is connected again.
+    let ts_key = format!("/v2/{gun}/_trust/tuf/timestamp.key");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while server.get(&ts_key)?.status != 200 {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "notary-server never reconnected:\n{}",
+            tail(&server.log_text(), 20)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    cli.run(&["publish", gun])
+        .and_then(CliOutput::ok)
+        .with_context(|| tail(&server.log_text(), 20))?;
+    listed(&cli, &["list", gun], "b")?;
+    let ts = tuf(&server, gun, "timestamp.json")?;
+    assert_eq!(signature_key_ids(&ts), [ts_id.clone()]);
+    assert_eq!(ts["signed"]["version"], 2);
+    assert_eq!(signer.api_keys()?.len(), 1, "no new key was minted");
+    Ok(())
+}
+
+#[test]
+fn repeated_timestamp_key_requests_reuse_one_unsigned_key() -> Result<()> {
+    // A backend limited to two signer-API keys: twenty `timestamp.key`
+    // requests before the first publish must not use them up.
+    let signer = KeydSigner::start("hsm", "max_keys = 2\n")?;
+    let server = signer.server("ed25519")?;
+    let gun = "example.com/keyd/minting";
+    let path = format!("/v2/{gun}/_trust/tuf/timestamp.key");
+    let first = server.get(&path)?;
+    assert_eq!(first.status, 200);
+    for _ in 0..20 {
+        let again = server.get(&path)?;
+        assert_eq!(again.status, 200);
+        assert_eq!(again.body, first.body, "a different key was handed out");
+    }
+    assert_eq!(signer.api_keys()?.len(), 1);
+
+    // The reused key is the one the published root names and that signs.
+    let cli = server.cli()?;
+    std::fs::write(cli.work_dir().join("a.txt"), b"a\n")?;
+    cli.run(&["init", gun])?.ok()?;
+    cli.run(&["add", gun, "a", "a.txt"])?.ok()?;
+    cli.run(&["publish", gun])?.ok()?;
+    let ts_id = server_key_id(&server, gun, "timestamp")?;
+    assert_eq!(
+        signer.api_keys()?,
+        [(ts_id.clone(), "timestamp".into(), true)]
+    );
+
+    // Other collections fill the cap; the next one gets a clear refusal.
+    let other = server.get("/v2/example.com/keyd/second/_trust/tuf/timestamp.key")?;
+    assert_eq!(other.status, 200);
+    let refused = server.get("/v2/example.com/keyd/third/_trust/tuf/timestamp.key")?;
+    assert_ne!(refused.status, 200);
+    let refusal = signer
+        .daemon
+        .audit_lines()
+        .into_iter()
+        .find(|r| r["operation"] == "signer-create-key" && r["allowed"] == false)
+        .context("refused CreateKey not audited")?;
+    assert!(
+        refusal["result"].as_str().unwrap().contains("max_keys = 2"),
+        "{refusal}"
+    );
+    assert_eq!(refusal["gun"], "example.com/keyd/third");
+    assert_eq!(signer.api_keys()?.len(), 2);
+    Ok(())
+}
+
+/// A gRPC channel to the signer API presenting `client`, trusting `ca`.
+async fn channel(
+    addr: SocketAddr,
+    ca: &Path,
+    client: &CertPair,
+) -> Result<tonic::transport::Channel> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(ca)?))
+        .identity(Identity::from_pem(
+            std::fs::read(&client.cert)?,
+            std::fs::read(&client.key)?,
+        ))
+        .domain_name("127.0.0.1");
+    Ok(Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect_lazy())
+}
+
+async fn health(channel: tonic::transport::Channel, service: &str) -> Result<i32, tonic::Status> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_with_another_ca_or_subject_are_refused() -> Result<()> {
+    use keyd_proto::signer::key_management_client::KeyManagementClient;
+    use keyd_proto::signer::CreateKeyRequest;
+    let signer = KeydSigner::start("soft", "")?;
+    let ca = &signer.pki.ca_cert;
+    let good = signer.pki.issue("notary-server", "clientAuth")?;
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    for name in [
+        "",
+        "grpc.health.v1.Health.KeyManagement",
+        "grpc.health.v1.Health.Signer",
+    ] {
+        let ok = health(channel(signer.addr, ca, &good).await?, name).await;
+        assert_eq!(ok.map_err(|s| s.code()), Ok(serving), "{name:?}");
+    }
+
+    // A certificate with the right name from another CA: the handshake fails.
+    let other = Pki::new("intruder")?;
+    let foreign = other.issue("notary-server", "clientAuth")?;
+    // (With TLS 1.3 the server's alert arrives after the client finished
+    // its side, so the call ends as UNAVAILABLE or CANCELLED.)
+    let refused = health(channel(signer.addr, ca, &foreign).await?, "").await;
+    let code = refused.unwrap_err().code();
+    assert!(
+        matches!(code, tonic::Code::Unavailable | tonic::Code::Cancelled),
+        "{code:?}"
+    );
+
+    // The right CA, a subject not in allowed_clients: refused and audited.
+    let stranger = signer.pki.issue("build-bot", "clientAuth")?;
+    let refused = health(channel(signer.addr, ca, &stranger).await?, "").await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::PermissionDenied);
+    let mut km = KeyManagementClient::new(channel(signer.addr, ca, &stranger).await?);
+    let refused = km
+        .create_key(CreateKeyRequest {
+            algorithm: "ecdsa".into(),
+            gun: "example.com/app".into(),
+            role: "timestamp".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(refused.message().contains("allowed_clients"), "{refused:?}");
+    let audit = signer.daemon.audit_lines();
+    let record = audit
+        .iter()
+        .find(|r| r["operation"] == "signer-create-key")
+        .context("refusal not audited")?;
+    assert_eq!(record["allowed"], false);
+    assert!(
+        record["client"].as_str().unwrap().contains("CN=build-bot"),
+        "{record}"
+    );
+    assert!(!signer.daemon.state_dir.join("signer-api.json").exists());
+
+    // notary-server with a client certificate from another CA cannot hand
+    // out a timestamp key. (Its health page is not asserted: it reports the
+    // last periodic check, which may not have run yet.)
+    let server = NotaryServer::spawn(
+        &signer.pki,
+        &signer.remote(
+            "ecdsa",
+            other.issue("notary-server", "serverAuth,clientAuth")?,
+        ),
+    )?;
+    let res = server.get("/v2/example.com/app/_trust/tuf/timestamp.key")?;
+    assert_ne!(res.status, 200);
+    assert!(!signer.daemon.state_dir.join("signer-api.json").exists());
+    Ok(())
 }
