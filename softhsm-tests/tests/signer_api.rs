@@ -501,3 +501,151 @@ async fn callers_with_another_ca_or_subject_are_refused() -> Result<()> {
     assert!(!signer.daemon.state_dir.join("signer-api.json").exists());
     Ok(())
 }
+
+fn timestamp_payload(version: u32) -> Vec<u8> {
+    format!(
+        r#"{{"_type":"Timestamp","expires":"2026-12-09T12:00:00Z","meta":{{"snapshot":{{"hashes":{{"sha256":"AAAA"}},"length":1}}}},"version":{version}}}"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_semantics_match_notary_signer() -> Result<()> {
+    use keyd_proto::signer::key_management_client::KeyManagementClient;
+    use keyd_proto::signer::signer_client::SignerClient;
+    use keyd_proto::signer::{CreateKeyRequest, KeyId, SignatureRequest};
+    use tonic::Code;
+    let signer = KeydSigner::start("soft", "")?;
+    let client = signer.pki.issue("notary-server", "clientAuth")?;
+    let ch = channel(signer.addr, &signer.pki.ca_cert, &client).await?;
+    let mut km = KeyManagementClient::new(ch.clone());
+    let mut sg = SignerClient::new(ch);
+    let create = |algorithm: &str, role: &str| CreateKeyRequest {
+        algorithm: algorithm.into(),
+        gun: "example.com/app".into(),
+        role: role.into(),
+    };
+    let id = |id: &str| KeyId { id: id.into() };
+
+    for (algorithm, keytype, method, public_len) in [
+        ("ecdsa", "ecdsa", "ecdsa", 91),
+        ("ed25519", "ed25519", "eddsa", 32),
+    ] {
+        let made = km
+            .create_key(create(algorithm, "timestamp"))
+            .await?
+            .into_inner();
+        let info = made.key_info.clone().context("key_info")?;
+        let key_id = info.key_id.context("key id")?.id;
+        assert_eq!(info.algorithm.context("algorithm")?.algorithm, keytype);
+        assert_eq!(made.public_key.len(), public_len);
+        let expected = notary_tuf::PublicKey::new(keytype.parse()?, made.public_key.clone());
+        assert_eq!(key_id, expected.key_id(), "key IDs are notary key IDs");
+
+        let got = km.get_key_info(id(&key_id)).await?.into_inner();
+        assert_eq!(got.public_key, made.public_key);
+        assert_eq!(got.role, "timestamp");
+
+        let payload = timestamp_payload(1);
+        let sig = sg
+            .sign(SignatureRequest {
+                key_id: Some(id(&key_id)),
+                content: payload.clone(),
+            })
+            .await?
+            .into_inner();
+        assert_eq!(sig.algorithm.context("algorithm")?.algorithm, method);
+        assert_eq!(sig.content.len(), 64, "raw r||s or Ed25519");
+        softhsm_tests::openssl_verify(keytype, &made.public_key, method, &payload, &sig.content)?;
+
+        // A timestamp key signs only timestamps.
+        let snapshot =
+            br#"{"_type":"Snapshot","expires":"2029-11-25T12:00:00Z","meta":{},"version":1}"#;
+        let refused = sg
+            .sign(SignatureRequest {
+                key_id: Some(id(&key_id)),
+                content: snapshot.to_vec(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        let refused = sg
+            .sign(SignatureRequest {
+                key_id: Some(id(&key_id)),
+                content: b"raw bytes".to_vec(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
+        // Once it has signed, a new request mints a new key (rotation).
+        let rotated = km
+            .create_key(create(algorithm, "timestamp"))
+            .await?
+            .into_inner();
+        let rotated_id = rotated.key_info.and_then(|k| k.key_id).context("id")?.id;
+        assert_ne!(rotated_id, key_id);
+
+        km.delete_key(id(&rotated_id)).await?;
+        km.delete_key(id(&rotated_id)).await?; // idempotent
+        let gone = km.get_key_info(id(&rotated_id)).await.unwrap_err();
+        assert_eq!(gone.code(), Code::NotFound);
+    }
+
+    let unknown = "0".repeat(64);
+    let err = km.get_key_info(id(&unknown)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = sg
+        .sign(SignatureRequest {
+            key_id: Some(id(&unknown)),
+            content: timestamp_payload(1),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("signing key not found"), "{err:?}");
+    km.delete_key(id(&unknown)).await?;
+
+    for (algorithm, role, needle) in [
+        ("rsa", "timestamp", "algorithm"),
+        ("ecdsa", "targets", "role"),
+        ("ecdsa", "root", "role"),
+    ] {
+        let err = km.create_key(create(algorithm, role)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains(needle), "{err:?}");
+    }
+    let err = km
+        .create_key(CreateKeyRequest {
+            algorithm: "ecdsa".into(),
+            gun: String::new(),
+            role: "snapshot".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("GUN"), "{err:?}");
+
+    // Keys made by the daemon's own API are not reachable through this one.
+    let mut local = softhsm_tests::connect(&signer.daemon.socket).await?;
+    let own = local
+        .generate_key(keyd_proto::keyd::GenerateKeyRequest {
+            backend: "soft".into(),
+            algorithm: "ecdsa".into(),
+            role: "timestamp".into(),
+            gun: "example.com/app".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let err = km.get_key_info(id(&own.key_id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = sg
+        .sign(SignatureRequest {
+            key_id: Some(id(&own.key_id)),
+            content: timestamp_payload(2),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    Ok(())
+}
