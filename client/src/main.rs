@@ -4,14 +4,19 @@
 //! sends requests over the daemon's Unix socket, shows progress, and checks
 //! what comes back.
 
+mod collection;
 mod commands;
 mod connect;
 mod errors;
 mod output;
 mod pin;
 mod progress;
+mod remote;
+mod settings;
+mod trust_dir;
 
 use clap::{Parser, Subcommand};
+use commands::repo::{self, init, publish, read, stage, status};
 use commands::{backend, certificate, key, sign};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +41,41 @@ struct Cli {
     #[arg(long, global = true, value_name = "SOCKET", env = keyd_proto::socket::SOCKET_ENV)]
     keyd: Option<PathBuf>,
 
+    /// URL of the notary server (default: the config's remote_server.url,
+    /// else https://notary.docker.io).
+    #[arg(short = 's', long = "server", global = true, value_name = "URL")]
+    server: Option<String>,
+
+    /// Trust dir holding cached metadata and staged changes (default: the
+    /// config's trust_dir, else ~/.notary).
+    #[arg(short = 'd', long = "trustDir", global = true, value_name = "DIR")]
+    trust_dir: Option<PathBuf>,
+
+    /// notary client config (JSON: trust_dir, remote_server, trust_pinning);
+    /// default ~/.notary/config.json if it exists.
+    #[arg(short = 'c', long = "configFile", global = true, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+
+    /// CA certificate(s) (PEM) that the notary server's TLS certificate chains to.
+    #[arg(long = "tlscacert", global = true, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS with the notary server.
+    #[arg(long = "tlscert", global = true, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// Key of --tlscert (PEM) for mutual TLS with the notary server.
+    #[arg(long = "tlskey", global = true, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// Debug output (what is fetched, uploaded and signed).
+    #[arg(short = 'D', long = "debug", global = true)]
+    debug: bool,
+
+    /// Verbose output.
+    #[arg(short = 'v', long = "verbose", global = true)]
+    verbose: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +98,47 @@ enum Command {
     ///
     /// Example: notaryctl sign --key 3f2a… --role targets --gun example.com/app signed.json
     Sign(sign::SignArgs),
+
+    /// Create a trusted collection: root key and certificate, targets and
+    /// snapshot keys in notary-keyd, timestamp key from the server.
+    ///
+    /// Example: notaryctl -s https://notary.example:4443 init example.com/app -p
+    Init(init::InitArgs),
+
+    /// Stage a target (a file's length and hashes) for the next publish.
+    ///
+    /// Example: notaryctl add example.com/app v1.0 ./app.tar.gz
+    Add(stage::AddArgs),
+
+    /// Stage a target by its size and hashes, without the file.
+    #[command(name = "addhash")]
+    AddHash(stage::AddHashArgs),
+
+    /// Stage the removal of a target.
+    Remove(stage::RemoveArgs),
+
+    /// Sign the staged changes with notary-keyd and upload them.
+    Publish(publish::PublishArgs),
+
+    /// List the targets of a collection, verified from its trusted root.
+    List(read::ListArgs),
+
+    /// Show one target's sha256 digest and size.
+    Lookup(read::LookupArgs),
+
+    /// Check content (stdin or -i) against a target; print it if it matches.
+    ///
+    /// Example: notaryctl verify example.com/app v1.0 -i app.tar.gz -q
+    Verify(read::VerifyArgs),
+
+    /// Show the staged (unpublished) changes.
+    Status(status::StatusArgs),
+
+    /// Drop staged changes: --all, or -n N per change.
+    Reset(status::ResetArgs),
+
+    /// Forget a collection's local trust data (and with --remote, the server's).
+    Delete(status::DeleteArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,10 +206,50 @@ enum CertCommand {
     IssueRoot(certificate::IssueRootArgs),
 }
 
+fn repo_context(cli: &Cli, socket: PathBuf) -> anyhow::Result<repo::Context> {
+    let flags = settings::Flags {
+        server: cli.server.clone(),
+        trust_dir: cli.trust_dir.clone(),
+        config_file: cli.config_file.clone(),
+        tls_ca: cli.tls_ca.clone(),
+        tls_cert: cli.tls_cert.clone(),
+        tls_key: cli.tls_key.clone(),
+    };
+    Ok(repo::Context {
+        settings: settings::Settings::load(&flags)?,
+        keyd_socket: socket,
+        verbose: cli.verbose || cli.debug,
+    })
+}
+
+/// The repository commands; `None` for the key-management commands.
+async fn run_repo(cli: &Cli, socket: &std::path::Path) -> Option<anyhow::Result<()>> {
+    let ctx = || repo_context(cli, socket.to_path_buf());
+    let result = match &cli.command {
+        Command::Init(args) => async { init::run(&ctx()?, args).await }.await,
+        Command::Add(args) => ctx().and_then(|c| stage::add(&c, args)),
+        Command::AddHash(args) => ctx().and_then(|c| stage::add_hash(&c, args)),
+        Command::Remove(args) => ctx().and_then(|c| stage::remove(&c, args)),
+        Command::Publish(args) => async { publish::run(&ctx()?, args).await }.await,
+        Command::List(args) => async { read::list(&ctx()?, args).await }.await,
+        Command::Lookup(args) => async { read::lookup(&ctx()?, args).await }.await,
+        Command::Verify(args) => async { read::verify(&ctx()?, args).await }.await,
+        Command::Status(args) => ctx().and_then(|c| status::status(&c, args)),
+        Command::Reset(args) => ctx().and_then(|c| status::reset(&c, args)),
+        Command::Delete(args) => async { status::delete(&ctx()?, args).await }.await,
+        _ => return None,
+    };
+    Some(result)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = cli
         .keyd
+        .clone()
         .unwrap_or_else(|| keyd_proto::socket::client_socket(nix::unistd::geteuid().as_raw()));
+    if let Some(result) = run_repo(&cli, &socket).await {
+        return result;
+    }
     // Refusals that need no daemon come first, so they work without one.
     if let Command::Key(KeyCommand::Delete(args)) = &cli.command {
         key::check_delete(args)?;
@@ -154,6 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Sign(args) => sign::run(&mut client, &args).await,
+        _ => unreachable!("repository commands are handled by run_repo"),
     }
 }
 

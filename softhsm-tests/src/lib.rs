@@ -6,6 +6,7 @@
 pub mod client;
 pub mod daemon;
 pub mod notary_stack;
+pub mod notaryctl_cli;
 mod process;
 pub mod softhsm;
 pub mod verify;

@@ -7,7 +7,7 @@ mod pinning;
 mod root;
 mod targets;
 
-pub use chain::{verify_signed, Checked, Expected};
+pub use chain::{check_fresh, verify_signed, Checked, Expected};
 pub use pinning::{Pin, TrustPinning};
 pub use root::{root_signing_keys, validate_root};
 pub use targets::{delegated_roles, path_allowed, DelegatedRole, RoleTargets};

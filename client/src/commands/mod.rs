@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod certificate;
 pub mod key;
+pub mod repo;
 pub mod sign;
 
 use crate::errors::{reason, KeydError};

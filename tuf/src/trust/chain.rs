@@ -65,7 +65,7 @@ pub fn verify_signed<T: Metadata>(
 }
 
 /// Expiry and rollback checks shared by every role.
-pub(crate) fn check_fresh<T: Metadata>(
+pub fn check_fresh<T: Metadata>(
     role: &str,
     metadata: &T,
     trusted_version: Option<u64>,
