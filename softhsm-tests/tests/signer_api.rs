@@ -27,12 +27,30 @@ impl KeydSigner {
         let tls = pki.issue("notary-keyd", "serverAuth")?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let hsm = match backend {
-            "hsm" => Some(SoftHsm::new("notary", "1234")?),
+            "hsm" | "locked-hsm" => Some(SoftHsm::new("notary", "1234")?),
             _ => None,
         };
         let backend_toml = match &hsm {
+            // A token nobody has unlocked yet: its PIN comes from a person.
+            Some(h) if backend == "locked-hsm" => h
+                .backend_toml("hsm")?
+                .lines()
+                .map(|l| {
+                    if l.starts_with("pin =") {
+                        "pin = \"prompt\""
+                    } else {
+                        l
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
             Some(h) => h.backend_toml("hsm")?,
             None => "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n".into(),
+        };
+        let backend = if backend == "locked-hsm" {
+            "hsm"
+        } else {
+            backend
         };
         let config = format!(
             "{backend_toml}\n[signer_api]\nlisten = \"{addr}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
@@ -345,7 +363,7 @@ fn second_publish_after_keyd_restart_uses_the_same_timestamp_key() -> Result<()>
         .with_context(|| tail(&server.log_text(), 20))?;
     listed(&cli, &["list", gun], "b")?;
     let ts = tuf(&server, gun, "timestamp.json")?;
-    assert_eq!(signature_key_ids(&ts), [ts_id.clone()]);
+    assert_eq!(signature_key_ids(&ts), [ts_id]);
     assert_eq!(ts["signed"]["version"], 2);
     assert_eq!(signer.api_keys()?.len(), 1, "no new key was minted");
     Ok(())
@@ -647,5 +665,31 @@ async fn api_semantics_match_notary_signer() -> Result<()> {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    Ok(())
+}
+
+#[test]
+fn locked_backend_gives_notary_an_error_not_a_hang() -> Result<()> {
+    let signer = KeydSigner::start("locked-hsm", "device_timeout_seconds = 5\n")?;
+    let server = signer.server("ecdsa")?;
+    let gun = "example.com/keyd/locked";
+    let cli = server.cli()?;
+    let init = cli.run(&["init", gun])?;
+    let res = server.get(&format!("/v2/{gun}/_trust/tuf/timestamp.key"))?;
+    assert_ne!(res.status, 200);
+    let refusal = signer
+        .daemon
+        .audit_lines()
+        .into_iter()
+        .find(|r| r["operation"] == "signer-create-key")
+        .context("CreateKey not audited")?;
+    assert_eq!(refusal["allowed"], false, "{refusal}");
+    assert!(
+        refusal["result"].as_str().unwrap().contains("locked"),
+        "{refusal}"
+    );
+    // The CLI reports the server's 500 ("unable to reach trust server").
+    assert!(!init.status.success(), "init: {}", init.stdout);
+    assert!(!signer.daemon.state_dir.join("signer-api.json").exists());
     Ok(())
 }

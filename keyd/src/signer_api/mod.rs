@@ -164,18 +164,7 @@ impl SignerApi {
         &self,
         work: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
-        tokio::time::timeout(self.device_timeout, work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(with_reason(
-                    Code::DeadlineExceeded,
-                    "device_timeout",
-                    format!(
-                        "backend did not answer within {} s ([signer_api] device_timeout_seconds)",
-                        self.device_timeout.as_secs()
-                    ),
-                ))
-            })
+        with_deadline(self.device_timeout, work).await
     }
 
     /// A key this API made and the device still holds.
@@ -195,6 +184,25 @@ impl SignerApi {
     }
 }
 
+/// `work`'s result, or DEADLINE_EXCEEDED once `limit` has passed: a stuck
+/// device gives notary-server an error it reports instead of a hung publish.
+/// (A blocking device call that overran finishes on its worker thread; its
+/// result is dropped.)
+async fn with_deadline<T>(
+    limit: Duration,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(with_reason(
+            Code::DeadlineExceeded,
+            "device_timeout",
+            format!(
+                "backend did not answer within {limit:?} ([signer_api] device_timeout_seconds)"
+            ),
+        ))
+    })
+}
+
 fn key_info(entry: &KeyEntry) -> pb::KeyInfo {
     pb::KeyInfo {
         key_id: Some(pb::KeyId {
@@ -203,5 +211,25 @@ fn key_info(entry: &KeyEntry) -> pb::KeyInfo {
         algorithm: Some(pb::Algorithm {
             algorithm: entry.key.public.keytype().as_str().to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn device_work_past_the_deadline_fails_with_deadline_exceeded() {
+        let stuck = std::future::pending::<Result<(), Status>>();
+        let err = with_deadline(Duration::from_millis(50), stuck)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        assert!(err.message().contains("device_timeout_seconds"), "{err:?}");
+        let quick = async { Ok::<_, Status>(7) };
+        assert_eq!(
+            with_deadline(Duration::from_secs(5), quick).await.unwrap(),
+            7
+        );
     }
 }
