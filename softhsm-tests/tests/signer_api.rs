@@ -469,11 +469,16 @@ async fn callers_with_another_ca_or_subject_are_refused() -> Result<()> {
     let other = Pki::new("intruder")?;
     let foreign = other.issue("notary-server", "clientAuth")?;
     // (With TLS 1.3 the server's alert arrives after the client finished
-    // its side, so the call ends as UNAVAILABLE or CANCELLED.)
+    // its side, so the client sees a transport error whose code varies:
+    // UNAVAILABLE, CANCELLED or UNKNOWN. It never reaches the services,
+    // which would answer PERMISSION_DENIED.)
     let refused = health(channel(signer.addr, ca, &foreign).await?, "").await;
     let code = refused.unwrap_err().code();
     assert!(
-        matches!(code, tonic::Code::Unavailable | tonic::Code::Cancelled),
+        matches!(
+            code,
+            tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+        ),
         "{code:?}"
     );
 
