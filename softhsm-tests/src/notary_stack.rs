@@ -207,6 +207,93 @@ pub struct RemoteSigner {
     pub client: CertPair,
 }
 
+/// A `[signer_api]` section for notary-keyd listening on `addr` with a
+/// certificate from `pki` (CN `notary-keyd`), trusting `pki` for client
+/// certificates and allowing the subject `notary-server`; keys go to
+/// `backend`. `extra` lines are appended to the section.
+pub fn signer_api_toml(pki: &Pki, addr: SocketAddr, backend: &str, extra: &str) -> Result<String> {
+    let tls = pki.issue("notary-keyd", "serverAuth")?;
+    Ok(format!(
+        "[signer_api]\nlisten = \"{addr}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+         client_ca = \"{}\"\nbackend = \"{backend}\"\nallowed_clients = [\"notary-server\"]\n{extra}",
+        tls.cert.display(),
+        tls.key.display(),
+        pki.ca_cert.display(),
+    ))
+}
+
+/// Debian's stock notary-signer (memory storage) on a free loopback port,
+/// requiring client certificates from `pki`; stopped on drop.
+pub struct NotarySigner {
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+}
+
+impl NotarySigner {
+    /// Starts it with `logging.level` `log_level` and waits until it
+    /// accepts connections.
+    pub fn start(pki: &Pki, log_level: &str) -> Result<NotarySigner> {
+        let tls = pki.issue("notary-signer", "serverAuth")?;
+        let dir = tempfile::tempdir()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let config = serde_json::json!({
+            "server": {
+                "grpc_addr": addr.to_string(),
+                "tls_cert_file": tls.cert,
+                "tls_key_file": tls.key,
+                "client_ca_file": pki.ca_cert,
+            },
+            "logging": { "level": log_level },
+            "storage": { "backend": "memory" },
+        });
+        let config_path = dir.path().join("signer.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
+        let log = std::fs::File::create(dir.path().join("signer.log"))?;
+        let child = Command::new("notary-signer")
+            .arg("-config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting notary-signer (install the notary package)")?;
+        let mut signer = NotarySigner {
+            child: Some(child),
+            _dir: dir,
+            addr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if let Some(status) = signer
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                signer.child = None;
+                bail!("notary-signer exited ({status})");
+            }
+            if Instant::now() > deadline {
+                bail!("notary-signer did not listen on {addr}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(signer)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for NotarySigner {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = terminate(&mut child, "notary-signer", Duration::from_secs(5));
+        }
+    }
+}
+
 /// An HTTP response: status code and de-chunked body.
 pub struct HttpResponse {
     pub status: u16,

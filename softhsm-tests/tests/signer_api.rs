@@ -5,7 +5,8 @@
 
 use anyhow::{ensure, Context, Result};
 use softhsm_tests::notary_stack::{
-    free_port, CertPair, CliOutput, NotaryCli, NotaryServer, Pki, RemoteSigner, TrustService,
+    free_port, signer_api_toml, CertPair, CliOutput, NotaryCli, NotaryServer, Pki, RemoteSigner,
+    TrustService,
 };
 use softhsm_tests::{Daemon, SoftHsm};
 use std::net::SocketAddr;
@@ -24,7 +25,6 @@ struct KeydSigner {
 impl KeydSigner {
     fn start(backend: &str, extra: &str) -> Result<KeydSigner> {
         let pki = Pki::new("keyd-signer")?;
-        let tls = pki.issue("notary-keyd", "serverAuth")?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let hsm = match backend {
             "hsm" | "locked-hsm" => Some(SoftHsm::new("notary", "1234")?),
@@ -53,11 +53,8 @@ impl KeydSigner {
             backend
         };
         let config = format!(
-            "{backend_toml}\n[signer_api]\nlisten = \"{addr}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
-             client_ca = \"{}\"\nbackend = \"{backend}\"\nallowed_clients = [\"notary-server\"]\n{extra}",
-            tls.cert.display(),
-            tls.key.display(),
-            pki.ca_cert.display(),
+            "{backend_toml}\n{}",
+            signer_api_toml(&pki, addr, backend, extra)?
         );
         let conf = hsm.as_ref().map(|h| h.conf().display().to_string());
         let env: Vec<(&str, &str)> = conf
