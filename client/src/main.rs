@@ -16,7 +16,7 @@ mod settings;
 mod trust_dir;
 
 use clap::{Parser, Subcommand};
-use commands::repo::{self, init, publish, read, stage, status};
+use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
 use commands::{backend, certificate, key, sign};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -139,6 +139,27 @@ enum Command {
 
     /// Forget a collection's local trust data (and with --remote, the server's).
     Delete(status::DeleteArgs),
+
+    /// Stage re-signing roles unchanged (e.g. after a key change).
+    Witness(delegation::WitnessArgs),
+
+    /// Add, remove, list and purge delegation roles and their keys.
+    #[command(subcommand)]
+    Delegation(DelegationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DelegationCommand {
+    /// Stage a delegation role (or more keys/paths for it).
+    ///
+    /// Example: notaryctl delegation add example.com/app targets/releases --key 3f2a… --all-paths -p
+    Add(delegation::AddArgs),
+    /// Stage removing a delegation role, or some of its keys or paths.
+    Remove(delegation::RemoveArgs),
+    /// List the delegation roles of a collection.
+    List(delegation::ListArgs),
+    /// Stage removing keys from every delegation.
+    Purge(delegation::PurgeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +200,12 @@ enum KeyCommand {
 
     /// Log a backend's token out; the daemon forgets any cached PIN.
     Lock(key::LockArgs),
+
+    /// Rotate a collection's root, targets, snapshot or timestamp key and
+    /// publish the new root (signed by the old and the new root keys).
+    ///
+    /// Example: notaryctl key rotate example.com/app snapshot -r
+    Rotate(rotate::RotateArgs),
 
     /// Show, attach or issue the X.509 certificate stored beside a key.
     #[command(subcommand)]
@@ -237,6 +264,20 @@ async fn run_repo(cli: &Cli, socket: &std::path::Path) -> Option<anyhow::Result<
         Command::Status(args) => ctx().and_then(|c| status::status(&c, args)),
         Command::Reset(args) => ctx().and_then(|c| status::reset(&c, args)),
         Command::Delete(args) => async { status::delete(&ctx()?, args).await }.await,
+        Command::Key(KeyCommand::Rotate(args)) => async { rotate::run(&ctx()?, args).await }.await,
+        Command::Witness(args) => async { delegation::witness(&ctx()?, args).await }.await,
+        Command::Delegation(cmd) => {
+            async {
+                let ctx = ctx()?;
+                match cmd {
+                    DelegationCommand::Add(args) => delegation::add(&ctx, args).await,
+                    DelegationCommand::Remove(args) => delegation::remove(&ctx, args).await,
+                    DelegationCommand::List(args) => delegation::list(&ctx, args).await,
+                    DelegationCommand::Purge(args) => delegation::purge(&ctx, args).await,
+                }
+            }
+            .await
+        }
         _ => return None,
     };
     Some(result)
@@ -264,6 +305,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             KeyCommand::Delete(args) => key::delete(&mut client, &args).await,
             KeyCommand::Unlock(args) => key::unlock(&mut client, &args).await,
             KeyCommand::Lock(args) => key::lock(&mut client, &args).await,
+            KeyCommand::Rotate(_) => unreachable!("handled by run_repo"),
             KeyCommand::Cert(CertCommand::Show(args)) => {
                 certificate::show(&mut client, &args).await
             }

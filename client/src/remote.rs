@@ -104,6 +104,11 @@ impl Remote {
         self.key(Method::GET, role).await
     }
 
+    /// A new server key for `role`, pending until a root naming it is published.
+    pub async fn rotate_key(&mut self, role: &str) -> Result<PublicKey, RemoteError> {
+        self.key(Method::POST, role).await
+    }
+
     async fn key(&mut self, method: Method, role: &str) -> Result<PublicKey, RemoteError> {
         let path = self.tuf_path(&format!("{role}.key"));
         let what = format!("{method} {role}.key");

@@ -48,6 +48,14 @@ pub fn apply(
                 }
                 dirty.insert(change.role.clone());
             }
+            ChangeKind::Delegation if change.role.ends_with("/*") => {
+                let remove = change
+                    .delegation
+                    .as_ref()
+                    .map(|e| e.remove_keys.clone())
+                    .unwrap_or_default();
+                purge_keys(roles, &remove, &mut dirty);
+            }
             ChangeKind::Delegation => {
                 let Some(parent) = parent_of(&change.role) else {
                     bail!("{} is not a delegation role", change.role)
@@ -88,6 +96,25 @@ fn ensure_role(roles: &mut BTreeMap<String, Targets>, role: &str) -> Result<()> 
     }
     roles.insert(role.to_string(), empty_targets());
     Ok(())
+}
+
+/// Removes keys from every delegation of every role (`delegation purge`).
+fn purge_keys(
+    roles: &mut BTreeMap<String, Targets>,
+    remove: &[String],
+    dirty: &mut BTreeSet<String>,
+) {
+    for (name, targets) in roles.iter_mut() {
+        let delegations = &mut targets.delegations;
+        let before = delegations.keys.len();
+        for role in &mut delegations.roles {
+            role.keyids.retain(|id| !remove.contains(id));
+        }
+        delegations.keys.retain(|id, _| !remove.contains(id));
+        if delegations.keys.len() != before {
+            dirty.insert(name.clone());
+        }
+    }
 }
 
 fn is_whole_removal(edit: &DelegationEdit) -> bool {

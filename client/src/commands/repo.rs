@@ -1,9 +1,11 @@
 //! The notary CLI's repository commands (`init`, `add`, `publish`, `list`,
 //! …) with the same names, arguments and flags, keys in notary-keyd.
 
+pub mod delegation;
 pub mod init;
 pub mod publish;
 pub mod read;
+pub mod rotate;
 pub mod stage;
 pub mod status;
 

@@ -8,6 +8,7 @@ use super::Context;
 use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
 use crate::collection::update::now;
 use crate::commands::certificate::issue_checked;
+use crate::connect::Client;
 use crate::errors::KeydError;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
@@ -127,20 +128,9 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
 }
 
 /// The named root key, else the first root key listed, else a new one.
-async fn root_key(client: &mut crate::connect::Client, named: Option<&str>) -> Result<pb::Key> {
+async fn root_key(client: &mut Client, named: Option<&str>) -> Result<pb::Key> {
     if let Some(name) = named {
-        let key = client
-            .get_key(pb::GetKeyRequest { key: name.into() })
-            .await
-            .map_err(KeydError::from)?
-            .into_inner();
-        if key.keytype != "ecdsa" {
-            bail!(
-                "root key {name} is {}; notary root certificates need an ECDSA key",
-                key.keytype
-            );
-        }
-        return Ok(key);
+        return named_root_key(client, name).await;
     }
     let listed = client
         .list_keys(pb::ListKeysRequest {
@@ -154,6 +144,27 @@ async fn root_key(client: &mut crate::connect::Client, named: Option<&str>) -> R
         eprintln!("Using root key {} from backend {}", key.key_id, key.backend);
         return Ok(key);
     }
+    new_root_key(client).await
+}
+
+/// A root key named by key ID or URI; it must be ECDSA for a root certificate.
+pub(super) async fn named_root_key(client: &mut Client, name: &str) -> Result<pb::Key> {
+    let key = client
+        .get_key(pb::GetKeyRequest { key: name.into() })
+        .await
+        .map_err(KeydError::from)?
+        .into_inner();
+    if key.keytype != "ecdsa" {
+        bail!(
+            "root key {name} is {}; notary root certificates need an ECDSA key",
+            key.keytype
+        );
+    }
+    Ok(key)
+}
+
+/// A new ECDSA root key on the default backend.
+pub(super) async fn new_root_key(client: &mut Client) -> Result<pb::Key> {
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             algorithm: "ecdsa".into(),
@@ -171,7 +182,7 @@ async fn root_key(client: &mut crate::connect::Client, named: Option<&str>) -> R
 }
 
 /// A new ECDSA key bound to `role` and `gun`, as its public key object.
-async fn generate(client: &mut crate::connect::Client, role: &str, gun: &str) -> Result<PublicKey> {
+pub(super) async fn generate(client: &mut Client, role: &str, gun: &str) -> Result<PublicKey> {
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             algorithm: "ecdsa".into(),
@@ -194,7 +205,7 @@ async fn generate(client: &mut crate::connect::Client, role: &str, gun: &str) ->
 
 /// Checks a given root certificate and stores it beside the key.
 async fn attach_cert(
-    client: &mut crate::connect::Client,
+    client: &mut Client,
     key: &pb::Key,
     gun: &str,
     path: &PathBuf,
