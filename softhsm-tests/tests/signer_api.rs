@@ -8,6 +8,7 @@ use softhsm_tests::notary_stack::{
     free_port, signer_api_toml, CertPair, CliOutput, NotaryCli, NotaryServer, Pki, RemoteSigner,
     TrustService,
 };
+use softhsm_tests::notaryctl_cli::Notaryctl;
 use softhsm_tests::{Daemon, SoftHsm};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -694,4 +695,68 @@ fn locked_backend_gives_notary_an_error_not_a_hang() -> Result<()> {
     assert!(!init.status.success(), "init: {}", init.stdout);
     assert!(!signer.daemon.state_dir.join("signer-api.json").exists());
     Ok(())
+}
+
+/// notaryctl (keys in the same notary-keyd, over its socket) against
+/// notary-server whose timestamp key is in notary-keyd's signer API.
+fn notaryctl_scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {
+    let signer = KeydSigner::start(backend, "")?;
+    let server = signer.server(key_algorithm)?;
+    let gun = "example.com/keyd/notaryctl";
+    let ctl = Notaryctl::new(&server.url, &server.ca_cert, &signer.daemon.socket)?;
+    let file = ctl.work_dir().join("app.bin");
+    std::fs::write(&file, b"release one\n")?;
+    let file = file.to_str().context("path")?;
+    let ctx = || {
+        format!(
+            "notary-server log tail:\n{}\nkeyd log tail:\n{}",
+            tail(&server.log_text(), 20),
+            tail(&signer.daemon.log_text(), 20)
+        )
+    };
+    ctl.run(&["init", gun, "-p"])?.ok().with_context(ctx)?;
+    ctl.run(&["add", gun, "v1", file])?.ok()?;
+    ctl.run(&["publish", gun])?.ok().with_context(ctx)?;
+    let listed = ctl.run(&["list", gun])?.ok()?;
+    ensure!(listed.stdout.contains("v1 "), "{}", listed.stdout);
+    ctl.run(&["verify", gun, "v1", "-i", file, "-q"])?.ok()?;
+
+    let ts_id = server_key_id(&server, gun, "timestamp")?;
+    ensure!(tuf(&server, gun, "timestamp.key")?["keytype"] == key_algorithm);
+    assert_eq!(
+        signature_key_ids(&tuf(&server, gun, "timestamp.json")?),
+        [ts_id.clone()]
+    );
+    assert_eq!(signer.api_keys()?, [(ts_id, "timestamp".into(), true)]);
+
+    // The stock CLI reads and verifies what notaryctl published.
+    let stock = server.cli()?;
+    listed_by(&stock, gun, "v1")?;
+    let copy = stock.work_dir().join("app.bin");
+    std::fs::write(&copy, b"release one\n")?;
+    stock
+        .run(&[
+            "verify",
+            gun,
+            "v1",
+            "-i",
+            copy.to_str().context("path")?,
+            "-q",
+        ])?
+        .ok()?;
+    Ok(())
+}
+
+fn listed_by(cli: &NotaryCli, gun: &str, name: &str) -> Result<()> {
+    listed(cli, &["list", gun], name)
+}
+
+#[test]
+fn notaryctl_scenario_ecdsa_on_software_keystore() -> Result<()> {
+    notaryctl_scenario_on("soft", "ecdsa")
+}
+
+#[test]
+fn notaryctl_scenario_ed25519_on_softhsm() -> Result<()> {
+    notaryctl_scenario_on("hsm", "ed25519")
 }
