@@ -725,7 +725,7 @@ fn notaryctl_scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {
     ensure!(tuf(&server, gun, "timestamp.key")?["keytype"] == key_algorithm);
     assert_eq!(
         signature_key_ids(&tuf(&server, gun, "timestamp.json")?),
-        [ts_id.clone()]
+        std::slice::from_ref(&ts_id)
     );
     assert_eq!(signer.api_keys()?, [(ts_id, "timestamp".into(), true)]);
 
