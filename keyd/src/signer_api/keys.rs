@@ -4,9 +4,12 @@
 use super::store::ApiKey;
 use super::{key_info, SignerApi};
 use crate::audit::now_rfc3339;
+use crate::registry::KeyEntry;
 use crate::service::status::{self, invalid, with_reason};
 use keyd_backends::{Algorithm, KeySpec};
 use keyd_proto::signer as pb;
+use std::collections::HashSet;
+use std::sync::Arc;
 use tonic::{Code, Request, Response, Status};
 
 /// Roles notary-server keeps online.
@@ -38,10 +41,7 @@ impl SignerApi {
 
     /// An unsigned key this API already made for the same GUN, role and
     /// algorithm in the configured backend, if the device still has it.
-    async fn reusable(
-        &self,
-        req: &pb::CreateKeyRequest,
-    ) -> Option<std::sync::Arc<crate::registry::KeyEntry>> {
+    async fn reusable(&self, req: &pb::CreateKeyRequest) -> Option<Arc<KeyEntry>> {
         let candidates = self.store.find(|k| {
             !k.signed
                 && k.gun == req.gun
@@ -61,11 +61,19 @@ impl SignerApi {
         let Some(max) = self.max_keys else {
             return Ok(());
         };
+        // Keys deleted behind the API's back (notaryctl) no longer count.
+        let present: HashSet<String> = self
+            .keyd
+            .registry
+            .all()
+            .iter()
+            .map(|e| e.key_id.clone())
+            .collect();
         let held = self
             .store
             .find(|k| k.backend == self.backend)
             .iter()
-            .filter(|(id, _)| self.keyd.registry.all().iter().any(|e| &e.key_id == id))
+            .filter(|(id, _)| present.contains(id))
             .count();
         if held >= max {
             return Err(with_reason(
