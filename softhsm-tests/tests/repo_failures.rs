@@ -173,7 +173,7 @@ fn older_metadata_from_another_server_is_refused_and_cache_kept() {
     // metadata with older versions than ctl has seen.
     let other = Notaryctl::new(&ctl.server_url, &ctl.ca_cert, &daemon.socket).unwrap();
     ok(other.run(&["delete", gun, "--remote"]));
-    std::fs::create_dir_all(&other_meta_dir(&other, gun)).unwrap();
+    std::fs::create_dir_all(other_meta_dir(&other, gun)).unwrap();
     std::fs::copy(
         cached.join("root.json"),
         other_meta_dir(&other, gun).join("root.json"),
