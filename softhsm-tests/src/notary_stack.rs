@@ -44,7 +44,8 @@ pub struct CertPair {
     pub key: PathBuf,
 }
 
-fn openssl(args: &[&str], dir: &Path) -> Result<()> {
+/// Runs `openssl ARGS` in `dir`, failing with its stderr.
+pub fn openssl(args: &[&str], dir: &Path) -> Result<()> {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -185,6 +186,23 @@ impl Pki {
     }
 }
 
+/// Starts `program -config DIR/PROGRAM.json` with its output in
+/// `DIR/PROGRAM.log`. (viper picks the parser from the extension: the
+/// config must end in .json.)
+fn spawn_notary(program: &str, dir: &Path, config: &serde_json::Value) -> Result<Child> {
+    let config_path = dir.join(format!("{program}.json"));
+    std::fs::write(&config_path, serde_json::to_vec_pretty(config)?)?;
+    let log = std::fs::File::create(dir.join(format!("{program}.log")))?;
+    Command::new(program)
+        .arg("-config")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {program} (install the notary package)"))
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -247,17 +265,7 @@ impl NotarySigner {
             "logging": { "level": log_level },
             "storage": { "backend": "memory" },
         });
-        let config_path = dir.path().join("signer.json");
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
-        let log = std::fs::File::create(dir.path().join("signer.log"))?;
-        let child = Command::new("notary-signer")
-            .arg("-config")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting notary-signer (install the notary package)")?;
+        let child = spawn_notary("notary-signer", dir.path(), &config)?;
         let mut signer = NotarySigner {
             child: Some(child),
             _dir: dir,
@@ -346,19 +354,8 @@ impl NotaryServer {
             "logging": { "level": "debug" },
             "storage": { "backend": "memory" },
         });
-        // viper picks the parser from the extension: it must be .json
-        let config_path = dir.path().join("server.json");
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
-        let log = dir.path().join("server.log");
-        let log_file = std::fs::File::create(&log)?;
-        let child = Command::new("notary-server")
-            .arg("-config")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .context("starting notary-server (install the notary package)")?;
+        let log = dir.path().join("notary-server.log");
+        let child = spawn_notary("notary-server", dir.path(), &config)?;
         let mut server = NotaryServer {
             child: Some(child),
             _dir: dir,

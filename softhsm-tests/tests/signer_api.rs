@@ -5,14 +5,13 @@
 
 use anyhow::{ensure, Context, Result};
 use softhsm_tests::notary_stack::{
-    free_port, signer_api_toml, CertPair, CliOutput, NotaryCli, NotaryServer, Pki, RemoteSigner,
-    TrustService,
+    free_port, openssl, signer_api_toml, CertPair, CliOutput, NotaryCli, NotaryServer, Pki,
+    RemoteSigner, TrustService,
 };
 use softhsm_tests::notaryctl_cli::Notaryctl;
 use softhsm_tests::{Daemon, SoftHsm};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 
 /// notary-keyd with its signer API on a free port, keys in `backend`
 /// ("soft" or "hsm", a SoftHSM2 token), and the PKI that signs both sides.
@@ -144,19 +143,6 @@ fn listed(cli: &NotaryCli, args: &[&str], name: &str) -> Result<()> {
     Ok(())
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
 /// The notary-stack scenario: init, add, publish, list, verify (and a
 /// wrong-content refusal), a delegation, `key rotate snapshot -r`, publish.
 fn stock_scenario(server: &NotaryServer, key_algorithm: &str) -> Result<()> {
@@ -184,7 +170,6 @@ fn stock_scenario(server: &NotaryServer, key_algorithm: &str) -> Result<()> {
     );
 
     openssl(
-        work,
         &[
             "ecparam",
             "-name",
@@ -194,9 +179,9 @@ fn stock_scenario(server: &NotaryServer, key_algorithm: &str) -> Result<()> {
             "-out",
             "deleg-ec.key",
         ],
+        work,
     )?;
     openssl(
-        work,
         &[
             "pkcs8",
             "-topk8",
@@ -206,9 +191,9 @@ fn stock_scenario(server: &NotaryServer, key_algorithm: &str) -> Result<()> {
             "-out",
             "deleg.key",
         ],
+        work,
     )?;
     openssl(
-        work,
         &[
             "req",
             "-x509",
@@ -223,6 +208,7 @@ fn stock_scenario(server: &NotaryServer, key_algorithm: &str) -> Result<()> {
             "-out",
             "deleg.crt",
         ],
+        work,
     )?;
     cli.run(&[
         "delegation",
