@@ -17,7 +17,7 @@ mod trust_dir;
 
 use clap::{Parser, Subcommand};
 use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
-use commands::{backend, certificate, key, sign};
+use commands::{backend, certificate, key, key_transfer, sign};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -207,6 +207,12 @@ enum KeyCommand {
     /// Example: notaryctl key rotate example.com/app snapshot -r
     Rotate(rotate::RotateArgs),
 
+    /// Refused: private keys never leave notary-keyd (explains what to do instead).
+    Export(key_transfer::ExportArgs),
+
+    /// Refused: notaryctl never reads private key files (explains what to do instead).
+    Import(key_transfer::ImportArgs),
+
     /// Show, attach or issue the X.509 certificate stored beside a key.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -292,8 +298,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return result;
     }
     // Refusals that need no daemon come first, so they work without one.
-    if let Command::Key(KeyCommand::Delete(args)) = &cli.command {
-        key::check_delete(args)?;
+    match &cli.command {
+        Command::Key(KeyCommand::Delete(args)) => key::check_delete(args)?,
+        Command::Key(KeyCommand::Export(args)) => return key_transfer::export(args),
+        Command::Key(KeyCommand::Import(args)) => return key_transfer::import(args),
+        _ => {}
     }
     let mut client = connect::connect(&socket).await?;
     match cli.command {
@@ -305,7 +314,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             KeyCommand::Delete(args) => key::delete(&mut client, &args).await,
             KeyCommand::Unlock(args) => key::unlock(&mut client, &args).await,
             KeyCommand::Lock(args) => key::lock(&mut client, &args).await,
-            KeyCommand::Rotate(_) => unreachable!("handled by run_repo"),
+            KeyCommand::Rotate(_) | KeyCommand::Export(_) | KeyCommand::Import(_) => {
+                unreachable!("handled before connecting")
+            }
             KeyCommand::Cert(CertCommand::Show(args)) => {
                 certificate::show(&mut client, &args).await
             }

@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod certificate;
 pub mod key;
+pub mod key_transfer;
 pub mod repo;
 pub mod sign;
 
