@@ -746,3 +746,29 @@ fn notaryctl_scenario_ecdsa_on_software_keystore() -> Result<()> {
 fn notaryctl_scenario_ed25519_on_softhsm() -> Result<()> {
     notaryctl_scenario_on("hsm", "ed25519")
 }
+
+#[test]
+fn tls_1_2_and_1_3_are_served() -> Result<()> {
+    let signer = KeydSigner::start("soft", "")?;
+    let client = signer.pki.issue("notary-server", "clientAuth")?;
+    for (flag, version) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", "-brief", "-verify_return_error", flag])
+            .arg("-connect")
+            .arg(signer.addr.to_string())
+            .arg("-CAfile")
+            .arg(&signer.pki.ca_cert)
+            .arg("-cert")
+            .arg(&client.cert)
+            .arg("-key")
+            .arg(&client.key)
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            text.contains(&format!("Protocol version: {version}")),
+            "{flag}: {text}"
+        );
+    }
+    Ok(())
+}
