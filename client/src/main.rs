@@ -4,15 +4,20 @@
 //! sends requests over the daemon's Unix socket, shows progress, and checks
 //! what comes back.
 
+mod collection;
 mod commands;
 mod connect;
 mod errors;
 mod output;
 mod pin;
 mod progress;
+mod remote;
+mod settings;
+mod trust_dir;
 
 use clap::{Parser, Subcommand};
-use commands::{backend, certificate, key, sign};
+use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
+use commands::{backend, certificate, key, key_transfer, sign};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,6 +41,41 @@ struct Cli {
     #[arg(long, global = true, value_name = "SOCKET", env = keyd_proto::socket::SOCKET_ENV)]
     keyd: Option<PathBuf>,
 
+    /// URL of the notary server (default: the config's remote_server.url,
+    /// else https://notary.docker.io).
+    #[arg(short = 's', long = "server", global = true, value_name = "URL")]
+    server: Option<String>,
+
+    /// Trust dir holding cached metadata and staged changes (default: the
+    /// config's trust_dir, else ~/.notary).
+    #[arg(short = 'd', long = "trustDir", global = true, value_name = "DIR")]
+    trust_dir: Option<PathBuf>,
+
+    /// notary client config (JSON: trust_dir, remote_server, trust_pinning);
+    /// default ~/.notary/config.json if it exists.
+    #[arg(short = 'c', long = "configFile", global = true, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+
+    /// CA certificate(s) (PEM) that the notary server's TLS certificate chains to.
+    #[arg(long = "tlscacert", global = true, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS with the notary server.
+    #[arg(long = "tlscert", global = true, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// Key of --tlscert (PEM) for mutual TLS with the notary server.
+    #[arg(long = "tlskey", global = true, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// Debug output (what is fetched, uploaded and signed).
+    #[arg(short = 'D', long = "debug", global = true)]
+    debug: bool,
+
+    /// Verbose output.
+    #[arg(short = 'v', long = "verbose", global = true)]
+    verbose: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +98,68 @@ enum Command {
     ///
     /// Example: notaryctl sign --key 3f2a… --role targets --gun example.com/app signed.json
     Sign(sign::SignArgs),
+
+    /// Create a trusted collection: root key and certificate, targets and
+    /// snapshot keys in notary-keyd, timestamp key from the server.
+    ///
+    /// Example: notaryctl -s https://notary.example:4443 init example.com/app -p
+    Init(init::InitArgs),
+
+    /// Stage a target (a file's length and hashes) for the next publish.
+    ///
+    /// Example: notaryctl add example.com/app v1.0 ./app.tar.gz
+    Add(stage::AddArgs),
+
+    /// Stage a target by its size and hashes, without the file.
+    #[command(name = "addhash")]
+    AddHash(stage::AddHashArgs),
+
+    /// Stage the removal of a target.
+    Remove(stage::RemoveArgs),
+
+    /// Sign the staged changes with notary-keyd and upload them.
+    Publish(publish::PublishArgs),
+
+    /// List the targets of a collection, verified from its trusted root.
+    List(read::ListArgs),
+
+    /// Show one target's sha256 digest and size.
+    Lookup(read::LookupArgs),
+
+    /// Check content (stdin or -i) against a target; print it if it matches.
+    ///
+    /// Example: notaryctl verify example.com/app v1.0 -i app.tar.gz -q
+    Verify(read::VerifyArgs),
+
+    /// Show the staged (unpublished) changes.
+    Status(status::StatusArgs),
+
+    /// Drop staged changes: --all, or -n N per change.
+    Reset(status::ResetArgs),
+
+    /// Forget a collection's local trust data (and with --remote, the server's).
+    Delete(status::DeleteArgs),
+
+    /// Stage re-signing roles unchanged (e.g. after a key change).
+    Witness(delegation::WitnessArgs),
+
+    /// Add, remove, list and purge delegation roles and their keys.
+    #[command(subcommand)]
+    Delegation(DelegationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DelegationCommand {
+    /// Stage a delegation role (or more keys/paths for it).
+    ///
+    /// Example: notaryctl delegation add example.com/app targets/releases --key 3f2a… --all-paths -p
+    Add(delegation::AddArgs),
+    /// Stage removing a delegation role, or some of its keys or paths.
+    Remove(delegation::RemoveArgs),
+    /// List the delegation roles of a collection.
+    List(delegation::ListArgs),
+    /// Stage removing keys from every delegation.
+    Purge(delegation::PurgeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +201,18 @@ enum KeyCommand {
     /// Log a backend's token out; the daemon forgets any cached PIN.
     Lock(key::LockArgs),
 
+    /// Rotate a collection's root, targets, snapshot or timestamp key and
+    /// publish the new root (signed by the old and the new root keys).
+    ///
+    /// Example: notaryctl key rotate example.com/app snapshot -r
+    Rotate(rotate::RotateArgs),
+
+    /// Refused: private keys never leave notary-keyd (explains what to do instead).
+    Export(key_transfer::ExportArgs),
+
+    /// Refused: notaryctl never reads private key files (explains what to do instead).
+    Import(key_transfer::ImportArgs),
+
     /// Show, attach or issue the X.509 certificate stored beside a key.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -125,13 +239,70 @@ enum CertCommand {
     IssueRoot(certificate::IssueRootArgs),
 }
 
+fn repo_context(cli: &Cli, socket: PathBuf) -> anyhow::Result<repo::Context> {
+    let flags = settings::Flags {
+        server: cli.server.clone(),
+        trust_dir: cli.trust_dir.clone(),
+        config_file: cli.config_file.clone(),
+        tls_ca: cli.tls_ca.clone(),
+        tls_cert: cli.tls_cert.clone(),
+        tls_key: cli.tls_key.clone(),
+    };
+    Ok(repo::Context {
+        settings: settings::Settings::load(&flags)?,
+        keyd_socket: socket,
+        verbose: cli.verbose || cli.debug,
+    })
+}
+
+/// The repository commands; `None` for the key-management commands.
+async fn run_repo(cli: &Cli, socket: &std::path::Path) -> Option<anyhow::Result<()>> {
+    let ctx = || repo_context(cli, socket.to_path_buf());
+    let result = match &cli.command {
+        Command::Init(args) => async { init::run(&ctx()?, args).await }.await,
+        Command::Add(args) => ctx().and_then(|c| stage::add(&c, args)),
+        Command::AddHash(args) => ctx().and_then(|c| stage::add_hash(&c, args)),
+        Command::Remove(args) => ctx().and_then(|c| stage::remove(&c, args)),
+        Command::Publish(args) => async { publish::run(&ctx()?, args).await }.await,
+        Command::List(args) => async { read::list(&ctx()?, args).await }.await,
+        Command::Lookup(args) => async { read::lookup(&ctx()?, args).await }.await,
+        Command::Verify(args) => async { read::verify(&ctx()?, args).await }.await,
+        Command::Status(args) => ctx().and_then(|c| status::status(&c, args)),
+        Command::Reset(args) => ctx().and_then(|c| status::reset(&c, args)),
+        Command::Delete(args) => async { status::delete(&ctx()?, args).await }.await,
+        Command::Key(KeyCommand::Rotate(args)) => async { rotate::run(&ctx()?, args).await }.await,
+        Command::Witness(args) => async { delegation::witness(&ctx()?, args).await }.await,
+        Command::Delegation(cmd) => {
+            async {
+                let ctx = ctx()?;
+                match cmd {
+                    DelegationCommand::Add(args) => delegation::add(&ctx, args).await,
+                    DelegationCommand::Remove(args) => delegation::remove(&ctx, args).await,
+                    DelegationCommand::List(args) => delegation::list(&ctx, args).await,
+                    DelegationCommand::Purge(args) => delegation::purge(&ctx, args).await,
+                }
+            }
+            .await
+        }
+        _ => return None,
+    };
+    Some(result)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = cli
         .keyd
+        .clone()
         .unwrap_or_else(|| keyd_proto::socket::client_socket(nix::unistd::geteuid().as_raw()));
+    if let Some(result) = run_repo(&cli, &socket).await {
+        return result;
+    }
     // Refusals that need no daemon come first, so they work without one.
-    if let Command::Key(KeyCommand::Delete(args)) = &cli.command {
-        key::check_delete(args)?;
+    match &cli.command {
+        Command::Key(KeyCommand::Delete(args)) => key::check_delete(args)?,
+        Command::Key(KeyCommand::Export(args)) => return key_transfer::export(args),
+        Command::Key(KeyCommand::Import(args)) => return key_transfer::import(args),
+        _ => {}
     }
     let mut client = connect::connect(&socket).await?;
     match cli.command {
@@ -143,6 +314,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             KeyCommand::Delete(args) => key::delete(&mut client, &args).await,
             KeyCommand::Unlock(args) => key::unlock(&mut client, &args).await,
             KeyCommand::Lock(args) => key::lock(&mut client, &args).await,
+            KeyCommand::Rotate(_) | KeyCommand::Export(_) | KeyCommand::Import(_) => {
+                unreachable!("handled before connecting")
+            }
             KeyCommand::Cert(CertCommand::Show(args)) => {
                 certificate::show(&mut client, &args).await
             }
@@ -154,6 +328,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Sign(args) => sign::run(&mut client, &args).await,
+        _ => unreachable!("repository commands are handled by run_repo"),
     }
 }
 

@@ -17,8 +17,14 @@ use tokio::sync::oneshot;
 #[derive(Debug, Serialize, Clone, Default)]
 pub struct AuditRecord {
     pub time: String,
-    pub uid: u32,
-    pub gid: u32,
+    /// Unix-socket callers: their uid and gid (SO_PEERCRED).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Signer-API callers: the subject of their TLS client certificate.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
     /// `sign`, `generate`, `delete`, … or a signer-API method.
@@ -146,7 +152,7 @@ mod tests {
             let log = log.clone();
             tasks.push(tokio::spawn(async move {
                 log.record(AuditRecord {
-                    uid: i,
+                    uid: Some(i),
                     operation: "sign".into(),
                     allowed: true,
                     result: "ok".into(),

@@ -4,6 +4,7 @@
 
 use crate::backends::BackendConfig;
 use crate::policy::PolicyRule;
+use crate::signer_api::SignerApiConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,8 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
     #[serde(default, rename = "policy")]
     pub policies: Vec<PolicyRule>,
+    /// notary-signer's API for a notary-server; off when absent.
+    pub signer_api: Option<SignerApiConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +96,9 @@ impl Config {
             p.validate()
                 .map_err(|e| format!("[[policy]] #{}: {e}", i + 1))?;
         }
+        if let Some(api) = &self.signer_api {
+            api.validate(&names)?;
+        }
         Ok(())
     }
 
@@ -121,6 +127,7 @@ impl Config {
             },
             backends: vec![BackendConfig::personal_soft()],
             policies: Vec::new(),
+            signer_api: None,
         })
     }
 
@@ -144,6 +151,9 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.default_backend(), "hsm");
         assert!(config.policies.len() >= 2);
+        let api = config.signer_api.expect("example shows [signer_api]");
+        assert_eq!(api.allowed_clients, ["notary-server"]);
+        assert_eq!(api.max_keys, Some(16));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod reload;
 mod root;
 mod server;
 mod service;
+mod signer_api;
 mod state;
 mod systemd;
 
@@ -148,6 +149,29 @@ async fn main() -> Result<()> {
         audit,
         default_backend: config.default_backend().to_string(),
     };
+    // One stop for both listeners: the lifecycle (signals) ends the socket
+    // server, and that stop is passed on to the signer API.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let signer_api = match &config.signer_api {
+        Some(api) => {
+            let mut stop = stop_rx.clone();
+            Some(
+                signer_api::start(
+                    api,
+                    &config.server.state_dir,
+                    service.clone(),
+                    config.server.max_message_bytes,
+                    async move {
+                        let _ = stop.changed().await;
+                    },
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+    // Bound last: a client that can connect to the socket finds the signer
+    // API listening too.
     let (listener, own_socket) = listen(&socket, config.server.socket_group.as_deref())?;
     let status = {
         let registry = Arc::clone(&registry);
@@ -169,9 +193,16 @@ async fn main() -> Result<()> {
         listener,
         service,
         config.server.max_message_bytes,
-        lifecycle.run_until_stopped(),
+        async move {
+            lifecycle.run_until_stopped().await;
+            let _ = stop_tx.send(());
+        },
     )
     .await?;
+    drop(stop_rx);
+    if let Some(task) = signer_api {
+        let _ = task.await;
+    }
     if let Some(path) = own_socket {
         let _ = std::fs::remove_file(&path);
     }

@@ -1,8 +1,7 @@
 //! The real notary-keyd binary on a temp socket, stopped by pid on drop.
 
+use crate::process::terminate;
 use anyhow::{bail, Context, Result};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -138,23 +137,10 @@ impl Daemon {
 
     /// SIGTERM by pid, then wait; SIGKILL after 10 s.
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            let pid = Pid::from_raw(i32::try_from(child.id())?);
-            let _ = kill(pid, Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if child.try_wait()?.is_some() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!("notary-keyd ignored SIGTERM for 10 s");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        match self.child.take() {
+            Some(mut child) => terminate(&mut child, "notary-keyd", Duration::from_secs(10)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub fn restart(&mut self) -> Result<()> {

@@ -12,6 +12,7 @@ mod oids;
 pub mod pem;
 pub mod rootcert;
 pub mod signature;
+pub mod trust;
 
 pub use canonical::{canonicalize, to_canonical, to_canonical_vec, CanonicalError};
 pub use keys::{Curve, KeyError, KeyType, PublicKey};

@@ -115,6 +115,35 @@ fn check_issued(key: &pb::Key, gun: &str, cert: &pb::Certificate) -> Result<()> 
     Ok(())
 }
 
+/// Has notary-keyd issue (and store) a root certificate for `key` and checks
+/// it before returning it. `days` 0 means notary's 10 years.
+pub async fn issue_checked(
+    client: &mut Client,
+    key: &pb::Key,
+    gun: &str,
+    days: u32,
+    pin_file: Option<&std::path::Path>,
+) -> Result<pb::Certificate> {
+    let cert =
+        with_pin_retry(&key.backend, pin_file, |pin| {
+            let request = pb::IssueRootCertificateRequest {
+                key_id: key.key_id.clone(),
+                gun: gun.to_string(),
+                validity_days: days,
+                pin: pin
+                    .map(|p| p.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            };
+            let mut client = client.clone();
+            async move {
+                progress::follow(client.issue_root_certificate(request).await?.into_inner()).await
+            }
+        })
+        .await?;
+    check_issued(key, gun, &cert)?;
+    Ok(cert)
+}
+
 pub async fn issue_root(client: &mut Client, args: &IssueRootArgs) -> Result<()> {
     if args.gun.is_empty() {
         bail!("--gun must name the collection, e.g. --gun example.com/app");
@@ -126,23 +155,14 @@ pub async fn issue_root(client: &mut Client, args: &IssueRootArgs) -> Result<()>
         .await
         .map_err(KeydError::from)?
         .into_inner();
-    let cert =
-        with_pin_retry(&key.backend, args.pin_file.as_deref(), |pin| {
-            let request = pb::IssueRootCertificateRequest {
-                key_id: args.key_id.clone(),
-                gun: args.gun.clone(),
-                validity_days: args.days.unwrap_or(0),
-                pin: pin
-                    .map(|p| p.expose_secret().to_owned())
-                    .unwrap_or_default(),
-            };
-            let mut client = client.clone();
-            async move {
-                progress::follow(client.issue_root_certificate(request).await?.into_inner()).await
-            }
-        })
-        .await?;
-    check_issued(&key, &args.gun, &cert)?;
+    let cert = issue_checked(
+        client,
+        &key,
+        &args.gun,
+        args.days.unwrap_or(0),
+        args.pin_file.as_deref(),
+    )
+    .await?;
     eprintln!(
         "Issued a root certificate for {} with key {}; x509 key ID {}",
         args.gun, cert.key_id, cert.x509_key_id

@@ -3,6 +3,8 @@
 pub mod backend;
 pub mod certificate;
 pub mod key;
+pub mod key_transfer;
+pub mod repo;
 pub mod sign;
 
 use crate::errors::{reason, KeydError};

@@ -3,6 +3,7 @@
 
 mod keys;
 mod signing;
+pub(crate) use signing::ProgressSink;
 pub mod status;
 mod tokens;
 
@@ -26,8 +27,8 @@ impl KeydService {
     fn audit_base(caller: &Caller, operation: &str) -> AuditRecord {
         AuditRecord {
             time: now_rfc3339(),
-            uid: caller.uid,
-            gid: caller.gid,
+            uid: Some(caller.uid),
+            gid: Some(caller.gid),
             pid: caller.pid,
             operation: operation.to_string(),
             ..Default::default()
@@ -36,7 +37,7 @@ impl KeydService {
 
     /// Records a refusal and returns the status to send. A refusal is sent
     /// even when the audit write fails (it is logged): refusing is safe.
-    async fn refuse(&self, mut record: AuditRecord, status: Status) -> Status {
+    pub(crate) async fn refuse(&self, mut record: AuditRecord, status: Status) -> Status {
         record.allowed = false;
         record.result = status.message().to_string();
         if let Err(e) = self.audit.record(record).await {
@@ -47,7 +48,7 @@ impl KeydService {
 
     /// Records a success; an audit failure turns it into an error, so no
     /// result leaves the daemon unrecorded.
-    async fn commit(&self, mut record: AuditRecord) -> Result<(), Status> {
+    pub(crate) async fn commit(&self, mut record: AuditRecord) -> Result<(), Status> {
         record.allowed = true;
         record.result = "ok".into();
         self.audit.record(record).await.map_err(|e| {

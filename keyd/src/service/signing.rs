@@ -23,7 +23,7 @@ use tonic::{Code, Request, Response, Status};
 pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Sends progress events to whichever stream type the RPC uses.
-type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
+pub(crate) type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
 
 fn progress_sink<T: Send + 'static>(
     tx: mpsc::Sender<Result<T, Status>>,
@@ -94,7 +94,7 @@ impl KeydService {
 
     /// Runs one signature on the key's device: optional PIN login, the
     /// queue, the device call. Reports "PIN needed" when the token is locked.
-    async fn sign_on_device(
+    pub(crate) async fn sign_on_device(
         &self,
         entry: &KeyEntry,
         payload: Vec<u8>,

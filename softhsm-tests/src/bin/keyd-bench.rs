@@ -66,6 +66,11 @@ struct Args {
     /// Do not run `cargo build -p notary-keyd` first.
     #[arg(long)]
     no_build: bool,
+    /// Instead: the Sign RPC of notary-keyd's signer API (software keystore
+    /// and SoftHSM2) against the stock notary-signer, ecdsa and ed25519,
+    /// over the same mutual TLS (--clients are concurrent streams).
+    #[arg(long)]
+    signer_api: bool,
 }
 
 const LABEL: &str = "keyd-bench";
@@ -89,6 +94,9 @@ fn main() -> Result<()> {
 
     if !args.no_build {
         build_daemon()?;
+    }
+    if args.signer_api {
+        return bench::signer::compare(&args.clients, warmup, measure, args.json);
     }
 
     // One token for the whole run, shared by the daemon and this process.

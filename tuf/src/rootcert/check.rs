@@ -34,14 +34,7 @@ pub fn check_root_cert(pem: &str, gun: &str, now_unix: i64) -> Result<(), CertEr
     if not_before > not_after {
         return Err(CertError::InvalidWindow);
     }
-    let alg = &cert.signature_algorithm.oid;
-    if [
-        oids::SHA1_WITH_RSA,
-        oids::DSA_WITH_SHA1,
-        oids::ECDSA_WITH_SHA1,
-    ]
-    .contains(alg)
-    {
+    if is_sha1(&cert.signature_algorithm.oid) {
         return Err(CertError::Sha1);
     }
     let spki = tbs.subject_public_key_info.to_der()?;
@@ -59,9 +52,19 @@ pub fn check_root_cert(pem: &str, gun: &str, now_unix: i64) -> Result<(), CertEr
         return Err(CertError::Expired { not_after });
     }
     if tbs.issuer == tbs.subject {
-        check_self_signature(&cert, &spki)?;
+        verify_cert_signature(&cert, &spki)?;
     }
     Ok(())
+}
+
+/// Notary refuses certificates signed with SHA-1 anywhere in a root's trust.
+pub(crate) fn is_sha1(alg: &der::asn1::ObjectIdentifier) -> bool {
+    [
+        oids::SHA1_WITH_RSA,
+        oids::DSA_WITH_SHA1,
+        oids::ECDSA_WITH_SHA1,
+    ]
+    .contains(alg)
 }
 
 /// Notary's MatchCNToGun: a CN ending in `*` is a prefix of the GUN.
@@ -76,7 +79,12 @@ fn unix(time: &x509_cert::time::Time) -> i64 {
     i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
 }
 
-fn check_self_signature(cert: &Certificate, spki: &[u8]) -> Result<(), CertError> {
+/// Checks that `cert` was signed by the holder of `issuer_spki` (DER SPKI).
+pub(crate) fn verify_cert_signature(
+    cert: &Certificate,
+    issuer_spki: &[u8],
+) -> Result<(), CertError> {
+    let spki = issuer_spki;
     let tbs = cert.tbs_certificate.to_der()?;
     let sig = cert
         .signature

@@ -1,0 +1,126 @@
+//! Signing metadata with keys held by notary-keyd. The daemon is asked by
+//! the key's bare ID (a root key may carry another GUN's certificate now);
+//! the signature is listed under the ID the metadata uses and is checked
+//! against that key before it is kept.
+
+use crate::commands::with_pin_retry;
+use crate::connect::Client;
+use crate::errors::{reason, KeydError};
+use crate::progress;
+use anyhow::{anyhow, bail, Result};
+use keyd_proto::keyd as pb;
+use notary_tuf::{verify, PublicKey, Signature, SignatureMethod, SignedEnvelope};
+use secrecy::ExposeSecret;
+use std::collections::BTreeMap;
+
+pub struct KeydSigner {
+    client: Client,
+    gun: String,
+}
+
+impl KeydSigner {
+    pub fn new(client: Client, gun: &str) -> KeydSigner {
+        KeydSigner {
+            client,
+            gun: gun.to_string(),
+        }
+    }
+
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// The notary-keyd key behind a metadata key, if the caller can see one.
+    pub async fn find(&mut self, listed: &PublicKey) -> Result<Option<pb::Key>> {
+        let bare = if listed.keytype().is_x509() {
+            listed.bare_key()?.key_id()
+        } else {
+            listed.key_id()
+        };
+        match self.client.get_key(pb::GetKeyRequest { key: bare }).await {
+            Ok(key) => Ok(Some(key.into_inner())),
+            Err(status)
+                if status.code() == tonic::Code::NotFound
+                    || reason(&status) == Some("key_not_found")
+                    || status.code() == tonic::Code::PermissionDenied =>
+            {
+                Ok(None)
+            }
+            Err(status) => Err(KeydError::from(status).into()),
+        }
+    }
+
+    /// Signs `envelope` as `role` with every key of the role that
+    /// notary-keyd holds; fails if that is fewer than `threshold`.
+    pub async fn sign_role(
+        &mut self,
+        envelope: &mut SignedEnvelope,
+        role: &str,
+        keys: &BTreeMap<String, PublicKey>,
+        keyids: &[String],
+        threshold: u32,
+    ) -> Result<()> {
+        let mut signed = 0u32;
+        for id in keyids {
+            let Some(listed) = keys.get(id) else { continue };
+            let Some(key) = self.find(listed).await? else {
+                continue;
+            };
+            self.sign_with(envelope, role, id, listed, &key).await?;
+            signed += 1;
+        }
+        if signed == 0 {
+            bail!(
+                "none of the {role} keys of {} is in notary-keyd (key IDs: {}); \
+                 `notaryctl key list` shows the keys you can use",
+                self.gun,
+                keyids.join(", ")
+            );
+        }
+        if signed < threshold {
+            bail!(
+                "{role} of {} needs {threshold} signatures but notary-keyd holds only {signed} of its keys",
+                self.gun
+            );
+        }
+        Ok(())
+    }
+
+    /// One signature by `key`, listed in the metadata as `listed_id`.
+    pub async fn sign_with(
+        &mut self,
+        envelope: &mut SignedEnvelope,
+        role: &str,
+        listed_id: &str,
+        listed: &PublicKey,
+        key: &pb::Key,
+    ) -> Result<()> {
+        let payload = envelope.signed_bytes.clone();
+        let result = with_pin_retry(&key.backend, None, |pin| {
+            let request = pb::SignRequest {
+                key_id: key.key_id.clone(),
+                payload: payload.clone(),
+                gun: self.gun.clone(),
+                role: role.to_string(),
+                pin: pin
+                    .map(|p| p.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            };
+            let mut client = self.client.clone();
+            async move { progress::follow(client.sign(request).await?.into_inner()).await }
+        })
+        .await?;
+        let method: SignatureMethod = result.method.parse()?;
+        verify(listed, method, &payload, &result.signature).map_err(|e| {
+            anyhow!(
+                "notary-keyd returned a {role} signature that does not verify; not using it ({e})"
+            )
+        })?;
+        envelope.signatures.push(Signature {
+            keyid: listed_id.to_string(),
+            method,
+            sig: result.signature,
+        });
+        Ok(())
+    }
+}

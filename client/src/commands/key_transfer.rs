@@ -1,0 +1,80 @@
+//! `key export` and `key import`, as notary names them, refused: private
+//! keys stay inside notary-keyd, and notaryctl never reads a private key file.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Key IDs to export (as notary accepts them).
+    #[arg(long = "key", value_name = "KEYID")]
+    pub keys: Vec<String>,
+    /// GUNs whose keys to export.
+    #[arg(long = "gun", value_name = "GUN")]
+    pub guns: Vec<String>,
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// PEM files with private keys.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(short = 'r', long)]
+    pub role: Option<String>,
+    #[arg(short = 'g', long)]
+    pub gun: Option<String>,
+}
+
+pub fn export(_: &ExportArgs) -> Result<()> {
+    bail!(
+        "key export is refused: notary-keyd never lets a private key leave its backend (the \
+         token or the daemon's keystore), so there is nothing to export. Public halves: \
+         `notaryctl key info KEYID`, `notaryctl key cert show KEYID`; to move signing \
+         elsewhere, create a key there and `notaryctl key rotate`"
+    )
+}
+
+pub fn import(args: &ImportArgs) -> Result<()> {
+    bail!(
+        "key import is refused: notaryctl never reads private key files ({} not read), so a \
+         key that existed outside notary-keyd cannot be trusted to be held only by it. \
+         Generate the key inside notary-keyd with `notaryctl key generate`, then \
+         `notaryctl key rotate` or `notaryctl delegation add --key`",
+        args.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_refuse_and_say_why() {
+        let err = export(&ExportArgs {
+            keys: vec!["ab".into()],
+            guns: vec![],
+            output: None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("key export is refused: notary-keyd never lets a private key leave"),
+            "{err}"
+        );
+        let err = import(&ImportArgs {
+            files: vec!["k.pem".into()],
+            role: None,
+            gun: None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("(k.pem not read)"), "{err}");
+    }
+}

@@ -1,0 +1,47 @@
+//! The notary CLI's repository commands (`init`, `add`, `publish`, `list`,
+//! …) with the same names, arguments and flags, keys in notary-keyd.
+
+pub mod delegation;
+pub mod init;
+pub mod publish;
+pub mod read;
+pub mod rotate;
+pub mod stage;
+pub mod status;
+
+use crate::collection::signer::KeydSigner;
+use crate::connect;
+use crate::remote::Remote;
+use crate::settings::Settings;
+use crate::trust_dir::{GunDir, TrustDir};
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// What every repository command needs: the settings and the daemon socket.
+pub struct Context {
+    pub settings: Settings,
+    pub keyd_socket: PathBuf,
+    pub verbose: bool,
+}
+
+impl Context {
+    pub fn gun_dir(&self, gun: &str) -> Result<GunDir> {
+        TrustDir::new(self.settings.trust_dir.clone()).gun(gun)
+    }
+
+    pub fn remote(&self, gun: &str) -> Result<Remote> {
+        Ok(Remote::new(&self.settings.server, &self.settings.tls, gun)?)
+    }
+
+    /// Connects to notary-keyd; only commands that sign need it.
+    pub async fn signer(&self, gun: &str) -> Result<KeydSigner> {
+        let client = connect::connect(&self.keyd_socket).await?;
+        Ok(KeydSigner::new(client, gun))
+    }
+
+    pub fn note(&self, line: impl AsRef<str>) {
+        if self.verbose {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `publish GUN`.
+
+use super::Context;
+use crate::collection::publish::publish;
+use crate::collection::signer::KeydSigner;
+use crate::remote::Remote;
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    pub gun: String,
+}
+
+pub async fn run(ctx: &Context, args: &PublishArgs) -> Result<()> {
+    let mut remote = ctx.remote(&args.gun)?;
+    let mut signer = ctx.signer(&args.gun).await?;
+    publish_and_report(ctx, &args.gun, &mut remote, &mut signer).await
+}
+
+pub async fn publish_and_report(
+    ctx: &Context,
+    gun: &str,
+    remote: &mut Remote,
+    signer: &mut KeydSigner,
+) -> Result<()> {
+    let dir = ctx.gun_dir(gun)?;
+    println!("Pushing changes to {gun}");
+    let done = publish(remote, &dir, signer, &ctx.settings.pinning).await?;
+    ctx.note(format!(
+        "published {} staged change(s); uploaded {}",
+        done.changes,
+        done.roles.join(", ")
+    ));
+    println!("Successfully published changes for repository {gun}");
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! `list`, `lookup`, `verify`: reading a collection verified from its
+//! trusted root (offline from the verified cache when the server is down).
+
+use super::Context;
+use crate::collection::update::{update, Repo};
+use anyhow::{anyhow, Context as _, Result};
+use clap::Args;
+use notary_tuf::trust::path_allowed;
+use notary_tuf::FileMeta;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    pub gun: String,
+    /// Only targets of these roles.
+    #[arg(short = 'r', long = "roles", value_name = "ROLE")]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    pub gun: String,
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub gun: String,
+    pub target: String,
+    /// Read the content from FILE instead of stdin.
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the verified content to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Do not write the content anywhere; only the exit code tells.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// Every target a role may vouch for, the first role in walk order winning.
+fn all_targets<'a>(repo: &'a Repo, only: &[String]) -> BTreeMap<&'a str, (&'a FileMeta, &'a str)> {
+    let mut out = BTreeMap::new();
+    for (role, _) in &repo.roles {
+        if !only.is_empty() && !only.contains(&role.role) {
+            continue;
+        }
+        for (name, meta) in role.allowed() {
+            out.entry(name.as_str())
+                .or_insert((meta, role.role.as_str()));
+        }
+    }
+    out
+}
+
+/// The target as the first role (in walk order) that may sign it lists it.
+fn find<'a>(repo: &'a Repo, target: &str) -> Option<(&'a FileMeta, &'a str)> {
+    repo.roles.iter().find_map(|(role, _)| {
+        let meta = role.targets.targets.get(target)?;
+        path_allowed(&role.restrictions, target).then_some((meta, role.role.as_str()))
+    })
+}
+
+async fn fetch(ctx: &Context, gun: &str) -> Result<Repo> {
+    let dir = ctx.gun_dir(gun)?;
+    let mut remote = ctx.remote(gun)?;
+    update(&mut remote, &dir, &ctx.settings.pinning, true).await
+}
+
+fn sha256_hex(meta: &FileMeta) -> String {
+    meta.hashes
+        .get("sha256")
+        .map(hex::encode)
+        .unwrap_or_default()
+}
+
+pub async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
+    let repo = fetch(ctx, &args.gun).await?;
+    let targets = all_targets(&repo, &args.roles);
+    if targets.is_empty() {
+        println!("\nNo targets present in this repository.\n");
+        return Ok(());
+    }
+    let width = targets.keys().map(|n| n.len()).max().unwrap_or(4).max(4);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<width$}   {:<64}   {:<12}   ROLE",
+        "NAME", "DIGEST", "SIZE (BYTES)"
+    )?;
+    writeln!(
+        out,
+        "{:<width$}   {:<64}   {:<12}   ----",
+        "----", "------", "------------"
+    )?;
+    for (name, (meta, role)) in targets {
+        writeln!(
+            out,
+            "{name:<width$}   {:<64}   {:<12}   {role}",
+            sha256_hex(meta),
+            meta.length
+        )?;
+    }
+    Ok(())
+}
+
+pub async fn lookup(ctx: &Context, args: &LookupArgs) -> Result<()> {
+    let repo = fetch(ctx, &args.gun).await?;
+    let (meta, _) = find(&repo, &args.target).ok_or_else(|| not_found(&args.gun, &args.target))?;
+    println!(
+        "{} sha256:{} {}",
+        args.target,
+        sha256_hex(meta),
+        meta.length
+    );
+    Ok(())
+}
+
+fn not_found(gun: &str, target: &str) -> anyhow::Error {
+    anyhow!("{gun} has no trusted target named {target:?}")
+}
+
+pub async fn verify(ctx: &Context, args: &VerifyArgs) -> Result<()> {
+    let content = match &args.input {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read the content from stdin")?;
+            buf
+        }
+    };
+    let repo = fetch(ctx, &args.gun).await?;
+    let (meta, role) =
+        find(&repo, &args.target).ok_or_else(|| not_found(&args.gun, &args.target))?;
+    meta.check(&content).map_err(|e| {
+        anyhow!(
+            "the content does not match target {:?} of {} (signed by {role}): {e}",
+            args.target,
+            args.gun
+        )
+    })?;
+    if args.quiet {
+        return Ok(());
+    }
+    match &args.output {
+        Some(path) => crate::trust_dir::write_atomic(path, &content)?,
+        None => std::io::stdout().lock().write_all(&content)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! `key rotate GUN ROLE`: a new key for a role, published in a new root
+//! version. The new root is signed by the old root keys and the new ones, so
+//! clients that trusted the old root follow the rotation.
+
+use super::init::{generate, named_root_key, new_root_key};
+use super::Context;
+use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
+use crate::collection::publish::publish_with_root;
+use crate::collection::signer::KeydSigner;
+use crate::collection::update::update;
+use crate::commands::certificate::issue_checked;
+use crate::errors::KeydError;
+use crate::trust_dir::{Change, ChangeAction, ChangeKind};
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use keyd_proto::keyd as pb;
+use notary_tuf::metadata::RootRole;
+use notary_tuf::{PublicKey, Root, SignedEnvelope};
+use std::collections::BTreeSet;
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    pub gun: String,
+    /// root, targets, snapshot or timestamp.
+    pub role: String,
+    /// Let the server hold the new key (required for timestamp; optional for snapshot).
+    #[arg(short = 'r', long = "server-managed")]
+    pub server_managed: bool,
+    /// Rotate to this key in notary-keyd (key ID or URI) instead of a new one.
+    #[arg(short = 'k', long = "key", value_name = "KEYID")]
+    pub key: Option<String>,
+    /// Also sign the new root with the root keys of this many older root
+    /// versions (for clients that trust an older root).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub legacy: u64,
+}
+
+pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
+    let role = args.role.as_str();
+    match (role, args.server_managed) {
+        ("timestamp", false) => bail!("the timestamp key is always held by the server: use -r"),
+        ("root" | "targets", true) => {
+            bail!("the {role} key cannot be held by the server; rotate it without -r")
+        }
+        ("root" | "targets" | "snapshot" | "timestamp", _) => {}
+        _ => bail!("{role} has no key of its own to rotate: use root, targets, snapshot or timestamp (delegation keys change with `notaryctl delegation`)"),
+    }
+    if args.server_managed && args.key.is_some() {
+        bail!("-r and --key exclude each other: the server makes its own key");
+    }
+    let dir = ctx.gun_dir(&args.gun)?;
+    let mut remote = ctx.remote(&args.gun)?;
+    let mut signer = ctx.signer(&args.gun).await?;
+    let repo = update(&mut remote, &dir, &ctx.settings.pinning, false).await?;
+    let old_root = repo.root.checked.metadata;
+    let new_key = if args.server_managed {
+        remote.rotate_key(role).await?
+    } else if role == "root" {
+        root_cert_key(signer.client(), &args.gun, args.key.as_deref()).await?
+    } else {
+        match &args.key {
+            Some(name) => keyd_public(signer.client(), name).await?,
+            None => generate(signer.client(), role, &args.gun).await?,
+        }
+    };
+    let mut root = replace_role_key(&old_root, role, &new_key);
+    root.version = old_root.version + 1;
+    root.expires = expires_in_years(ROOT_YEARS);
+    let mut envelope = SignedEnvelope::from_metadata(&root)?;
+    let mut signed = BTreeSet::new();
+    for signing_root in std::iter::once(&root).chain(std::iter::once(&old_root)) {
+        sign_with_root_keys(&mut signer, &mut envelope, signing_root, &mut signed).await?;
+    }
+    for version in legacy_versions(old_root.version, args.legacy) {
+        let Some(bytes) = remote.get_root_version(version).await? else {
+            continue;
+        };
+        let legacy: Root = SignedEnvelope::parse(&bytes)?.decode()?;
+        sign_with_root_keys(&mut signer, &mut envelope, &legacy, &mut signed).await?;
+    }
+    if role == "targets" {
+        // Targets must be re-signed by the new key in the same update.
+        dir.changelist().add(&[Change {
+            action: ChangeAction::Create,
+            kind: ChangeKind::Witness,
+            role: "targets".into(),
+            path: String::new(),
+            meta: None,
+            delegation: None,
+        }])?;
+    }
+    let bytes = envelope.to_bytes();
+    publish_with_root(
+        &mut remote,
+        &dir,
+        &mut signer,
+        &ctx.settings.pinning,
+        Some((root, bytes)),
+    )
+    .await?;
+    println!(
+        "Successfully rotated {role} key for repository {} to {}",
+        args.gun,
+        new_key.key_id()
+    );
+    Ok(())
+}
+
+fn legacy_versions(current: u64, legacy: u64) -> impl Iterator<Item = u64> {
+    current.saturating_sub(legacy).max(1)..current
+}
+
+/// `old` with `role`'s keys replaced by `new_key`; keys no role uses are dropped.
+fn replace_role_key(old: &Root, role: &str, new_key: &PublicKey) -> Root {
+    let mut root = old.clone();
+    root.roles.insert(
+        role.to_string(),
+        RootRole {
+            keyids: vec![new_key.key_id()],
+            threshold: 1,
+        },
+    );
+    root.keys.insert(new_key.key_id(), new_key.clone());
+    let used: BTreeSet<String> = root
+        .roles
+        .values()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .collect();
+    root.keys.retain(|id, _| used.contains(id));
+    root
+}
+
+/// Signs with every root key of `root` that notary-keyd holds and that has
+/// not signed yet.
+async fn sign_with_root_keys(
+    signer: &mut KeydSigner,
+    envelope: &mut SignedEnvelope,
+    root: &Root,
+    signed: &mut BTreeSet<String>,
+) -> Result<()> {
+    let role = root
+        .role("root")
+        .ok_or_else(|| anyhow!("root v{} defines no root role", root.version))?;
+    for id in &role.keyids {
+        if signed.contains(id) {
+            continue;
+        }
+        let Some(listed) = root.keys.get(id) else {
+            continue;
+        };
+        if let Some(key) = signer.find(listed).await? {
+            signer.sign_with(envelope, "root", id, listed, &key).await?;
+            signed.insert(id.clone());
+        }
+    }
+    Ok(())
+}
+
+/// The new root key's certificate key: a named or new key, certified for the GUN.
+async fn root_cert_key(
+    client: &mut crate::connect::Client,
+    gun: &str,
+    named: Option<&str>,
+) -> Result<PublicKey> {
+    let key = match named {
+        Some(name) => named_root_key(client, name).await?,
+        None => new_root_key(client).await?,
+    };
+    let cert = issue_checked(client, &key, gun, 0, None).await?;
+    Ok(PublicKey::from_certificate_pem(&cert.certificate_pem)?)
+}
+
+async fn keyd_public(client: &mut crate::connect::Client, name: &str) -> Result<PublicKey> {
+    let key = client
+        .get_key(pb::GetKeyRequest { key: name.into() })
+        .await
+        .map_err(KeydError::from)?
+        .into_inner();
+    Ok(PublicKey::new(key.keytype.parse()?, key.public))
+}

@@ -1,0 +1,236 @@
+//! `add`, `addhash`, `remove`: staging target changes locally (no server,
+//! no keys), as `notary add` does; `publish` sends them.
+
+use super::Context;
+use crate::trust_dir::{Change, ChangeAction, ChangeKind};
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use notary_tuf::{FileMeta, Role};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
+    pub gun: String,
+    /// Target name.
+    #[arg(required_unless_present = "from_file")]
+    pub target: Option<String>,
+    /// File whose length and sha256/sha512 are recorded.
+    #[arg(required_unless_present = "from_file")]
+    pub file: Option<PathBuf>,
+    /// Delegation role(s) to add the target to (default: targets).
+    #[arg(short = 'r', long = "roles", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// JSON file whose content becomes the target's `custom` field.
+    #[arg(long, value_name = "FILE")]
+    pub custom: Option<PathBuf>,
+    /// Stage many targets in one run: each line `TARGET FILE` (separated by
+    /// whitespace; `#` starts a comment). All are staged or none.
+    #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["target", "file", "custom"])]
+    pub from_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddHashArgs {
+    pub gun: String,
+    pub target: String,
+    /// Length of the target in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the target.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Hex SHA-512 of the target.
+    #[arg(long, value_name = "HEX")]
+    pub sha512: Option<String>,
+    #[arg(short = 'r', long = "roles", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    #[arg(long, value_name = "FILE")]
+    pub custom: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    pub gun: String,
+    pub target: String,
+    #[arg(short = 'r', long = "roles", value_name = "ROLE")]
+    pub roles: Vec<String>,
+}
+
+pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
+    let roles = roles(&args.roles)?;
+    let mut changes = Vec::new();
+    let entries = match (&args.from_file, &args.target, &args.file) {
+        (Some(manifest), _, _) => read_manifest(manifest)?,
+        (None, Some(target), Some(file)) => vec![(target.clone(), file.clone())],
+        _ => bail!("give TARGET and FILE, or --from-file MANIFEST"),
+    };
+    let custom = read_custom(args.custom.as_deref())?;
+    for (target, file) in &entries {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mut meta = FileMeta::for_bytes(&bytes);
+        meta.custom = custom.clone();
+        push_creates(&mut changes, &roles, target, meta);
+    }
+    stage(ctx, &args.gun, &changes)?;
+    match entries.as_slice() {
+        [(target, _)] => println!(
+            "Addition of target \"{target}\" to repository \"{}\" staged for next publish.",
+            args.gun
+        ),
+        _ => println!(
+            "Addition of {} targets to repository \"{}\" staged for next publish.",
+            entries.len(),
+            args.gun
+        ),
+    }
+    Ok(())
+}
+
+pub fn add_hash(ctx: &Context, args: &AddHashArgs) -> Result<()> {
+    let roles = roles(&args.roles)?;
+    let mut hashes = BTreeMap::new();
+    for (name, hex_text, len) in [("sha256", &args.sha256, 32), ("sha512", &args.sha512, 64)] {
+        if let Some(text) = hex_text {
+            let digest = hex::decode(text)
+                .ok()
+                .filter(|d| d.len() == len)
+                .with_context(|| format!("--{name} must be {} hex digits", len * 2))?;
+            hashes.insert(name.to_string(), digest);
+        }
+    }
+    if hashes.is_empty() {
+        bail!("addhash needs at least one of --sha256 and --sha512");
+    }
+    let meta = FileMeta {
+        hashes,
+        length: args.size,
+        custom: read_custom(args.custom.as_deref())?,
+    };
+    let mut changes = Vec::new();
+    push_creates(&mut changes, &roles, &args.target, meta);
+    stage(ctx, &args.gun, &changes)?;
+    println!(
+        "Addition of target \"{}\" by {} hash to repository \"{}\" staged for next publish.",
+        args.target,
+        if args.sha256.is_some() {
+            "sha256"
+        } else {
+            "sha512"
+        },
+        args.gun
+    );
+    Ok(())
+}
+
+pub fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
+    let changes: Vec<Change> = roles(&args.roles)?
+        .into_iter()
+        .map(|role| Change {
+            action: ChangeAction::Delete,
+            kind: ChangeKind::Target,
+            role,
+            path: args.target.clone(),
+            meta: None,
+            delegation: None,
+        })
+        .collect();
+    stage(ctx, &args.gun, &changes)?;
+    println!(
+        "Removal of {} from {} staged for next publish.",
+        args.target, args.gun
+    );
+    Ok(())
+}
+
+fn stage(ctx: &Context, gun: &str, changes: &[Change]) -> Result<()> {
+    ctx.gun_dir(gun)?.changelist().add(changes)
+}
+
+fn push_creates(changes: &mut Vec<Change>, roles: &[String], target: &str, meta: FileMeta) {
+    for role in roles {
+        changes.push(Change {
+            action: ChangeAction::Create,
+            kind: ChangeKind::Target,
+            role: role.clone(),
+            path: target.to_string(),
+            meta: Some(meta.clone()),
+            delegation: None,
+        });
+    }
+}
+
+/// `--roles`, checked; `targets` when none is given.
+pub fn roles(given: &[String]) -> Result<Vec<String>> {
+    if given.is_empty() {
+        return Ok(vec!["targets".into()]);
+    }
+    given
+        .iter()
+        .map(|r| match Role::parse(r)? {
+            Role::Targets | Role::Delegation(_) => Ok(r.clone()),
+            other => {
+                bail!("targets cannot be added to the {other} role; use targets or targets/<name>")
+            }
+        })
+        .collect()
+}
+
+fn read_custom(path: Option<&Path>) -> Result<Option<serde_json::Value>> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("--custom {} is not valid JSON", path.display()))?;
+    Ok(Some(value))
+}
+
+/// `TARGET FILE` lines; relative FILEs are relative to the manifest.
+fn read_manifest(path: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(target), Some(file), None) = (fields.next(), fields.next(), fields.next()) else {
+            bail!("{}:{}: expected `TARGET FILE`", path.display(), n + 1);
+        };
+        entries.push((target.to_string(), base.join(file)));
+    }
+    if entries.is_empty() {
+        bail!("the manifest {} lists no targets", path.display());
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_lines_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m.txt");
+        std::fs::write(&m, "# c\n\nv1 a.bin\nv2  sub/b.bin\n").unwrap();
+        let e = read_manifest(&m).unwrap();
+        assert_eq!(e[1], ("v2".to_string(), dir.path().join("sub/b.bin")));
+        std::fs::write(&m, "v1\n").unwrap();
+        assert!(read_manifest(&m)
+            .unwrap_err()
+            .to_string()
+            .contains(":1: expected"));
+    }
+
+    #[test]
+    fn roles_default_and_refusals() {
+        assert_eq!(roles(&[]).unwrap(), ["targets"]);
+        assert!(roles(&["snapshot".into()]).is_err());
+        assert!(roles(&["targets/Bad".into()]).is_err());
+        assert_eq!(roles(&["targets/rel".into()]).unwrap(), ["targets/rel"]);
+    }
+}

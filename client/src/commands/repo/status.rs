@@ -1,0 +1,112 @@
+//! `status`, `reset`, `delete`: the local staging area and cache.
+
+use super::Context;
+use crate::trust_dir::{ChangeAction, ChangeKind};
+use anyhow::{bail, Result};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub gun: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    pub gun: String,
+    /// Drop every staged change.
+    #[arg(long)]
+    pub all: bool,
+    /// Drop the change with this number (as `status` shows it); repeatable.
+    #[arg(short = 'n', long = "number", value_name = "N")]
+    pub numbers: Vec<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    pub gun: String,
+    /// Also delete the collection's metadata on the server.
+    #[arg(long)]
+    pub remote: bool,
+}
+
+pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
+    let staged = ctx.gun_dir(&args.gun)?.changelist().list()?;
+    let changes: Vec<_> = staged.iter().flat_map(|s| s.changes.iter()).collect();
+    if changes.is_empty() {
+        println!("No unpublished changes for {}", args.gun);
+        return Ok(());
+    }
+    println!("Unpublished changes for {}:\n", args.gun);
+    println!(
+        "{:<5} {:<9} {:<17} {:<11} PATH",
+        "#", "ACTION", "SCOPE", "TYPE"
+    );
+    println!(
+        "{:<5} {:<9} {:<17} {:<11} ----",
+        "-", "------", "-----", "----"
+    );
+    for (i, c) in changes.iter().enumerate() {
+        let action = match c.action {
+            ChangeAction::Create => "create",
+            ChangeAction::Delete => "delete",
+        };
+        let kind = match c.kind {
+            ChangeKind::Target => "target",
+            ChangeKind::Delegation => "delegation",
+            ChangeKind::Witness => "witness",
+        };
+        println!("{i:<5} {action:<9} {:<17} {kind:<11} {}", c.role, c.path);
+    }
+    Ok(())
+}
+
+pub fn reset(ctx: &Context, args: &ResetArgs) -> Result<()> {
+    if !args.all && args.numbers.is_empty() {
+        bail!("say what to reset: --all, or -n N for each change number `notaryctl status` shows");
+    }
+    let changelist = ctx.gun_dir(&args.gun)?.changelist();
+    let staged = changelist.list()?;
+    if args.all {
+        let files: Vec<_> = staged.iter().map(|s| s.file.clone()).collect();
+        return changelist.remove(&files);
+    }
+    let total: usize = staged.iter().map(|s| s.changes.len()).sum();
+    if let Some(bad) = args.numbers.iter().find(|n| **n >= total) {
+        bail!(
+            "there is no staged change number {bad} ({total} staged); see `notaryctl status {}`",
+            args.gun
+        );
+    }
+    let mut index = 0;
+    for file in &staged {
+        let keep: Vec<_> = file
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !args.numbers.contains(&(index + i)))
+            .map(|(_, c)| c.clone())
+            .collect();
+        if keep.len() != file.changes.len() {
+            changelist.rewrite(file, &keep)?;
+        }
+        index += file.changes.len();
+    }
+    Ok(())
+}
+
+pub async fn delete(ctx: &Context, args: &DeleteArgs) -> Result<()> {
+    let dir = ctx.gun_dir(&args.gun)?;
+    if args.remote {
+        ctx.remote(&args.gun)?.delete().await?;
+        println!("Deleted trust data of {} on the server", args.gun);
+    }
+    dir.remove_cache()?;
+    let changelist = dir.changelist();
+    let files: Vec<_> = changelist.list()?.iter().map(|s| s.file.clone()).collect();
+    changelist.remove(&files)?;
+    println!(
+        "Deleted local trust data of {} (keys stay in notary-keyd)",
+        args.gun
+    );
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Where a repository command finds its server, TLS files, trust dir and
+//! trust pinning: flags first, then notary's client `config.json`, then
+//! notary's defaults. Relative paths in the config are relative to its folder.
+
+use crate::remote::TlsFiles;
+use anyhow::{Context, Result};
+use notary_tuf::trust::TrustPinning;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// notary's default server, used when neither a flag nor the config names one.
+const DEFAULT_SERVER: &str = "https://notary.docker.io";
+
+/// The global flags that decide the settings (as notary spells them).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub server: Option<String>,
+    pub trust_dir: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFile {
+    trust_dir: Option<PathBuf>,
+    #[serde(default)]
+    remote_server: RemoteServer,
+    #[serde(default)]
+    trust_pinning: TrustPinning,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RemoteServer {
+    url: Option<String>,
+    root_ca: Option<PathBuf>,
+    tls_client_cert: Option<PathBuf>,
+    tls_client_key: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub trust_dir: PathBuf,
+    pub server: String,
+    pub tls: TlsFiles,
+    /// Pinning with each `ca` entry's file replaced by its PEM text.
+    pub pinning: TrustPinning,
+}
+
+impl Settings {
+    pub fn load(flags: &Flags) -> Result<Settings> {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let default_dir = home.join(".notary");
+        let (config, config_dir) = match &flags.config_file {
+            Some(path) => (read_config(path)?, parent(path)),
+            None => {
+                let path = default_dir.join("config.json");
+                if path.exists() {
+                    (read_config(&path)?, default_dir.clone())
+                } else {
+                    (ConfigFile::default(), default_dir.clone())
+                }
+            }
+        };
+        let rel = |p: &Path| -> PathBuf { config_dir.join(expand_home(p, &home)) };
+        let trust_dir = flags
+            .trust_dir
+            .clone()
+            .or_else(|| config.trust_dir.as_deref().map(rel))
+            .unwrap_or(default_dir);
+        let server = flags
+            .server
+            .clone()
+            .or(config.remote_server.url.clone())
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+        let remote = &config.remote_server;
+        let tls = TlsFiles {
+            ca: flags
+                .tls_ca
+                .clone()
+                .or_else(|| remote.root_ca.as_deref().map(rel)),
+            cert: flags
+                .tls_cert
+                .clone()
+                .or_else(|| remote.tls_client_cert.as_deref().map(rel)),
+            key: flags
+                .tls_key
+                .clone()
+                .or_else(|| remote.tls_client_key.as_deref().map(rel)),
+        };
+        let mut pinning = config.trust_pinning;
+        for (prefix, file) in pinning.ca.iter_mut() {
+            let path = rel(Path::new(file.as_str()));
+            *file = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "trust_pinning.ca[{prefix:?}]: cannot read the CA bundle {}",
+                    path.display()
+                )
+            })?;
+        }
+        Ok(Settings {
+            trust_dir,
+            server,
+            tls,
+            pinning,
+        })
+    }
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "the config file {} is not valid notary client config",
+            path.display()
+        )
+    })
+}
+
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn expand_home(path: &Path, home: &Path) -> PathBuf {
+    match path.strip_prefix("~") {
+        Ok(rest) => home.join(rest),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_config_and_paths_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "PEM").unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"trust_dir":"trust","remote_server":{"url":"https://a:1","root_ca":"root.crt"},
+               "trust_pinning":{"certs":{"g":["id"]},"ca":{"g/":"ca.pem"},"disable_tofu":true}}"#,
+        )
+        .unwrap();
+        let mut flags = Flags {
+            config_file: Some(config.clone()),
+            ..Flags::default()
+        };
+        let s = Settings::load(&flags).unwrap();
+        assert_eq!(s.trust_dir, dir.path().join("trust"));
+        assert_eq!(s.server, "https://a:1");
+        assert_eq!(
+            s.tls.ca.as_deref(),
+            Some(dir.path().join("root.crt").as_path())
+        );
+        assert_eq!(s.pinning.ca["g/"], "PEM");
+        assert!(s.pinning.disable_tofu);
+        flags.server = Some("https://b:2".into());
+        flags.trust_dir = Some("/x".into());
+        let s = Settings::load(&flags).unwrap();
+        assert_eq!(s.server, "https://b:2");
+        assert_eq!(s.trust_dir, PathBuf::from("/x"));
+
+        std::fs::write(&config, "{not json").unwrap();
+        let err = format!("{:#}", Settings::load(&flags).unwrap_err());
+        assert!(err.contains("is not valid notary client config"), "{err}");
+    }
+}

@@ -1,0 +1,106 @@
+//! Who is calling the signer API: the TLS client certificate, already
+//! chained to `client_ca` by the handshake. Allowed when its CN or one of
+//! its DNS/URI SANs is in `allowed_clients`.
+
+use std::sync::Arc;
+use tonic::{Request, Status};
+use x509_cert::der::Decode;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::Certificate;
+
+const COMMON_NAME: &str = "2.5.4.3";
+
+/// An authenticated, allowed caller.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// The certificate's subject (RFC 4514), recorded in the audit log.
+    pub subject: String,
+}
+
+/// Why a caller was refused; the subject is known when the certificate
+/// parsed, so refusals can be audited with it.
+pub struct Refusal {
+    pub subject: String,
+    pub status: Status,
+}
+
+#[derive(Clone)]
+pub struct AllowedClients(Arc<Vec<String>>);
+
+impl AllowedClients {
+    pub fn new(names: &[String]) -> AllowedClients {
+        AllowedClients(Arc::new(
+            names
+                .iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        ))
+    }
+
+    pub fn identify<T>(&self, request: &Request<T>) -> Result<Client, Refusal> {
+        let refuse = |subject: String, status| Refusal { subject, status };
+        let certs = request.peer_certs().ok_or_else(|| {
+            refuse(
+                String::new(),
+                Status::unauthenticated("no client certificate"),
+            )
+        })?;
+        let leaf = certs.first().ok_or_else(|| {
+            refuse(
+                String::new(),
+                Status::unauthenticated("no client certificate"),
+            )
+        })?;
+        let cert = Certificate::from_der(leaf.as_ref()).map_err(|e| {
+            refuse(
+                String::new(),
+                Status::unauthenticated(format!("client certificate does not parse: {e}")),
+            )
+        })?;
+        let subject = cert.tbs_certificate.subject.to_string();
+        if names(&cert).iter().any(|n| self.0.contains(n)) {
+            Ok(Client { subject })
+        } else {
+            let status = Status::permission_denied(format!(
+                "client {subject:?} is not in [signer_api] allowed_clients"
+            ));
+            Err(refuse(subject, status))
+        }
+    }
+
+    /// For services whose calls are not audited (health): refuses callers
+    /// that are not allowed.
+    pub fn interceptor(&self) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+        let allowed = self.clone();
+        move |request| match allowed.identify(&request) {
+            Ok(_) => Ok(request),
+            Err(r) => Err(r.status),
+        }
+    }
+}
+
+/// The certificate's CNs and DNS/URI subject alternative names.
+fn names(cert: &Certificate) -> Vec<String> {
+    let tbs = &cert.tbs_certificate;
+    let mut out: Vec<String> = tbs
+        .subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .filter(|atv| atv.oid.to_string() == COMMON_NAME)
+        .filter_map(|atv| std::str::from_utf8(atv.value.value()).ok())
+        .map(str::to_string)
+        .collect();
+    if let Ok(Some((_, SubjectAltName(sans)))) = tbs.get::<SubjectAltName>() {
+        for san in sans {
+            match san {
+                GeneralName::DnsName(n) => out.push(n.to_string()),
+                GeneralName::UniformResourceIdentifier(u) => out.push(u.to_string()),
+                _ => {}
+            }
+        }
+    }
+    out
+}

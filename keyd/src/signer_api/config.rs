@@ -1,0 +1,64 @@
+//! The `[signer_api]` section: where the listener is, its TLS material, who
+//! may call it and where its keys go.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SignerApiConfig {
+    /// TCP address, for example `127.0.0.1:7899`.
+    pub listen: SocketAddr,
+    /// Server certificate (PEM, with its chain) and its private key.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Client certificates must chain to this CA (PEM); others are refused
+    /// during the handshake.
+    pub client_ca: PathBuf,
+    /// Backend for keys that `CreateKey` makes (default: the daemon's
+    /// default backend).
+    pub backend: Option<String>,
+    /// Certificate subjects allowed to call: a client certificate's CN or
+    /// one of its DNS/URI SANs must be in this list.
+    pub allowed_clients: Vec<String>,
+    /// Longest a device operation may take before the call fails with
+    /// DEADLINE_EXCEEDED (default 10 s).
+    #[serde(default = "default_device_timeout")]
+    pub device_timeout_seconds: u64,
+    /// Most signer-API keys kept in `backend`; `CreateKey` fails with
+    /// RESOURCE_EXHAUSTED beyond it. Default: no limit.
+    pub max_keys: Option<usize>,
+}
+
+fn default_device_timeout() -> u64 {
+    10
+}
+
+impl SignerApiConfig {
+    pub fn validate(&self, backends: &HashSet<&str>) -> Result<(), String> {
+        if self.allowed_clients.iter().all(|c| c.trim().is_empty()) {
+            return Err("[signer_api] allowed_clients is empty: nobody could call it".into());
+        }
+        if let Some(b) = &self.backend {
+            if !backends.contains(b.as_str()) {
+                return Err(format!(
+                    "[signer_api] backend {b:?} is not a configured backend"
+                ));
+            }
+        }
+        if self.device_timeout_seconds == 0 {
+            return Err("[signer_api] device_timeout_seconds must be at least 1".into());
+        }
+        if self.max_keys == Some(0) {
+            return Err("[signer_api] max_keys = 0 would refuse every CreateKey".into());
+        }
+        Ok(())
+    }
+
+    pub fn device_timeout(&self) -> Duration {
+        Duration::from_secs(self.device_timeout_seconds)
+    }
+}

@@ -1,0 +1,235 @@
+//! notary-signer's gRPC API for a stock notary-server: `proto.KeyManagement`,
+//! `proto.Signer` and `grpc.health.v1`, on TCP with mutual TLS (rustls,
+//! TLS 1.2 and 1.3, HTTP/2). Off unless `[signer_api]` is configured.
+//!
+//! The server keeps its timestamp (and optionally snapshot) keys here. Keys
+//! made through this API are bound to the (GUN, role) they were made for;
+//! only they are visible through it, and they sign only metadata of their
+//! role. Signing goes through the same device queue and audit log as the
+//! Unix-socket API; the caller recorded is the client certificate's subject.
+
+mod client;
+mod config;
+mod keys;
+mod sign;
+mod store;
+
+pub use config::SignerApiConfig;
+
+use crate::audit::{now_rfc3339, AuditRecord};
+use crate::registry::KeyEntry;
+use crate::service::status::with_reason;
+use crate::service::KeydService;
+use client::{AllowedClients, Client};
+use keyd_proto::signer as pb;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use store::ApiKeyStore;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Code, Request, Status};
+
+/// Service names notary-server's health check asks for.
+const HEALTH_NAMES: [&str; 2] = [
+    "grpc.health.v1.Health.KeyManagement",
+    "grpc.health.v1.Health.Signer",
+];
+
+#[derive(Clone)]
+pub struct SignerApi {
+    keyd: KeydService,
+    store: Arc<ApiKeyStore>,
+    allowed: AllowedClients,
+    backend: String,
+    device_timeout: Duration,
+    max_keys: Option<usize>,
+    /// CreateKey runs one at a time, so two requests for the same (GUN,
+    /// role) cannot both mint a key.
+    create_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("[signer_api] cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("[signer_api] TLS setup failed: {0}")]
+    Tls(tonic::transport::Error),
+    #[error("[signer_api] cannot listen on {addr}: {error}")]
+    Listen { addr: String, error: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|error| StartError::Read {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+/// Loads the TLS material, binds the listener and serves until `shutdown`
+/// resolves. Errors in the configuration surface here, before serving.
+pub async fn start(
+    config: &SignerApiConfig,
+    state_dir: &Path,
+    keyd: KeydService,
+    max_message_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let identity = Identity::from_pem(read(&config.tls_cert)?, read(&config.tls_key)?);
+    let tls = ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(Certificate::from_pem(read(&config.client_ca)?))
+        .client_auth_optional(false)
+        .timeout(Duration::from_secs(10));
+    let mut builder = Server::builder().tls_config(tls).map_err(StartError::Tls)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| StartError::Listen {
+            addr: config.listen.to_string(),
+            error,
+        })?;
+    let api = SignerApi {
+        backend: config
+            .backend
+            .clone()
+            .unwrap_or_else(|| keyd.default_backend.clone()),
+        store: Arc::new(ApiKeyStore::open(state_dir)?),
+        allowed: AllowedClients::new(&config.allowed_clients),
+        device_timeout: config.device_timeout(),
+        max_keys: config.max_keys,
+        create_lock: Arc::new(tokio::sync::Mutex::new(())),
+        keyd,
+    };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in HEALTH_NAMES {
+        health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let health_service = tonic::service::interceptor::InterceptedService::new(
+        health_service,
+        api.allowed.interceptor(),
+    );
+    let key_management = pb::key_management_server::KeyManagementServer::new(api.clone())
+        .max_decoding_message_size(max_message_bytes);
+    let signer =
+        pb::signer_server::SignerServer::new(api).max_decoding_message_size(max_message_bytes);
+    let router = builder
+        .add_service(health_service)
+        .add_service(key_management)
+        .add_service(signer);
+    tracing::info!(listen = %config.listen, "signer API listening (mutual TLS)");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "signer API stopped");
+        }
+    }))
+}
+
+impl SignerApi {
+    fn record(subject: &str, operation: &str, key_id: &str) -> AuditRecord {
+        AuditRecord {
+            time: now_rfc3339(),
+            client: subject.to_string(),
+            operation: operation.to_string(),
+            key_id: key_id.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// The allowed caller, or the (audited) refusal.
+    async fn client<T>(
+        &self,
+        request: &Request<T>,
+        operation: &str,
+        key_id: &str,
+    ) -> Result<Client, Status> {
+        match self.allowed.identify(request) {
+            Ok(c) => Ok(c),
+            Err(refusal) => {
+                let record = Self::record(&refusal.subject, operation, key_id);
+                Err(self.keyd.refuse(record, refusal.status).await)
+            }
+        }
+    }
+
+    /// Runs device work under the configured deadline.
+    async fn on_device<T>(
+        &self,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        with_deadline(self.device_timeout, work).await
+    }
+
+    /// A key this API made and the device still holds.
+    async fn api_key(
+        &self,
+        key_id: &str,
+        not_found: impl Fn() -> Status,
+    ) -> Result<(store::ApiKey, Arc<KeyEntry>), Status> {
+        let api_key = self.store.get(key_id).ok_or_else(&not_found)?;
+        let registry = Arc::clone(&self.keyd.registry);
+        let id = key_id.to_string();
+        let entry = self
+            .on_device(async move { Ok(registry.find(&id).await) })
+            .await?
+            .ok_or_else(&not_found)?;
+        Ok((api_key, entry))
+    }
+}
+
+/// `work`'s result, or DEADLINE_EXCEEDED once `limit` has passed: a stuck
+/// device gives notary-server an error it reports instead of a hung publish.
+/// (A blocking device call that overran finishes on its worker thread; its
+/// result is dropped.)
+async fn with_deadline<T>(
+    limit: Duration,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(with_reason(
+            Code::DeadlineExceeded,
+            "device_timeout",
+            format!(
+                "backend did not answer within {limit:?} ([signer_api] device_timeout_seconds)"
+            ),
+        ))
+    })
+}
+
+fn key_info(entry: &KeyEntry) -> pb::KeyInfo {
+    pb::KeyInfo {
+        key_id: Some(pb::KeyId {
+            id: entry.key_id.clone(),
+        }),
+        algorithm: Some(pb::Algorithm {
+            algorithm: entry.key.public.keytype().as_str().to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn device_work_past_the_deadline_fails_with_deadline_exceeded() {
+        let stuck = std::future::pending::<Result<(), Status>>();
+        let err = with_deadline(Duration::from_millis(50), stuck)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        assert!(err.message().contains("device_timeout_seconds"), "{err:?}");
+        let quick = async { Ok::<_, Status>(7) };
+        assert_eq!(
+            with_deadline(Duration::from_secs(5), quick).await.unwrap(),
+            7
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! `keyd-bench --signer-api`: the `proto.Signer/Sign` RPC against
+//! notary-keyd's signer API and against Debian's stock notary-signer
+//! (memory storage), with the same PKI, TLS, payload and load generator:
+//! N concurrent streams on one HTTP/2 connection, as notary-server makes.
+
+use super::keyd::KeydRun;
+use super::{procfs, Window};
+use anyhow::{bail, Context, Result};
+use keyd_proto::signer as pb;
+use keyd_proto::signer::key_management_client::KeyManagementClient;
+use keyd_proto::signer::signer_client::SignerClient;
+use serde_json::json;
+use softhsm_tests::notary_stack::{free_port, signer_api_toml, NotarySigner, Pki};
+use softhsm_tests::{Daemon, SoftHsm};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+const GUN: &str = "example.com/signer-bench";
+
+/// One service under load: where it listens and which process to charge.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+/// A canonical Snapshot `signed` object of about 600 bytes (the size the
+/// issue's reference numbers used); keys are made for role "snapshot".
+pub fn snapshot_payload() -> Result<Vec<u8>> {
+    use serde_json::{Map, Value};
+    let mut meta = Map::new();
+    for (i, role) in ["root", "targets", "targets/releases", "targets/qa"]
+        .iter()
+        .enumerate()
+    {
+        meta.insert(
+            (*role).to_string(),
+            json!({
+                "hashes": {
+                    "sha256": format!("{:0>43}=", i),
+                    "sha512": format!("{:0>86}==", i),
+                },
+                "length": 1000 + i,
+            }),
+        );
+    }
+    let signed = json!({
+        "_type": "Snapshot",
+        "expires": "2029-11-25T12:00:00Z",
+        "meta": Value::Object(meta),
+        "version": 3,
+    });
+    let bytes = notary_tuf::to_canonical_vec(&signed)?;
+    if notary_tuf::payload_type(&bytes)? != notary_tuf::MetadataType::Snapshot {
+        bail!("bench payload is not Snapshot metadata");
+    }
+    Ok(bytes)
+}
+
+async fn channel(
+    pki: &Pki,
+    client: &softhsm_tests::notary_stack::CertPair,
+    addr: SocketAddr,
+) -> Result<Channel> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(&pki.ca_cert)?))
+        .identity(Identity::from_pem(
+            std::fs::read(&client.cert)?,
+            std::fs::read(&client.key)?,
+        ))
+        .domain_name("127.0.0.1");
+    // Retried briefly: notary-signer may still be setting up TLS.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let endpoint = Endpoint::from_shared(format!("https://{addr}"))?.tls_config(tls.clone())?;
+        match endpoint.connect().await {
+            Ok(ch) => return Ok(ch),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e).with_context(|| format!("connecting to {addr}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn create_key(ch: &Channel, algorithm: &str) -> Result<String> {
+    let made = KeyManagementClient::new(ch.clone())
+        .create_key(pb::CreateKeyRequest {
+            algorithm: algorithm.into(),
+            gun: GUN.into(),
+            role: "snapshot".into(),
+        })
+        .await
+        .with_context(|| format!("CreateKey {algorithm}"))?
+        .into_inner();
+    made.key_info
+        .and_then(|k| k.key_id)
+        .map(|k| k.id)
+        .context("CreateKey returned no key ID")
+}
+
+/// `streams` concurrent Sign loops on one connection over a window.
+async fn run(
+    ch: &Channel,
+    target: &Target,
+    key_id: &str,
+    payload: Arc<Vec<u8>>,
+    streams: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<KeydRun> {
+    let pid = target.pid.to_string();
+    let server_cpu0 = procfs::cpu_time(&pid)?;
+    let bench_cpu0 = procfs::cpu_time("self")?;
+    let window = Window::after(warmup, measure);
+    let tasks: Vec<_> = (0..streams)
+        .map(|_| {
+            let mut client = SignerClient::new(ch.clone());
+            let payload = Arc::clone(&payload);
+            let key_id = key_id.to_string();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(1 << 16);
+                while window.open() {
+                    let t = Instant::now();
+                    let sig = client
+                        .sign(pb::SignatureRequest {
+                            key_id: Some(pb::KeyId { id: key_id.clone() }),
+                            content: payload.to_vec(),
+                        })
+                        .await?
+                        .into_inner();
+                    let done = Instant::now();
+                    if sig.content.len() != 64 {
+                        bail!("signature of {} bytes", sig.content.len());
+                    }
+                    if window.counts(done) {
+                        latencies.push(u64::try_from((done - t).as_micros()).unwrap_or(u64::MAX));
+                    }
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await.context("Sign stream task")??);
+    }
+    latencies_us.sort_unstable();
+    Ok(KeydRun {
+        ops: latencies_us.len() as u64,
+        seconds: window.seconds(),
+        latencies_us,
+        daemon_cpu: procfs::cpu_time(&pid)?.saturating_sub(server_cpu0),
+        bench_cpu: procfs::cpu_time("self")?.saturating_sub(bench_cpu0),
+    })
+}
+
+/// Starts notary-keyd (software keystore and SoftHSM2 backends, one signer
+/// API each) and the stock notary-signer, then measures every (backend,
+/// algorithm, streams) against the stock signer, alternating the two.
+pub fn compare(
+    streams: &[usize],
+    warmup: Duration,
+    measure: Duration,
+    as_json: bool,
+) -> Result<()> {
+    let pki = Pki::new("signer-bench")?;
+    let client = pki.issue("notary-server", "clientAuth")?;
+    let hsm = SoftHsm::new("signer-bench", "bench-pin-1234")?;
+    let conf = hsm.conf().display().to_string();
+    let mut keyds = Vec::new();
+    for backend in ["soft", "hsm"] {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let backend_toml = match backend {
+            "hsm" => hsm.backend_toml("hsm")?,
+            _ => "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n".into(),
+        };
+        let config = format!(
+            "{backend_toml}\n{}",
+            signer_api_toml(&pki, addr, backend, "")?
+        );
+        let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", &conf), ("RUST_LOG", "warn")])?;
+        keyds.push((backend, addr, daemon));
+    }
+    let stock = NotarySigner::start(&pki, "info")?;
+    let stock_target = Target {
+        name: "notary-signer",
+        addr: stock.addr,
+        pid: stock.pid().context("notary-signer has no pid")?,
+    };
+    let payload = Arc::new(snapshot_payload()?);
+    eprintln!(
+        "signer-bench: payload is {} bytes of canonical Snapshot metadata",
+        payload.len()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if !as_json {
+        println!("backend  alg      streams  keyd op/s  stock op/s  ratio  keyd p50/p99 µs  stock p50/p99 µs  keyd CPU µs/op  stock CPU µs/op");
+    }
+    let stock_ch = rt.block_on(channel(&pki, &client, stock.addr))?;
+    for (backend, addr, daemon) in &keyds {
+        let target = Target {
+            name: "notary-keyd",
+            addr: *addr,
+            pid: daemon.pid().context("notary-keyd has no pid")?,
+        };
+        let keyd_ch = rt.block_on(channel(&pki, &client, target.addr))?;
+        for algorithm in ["ecdsa", "ed25519"] {
+            let keyd_key = rt.block_on(create_key(&keyd_ch, algorithm))?;
+            let stock_key = rt.block_on(create_key(&stock_ch, algorithm))?;
+            for &n in streams {
+                eprintln!(
+                    "signer-bench: {backend} {algorithm} × {n}: {}…",
+                    target.name
+                );
+                let k = rt.block_on(run(
+                    &keyd_ch,
+                    &target,
+                    &keyd_key,
+                    Arc::clone(&payload),
+                    n,
+                    warmup,
+                    measure,
+                ))?;
+                eprintln!(
+                    "signer-bench:   {:.0} op/s; {}…",
+                    k.ops_per_sec(),
+                    stock_target.name
+                );
+                let s = rt.block_on(run(
+                    &stock_ch,
+                    &stock_target,
+                    &stock_key,
+                    Arc::clone(&payload),
+                    n,
+                    warmup,
+                    measure,
+                ))?;
+                let ratio = if s.ops_per_sec() > 0.0 {
+                    k.ops_per_sec() / s.ops_per_sec()
+                } else {
+                    0.0
+                };
+                let span = (warmup + measure).as_secs_f64();
+                let cpu_per_op = |r: &KeydRun| {
+                    r.daemon_cpu.as_secs_f64() * 1e6 / (r.ops_per_sec() * span).max(1.0)
+                };
+                if as_json {
+                    println!(
+                        "{}",
+                        json!({
+                            "backend": backend, "alg": algorithm, "streams": n,
+                            "keyd_ops": k.ops_per_sec().round(), "stock_ops": s.ops_per_sec().round(),
+                            "ratio": (ratio * 1000.0).round() / 1000.0,
+                            "keyd_p50_us": k.percentile_us(50.0), "keyd_p99_us": k.percentile_us(99.0),
+                            "stock_p50_us": s.percentile_us(50.0), "stock_p99_us": s.percentile_us(99.0),
+                            "keyd_cpu_us_per_op": cpu_per_op(&k).round(), "stock_cpu_us_per_op": cpu_per_op(&s).round(),
+                        })
+                    );
+                } else {
+                    println!(
+                        "{backend:<8} {algorithm:<8} {n:>7}  {:>9.0}  {:>10.0}  {ratio:>5.2}  {:>6}/{:<8} {:>6}/{:<10} {:>14.0}  {:>15.0}",
+                        k.ops_per_sec(),
+                        s.ops_per_sec(),
+                        k.percentile_us(50.0),
+                        k.percentile_us(99.0),
+                        s.percentile_us(50.0),
+                        s.percentile_us(99.0),
+                        cpu_per_op(&k),
+                        cpu_per_op(&s),
+                    );
+                }
+            }
+        }
+    }
+    for (_, _, mut daemon) in keyds {
+        daemon.stop()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! notaryctl's refusals against Debian's notary-server: trust pinning,
+//! an unreachable server mid-workflow, a server serving older metadata,
+//! TLS trust errors, and notary-keyd being down.
+
+use base64::Engine;
+use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
+use softhsm_tests::notaryctl_cli::Notaryctl;
+use softhsm_tests::Daemon;
+
+const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+
+fn ok(out: anyhow::Result<CliOutput>) -> CliOutput {
+    out.unwrap().ok().unwrap()
+}
+
+fn refused(out: anyhow::Result<CliOutput>, needle: &str) -> CliOutput {
+    let out = out.unwrap();
+    assert!(!out.status.success(), "expected a refusal: {}", out.stdout);
+    assert!(
+        out.stderr.contains(needle),
+        "{needle:?} not in: {}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    out
+}
+
+fn published(name: &str, gun: &str) -> (Pki, NotaryServer, Daemon, Notaryctl) {
+    let pki = Pki::new(name).unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    let file = ctl.work_dir().join("v1.bin");
+    std::fs::write(&file, b"v1\n").unwrap();
+    ok(ctl.run(&["init", gun, "-p"]));
+    ok(ctl.run(&["add", gun, "v1", file.to_str().unwrap()]));
+    ok(ctl.run(&["publish", gun]));
+    (pki, server, daemon, ctl)
+}
+
+fn config(ctl: &Notaryctl, pinning: serde_json::Value) -> String {
+    let path = ctl.work_dir().join("config.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&serde_json::json!({ "trust_pinning": pinning })).unwrap(),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn trust_pinning_by_cert_id_and_ca() {
+    let gun = "example.com/keyd/pinned";
+    let (pki, server, daemon, _ctl) = published("pin", gun);
+    let root = server
+        .get(&format!("/v2/{gun}/_trust/tuf/root.json"))
+        .unwrap();
+    let root: serde_json::Value = serde_json::from_slice(&root.body).unwrap();
+    let cert_id = root["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(
+            root["signed"]["keys"][&cert_id]["keyval"]["public"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let reader = || Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+
+    let r = reader();
+    let c = config(&r, serde_json::json!({"certs": {gun: ["00".repeat(32)]}}));
+    refused(
+        r.run_with(&["-c", &c], &["list", gun]),
+        "does not match the trust pinning",
+    );
+    let r = reader();
+    let c = config(&r, serde_json::json!({"certs": {gun: [cert_id.clone()]}}));
+    ok(r.run_with(&["-c", &c], &["list", gun]));
+    let r = reader();
+    let c = config(
+        &r,
+        serde_json::json!({"certs": {"example.com/*": [cert_id.clone()]}}),
+    );
+    ok(r.run_with(&["-c", &c], &["list", gun]));
+
+    // CA pinning: the self-signed root certificate is its own CA; the test
+    // PKI's CA did not issue it.
+    let r = reader();
+    std::fs::write(r.work_dir().join("root-ca.pem"), &pem).unwrap();
+    let c = config(
+        &r,
+        serde_json::json!({"ca": {"example.com/": "root-ca.pem"}}),
+    );
+    ok(r.run_with(&["-c", &c], &["list", gun]));
+    let r = reader();
+    let c = config(
+        &r,
+        serde_json::json!({"ca": {"example.com/": pki.ca_cert.to_str().unwrap()}}),
+    );
+    refused(r.run_with(&["-c", &c], &["list", gun]), "chains to the CA");
+
+    let r = reader();
+    let c = config(&r, serde_json::json!({"disable_tofu": true}));
+    refused(
+        r.run_with(&["-c", &c], &["list", gun]),
+        "trust on first use is disabled",
+    );
+}
+
+#[test]
+fn unreachable_server_keeps_staged_changes_and_wrong_ca_is_a_tls_error() {
+    let gun = "example.com/keyd/offline";
+    let (_pki, server, _daemon, mut ctl) = published("offline", gun);
+    let file = ctl.work_dir().join("v2.bin");
+    std::fs::write(&file, b"v2\n").unwrap();
+    ok(ctl.run(&["add", gun, "v2", file.to_str().unwrap()]));
+    ok(ctl.run(&["list", gun]));
+    let port = softhsm_tests::notary_stack::free_port().unwrap();
+    let url = std::mem::replace(&mut ctl.server_url, format!("https://127.0.0.1:{port}"));
+    refused(
+        ctl.run(&["publish", gun]),
+        "cannot reach the notary server at",
+    );
+    // Reads fall back to the verified cache.
+    let listed = ok(ctl.run(&["list", gun]));
+    assert!(listed.stdout.contains("v1 "), "{}", listed.stdout);
+    ctl.server_url = url;
+    let status = ok(ctl.run(&["status", gun]));
+    assert!(status.stdout.contains("v2"), "{}", status.stdout);
+    ok(ctl.run(&["publish", gun]));
+    let status = ok(ctl.run(&["status", gun]));
+    assert!(
+        status.stdout.contains("No unpublished changes"),
+        "{}",
+        status.stdout
+    );
+    let stock = server.cli().unwrap();
+    let listed = ok(stock.run(&["list", gun]));
+    assert!(listed.stdout.contains("v2 "), "{}", listed.stdout);
+
+    let other = Pki::new("other").unwrap();
+    ctl.ca_cert = other.ca_cert.clone();
+    refused(
+        ctl.run(&["publish", gun]),
+        "TLS handshake with the notary server",
+    );
+}
+
+#[test]
+fn older_metadata_from_another_server_is_refused_and_cache_kept() {
+    let gun = "example.com/keyd/rollback";
+    let (_pki, _server_a, daemon, ctl) = published("rollback", gun);
+    ok(ctl.run(&["list", gun]));
+    let cached = ctl.trust_dir.join("tuf").join(gun).join("metadata");
+    let before = std::fs::read(cached.join("timestamp.json")).unwrap();
+
+    // Another server refuses this root: it holds no timestamp key for it.
+    // Its errcode body becomes one line.
+    let pki_b = Pki::new("rollback-b").unwrap();
+    let server_b = NotaryServer::start(&pki_b, &TrustService::Local).unwrap();
+    let other_b = Notaryctl::new(&server_b.url, &server_b.ca_cert, &daemon.socket).unwrap();
+    let other_meta = other_b.trust_dir.join("tuf").join(gun).join("metadata");
+    std::fs::create_dir_all(&other_meta).unwrap();
+    std::fs::copy(cached.join("root.json"), other_meta.join("root.json")).unwrap();
+    refused(
+        other_b.run(&["publish", gun]),
+        "INVALID_UPDATE: Update sent by the client is invalid. (ErrBadRoot: ",
+    );
+
+    // The same server, wiped and republished from root v1: validly signed
+    // metadata with older versions than ctl has seen.
+    let other = Notaryctl::new(&ctl.server_url, &ctl.ca_cert, &daemon.socket).unwrap();
+    ok(other.run(&["delete", gun, "--remote"]));
+    std::fs::create_dir_all(other_meta_dir(&other, gun)).unwrap();
+    std::fs::copy(
+        cached.join("root.json"),
+        other_meta_dir(&other, gun).join("root.json"),
+    )
+    .unwrap();
+    ok(other.run(&["publish", gun]));
+    refused(ctl.run(&["list", gun]), "rollback refused");
+    refused(ctl.run(&["publish", gun]), "rollback refused");
+    assert_eq!(
+        std::fs::read(cached.join("timestamp.json")).unwrap(),
+        before
+    );
+}
+
+fn other_meta_dir(ctl: &Notaryctl, gun: &str) -> std::path::PathBuf {
+    ctl.trust_dir.join("tuf").join(gun).join("metadata")
+}
+
+#[test]
+fn keyd_down_is_a_clear_error_and_changes_stay_staged() {
+    let gun = "example.com/keyd/down";
+    let (_pki, _server, mut daemon, ctl) = published("down", gun);
+    let file = ctl.work_dir().join("v2.bin");
+    std::fs::write(&file, b"v2\n").unwrap();
+    ok(ctl.run(&["add", gun, "v2", file.to_str().unwrap()]));
+    daemon.stop().unwrap();
+    refused(ctl.run(&["publish", gun]), "cannot reach notary-keyd");
+    let status = ok(ctl.run(&["status", gun]));
+    assert!(status.stdout.contains("v2"), "{}", status.stdout);
+    // Reading needs no keys.
+    ok(ctl.run(&["list", gun]));
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason() {
+    let gun = "example.com/keyd/input";
+    let (_pki, _server, _daemon, ctl) = published("input", gun);
+    refused(
+        ctl.run(&["add", gun, "x", "/nonexistent/file"]),
+        "cannot read /nonexistent/file",
+    );
+    let file = ctl.work_dir().join("x.bin");
+    std::fs::write(&file, b"x").unwrap();
+    let file = file.to_str().unwrap();
+    ok(ctl.run(&["add", gun, "x", file, "--roles", "targets/nope"]));
+    refused(
+        ctl.run(&["publish", gun]),
+        "does not exist in this collection",
+    );
+    ok(ctl.run(&["reset", gun, "--all"]));
+    refused(
+        ctl.run(&["add", gun, "x", file, "--roles", "targets/Up"]),
+        "lowercase",
+    );
+    refused(ctl.run(&["add", "../escape", "x", file]), "invalid GUN");
+    refused(
+        ctl.run(&["addhash", gun, "x", "3", "--sha256", "abcd"]),
+        "--sha256 must be 64 hex digits",
+    );
+    refused(
+        ctl.run(&["lookup", gun, "missing"]),
+        "has no trusted target named",
+    );
+    refused(ctl.run(&["init", gun]), "already has a trusted root");
+    refused(ctl.run(&["key", "rotate", gun, "timestamp"]), "use -r");
+}

@@ -1,0 +1,112 @@
+//! notaryctl as a notary client against Debian's notary-server, with keys in
+//! notary-keyd, and the stock notary CLI reading what it publishes (and the
+//! reverse).
+
+use softhsm_tests::notary_stack::{NotaryServer, Pki, TrustService};
+use softhsm_tests::notaryctl_cli::Notaryctl;
+use softhsm_tests::{Daemon, SoftHsm};
+
+const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+
+fn publish_then_stock_reads(daemon: &Daemon, server: &NotaryServer, gun: &str) {
+    let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    let file = ctl.work_dir().join("app.bin");
+    std::fs::write(&file, b"release one\n").unwrap();
+    ctl.run(&["init", gun, "-p"]).unwrap().ok().unwrap();
+    ctl.run(&["add", gun, "v1", file.to_str().unwrap()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let status = ctl.run(&["status", gun]).unwrap().ok().unwrap();
+    assert!(status.stdout.contains("create"), "{}", status.stdout);
+    ctl.run(&["publish", gun]).unwrap().ok().unwrap();
+
+    // The stock CLI, trusting on first use, lists and verifies the target.
+    let stock = server.cli().unwrap();
+    let listed = stock.run(&["list", gun]).unwrap().ok().unwrap();
+    assert!(
+        listed.stdout.lines().any(|l| l.starts_with("v1 ")),
+        "{}",
+        listed.stdout
+    );
+    let copy = stock.work_dir().join("app.bin");
+    std::fs::write(&copy, b"release one\n").unwrap();
+    stock
+        .run(&["verify", gun, "v1", "-i", copy.to_str().unwrap(), "-q"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    std::fs::write(&copy, b"release two\n").unwrap();
+    let wrong = stock
+        .run(&["verify", gun, "v1", "-i", copy.to_str().unwrap(), "-q"])
+        .unwrap();
+    assert!(!wrong.status.success(), "wrong content accepted");
+
+    // notaryctl reads it back the same way.
+    let listed = ctl.run(&["list", gun]).unwrap().ok().unwrap();
+    assert!(listed.stdout.contains("v1 "), "{}", listed.stdout);
+    ctl.run(&["verify", gun, "v1", "-i", file.to_str().unwrap(), "-q"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let wrong = ctl
+        .run(&["verify", gun, "v1", "-i", copy.to_str().unwrap(), "-q"])
+        .unwrap();
+    assert!(
+        wrong.stderr.contains("does not match target"),
+        "{}",
+        wrong.stderr
+    );
+}
+
+#[test]
+fn notaryctl_publishes_with_soft_keys_and_stock_cli_verifies() {
+    let pki = Pki::new("soft").unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    publish_then_stock_reads(&daemon, &server, "example.com/keyd/soft");
+}
+
+#[test]
+fn notaryctl_publishes_with_softhsm_keys_and_stock_cli_verifies() {
+    let hsm = SoftHsm::new("notary", "1234").unwrap();
+    let conf = hsm.conf();
+    let daemon = Daemon::start(
+        &hsm.backend_toml("hsm").unwrap(),
+        &[("SOFTHSM2_CONF", conf.to_str().unwrap())],
+    )
+    .unwrap();
+    let pki = Pki::new("hsm").unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    publish_then_stock_reads(&daemon, &server, "example.com/keyd/hsm");
+}
+
+#[test]
+fn stock_cli_publishes_and_notaryctl_verifies() {
+    let pki = Pki::new("stock").unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let gun = "example.com/stock/app";
+    let stock = server.cli().unwrap();
+    std::fs::write(stock.work_dir().join("t.txt"), b"stock payload\n").unwrap();
+    stock.run(&["init", gun]).unwrap().ok().unwrap();
+    stock
+        .run(&["add", gun, "v9", "t.txt"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    stock.run(&["publish", gun]).unwrap().ok().unwrap();
+
+    let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    let listed = ctl.run(&["list", gun]).unwrap().ok().unwrap();
+    assert!(listed.stdout.contains("v9 "), "{}", listed.stdout);
+    let input = stock.work_dir().join("t.txt");
+    let out = ctl
+        .run(&["verify", gun, "v9", "-i", input.to_str().unwrap()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(out.stdout, "stock payload\n");
+    let lookup = ctl.run(&["lookup", gun, "v9"]).unwrap().ok().unwrap();
+    assert!(lookup.stdout.starts_with("v9 sha256:"), "{}", lookup.stdout);
+}

@@ -1,0 +1,195 @@
+//! notaryctl's delegations, key rotations and server-managed snapshots
+//! against Debian's notary-server, checked by the stock notary CLI that
+//! trusted the collection before each change.
+
+use softhsm_tests::notary_stack::{CliOutput, NotaryCli, NotaryServer, Pki, TrustService};
+use softhsm_tests::notaryctl_cli::Notaryctl;
+use softhsm_tests::Daemon;
+
+const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+
+struct Stack {
+    _pki: Pki,
+    server: NotaryServer,
+    daemon: Daemon,
+    ctl: Notaryctl,
+    stock: NotaryCli,
+}
+
+fn stack(name: &str) -> Stack {
+    let pki = Pki::new(name).unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    let stock = server.cli().unwrap();
+    Stack {
+        _pki: pki,
+        server,
+        daemon,
+        ctl,
+        stock,
+    }
+}
+
+fn ok(out: anyhow::Result<CliOutput>) -> CliOutput {
+    out.unwrap().ok().unwrap()
+}
+
+/// Stages and publishes a target with notaryctl; returns the file.
+fn publish_target(s: &Stack, gun: &str, name: &str, role: Option<&str>) -> std::path::PathBuf {
+    let file = s
+        .ctl
+        .work_dir()
+        .join(format!("{}.bin", name.replace('/', "_")));
+    std::fs::write(&file, format!("content of {name}\n")).unwrap();
+    let mut args = vec!["add", gun, name, file.to_str().unwrap()];
+    if let Some(role) = role {
+        args.extend(["--roles", role]);
+    }
+    ok(s.ctl.run(&args));
+    ok(s.ctl.run(&["publish", gun]));
+    file
+}
+
+/// The stock CLI lists `name` under `role` and verifies its content.
+fn stock_sees(s: &Stack, gun: &str, name: &str, role: &str, file: &std::path::Path) {
+    let listed = ok(s.stock.run(&["list", gun]));
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("{name} ")) && l.trim_end().ends_with(role)),
+        "{name} ({role}) not listed:\n{}",
+        listed.stdout
+    );
+    ok(s.stock
+        .run(&["verify", gun, name, "-i", file.to_str().unwrap(), "-q"]));
+}
+
+fn key_id(out: &CliOutput) -> String {
+    out.stdout.lines().last().unwrap().trim().to_string()
+}
+
+#[test]
+fn delegations_and_rotations_followed_by_the_stock_cli() {
+    let s = stack("lifecycle");
+    let gun = "example.com/keyd/lifecycle";
+    ok(s.ctl.run(&["init", gun, "-p"]));
+    let v1 = publish_target(&s, gun, "v1", None);
+    stock_sees(&s, gun, "v1", "targets", &v1);
+
+    // A delegation whose key lives in notary-keyd.
+    let key = key_id(&ok(s.ctl.run(&[
+        "key",
+        "generate",
+        "--role",
+        "targets/releases",
+        "--gun",
+        gun,
+    ])));
+    ok(s.ctl.run(&[
+        "delegation",
+        "add",
+        gun,
+        "targets/releases",
+        "--key",
+        &key,
+        "--all-paths",
+        "-p",
+    ]));
+    let listed = ok(s.ctl.run(&["delegation", "list", gun]));
+    assert!(
+        listed.stdout.contains("targets/releases"),
+        "{}",
+        listed.stdout
+    );
+    assert!(listed.stdout.contains(&key), "{}", listed.stdout);
+    let rel = publish_target(&s, gun, "rel1", Some("targets/releases"));
+    stock_sees(&s, gun, "rel1", "targets/releases", &rel);
+
+    // Snapshot key to the server, then a new targets key, then a new root.
+    ok(s.ctl.run(&["key", "rotate", gun, "snapshot", "-r"]));
+    let v2 = publish_target(&s, gun, "v2", None);
+    stock_sees(&s, gun, "v2", "targets", &v2);
+    ok(s.ctl.run(&["key", "rotate", gun, "targets"]));
+    let v3 = publish_target(&s, gun, "v3", None);
+    stock_sees(&s, gun, "v3", "targets", &v3);
+    let root = s
+        .server
+        .get(&format!("/v2/{gun}/_trust/tuf/root.json"))
+        .unwrap();
+    let old_root: serde_json::Value = serde_json::from_slice(&root.body).unwrap();
+    ok(s.ctl.run(&["key", "rotate", gun, "root"]));
+    let v4 = publish_target(&s, gun, "v4", None);
+    stock_sees(&s, gun, "v4", "targets", &v4);
+    let root = s
+        .server
+        .get(&format!("/v2/{gun}/_trust/tuf/root.json"))
+        .unwrap();
+    let new_root: serde_json::Value = serde_json::from_slice(&root.body).unwrap();
+    assert_ne!(
+        old_root["signed"]["roles"]["root"],
+        new_root["signed"]["roles"]["root"]
+    );
+    assert_eq!(new_root["signatures"].as_array().unwrap().len(), 2);
+    stock_sees(&s, gun, "rel1", "targets/releases", &rel);
+
+    // A client that never saw the old root trusts the new one on first use.
+    let fresh = Notaryctl::new(&s.server.url, &s.server.ca_cert, &s.daemon.socket).unwrap();
+    let listed = ok(fresh.run(&["list", gun]));
+    for name in ["v1 ", "v4 ", "rel1 "] {
+        assert!(listed.stdout.contains(name), "{}", listed.stdout);
+    }
+
+    // Removing the delegation drops its targets from the listing.
+    ok(s.ctl
+        .run(&["delegation", "remove", gun, "targets/releases", "-p"]));
+    let listed = ok(s.stock.run(&["list", gun]));
+    assert!(!listed.stdout.contains("rel1"), "{}", listed.stdout);
+}
+
+#[test]
+fn stock_delegation_receives_notaryctl_targets_signed_in_keyd() {
+    let s = stack("stockdeleg");
+    let gun = "example.com/stock/deleg";
+    ok(s.stock.run(&["init", gun]));
+    ok(s.stock.run(&["publish", gun]));
+    ok(s.stock.run(&["key", "rotate", gun, "snapshot", "-r"]));
+    // A keyd key with a certificate, handed to the stock CLI as a file.
+    let key = key_id(&ok(s.ctl.run(&["key", "generate"])));
+    let pem = ok(s
+        .ctl
+        .run(&["key", "cert", "issue-root", &key, "--gun", gun]))
+    .stdout;
+    let cert = s.stock.work_dir().join("releases.crt");
+    std::fs::write(&cert, pem).unwrap();
+    ok(s.stock.run(&[
+        "delegation",
+        "add",
+        gun,
+        "targets/releases",
+        cert.to_str().unwrap(),
+        "--all-paths",
+    ]));
+    ok(s.stock.run(&["publish", gun]));
+
+    let d1 = publish_target(&s, gun, "d1", Some("targets/releases"));
+    stock_sees(&s, gun, "d1", "targets/releases", &d1);
+    let listed = ok(s.ctl.run(&["list", gun]));
+    assert!(
+        listed.stdout.contains("targets/releases"),
+        "{}",
+        listed.stdout
+    );
+}
+
+#[test]
+fn server_managed_snapshot_from_init() {
+    let s = stack("srvsnap");
+    let gun = "example.com/keyd/srvsnap";
+    ok(s.ctl.run(&["init", gun, "--server-managed-snapshot", "-p"]));
+    let v1 = publish_target(&s, gun, "v1", None);
+    stock_sees(&s, gun, "v1", "targets", &v1);
+    let keys = ok(s.ctl.run(&["key", "list", "--gun", gun]));
+    assert!(!keys.stdout.contains("snapshot"), "{}", keys.stdout);
+}
