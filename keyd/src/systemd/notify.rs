@@ -67,21 +67,20 @@ impl Notifier {
         (usec > 0).then(|| Duration::from_micros(usec / 2))
     }
 
-    /// Never blocks the caller: a full or missing receiver loses the message,
-    /// which systemd tolerates (the next one carries the state again).
+    /// Waits at most `SEND_TIMEOUT` for room in systemd's queue, as
+    /// libsystemd does without a limit: a lost READY=1 would fail the start.
     fn send(&self, message: &str) {
         let Some((socket, addr)) = &self.target else {
             return;
         };
         if let Err(e) = socket.send_to_addr(message.as_bytes(), addr) {
-            if e.kind() == ErrorKind::WouldBlock {
-                tracing::debug!(error = %e, "notify socket busy; message dropped");
-            } else {
-                tracing::warn!(error = %e, "cannot notify systemd");
-            }
+            tracing::warn!(error = %e, "cannot notify systemd");
         }
     }
 }
+
+/// Longest a notification may hold up the serving loop.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn connect(value: &[u8]) -> std::io::Result<(UnixDatagram, SocketAddr)> {
     let addr = match value.split_first() {
@@ -97,7 +96,7 @@ fn connect(value: &[u8]) -> std::io::Result<(UnixDatagram, SocketAddr)> {
         }
     };
     let socket = UnixDatagram::unbound()?;
-    socket.set_nonblocking(true)?;
+    socket.set_write_timeout(Some(SEND_TIMEOUT))?;
     Ok((socket, addr))
 }
 
