@@ -240,3 +240,66 @@ fn bad_input_is_refused_with_a_reason() {
     refused(ctl.run(&["init", gun]), "already has a trusted root");
     refused(ctl.run(&["key", "rotate", gun, "timestamp"]), "use -r");
 }
+
+#[test]
+fn keyd_policy_denial_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    if nix::unistd::geteuid().as_raw() != 0 {
+        eprintln!("skipped: needs root to run notaryctl as another uid with setpriv");
+        return;
+    }
+    // uid 65533 may see every key but sign only with targets keys.
+    let policy = "[[policy]]\nuids = [65533]\nallow = [\"list\"]\nkeys = [\"*\"]\n\n\
+                  [[policy]]\nuids = [65533]\nallow = [\"sign\"]\nkeys = [\"role:targets\"]\n";
+    let pki = Pki::new("policy").unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let mut daemon = Daemon::start(&format!("{SOFT}{policy}"), &[]).unwrap();
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(
+        &daemon.config,
+        text.replacen("[server]\n", "[server]\nsocket_group = \"nogroup\"\n", 1),
+    )
+    .unwrap();
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    daemon.restart().unwrap();
+    let gun = "example.com/keyd/policy";
+    let owner = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    ok(owner.run(&["init", gun, "-p"]));
+
+    let other = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(other.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = other.path().join("t.bin");
+    std::fs::write(&file, b"t\n").unwrap();
+    std::fs::set_permissions(&server.ca_cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ca_dir = server.ca_cert.parent().unwrap();
+    std::fs::set_permissions(ca_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65533", "--regid=65534", "--clear-groups"])
+            .arg(softhsm_tests::bin_path("notaryctl").unwrap())
+            .arg("--keyd")
+            .arg(&daemon.socket)
+            .args(["-s", &server.url, "--tlscacert"])
+            .arg(&server.ca_cert)
+            .arg("-d")
+            .arg(other.path().join("trust"))
+            .args(args)
+            .env("HOME", other.path())
+            .env_remove("NOTARY_KEYD_SOCKET")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["add", gun, "t", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["publish", gun]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("notary-keyd refused"), "{stderr}");
+    assert!(stderr.contains("[[policy]]"), "{stderr}");
+    let out = run(&["status", gun]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("create"));
+}
