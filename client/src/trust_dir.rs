@@ -53,8 +53,13 @@ impl GunDir {
     }
 
     /// Replaces the cached metadata of `role`; only for verified bytes.
+    /// An unchanged file is left alone (no rewrite, no fsync).
     pub fn write_cached(&self, role: &str, bytes: &[u8]) -> Result<()> {
-        write_atomic(&self.metadata_path(role), bytes)
+        let path = self.metadata_path(role);
+        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
+        write_atomic(&path, bytes)
     }
 
     /// Forgets every cached metadata file (staged changes are kept).

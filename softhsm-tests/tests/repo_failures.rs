@@ -240,3 +240,193 @@ fn bad_input_is_refused_with_a_reason() {
     refused(ctl.run(&["init", gun]), "already has a trusted root");
     refused(ctl.run(&["key", "rotate", gun, "timestamp"]), "use -r");
 }
+
+#[test]
+fn keyd_policy_denial_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    if nix::unistd::geteuid().as_raw() != 0 {
+        eprintln!("skipped: needs root to run notaryctl as another uid with setpriv");
+        return;
+    }
+    // uid 65533 may see every key but sign only with targets keys.
+    let policy = "[[policy]]\nuids = [65533]\nallow = [\"list\"]\nkeys = [\"*\"]\n\n\
+                  [[policy]]\nuids = [65533]\nallow = [\"sign\"]\nkeys = [\"role:targets\"]\n";
+    let pki = Pki::new("policy").unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let mut daemon = Daemon::start(&format!("{SOFT}{policy}"), &[]).unwrap();
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(
+        &daemon.config,
+        text.replacen("[server]\n", "[server]\nsocket_group = \"nogroup\"\n", 1),
+    )
+    .unwrap();
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    daemon.restart().unwrap();
+    let gun = "example.com/keyd/policy";
+    let owner = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    ok(owner.run(&["init", gun, "-p"]));
+
+    let other = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(other.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = other.path().join("t.bin");
+    std::fs::write(&file, b"t\n").unwrap();
+    std::fs::set_permissions(&server.ca_cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ca_dir = server.ca_cert.parent().unwrap();
+    std::fs::set_permissions(ca_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65533", "--regid=65534", "--clear-groups"])
+            .arg(softhsm_tests::bin_path("notaryctl").unwrap())
+            .arg("--keyd")
+            .arg(&daemon.socket)
+            .args(["-s", &server.url, "--tlscacert"])
+            .arg(&server.ca_cert)
+            .arg("-d")
+            .arg(other.path().join("trust"))
+            .args(args)
+            .env("HOME", other.path())
+            .env_remove("NOTARY_KEYD_SOCKET")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["add", gun, "t", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["publish", gun]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("notary-keyd refused"), "{stderr}");
+    assert!(stderr.contains("[[policy]]"), "{stderr}");
+    let out = run(&["status", gun]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("create"));
+}
+
+/// A plain-HTTP stand-in for a notary server that serves fixed bytes per
+/// path (keep-alive, GET only): a mirror that can be made to lie.
+fn serve(files: std::collections::HashMap<String, Vec<u8>>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let files = std::sync::Arc::new(files);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                    }
+                    let (status, body) = match files.get(&path) {
+                        Some(body) => ("200 OK", body.clone()),
+                        None => (
+                            "404 Not Found",
+                            br#"{"errors":[{"code":"METADATA_NOT_FOUND","message":"not found"}]}"#
+                                .to_vec(),
+                        ),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n\r\n",
+                        body.len()
+                    );
+                    if stream.write_all(head.as_bytes()).is_err()
+                        || stream.write_all(&body).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn altered_metadata_is_refused_and_cache_kept() {
+    let gun = "example.com/keyd/altered";
+    let (_pki, server, _daemon, mut ctl) = published("altered", gun);
+    ok(ctl.run(&["list", gun]));
+    let cached = ctl.trust_dir.join("tuf").join(gun).join("metadata");
+    let good_targets = std::fs::read(cached.join("targets.json")).unwrap();
+
+    // Everything the client fetches, as the real server serves it.
+    let prefix = format!("/v2/{gun}/_trust/tuf/");
+    let get = |file: &str| server.get(&format!("{prefix}{file}")).unwrap().body;
+    let sha256_hex = |meta: &serde_json::Value| {
+        let b64 = meta["hashes"]["sha256"].as_str().unwrap();
+        hex::encode(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+    };
+    let timestamp = get("timestamp.json");
+    let ts: serde_json::Value = serde_json::from_slice(&timestamp).unwrap();
+    let snapshot_file = format!(
+        "snapshot.{}.json",
+        sha256_hex(&ts["signed"]["meta"]["snapshot"])
+    );
+    let snapshot = get(&snapshot_file);
+    let snap: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
+    let targets_file = format!(
+        "targets.{}.json",
+        sha256_hex(&snap["signed"]["meta"]["targets"])
+    );
+    let targets = get(&targets_file);
+    let files = |targets: Vec<u8>, timestamp: Vec<u8>| {
+        std::collections::HashMap::from([
+            (format!("{prefix}root.json"), get("root.json")),
+            (format!("{prefix}timestamp.json"), timestamp),
+            (format!("{prefix}{snapshot_file}"), snapshot.clone()),
+            (format!("{prefix}{targets_file}"), targets),
+        ])
+    };
+
+    // The targets file with one byte changed: its hash no longer matches.
+    let mut altered = targets.clone();
+    let at = altered.iter().position(|b| *b == b'"').unwrap();
+    altered[at + 1] ^= 0x20;
+    let url = std::mem::replace(
+        &mut ctl.server_url,
+        serve(files(altered, timestamp.clone())),
+    );
+    refused(
+        ctl.run(&["list", gun]),
+        "targets does not match what snapshot says about it",
+    );
+    // A timestamp whose signature was tampered with.
+    let mut bad_sig: serde_json::Value = ts.clone();
+    let sig = bad_sig["signatures"][0]["sig"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    bad_sig["signatures"][0]["sig"] = serde_json::Value::String(format!("{flipped}{}", &sig[1..]));
+    ctl.server_url = serve(files(
+        targets.clone(),
+        serde_json::to_vec(&bad_sig).unwrap(),
+    ));
+    refused(ctl.run(&["list", gun]), "timestamp is not validly signed");
+    assert_eq!(
+        std::fs::read(cached.join("targets.json")).unwrap(),
+        good_targets
+    );
+
+    // The honest copy still verifies.
+    ctl.server_url = serve(files(targets, timestamp));
+    ok(ctl.run(&["list", gun]));
+    ctl.server_url = url;
+    ok(ctl.run(&["list", gun]));
+}

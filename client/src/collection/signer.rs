@@ -39,10 +39,12 @@ impl KeydSigner {
         };
         match self.client.get_key(pb::GetKeyRequest { key: bare }).await {
             Ok(key) => Ok(Some(key.into_inner())),
+            // A key notary-keyd does not have is someone else's (or the
+            // server's); a key it refuses to show is a policy matter the
+            // person must hear about.
             Err(status)
                 if status.code() == tonic::Code::NotFound
-                    || reason(&status) == Some("key_not_found")
-                    || status.code() == tonic::Code::PermissionDenied =>
+                    || reason(&status) == Some("key_not_found") =>
             {
                 Ok(None)
             }
