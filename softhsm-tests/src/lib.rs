@@ -1,13 +1,15 @@
-//! Test support: real SoftHSM2 tokens in temp dirs, the real `notary-keyd`
+//! Test support: real SoftHSM2 tokens and swtpm TPMs in temp dirs, the real `notary-keyd`
 //! and `notaryctl` binaries on temp sockets, and a gRPC client for them.
 //! Every process started here is stopped by its pid when its guard drops.
 
 pub mod client;
 pub mod daemon;
 pub mod softhsm;
+pub mod swtpm;
 pub mod verify;
 
 pub use client::connect;
 pub use daemon::{bin_path, Daemon};
 pub use softhsm::SoftHsm;
+pub use swtpm::Swtpm;
 pub use verify::openssl_verify;
