@@ -4,6 +4,7 @@
 //! sends requests over the daemon's Unix socket, shows progress, and checks
 //! what comes back.
 
+mod attestation;
 mod commands;
 mod connect;
 mod errors;
@@ -12,7 +13,7 @@ mod pin;
 mod progress;
 
 use clap::{Parser, Subcommand};
-use commands::{backend, certificate, key, sign};
+use commands::{attest, backend, certificate, key, sign};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,6 +103,16 @@ enum KeyCommand {
     /// Show, attach or issue the X.509 certificate stored beside a key.
     #[command(subcommand)]
     Cert(CertCommand),
+
+    /// Have the TPM that holds a key certify it (TPM2_Certify), and check it.
+    ///
+    /// Checks the attestation key's signature, the nonce, and that the
+    /// certified TPM object is this key; prints a JSON summary with the
+    /// attestation key's fingerprint (compare it with the host's enrolment
+    /// record). --out saves the statement for checking elsewhere.
+    ///
+    /// Example: notaryctl key attest 3f2a… --out ./attestation
+    Attest(attest::AttestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             KeyCommand::Delete(args) => key::delete(&mut client, &args).await,
             KeyCommand::Unlock(args) => key::unlock(&mut client, &args).await,
             KeyCommand::Lock(args) => key::lock(&mut client, &args).await,
+            KeyCommand::Attest(args) => attest::run(&mut client, &args).await,
             KeyCommand::Cert(CertCommand::Show(args)) => {
                 certificate::show(&mut client, &args).await
             }

@@ -240,3 +240,36 @@ impl BackendConfig {
         Err("this notary-keyd was built without the `tpm` feature".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> BackendConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn tpm_fields_are_checked_against_the_type() {
+        let ok = parse("name='tpm'\ntype='tpm'\nkey_auth={ env='K' }\n");
+        assert_eq!(ok.validate(), Ok(()));
+
+        let prompt = parse("name='tpm'\ntype='tpm'\nkey_auth='prompt'\n");
+        let err = prompt.validate().unwrap_err();
+        assert!(
+            err.contains("`key_auth` must be a file, env or credential"),
+            "{err}"
+        );
+
+        let pin = parse("name='tpm'\ntype='tpm'\npin={ env='P' }\n");
+        let err = pin.validate().unwrap_err();
+        assert!(err.contains("`pin` does not apply to type Tpm"), "{err}");
+
+        let empty = parse("name='tpm'\ntype='tpm'\ntcti=''\n");
+        assert!(empty.validate().unwrap_err().contains("`tcti` is empty"));
+
+        let soft = parse("name='soft'\ntype='soft'\ntcti='device:/dev/tpmrm0'\n");
+        let err = soft.validate().unwrap_err();
+        assert!(err.contains("`tcti` does not apply to type Soft"), "{err}");
+    }
+}

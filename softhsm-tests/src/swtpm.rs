@@ -45,6 +45,15 @@ impl Swtpm {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
+    /// A `[[backend]]` section for this TPM, with key auth read from `key_auth`.
+    pub fn backend_toml(&self, name: &str, key_auth: &Path) -> String {
+        format!(
+            "[[backend]]\nname = \"{name}\"\ntype = \"tpm\"\ntcti = \"{}\"\nkey_auth = {{ file = \"{}\" }}\n",
+            self.tcti(),
+            key_auth.display()
+        )
+    }
+
     pub fn state_dir(&self) -> &Path {
         self.state.path()
     }

@@ -24,11 +24,7 @@ fn write_secret(dir: &Path, name: &str, value: &str) -> PathBuf {
 
 /// A `[[backend]]` named "tpm" on `tpm`, with key auth from `key_auth`.
 fn tpm_backend(tpm: &Swtpm, key_auth: &Path) -> String {
-    format!(
-        "[[backend]]\nname = \"tpm\"\ntype = \"tpm\"\ntcti = \"{}\"\nkey_auth = {{ file = \"{}\" }}\n",
-        tpm.tcti(),
-        key_auth.display()
-    )
+    tpm.backend_toml("tpm", key_auth)
 }
 
 fn verify(key: &pb::Key, payload: &[u8], result: &pb::SignResult) {
@@ -354,4 +350,45 @@ async fn swtpm_killed_mid_run_then_back_without_daemon_restart() {
     tpm.start_again().unwrap();
     sign_after_reconnect(&mut client, &tpm_key).await;
     assert_eq!(daemon.pid(), daemon_pid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
+    let tpm = Swtpm::start().unwrap();
+    tpm.tool(&["tpm2_changeauth", "-c", "owner", "owner secret"])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "key secret");
+    let owner = write_secret(dir.path(), "owner.auth", "owner secret");
+    let config = format!(
+        "{}owner_auth = {{ file = \"{}\" }}\n",
+        tpm_backend(&tpm, &auth),
+        owner.display()
+    );
+    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;
+    sign_ok(&mut client, &key, 1).await;
+
+    daemon.stop().unwrap();
+    write_secret(dir.path(), "owner.auth", "not the owner secret");
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let backends = client
+        .list_backends(pb::ListBackendsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let tpm_status = backends.backends.iter().find(|b| b.name == "tpm").unwrap();
+    assert!(!tpm_status.available, "{tpm_status:?}");
+    assert!(
+        tpm_status
+            .unavailable_reason
+            .contains("rejected the configured owner_auth"),
+        "{tpm_status:?}"
+    );
+    assert!(
+        !daemon.log_text().contains("owner secret"),
+        "auth values are never logged"
+    );
 }

@@ -81,10 +81,13 @@ impl Connection {
     }
 
     /// Creates a key under the storage key; returns its public and wrapped
-    /// private areas. The auth value travels encrypted (session decrypt).
+    /// private areas. The auth value travels encrypted (parameter encryption).
     pub fn create(&mut self, template: Public, auth: Option<Auth>) -> Result<(Public, Private)> {
-        let primary = self.primary;
-        let created = self.authorized(|c| c.create(primary, template, auth, None, None, None))?;
+        let (primary, session) = (self.primary, self.session);
+        set_parameter_encryption(&mut self.ctx, session, true)?;
+        let created = self.authorized(|c| c.create(primary, template, auth, None, None, None));
+        set_parameter_encryption(&mut self.ctx, session, false)?;
+        let created = created?;
         Ok((created.out_public, created.out_private))
     }
 
@@ -217,14 +220,22 @@ fn start_salted_session(ctx: &mut Context, primary: KeyHandle) -> Result<AuthSes
         .ok_or(tss_esapi::Error::WrapperError(
             tss_esapi::WrapperErrorKind::WrongValueFromTpm,
         ))?;
-    // Command parameter encryption protects new keys' auth values and the
-    // digest; responses (signatures, public areas) are not secret.
+    set_parameter_encryption(ctx, session, false)?;
+    Ok(session)
+}
+
+/// Command parameter encryption (the session's decrypt attribute) is only
+/// switched on for TPM2_Create, whose first parameter carries the new key's
+/// auth value. A signature's digest is not secret (it is the hash of
+/// metadata that will be published), and encrypting it halves swtpm's
+/// signing rate. Responses (signatures, public areas) are never secret.
+/// Changing attributes is local to the TSS: no TPM round trip.
+fn set_parameter_encryption(ctx: &mut Context, session: AuthSession, on: bool) -> Result<()> {
     let (attributes, mask) = SessionAttributesBuilder::new()
         .with_continue_session(true)
-        .with_decrypt(true)
+        .with_decrypt(on)
         .build();
-    ctx.tr_sess_set_attributes(session, attributes, mask)?;
-    Ok(session)
+    ctx.tr_sess_set_attributes(session, attributes, mask)
 }
 
 /// TPM2_Sign's validation ticket for a digest the TPM did not hash itself.

@@ -398,3 +398,18 @@ fn new_key_id() -> Result<String, BackendError> {
         .map_err(|e| BackendError::Device(format!("no randomness for a key ID: {e}")))?;
     Ok(hex::encode(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_values_longer_than_a_sha256_digest_are_refused() {
+        assert!(auth_value("key_auth", &SecretString::from("x".repeat(32))).is_ok());
+        let err = auth_value("key_auth", &SecretString::from("x".repeat(33))).unwrap_err();
+        assert_eq!(
+            err,
+            "key_auth is 33 bytes; TPM auth values are at most 32 bytes"
+        );
+    }
+}

@@ -1,11 +1,12 @@
 //! The pieces of `keyd-bench`: the algorithms it measures, the timing window
 //! both sides share, the direct (in-process cryptoki) and keyd (gRPC over
-//! the socket) runners, and the report.
+//! the socket) runners, the TPM line (swtpm), and the report.
 
 pub mod direct;
 pub mod keyd;
 pub mod procfs;
 pub mod report;
+pub mod tpm;
 
 use anyhow::{bail, Result};
 use std::time::{Duration, Instant};
