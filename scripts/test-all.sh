@@ -10,11 +10,12 @@ log() { printf '[test-all] %s\n' "$*" >&2; }
 # Packages: softhsm2 (PKCS#11 token), openssl (independent verifier in the
 # tests), util-linux (setpriv, to call the daemon as another uid), notary
 # (Debian's notary-server, notary-signer and notary CLI for interop tests),
-# swtpm + libtss2-dev + pkg-config (TPM backend and its tests), pcscd +
+# swtpm + libtss2-dev + pkg-config (TPM backend and its tests; tpm2-tools to
+# read and set the TPM's dictionary-attack counters in them), pcscd +
 # vsmartcard-vpcd + libpcsclite-dev (YubiKey backend against the project's
 # virtual PIV card), systemd (systemd-analyze verify/security on the units,
 # systemd-socket-activate for the socket-activation tests).
-packages=(softhsm2 openssl util-linux notary swtpm swtpm-tools libtss2-dev pkg-config
+packages=(softhsm2 openssl util-linux notary swtpm swtpm-tools libtss2-dev pkg-config tpm2-tools
   pcscd vsmartcard-vpcd libpcsclite-dev systemd)
 missing=()
 for p in "${packages[@]}"; do

@@ -74,6 +74,34 @@ pub trait KeyBackend: Send + Sync {
     fn token_login(&self) -> Option<&dyn TokenLogin> {
         None
     }
+    /// Key attestation, if the device can vouch for its keys.
+    fn attestation(&self) -> Option<&dyn KeyAttest> {
+        None
+    }
+}
+
+/// A device's signed statement that it holds a key (for a TPM, TPM2_Certify
+/// by an attestation key). The verifier checks `signature` over `attest`
+/// with `signer_spki`, and that the name certified in `attest` is the name
+/// of `key_public_area`, whose key is the notary key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyAttestation {
+    /// What the bytes are, e.g. `tpm2-certify`.
+    pub format: &'static str,
+    /// The signed statement (TPMS_ATTEST, marshalled).
+    pub attest: Vec<u8>,
+    /// DER ECDSA signature over SHA-256(attest).
+    pub signature: Vec<u8>,
+    /// DER SubjectPublicKeyInfo of the key that signed it.
+    pub signer_spki: Vec<u8>,
+    /// The certified key's device public area (TPMT_PUBLIC, marshalled).
+    pub key_public_area: Vec<u8>,
+}
+
+/// Attestation of keys by the device that holds them.
+pub trait KeyAttest: Send + Sync {
+    /// Attests the key at `uri`, binding `nonce` (freshness) into the statement.
+    fn attest(&self, uri: &KeyUri, nonce: &[u8]) -> Result<KeyAttestation, BackendError>;
 }
 
 /// X.509 certificates stored beside a key (PKCS#11 certificate object with

@@ -52,6 +52,17 @@ pub enum BackendError {
     PinBlocked,
     #[error("token is locked: unlock it with a PIN first (notaryctl key unlock --backend NAME)")]
     LoginRequired,
+    /// A device auth value (TPM key or hierarchy auth) was refused. Never
+    /// retried by the backend: each try may count toward a lockout.
+    #[error("{detail} ({tries_left})")]
+    WrongAuth {
+        detail: String,
+        tries_left: TriesLeft,
+    },
+    /// The device refuses auth attempts for a while (TPM dictionary-attack
+    /// lockout); the message says for how long.
+    #[error("{0}")]
+    Lockout(String),
     #[error("algorithm {0} is not supported by this backend")]
     UnsupportedAlgorithm(String),
     #[error("operation not supported by this backend: {0}")]

@@ -8,6 +8,10 @@
 pub mod algorithm;
 pub mod atomic_file;
 pub mod backend;
+#[cfg(any(feature = "pkcs11", feature = "tpm"))]
+// A TPM-only build uses a subset (no PKCS#11 attribute encodings).
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
+mod encoding;
 pub mod error;
 pub mod uri;
 
@@ -15,11 +19,13 @@ pub mod uri;
 pub mod pkcs11;
 #[cfg(feature = "soft")]
 pub mod soft;
+#[cfg(feature = "tpm")]
+pub mod tpm;
 
 pub use algorithm::Algorithm;
 pub use backend::{
-    Availability, BackendKey, CertificateStore, DeviceInfo, KeyBackend, KeySpec, PinStatus,
-    TokenLogin,
+    Availability, BackendKey, CertificateStore, DeviceInfo, KeyAttest, KeyAttestation, KeyBackend,
+    KeySpec, PinStatus, TokenLogin,
 };
 pub use error::{BackendError, TriesLeft};
 pub use uri::KeyUri;

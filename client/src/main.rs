@@ -4,6 +4,7 @@
 //! sends requests over the daemon's Unix socket, shows progress, and checks
 //! what comes back.
 
+mod attestation;
 mod collection;
 mod commands;
 mod connect;
@@ -17,7 +18,7 @@ mod trust_dir;
 
 use clap::{Parser, Subcommand};
 use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
-use commands::{backend, certificate, key, key_transfer, sign};
+use commands::{attest, backend, certificate, key, key_transfer, sign};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -216,6 +217,16 @@ enum KeyCommand {
     /// Show, attach or issue the X.509 certificate stored beside a key.
     #[command(subcommand)]
     Cert(CertCommand),
+
+    /// Have the TPM that holds a key certify it (TPM2_Certify), and check it.
+    ///
+    /// Checks the attestation key's signature, the nonce, and that the
+    /// certified TPM object is this key; prints a JSON summary with the
+    /// attestation key's fingerprint (compare it with the host's enrolment
+    /// record). --out saves the statement for checking elsewhere.
+    ///
+    /// Example: notaryctl key attest 3f2a… --out ./attestation
+    Attest(attest::AttestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +325,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             KeyCommand::Delete(args) => key::delete(&mut client, &args).await,
             KeyCommand::Unlock(args) => key::unlock(&mut client, &args).await,
             KeyCommand::Lock(args) => key::lock(&mut client, &args).await,
+            KeyCommand::Attest(args) => attest::run(&mut client, &args).await,
             KeyCommand::Rotate(_) | KeyCommand::Export(_) | KeyCommand::Import(_) => {
                 unreachable!("handled before connecting")
             }

@@ -5,6 +5,8 @@
 use crate::pin_source::PinSource;
 use keyd_backends::pkcs11::{Pkcs11Backend, Pkcs11Config, TokenSelector};
 use keyd_backends::soft::{SoftBackend, SoftConfig};
+#[cfg(feature = "tpm")]
+use keyd_backends::tpm::{TpmBackend, TpmConfig, DEFAULT_TCTI};
 use keyd_backends::KeyBackend;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::sync::Arc;
 pub enum BackendType {
     Soft,
     Pkcs11,
+    Tpm,
 }
 
 /// How long a PIN typed by a person keeps a token unlocked.
@@ -43,7 +46,8 @@ pub struct BackendConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: BackendType,
-    /// soft: keystore directory (default `<state_dir>/soft`).
+    /// soft: keystore directory (default `<state_dir>/soft`); tpm: key blob
+    /// directory (default `<state_dir>/tpm-<name>`).
     pub dir: Option<PathBuf>,
     /// soft: passphrase source for encryption at rest.
     pub passphrase: Option<PinSource>,
@@ -60,6 +64,12 @@ pub struct BackendConfig {
     /// pkcs11 with `pin = "prompt"`: how long an unlock lasts.
     #[serde(default)]
     pub pin_cache: PinCache,
+    /// tpm: TCTI (default `device:/dev/tpmrm0`).
+    pub tcti: Option<String>,
+    /// tpm: owner hierarchy auth source, when the owner set one.
+    pub owner_auth: Option<PinSource>,
+    /// tpm: auth value source for the keys this backend creates.
+    pub key_auth: Option<PinSource>,
 }
 
 impl BackendConfig {
@@ -75,6 +85,9 @@ impl BackendConfig {
             pin: None,
             sessions: None,
             pin_cache: PinCache::Default,
+            tcti: None,
+            owner_auth: None,
+            key_auth: None,
         }
     }
 
@@ -91,6 +104,14 @@ impl BackendConfig {
                 Ok(())
             }
         };
+        match self.kind {
+            BackendType::Soft | BackendType::Pkcs11 => {
+                foreign("tcti", self.tcti.is_some())?;
+                foreign("owner_auth", self.owner_auth.is_some())?;
+                foreign("key_auth", self.key_auth.is_some())?;
+            }
+            BackendType::Tpm => {}
+        }
         match self.kind {
             BackendType::Soft => {
                 foreign("module", self.module.is_some())?;
@@ -116,6 +137,41 @@ impl BackendConfig {
                     ));
                 }
             }
+            BackendType::Tpm => self.validate_tpm()?,
+        }
+        Ok(())
+    }
+
+    fn validate_tpm(&self) -> Result<(), String> {
+        let name = &self.name;
+        for (field, present) in [
+            ("passphrase", self.passphrase.is_some()),
+            ("module", self.module.is_some()),
+            ("token", self.token.is_some()),
+            ("token_serial", self.token_serial.is_some()),
+            ("pin", self.pin.is_some()),
+            ("sessions", self.sessions.is_some()),
+            ("pin_cache", self.pin_cache != PinCache::Default),
+        ] {
+            if present {
+                return Err(format!(
+                    "backend {name:?}: `{field}` does not apply to type Tpm"
+                ));
+            }
+        }
+        for (field, source) in [
+            ("owner_auth", &self.owner_auth),
+            ("key_auth", &self.key_auth),
+        ] {
+            if matches!(source, Some(PinSource::Prompt(_))) {
+                return Err(format!(
+                    "backend {name:?}: `{field}` must be a file, env or credential; the TPM \
+                     backend has no prompt (a wrong typed value would count toward lockout)"
+                ));
+            }
+        }
+        if self.tcti.as_deref().is_some_and(str::is_empty) {
+            return Err(format!("backend {name:?}: `tcti` is empty"));
         }
         Ok(())
     }
@@ -156,6 +212,64 @@ impl BackendConfig {
                 };
                 Ok(Arc::new(Pkcs11Backend::open(&self.name, config)))
             }
+            BackendType::Tpm => self.open_tpm(state_dir),
         }
+    }
+
+    #[cfg(feature = "tpm")]
+    fn open_tpm(&self, state_dir: &Path) -> Result<Arc<dyn KeyBackend>, String> {
+        let secret = |source: &Option<PinSource>| match source {
+            Some(src) => src.resolve().map_err(|e| e.to_string()),
+            None => Ok(None),
+        };
+        let config = TpmConfig {
+            tcti: self.tcti.clone().unwrap_or_else(|| DEFAULT_TCTI.into()),
+            dir: self
+                .dir
+                .clone()
+                .unwrap_or_else(|| state_dir.join(format!("tpm-{}", self.name))),
+            owner_auth: secret(&self.owner_auth)?,
+            key_auth: secret(&self.key_auth)?,
+        };
+        let backend = TpmBackend::open(&self.name, config).map_err(|e| e.to_string())?;
+        Ok(Arc::new(backend))
+    }
+
+    #[cfg(not(feature = "tpm"))]
+    fn open_tpm(&self, _state_dir: &Path) -> Result<Arc<dyn KeyBackend>, String> {
+        Err("this notary-keyd was built without the `tpm` feature".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> BackendConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn tpm_fields_are_checked_against_the_type() {
+        let ok = parse("name='tpm'\ntype='tpm'\nkey_auth={ env='K' }\n");
+        assert_eq!(ok.validate(), Ok(()));
+
+        let prompt = parse("name='tpm'\ntype='tpm'\nkey_auth='prompt'\n");
+        let err = prompt.validate().unwrap_err();
+        assert!(
+            err.contains("`key_auth` must be a file, env or credential"),
+            "{err}"
+        );
+
+        let pin = parse("name='tpm'\ntype='tpm'\npin={ env='P' }\n");
+        let err = pin.validate().unwrap_err();
+        assert!(err.contains("`pin` does not apply to type Tpm"), "{err}");
+
+        let empty = parse("name='tpm'\ntype='tpm'\ntcti=''\n");
+        assert!(empty.validate().unwrap_err().contains("`tcti` is empty"));
+
+        let soft = parse("name='soft'\ntype='soft'\ntcti='device:/dev/tpmrm0'\n");
+        let err = soft.validate().unwrap_err();
+        assert!(err.contains("`tcti` does not apply to type Soft"), "{err}");
     }
 }

@@ -64,13 +64,22 @@ impl Registry {
         self.devices.iter().find(|d| d.name == name)
     }
 
-    /// Re-reads every available device's keys. Devices that fail keep their
-    /// previously known keys out of the index (they cannot sign anyway).
+    /// Re-reads every available device's keys. A device that is unavailable
+    /// or cannot list keeps the keys it was last seen with, so a request for
+    /// one gets the device's reason (a TPM gone for a moment) rather than
+    /// "no such key".
     pub async fn refresh(&self) {
+        let previous = self.keys.read().map(|k| k.clone()).unwrap_or_default();
+        let keep_known = |device: &str, fresh: &mut HashMap<String, Arc<KeyEntry>>| {
+            for (id, entry) in previous.iter().filter(|(_, e)| e.device == device) {
+                fresh.insert(id.clone(), Arc::clone(entry));
+            }
+        };
         let mut fresh = HashMap::new();
         for device in &self.devices {
             if let Availability::Unavailable(reason) = device.backend.availability() {
                 tracing::debug!(backend = %device.name, %reason, "skipping unavailable backend");
+                keep_known(&device.name, &mut fresh);
                 continue;
             }
             let listed = device.run(|b| {
@@ -89,6 +98,7 @@ impl Registry {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(backend = %device.name, error = %e, "cannot list keys");
+                    keep_known(&device.name, &mut fresh);
                     continue;
                 }
             };

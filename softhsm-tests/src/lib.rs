@@ -1,4 +1,4 @@
-//! Test support: real SoftHSM2 tokens in temp dirs, the real `notary-keyd`
+//! Test support: real SoftHSM2 tokens and swtpm TPMs in temp dirs, the real `notary-keyd`
 //! and `notaryctl` binaries on temp sockets, and a gRPC client for them.
 //! Debian's notary-server and notary CLI (`notary_stack`).
 //! Every process started here is stopped by its pid when its guard drops.
@@ -10,10 +10,12 @@ pub mod notaryctl_cli;
 pub mod notify;
 mod process;
 pub mod softhsm;
+pub mod swtpm;
 pub mod verify;
 
 pub use client::connect;
 pub use daemon::{bin_path, Daemon};
 pub use notify::NotifyListener;
 pub use softhsm::SoftHsm;
+pub use swtpm::Swtpm;
 pub use verify::openssl_verify;

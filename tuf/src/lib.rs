@@ -4,7 +4,7 @@
 //! (see `docs/notary-protocol.md` in the repository); it knows nothing about
 //! where private keys live.
 
-mod b64;
+pub mod b64;
 pub mod canonical;
 pub mod keys;
 pub mod metadata;

@@ -1,10 +1,10 @@
 //! X.509 certificates kept on the token beside a key: a CKO_CERTIFICATE
 //! object with the key's CKA_ID.
 
-use super::encoding;
 use super::errors::OpError;
 use super::objects::{certificate_value, read_public_key};
 use super::token::Token;
+use crate::encoding;
 use crate::BackendError;
 use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass};
 use cryptoki::session::Session;

@@ -1,10 +1,10 @@
 //! Key pair generation on the token.
 
-use super::encoding::{self, Curve};
 use super::errors::OpError;
 use super::objects::{read_public_key, KeyObject};
 use super::sign::{KeyKind, SigningKey};
 use super::token::Token;
+use crate::encoding::{self, Curve};
 use crate::{Algorithm, BackendError, KeySpec};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;

@@ -7,7 +7,6 @@
 
 mod certs;
 mod config;
-mod encoding;
 mod errors;
 mod keygen;
 mod module;

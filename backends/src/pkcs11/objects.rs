@@ -2,10 +2,10 @@
 //! CKA_ID. Public objects are readable without login, so keys can be listed
 //! while the token is still locked.
 
-use super::encoding::{self, Curve};
 use super::errors::OpError;
 use super::lock;
 use super::token::Token;
+use crate::encoding::{self, Curve};
 use crate::{Algorithm, BackendKey, KeyUri};
 use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,

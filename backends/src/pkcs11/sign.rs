@@ -1,9 +1,9 @@
 //! Signing in notary's encodings, with private key handles cached by CKA_ID.
 
-use super::encoding::{self, Curve};
 use super::errors::OpError;
 use super::lock;
 use super::token::Token;
+use crate::encoding::{self, Curve};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};

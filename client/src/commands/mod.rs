@@ -1,5 +1,6 @@
 //! One file per command group.
 
+pub mod attest;
 pub mod backend;
 pub mod certificate;
 pub mod key;

@@ -30,7 +30,11 @@ impl KeydService {
 
     /// Finds a key the caller may list or sign with (a signer needs the
     /// public key to verify what it gets); unknown and hidden keys look alike.
-    async fn visible_key(&self, caller: &Caller, id: &str) -> Result<Arc<KeyEntry>, Status> {
+    pub(super) async fn visible_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Arc<KeyEntry>, Status> {
         match self.registry.find(id).await {
             Some(e)
                 if self.may(caller, Operation::List, &e)

@@ -1,6 +1,7 @@
 //! The `notary.keyd.v1.Keyd` gRPC service: authorisation, audit and
 //! dispatch to devices. One file per group of RPCs.
 
+mod attest;
 mod keys;
 mod signing;
 pub(crate) use signing::ProgressSink;
@@ -157,5 +158,12 @@ impl pb::keyd_server::Keyd for KeydService {
         request: tonic::Request<pb::LockRequest>,
     ) -> Result<tonic::Response<pb::LockResponse>, Status> {
         self.lock_rpc(request).await
+    }
+
+    async fn attest_key(
+        &self,
+        request: tonic::Request<pb::AttestKeyRequest>,
+    ) -> Result<tonic::Response<pb::KeyAttestation>, Status> {
+        self.attest_key_rpc(request).await
     }
 }

@@ -28,6 +28,11 @@ pub fn from_backend(backend: &str, e: &BackendError) -> Status {
         BackendError::WrongPin(t) => {
             with_tries(with_reason(Code::Unauthenticated, "wrong_pin", msg), *t)
         }
+        BackendError::WrongAuth { tries_left, .. } => with_tries(
+            with_reason(Code::Unauthenticated, "wrong_auth", msg),
+            *tries_left,
+        ),
+        BackendError::Lockout(_) => with_reason(Code::FailedPrecondition, "auth_lockout", msg),
         BackendError::PinBlocked => with_tries(
             with_reason(Code::FailedPrecondition, "pin_blocked", msg),
             TriesLeft::Exactly(0),

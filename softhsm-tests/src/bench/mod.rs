@@ -1,13 +1,15 @@
 //! The pieces of `keyd-bench`: the algorithms it measures, the timing window
 //! both sides share, the direct (in-process cryptoki) and keyd (gRPC over
-//! the socket) runners, and the report; and the signer-API comparison
-//! (notary-keyd's `proto.Signer` vs the stock notary-signer).
+//! the socket) runners, the TPM line (swtpm), and the report; and the
+//! signer-API comparison (notary-keyd's `proto.Signer` vs the stock
+//! notary-signer).
 
 pub mod direct;
 pub mod keyd;
 pub mod procfs;
 pub mod report;
 pub mod signer;
+pub mod tpm;
 
 use anyhow::{bail, Result};
 use std::time::{Duration, Instant};

@@ -6,7 +6,11 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 pub struct Row {
+    /// The device: "softhsm" or "swtpm".
+    pub backend: &'static str,
     pub alg: Alg,
+    /// keyd/direct floor at `FLOOR_CLIENTS` clients.
+    pub ratio_floor: f64,
     pub clients: usize,
     /// Direct in-process signatures per second.
     pub direct_ops: f64,
@@ -36,7 +40,7 @@ impl Row {
     /// The JSON object, one line.
     pub fn json(&self) -> String {
         json!({
-            "backend": "softhsm",
+            "backend": self.backend,
             "alg": self.alg.name(),
             "clients": self.clients,
             "direct_ops": round(self.direct_ops, 1),
@@ -51,7 +55,7 @@ impl Row {
 
     /// The ratio floor for this row, if one applies.
     pub fn floor(&self) -> Option<f64> {
-        (self.clients == FLOOR_CLIENTS).then(|| self.alg.floor())
+        (self.clients == FLOOR_CLIENTS).then_some(self.ratio_floor)
     }
 
     fn floor_cell(&self) -> String {

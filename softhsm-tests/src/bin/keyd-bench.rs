@@ -71,6 +71,11 @@ struct Args {
     /// over the same mutual TLS (--clients are concurrent streams).
     #[arg(long)]
     signer_api: bool,
+    /// Measure the TPM instead (ECDSA P-256 on a fresh swtpm): in-process
+    /// through the TPM backend vs through notary-keyd. `--algs`, `--rounds`
+    /// and `--sessions` do not apply.
+    #[arg(long)]
+    tpm: bool,
 }
 
 const LABEL: &str = "keyd-bench";
@@ -97,6 +102,9 @@ fn main() -> Result<()> {
     }
     if args.signer_api {
         return bench::signer::compare(&args.clients, warmup, measure, args.json);
+    }
+    if args.tpm {
+        return tpm_main(&args, warmup, measure);
     }
 
     // One token for the whole run, shared by the daemon and this process.
@@ -202,7 +210,9 @@ fn main() -> Result<()> {
             let direct_rate = d_ops as f64 / d_secs;
             let keyd_rate = keyd_total.ops_per_sec();
             let row = Row {
+                backend: "softhsm",
                 alg,
+                ratio_floor: alg.floor(),
                 clients,
                 direct_ops: direct_rate,
                 keyd_ops: keyd_rate,
@@ -247,6 +257,35 @@ fn main() -> Result<()> {
         if args.check_floors {
             std::process::exit(1);
         }
+    }
+    Ok(())
+}
+
+/// The TPM line: `bench::tpm` measures, this reports like the SoftHSM lines.
+fn tpm_main(args: &Args, warmup: Duration, measure: Duration) -> Result<()> {
+    let settings = bench::tpm::Settings {
+        clients: args.clients.clone(),
+        warmup,
+        measure,
+    };
+    let payload = Arc::new(bench::targets_payload()?);
+    let (rows, peak) = bench::tpm::run(&settings, payload)?;
+    if !args.json {
+        println!("{}", report::TABLE_HEADER);
+    }
+    for row in &rows {
+        if args.json {
+            println!("{}", row.json());
+        } else {
+            println!("{}", report::table_line(row));
+        }
+    }
+    let missed = report::missed_floors(&rows, peak);
+    for m in &missed {
+        eprintln!("keyd-bench: floor missed: {m}");
+    }
+    if !missed.is_empty() && args.check_floors {
+        std::process::exit(1);
     }
     Ok(())
 }

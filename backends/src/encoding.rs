@@ -1,4 +1,4 @@
-//! Byte formats between PKCS#11 attributes and notary: EC parameters and
+//! Byte formats between device key attributes (PKCS#11, TPM) and notary: EC parameters and
 //! points, SubjectPublicKeyInfo, and signature shapes.
 
 use crate::Algorithm;
@@ -15,18 +15,18 @@ const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 
 /// CKA_EC_PARAMS for Ed25519 keys: the RFC 8410 OID. SoftHSM 2.6 accepts it
 /// and reads it back unchanged.
-pub(super) const ED25519_PARAMS: &[u8] = &[0x06, 0x03, 0x2B, 0x65, 0x70];
+pub(crate) const ED25519_PARAMS: &[u8] = &[0x06, 0x03, 0x2B, 0x65, 0x70];
 /// PrintableString "edwards25519": the older form some tokens report.
 const ED25519_PARAMS_NAME: &[u8] = b"\x13\x0cedwards25519";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Curve {
+pub(crate) enum Curve {
     P256,
     P384,
 }
 
 impl Curve {
-    pub(super) fn for_algorithm(algorithm: Algorithm) -> Option<Curve> {
+    pub(crate) fn for_algorithm(algorithm: Algorithm) -> Option<Curve> {
         match algorithm {
             Algorithm::EcdsaP256 => Some(Curve::P256),
             Algorithm::EcdsaP384 => Some(Curve::P384),
@@ -34,7 +34,7 @@ impl Curve {
         }
     }
 
-    pub(super) fn algorithm(self) -> Algorithm {
+    pub(crate) fn algorithm(self) -> Algorithm {
         match self {
             Curve::P256 => Algorithm::EcdsaP256,
             Curve::P384 => Algorithm::EcdsaP384,
@@ -49,7 +49,7 @@ impl Curve {
     }
 
     /// Bytes of one coordinate, and so of each of r and s.
-    pub(super) fn field_len(self) -> usize {
+    pub(crate) fn field_len(self) -> usize {
         match self {
             Curve::P256 => 32,
             Curve::P384 => 48,
@@ -57,11 +57,11 @@ impl Curve {
     }
 
     /// CKA_EC_PARAMS: the DER-encoded named-curve OID.
-    pub(super) fn params(self) -> Result<Vec<u8>, der::Error> {
+    pub(crate) fn params(self) -> Result<Vec<u8>, der::Error> {
         self.oid().to_der()
     }
 
-    pub(super) fn from_params(params: &[u8]) -> Option<Curve> {
+    pub(crate) fn from_params(params: &[u8]) -> Option<Curve> {
         let oid = ObjectIdentifier::from_der(params).ok()?;
         [Curve::P256, Curve::P384]
             .into_iter()
@@ -75,14 +75,14 @@ impl Curve {
     }
 }
 
-pub(super) fn is_ed25519_params(params: &[u8]) -> bool {
+pub(crate) fn is_ed25519_params(params: &[u8]) -> bool {
     params == ED25519_PARAMS || params == ED25519_PARAMS_NAME
 }
 
 /// The point inside CKA_EC_POINT. The spec says DER OCTET STRING, some tokens
 /// return the bare point; `len` (known from the curve) tells them apart, since
 /// an uncompressed point also starts with 0x04.
-pub(super) fn ec_point(value: &[u8], len: usize) -> Option<&[u8]> {
+pub(crate) fn ec_point(value: &[u8], len: usize) -> Option<&[u8]> {
     if value.len() == len {
         return Some(value);
     }
@@ -93,13 +93,13 @@ pub(super) fn ec_point(value: &[u8], len: usize) -> Option<&[u8]> {
 }
 
 /// Uncompressed SEC1 point length for a curve.
-pub(super) fn uncompressed_len(curve: Curve) -> usize {
+pub(crate) fn uncompressed_len(curve: Curve) -> usize {
     1 + 2 * curve.field_len()
 }
 
 /// Notary `ecdsa` key: DER SPKI with the named curve, as Go's
 /// x509.MarshalPKIXPublicKey writes it.
-pub(super) fn ecdsa_public(curve: Curve, point: &[u8]) -> Result<PublicKey, String> {
+pub(crate) fn ecdsa_public(curve: Curve, point: &[u8]) -> Result<PublicKey, String> {
     if point.len() != uncompressed_len(curve) || point.first() != Some(&0x04) {
         return Err(format!("EC point is not an uncompressed {curve:?} point"));
     }
@@ -117,7 +117,7 @@ pub(super) fn ecdsa_public(curve: Curve, point: &[u8]) -> Result<PublicKey, Stri
 }
 
 /// Notary `ed25519` key: the raw 32 bytes.
-pub(super) fn ed25519_public(point: &[u8]) -> Result<PublicKey, String> {
+pub(crate) fn ed25519_public(point: &[u8]) -> Result<PublicKey, String> {
     if point.len() != 32 {
         return Err(format!(
             "Ed25519 public key is {} bytes, not 32",
@@ -136,7 +136,7 @@ struct RsaPublicKeyDer<'a> {
 
 /// Notary `rsa` key: DER SPKI (rsaEncryption, NULL parameters), and the
 /// algorithm its modulus size makes it.
-pub(super) fn rsa_public(
+pub(crate) fn rsa_public(
     modulus: &[u8],
     exponent: &[u8],
 ) -> Result<(Algorithm, PublicKey), String> {
@@ -179,7 +179,7 @@ fn rsa_bits(modulus: &[u8]) -> usize {
 
 /// The notary key in a certificate's SPKI (for keys a token only holds as a
 /// certificate), re-encoded the way keys read from objects are.
-pub(super) fn public_from_spki(
+pub(crate) fn public_from_spki(
     spki: &SubjectPublicKeyInfoOwned,
 ) -> Result<(Algorithm, PublicKey), String> {
     let key = spki
@@ -214,7 +214,7 @@ struct EcdsaSigDer<'a> {
 }
 
 /// Notary's ECDSA signature: raw r||s, each left-padded to the field size.
-pub(super) fn ecdsa_raw_signature(sig: &[u8], curve: Curve) -> Result<Vec<u8>, String> {
+pub(crate) fn ecdsa_raw_signature(sig: &[u8], curve: Curve) -> Result<Vec<u8>, String> {
     let n = curve.field_len();
     if sig.len() == 2 * n {
         return Ok(sig.to_vec());
@@ -240,7 +240,7 @@ pub(super) fn ecdsa_raw_signature(sig: &[u8], curve: Curve) -> Result<Vec<u8>, S
 }
 
 /// RSA signatures are exactly the modulus length; some tokens drop leading zeros.
-pub(super) fn left_pad(sig: Vec<u8>, len: usize) -> Vec<u8> {
+pub(crate) fn left_pad(sig: Vec<u8>, len: usize) -> Vec<u8> {
     if sig.len() >= len {
         return sig;
     }

@@ -1,0 +1,281 @@
+//! One open TPM context with the storage key loaded and one long-lived,
+//! salted HMAC session reused for every authorized command.
+//!
+//! The session is salted with the storage key, so its session key (and so
+//! every HMAC and the parameter encryption) depends on a secret that never
+//! crossed the bus; auth values are only ever used as HMAC keys, never sent.
+//! Reusing it costs nothing per command, where a new session per command
+//! costs two round trips and key exchanges (about 8x on swtpm).
+
+use super::errors::DaState;
+use super::templates;
+use std::str::FromStr;
+use tss_esapi::attributes::SessionAttributesBuilder;
+use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
+use tss_esapi::handles::{KeyHandle, ObjectHandle, SessionHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    Attest, Auth, CapabilityData, Data, Digest, HashcheckTicket, Private, Public, Signature,
+    SignatureScheme, SymmetricDefinition,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+use tss_esapi::{Context, Result};
+
+/// TPM2_HT_TRANSIENT and TPM2_HT_LOADED_SESSION handle ranges.
+const TRANSIENT_FIRST: u32 = 0x8000_0000;
+const LOADED_SESSION_FIRST: u32 = 0x0200_0000;
+
+pub(super) struct Connection {
+    ctx: Context,
+    primary: KeyHandle,
+    session: AuthSession,
+    /// The one signing key kept loaded: TPMs hold only a few transient
+    /// objects (3 on swtpm), and the storage key already takes one.
+    loaded: Option<(String, KeyHandle)>,
+}
+
+impl Connection {
+    /// Connects, recreates the storage key under the owner hierarchy (with
+    /// `owner_auth` if the hierarchy has one) and starts the session.
+    pub fn open(tcti: &str, owner_auth: Option<Auth>) -> Result<Connection> {
+        let mut ctx = Context::new(TctiNameConf::from_str(tcti)?)?;
+        flush_leftovers(&mut ctx);
+        if let Some(auth) = owner_auth {
+            ctx.tr_set_auth(Hierarchy::Owner.into(), auth)?;
+        }
+        // No salt key exists before the primary: this one command runs in
+        // an unsalted HMAC session, which still never sends the owner auth.
+        let primary = ctx
+            .execute_with_nullauth_session(|c| {
+                c.create_primary(
+                    Hierarchy::Owner,
+                    templates::storage_primary()?,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+            })?
+            .key_handle;
+        let session = match start_salted_session(&mut ctx, primary) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ctx.flush_context(primary.into());
+                return Err(e);
+            }
+        };
+        Ok(Connection {
+            ctx,
+            primary,
+            session,
+            loaded: None,
+        })
+    }
+
+    /// Runs an authorized command in the long-lived session.
+    fn authorized<T>(&mut self, f: impl FnOnce(&mut Context) -> Result<T>) -> Result<T> {
+        self.ctx.execute_with_session(Some(self.session), f)
+    }
+
+    /// Creates a key under the storage key; returns its public and wrapped
+    /// private areas. The auth value travels encrypted (parameter encryption).
+    pub fn create(&mut self, template: Public, auth: Option<Auth>) -> Result<(Public, Private)> {
+        let (primary, session) = (self.primary, self.session);
+        set_parameter_encryption(&mut self.ctx, session, true)?;
+        let created = self.authorized(|c| c.create(primary, template, auth, None, None, None));
+        set_parameter_encryption(&mut self.ctx, session, false)?;
+        let created = created?;
+        Ok((created.out_public, created.out_private))
+    }
+
+    /// The key `id` loaded from its blob, reusing it when already loaded.
+    pub fn load(
+        &mut self,
+        id: &str,
+        public: &Public,
+        private: &[u8],
+        auth: Option<Auth>,
+    ) -> Result<KeyHandle> {
+        if let Some((loaded_id, handle)) = &self.loaded {
+            if loaded_id == id {
+                return Ok(*handle);
+            }
+        }
+        self.unload();
+        let primary = self.primary;
+        let private = Private::try_from(private.to_vec())?;
+        let public = public.clone();
+        let handle = self.authorized(|c| c.load(primary, private, public))?;
+        if let Some(auth) = auth {
+            if let Err(e) = self.ctx.tr_set_auth(handle.into(), auth) {
+                let _ = self.ctx.flush_context(handle.into());
+                return Err(e);
+            }
+        }
+        self.loaded = Some((id.to_string(), handle));
+        Ok(handle)
+    }
+
+    /// The TPM manufacturer, as the TPM reports it.
+    pub fn vendor(&mut self) -> String {
+        tss_esapi::utils::get_tpm_vendor(&mut self.ctx).unwrap_or_else(|_| "unknown".into())
+    }
+
+    /// Unloads `id` if it is the loaded key (it is being deleted).
+    pub fn forget(&mut self, id: &str) {
+        if self.loaded.as_ref().is_some_and(|(loaded, _)| loaded == id) {
+            self.unload();
+        }
+    }
+
+    /// Flushes the loaded key (after delete, or to make room).
+    pub fn unload(&mut self) {
+        if let Some((_, handle)) = self.loaded.take() {
+            let _ = self.ctx.flush_context(handle.into());
+        }
+    }
+
+    pub fn sign(
+        &mut self,
+        key: KeyHandle,
+        digest: Digest,
+        scheme: SignatureScheme,
+    ) -> Result<Signature> {
+        let ticket = null_ticket()?;
+        self.authorized(|c| c.sign(key, digest, scheme, ticket))
+    }
+
+    /// TPM2_Certify of `key` by the owner-hierarchy attestation key, over
+    /// `nonce`. Returns the attestation, its signature and the AK public.
+    pub fn certify(&mut self, key: KeyHandle, nonce: Data) -> Result<(Attest, Signature, Public)> {
+        let ak = self.ctx.execute_with_nullauth_session(|c| {
+            c.create_primary(
+                Hierarchy::Owner,
+                templates::attestation_primary()?,
+                None,
+                None,
+                None,
+                None,
+            )
+        })?;
+        let session = self.session;
+        // Session 1 authorizes the certified key (its auth value), session
+        // 2 the attestation key (empty auth, no DA).
+        let result = self
+            .ctx
+            .execute_with_sessions((Some(session), Some(AuthSession::Password), None), |c| {
+                c.certify(key.into(), ak.key_handle, nonce, SignatureScheme::Null)
+            });
+        let _ = self.ctx.flush_context(ak.key_handle.into());
+        let (attest, signature) = result?;
+        Ok((attest, signature, ak.out_public))
+    }
+
+    /// The TPM's dictionary-attack counters.
+    pub fn da_state(&mut self) -> Result<DaState> {
+        let (data, _) = self.ctx.execute_without_session(|c| {
+            c.get_capability(
+                CapabilityType::TpmProperties,
+                tss_esapi::constants::tss::TPM2_PT_LOCKOUT_COUNTER,
+                4,
+            )
+        })?;
+        let value = |tag| match &data {
+            CapabilityData::TpmProperties(list) => list.find(tag).map_or(0, |p| p.value()),
+            _ => 0,
+        };
+        Ok(DaState {
+            failures: value(PropertyTag::LockoutCounter),
+            max_failures: value(PropertyTag::MaxAuthFail),
+            interval_s: value(PropertyTag::LockoutInterval),
+        })
+    }
+}
+
+impl Drop for Connection {
+    /// Without a resource manager (swtpm, /dev/tpm0) objects outlive the
+    /// connection, so give back what we hold.
+    fn drop(&mut self) {
+        self.unload();
+        let _ = self.ctx.flush_context(self.primary.into());
+        let _ = self
+            .ctx
+            .flush_context(ObjectHandle::from(SessionHandle::from(self.session)));
+    }
+}
+
+fn start_salted_session(ctx: &mut Context, primary: KeyHandle) -> Result<AuthSession> {
+    let session = ctx
+        .start_auth_session(
+            Some(primary),
+            None,
+            None,
+            SessionType::Hmac,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )?
+        .ok_or(tss_esapi::Error::WrapperError(
+            tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+        ))?;
+    set_parameter_encryption(ctx, session, false)?;
+    Ok(session)
+}
+
+/// Command parameter encryption (the session's decrypt attribute) is only
+/// switched on for TPM2_Create, whose first parameter carries the new key's
+/// auth value. A signature's digest is not secret (it is the hash of
+/// metadata that will be published), and encrypting it halves swtpm's
+/// signing rate. Responses (signatures, public areas) are never secret.
+/// Changing attributes is local to the TSS: no TPM round trip.
+fn set_parameter_encryption(ctx: &mut Context, session: AuthSession, on: bool) -> Result<()> {
+    let (attributes, mask) = SessionAttributesBuilder::new()
+        .with_continue_session(true)
+        .with_decrypt(on)
+        .build();
+    ctx.tr_sess_set_attributes(session, attributes, mask)
+}
+
+/// TPM2_Sign's validation ticket for a digest the TPM did not hash itself.
+fn null_ticket() -> Result<HashcheckTicket> {
+    HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
+        tag: tss_esapi::constants::tss::TPM2_ST_HASHCHECK,
+        hierarchy: tss_esapi::constants::tss::TPM2_RH_NULL,
+        digest: Default::default(),
+    })
+}
+
+/// Flushes transient objects and sessions a previous process left in the
+/// TPM. Behind a resource manager (tpmrm0, tabrmd) a new connection sees
+/// none, so this only acts on a TPM we have to ourselves (swtpm, tpm0),
+/// where leftovers would exhaust its few object slots.
+fn flush_leftovers(ctx: &mut Context) {
+    for first in [TRANSIENT_FIRST, LOADED_SESSION_FIRST] {
+        let listed =
+            ctx.execute_without_session(|c| c.get_capability(CapabilityType::Handles, first, 64));
+        let Ok((CapabilityData::Handles(handles), _)) = listed else {
+            continue;
+        };
+        for handle in handles.into_inner() {
+            let leftover = match handle {
+                TpmHandle::Transient(_)
+                | TpmHandle::LoadedSession(_)
+                | TpmHandle::HmacSession(_)
+                | TpmHandle::PolicySession(_) => handle,
+                _ => continue,
+            };
+            match ctx.tr_from_tpm_public(leftover) {
+                Ok(object) => {
+                    if ctx.flush_context(object).is_ok() {
+                        tracing::info!(handle = ?leftover, "flushed a TPM object left by an earlier connection");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(handle = ?leftover, error = %e, "cannot flush leftover TPM handle")
+                }
+            }
+        }
+    }
+}

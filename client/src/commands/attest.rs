@@ -1,0 +1,103 @@
+//! `notaryctl key attest`: ask the device that holds a key to vouch for it,
+//! check the answer here, and save it for others to check.
+
+use crate::attestation;
+use crate::connect::Client;
+use crate::errors::KeydError;
+use crate::output;
+use anyhow::{bail, Context};
+use clap::Args;
+use keyd_proto::keyd as pb;
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// Key ID, x509 key ID, or key URI (tpm:…).
+    key: String,
+    /// Nonce as hex (up to 64 bytes), e.g. from the party that will check
+    /// the statement. Default: 32 random bytes.
+    #[arg(long, value_name = "HEX")]
+    nonce: Option<String>,
+    /// Directory to write attest.bin (TPMS_ATTEST), attest.sig (DER
+    /// ECDSA), ak.pem (attestation key) and key.pub (TPMT_PUBLIC) to, for
+    /// checking elsewhere (see docs/tpm.md).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("--nonce must be an even number of hex digits");
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).context("--nonce"))
+        .collect()
+}
+
+fn random_nonce() -> anyhow::Result<Vec<u8>> {
+    let mut nonce = vec![0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut nonce))
+        .context("reading /dev/urandom for a nonce")?;
+    Ok(nonce)
+}
+
+pub async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Result<()> {
+    let nonce = match &args.nonce {
+        Some(hex) => parse_hex(hex)?,
+        None => random_nonce()?,
+    };
+    if nonce.len() > 64 {
+        bail!("--nonce is {} bytes; at most 64", nonce.len());
+    }
+    let key = client
+        .get_key(pb::GetKeyRequest {
+            key: args.key.clone(),
+        })
+        .await
+        .map_err(KeydError::from)?
+        .into_inner();
+    let attestation = client
+        .attest_key(pb::AttestKeyRequest {
+            key: key.key_id.clone(),
+            nonce: nonce.clone(),
+        })
+        .await
+        .map_err(|s| KeydError::on_backend(s, &key.backend))?
+        .into_inner();
+    let fingerprint = attestation::check(&attestation, &key, &nonce)
+        .with_context(|| format!("the attestation of key {} does not check out", key.key_id))?;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let pem = notary_tuf::pem::encode("PUBLIC KEY", &attestation.signer_public);
+        for (name, bytes) in [
+            ("attest.bin", &attestation.attest),
+            ("attest.sig", &attestation.signature),
+            ("ak.pem", &pem.into_bytes()),
+            ("key.pub", &attestation.key_public_area),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    let nonce_hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    println!(
+        "{}",
+        output::json(&serde_json::json!({
+            "key_id": key.key_id,
+            "backend": key.backend,
+            "format": attestation.format,
+            "nonce": nonce_hex,
+            "attestation_key_sha256": fingerprint,
+            "verified": true,
+        }))?
+    );
+    eprintln!(
+        "Checked: the TPM's attestation key (SPKI SHA-256 {fingerprint}) certifies that it holds key {}. \
+         Compare that fingerprint with the one recorded for this host.",
+        key.key_id
+    );
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! The TPM backend through the real daemon against a real swtpm: every
+//! algorithm signs and verifies (RSA-PSS with notary's salt length),
+//! Ed25519 is refused, keys survive daemon and TPM restarts, a wrong auth
+//! value is refused once and never retried, lockout is reported with its
+//! duration, and a TPM that vanishes comes back without a daemon restart.
+
+mod common;
+
+use common::*;
+use keyd_proto::keyd as pb;
+use keyd_proto::keyd::keyd_client::KeydClient;
+use softhsm_tests::{connect, openssl_verify, Daemon, Swtpm};
+use std::path::{Path, PathBuf};
+use tonic::transport::Channel;
+use tonic::Code;
+
+const GUN: &str = "example.com/app";
+
+fn write_secret(dir: &Path, name: &str, value: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{value}\n")).unwrap();
+    path
+}
+
+/// A `[[backend]]` named "tpm" on `tpm`, with key auth from `key_auth`.
+fn tpm_backend(tpm: &Swtpm, key_auth: &Path) -> String {
+    tpm.backend_toml("tpm", key_auth)
+}
+
+fn verify(key: &pb::Key, payload: &[u8], result: &pb::SignResult) {
+    let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
+    let method = result.method.parse().unwrap();
+    notary_tuf::verify(&public, method, payload, &result.signature)
+        .unwrap_or_else(|e| panic!("notary verifier rejects {}: {e}", key.algorithm));
+    openssl_verify(
+        &key.keytype,
+        &key.public,
+        &result.method,
+        payload,
+        &result.signature,
+    )
+    .unwrap();
+}
+
+async fn sign_ok(client: &mut KeydClient<Channel>, key: &pb::Key, version: u32) {
+    let payload = targets_payload(version);
+    let (_, result) = sign(client, &key.key_id, payload.clone(), "targets", GUN, "").await;
+    let result = result.unwrap_or_else(|s| panic!("sign with {}: {s:?}", key.algorithm));
+    verify(key, &payload, &result);
+}
+
+/// Signs until the daemon has reconnected to the TPM. Each failed try must
+/// say the TPM is unavailable; the daemon reconnects on the next request or
+/// within its idle retry interval, so a bounded number of tries suffices.
+async fn sign_after_reconnect(client: &mut KeydClient<Channel>, key: &pb::Key) {
+    for version in 100..400 {
+        let payload = targets_payload(version);
+        let (_, result) = sign(client, &key.key_id, payload.clone(), "targets", GUN, "").await;
+        match result {
+            Ok(r) => return verify(key, &payload, &r),
+            Err(s) => {
+                assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+                assert!(s.message().contains("TPM unavailable"), "{s:?}");
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the daemon never reconnected to the TPM");
+}
+
+fn lockout_counter(tpm: &Swtpm) -> u32 {
+    let out = tpm.tool(&["tpm2_getcap", "properties-variable"]).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("TPM2_PT_LOCKOUT_COUNTER"))
+        .unwrap_or_else(|| panic!("no lockout counter in {out}"));
+    let hex = line.rsplit("0x").next().unwrap().trim();
+    u32::from_str_radix(hex, 16).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_algorithm_signs_and_ed25519_is_refused() {
+    let tpm = Swtpm::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "tpm key auth");
+    let daemon = Daemon::start(&tpm_backend(&tpm, &auth), &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+
+    for (i, (alg, curve, bits)) in [
+        ("ecdsa", "p256", 0),
+        ("ecdsa", "p384", 0),
+        ("rsa", "", 2048),
+        ("rsa", "", 3072),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = generate(&mut client, "tpm", alg, curve, bits, "targets", GUN).await;
+        assert!(key.uri.starts_with("tpm:id="), "{key:?}");
+        assert_eq!(key.backend, "tpm");
+        sign_ok(&mut client, &key, u32::try_from(i).unwrap() + 1).await;
+    }
+
+    let refused = client
+        .generate_key(pb::GenerateKeyRequest {
+            backend: "tpm".into(),
+            algorithm: "ed25519".into(),
+            role: "targets".into(),
+            gun: GUN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("TPM 2.0 has no EdDSA"),
+        "{refused:?}"
+    );
+    let listed = client
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.keys.len(), 4, "the refused key left nothing behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_survive_daemon_and_swtpm_restarts() {
+    let mut tpm = Swtpm::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "restart auth");
+    let mut daemon = Daemon::start(&tpm_backend(&tpm, &auth), &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let ec = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
+    let rsa = generate(&mut client, "tpm", "rsa", "", 2048, "targets", GUN).await;
+    sign_ok(&mut client, &ec, 1).await;
+
+    // The blobs are in the daemon's state directory, not in TPM NV.
+    let blobs = std::fs::read_dir(daemon.state_dir.join("tpm-tpm"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 2);
+
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let ids = |keys: Vec<pb::Key>| {
+        let mut ids: Vec<String> = keys.into_iter().map(|k| k.key_id).collect();
+        ids.sort();
+        ids
+    };
+    let mut expected = vec![ec.key_id.clone(), rsa.key_id.clone()];
+    expected.sort();
+    let listed = client
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(listed.keys), expected);
+    sign_ok(&mut client, &ec, 2).await;
+    sign_ok(&mut client, &rsa, 3).await;
+
+    // swtpm restarted with the same state: the daemon notices on its own.
+    let daemon_pid = daemon.pid();
+    tpm.stop_with(nix::sys::signal::Signal::SIGTERM).unwrap();
+    tpm.start_again().unwrap();
+    sign_after_reconnect(&mut client, &ec).await;
+    sign_ok(&mut client, &rsa, 4).await;
+    let listed = client
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(listed.keys), expected);
+    assert_eq!(daemon.pid(), daemon_pid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_auth_is_refused_once_and_never_retried() {
+    let tpm = Swtpm::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "the right auth");
+    let mut daemon = Daemon::start(&tpm_backend(&tpm, &auth), &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
+    sign_ok(&mut client, &key, 1).await;
+
+    daemon.stop().unwrap();
+    assert_eq!(lockout_counter(&tpm), 0);
+    write_secret(dir.path(), "key.auth", "a wrong auth");
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+
+    let (_, first) = sign(
+        &mut client,
+        &key.key_id,
+        targets_payload(2),
+        "targets",
+        GUN,
+        "",
+    )
+    .await;
+    let first = first.unwrap_err();
+    assert_eq!(first.code(), Code::Unauthenticated, "{first:?}");
+    assert_eq!(reason(&first), "wrong_auth");
+    assert!(
+        first.message().contains("rejected the key's auth value"),
+        "{first:?}"
+    );
+    assert!(first.message().contains("not retried"), "{first:?}");
+    assert_eq!(
+        first
+            .metadata()
+            .get("keyd-tries-left")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "2"
+    );
+
+    // The backend stops using the refused value: the next request does not
+    // reach the TPM's auth check at all.
+    let (_, second) = sign(
+        &mut client,
+        &key.key_id,
+        targets_payload(3),
+        "targets",
+        GUN,
+        "",
+    )
+    .await;
+    let second = second.unwrap_err();
+    assert_eq!(second.code(), Code::Unavailable, "{second:?}");
+    assert!(second.message().contains("fix key_auth"), "{second:?}");
+
+    // Exactly one failed authorization reached the TPM.
+    daemon.stop().unwrap();
+    assert_eq!(lockout_counter(&tpm), 1);
+
+    // The key itself is intact: the right auth signs again.
+    write_secret(dir.path(), "key.auth", "the right auth");
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    sign_ok(&mut client, &key, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_is_reported_with_its_duration() {
+    let tpm = Swtpm::start().unwrap();
+    // One failure locks DA-protected keys for 120 s (the lockout auth is
+    // empty on a fresh TPM).
+    tpm.tool(&[
+        "tpm2_dictionarylockout",
+        "--setup-parameters",
+        "--max-tries=1",
+        "--recovery-time=120",
+        "--lockout-recovery-time=120",
+    ])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "the right auth");
+    let mut daemon = Daemon::start(&tpm_backend(&tpm, &auth), &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
+
+    daemon.stop().unwrap();
+    write_secret(dir.path(), "key.auth", "a wrong auth");
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let (_, wrong) = sign(
+        &mut client,
+        &key.key_id,
+        targets_payload(1),
+        "targets",
+        GUN,
+        "",
+    )
+    .await;
+    assert_eq!(wrong.unwrap_err().code(), Code::Unauthenticated);
+
+    // Even the right value is now refused by the TPM, and the daemon says
+    // why and for how long instead of burning more tries.
+    daemon.stop().unwrap();
+    write_secret(dir.path(), "key.auth", "the right auth");
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let (_, locked) = sign(
+        &mut client,
+        &key.key_id,
+        targets_payload(2),
+        "targets",
+        GUN,
+        "",
+    )
+    .await;
+    let locked = locked.unwrap_err();
+    assert_eq!(locked.code(), Code::FailedPrecondition, "{locked:?}");
+    assert_eq!(reason(&locked), "auth_lockout");
+    assert!(
+        locked.message().contains("dictionary-attack lockout"),
+        "{locked:?}"
+    );
+    assert!(locked.message().contains("about 120 s"), "{locked:?}");
+    daemon.stop().unwrap();
+    assert_eq!(lockout_counter(&tpm), 1, "the lockout answer cost no try");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swtpm_killed_mid_run_then_back_without_daemon_restart() {
+    let mut tpm = Swtpm::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "vanishing auth");
+    let config = format!(
+        "{}\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
+        tpm_backend(&tpm, &auth)
+    );
+    let daemon = Daemon::start(&config, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let tpm_key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
+    let soft_key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", GUN).await;
+    sign_ok(&mut client, &tpm_key, 1).await;
+
+    tpm.kill().unwrap();
+    let (_, gone) = sign(
+        &mut client,
+        &tpm_key.key_id,
+        targets_payload(2),
+        "targets",
+        GUN,
+        "",
+    )
+    .await;
+    let gone = gone.unwrap_err();
+    assert_eq!(gone.code(), Code::Unavailable, "{gone:?}");
+    assert!(gone.message().contains("TPM unavailable"), "{gone:?}");
+    let backends = client
+        .list_backends(pb::ListBackendsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let tpm_status = backends.backends.iter().find(|b| b.name == "tpm").unwrap();
+    assert!(!tpm_status.available, "{tpm_status:?}");
+    assert!(
+        tpm_status.unavailable_reason.contains("TPM unavailable"),
+        "{tpm_status:?}"
+    );
+    // The other backend is unaffected.
+    sign_ok(&mut client, &soft_key, 3).await;
+
+    let daemon_pid = daemon.pid();
+    tpm.start_again().unwrap();
+    sign_after_reconnect(&mut client, &tpm_key).await;
+    assert_eq!(daemon.pid(), daemon_pid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
+    let tpm = Swtpm::start().unwrap();
+    tpm.tool(&["tpm2_changeauth", "-c", "owner", "owner secret"])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "key secret");
+    let owner = write_secret(dir.path(), "owner.auth", "owner secret");
+    let config = format!(
+        "{}owner_auth = {{ file = \"{}\" }}\n",
+        tpm_backend(&tpm, &auth),
+        owner.display()
+    );
+    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;
+    sign_ok(&mut client, &key, 1).await;
+
+    daemon.stop().unwrap();
+    write_secret(dir.path(), "owner.auth", "not the owner secret");
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let backends = client
+        .list_backends(pb::ListBackendsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let tpm_status = backends.backends.iter().find(|b| b.name == "tpm").unwrap();
+    assert!(!tpm_status.available, "{tpm_status:?}");
+    assert!(
+        tpm_status
+            .unavailable_reason
+            .contains("rejected the configured owner_auth"),
+        "{tpm_status:?}"
+    );
+    assert!(
+        !daemon.log_text().contains("owner secret"),
+        "auth values are never logged"
+    );
+}
