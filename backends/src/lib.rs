@@ -9,12 +9,15 @@ pub mod algorithm;
 pub mod atomic_file;
 pub mod backend;
 pub mod error;
+pub mod piv;
 pub mod uri;
 
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 #[cfg(feature = "soft")]
 pub mod soft;
+#[cfg(feature = "yubikey")]
+pub mod yubikey;
 
 pub use algorithm::Algorithm;
 pub use backend::{
