@@ -12,7 +12,7 @@ mod pin;
 mod progress;
 
 use clap::{Parser, Subcommand};
-use commands::{backend, certificate, key, sign};
+use commands::{attest, backend, certificate, key, sign, yubikey};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,6 +58,36 @@ enum Command {
     ///
     /// Example: notaryctl sign --key 3f2a… --role targets --gun example.com/app signed.json
     Sign(sign::SignArgs),
+
+    /// Set up YubiKeys, show their state, release them for other programs.
+    #[command(subcommand)]
+    Yubikey(YubikeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum YubikeyCommand {
+    /// Replace a YubiKey's factory PIN, PUK and management key.
+    ///
+    /// Asks for the current PIN and PUK and the new ones (or reads them from
+    /// the --*-file options), lists what will change and asks you to type the
+    /// serial to confirm. The management key becomes a random one stored on
+    /// the YubiKey, readable only with the PIN; notary-keyd never uses a
+    /// factory PIN, PUK or management key by itself. A YubiKey set up
+    /// already is refused unless --force.
+    ///
+    /// Example: notaryctl yubikey setup --serial 12345678
+    Setup(yubikey::SetupArgs),
+
+    /// Show serial, firmware, PIN/PUK tries left and the slots holding keys
+    /// with their PIN and touch policies.
+    ///
+    /// Example: notaryctl yubikey status --serial 12345678
+    Status(yubikey::StatusArgs),
+
+    /// Let other programs (ykman, gpg) use the YubiKey now; notary-keyd
+    /// opens it again when it next needs it (like SIGHUP to the daemon).
+    /// A "PIN once" login is lost.
+    Release(yubikey::ReleaseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +132,15 @@ enum KeyCommand {
     /// Show, attach or issue the X.509 certificate stored beside a key.
     #[command(subcommand)]
     Cert(CertCommand),
+
+    /// Print a YubiKey key's attestation: the slot's attestation
+    /// certificate, then the YubiKey's attestation intermediate (PEM).
+    ///
+    /// Proves the key was generated on the device; verify the chain against
+    /// Yubico's PIV root CA.
+    ///
+    /// Example: notaryctl key attest 3f2a… > attestation.pem
+    Attest(attest::AttestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +191,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             KeyCommand::Cert(CertCommand::IssueRoot(args)) => {
                 certificate::issue_root(&mut client, &args).await
             }
+            KeyCommand::Attest(args) => attest::run(&mut client, &args).await,
+        },
+        Command::Yubikey(cmd) => match cmd {
+            YubikeyCommand::Setup(args) => yubikey::setup(&mut client, &args).await,
+            YubikeyCommand::Status(args) => yubikey::status(&mut client, &args).await,
+            YubikeyCommand::Release(args) => yubikey::release(&mut client, &args).await,
         },
         Command::Sign(args) => sign::run(&mut client, &args).await,
     }

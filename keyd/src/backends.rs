@@ -5,6 +5,8 @@
 use crate::pin_source::PinSource;
 use keyd_backends::pkcs11::{Pkcs11Backend, Pkcs11Config, TokenSelector};
 use keyd_backends::soft::{SoftBackend, SoftConfig};
+#[cfg(feature = "yubikey")]
+use keyd_backends::yubikey::{YubiKeyBackend, YubiKeyConfig};
 use keyd_backends::KeyBackend;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::sync::Arc;
 pub enum BackendType {
     Soft,
     Pkcs11,
+    Yubikey,
 }
 
 /// How long a PIN typed by a person keeps a token unlocked.
@@ -57,9 +60,12 @@ pub struct BackendConfig {
     pub pin: Option<PinSource>,
     /// pkcs11: worker sessions (default: number of CPUs).
     pub sessions: Option<usize>,
-    /// pkcs11 with `pin = "prompt"`: how long an unlock lasts.
+    /// pkcs11 with `pin = "prompt"`, yubikey: how long an unlock lasts.
     #[serde(default)]
     pub pin_cache: PinCache,
+    /// yubikey: serial number of the YubiKey (required when several are
+    /// plugged in).
+    pub serial: Option<u32>,
 }
 
 impl BackendConfig {
@@ -75,6 +81,7 @@ impl BackendConfig {
             pin: None,
             sessions: None,
             pin_cache: PinCache::Default,
+            serial: None,
         }
     }
 
@@ -98,10 +105,12 @@ impl BackendConfig {
                 foreign("token_serial", self.token_serial.is_some())?;
                 foreign("pin", self.pin.is_some())?;
                 foreign("sessions", self.sessions.is_some())?;
+                foreign("serial", self.serial.is_some())?;
             }
             BackendType::Pkcs11 => {
                 foreign("dir", self.dir.is_some())?;
                 foreign("passphrase", self.passphrase.is_some())?;
+                foreign("serial", self.serial.is_some())?;
                 if self.module.is_none() {
                     return Err(format!("backend {name:?}: pkcs11 needs `module`"));
                 }
@@ -114,6 +123,21 @@ impl BackendConfig {
                     return Err(format!(
                         "backend {name:?}: pkcs11 needs `pin` (a file, env, credential, or \"prompt\")"
                     ));
+                }
+            }
+            // A person types the PIN (notaryctl prompts); a configured PIN
+            // would be re-tried on every re-insertion and could block it.
+            BackendType::Yubikey => {
+                for (field, present) in [
+                    ("dir", self.dir.is_some()),
+                    ("passphrase", self.passphrase.is_some()),
+                    ("module", self.module.is_some()),
+                    ("token", self.token.is_some()),
+                    ("token_serial", self.token_serial.is_some()),
+                    ("pin", self.pin.is_some()),
+                    ("sessions", self.sessions.is_some()),
+                ] {
+                    foreign(field, present)?;
                 }
             }
         }
@@ -156,6 +180,45 @@ impl BackendConfig {
                 };
                 Ok(Arc::new(Pkcs11Backend::open(&self.name, config)))
             }
+            #[cfg(feature = "yubikey")]
+            BackendType::Yubikey => Ok(Arc::new(YubiKeyBackend::open(
+                &self.name,
+                YubiKeyConfig {
+                    serial: self.serial,
+                },
+            ))),
+            #[cfg(not(feature = "yubikey"))]
+            BackendType::Yubikey => {
+                Err("this notary-keyd was built without the yubikey feature".into())
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> BackendConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn yubikey_takes_a_serial_and_no_pin() {
+        let ok = parse("name='yk'\ntype='yubikey'\nserial=12345678\n");
+        assert_eq!(ok.serial, Some(12345678));
+        ok.validate().unwrap();
+        parse("name='yk'\ntype='yubikey'\n").validate().unwrap();
+        let err = parse("name='yk'\ntype='yubikey'\npin={ file='/p' }\n")
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("`pin` does not apply"), "{err}");
+        let err = parse("name='s'\ntype='soft'\nserial=1\n")
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("`serial` does not apply"), "{err}");
+        assert!(
+            toml::from_str::<BackendConfig>("name='yk'\ntype='yubikey'\nserial='x'\n").is_err()
+        );
     }
 }

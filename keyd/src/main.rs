@@ -65,6 +65,22 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP releases the devices the daemon holds open (YubiKeys) so other
+/// programs can use them; the daemon re-opens them when it next needs them.
+async fn release_on_sighup(registry: Arc<registry::Registry>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGHUP");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        service::yubikey::release_all(registry.devices()).await;
+    }
+}
+
 fn open_devices(config: &Config) -> Vec<Arc<Device>> {
     config
         .backends
@@ -130,6 +146,7 @@ async fn main() -> Result<()> {
         audit,
         default_backend: config.default_backend().to_string(),
     };
+    tokio::spawn(release_on_sighup(Arc::clone(&registry)));
     let listener = server::bind(&socket, config.server.socket_group.as_deref())?;
     tracing::info!(
         socket = %socket.display(),

@@ -1,9 +1,11 @@
 //! One file per command group.
 
+pub mod attest;
 pub mod backend;
 pub mod certificate;
 pub mod key;
 pub mod sign;
+pub mod yubikey;
 
 use crate::errors::{reason, KeydError};
 use crate::pin;

@@ -30,7 +30,11 @@ impl KeydService {
 
     /// Finds a key the caller may list or sign with (a signer needs the
     /// public key to verify what it gets); unknown and hidden keys look alike.
-    async fn visible_key(&self, caller: &Caller, id: &str) -> Result<Arc<KeyEntry>, Status> {
+    pub(super) async fn visible_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Arc<KeyEntry>, Status> {
         match self.registry.find(id).await {
             Some(e)
                 if self.may(caller, Operation::List, &e)
@@ -135,9 +139,9 @@ impl KeydService {
             req.label.clone()
         };
         let spec = KeySpec { algorithm, label };
-        let key = match device.run(move |b| b.generate(&spec)).await {
+        let key = match self.generate_on(device, spec, &req).await {
             Ok(k) => k,
-            Err(e) => return Err(self.refuse(record, status::from_device(&backend, &e)).await),
+            Err(st) => return Err(self.refuse(record, st).await),
         };
         record.key_id = key.public.key_id();
         let entry = match self.registry.add(&backend, key, &req.role, &req.gun) {

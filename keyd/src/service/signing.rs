@@ -23,7 +23,7 @@ use tonic::{Code, Request, Response, Status};
 pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Sends progress events to whichever stream type the RPC uses.
-type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
+pub(super) type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
 
 fn progress_sink<T: Send + 'static>(
     tx: mpsc::Sender<Result<T, Status>>,
@@ -123,9 +123,11 @@ impl KeydService {
             .await
             .map_err(|e| status::from_device(&device.name, &e))?;
         let uri = entry.key.uri.clone();
-        let result = device
-            .run(move |b: &dyn KeyBackend| b.sign(&uri, &payload))
-            .await;
+        let signing = {
+            let uri = uri.clone();
+            device.run(move |b: &dyn KeyBackend| b.sign(&uri, &payload))
+        };
+        let result = super::yubikey::with_touch_prompts(device, &uri, progress, signing).await;
         drop(permit);
         if with_pin {
             device.after_request_pin().await;
