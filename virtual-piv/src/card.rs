@@ -52,8 +52,6 @@ struct Control {
     /// What the test wants; `connected` is what the card thread achieved.
     inserted: bool,
     connected: bool,
-    /// Times vpcd powered the card on or reset it since it last connected.
-    powered_on: bool,
     stop: bool,
     socket: Option<TcpStream>,
     log: Vec<LoggedCommand>,
@@ -76,18 +74,25 @@ impl Shared {
 
     /// Waits until `done` holds or `timeout` passes; returns whether it holds.
     fn wait_until(&self, timeout: Duration, done: impl Fn(&Control) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut control = self.control();
         while !done(&control) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            control = self
-                .changed
-                .wait_timeout(control, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            control = match deadline {
+                None => self
+                    .changed
+                    .wait(control)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.changed
+                        .wait_timeout(control, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
         true
     }
@@ -105,7 +110,7 @@ pub struct VirtualYubiKey {
 impl VirtualYubiKey {
     /// Inserts a factory-fresh card (PIN 123456, PUK 12345678, default
     /// management key) into the reader at `port`. The card keeps trying to
-    /// connect until vpcd listens; see [`VirtualYubiKey::wait_until_powered`].
+    /// connect until vpcd listens (pcscd notices the card a poll later).
     pub fn insert_new(port: u16, profile: Profile) -> VirtualYubiKey {
         let shared = Arc::new(Shared {
             applet: Mutex::new(PivApplet::new(profile)),
@@ -117,7 +122,6 @@ impl VirtualYubiKey {
                 touch_requests: 0,
                 inserted: true,
                 connected: false,
-                powered_on: false,
                 stop: false,
                 socket: None,
                 log: Vec::new(),
@@ -149,13 +153,6 @@ impl VirtualYubiKey {
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// Waits until pcscd has seen the card and powered it on (it is then
-    /// listed as present). `false` if that did not happen within `timeout`.
-    pub fn wait_until_powered(&self, timeout: Duration) -> bool {
-        self.shared
-            .wait_until(timeout, |c| c.connected && c.powered_on)
     }
 
     pub fn set_touch(&self, mode: TouchMode) {
@@ -206,13 +203,12 @@ impl VirtualYubiKey {
         self.shared.wait_until(Duration::MAX, |c| !c.connected);
     }
 
-    /// Puts the card back; returns once it is connected to vpcd again (use
-    /// [`VirtualYubiKey::wait_until_powered`] to wait for pcscd to see it).
+    /// Puts the card back; returns once it is connected to vpcd again
+    /// (pcscd notices it a poll later).
     pub fn insert(&self) {
         {
             let mut control = self.shared.control();
             control.inserted = true;
-            control.powered_on = false;
         }
         self.shared.changed.notify_all();
         self.shared
@@ -291,7 +287,6 @@ fn run(shared: &Shared, port: u16) {
             }
             control.socket = stream.try_clone().ok();
             control.connected = true;
-            control.powered_on = false;
         }
         shared.changed.notify_all();
         tracing::debug!(port, "card connected to vpcd");
@@ -302,7 +297,6 @@ fn run(shared: &Shared, port: u16) {
         {
             let mut control = shared.control();
             control.connected = false;
-            control.powered_on = false;
             control.socket = None;
         }
         shared.changed.notify_all();
@@ -314,12 +308,7 @@ fn serve(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
         tracing::trace!(?message, "from vpcd");
         match message {
             Message::GetAtr => write_message(&mut stream, &ATR)?,
-            Message::PowerOff => shared.applet().power_cycle(),
-            Message::PowerOn | Message::Reset => {
-                shared.applet().power_cycle();
-                shared.control().powered_on = true;
-                shared.changed.notify_all();
-            }
+            Message::PowerOff | Message::PowerOn | Message::Reset => shared.applet().power_cycle(),
             Message::Apdu(apdu) => {
                 let response = shared.applet().process(&apdu, &Touch(shared));
                 if let [_, ins, p1, p2, ..] = apdu[..] {

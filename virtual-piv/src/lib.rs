@@ -4,9 +4,9 @@
 //! objects, attestation, reset, chaining and GET RESPONSE) behind vpcd, so
 //! the real `yubikey` crate reaches it through pcscd like a USB YubiKey.
 //!
-//! Tests start one pcscd for the process with [`pcscd::TestPcscd::shared`],
-//! lease a reader port, and plug cards in with [`VirtualYubiKey::insert_new`];
-//! [`TestCard::start`] does all three.
+//! A test takes the virtual readers with [`TestReaders::acquire`] (which
+//! starts the shared pcscd when needed) and plugs cards in with
+//! [`TestReaders::insert`]; [`TestCard::start`] does both for one card.
 //! Touch, removal and re-insertion are driven through the card's handle.
 //! Never use this crate outside tests: its keys are not protected.
 
@@ -26,7 +26,7 @@ mod vpcd;
 pub use attest::root_certificate_der;
 pub use card::{LoggedCommand, TouchMode, VirtualYubiKey, ATR, YUBIKEY_TOUCH_TIMEOUT};
 pub use credential::{DEFAULT_PIN, DEFAULT_PUK};
-pub use fixture::TestCard;
+pub use fixture::{reader_name, TestCard, TestReaders};
 pub use mgm::DEFAULT_KEY as DEFAULT_MGM_KEY;
 pub use profile::Profile;
 

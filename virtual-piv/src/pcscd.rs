@@ -4,15 +4,14 @@
 //! script's users.lock for its whole life; the script's supervisor stops
 //! exactly the pcscd it started once the last user has gone, so no test
 //! process (nor a crashed one) leaves it behind or pulls it from under
-//! another. Reader ports are leased through per-port lock files, so test
-//! binaries and parallel tests never plug two cards into one port.
+//! another. One test at a time (across threads and processes) uses the
+//! readers; see [`TestPcscd::lock_readers`].
 
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// First vpcd port; must match `scripts/test-pcscd.sh`.
 pub const BASE_PORT: u16 = 30000;
@@ -20,7 +19,6 @@ pub const BASE_PORT: u16 = 30000;
 pub const PORT_COUNT: u16 = 8;
 
 const DEFAULT_DIR: &str = "/tmp/notary-keyd-pcscd";
-const LEASE_RETRY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcscdError {
@@ -80,34 +78,12 @@ impl TestPcscd {
         Ok(TestPcscd { dir, _user: user })
     }
 
-    /// Waits for a free reader port and keeps it until the lease drops.
-    pub fn lease_port(&self) -> Result<PortLease, PcscdError> {
-        loop {
-            for port in BASE_PORT..BASE_PORT + PORT_COUNT {
-                let path = self.dir.join(format!("port-{port}.lock"));
-                match lock(&path, FlockArg::LockExclusiveNonblock) {
-                    Ok(lock) => return Ok(PortLease { port, _lock: lock }),
-                    Err(PcscdError::Lock {
-                        source: nix::Error::EWOULDBLOCK,
-                        ..
-                    }) => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            std::thread::sleep(LEASE_RETRY);
-        }
-    }
-}
-
-/// Exclusive use of one vpcd reader port.
-pub struct PortLease {
-    port: u16,
-    _lock: Flock<File>,
-}
-
-impl PortLease {
-    pub fn port(&self) -> u16 {
-        self.port
+    /// Waits until no other test (thread or process) uses the virtual
+    /// readers, then holds all of them until the guard drops. Exclusive
+    /// because opening any YubiKey by serial SELECTs every card present,
+    /// which resets the PIN state of cards other tests are using.
+    pub fn lock_readers(&self) -> Result<Flock<File>, PcscdError> {
+        lock(&self.dir.join("readers.lock"), FlockArg::LockExclusive)
     }
 }
 
