@@ -109,6 +109,15 @@ impl Session {
         }
     }
 
+    /// True when a signature with this slot would stop for a missing PIN.
+    fn pin_missing(&self, card: &mut dyn PivCard, facts: &SlotFacts) -> Result<bool, BackendError> {
+        Ok(match facts.pin_policy {
+            Some(PinPolicy::Always) => self.pending_pin.is_none(),
+            Some(PinPolicy::Once) => self.pending_pin.is_none() && !card.pin_state()?.verified,
+            _ => false,
+        })
+    }
+
     pub(super) fn touch_need(&self, facts: &SlotFacts) -> TouchNeed {
         match facts.touch_policy {
             Some(TouchPolicy::Always) => TouchNeed::Required,
@@ -156,6 +165,9 @@ impl YubiKeyBackend {
         self.with_card(|card, session| {
             let slot = self.slot_of(uri, card.serial())?;
             let need = match session.facts(card, slot)? {
+                // A signature that will stop for the PIN first needs no
+                // touch prompt yet.
+                Some(facts) if session.pin_missing(card, &facts)? => TouchNeed::NotNeeded,
                 Some(facts) => session.touch_need(&facts),
                 None => TouchNeed::Unknown,
             };
