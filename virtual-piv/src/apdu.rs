@@ -9,7 +9,10 @@ pub mod sw {
     pub const BLOCKED: u16 = 0x6983;
     pub const CONDITIONS: u16 = 0x6985;
     pub const INCORRECT_DATA: u16 = 0x6A80;
+    /// File or application (data object, AID) not found.
     pub const NOT_FOUND: u16 = 0x6A82;
+    /// Referenced data (a key in a slot) not found.
+    pub const REFERENCE_NOT_FOUND: u16 = 0x6A88;
     pub const WRONG_P1P2: u16 = 0x6B00;
     pub const WRONG_LENGTH: u16 = 0x6700;
     pub const INS_NOT_SUPPORTED: u16 = 0x6D00;

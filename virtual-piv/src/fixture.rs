@@ -9,6 +9,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 /// How long pcscd may take to notice a card come or go (it polls).
@@ -27,11 +28,32 @@ struct Readers {
     ports_in_use: Mutex<Vec<u16>>,
 }
 
+/// The thread that acquired the readers, to turn a self-deadlock (a second
+/// acquire in the same test) into an error.
+static HOLDER: Mutex<Option<ThreadId>> = Mutex::new(None);
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        *HOLDER.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 impl TestReaders {
-    /// Starts the shared pcscd if needed and waits for exclusive use of its readers.
+    /// Starts the shared pcscd if needed and waits for exclusive use of its
+    /// readers. A test that needs two cards inserts both through one
+    /// `TestReaders`: acquiring twice on one thread is refused.
     pub fn acquire() -> Result<TestReaders, String> {
+        let me = std::thread::current().id();
+        if *HOLDER.lock().unwrap_or_else(|e| e.into_inner()) == Some(me) {
+            return Err(
+                "this thread already holds the virtual readers: insert further \
+                        cards through the same TestReaders"
+                    .into(),
+            );
+        }
         let pcscd = TestPcscd::shared()?;
         let exclusive = pcscd.lock_readers().map_err(|e| e.to_string())?;
+        *HOLDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(me);
         Ok(TestReaders {
             inner: Arc::new(Readers {
                 _exclusive: exclusive,
@@ -75,7 +97,8 @@ pub struct TestCard {
 }
 
 impl TestCard {
-    /// One card, with exclusive use of the readers for as long as it lives.
+    /// One card, with exclusive use of the readers for as long as it lives
+    /// (for two cards, use [`TestReaders::insert`] twice).
     pub fn start(profile: Profile) -> Result<TestCard, String> {
         TestReaders::acquire()?.insert(profile)
     }

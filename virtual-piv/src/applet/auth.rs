@@ -17,7 +17,7 @@ impl PivApplet {
     /// VERIFY: with a PIN it uses a try; empty only reports; P1=FF un-verifies.
     pub(super) fn verify(&mut self, cmd: &Command) -> Response {
         if cmd.p2 != KEY_PIN {
-            return Response::status(sw::NOT_FOUND);
+            return Response::status(sw::REFERENCE_NOT_FOUND);
         }
         match (cmd.p1, cmd.data.len()) {
             (0xFF, 0) => {
@@ -44,7 +44,7 @@ impl PivApplet {
         let credential = match cmd.p2 {
             KEY_PIN => &mut self.pin,
             KEY_PUK => &mut self.puk,
-            _ => return Response::status(sw::NOT_FOUND),
+            _ => return Response::status(sw::REFERENCE_NOT_FOUND),
         };
         let result = credential.check(current);
         if result.is_ok() {
@@ -59,7 +59,7 @@ impl PivApplet {
     /// RESET RETRY COUNTER: the PUK sets a new PIN and unblocks it.
     pub(super) fn reset_retry(&mut self, cmd: &Command) -> Response {
         if cmd.p2 != KEY_PIN {
-            return Response::status(sw::NOT_FOUND);
+            return Response::status(sw::REFERENCE_NOT_FOUND);
         }
         let Some((puk, new_pin)) = split_pins(&cmd.data) else {
             return Response::status(sw::INCORRECT_DATA);

@@ -111,7 +111,7 @@ impl PivApplet {
             return self.authenticate_mgm(cmd.p1, &fields, touch);
         }
         let Some(slot) = self.slots.get(&cmd.p2) else {
-            return Response::status(sw::NOT_FOUND);
+            return Response::status(sw::REFERENCE_NOT_FOUND);
         };
         if slot.key.alg() != cmd.p1 {
             return Response::status(sw::INCORRECT_DATA);
@@ -194,7 +194,7 @@ impl PivApplet {
                     tlv(0x04, &k.key.public_tlvs()),
                 ]
                 .concat(),
-                None => return Response::status(sw::NOT_FOUND),
+                None => return Response::status(sw::REFERENCE_NOT_FOUND),
             },
         };
         Response::ok(body)
@@ -206,7 +206,7 @@ impl PivApplet {
             return Response::status(sw::WRONG_P1P2);
         }
         let Some(slot) = self.slots.get(&cmd.p1) else {
-            return Response::status(sw::NOT_FOUND);
+            return Response::status(sw::REFERENCE_NOT_FOUND);
         };
         Response::ok(self.attestation.attest(
             &self.profile,
