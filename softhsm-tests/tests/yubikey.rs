@@ -388,6 +388,41 @@ async fn generates_with_each_policy_and_signs_p256_and_p384() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn rsa_2048_signs_with_host_side_pss() {
+    let (card, _daemon, mut client) = ready_card(Profile::yubikey_5_4(33_000_002)).await;
+    let key = client
+        .generate_key(pb::GenerateKeyRequest {
+            backend: "yk".into(),
+            algorithm: "rsa".into(),
+            bits: 2048,
+            role: "targets".into(),
+            slot: "9d".into(),
+            touch_policy: "never".into(),
+            pin: PIN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (key.keytype.as_str(), key.algorithm.as_str()),
+        ("rsa", "rsa-2048")
+    );
+    assert_eq!(card.slot_key(0x9d), Some((0x07, 2, 1)));
+    let payload = targets_payload(1);
+    let (_, r) = sign(&mut client, &key.key_id, payload.clone(), "", "", "").await;
+    let r = r.unwrap();
+    assert_eq!(r.method, "rsapss");
+    verify(
+        &public(&key),
+        SignatureMethod::RsaPss,
+        &payload,
+        &r.signature,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn wrong_pins_show_tries_then_blocked_and_are_never_retried() {
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_4(34_000_001)).await;
     let key = generate(&mut client, "yk", "9a", "p256", "once", "never", "targets").await;

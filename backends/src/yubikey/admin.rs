@@ -156,7 +156,11 @@ impl Session {
             gun: options.gun.clone(),
             label: spec.label.clone(),
         };
-        write_record(self, card, slot, &record, pin)?;
+        // Record certificates are ECDSA-signed (notary's root profile); an
+        // RSA key is listed from its metadata alone.
+        if spec.algorithm.key_type() == notary_tuf::KeyType::Ecdsa {
+            write_record(self, card, slot, &record, pin)?;
+        }
         self.slots.remove(&slot);
         Ok((
             slot,
@@ -297,7 +301,7 @@ impl PivAdmin for YubiKeyBackend {
     ) -> Result<BackendKey, BackendError> {
         if !self.algorithms().contains(&spec.algorithm) {
             return Err(BackendError::UnsupportedAlgorithm(format!(
-                "{} (a YubiKey generates ecdsa p256 or p384 here)",
+                "{} (a YubiKey generates ecdsa p256 or p384, or rsa 2048, here)",
                 spec.algorithm
             )));
         }

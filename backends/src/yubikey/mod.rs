@@ -15,6 +15,7 @@
 mod admin;
 mod card;
 mod device;
+mod pss;
 mod record;
 mod session;
 mod signing;
@@ -157,7 +158,11 @@ impl KeyBackend for YubiKeyBackend {
     }
 
     fn algorithms(&self) -> Vec<Algorithm> {
-        vec![Algorithm::EcdsaP256, Algorithm::EcdsaP384]
+        vec![
+            Algorithm::EcdsaP256,
+            Algorithm::EcdsaP384,
+            Algorithm::Rsa2048,
+        ]
     }
 
     fn list(&self) -> Result<Vec<BackendKey>, BackendError> {

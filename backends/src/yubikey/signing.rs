@@ -48,13 +48,20 @@ pub(super) fn prepare_pin(
     }
 }
 
-/// The bytes the card signs: SHA-256 of the payload (notary's ECDSA),
-/// left-padded to the curve size, which leaves the number unchanged.
+/// The bytes the card signs: for ECDSA, SHA-256 of the payload, left-padded
+/// to the curve size (which leaves the number unchanged); for RSA, the
+/// EMSA-PSS encoded message.
 fn card_input(algorithm: Algorithm, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
     let digest = Sha256::digest(payload);
     let size = match algorithm {
         Algorithm::EcdsaP256 => 32,
         Algorithm::EcdsaP384 => 48,
+        Algorithm::Rsa2048 => {
+            let mut salt = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
+            return super::pss::encode(payload, 2048, &salt)
+                .ok_or_else(|| BackendError::UnsupportedAlgorithm(algorithm.to_string()));
+        }
         other => return Err(BackendError::UnsupportedAlgorithm(other.to_string())),
     };
     let mut input = vec![0u8; size - digest.len()];
@@ -62,7 +69,8 @@ fn card_input(algorithm: Algorithm, payload: &[u8]) -> Result<Vec<u8>, BackendEr
     Ok(input)
 }
 
-/// The card's DER ECDSA signature as notary's raw r||s.
+/// The card's answer as notary's signature: raw r||s for ECDSA (the card
+/// gives DER), the full-length block for RSA.
 fn raw_signature(algorithm: Algorithm, der: &[u8]) -> Result<Vec<u8>, BackendError> {
     let bad = |e: p256::ecdsa::Error| BackendError::Device(format!("card signature: {e}"));
     match algorithm {
@@ -74,6 +82,11 @@ fn raw_signature(algorithm: Algorithm, der: &[u8]) -> Result<Vec<u8>, BackendErr
             .map_err(bad)?
             .to_bytes()
             .to_vec()),
+        Algorithm::Rsa2048 if der.len() <= 256 => {
+            let mut sig = vec![0u8; 256 - der.len()];
+            sig.extend_from_slice(der);
+            Ok(sig)
+        }
         other => Err(BackendError::UnsupportedAlgorithm(other.to_string())),
     }
 }
@@ -194,5 +207,6 @@ mod tests {
         assert_eq!(&input[16..], Sha256::digest(b"x").as_slice());
         assert_eq!(card_input(Algorithm::EcdsaP256, b"x").unwrap().len(), 32);
         assert!(card_input(Algorithm::Ed25519, b"x").is_err());
+        assert_eq!(card_input(Algorithm::Rsa2048, b"x").unwrap().len(), 256);
     }
 }
