@@ -4,6 +4,8 @@
 mod auth;
 mod objects;
 mod slots;
+#[cfg(test)]
+mod tests;
 
 use crate::apdu::{sw, Command, Response};
 use crate::attest::DeviceAttestation;
