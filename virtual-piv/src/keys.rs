@@ -9,6 +9,8 @@ use rsa::BigUint;
 pub const ALG_RSA2048: u8 = 0x07;
 pub const ALG_P256: u8 = 0x11;
 pub const ALG_P384: u8 = 0x14;
+/// Firmware 5.7 and later.
+pub const ALG_ED25519: u8 = 0xE0;
 
 /// Why a key operation was refused (mapped to a status word by the applet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +25,7 @@ pub enum KeyPair {
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
     Rsa2048(Box<rsa::RsaPrivateKey>),
+    Ed25519(ed25519_dalek::SigningKey),
 }
 
 impl KeyPair {
@@ -33,6 +36,7 @@ impl KeyPair {
             ALG_RSA2048 => KeyPair::Rsa2048(Box::new(
                 rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(|_| KeyError::BadInput)?,
             )),
+            ALG_ED25519 => KeyPair::Ed25519(ed25519_dalek::SigningKey::generate(&mut OsRng)),
             _ => return Err(KeyError::UnsupportedAlgorithm),
         })
     }
@@ -42,10 +46,12 @@ impl KeyPair {
             KeyPair::P256(_) => ALG_P256,
             KeyPair::P384(_) => ALG_P384,
             KeyPair::Rsa2048(_) => ALG_RSA2048,
+            KeyPair::Ed25519(_) => ALG_ED25519,
         }
     }
 
-    /// The inner public-key TLVs: `86 <SEC1 point>` for EC, `81 <n> 82 <e>` for RSA.
+    /// The inner public-key TLVs: `86 <SEC1 point>` for EC (`86 <key>` for
+    /// Ed25519), `81 <n> 82 <e>` for RSA.
     pub fn public_tlvs(&self) -> Vec<u8> {
         match self {
             KeyPair::P256(k) => tlv(0x86, k.verifying_key().to_encoded_point(false).as_bytes()),
@@ -55,6 +61,7 @@ impl KeyPair {
                 tlv(0x82, &k.e().to_bytes_be()),
             ]
             .concat(),
+            KeyPair::Ed25519(k) => tlv(0x86, k.verifying_key().as_bytes()),
         }
     }
 
@@ -65,12 +72,14 @@ impl KeyPair {
             KeyPair::P256(k) => k.verifying_key().to_public_key_der(),
             KeyPair::P384(k) => k.verifying_key().to_public_key_der(),
             KeyPair::Rsa2048(k) => k.to_public_key().to_public_key_der(),
+            KeyPair::Ed25519(k) => k.verifying_key().to_public_key_der(),
         };
         der.map(|d| d.into_vec()).unwrap_or_default()
     }
 
     /// EC: ECDSA over the given digest (left-padded to the field size), DER.
     /// RSA: the raw private-key operation on a host-padded block.
+    /// Ed25519: PureEdDSA over the message itself.
     pub fn sign(&self, input: &[u8]) -> Result<Vec<u8>, KeyError> {
         use p256::ecdsa::signature::hazmat::PrehashSigner;
         match self {
@@ -101,6 +110,10 @@ impl KeyPair {
                 let mut out = vec![0u8; size - raw.len()];
                 out.extend_from_slice(&raw);
                 Ok(out)
+            }
+            KeyPair::Ed25519(k) => {
+                use ed25519_dalek::Signer;
+                Ok(k.sign(input).to_bytes().to_vec())
             }
         }
     }

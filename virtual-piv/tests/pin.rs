@@ -93,3 +93,16 @@ fn reset_needs_pin_and_puk_blocked_and_wipes_keys() {
         Err(Error::NotFound)
     ));
 }
+
+#[test]
+fn pin_retries_can_be_raised_and_reset_pin_and_puk_to_factory() {
+    let card = TestCard::start(Profile::yubikey_5_7(22_000_004)).unwrap();
+    let mut yk = open_as_admin(&card);
+    yk.change_pin(PIN, b"31415926").unwrap();
+    yk.verify_pin(b"31415926").unwrap();
+    yk.set_pin_retries(5, 4).unwrap();
+    assert_eq!((card.pin_tries_left(), card.puk_tries_left()), (5, 4));
+    // As on a YubiKey, the new limits come with the factory PIN and PUK.
+    yk.verify_pin(PIN).unwrap();
+    assert_eq!(yk.verify_pin(b"000000"), Err(Error::WrongPin { tries: 4 }));
+}

@@ -9,7 +9,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::signature::Verifier;
 use rsa::pkcs1::DecodeRsaPublicKey;
 use sha2::{Digest, Sha256, Sha384};
-use virtual_piv::{ins, root_certificate_der, Profile, TestCard};
+use virtual_piv::{ins, root_certificate_der, Profile, TestCard, TestReaders};
 use yubikey::certificate::CertInfo;
 use yubikey::piv::{self, AlgorithmId, SlotId};
 use yubikey::{Certificate, Error, PinPolicy, TouchPolicy};
@@ -60,6 +60,48 @@ fn p256_and_p384_signatures_verify() {
         .unwrap()
         .verify_prehash(&digest, &p384::ecdsa::Signature::from_der(&der).unwrap())
         .unwrap();
+}
+
+#[test]
+fn ed25519_on_firmware_5_7_only() {
+    let readers = TestReaders::acquire().unwrap();
+    let card = readers.insert(Profile::yubikey_5_7(23_000_006)).unwrap();
+    let mut yk = open_as_admin(&card);
+    let spki = piv::generate(
+        &mut yk,
+        SlotId::Authentication,
+        AlgorithmId::Ed25519,
+        PinPolicy::Once,
+        TouchPolicy::Never,
+    )
+    .unwrap();
+    let message = b"timestamp.json";
+    let signature = piv::sign_data(
+        &mut yk,
+        message,
+        AlgorithmId::Ed25519,
+        SlotId::Authentication,
+    )
+    .unwrap();
+    let key: [u8; 32] = spki.subject_public_key.raw_bytes().try_into().unwrap();
+    ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .unwrap()
+        .verify_strict(
+            message,
+            &ed25519_dalek::Signature::from_slice(&signature).unwrap(),
+        )
+        .unwrap();
+
+    let old = readers.insert(Profile::yubikey_5_4(23_000_007)).unwrap();
+    let mut yk = open_as_admin(&old);
+    assert!(piv::generate(
+        &mut yk,
+        SlotId::Authentication,
+        AlgorithmId::Ed25519,
+        PinPolicy::Once,
+        TouchPolicy::Never,
+    )
+    .is_err());
 }
 
 #[test]

@@ -71,6 +71,9 @@ impl PivApplet {
         if pin_policy > PIN_POLICY_ALWAYS || touch_policy > TOUCH_POLICY_CACHED {
             return Response::status(sw::INCORRECT_DATA);
         }
+        if alg == crate::keys::ALG_ED25519 && self.profile.version < [5, 7, 0] {
+            return Response::status(sw::INCORRECT_DATA);
+        }
         let key = match KeyPair::generate(alg) {
             Ok(key) => key,
             Err(_) => return Response::status(sw::INCORRECT_DATA),
