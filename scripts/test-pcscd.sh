@@ -22,8 +22,14 @@ VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
 
 log() { printf '[test-pcscd] %s\n' "$*" >&2; }
 
+# Whether the pid in file $1 is a live process whose command line holds $2
+# (pid files can be stale, and pids get reused).
+alive() {
+  [[ -s $1 ]] && tr '\0' ' ' <"/proc/$(cat "$1")/cmdline" 2>/dev/null | grep -q -- "$2"
+}
+
 ours_running() {
-  [[ -s $DIR/pcscd.pid ]] && kill -0 "$(cat "$DIR/pcscd.pid")" 2>/dev/null && [[ -S $SOCKET ]]
+  alive "$DIR/pcscd.pid" pcscd && [[ -S $SOCKET ]]
 }
 
 # vpcd keeps its two card slots in globals of the driver library, so each
@@ -47,7 +53,7 @@ start() {
   if ours_running; then
     exit 0
   fi
-  if [[ -s /run/pcscd/pcscd.pid ]] && kill -0 "$(cat /run/pcscd/pcscd.pid)" 2>/dev/null; then
+  if alive /run/pcscd/pcscd.pid pcscd; then
     log "another pcscd (pid $(cat /run/pcscd/pcscd.pid)) is running without the test readers; stop it first"
     exit 1
   fi
@@ -97,7 +103,7 @@ supervise() {
 }
 
 stop() {
-  [[ -s $DIR/supervisor.pid ]] || exit 0
+  alive "$DIR/supervisor.pid" test-pcscd.sh || exit 0
   exec 9>"$DIR/users.lock"
   if ! flock -n -x 9; then
     log "pcscd is still in use by another test process; it stops when that one ends"

@@ -224,6 +224,8 @@ impl VirtualYubiKey {
         self.shared.control().log.clear();
     }
 
+    /// Like the other state accessors, waits while the card is busy (e.g.
+    /// blinking for a touch).
     pub fn pin_tries_left(&self) -> u8 {
         self.shared.applet().pin_tries_left()
     }

@@ -167,3 +167,18 @@ fn run_command(line: &str, card: &VirtualYubiKey) -> Result<String> {
     };
     Ok(reply)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touch_modes_parse() {
+        assert_eq!(parse_touch("never"), Ok(TouchMode::Never));
+        assert_eq!(
+            parse_touch("300"),
+            Ok(TouchMode::After(Duration::from_millis(300)))
+        );
+        assert!(parse_touch("soon").unwrap_err().contains("soon"));
+    }
+}
