@@ -11,6 +11,15 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// YubiKey 5 with firmware 5.2.7: no GET METADATA yet (6D00), so keys
+    /// and policies can only be learnt from certificates; 3DES management key.
+    pub fn yubikey_5_2(serial: u32) -> Profile {
+        Profile {
+            serial,
+            version: [5, 2, 7],
+        }
+    }
+
     /// YubiKey 5 with firmware 5.4.3: 3DES default management key.
     pub fn yubikey_5_4(serial: u32) -> Profile {
         Profile {

@@ -295,3 +295,33 @@ fn assert_signed_by(cert: &x509_cert::Certificate, issuer: &x509_cert::Certifica
     key.verify(&cert.tbs_certificate.to_der().unwrap(), &signature)
         .unwrap();
 }
+
+#[test]
+fn firmware_before_5_3_has_no_metadata_but_signs() {
+    let card = TestCard::start(Profile::yubikey_5_2(23_000_008)).unwrap();
+    let mut yk = open_as_admin(&card);
+    let spki = piv::generate(
+        &mut yk,
+        SlotId::Authentication,
+        AlgorithmId::EccP256,
+        PinPolicy::Once,
+        TouchPolicy::Never,
+    )
+    .unwrap();
+    assert!(matches!(
+        piv::metadata(&mut yk, SlotId::Authentication),
+        Err(Error::NotSupported)
+    ));
+    let digest = Sha256::digest(b"m");
+    let der = piv::sign_data(
+        &mut yk,
+        &digest,
+        AlgorithmId::EccP256,
+        SlotId::Authentication,
+    )
+    .unwrap();
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
+        .unwrap()
+        .verify_prehash(&digest, &p256::ecdsa::Signature::from_der(&der).unwrap())
+        .unwrap();
+}
