@@ -423,6 +423,68 @@ async fn rsa_2048_signs_with_host_side_pss() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn firmware_without_metadata_lists_from_certificates_and_prompts_touch_when_slow() {
+    let (card, daemon, mut client) = ready_card(Profile::yubikey_5_2(39_000_001)).await;
+    let st = client
+        .yubikey_setup(pb::YubiKeySetupRequest {
+            serial: card.serial(),
+            current_pin: PIN.into(),
+            new_pin: PIN.into(),
+            current_puk: PUK.into(),
+            new_puk: PUK.into(),
+            force: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&st), "already_set_up", "{st:?}");
+    let key = generate(&mut client, "yk", "9a", "p256", "once", "always", "targets").await;
+    drop(client);
+    drop(daemon);
+
+    // Another daemon cannot read policies (no GET METADATA before 5.3): it
+    // finds the key through its slot certificate, and says "touch" only
+    // when the signature does not come back quickly.
+    let other = start(&yubikey_backend("yk", Some(card.serial())));
+    let mut client = self::client(&other).await;
+    let keys = client
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    let seen = keys.iter().find(|k| k.key_id == key.key_id).unwrap();
+    assert_eq!(seen.label, key.label);
+    card.set_touch(TouchMode::Manual);
+    let payload = targets_payload(1);
+    let mut stream = client
+        .sign(pb::SignRequest {
+            key_id: key.key_id.clone(),
+            payload: payload.clone(),
+            pin: PIN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The card waits for a touch that only comes after the prompt.
+    let first = stream.message().await.unwrap().unwrap();
+    let Some(pb::sign_event::Event::Progress(pb::Progress {
+        kind: Some(pb::progress::Kind::TouchNeeded(touch)),
+    })) = first.event
+    else {
+        panic!("expected a touch prompt first, got {first:?}");
+    };
+    assert_eq!(touch.slot, "9a");
+    assert!(card.wait_for_touch_request(Duration::from_secs(20)));
+    assert!(card.touch());
+    let last = stream.message().await.unwrap().unwrap();
+    let Some(pb::sign_event::Event::Result(result)) = last.event else {
+        panic!("expected the signature, got {last:?}");
+    };
+    assert_verifies(&key, &payload, &result);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn wrong_pins_show_tries_then_blocked_and_are_never_retried() {
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_4(34_000_001)).await;
     let key = generate(&mut client, "yk", "9a", "p256", "once", "never", "targets").await;

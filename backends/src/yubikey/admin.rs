@@ -2,7 +2,7 @@
 
 use super::card::{CardError, Credential, PivCard};
 use super::record::{classify, KeyRecord, SlotCertificate};
-use super::session::Session;
+use super::session::{Session, SlotFacts};
 use super::YubiKeyBackend;
 use crate::backend::{BackendKey, CertificateStore, KeyBackend, KeySpec};
 use crate::piv::{
@@ -150,7 +150,18 @@ impl Session {
             options.touch_policy,
         )?;
         tracing::info!(serial, %slot, algorithm = %spec.algorithm, pin = %options.pin_policy, touch = %options.touch_policy, "generated a key on the YubiKey");
-        self.slots.remove(&slot);
+        // What was just set is known, also on firmware without metadata.
+        self.slots.insert(
+            slot,
+            SlotFacts {
+                algorithm: spec.algorithm,
+                public: public.clone(),
+                pin_policy: Some(options.pin_policy),
+                touch_policy: Some(options.touch_policy),
+                generated: Some(true),
+                label: spec.label.clone(),
+            },
+        );
         let record = KeyRecord {
             role: options.role.clone(),
             gun: options.gun.clone(),
@@ -161,7 +172,6 @@ impl Session {
         if spec.algorithm.key_type() == notary_tuf::KeyType::Ecdsa {
             write_record(self, card, slot, &record, pin)?;
         }
-        self.slots.remove(&slot);
         Ok((
             slot,
             BackendKey {
@@ -215,20 +225,6 @@ fn setup_card(
     force: bool,
 ) -> Result<(), BackendError> {
     let serial = card.serial();
-    let Some(mgmt) = card.credential(Credential::ManagementKey)? else {
-        return Err(BackendError::NotSupported(
-            "setup needs YubiKey firmware 5.3 or later (metadata); set it up with ykman",
-        ));
-    };
-    if !mgmt.is_default && !force {
-        return Err(precondition(
-            "already_set_up",
-            format!(
-                "YubiKey {serial} was set up already (its management key is not the factory \
-                 one); to change its PIN, PUK and management key again pass --force"
-            ),
-        ));
-    }
     let bytes = |s: &SecretString| s.expose_secret().as_bytes().to_vec();
     for (what, value) in [("PIN", &secrets.new_pin), ("PUK", &secrets.new_puk)] {
         let len = value.expose_secret().len();
@@ -239,11 +235,44 @@ fn setup_card(
             ));
         }
     }
+    let already = || {
+        precondition(
+            "already_set_up",
+            format!(
+                "YubiKey {serial} was set up already (its management key is not the factory \
+                 one); to change its PIN, PUK and management key again pass --force"
+            ),
+        )
+    };
+    // Firmware 5.3+ says whether the management key is the factory one, so
+    // a second setup is refused before a PIN try is spent; before 5.3 a
+    // PIN-protected key that authenticates means set up.
+    let meta = card.credential(Credential::ManagementKey)?;
+    if meta.is_some_and(|m| !m.is_default) && !force {
+        return Err(already());
+    }
     card.verify_pin(&bytes(&secrets.current_pin))?;
+    let mgmt_is_factory = match meta {
+        Some(m) => m.is_default,
+        None => card.authenticate_protected_management_key().is_err(),
+    };
+    if !mgmt_is_factory && !force {
+        return Err(already());
+    }
     // Authenticate before changing anything, so a card whose management
     // key is unknown is left as it was.
-    if mgmt.is_default {
-        card.authenticate_default_management_key()?;
+    if mgmt_is_factory {
+        card.authenticate_default_management_key()
+            .map_err(|e| match e {
+                CardError::SecurityStatus => precondition(
+                    "management_key_unknown",
+                    format!(
+                        "YubiKey {serial}'s management key is neither the factory one nor \
+                         stored PIN-protected; reset it with ykman first"
+                    ),
+                ),
+                other => other.into(),
+            })?;
     } else {
         authenticate_management(card, None)?;
     }
