@@ -94,6 +94,18 @@ async fn set_up(client: &mut KeydClient<Channel>, serial: u32) {
         .unwrap();
 }
 
+/// A second, unforced setup of a card set up with PIN and PUK.
+fn setup_again(serial: u32) -> pb::YubiKeySetupRequest {
+    pb::YubiKeySetupRequest {
+        serial,
+        current_pin: PIN.into(),
+        new_pin: PIN.into(),
+        current_puk: PUK.into(),
+        new_puk: PUK.into(),
+        force: false,
+    }
+}
+
 async fn generate(
     client: &mut KeydClient<Channel>,
     backend: &str,
@@ -269,14 +281,7 @@ async fn setup_changes_pin_puk_and_management_key_and_refuses_a_second_time() {
             "{err}"
         );
         let st = client
-            .yubikey_setup(pb::YubiKeySetupRequest {
-                serial: card.serial(),
-                current_pin: PIN.into(),
-                new_pin: PIN.into(),
-                current_puk: PUK.into(),
-                new_puk: PUK.into(),
-                force: false,
-            })
+            .yubikey_setup(setup_again(card.serial()))
             .await
             .unwrap_err();
         assert_eq!(reason(&st), "already_set_up", "{st:?}");
@@ -426,14 +431,7 @@ async fn rsa_2048_signs_with_host_side_pss() {
 async fn firmware_without_metadata_lists_from_certificates_and_prompts_touch_when_slow() {
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_2(39_000_001)).await;
     let st = client
-        .yubikey_setup(pb::YubiKeySetupRequest {
-            serial: card.serial(),
-            current_pin: PIN.into(),
-            new_pin: PIN.into(),
-            current_puk: PUK.into(),
-            new_puk: PUK.into(),
-            force: false,
-        })
+        .yubikey_setup(setup_again(card.serial()))
         .await
         .unwrap_err();
     assert_eq!(reason(&st), "already_set_up", "{st:?}");

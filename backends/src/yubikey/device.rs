@@ -189,14 +189,15 @@ impl PivCard for YubiKeyCard {
     }
 
     fn set_random_protected_management_key(&mut self) -> Result<(), CardError> {
-        let (alg, len) = if self.0.version().major > 5
-            || (self.0.version().major == 5 && self.0.version().minor >= 7)
-        {
-            (MgmAlgorithmId::Aes192, 24)
+        // The firmware's own default algorithm: AES-192 from 5.7, else 3DES;
+        // both take 24 key bytes.
+        let version = self.0.version();
+        let alg = if (version.major, version.minor) >= (5, 7) {
+            MgmAlgorithmId::Aes192
         } else {
-            (MgmAlgorithmId::ThreeDes, 24)
+            MgmAlgorithmId::ThreeDes
         };
-        let mut bytes = zeroize::Zeroizing::new(vec![0u8; len]);
+        let mut bytes = zeroize::Zeroizing::new(vec![0u8; 24]);
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
         let key = MgmKey::from_bytes(&*bytes, Some(alg))?;
         Ok(key.set_protected(&mut self.0)?)
