@@ -555,6 +555,43 @@ async fn touch_prompt_before_the_signature_and_a_missed_touch_is_not_a_pin_error
     assert_eq!(card.pin_tries_left(), tries);
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", "").await;
     assert_eq!(reason(&r.unwrap_err()), "touch_timeout");
+
+    // notaryctl key generate: locked card, so the PIN comes from the file on
+    // the second attempt; the touch for the slot certificate is announced.
+    card.set_touch(TouchMode::Immediate);
+    ok(notaryctl(&daemon, &["key", "lock", "--backend", "yk"], &[]));
+    let (out, err) = ok(notaryctl(
+        &daemon,
+        &[
+            "key",
+            "generate",
+            "--backend",
+            "yk",
+            "--slot",
+            "84",
+            "--pin-policy",
+            "once",
+            "--touch-policy",
+            "always",
+            "--role",
+            "targets",
+            "--gun",
+            GUN,
+            "--pin-file",
+            &pin,
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains("Touch your YubiKey (serial 35000001) when it blinks"),
+        "{err}"
+    );
+    assert!(
+        err.contains("URI: yubikey:serial=35000001;slot=84"),
+        "{err}"
+    );
+    assert_eq!(card.slot_key(0x84), Some((0x11, 2, 2)));
+    assert!(!out.trim().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
