@@ -10,6 +10,7 @@ use virtual_piv::{Profile, TestCard, TestReaders, TouchMode, DEFAULT_MGM_KEY};
 use yubikey::piv::{self, AlgorithmId, ManagementSlotId, SlotAlgorithmId, SlotId};
 use yubikey::{Error, MgmAlgorithmId, MgmKey, PinPolicy, TouchPolicy, YubiKey};
 
+/// A generation attempt; the result says whether the management key was accepted.
 fn generate(yk: &mut YubiKey) -> Result<(), Error> {
     piv::generate(
         yk,

@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::{open, open_as_admin, PIN};
+use common::{generate_p256, open, open_as_admin, PIN};
 use virtual_piv::{Profile, TestCard};
-use yubikey::piv::{self, AlgorithmId, SlotId};
-use yubikey::{Error, PinPolicy, TouchPolicy};
+use yubikey::piv::{self, SlotId};
+use yubikey::Error;
 
 #[test]
 fn wrong_pins_count_down_then_block_and_the_puk_unblocks() {
@@ -68,14 +68,7 @@ fn pin_and_puk_change_and_metadata_reports_defaults() {
 fn reset_needs_pin_and_puk_blocked_and_wipes_keys() {
     let card = TestCard::start(Profile::yubikey_5_4(22_000_003)).unwrap();
     let mut yk = open_as_admin(&card);
-    piv::generate(
-        &mut yk,
-        SlotId::Authentication,
-        AlgorithmId::EccP256,
-        PinPolicy::Once,
-        TouchPolicy::Never,
-    )
-    .unwrap();
+    generate_p256(&mut yk, SlotId::Authentication);
     yk.change_pin(PIN, b"99999999").unwrap();
     assert!(yk.reset_device().is_err(), "PIN and PUK not blocked yet");
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{certificate_from_object, open, open_as_admin, PIN};
+use common::{assert_p256_signs, certificate_from_object, generate_p256, open, open_as_admin, PIN};
 use der::{Decode, Encode};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::signature::Verifier;
@@ -19,26 +19,9 @@ fn p256_and_p384_signatures_verify() {
     let card = TestCard::start(Profile::yubikey_5_7(23_000_001)).unwrap();
     let mut yk = open_as_admin(&card);
 
-    let spki = piv::generate(
-        &mut yk,
-        SlotId::Retired(piv::RetiredSlotId::R1),
-        AlgorithmId::EccP256,
-        PinPolicy::Once,
-        TouchPolicy::Never,
-    )
-    .unwrap();
-    let digest = Sha256::digest(b"root.json");
-    let der = piv::sign_data(
-        &mut yk,
-        &digest,
-        AlgorithmId::EccP256,
-        SlotId::Retired(piv::RetiredSlotId::R1),
-    )
-    .unwrap();
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
-        .unwrap()
-        .verify_prehash(&digest, &p256::ecdsa::Signature::from_der(&der).unwrap())
-        .unwrap();
+    let slot = SlotId::Retired(piv::RetiredSlotId::R1);
+    let point = generate_p256(&mut yk, slot);
+    assert_p256_signs(&mut yk, slot, &point);
 
     let spki = piv::generate(
         &mut yk,
@@ -300,28 +283,10 @@ fn assert_signed_by(cert: &x509_cert::Certificate, issuer: &x509_cert::Certifica
 fn firmware_before_5_3_has_no_metadata_but_signs() {
     let card = TestCard::start(Profile::yubikey_5_2(23_000_008)).unwrap();
     let mut yk = open_as_admin(&card);
-    let spki = piv::generate(
-        &mut yk,
-        SlotId::Authentication,
-        AlgorithmId::EccP256,
-        PinPolicy::Once,
-        TouchPolicy::Never,
-    )
-    .unwrap();
+    let point = generate_p256(&mut yk, SlotId::Authentication);
     assert!(matches!(
         piv::metadata(&mut yk, SlotId::Authentication),
         Err(Error::NotSupported)
     ));
-    let digest = Sha256::digest(b"m");
-    let der = piv::sign_data(
-        &mut yk,
-        &digest,
-        AlgorithmId::EccP256,
-        SlotId::Authentication,
-    )
-    .unwrap();
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
-        .unwrap()
-        .verify_prehash(&digest, &p256::ecdsa::Signature::from_der(&der).unwrap())
-        .unwrap();
+    assert_p256_signs(&mut yk, SlotId::Authentication, &point);
 }

@@ -2,8 +2,11 @@
 //! `yubikey` crate through pcscd.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use sha2::{Digest, Sha256};
 use virtual_piv::TestCard;
-use yubikey::{MgmKey, Serial, YubiKey};
+use yubikey::piv::{self, AlgorithmId, SlotId};
+use yubikey::{MgmKey, PinPolicy, Serial, TouchPolicy, YubiKey};
 
 pub const PIN: &[u8] = b"123456";
 
@@ -29,4 +32,30 @@ pub fn certificate_from_object(object: &[u8]) -> Vec<u8> {
         n => (usize::from(n), 2),
     };
     object[start..start + len].to_vec()
+}
+
+/// A P-256 key in `slot` with PIN once and no touch (the plain case);
+/// returns its SEC1 public point.
+pub fn generate_p256(yk: &mut YubiKey, slot: SlotId) -> Vec<u8> {
+    piv::generate(
+        yk,
+        slot,
+        AlgorithmId::EccP256,
+        PinPolicy::Once,
+        TouchPolicy::Never,
+    )
+    .expect("generate P-256")
+    .subject_public_key
+    .raw_bytes()
+    .to_vec()
+}
+
+/// Signs a digest with the P-256 key in `slot` and checks it with `point`.
+pub fn assert_p256_signs(yk: &mut YubiKey, slot: SlotId, point: &[u8]) {
+    let digest = Sha256::digest(b"targets.json");
+    let der = piv::sign_data(yk, &digest, AlgorithmId::EccP256, slot).expect("sign");
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+        .unwrap()
+        .verify_prehash(&digest, &p256::ecdsa::Signature::from_der(&der).unwrap())
+        .expect("signature verifies");
 }
