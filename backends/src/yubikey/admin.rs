@@ -99,10 +99,21 @@ fn write_record(
     Ok(())
 }
 
+/// Whether a slot holds anything: a key of any type (metadata, 5.3+) or a
+/// certificate. Before 5.3 a key without a certificate cannot be seen.
+fn occupied(card: &mut dyn PivCard, slot: Slot) -> Result<bool, BackendError> {
+    let has_key = match card.slot_meta(slot) {
+        Ok(meta) => meta.is_some(),
+        Err(CardError::NotSupported) => false,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(has_key || card.read_certificate(slot)?.is_some())
+}
+
 impl Session {
     fn first_empty_slot(&mut self, card: &mut dyn PivCard) -> Result<Slot, BackendError> {
         for slot in Slot::all() {
-            if self.facts(card, slot)?.is_none() && card.read_certificate(slot)?.is_none() {
+            if !occupied(card, slot)? {
                 return Ok(slot);
             }
         }
@@ -127,14 +138,16 @@ impl Session {
         }
         let slot = match options.slot {
             Some(slot) => {
-                if let Some(existing) = self.facts(card, slot)? {
+                if occupied(card, slot)? {
+                    let what = match self.facts(card, slot)? {
+                        Some(f) => format!("a key ({}, key ID {})", f.algorithm, f.public.key_id()),
+                        None => "a key or certificate notary-keyd does not use".into(),
+                    };
                     return Err(precondition(
                         "slot_occupied",
                         format!(
-                            "YubiKey {serial} slot {slot} already holds a key ({}, key ID {}); \
-                             choose another slot, or clear this one yourself with ykman",
-                            existing.algorithm,
-                            existing.public.key_id()
+                            "YubiKey {serial} slot {slot} already holds {what}; \
+                             choose another slot, or clear this one yourself with ykman"
                         ),
                     ));
                 }

@@ -486,3 +486,33 @@ fn uris_for_another_card_are_refused() {
     ));
     assert_signs(&b, &key);
 }
+
+#[test]
+fn automatic_placement_skips_slots_holding_anything() {
+    let (b, card) = ready();
+    // Slot 82 holds only a certificate another tool put there.
+    card.lock()
+        .unwrap()
+        .certs
+        .insert("82".parse().unwrap(), vec![0x30, 0x00]);
+    let spec = KeySpec {
+        algorithm: Algorithm::EcdsaP256,
+        label: "auto".into(),
+    };
+    let options = PivKeyOptions {
+        touch_policy: TouchPolicy::Never,
+        ..PivKeyOptions::default()
+    };
+    let key = b.piv().unwrap().generate_in_slot(&spec, &options).unwrap();
+    assert_eq!(key.uri.get("slot"), Some("83"));
+    let explicit = PivKeyOptions {
+        slot: Some("82".parse().unwrap()),
+        ..options
+    };
+    let err = b
+        .piv()
+        .unwrap()
+        .generate_in_slot(&spec, &explicit)
+        .unwrap_err();
+    assert!(err.to_string().contains("does not use"), "{err}");
+}
