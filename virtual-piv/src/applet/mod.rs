@@ -104,6 +104,7 @@ impl PivApplet {
     /// Answers one raw command APDU.
     pub fn process(&mut self, raw: &[u8], touch: &dyn TouchSensor) -> Response {
         let Some(cmd) = Command::parse(raw) else {
+            self.session.pin_just_verified = false;
             return Response::status(sw::WRONG_LENGTH);
         };
         if cmd.ins == INS_GET_RESPONSE {
