@@ -25,6 +25,8 @@ fn keyd_secret_messages() -> Vec<String> {
         "SignRequest",
         "IssueRootCertificateRequest",
         "UnlockRequest",
+        "GenerateKeyRequest",
+        "YubiKeySetupRequest",
     ]
     .iter()
     .map(|m| format!(".notary.keyd.v1.{m}"))

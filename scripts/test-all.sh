@@ -35,6 +35,20 @@ log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 log "building binaries (the end-to-end tests run the real notary-keyd and notaryctl)"
 cargo build --workspace --bins
+log "starting the test pcscd (vpcd readers for the virtual YubiKeys)"
+# One pcscd for the whole run. The shared lock on users.lock keeps it up
+# between test binaries; at the end we let go and stop exactly the pcscd
+# scripts/test-pcscd.sh started (it stays if another test run still uses it).
+pcscd_dir=${NOTARY_TEST_PCSCD_DIR:-/tmp/notary-keyd-pcscd}
+mkdir -p "$pcscd_dir"
+exec {pcscd_user}>"$pcscd_dir/users.lock"
+flock -s "$pcscd_user"
+scripts/test-pcscd.sh start
+stop_test_pcscd() {
+  exec {pcscd_user}>&-
+  scripts/test-pcscd.sh stop
+}
+trap stop_test_pcscd EXIT
 log "cargo test"
 cargo test --workspace -- --test-threads=4
 # The unit's hardening score, for the CI log (the tests hold it at OK or better).

@@ -1,5 +1,6 @@
 //! The backend contract: a small core trait and optional capability traits.
 
+use crate::piv::PivAdmin;
 use crate::{Algorithm, BackendError, KeyUri, TriesLeft};
 use notary_tuf::PublicKey;
 use secrecy::SecretString;
@@ -72,6 +73,10 @@ pub trait KeyBackend: Send + Sync {
     }
     /// PIN login, if the backend has one.
     fn token_login(&self) -> Option<&dyn TokenLogin> {
+        None
+    }
+    /// PIV slots, setup, attestation and card release (YubiKey).
+    fn piv(&self) -> Option<&dyn PivAdmin> {
         None
     }
     /// Key attestation, if the device can vouch for its keys.

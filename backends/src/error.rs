@@ -73,4 +73,13 @@ pub enum BackendError {
     Device(String),
     #[error("key store error: {0}")]
     Storage(String),
+    #[error("the device was not touched in time: {0}")]
+    TouchTimeout(String),
+    /// The device is not in a state for this operation; `reason` is a
+    /// stable word for clients (`setup_needed`, `already_set_up`, …).
+    #[error("{message}")]
+    Precondition {
+        reason: &'static str,
+        message: String,
+    },
 }

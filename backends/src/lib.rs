@@ -13,6 +13,7 @@ pub mod backend;
 #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
 mod encoding;
 pub mod error;
+pub mod piv;
 pub mod uri;
 
 #[cfg(feature = "pkcs11")]
@@ -21,6 +22,8 @@ pub mod pkcs11;
 pub mod soft;
 #[cfg(feature = "tpm")]
 pub mod tpm;
+#[cfg(feature = "yubikey")]
+pub mod yubikey;
 
 pub use algorithm::Algorithm;
 pub use backend::{

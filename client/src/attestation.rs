@@ -64,11 +64,7 @@ impl<'a> Reader<'a> {
 
 /// Checks `a` for `key` and `nonce`; on success returns the SHA-256
 /// fingerprint (hex) of the attestation key's SubjectPublicKeyInfo.
-pub fn check(
-    a: &pb::KeyAttestation,
-    key: &pb::Key,
-    nonce: &[u8],
-) -> Result<String, AttestationError> {
+pub fn check(a: &pb::TpmCertify, key: &pb::Key, nonce: &[u8]) -> Result<String, AttestationError> {
     if a.format != "tpm2-certify" {
         return Err(AttestationError::Format(a.format.clone()));
     }

@@ -92,8 +92,9 @@ pub fn describe(status: &Status, backend: Option<&str>) -> String {
         ),
         Some("pin_blocked") => format!(
             "the user PIN of backend {backend} is blocked: reset it with the token's SO PIN \
-             (e.g. `pkcs11-tool --login --login-type so --init-pin`), then run \
-             `notaryctl key unlock --backend {backend}`"
+             (e.g. `pkcs11-tool --login --login-type so --init-pin`) or, on a YubiKey, with \
+             its PUK (`notaryctl yubikey release`, then `ykman piv access unblock-pin`), \
+             then run `notaryctl key unlock --backend {backend}`"
         ),
         Some("login_required") => format!(
             "backend {backend} is locked and needs its PIN; unlock it: notaryctl key unlock --backend {backend}"
@@ -101,7 +102,9 @@ pub fn describe(status: &Status, backend: Option<&str>) -> String {
         Some("backend_unavailable") => format!(
             "backend unavailable: {message} (see `notaryctl backend list`)"
         ),
-        Some("touch_timeout") => format!("the device was not touched in time: {message}"),
+        Some("touch_timeout") => format!(
+            "touch timed out: {message} (this is not a PIN problem; no PIN try was used)"
+        ),
         Some("audit_failed") => format!(
             "notary-keyd could not write its audit log and withheld the result: {message} \
              (ask the operator to fix the daemon's audit_log)"
@@ -190,6 +193,7 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("SO PIN"), "{line}");
+        assert!(line.contains("ykman piv access unblock-pin"), "{line}");
         assert!(
             line.contains("notaryctl key unlock --backend hsm"),
             "{line}"
@@ -264,7 +268,7 @@ mod tests {
         );
         assert_eq!(
             describe(&st, None),
-            "the device was not touched in time: no touch within 15s"
+            "touch timed out: no touch within 15s (this is not a PIN problem; no PIN try was used)"
         );
     }
 

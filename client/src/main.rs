@@ -18,7 +18,7 @@ mod trust_dir;
 
 use clap::{Parser, Subcommand};
 use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
-use commands::{attest, backend, certificate, key, key_transfer, sign};
+use commands::{attest, backend, certificate, key, key_transfer, sign, yubikey};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -147,6 +147,10 @@ enum Command {
     /// Add, remove, list and purge delegation roles and their keys.
     #[command(subcommand)]
     Delegation(DelegationCommand),
+
+    /// Set up YubiKeys, show their state, release them for other programs.
+    #[command(subcommand)]
+    Yubikey(YubikeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +165,32 @@ enum DelegationCommand {
     List(delegation::ListArgs),
     /// Stage removing keys from every delegation.
     Purge(delegation::PurgeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum YubikeyCommand {
+    /// Replace a YubiKey's factory PIN, PUK and management key.
+    ///
+    /// Asks for the current PIN and PUK and the new ones (or reads them from
+    /// the --*-file options), lists what will change and asks you to type the
+    /// serial to confirm. The management key becomes a random one stored on
+    /// the YubiKey, readable only with the PIN; notary-keyd never uses a
+    /// factory PIN, PUK or management key by itself. A YubiKey set up
+    /// already is refused unless --force.
+    ///
+    /// Example: notaryctl yubikey setup --serial 12345678
+    Setup(yubikey::SetupArgs),
+
+    /// Show serial, firmware, PIN/PUK tries left and the slots holding keys
+    /// with their PIN and touch policies.
+    ///
+    /// Example: notaryctl yubikey status --serial 12345678
+    Status(yubikey::StatusArgs),
+
+    /// Let other programs (ykman, gpg) use the YubiKey now; notary-keyd
+    /// opens it again when it next needs it (like SIGHUP to the daemon).
+    /// A "PIN once" login is lost.
+    Release(yubikey::ReleaseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,12 +248,16 @@ enum KeyCommand {
     #[command(subcommand)]
     Cert(CertCommand),
 
-    /// Have the TPM that holds a key certify it (TPM2_Certify), and check it.
+    /// The device's evidence that it holds a key, checked here first.
     ///
-    /// Checks the attestation key's signature, the nonce, and that the
-    /// certified TPM object is this key; prints a JSON summary with the
-    /// attestation key's fingerprint (compare it with the host's enrolment
-    /// record). --out saves the statement for checking elsewhere.
+    /// TPM keys: the TPM certifies the key (TPM2_Certify) with its
+    /// attestation key; the signature, the nonce and the certified object
+    /// are checked, and a JSON summary with the attestation key's
+    /// fingerprint is printed (compare it with the host's enrolment record);
+    /// --out saves the statement for checking elsewhere. YubiKey keys: the
+    /// slot's attestation certificate, then the YubiKey's attestation
+    /// intermediate (PEM), proving the key was generated on the device;
+    /// verify the chain against Yubico's PIV root CA.
     ///
     /// Example: notaryctl key attest 3f2a… --out ./attestation
     Attest(attest::AttestArgs),
@@ -338,6 +372,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             KeyCommand::Cert(CertCommand::IssueRoot(args)) => {
                 certificate::issue_root(&mut client, &args).await
             }
+        },
+        Command::Yubikey(cmd) => match cmd {
+            YubikeyCommand::Setup(args) => yubikey::setup(&mut client, &args).await,
+            YubikeyCommand::Status(args) => yubikey::status(&mut client, &args).await,
+            YubikeyCommand::Release(args) => yubikey::release(&mut client, &args).await,
         },
         Command::Sign(args) => sign::run(&mut client, &args).await,
         _ => unreachable!("repository commands are handled by run_repo"),

@@ -81,7 +81,7 @@ pub fn line(p: &pb::Progress) -> Option<String> {
         }
         Kind::TouchNeeded(t) => {
             format!(
-                "Touch your device (serial {}, slot {})…",
+                "Touch your YubiKey (serial {}, slot {})…",
                 t.device_serial, t.slot
             )
         }
@@ -138,7 +138,7 @@ mod tests {
         }));
         assert_eq!(
             line(&t).unwrap(),
-            "Touch your device (serial 123, slot 9c)…"
+            "Touch your YubiKey (serial 123, slot 9c)…"
         );
         assert!(line(&pb::Progress { kind: None }).is_none());
     }

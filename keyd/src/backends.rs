@@ -7,6 +7,8 @@ use keyd_backends::pkcs11::{Pkcs11Backend, Pkcs11Config, TokenSelector};
 use keyd_backends::soft::{SoftBackend, SoftConfig};
 #[cfg(feature = "tpm")]
 use keyd_backends::tpm::{TpmBackend, TpmConfig, DEFAULT_TCTI};
+#[cfg(feature = "yubikey")]
+use keyd_backends::yubikey::{YubiKeyBackend, YubiKeyConfig};
 use keyd_backends::KeyBackend;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ pub enum BackendType {
     Soft,
     Pkcs11,
     Tpm,
+    Yubikey,
 }
 
 /// How long a PIN typed by a person keeps a token unlocked.
@@ -61,7 +64,7 @@ pub struct BackendConfig {
     pub pin: Option<PinSource>,
     /// pkcs11: worker sessions (default: twice the CPUs, at least 4).
     pub sessions: Option<usize>,
-    /// pkcs11 with `pin = "prompt"`: how long an unlock lasts.
+    /// pkcs11 with `pin = "prompt"`, yubikey: how long an unlock lasts.
     #[serde(default)]
     pub pin_cache: PinCache,
     /// tpm: TCTI (default `device:/dev/tpmrm0`).
@@ -70,6 +73,9 @@ pub struct BackendConfig {
     pub owner_auth: Option<PinSource>,
     /// tpm: auth value source for the keys this backend creates.
     pub key_auth: Option<PinSource>,
+    /// yubikey: serial number of the YubiKey (required when several are
+    /// plugged in).
+    pub serial: Option<u32>,
 }
 
 impl BackendConfig {
@@ -88,6 +94,7 @@ impl BackendConfig {
             tcti: None,
             owner_auth: None,
             key_auth: None,
+            serial: None,
         }
     }
 
@@ -105,12 +112,12 @@ impl BackendConfig {
             }
         };
         match self.kind {
-            BackendType::Soft | BackendType::Pkcs11 => {
+            BackendType::Soft | BackendType::Pkcs11 | BackendType::Yubikey => {
                 foreign("tcti", self.tcti.is_some())?;
                 foreign("owner_auth", self.owner_auth.is_some())?;
                 foreign("key_auth", self.key_auth.is_some())?;
             }
-            BackendType::Tpm => {}
+            BackendType::Tpm => foreign("serial", self.serial.is_some())?,
         }
         match self.kind {
             BackendType::Soft => {
@@ -119,10 +126,12 @@ impl BackendConfig {
                 foreign("token_serial", self.token_serial.is_some())?;
                 foreign("pin", self.pin.is_some())?;
                 foreign("sessions", self.sessions.is_some())?;
+                foreign("serial", self.serial.is_some())?;
             }
             BackendType::Pkcs11 => {
                 foreign("dir", self.dir.is_some())?;
                 foreign("passphrase", self.passphrase.is_some())?;
+                foreign("serial", self.serial.is_some())?;
                 if self.module.is_none() {
                     return Err(format!("backend {name:?}: pkcs11 needs `module`"));
                 }
@@ -138,6 +147,21 @@ impl BackendConfig {
                 }
             }
             BackendType::Tpm => self.validate_tpm()?,
+            // A person types the PIN (notaryctl prompts); a configured PIN
+            // would be re-tried on every re-insertion and could block it.
+            BackendType::Yubikey => {
+                for (field, present) in [
+                    ("dir", self.dir.is_some()),
+                    ("passphrase", self.passphrase.is_some()),
+                    ("module", self.module.is_some()),
+                    ("token", self.token.is_some()),
+                    ("token_serial", self.token_serial.is_some()),
+                    ("pin", self.pin.is_some()),
+                    ("sessions", self.sessions.is_some()),
+                ] {
+                    foreign(field, present)?;
+                }
+            }
         }
         Ok(())
     }
@@ -213,6 +237,17 @@ impl BackendConfig {
                 Ok(Arc::new(Pkcs11Backend::open(&self.name, config)))
             }
             BackendType::Tpm => self.open_tpm(state_dir),
+            #[cfg(feature = "yubikey")]
+            BackendType::Yubikey => Ok(Arc::new(YubiKeyBackend::open(
+                &self.name,
+                YubiKeyConfig {
+                    serial: self.serial,
+                },
+            ))),
+            #[cfg(not(feature = "yubikey"))]
+            BackendType::Yubikey => {
+                Err("this notary-keyd was built without the yubikey feature".into())
+            }
         }
     }
 
@@ -271,5 +306,24 @@ mod tests {
         let soft = parse("name='soft'\ntype='soft'\ntcti='device:/dev/tpmrm0'\n");
         let err = soft.validate().unwrap_err();
         assert!(err.contains("`tcti` does not apply to type Soft"), "{err}");
+    }
+
+    #[test]
+    fn yubikey_takes_a_serial_and_no_pin() {
+        let ok = parse("name='yk'\ntype='yubikey'\nserial=12345678\n");
+        assert_eq!(ok.serial, Some(12345678));
+        ok.validate().unwrap();
+        parse("name='yk'\ntype='yubikey'\n").validate().unwrap();
+        let err = parse("name='yk'\ntype='yubikey'\npin={ file='/p' }\n")
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("`pin` does not apply"), "{err}");
+        let err = parse("name='s'\ntype='soft'\nserial=1\n")
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("`serial` does not apply"), "{err}");
+        assert!(
+            toml::from_str::<BackendConfig>("name='yk'\ntype='yubikey'\nserial='x'\n").is_err()
+        );
     }
 }

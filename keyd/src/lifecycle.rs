@@ -1,7 +1,10 @@
-//! While the daemon serves: `SIGHUP` reloads, `SIGTERM`/`SIGINT` stop, and
+//! While the daemon serves: `SIGHUP` reloads (and releases the YubiKeys the
+//! daemon holds open, so ykman or gpg can use them until the next request
+//! re-opens them), `SIGTERM`/`SIGINT` stop, and
 //! the systemd watchdog is fed. This is the future the server polls for its
 //! shutdown, so a `WATCHDOG=1` also says the serving loop is alive.
 
+use crate::registry::Registry;
 use crate::reload::Reloader;
 use crate::systemd::notify::Notifier;
 use std::sync::Arc;
@@ -34,6 +37,8 @@ pub struct Lifecycle {
     pub notifier: Arc<Notifier>,
     /// The current `STATUS=` summary.
     pub status: Box<dyn Fn() -> String + Send + Sync>,
+    /// Whose held-open devices a SIGHUP releases.
+    pub registry: Arc<Registry>,
 }
 
 impl Lifecycle {
@@ -55,7 +60,10 @@ impl Lifecycle {
                     tracing::info!("interrupted: finishing in-flight requests, then exiting");
                     break;
                 }
-                _ = self.signals.hup.recv() => self.reload(),
+                _ = self.signals.hup.recv() => {
+                    self.reload();
+                    crate::service::yubikey::release_all(self.registry.devices()).await;
+                }
                 _ = tick(&mut watchdog) => self.notifier.watchdog(),
             }
         }

@@ -188,6 +188,7 @@ async fn main() -> Result<()> {
             .map(|(path, text)| reload::Reloader::new(path, &text, policy)),
         notifier,
         status,
+        registry: Arc::clone(&registry),
     };
     server::serve(
         listener,

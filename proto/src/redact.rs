@@ -3,7 +3,10 @@
 //! be logged or printed in a panic without leaking a secret. build.rs tells
 //! prost not to derive `Debug` for exactly these messages.
 
-use crate::keyd::{IssueRootCertificateRequest, SignRequest, UnlockRequest};
+use crate::keyd::{
+    GenerateKeyRequest, IssueRootCertificateRequest, SignRequest, UnlockRequest,
+    YubiKeySetupRequest,
+};
 use std::fmt;
 
 /// Stands in for a secret in `Debug` output; says only whether one was given.
@@ -51,6 +54,37 @@ impl fmt::Debug for UnlockRequest {
     }
 }
 
+impl fmt::Debug for GenerateKeyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenerateKeyRequest")
+            .field("backend", &self.backend)
+            .field("algorithm", &self.algorithm)
+            .field("curve", &self.curve)
+            .field("bits", &self.bits)
+            .field("label", &self.label)
+            .field("role", &self.role)
+            .field("gun", &self.gun)
+            .field("slot", &self.slot)
+            .field("pin_policy", &self.pin_policy)
+            .field("touch_policy", &self.touch_policy)
+            .field("pin", &Hidden(&self.pin))
+            .finish()
+    }
+}
+
+impl fmt::Debug for YubiKeySetupRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("YubiKeySetupRequest")
+            .field("serial", &self.serial)
+            .field("current_pin", &Hidden(&self.current_pin))
+            .field("new_pin", &Hidden(&self.new_pin))
+            .field("current_puk", &Hidden(&self.current_puk))
+            .field("new_puk", &Hidden(&self.new_puk))
+            .field("force", &self.force)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,10 +110,25 @@ mod tests {
             backend: "hsm".into(),
             pin: PIN.into(),
         };
+        let generate = GenerateKeyRequest {
+            algorithm: "ecdsa".into(),
+            pin: PIN.into(),
+            ..Default::default()
+        };
+        let setup = YubiKeySetupRequest {
+            serial: 7,
+            current_pin: PIN.into(),
+            new_pin: PIN.into(),
+            current_puk: PIN.into(),
+            new_puk: PIN.into(),
+            force: false,
+        };
         for shown in [
             format!("{sign:?}"),
             format!("{issue:#?}"),
             format!("{unlock:?}"),
+            format!("{generate:?}"),
+            format!("{setup:?}"),
         ] {
             assert!(!shown.contains(PIN), "PIN leaked: {shown}");
             assert!(shown.contains("<redacted>"), "{shown}");

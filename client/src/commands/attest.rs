@@ -1,5 +1,7 @@
 //! `notaryctl key attest`: ask the device that holds a key to vouch for it,
-//! check the answer here, and save it for others to check.
+//! check the answer here, and show or save it for others to check. A TPM
+//! certifies the key with its attestation key (TPM2_Certify); a YubiKey
+//! shows the slot's attestation certificate and its intermediate.
 
 use crate::attestation;
 use crate::connect::Client;
@@ -8,18 +10,20 @@ use crate::output;
 use anyhow::{bail, Context};
 use clap::Args;
 use keyd_proto::keyd as pb;
+use notary_tuf::PublicKey;
 use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct AttestArgs {
-    /// Key ID, x509 key ID, or key URI (tpm:…).
+    /// Key ID, x509 key ID, or key URI (tpm:…, yubikey:…).
     key: String,
-    /// Nonce as hex (up to 64 bytes), e.g. from the party that will check
-    /// the statement. Default: 32 random bytes.
+    /// TPM: nonce as hex (up to 64 bytes), e.g. from the party that will
+    /// check the statement. Default: 32 random bytes. (A YubiKey's
+    /// attestation carries no nonce.)
     #[arg(long, value_name = "HEX")]
     nonce: Option<String>,
-    /// Directory to write attest.bin (TPMS_ATTEST), attest.sig (DER
+    /// TPM: directory to write attest.bin (TPMS_ATTEST), attest.sig (DER
     /// ECDSA), ak.pem (attestation key) and key.pub (TPMT_PUBLIC) to, for
     /// checking elsewhere (see docs/tpm.md).
     #[arg(long, value_name = "DIR")]
@@ -67,9 +71,24 @@ pub async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| KeydError::on_backend(s, &key.backend))?
         .into_inner();
-    let fingerprint = attestation::check(&attestation, &key, &nonce)
+    match attestation.evidence {
+        Some(pb::key_attestation::Evidence::TpmCertify(tpm)) => {
+            show_tpm(&tpm, &key, &nonce, args.out.as_deref())
+        }
+        Some(pb::key_attestation::Evidence::Piv(piv)) => show_piv(&piv, &key),
+        None => bail!("the daemon sent an attestation without evidence"),
+    }
+}
+
+fn show_tpm(
+    attestation: &pb::TpmCertify,
+    key: &pb::Key,
+    nonce: &[u8],
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let fingerprint = attestation::check(attestation, key, nonce)
         .with_context(|| format!("the attestation of key {} does not check out", key.key_id))?;
-    if let Some(dir) = &args.out {
+    if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let pem = notary_tuf::pem::encode("PUBLIC KEY", &attestation.signer_public);
         for (name, bytes) in [
@@ -99,5 +118,28 @@ pub async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Result<()> {
          Compare that fingerprint with the one recorded for this host.",
         key.key_id
     );
+    Ok(())
+}
+
+/// The slot certificate must certify this very key, or it proves nothing.
+fn show_piv(attestation: &pb::PivAttestation, key: &pb::Key) -> anyhow::Result<()> {
+    let attested = PublicKey::from_certificate_pem(&attestation.slot_certificate_pem)
+        .and_then(|k| k.bare_key())
+        .map_err(|e| anyhow::anyhow!("the attestation certificate does not parse: {e}"))?;
+    if attested.key_id() != key.key_id {
+        bail!(
+            "the attestation certificate certifies key {}, not key {}; not printing it",
+            attested.key_id(),
+            key.key_id
+        );
+    }
+    eprintln!(
+        "Attestation of key {}: the slot's attestation certificate, then the YubiKey's \
+         attestation intermediate. Verify the chain against Yubico's PIV root CA, e.g. \
+         `openssl verify -CAfile yubico-piv-ca.pem -untrusted intermediate.pem slot.pem`.",
+        key.key_id
+    );
+    print!("{}", attestation.slot_certificate_pem);
+    print!("{}", attestation.intermediate_pem);
     Ok(())
 }

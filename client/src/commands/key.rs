@@ -1,5 +1,6 @@
 //! `notaryctl key list|info|generate|delete|unlock|lock`.
 
+use super::with_pin_retry;
 use crate::connect::Client;
 use crate::errors::KeydError;
 use crate::output::{self, KeyJson};
@@ -120,6 +121,34 @@ pub struct GenerateArgs {
     /// Label stored with the key; default: "<GUN> <ROLE>" or the role.
     #[arg(long)]
     label: Option<String>,
+    /// YubiKey: PIV slot (9a, 9c, 9d, 9e, 82-95); default: the first empty
+    /// slot, retired slots (82-95) first. An occupied slot is refused.
+    #[arg(long, value_name = "SLOT")]
+    slot: Option<String>,
+    /// YubiKey: when the key needs the PIN [default: once].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pin_policy: Option<PinPolicyArg>,
+    /// YubiKey: when the key needs a touch [default: always].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    touch_policy: Option<TouchPolicyArg>,
+    /// If the token is locked, read its PIN from the first line of this file
+    /// (else $NOTARY_KEYD_PIN, else a terminal prompt).
+    #[arg(long, value_name = "FILE")]
+    pin_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PinPolicyArg {
+    Never,
+    Once,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TouchPolicyArg {
+    Never,
+    Always,
+    Cached,
 }
 
 impl GenerateArgs {
@@ -155,18 +184,59 @@ impl GenerateArgs {
             label: self.label.clone().unwrap_or_default(),
             role: self.role.clone().unwrap_or_default(),
             gun: self.gun.clone().unwrap_or_default(),
+            slot: self.slot.clone().unwrap_or_default(),
+            pin_policy: self
+                .pin_policy
+                .and_then(|p| p.to_possible_value())
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default(),
+            touch_policy: self
+                .touch_policy
+                .and_then(|t| t.to_possible_value())
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default(),
+            pin: String::new(),
         })
+    }
+}
+
+/// A YubiKey generating with a touch policy signs the new key's slot
+/// certificate right away, which needs a touch: say so before the wait.
+async fn touch_notice(client: &mut Client, args: &GenerateArgs, backend: &str) {
+    if args.touch_policy == Some(TouchPolicyArg::Never) {
+        return;
+    }
+    let Ok(reply) = client.list_backends(pb::ListBackendsRequest {}).await else {
+        return;
+    };
+    let target = reply.into_inner().backends.into_iter().find(|b| {
+        if backend.is_empty() {
+            b.is_default
+        } else {
+            b.name == backend
+        }
+    });
+    if let Some(b) = target.filter(|b| b.r#type == "yubikey") {
+        let serial = b.device.map(|d| d.serial).unwrap_or_default();
+        eprintln!(
+            "Touch your YubiKey (serial {serial}) when it blinks: the new key signs its slot certificate…"
+        );
     }
 }
 
 pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Result<()> {
     let request = args.request()?;
     let backend = request.backend.clone();
-    let key = client
-        .generate_key(request)
-        .await
-        .map_err(|st| KeydError::on_backend(st, &backend))?
-        .into_inner();
+    touch_notice(client, args, &backend).await;
+    let key = with_pin_retry(&backend, args.pin_file.as_deref(), |pin| {
+        let mut request = request.clone();
+        request.pin = pin
+            .map(|p| p.expose_secret().to_owned())
+            .unwrap_or_default();
+        let mut client = client.clone();
+        async move { Ok(client.generate_key(request).await?.into_inner()) }
+    })
+    .await?;
     let binding = match (key.role.as_str(), key.gun.as_str()) {
         ("", "") => "unbound".to_string(),
         (role, "") => format!("role {role}"),
@@ -272,7 +342,30 @@ mod tests {
             role: Some("targets".into()),
             gun: None,
             label: None,
+            slot: None,
+            pin_policy: None,
+            touch_policy: None,
+            pin_file: None,
         }
+    }
+
+    #[test]
+    fn yubikey_options_reach_the_request() {
+        let mut args = generate_args(AlgorithmArg::Ecdsa);
+        args.slot = Some("9c".into());
+        args.pin_policy = Some(PinPolicyArg::Always);
+        args.touch_policy = Some(TouchPolicyArg::Cached);
+        let req = args.request().unwrap();
+        assert_eq!(
+            (
+                req.slot.as_str(),
+                req.pin_policy.as_str(),
+                req.touch_policy.as_str()
+            ),
+            ("9c", "always", "cached")
+        );
+        let req = generate_args(AlgorithmArg::Ecdsa).request().unwrap();
+        assert_eq!((req.slot.as_str(), req.pin_policy.as_str()), ("", ""));
     }
 
     #[test]

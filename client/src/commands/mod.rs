@@ -7,6 +7,7 @@ pub mod key;
 pub mod key_transfer;
 pub mod repo;
 pub mod sign;
+pub mod yubikey;
 
 use crate::errors::{reason, KeydError};
 use crate::pin;

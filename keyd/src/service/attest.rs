@@ -1,10 +1,13 @@
-//! AttestKey: the device's own statement that it holds a key.
+//! AttestKey: the device's own evidence that it holds a key: TPM2_Certify
+//! by the TPM's attestation key, or a YubiKey's slot attestation
+//! certificate with the device intermediate that signed it.
 
 use super::status::{self, invalid, with_reason};
 use super::KeydService;
 use crate::caller::Caller;
 use keyd_backends::BackendError;
 use keyd_proto::keyd as pb;
+use notary_tuf::pem;
 use tonic::{Code, Request, Response, Status};
 
 /// TPM2B_DATA holds at most 64 bytes of qualifying data.
@@ -31,30 +34,55 @@ impl KeydService {
             ));
             return Err(self.refuse(record, st).await);
         }
-        let device = match self.registry.device(&entry.device) {
-            Some(d) if d.backend.attestation().is_some() => d,
-            _ => {
-                let st = with_reason(
-                    Code::Unimplemented,
-                    "not_supported",
-                    format!(
-                        "backend {:?} cannot attest its keys (only tpm backends can)",
-                        entry.device
-                    ),
-                );
-                return Err(self.refuse(record, st).await);
-            }
+        let Some(device) = self.registry.device(&entry.device) else {
+            let st = status::key_not_found(&entry.key_id);
+            return Err(self.refuse(record, st).await);
         };
         let uri = entry.key.uri.clone();
         let nonce = req.nonce;
-        let attested = device
-            .run(move |b| match b.attestation() {
-                Some(a) => a.attest(&uri, &nonce),
-                None => Err(BackendError::NotSupported("key attestation")),
-            })
-            .await;
-        let attestation = match attested {
-            Ok(a) => a,
+        let evidence = if device.backend.attestation().is_some() {
+            device
+                .run(move |b| match b.attestation() {
+                    Some(a) => a.attest(&uri, &nonce),
+                    None => Err(BackendError::NotSupported("key attestation")),
+                })
+                .await
+                .map(|a| {
+                    pb::key_attestation::Evidence::TpmCertify(pb::TpmCertify {
+                        format: a.format.to_string(),
+                        attest: a.attest,
+                        signature: a.signature,
+                        signer_public: a.signer_spki,
+                        key_public_area: a.key_public_area,
+                    })
+                })
+        } else if device.backend.piv().is_some() {
+            device
+                .run(move |b| match b.piv() {
+                    Some(p) => p.attest(&uri),
+                    None => Err(BackendError::NotSupported("key attestation")),
+                })
+                .await
+                .map(|a| {
+                    pb::key_attestation::Evidence::Piv(pb::PivAttestation {
+                        slot_certificate_pem: pem::encode("CERTIFICATE", &a.slot_certificate_der),
+                        intermediate_pem: pem::encode("CERTIFICATE", &a.intermediate_der),
+                    })
+                })
+        } else {
+            let st = with_reason(
+                Code::Unimplemented,
+                "not_supported",
+                format!(
+                    "backend {:?} ({}) cannot attest its keys; TPM and YubiKey backends can",
+                    entry.device,
+                    device.backend.kind()
+                ),
+            );
+            return Err(self.refuse(record, st).await);
+        };
+        let evidence = match evidence {
+            Ok(e) => e,
             Err(e) => {
                 let st = status::from_device(&entry.device, &e);
                 return Err(self.refuse(record, st).await);
@@ -63,11 +91,7 @@ impl KeydService {
         self.commit(record).await?;
         Ok(Response::new(pb::KeyAttestation {
             key_id: entry.key_id.clone(),
-            format: attestation.format.to_string(),
-            attest: attestation.attest,
-            signature: attestation.signature,
-            signer_public: attestation.signer_spki,
-            key_public_area: attestation.key_public_area,
+            evidence: Some(evidence),
         }))
     }
 }

@@ -139,9 +139,9 @@ impl KeydService {
             req.label.clone()
         };
         let spec = KeySpec { algorithm, label };
-        let key = match device.run(move |b| b.generate(&spec)).await {
+        let key = match self.generate_on(device, spec, &req).await {
             Ok(k) => k,
-            Err(e) => return Err(self.refuse(record, status::from_device(&backend, &e)).await),
+            Err(st) => return Err(self.refuse(record, st).await),
         };
         record.key_id = key.public.key_id();
         let entry = match self.registry.add(&backend, key, &req.role, &req.gun) {

@@ -7,6 +7,7 @@ mod signing;
 pub(crate) use signing::ProgressSink;
 pub mod status;
 mod tokens;
+pub mod yubikey;
 
 use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
 use crate::caller::Caller;
@@ -158,6 +159,27 @@ impl pb::keyd_server::Keyd for KeydService {
         request: tonic::Request<pb::LockRequest>,
     ) -> Result<tonic::Response<pb::LockResponse>, Status> {
         self.lock_rpc(request).await
+    }
+
+    async fn release_device(
+        &self,
+        request: tonic::Request<pb::ReleaseDeviceRequest>,
+    ) -> Result<tonic::Response<pb::ReleaseDeviceResponse>, Status> {
+        self.release_device_rpc(request).await
+    }
+
+    async fn yubikey_status(
+        &self,
+        request: tonic::Request<pb::YubiKeyStatusRequest>,
+    ) -> Result<tonic::Response<pb::YubiKeyStatusResponse>, Status> {
+        self.yubikey_status_rpc(request).await
+    }
+
+    async fn yubikey_setup(
+        &self,
+        request: tonic::Request<pb::YubiKeySetupRequest>,
+    ) -> Result<tonic::Response<pb::YubiKeySetupResponse>, Status> {
+        self.yubikey_setup_rpc(request).await
     }
 
     async fn attest_key(

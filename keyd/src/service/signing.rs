@@ -92,8 +92,11 @@ impl KeydService {
         }
     }
 
-    /// Runs one signature on the key's device: optional PIN login, the
-    /// queue, the device call. Reports "PIN needed" when the token is locked.
+    /// Runs one signature on the key's device: the queue, optional PIN
+    /// login, the device call. The login happens inside the queue so that a
+    /// PIN a request brings serves that request (a PIN-always YubiKey slot
+    /// keeps it for the next signature only). Reports "PIN needed" when the
+    /// token is locked.
     pub(crate) async fn sign_on_device(
         &self,
         entry: &KeyEntry,
@@ -106,13 +109,6 @@ impl KeydService {
             .device(&entry.device)
             .ok_or_else(|| key_not_found(&entry.key_id))?;
         device.expire_unlock().await;
-        let with_pin = !pin.is_empty();
-        if with_pin {
-            device
-                .unlock_for_request(SecretString::from(pin))
-                .await
-                .map_err(|e| status::from_device(&device.name, &e))?;
-        }
         let permit = device
             .enter(|ahead| {
                 progress(pb::progress::Kind::Queued(pb::Queued {
@@ -122,10 +118,19 @@ impl KeydService {
             })
             .await
             .map_err(|e| status::from_device(&device.name, &e))?;
+        let with_pin = !pin.is_empty();
+        if with_pin {
+            device
+                .unlock_for_request(SecretString::from(pin))
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))?;
+        }
         let uri = entry.key.uri.clone();
-        let result = device
-            .run(move |b: &dyn KeyBackend| b.sign(&uri, &payload))
-            .await;
+        let signing = {
+            let uri = uri.clone();
+            device.run(move |b: &dyn KeyBackend| b.sign(&uri, &payload))
+        };
+        let result = super::yubikey::with_touch_prompts(device, &uri, progress, signing).await;
         drop(permit);
         if with_pin {
             device.after_request_pin().await;

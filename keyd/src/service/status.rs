@@ -46,6 +46,10 @@ pub fn from_backend(backend: &str, e: &BackendError) -> Status {
         BackendError::Device(_) | BackendError::Storage(_) => {
             with_reason(Code::Internal, "device_error", msg)
         }
+        BackendError::TouchTimeout(_) => with_reason(Code::DeadlineExceeded, "touch_timeout", msg),
+        BackendError::Precondition { reason, .. } => {
+            with_reason(Code::FailedPrecondition, reason, msg)
+        }
     }
 }
 

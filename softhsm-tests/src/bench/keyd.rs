@@ -61,6 +61,7 @@ pub async fn generate(socket: &Path, backend: &str, alg: Alg) -> Result<BenchKey
             label: format!("keyd-bench-{}", alg.name()),
             role: ROLE.into(),
             gun: GUN.into(),
+            ..Default::default()
         })
         .await
         .with_context(|| format!("GenerateKey {}", alg.name()))?

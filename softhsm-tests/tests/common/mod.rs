@@ -36,6 +36,7 @@ pub async fn generate(
             label: format!("e2e {algorithm}{curve}{bits}"),
             role: role.into(),
             gun: gun.into(),
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|s| panic!("generate {algorithm} on {backend}: {s:?}"))

@@ -1,0 +1,421 @@
+//! YubiKey RPCs: status, setup, release, and the PIV options
+//! of `GenerateKey`.
+
+use super::signing::ProgressSink;
+use super::status::{self, denied, invalid, with_reason};
+use super::KeydService;
+use crate::caller::Caller;
+use crate::device::Device;
+use crate::policy::{KeyFacts, Operation};
+use keyd_backends::piv::{
+    PinPolicy, PivKeyOptions, PivStatus, SetupSecrets, Slot, TouchHint, TouchNeed, TouchPolicy,
+};
+use keyd_backends::{Availability, BackendKey, KeyBackend, KeySpec, KeyUri};
+use keyd_proto::keyd as pb;
+use secrecy::SecretString;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Code, Request, Response, Status};
+
+/// The PIV placement a generate request asks for; `None` when it names none.
+fn piv_options(req: &pb::GenerateKeyRequest) -> Result<Option<PivKeyOptions>, String> {
+    if req.slot.is_empty() && req.pin_policy.is_empty() && req.touch_policy.is_empty() {
+        return Ok(None);
+    }
+    let mut options = PivKeyOptions::default();
+    if !req.slot.is_empty() {
+        options.slot = Some(req.slot.parse::<Slot>()?);
+    }
+    if !req.pin_policy.is_empty() {
+        options.pin_policy = req.pin_policy.parse::<PinPolicy>()?;
+    }
+    if !req.touch_policy.is_empty() {
+        options.touch_policy = req.touch_policy.parse::<TouchPolicy>()?;
+    }
+    Ok(Some(options))
+}
+
+fn tries(n: Option<u8>) -> i32 {
+    n.map_or(-1, i32::from)
+}
+
+fn status_message(backend: &str, s: PivStatus) -> pb::YubiKeyStatus {
+    pb::YubiKeyStatus {
+        backend: backend.to_string(),
+        available: true,
+        unavailable_reason: String::new(),
+        serial: s.serial,
+        firmware: s.firmware,
+        pin_tries_left: tries(s.pin_tries_left),
+        puk_tries_left: tries(s.puk_tries_left),
+        default_pin: s.default_pin,
+        default_puk: s.default_puk,
+        default_management_key: s.default_management_key,
+        slots: s
+            .slots
+            .into_iter()
+            .map(|slot| pb::YubiKeySlot {
+                slot: slot.slot.to_string(),
+                algorithm: slot.algorithm.map(|a| a.to_string()).unwrap_or_default(),
+                pin_policy: slot.pin_policy.map(|p| p.to_string()).unwrap_or_default(),
+                touch_policy: slot.touch_policy.map(|t| t.to_string()).unwrap_or_default(),
+                generated_on_device: slot.generated_on_device,
+                key_id: slot.key_id.unwrap_or_default(),
+                label: slot.label,
+            })
+            .collect(),
+    }
+}
+
+/// When the touch policy is unknown, how long a signature may take before
+/// the person is told a touch may be needed.
+const TOUCH_PROMPT_DELAY: Duration = Duration::from_millis(500);
+
+fn touch_needed(backend: &str, hint: &TouchHint) -> pb::progress::Kind {
+    pb::progress::Kind::TouchNeeded(pb::TouchNeeded {
+        backend: backend.to_string(),
+        device_serial: hint.serial.clone(),
+        slot: hint.slot.clone(),
+        timeout_ms: hint.timeout_ms,
+    })
+}
+
+/// Runs a private-key operation, telling the person to touch the device:
+/// before it when the slot's policy wants a touch, or after a short delay
+/// when the policy is unknown.
+pub(super) async fn with_touch_prompts<T>(
+    device: &Device,
+    uri: &KeyUri,
+    progress: &ProgressSink,
+    operation: impl Future<Output = T>,
+) -> T {
+    if device.backend.piv().is_none() {
+        return operation.await;
+    }
+    let lookup = uri.clone();
+    let hint = device
+        .run(move |b| match b.piv() {
+            Some(p) => p.touch_hint(&lookup).map(Some),
+            None => Ok(None),
+        })
+        .await
+        .ok()
+        .flatten();
+    let Some(hint) = hint else {
+        return operation.await;
+    };
+    match hint.need {
+        TouchNeed::NotNeeded => operation.await,
+        TouchNeed::Required => {
+            progress(touch_needed(&device.name, &hint));
+            operation.await
+        }
+        TouchNeed::Unknown => {
+            tokio::pin!(operation);
+            tokio::select! {
+                done = &mut operation => done,
+                () = tokio::time::sleep(TOUCH_PROMPT_DELAY) => {
+                    progress(touch_needed(&device.name, &hint));
+                    operation.await
+                }
+            }
+        }
+    }
+}
+
+async fn release(device: &Device) -> Result<(), crate::device::DeviceError> {
+    device
+        .run(|b| match b.piv() {
+            Some(p) => p.release(),
+            None => Ok(()),
+        })
+        .await
+}
+
+/// SIGHUP: lets other programs use the YubiKeys until the daemon next
+/// needs them.
+pub async fn release_all(devices: &[Arc<Device>]) {
+    for device in devices.iter().filter(|d| d.backend.piv().is_some()) {
+        match release(device).await {
+            Ok(()) => tracing::info!(backend = %device.name, "device released (SIGHUP)"),
+            Err(e) => {
+                tracing::warn!(backend = %device.name, error = %e, "could not release device")
+            }
+        }
+    }
+}
+
+impl KeydService {
+    fn piv_devices(&self) -> Vec<Arc<Device>> {
+        self.registry
+            .devices()
+            .iter()
+            .filter(|d| d.backend.piv().is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// The YubiKey backend holding `serial` (0: the only YubiKey backend).
+    async fn piv_device(&self, serial: u32) -> Result<Arc<Device>, Status> {
+        let devices = self.piv_devices();
+        if serial == 0 {
+            return match devices.as_slice() {
+                [one] => Ok(Arc::clone(one)),
+                [] => Err(invalid("the daemon has no YubiKey backend")),
+                _ => Err(invalid(
+                    "the daemon has several YubiKey backends: name one with --serial",
+                )),
+            };
+        }
+        for device in devices {
+            // Opening the card (if not open yet) learns its serial.
+            let info = device
+                .run(|b| {
+                    let _ = b.availability();
+                    Ok(b.device_info())
+                })
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))?;
+            if info.serial == serial.to_string() {
+                return Ok(device);
+            }
+        }
+        Err(with_reason(
+            Code::NotFound,
+            "device_not_found",
+            format!("no YubiKey backend holds YubiKey {serial} (see `notaryctl yubikey status`)"),
+        ))
+    }
+
+    fn backend_facts(backend: &str) -> KeyFacts<'_> {
+        KeyFacts {
+            key_ids: &[],
+            backend,
+            role: "",
+            gun: "",
+        }
+    }
+
+    /// Generates on the device, in a PIV slot when the backend has them.
+    /// A PIN the request carries unlocks the token for this request.
+    pub(super) async fn generate_on(
+        &self,
+        device: &Device,
+        spec: KeySpec,
+        req: &pb::GenerateKeyRequest,
+    ) -> Result<BackendKey, Status> {
+        let options = piv_options(req).map_err(invalid)?;
+        let is_piv = device.backend.piv().is_some();
+        if options.is_some() && !is_piv {
+            return Err(invalid(format!(
+                "slot, PIN policy and touch policy apply to YubiKey backends; {:?} is a {} backend",
+                device.name,
+                device.backend.kind()
+            )));
+        }
+        let mut options = options.unwrap_or_default();
+        options.role = req.role.clone();
+        options.gun = req.gun.clone();
+        let with_pin = !req.pin.is_empty();
+        if with_pin {
+            device
+                .unlock_for_request(SecretString::from(req.pin.clone()))
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))?;
+        }
+        let result = device
+            .run(move |b: &dyn KeyBackend| match b.piv() {
+                Some(piv) => piv.generate_in_slot(&spec, &options),
+                None => b.generate(&spec),
+            })
+            .await;
+        if with_pin {
+            device.after_request_pin().await;
+        }
+        result.map_err(|e| status::from_device(&device.name, &e))
+    }
+
+    pub(super) async fn release_device_rpc(
+        &self,
+        request: Request<pb::ReleaseDeviceRequest>,
+    ) -> Result<Response<pb::ReleaseDeviceResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut record = Self::audit_base(&caller, "release");
+        record.backend = req.backend.clone();
+        let devices: Vec<Arc<Device>> = self
+            .piv_devices()
+            .into_iter()
+            .filter(|d| req.backend.is_empty() || d.name == req.backend)
+            .collect();
+        if devices.is_empty() {
+            let st = invalid(if req.backend.is_empty() {
+                "the daemon holds no device it can release".to_string()
+            } else {
+                format!("no YubiKey backend named {:?}", req.backend)
+            });
+            return Err(self.refuse(record, st).await);
+        }
+        let mut released = Vec::new();
+        for device in devices {
+            if !self.policy.allows(
+                &caller,
+                Operation::Unlock,
+                &Self::backend_facts(&device.name),
+            ) {
+                let st = denied(format!(
+                    "uid {} may not release backend {:?}",
+                    caller.uid, device.name
+                ));
+                return Err(self.refuse(record, st).await);
+            }
+            if let Err(e) = release(&device).await {
+                return Err(self
+                    .refuse(record, status::from_device(&device.name, &e))
+                    .await);
+            }
+            released.push(device.name.clone());
+        }
+        self.commit(record).await?;
+        Ok(Response::new(pb::ReleaseDeviceResponse { released }))
+    }
+
+    pub(super) async fn yubikey_status_rpc(
+        &self,
+        request: Request<pb::YubiKeyStatusRequest>,
+    ) -> Result<Response<pb::YubiKeyStatusResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let serial = request.get_ref().serial;
+        let devices = if serial == 0 {
+            self.piv_devices()
+        } else {
+            vec![self.piv_device(serial).await?]
+        };
+        let mut yubikeys = Vec::new();
+        for device in devices {
+            if !self
+                .policy
+                .allows(&caller, Operation::List, &Self::backend_facts(&device.name))
+            {
+                continue;
+            }
+            let status = device
+                .run(|b| match b.piv() {
+                    Some(p) => match b.availability() {
+                        Availability::Available => p.status().map(Ok),
+                        Availability::Unavailable(why) => Ok(Err(why)),
+                    },
+                    None => Ok(Err("not a YubiKey backend".into())),
+                })
+                .await;
+            yubikeys.push(match status {
+                Ok(Ok(s)) => status_message(&device.name, s),
+                Ok(Err(why)) => pb::YubiKeyStatus {
+                    backend: device.name.clone(),
+                    unavailable_reason: why,
+                    ..Default::default()
+                },
+                Err(e) => pb::YubiKeyStatus {
+                    backend: device.name.clone(),
+                    unavailable_reason: e.to_string(),
+                    ..Default::default()
+                },
+            });
+        }
+        if yubikeys.is_empty() && !self.piv_devices().is_empty() {
+            return Err(denied(format!(
+                "uid {} may not see any YubiKey backend",
+                caller.uid
+            )));
+        }
+        Ok(Response::new(pb::YubiKeyStatusResponse { yubikeys }))
+    }
+
+    pub(super) async fn yubikey_setup_rpc(
+        &self,
+        request: Request<pb::YubiKeySetupRequest>,
+    ) -> Result<Response<pb::YubiKeySetupResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut record = Self::audit_base(&caller, "yubikey-setup");
+        let device = match self.piv_device(req.serial).await {
+            Ok(d) => d,
+            Err(st) => return Err(self.refuse(record, st).await),
+        };
+        record.backend = device.name.clone();
+        if !self.policy.allows(
+            &caller,
+            Operation::Generate,
+            &Self::backend_facts(&device.name),
+        ) {
+            let st = denied(format!(
+                "uid {} may not set up backend {:?} (needs the generate permission)",
+                caller.uid, device.name
+            ));
+            return Err(self.refuse(record, st).await);
+        }
+        if [
+            &req.current_pin,
+            &req.new_pin,
+            &req.current_puk,
+            &req.new_puk,
+        ]
+        .iter()
+        .any(|s| s.is_empty())
+        {
+            let st = invalid("setup needs the current and new PIN and PUK");
+            return Err(self.refuse(record, st).await);
+        }
+        let secrets = SetupSecrets {
+            current_pin: SecretString::from(req.current_pin),
+            new_pin: SecretString::from(req.new_pin),
+            current_puk: SecretString::from(req.current_puk),
+            new_puk: SecretString::from(req.new_puk),
+        };
+        let force = req.force;
+        let outcome = device
+            .run(move |b| match b.piv() {
+                Some(p) => p.setup(&secrets, force).map(|()| b.device_info()),
+                None => Err(keyd_backends::BackendError::NotSupported(
+                    "setup is for YubiKey backends",
+                )),
+            })
+            .await;
+        let info = match outcome {
+            Ok(info) => info,
+            Err(e) => {
+                return Err(self
+                    .refuse(record, status::from_device(&device.name, &e))
+                    .await)
+            }
+        };
+        self.commit(record).await?;
+        Ok(Response::new(pb::YubiKeySetupResponse {
+            serial: info.serial.parse().unwrap_or(0),
+            backend: device.name.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_options_parse_and_name_bad_values() {
+        let mut req = pb::GenerateKeyRequest::default();
+        assert_eq!(piv_options(&req), Ok(None));
+        req.slot = "9c".into();
+        req.pin_policy = "always".into();
+        let o = piv_options(&req).unwrap().unwrap();
+        assert_eq!(o.slot, Some("9c".parse().unwrap()));
+        assert_eq!(o.pin_policy, PinPolicy::Always);
+        assert_eq!(o.touch_policy, TouchPolicy::Always);
+        req.touch_policy = "sometimes".into();
+        assert!(piv_options(&req).unwrap_err().contains("touch policy"));
+        req.touch_policy.clear();
+        req.slot = "9b".into();
+        assert!(piv_options(&req).unwrap_err().contains("82-95"));
+    }
+}
