@@ -151,6 +151,12 @@ fn staging_commands_addhash_remove_reset_custom() {
         "{}",
         listed.stdout
     );
+    let again = ok(ctl.run(&["publish", gun]));
+    assert!(
+        again.stdout.contains("No unpublished changes"),
+        "{}",
+        again.stdout
+    );
     let lookup = ok(ctl.run(&["lookup", gun, "h"]));
     assert_eq!(lookup.stdout.trim(), format!("h sha256:{sha256} 3"));
 }

@@ -713,23 +713,133 @@ fn notaryctl_scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {
         signature_key_ids(&tuf(&server, gun, "timestamp.json")?),
         std::slice::from_ref(&ts_id)
     );
-    assert_eq!(signer.api_keys()?, [(ts_id, "timestamp".into(), true)]);
+    assert_eq!(
+        signer.api_keys()?,
+        [(ts_id.clone(), "timestamp".into(), true)]
+    );
 
-    // The stock CLI reads and verifies what notaryctl published.
-    let stock = server.cli()?;
-    listed_by(&stock, gun, "v1")?;
-    let copy = stock.work_dir().join("app.bin");
-    std::fs::write(&copy, b"release one\n")?;
-    stock
+    // A delegation whose key is in notary-keyd, behind the Unix socket.
+    let generated = ctl
         .run(&[
-            "verify",
+            "key",
+            "generate",
+            "--role",
+            "targets/releases",
+            "--gun",
             gun,
-            "v1",
-            "-i",
-            copy.to_str().context("path")?,
-            "-q",
         ])?
         .ok()?;
+    let deleg_key = generated
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    ctl.run(&[
+        "delegation",
+        "add",
+        gun,
+        "targets/releases",
+        "--key",
+        &deleg_key,
+        "--all-paths",
+        "-p",
+    ])?
+    .ok()
+    .with_context(ctx)?;
+    let delegations = ctl.run(&["delegation", "list", gun])?.ok()?;
+    ensure!(
+        delegations.stdout.contains("targets/releases"),
+        "{}",
+        delegations.stdout
+    );
+    let rel = ctl.work_dir().join("rel.bin");
+    std::fs::write(&rel, b"release two\n")?;
+    let rel = rel.to_str().context("path")?;
+    ctl.run(&["add", gun, "v2", rel, "--roles", "targets/releases"])?
+        .ok()?;
+    ctl.run(&["publish", gun])?.ok().with_context(ctx)?;
+
+    // Snapshot key to the server (the signer API), then publish again.
+    ctl.run(&["key", "rotate", gun, "snapshot", "-r"])?
+        .ok()
+        .with_context(ctx)?;
+    let snap_id = server_key_id(&server, gun, "snapshot")?;
+    let v3 = ctl.work_dir().join("v3.bin");
+    std::fs::write(&v3, b"release three\n")?;
+    let v3 = v3.to_str().context("path")?;
+    ctl.run(&["add", gun, "v3", v3])?.ok()?;
+    ctl.run(&["publish", gun])?.ok().with_context(ctx)?;
+    assert_eq!(
+        signature_key_ids(&tuf(&server, gun, "snapshot.json")?),
+        std::slice::from_ref(&snap_id)
+    );
+
+    // A timestamp rotation: the published key has signed, so the signer
+    // API makes a new one instead of handing the old one out again.
+    ctl.run(&["key", "rotate", gun, "timestamp", "-r"])?
+        .ok()
+        .with_context(ctx)?;
+    let new_ts = server_key_id(&server, gun, "timestamp")?;
+    assert_ne!(new_ts, ts_id);
+    let v4 = ctl.work_dir().join("v4.bin");
+    std::fs::write(&v4, b"release four\n")?;
+    let v4 = v4.to_str().context("path")?;
+    ctl.run(&["add", gun, "v4", v4])?.ok()?;
+    ctl.run(&["publish", gun])?.ok().with_context(ctx)?;
+    assert_eq!(
+        signature_key_ids(&tuf(&server, gun, "timestamp.json")?),
+        std::slice::from_ref(&new_ts)
+    );
+    let mut keys = signer.api_keys()?;
+    keys.sort();
+    let mut expected = vec![
+        (ts_id, "timestamp".to_string(), true),
+        (new_ts, "timestamp".to_string(), true),
+        (snap_id, "snapshot".to_string(), true),
+    ];
+    expected.sort();
+    eprintln!("SNAP {}", tuf(&server, gun, "snapshot.json")?["signatures"]);
+    for l in server
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("napshot") || l.contains("Sign"))
+    {
+        eprintln!("SRV {}", &l[..l.len().min(300)]);
+    }
+    for r in signer.daemon.audit_lines() {
+        if r["operation"].as_str().unwrap_or("").starts_with("signer") {
+            eprintln!(
+                "AUDIT {} {} {} {} {}",
+                r["operation"], r["key_id"], r["role"], r["allowed"], r["result"]
+            );
+        }
+    }
+    assert_eq!(keys, expected);
+
+    // The stock CLI reads and verifies everything notaryctl published.
+    let stock = server.cli()?;
+    for (name, file) in [
+        ("v1", "app.bin"),
+        ("v2", "rel.bin"),
+        ("v3", "v3.bin"),
+        ("v4", "v4.bin"),
+    ] {
+        listed_by(&stock, gun, name)?;
+        let copy = stock.work_dir().join(file);
+        std::fs::copy(ctl.work_dir().join(file), &copy)?;
+        stock
+            .run(&[
+                "verify",
+                gun,
+                name,
+                "-i",
+                copy.to_str().context("path")?,
+                "-q",
+            ])?
+            .ok()?;
+    }
     Ok(())
 }
 
