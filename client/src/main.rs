@@ -68,7 +68,7 @@ struct Cli {
     #[arg(long = "tlskey", global = true, value_name = "FILE")]
     tls_key: Option<PathBuf>,
 
-    /// Debug output (what is fetched, uploaded and signed).
+    /// Debug output: -v plus one line per request to the notary server.
     #[arg(short = 'D', long = "debug", global = true)]
     debug: bool,
 
@@ -252,6 +252,7 @@ fn repo_context(cli: &Cli, socket: PathBuf) -> anyhow::Result<repo::Context> {
         settings: settings::Settings::load(&flags)?,
         keyd_socket: socket,
         verbose: cli.verbose || cli.debug,
+        debug: cli.debug,
     })
 }
 

@@ -157,6 +157,14 @@ fn staging_commands_addhash_remove_reset_custom() {
         "{}",
         again.stdout
     );
+    let traced = ok(ctl.run_with(&["-D"], &["list", gun]));
+    assert!(
+        traced
+            .stderr
+            .contains(&format!("GET /v2/{gun}/_trust/tuf/timestamp.json -> 200")),
+        "{}",
+        traced.stderr
+    );
     let lookup = ok(ctl.run(&["lookup", gun, "h"]));
     assert_eq!(lookup.stdout.trim(), format!("h sha256:{sha256} 3"));
 }

@@ -84,7 +84,7 @@ impl KeydSigner {
         NotaryServer::start(&self.pki, &self.remote(key_algorithm, client))
     }
 
-    /// Keys the signer API made, from its store: (key ID, role, signed).
+    /// Keys the signer API made, from its store: (key ID, role, used).
     fn api_keys(&self) -> Result<Vec<(String, String, bool)>> {
         let path = self.daemon.state_dir.join("signer-api.json");
         let store: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
@@ -95,7 +95,7 @@ impl KeydSigner {
                 (
                     id.clone(),
                     k["role"].as_str().unwrap_or_default().to_string(),
-                    k["signed"].as_bool().unwrap_or(false),
+                    k["used"].as_bool().unwrap_or(false),
                 )
             })
             .collect())
@@ -265,7 +265,7 @@ fn scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {
         "one timestamp and one snapshot key: {keys:?}"
     );
     assert!(roles.contains(&"timestamp") && roles.contains(&"snapshot"));
-    assert!(keys.iter().all(|(_, _, signed)| *signed), "{keys:?}");
+    assert!(keys.iter().all(|(_, _, used)| *used), "{keys:?}");
     let audit = signer.daemon.audit_lines();
     let signs: Vec<_> = audit
         .iter()
@@ -354,7 +354,7 @@ fn second_publish_after_keyd_restart_uses_the_same_timestamp_key() -> Result<()>
 }
 
 #[test]
-fn repeated_timestamp_key_requests_reuse_one_unsigned_key() -> Result<()> {
+fn repeated_timestamp_key_requests_reuse_one_unused_key() -> Result<()> {
     // A backend limited to two signer-API keys: twenty `timestamp.key`
     // requests before the first publish must not use them up.
     let signer = KeydSigner::start("hsm", "max_keys = 2\n")?;
@@ -585,7 +585,7 @@ async fn api_semantics_match_notary_signer() -> Result<()> {
             .unwrap_err();
         assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 
-        // Once it has signed, a new request mints a new key (rotation).
+        // Once it has been used, a new request mints a new key (rotation).
         let rotated = km
             .create_key(create(algorithm, "timestamp"))
             .await?
@@ -776,7 +776,7 @@ fn notaryctl_scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {
         std::slice::from_ref(&snap_id)
     );
 
-    // A timestamp rotation: the published key has signed, so the signer
+    // A timestamp rotation: the published key has been used, so the signer
     // API makes a new one instead of handing the old one out again.
     ctl.run(&["key", "rotate", gun, "timestamp", "-r"])?
         .ok()
@@ -800,22 +800,6 @@ fn notaryctl_scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {
         (snap_id, "snapshot".to_string(), true),
     ];
     expected.sort();
-    eprintln!("SNAP {}", tuf(&server, gun, "snapshot.json")?["signatures"]);
-    for l in server
-        .log_text()
-        .lines()
-        .filter(|l| l.contains("napshot") || l.contains("Sign"))
-    {
-        eprintln!("SRV {}", &l[..l.len().min(300)]);
-    }
-    for r in signer.daemon.audit_lines() {
-        if r["operation"].as_str().unwrap_or("").starts_with("signer") {
-            eprintln!(
-                "AUDIT {} {} {} {} {}",
-                r["operation"], r["key_id"], r["role"], r["allowed"], r["result"]
-            );
-        }
-    }
     assert_eq!(keys, expected);
 
     // The stock CLI reads and verifies everything notaryctl published.
