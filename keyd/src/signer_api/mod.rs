@@ -167,6 +167,18 @@ impl SignerApi {
         with_deadline(self.device_timeout, work).await
     }
 
+    /// Records, before the key is first looked up or signs with, that it may
+    /// now be in published metadata, so a crash cannot make it look unused
+    /// (and be handed out again by CreateKey).
+    fn mark_used(&self, key_id: &str, api_key: &store::ApiKey) -> Result<(), Status> {
+        if api_key.used {
+            return Ok(());
+        }
+        self.store
+            .mark_used(key_id)
+            .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))
+    }
+
     /// A key this API made and the device still holds.
     async fn api_key(
         &self,
