@@ -866,3 +866,38 @@ fn tls_1_2_and_1_3_are_served() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn bad_tls_files_or_a_busy_port_stop_the_daemon_with_the_reason() -> Result<()> {
+    let pki = Pki::new("bad-config")?;
+    let tls = pki.issue("notary-keyd", "serverAuth")?;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let dir = tempfile::tempdir()?;
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n")?;
+    let missing = dir.path().join("missing.crt");
+    let free: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let cases = [
+        (free, missing.as_path(), "cannot read"),
+        (free, garbage.as_path(), "TLS setup failed"),
+        (busy.local_addr()?, tls.cert.as_path(), "cannot listen on"),
+    ];
+    for (addr, cert, needle) in cases {
+        let config = format!(
+            "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n[signer_api]\nlisten = \"{addr}\"\n\
+             tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\nallowed_clients = [\"notary-server\"]\n",
+            cert.display(),
+            tls.key.display(),
+            pki.ca_cert.display()
+        );
+        let err = match Daemon::start(&config, &[]) {
+            Ok(_) => anyhow::bail!("notary-keyd started with {needle:?} expected"),
+            Err(e) => e.to_string(),
+        };
+        ensure!(
+            err.contains(&format!("[signer_api] {needle}")),
+            "{needle}: {err}"
+        );
+    }
+    Ok(())
+}
