@@ -398,6 +398,9 @@ fn repeated_timestamp_key_requests_reuse_one_unused_key() -> Result<()> {
         "{refusal}"
     );
     assert_eq!(refusal["gun"], "example.com/keyd/third");
+    // At the cap, an unused key is still handed out again.
+    let again = server.get("/v2/example.com/keyd/second/_trust/tuf/timestamp.key")?;
+    assert_eq!((again.status, again.body), (200, other.body));
     assert_eq!(signer.api_keys()?.len(), 2);
     Ok(())
 }
