@@ -5,8 +5,8 @@
 
 use anyhow::{ensure, Context, Result};
 use softhsm_tests::notary_stack::{
-    free_port, openssl, signer_api_toml, CertPair, CliOutput, NotaryCli, NotaryServer, Pki,
-    RemoteSigner, TrustService,
+    free_port, openssl, p256_key, signer_api_toml, CertPair, CliOutput, NotaryCli, NotaryServer,
+    Pki, RemoteSigner, TrustService,
 };
 use softhsm_tests::notaryctl_cli::Notaryctl;
 use softhsm_tests::{Daemon, SoftHsm};
@@ -169,18 +169,7 @@ fn stock_scenario(server: &NotaryServer, key_algorithm: &str) -> Result<()> {
         "timestamp.json not signed by the signer-API key {ts_id}"
     );
 
-    openssl(
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "deleg-ec.key",
-        ],
-        work,
-    )?;
+    p256_key("deleg-ec.key", work)?;
     openssl(
         &[
             "pkcs8",
