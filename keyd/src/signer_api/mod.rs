@@ -77,7 +77,9 @@ pub async fn start(
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let identity = Identity::from_pem(read(&config.tls_cert)?, read(&config.tls_key)?);
+    // Our copy of the private key is wiped; tonic keeps its own for rustls.
+    let tls_key = secrecy::zeroize::Zeroizing::new(read(&config.tls_key)?);
+    let identity = Identity::from_pem(read(&config.tls_cert)?, tls_key.as_slice());
     let tls = ServerTlsConfig::new()
         .identity(identity)
         .client_ca_root(Certificate::from_pem(read(&config.client_ca)?))
