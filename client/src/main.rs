@@ -28,6 +28,10 @@ use std::process::ExitCode;
 /// keystore) and never reach notaryctl; the daemon decides from its policy
 /// who may use which key. notaryctl checks every signature it receives.
 ///
+/// The repository commands (init, add, publish, list, verify, delegation,
+/// key rotate, …) are the notary CLI's, with its flags and client config:
+/// they talk to a notary-server and sign with keys in notary-keyd.
+///
 /// Exit codes: 0 on success, 1 when the request failed or was refused,
 /// 2 for a command-line usage error.
 #[derive(Debug, Parser)]

@@ -9,6 +9,7 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
 }
 

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// root, targets, snapshot or timestamp.
     pub role: String,
