@@ -29,6 +29,10 @@ use std::process::ExitCode;
 /// keystore) and never reach notaryctl; the daemon decides from its policy
 /// who may use which key. notaryctl checks every signature it receives.
 ///
+/// The repository commands (init, add, publish, list, verify, delegation,
+/// key rotate, …) are the notary CLI's, with its flags and client config:
+/// they talk to a notary-server and sign with keys in notary-keyd.
+///
 /// Exit codes: 0 on success, 1 when the request failed or was refused,
 /// 2 for a command-line usage error.
 #[derive(Debug, Parser)]
@@ -69,7 +73,7 @@ struct Cli {
     #[arg(long = "tlskey", global = true, value_name = "FILE")]
     tls_key: Option<PathBuf>,
 
-    /// Debug output (what is fetched, uploaded and signed).
+    /// Debug output: -v plus one line per request to the notary server.
     #[arg(short = 'D', long = "debug", global = true)]
     debug: bool,
 
@@ -297,6 +301,7 @@ fn repo_context(cli: &Cli, socket: PathBuf) -> anyhow::Result<repo::Context> {
         settings: settings::Settings::load(&flags)?,
         keyd_socket: socket,
         verbose: cli.verbose || cli.debug,
+        debug: cli.debug,
     })
 }
 

@@ -56,9 +56,10 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub fn new(url: &str, tls: &TlsFiles, gun: &str) -> Result<Remote, RemoteError> {
+    /// `trace` prints each request and its status on stderr (`-D`).
+    pub fn new(url: &str, tls: &TlsFiles, gun: &str, trace: bool) -> Result<Remote, RemoteError> {
         Ok(Remote {
-            http: Http::new(url, tls)?,
+            http: Http::new(url, tls, trace)?,
             gun: gun.to_string(),
         })
     }

@@ -62,23 +62,28 @@ pub fn openssl(args: &[&str], dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes a new P-256 private key (PEM) to `dir/file`.
+pub fn p256_key(file: &str, dir: &Path) -> Result<()> {
+    openssl(
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            file,
+        ],
+        dir,
+    )
+}
+
 impl Pki {
     /// A new CA whose subject names `name` (so two CAs are distinguishable).
     pub fn new(name: &str) -> Result<Pki> {
         let dir = tempfile::tempdir()?;
         let p = dir.path();
-        openssl(
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                "ca.key",
-            ],
-            p,
-        )?;
+        p256_key("ca.key", p)?;
         openssl(
             &[
                 "req",
@@ -122,18 +127,7 @@ impl Pki {
             format!("{name}.ext"),
             format!("{name}.crt"),
         );
-        openssl(
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                &key,
-            ],
-            p,
-        )?;
+        p256_key(&key, p)?;
         openssl(
             &[
                 "req",

@@ -238,6 +238,11 @@ fn bad_input_is_refused_with_a_reason() {
         "has no trusted target named",
     );
     refused(ctl.run(&["init", gun]), "already has a trusted root");
+    let stranger = Notaryctl::new(&ctl.server_url, &ctl.ca_cert, &ctl.socket).unwrap();
+    refused(
+        stranger.run(&["init", gun]),
+        "already exists on the notary server",
+    );
     refused(ctl.run(&["key", "rotate", gun, "timestamp"]), "use -r");
 }
 

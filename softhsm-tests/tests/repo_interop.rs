@@ -110,3 +110,67 @@ fn stock_cli_publishes_and_notaryctl_verifies() {
     let lookup = ctl.run(&["lookup", gun, "v9"]).unwrap().ok().unwrap();
     assert!(lookup.stdout.starts_with("v9 sha256:"), "{}", lookup.stdout);
 }
+
+#[test]
+fn staging_commands_addhash_remove_reset_custom() {
+    let pki = Pki::new("staging").unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let gun = "example.com/keyd/staging";
+    let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    let file = ctl.work_dir().join("a.bin");
+    std::fs::write(&file, b"abc").unwrap();
+    let custom = ctl.work_dir().join("custom.json");
+    std::fs::write(&custom, br#"{"build":42}"#).unwrap();
+    let (file, custom) = (file.to_str().unwrap(), custom.to_str().unwrap());
+    ok(ctl.run(&["init", gun, "-p"]));
+    ok(ctl.run(&["add", gun, "a", file, "--custom", custom]));
+    let sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    ok(ctl.run(&["addhash", gun, "h", "3", "--sha256", sha256]));
+    ok(ctl.run(&["add", gun, "dropped", file]));
+    ok(ctl.run(&["reset", gun, "-n", "2"]));
+    let status = ok(ctl.run(&["status", gun]));
+    assert!(!status.stdout.contains("dropped"), "{}", status.stdout);
+    ok(ctl.run(&["publish", gun]));
+
+    let stock = server.cli().unwrap();
+    let listed = ok(stock.run(&["list", gun]));
+    assert!(listed.stdout.contains(sha256), "{}", listed.stdout);
+    assert!(!listed.stdout.contains("dropped"), "{}", listed.stdout);
+    let targets = server
+        .get(&format!("/v2/{gun}/_trust/tuf/targets.json"))
+        .unwrap();
+    let targets: serde_json::Value = serde_json::from_slice(&targets.body).unwrap();
+    assert_eq!(targets["signed"]["targets"]["a"]["custom"]["build"], 42);
+
+    ok(ctl.run(&["remove", gun, "a"]));
+    ok(ctl.run(&["publish", gun]));
+    let listed = ok(stock.run(&["list", gun]));
+    assert!(
+        !listed.stdout.lines().any(|l| l.starts_with("a ")),
+        "{}",
+        listed.stdout
+    );
+    let again = ok(ctl.run(&["publish", gun]));
+    assert!(
+        again.stdout.contains("No unpublished changes"),
+        "{}",
+        again.stdout
+    );
+    let traced = ok(ctl.run_with(&["-D"], &["list", gun]));
+    assert!(
+        traced
+            .stderr
+            .contains(&format!("GET /v2/{gun}/_trust/tuf/timestamp.json -> 200")),
+        "{}",
+        traced.stderr
+    );
+    let lookup = ok(ctl.run(&["lookup", gun, "h"]));
+    assert_eq!(lookup.stdout.trim(), format!("h sha256:{sha256} 3"));
+}
+
+fn ok(
+    out: anyhow::Result<softhsm_tests::notary_stack::CliOutput>,
+) -> softhsm_tests::notary_stack::CliOutput {
+    out.unwrap().ok().unwrap()
+}

@@ -133,6 +133,18 @@ fn delegations_and_rotations_followed_by_the_stock_cli() {
     );
     assert_eq!(new_root["signatures"].as_array().unwrap().len(), 2);
     stock_sees(&s, gun, "rel1", "targets/releases", &rel);
+    ok(s.ctl.run(&["key", "rotate", gun, "timestamp", "-r"]));
+    let v5 = publish_target(&s, gun, "v5", None);
+    stock_sees(&s, gun, "v5", "targets", &v5);
+    // A second root rotation, also signed by the root key of version 1.
+    ok(s.ctl.run(&["key", "rotate", gun, "root", "--legacy", "3"]));
+    let root = s
+        .server
+        .get(&format!("/v2/{gun}/_trust/tuf/root.json"))
+        .unwrap();
+    let newest: serde_json::Value = serde_json::from_slice(&root.body).unwrap();
+    assert_eq!(newest["signatures"].as_array().unwrap().len(), 3);
+    stock_sees(&s, gun, "v5", "targets", &v5);
 
     // A client that never saw the old root trusts the new one on first use.
     let fresh = Notaryctl::new(&s.server.url, &s.server.ca_cert, &s.daemon.socket).unwrap();

@@ -5,8 +5,8 @@
 
 use anyhow::{ensure, Context, Result};
 use softhsm_tests::notary_stack::{
-    free_port, openssl, signer_api_toml, CertPair, CliOutput, NotaryCli, NotaryServer, Pki,
-    RemoteSigner, TrustService,
+    free_port, openssl, p256_key, signer_api_toml, CertPair, CliOutput, NotaryCli, NotaryServer,
+    Pki, RemoteSigner, TrustService,
 };
 use softhsm_tests::notaryctl_cli::Notaryctl;
 use softhsm_tests::{Daemon, SoftHsm};
@@ -84,7 +84,7 @@ impl KeydSigner {
         NotaryServer::start(&self.pki, &self.remote(key_algorithm, client))
     }
 
-    /// Keys the signer API made, from its store: (key ID, role, signed).
+    /// Keys the signer API made, from its store: (key ID, role, used).
     fn api_keys(&self) -> Result<Vec<(String, String, bool)>> {
         let path = self.daemon.state_dir.join("signer-api.json");
         let store: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
@@ -95,7 +95,7 @@ impl KeydSigner {
                 (
                     id.clone(),
                     k["role"].as_str().unwrap_or_default().to_string(),
-                    k["signed"].as_bool().unwrap_or(false),
+                    k["used"].as_bool().unwrap_or(false),
                 )
             })
             .collect())
@@ -169,18 +169,7 @@ fn stock_scenario(server: &NotaryServer, key_algorithm: &str) -> Result<()> {
         "timestamp.json not signed by the signer-API key {ts_id}"
     );
 
-    openssl(
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "deleg-ec.key",
-        ],
-        work,
-    )?;
+    p256_key("deleg-ec.key", work)?;
     openssl(
         &[
             "pkcs8",
@@ -265,7 +254,7 @@ fn scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {
         "one timestamp and one snapshot key: {keys:?}"
     );
     assert!(roles.contains(&"timestamp") && roles.contains(&"snapshot"));
-    assert!(keys.iter().all(|(_, _, signed)| *signed), "{keys:?}");
+    assert!(keys.iter().all(|(_, _, used)| *used), "{keys:?}");
     let audit = signer.daemon.audit_lines();
     let signs: Vec<_> = audit
         .iter()
@@ -354,7 +343,7 @@ fn second_publish_after_keyd_restart_uses_the_same_timestamp_key() -> Result<()>
 }
 
 #[test]
-fn repeated_timestamp_key_requests_reuse_one_unsigned_key() -> Result<()> {
+fn repeated_timestamp_key_requests_reuse_one_unused_key() -> Result<()> {
     // A backend limited to two signer-API keys: twenty `timestamp.key`
     // requests before the first publish must not use them up.
     let signer = KeydSigner::start("hsm", "max_keys = 2\n")?;
@@ -398,6 +387,9 @@ fn repeated_timestamp_key_requests_reuse_one_unsigned_key() -> Result<()> {
         "{refusal}"
     );
     assert_eq!(refusal["gun"], "example.com/keyd/third");
+    // At the cap, an unused key is still handed out again.
+    let again = server.get("/v2/example.com/keyd/second/_trust/tuf/timestamp.key")?;
+    assert_eq!((again.status, again.body), (200, other.body));
     assert_eq!(signer.api_keys()?.len(), 2);
     Ok(())
 }
@@ -585,7 +577,7 @@ async fn api_semantics_match_notary_signer() -> Result<()> {
             .unwrap_err();
         assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 
-        // Once it has signed, a new request mints a new key (rotation).
+        // Once it has been used, a new request mints a new key (rotation).
         let rotated = km
             .create_key(create(algorithm, "timestamp"))
             .await?
@@ -713,23 +705,117 @@ fn notaryctl_scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {
         signature_key_ids(&tuf(&server, gun, "timestamp.json")?),
         std::slice::from_ref(&ts_id)
     );
-    assert_eq!(signer.api_keys()?, [(ts_id, "timestamp".into(), true)]);
+    assert_eq!(
+        signer.api_keys()?,
+        [(ts_id.clone(), "timestamp".into(), true)]
+    );
 
-    // The stock CLI reads and verifies what notaryctl published.
-    let stock = server.cli()?;
-    listed_by(&stock, gun, "v1")?;
-    let copy = stock.work_dir().join("app.bin");
-    std::fs::write(&copy, b"release one\n")?;
-    stock
+    // A delegation whose key is in notary-keyd, behind the Unix socket.
+    let generated = ctl
         .run(&[
-            "verify",
+            "key",
+            "generate",
+            "--role",
+            "targets/releases",
+            "--gun",
             gun,
-            "v1",
-            "-i",
-            copy.to_str().context("path")?,
-            "-q",
         ])?
         .ok()?;
+    let deleg_key = generated
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    ctl.run(&[
+        "delegation",
+        "add",
+        gun,
+        "targets/releases",
+        "--key",
+        &deleg_key,
+        "--all-paths",
+        "-p",
+    ])?
+    .ok()
+    .with_context(ctx)?;
+    let delegations = ctl.run(&["delegation", "list", gun])?.ok()?;
+    ensure!(
+        delegations.stdout.contains("targets/releases"),
+        "{}",
+        delegations.stdout
+    );
+    let rel = ctl.work_dir().join("rel.bin");
+    std::fs::write(&rel, b"release two\n")?;
+    let rel = rel.to_str().context("path")?;
+    ctl.run(&["add", gun, "v2", rel, "--roles", "targets/releases"])?
+        .ok()?;
+    ctl.run(&["publish", gun])?.ok().with_context(ctx)?;
+
+    // Snapshot key to the server (the signer API), then publish again.
+    ctl.run(&["key", "rotate", gun, "snapshot", "-r"])?
+        .ok()
+        .with_context(ctx)?;
+    let snap_id = server_key_id(&server, gun, "snapshot")?;
+    let v3 = ctl.work_dir().join("v3.bin");
+    std::fs::write(&v3, b"release three\n")?;
+    let v3 = v3.to_str().context("path")?;
+    ctl.run(&["add", gun, "v3", v3])?.ok()?;
+    ctl.run(&["publish", gun])?.ok().with_context(ctx)?;
+    assert_eq!(
+        signature_key_ids(&tuf(&server, gun, "snapshot.json")?),
+        std::slice::from_ref(&snap_id)
+    );
+
+    // A timestamp rotation: the published key has been used, so the signer
+    // API makes a new one instead of handing the old one out again.
+    ctl.run(&["key", "rotate", gun, "timestamp", "-r"])?
+        .ok()
+        .with_context(ctx)?;
+    let new_ts = server_key_id(&server, gun, "timestamp")?;
+    assert_ne!(new_ts, ts_id);
+    let v4 = ctl.work_dir().join("v4.bin");
+    std::fs::write(&v4, b"release four\n")?;
+    let v4 = v4.to_str().context("path")?;
+    ctl.run(&["add", gun, "v4", v4])?.ok()?;
+    ctl.run(&["publish", gun])?.ok().with_context(ctx)?;
+    assert_eq!(
+        signature_key_ids(&tuf(&server, gun, "timestamp.json")?),
+        std::slice::from_ref(&new_ts)
+    );
+    let mut keys = signer.api_keys()?;
+    keys.sort();
+    let mut expected = vec![
+        (ts_id, "timestamp".to_string(), true),
+        (new_ts, "timestamp".to_string(), true),
+        (snap_id, "snapshot".to_string(), true),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected);
+
+    // The stock CLI reads and verifies everything notaryctl published.
+    let stock = server.cli()?;
+    for (name, file) in [
+        ("v1", "app.bin"),
+        ("v2", "rel.bin"),
+        ("v3", "v3.bin"),
+        ("v4", "v4.bin"),
+    ] {
+        listed_by(&stock, gun, name)?;
+        let copy = stock.work_dir().join(file);
+        std::fs::copy(ctl.work_dir().join(file), &copy)?;
+        stock
+            .run(&[
+                "verify",
+                gun,
+                name,
+                "-i",
+                copy.to_str().context("path")?,
+                "-q",
+            ])?
+            .ok()?;
+    }
     Ok(())
 }
 
@@ -768,6 +854,41 @@ fn tls_1_2_and_1_3_are_served() -> Result<()> {
         ensure!(
             text.contains(&format!("Protocol version: {version}")),
             "{flag}: {text}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_tls_files_or_a_busy_port_stop_the_daemon_with_the_reason() -> Result<()> {
+    let pki = Pki::new("bad-config")?;
+    let tls = pki.issue("notary-keyd", "serverAuth")?;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let dir = tempfile::tempdir()?;
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n")?;
+    let missing = dir.path().join("missing.crt");
+    let free: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let cases = [
+        (free, missing.as_path(), "cannot read"),
+        (free, garbage.as_path(), "TLS setup failed"),
+        (busy.local_addr()?, tls.cert.as_path(), "cannot listen on"),
+    ];
+    for (addr, cert, needle) in cases {
+        let config = format!(
+            "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n[signer_api]\nlisten = \"{addr}\"\n\
+             tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\nallowed_clients = [\"notary-server\"]\n",
+            cert.display(),
+            tls.key.display(),
+            pki.ca_cert.display()
+        );
+        let err = match Daemon::start(&config, &[]) {
+            Ok(_) => anyhow::bail!("notary-keyd started with {needle:?} expected"),
+            Err(e) => e.to_string(),
+        };
+        ensure!(
+            err.contains(&format!("[signer_api] {needle}")),
+            "{needle}: {err}"
         );
     }
     Ok(())

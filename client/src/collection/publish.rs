@@ -60,6 +60,12 @@ pub async fn publish_with_root(
         .iter()
         .flat_map(|s| s.changes.iter().cloned())
         .collect();
+    if changes.is_empty() && !base.upload_root {
+        return Ok(Published {
+            changes: 0,
+            roles: Vec::new(),
+        });
+    }
     let mut dirty = apply(&mut base.roles, &changes)?;
     if base.upload_root && !base.role_bytes.contains_key("targets") {
         dirty.insert("targets".into());

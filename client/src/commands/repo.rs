@@ -22,6 +22,8 @@ pub struct Context {
     pub settings: Settings,
     pub keyd_socket: PathBuf,
     pub verbose: bool,
+    /// `-D`: also trace every request to the notary server.
+    pub debug: bool,
 }
 
 impl Context {
@@ -30,7 +32,12 @@ impl Context {
     }
 
     pub fn remote(&self, gun: &str) -> Result<Remote> {
-        Ok(Remote::new(&self.settings.server, &self.settings.tls, gun)?)
+        Ok(Remote::new(
+            &self.settings.server,
+            &self.settings.tls,
+            gun,
+            self.debug,
+        )?)
     }
 
     /// Connects to notary-keyd; only commands that sign need it.

@@ -38,6 +38,8 @@ pub struct Http {
     target: Target,
     connector: Option<TlsConnector>,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// `-D`: one stderr line per request.
+    trace: bool,
 }
 
 pub struct Response {
@@ -46,7 +48,7 @@ pub struct Response {
 }
 
 impl Http {
-    pub fn new(url: &str, tls: &TlsFiles) -> Result<Http, RemoteError> {
+    pub fn new(url: &str, tls: &TlsFiles, trace: bool) -> Result<Http, RemoteError> {
         let target = parse_url(url)?;
         let connector = if target.tls {
             Some(connector(tls)?)
@@ -58,6 +60,7 @@ impl Http {
             target,
             connector,
             sender: None,
+            trace,
         })
     }
 
@@ -73,6 +76,7 @@ impl Http {
         body: Option<(String, Vec<u8>)>,
         limit: usize,
     ) -> Result<Response, RemoteError> {
+        let line = self.trace.then(|| format!("{method} {path}"));
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.target.prefix))
@@ -105,6 +109,9 @@ impl Http {
                 }
             })?
             .to_bytes();
+        if let Some(line) = line {
+            eprintln!("{line} -> {} ({} bytes)", status.as_u16(), body.len());
+        }
         Ok(Response { status, body })
     }
 

@@ -62,3 +62,49 @@ impl SignerApiConfig {
         Duration::from_secs(self.device_timeout_seconds)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> SignerApiConfig {
+        toml::from_str(&format!(
+            "listen = \"127.0.0.1:7899\"\ntls_cert = \"c\"\ntls_key = \"k\"\nclient_ca = \"ca\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let backends: HashSet<&str> = ["hsm"].into();
+        let ok = parse("allowed_clients = [\"notary-server\"]\nbackend = \"hsm\"");
+        ok.validate(&backends).unwrap();
+        assert_eq!(ok.device_timeout(), Duration::from_secs(10));
+        for (extra, needle) in [
+            ("allowed_clients = []", "allowed_clients is empty"),
+            ("allowed_clients = [\" \"]", "allowed_clients is empty"),
+            (
+                "allowed_clients = [\"a\"]\nbackend = \"tpm\"",
+                "\"tpm\" is not a configured backend",
+            ),
+            (
+                "allowed_clients = [\"a\"]\ndevice_timeout_seconds = 0",
+                "device_timeout_seconds",
+            ),
+            ("allowed_clients = [\"a\"]\nmax_keys = 0", "max_keys = 0"),
+        ] {
+            let err = parse(extra).validate(&backends).unwrap_err();
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
+        let unknown = toml::from_str::<SignerApiConfig>(
+            "listen = \"127.0.0.1:1\"\ntls_cert = \"c\"\ntls_key = \"k\"\nclient_ca = \"ca\"\nallowed_clients = [\"a\"]\nallowed_client = [\"b\"]",
+        )
+        .unwrap_err();
+        assert!(unknown.to_string().contains("allowed_client"), "{unknown}");
+        let bad_addr = toml::from_str::<SignerApiConfig>(
+            "listen = \"localhost\"\ntls_cert = \"c\"\ntls_key = \"k\"\nclient_ca = \"ca\"\nallowed_clients = [\"a\"]",
+        )
+        .unwrap_err();
+        assert!(bad_addr.to_string().contains("listen"), "{bad_addr}");
+    }
+}

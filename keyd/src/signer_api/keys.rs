@@ -1,4 +1,4 @@
-//! `proto.KeyManagement`: CreateKey (with reuse of unsigned keys),
+//! `proto.KeyManagement`: CreateKey (with reuse of unused keys),
 //! GetKeyInfo and an idempotent DeleteKey.
 
 use super::store::ApiKey;
@@ -39,11 +39,11 @@ impl SignerApi {
         }
     }
 
-    /// An unsigned key this API already made for the same GUN, role and
+    /// An unused key this API already made for the same GUN, role and
     /// algorithm in the configured backend, if the device still has it.
     async fn reusable(&self, req: &pb::CreateKeyRequest) -> Option<Arc<KeyEntry>> {
         let candidates = self.store.find(|k| {
-            !k.signed
+            !k.used
                 && k.gun == req.gun
                 && k.role == req.role
                 && k.keytype == req.algorithm
@@ -100,7 +100,7 @@ impl SignerApi {
             .await?;
         let entry = match reused {
             Some(entry) => {
-                tracing::info!(key_id = %entry.key_id, gun = %req.gun, role = %req.role, "CreateKey: handing out the unsigned key made earlier");
+                tracing::info!(key_id = %entry.key_id, gun = %req.gun, role = %req.role, "CreateKey: handing out the unused key made earlier");
                 entry
             }
             None => {
@@ -136,7 +136,7 @@ impl SignerApi {
                     keytype: req.algorithm.clone(),
                     created_by: subject.to_string(),
                     created: now_rfc3339(),
-                    signed: false,
+                    used: false,
                 };
                 self.store
                     .insert(&entry.key_id, api_key)
@@ -223,6 +223,9 @@ impl pb::key_management_server::KeyManagement for SignerApi {
         record.backend = entry.device.clone();
         record.role = api_key.role.clone();
         record.gun = api_key.gun.clone();
+        if let Err(st) = self.mark_used(&key_id, &api_key) {
+            return Err(self.keyd.refuse(record, st).await);
+        }
         self.keyd.commit(record).await?;
         Ok(Response::new(pb::GetKeyInfoResponse {
             key_info: Some(key_info(&entry)),

@@ -77,7 +77,9 @@ pub async fn start(
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let identity = Identity::from_pem(read(&config.tls_cert)?, read(&config.tls_key)?);
+    // Our copy of the private key is wiped; tonic keeps its own for rustls.
+    let tls_key = secrecy::zeroize::Zeroizing::new(read(&config.tls_key)?);
+    let identity = Identity::from_pem(read(&config.tls_cert)?, tls_key.as_slice());
     let tls = ServerTlsConfig::new()
         .identity(identity)
         .client_ca_root(Certificate::from_pem(read(&config.client_ca)?))
@@ -165,6 +167,18 @@ impl SignerApi {
         work: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
         with_deadline(self.device_timeout, work).await
+    }
+
+    /// Records, before the key is first looked up or signs with, that it may
+    /// now be in published metadata, so a crash cannot make it look unused
+    /// (and be handed out again by CreateKey).
+    fn mark_used(&self, key_id: &str, api_key: &store::ApiKey) -> Result<(), Status> {
+        if api_key.used {
+            return Ok(());
+        }
+        self.store
+            .mark_used(key_id)
+            .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))
     }
 
     /// A key this API made and the device still holds.

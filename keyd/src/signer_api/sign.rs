@@ -49,13 +49,7 @@ impl SignerApi {
         record.role = api_key.role.clone();
         record.gun = api_key.gun.clone();
         Self::check_payload(key_id, &api_key.role, &content)?;
-        // Recorded before the first signature, so a crash right after it
-        // cannot make the key look unpublished (and be handed out again).
-        if !api_key.signed {
-            self.store
-                .mark_signed(key_id)
-                .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
-        }
+        self.mark_used(key_id, &api_key)?;
         let no_progress: ProgressSink = Arc::new(|_| {});
         let signature = self
             .on_device(

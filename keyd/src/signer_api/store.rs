@@ -1,8 +1,8 @@
 //! Which keys the signer API created, for which (GUN, role), and whether
-//! each has signed yet. Only these keys are visible through the API, and an
-//! unsigned one is handed out again instead of minting another (notary-server
-//! asks for a new timestamp key on every `timestamp.key` request before a
-//! collection's first publish, and never deletes keys).
+//! each has been used yet. Only these keys are visible through the API, and
+//! an unused one is handed out again instead of minting another
+//! (notary-server asks for a new timestamp key on every `timestamp.key`
+//! request before a collection's first publish, and never deletes keys).
 //!
 //! One JSON file in the state dir, written atomically on every change.
 
@@ -22,10 +22,12 @@ pub struct ApiKey {
     /// Subject of the client certificate that asked for it.
     pub created_by: String,
     pub created: String,
-    /// Set before the key's first signature: from then on it may be in
-    /// published metadata and is never handed out as a "new" key again.
+    /// Set before the key is first looked up (GetKeyInfo) or signs:
+    /// notary-server looks up only keys named in a collection's root (or
+    /// about to sign), so from then on the key may be in published metadata
+    /// and is never handed out as a "new" key again.
     #[serde(default)]
-    pub signed: bool,
+    pub used: bool,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -119,11 +121,11 @@ impl ApiKeyStore {
         })
     }
 
-    /// Marks a key as having signed; a no-op (no write) when it already has.
-    pub fn mark_signed(&self, key_id: &str) -> Result<(), StoreError> {
+    /// Marks a key as used; a no-op (no write) when it already is.
+    pub fn mark_used(&self, key_id: &str) -> Result<(), StoreError> {
         self.update(|f| match f.keys.get_mut(key_id) {
-            Some(k) if !k.signed => {
-                k.signed = true;
+            Some(k) if !k.used => {
+                k.used = true;
                 true
             }
             _ => false,
@@ -147,20 +149,20 @@ mod tests {
             keytype: "ecdsa".into(),
             created_by: "CN=notary-server".into(),
             created: "2026-11-25T12:00:00Z".into(),
-            signed: false,
+            used: false,
         }
     }
 
     #[test]
-    fn keys_and_signed_marks_survive_reopening() {
+    fn keys_and_used_marks_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let store = ApiKeyStore::open(dir.path()).unwrap();
         store.insert("a", key("timestamp")).unwrap();
         store.insert("b", key("snapshot")).unwrap();
-        store.mark_signed("a").unwrap();
+        store.mark_used("a").unwrap();
         let reopened = ApiKeyStore::open(dir.path()).unwrap();
-        assert!(reopened.get("a").unwrap().signed);
-        assert!(!reopened.get("b").unwrap().signed);
+        assert!(reopened.get("a").unwrap().used);
+        assert!(!reopened.get("b").unwrap().used);
         assert_eq!(reopened.find(|k| k.role == "snapshot").len(), 1);
         reopened.remove("b").unwrap();
         assert!(ApiKeyStore::open(dir.path()).unwrap().get("b").is_none());
@@ -172,8 +174,8 @@ mod tests {
         let mut store = ApiKeyStore::open(dir.path()).unwrap();
         store.insert("a", key("timestamp")).unwrap();
         store.path = dir.path().join("missing").join("signer-api.json");
-        assert!(store.mark_signed("a").is_err());
-        assert!(!store.get("a").unwrap().signed);
+        assert!(store.mark_used("a").is_err());
+        assert!(!store.get("a").unwrap().used);
         assert!(store.insert("b", key("timestamp")).is_err());
         assert!(store.get("b").is_none());
     }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Delegation role, e.g. targets/releases (lowercase).
     pub role: String,
@@ -37,7 +38,9 @@ pub struct AddArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
+    /// Delegation role, e.g. targets/releases.
     pub role: String,
     /// Key IDs to remove from the role; with none (and no paths) the whole role goes.
     #[arg(value_name = "KEYID")]
@@ -53,11 +56,13 @@ pub struct RemoveArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
 }
 
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Key ID to remove from every delegation; repeatable.
     #[arg(long = "key", value_name = "KEYID", required = true)]
@@ -68,6 +73,7 @@ pub struct PurgeArgs {
 
 #[derive(Debug, Args)]
 pub struct WitnessArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Roles to re-sign unchanged at the next publish.
     #[arg(required = true, value_name = "ROLE")]

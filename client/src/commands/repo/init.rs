@@ -10,6 +10,7 @@ use crate::collection::update::now;
 use crate::commands::certificate::issue_checked;
 use crate::connect::Client;
 use crate::errors::KeydError;
+use crate::remote::ROOT_LIMIT;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use keyd_proto::keyd as pb;
@@ -51,6 +52,15 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
         );
     }
     let mut remote = ctx.remote(&args.gun)?;
+    if remote.get_meta("root", ROOT_LIMIT).await?.is_some() {
+        bail!(
+            "{} already exists on the notary server {}; `notaryctl list {}` trusts it, and its \
+             owners can add you as a delegation",
+            args.gun,
+            remote.url(),
+            args.gun
+        );
+    }
     let mut signer = ctx.signer(&args.gun).await?;
     let root_key = root_key(signer.client(), args.rootkey.as_deref()).await?;
     let pem = match &args.rootcert {

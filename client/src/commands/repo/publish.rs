@@ -9,6 +9,7 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
 }
 
@@ -27,6 +28,10 @@ pub async fn publish_and_report(
     let dir = ctx.gun_dir(gun)?;
     println!("Pushing changes to {gun}");
     let done = publish(remote, &dir, signer, &ctx.settings.pinning).await?;
+    if done.roles.is_empty() {
+        println!("No unpublished changes for {gun}");
+        return Ok(());
+    }
     ctx.note(format!(
         "published {} staged change(s); uploaded {}",
         done.changes,

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Only targets of these roles.
     #[arg(short = 'r', long = "roles", value_name = "ROLE")]
@@ -21,13 +22,17 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct LookupArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
+    /// Target name.
     pub target: String,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
+    /// Target name.
     pub target: String,
     /// Read the content from FILE instead of stdin.
     #[arg(short = 'i', long = "input", value_name = "FILE")]

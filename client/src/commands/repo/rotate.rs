@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// root, targets, snapshot or timestamp.
     pub role: String,
@@ -177,4 +178,47 @@ async fn keyd_public(client: &mut crate::connect::Client, name: &str) -> Result<
         .map_err(KeydError::from)?
         .into_inner();
     Ok(PublicKey::new(key.keytype.parse()?, key.public))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notary_tuf::{KeyType, MetadataType};
+    use std::collections::BTreeMap;
+
+    fn key(byte: u8) -> PublicKey {
+        PublicKey::new(KeyType::Ed25519, vec![byte; 32])
+    }
+
+    #[test]
+    fn new_key_replaces_the_role_and_unused_keys_go() {
+        let (a, b, c) = (key(1), key(2), key(3));
+        let role = |k: &PublicKey| RootRole {
+            keyids: vec![k.key_id()],
+            threshold: 1,
+        };
+        let old = Root {
+            kind: MetadataType::Root,
+            consistent_snapshot: false,
+            expires: String::new(),
+            keys: BTreeMap::from([(a.key_id(), a.clone()), (b.key_id(), b.clone())]),
+            roles: BTreeMap::from([
+                ("targets".to_string(), role(&a)),
+                ("snapshot".to_string(), role(&b)),
+            ]),
+            version: 4,
+        };
+        let new = replace_role_key(&old, "targets", &c);
+        assert_eq!(new.roles["targets"].keyids, [c.key_id()]);
+        assert!(!new.keys.contains_key(&a.key_id()));
+        assert!(new.keys.contains_key(&b.key_id()));
+        assert_eq!(new.version, 4, "the caller bumps the version");
+    }
+
+    #[test]
+    fn legacy_versions_stay_above_zero() {
+        assert_eq!(legacy_versions(5, 2).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(legacy_versions(2, 9).collect::<Vec<_>>(), [1]);
+        assert!(legacy_versions(5, 0).next().is_none());
+    }
 }

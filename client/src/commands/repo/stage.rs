@@ -33,7 +33,9 @@ pub struct AddArgs {
 
 #[derive(Debug, Args)]
 pub struct AddHashArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
+    /// Target name.
     pub target: String,
     /// Length of the target in bytes.
     pub size: u64,
@@ -51,7 +53,9 @@ pub struct AddHashArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
+    /// Target name.
     pub target: String,
     #[arg(short = 'r', long = "roles", value_name = "ROLE")]
     pub roles: Vec<String>,

@@ -7,11 +7,13 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ResetArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Drop every staged change.
     #[arg(long)]
@@ -23,6 +25,7 @@ pub struct ResetArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
+    /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Also delete the collection's metadata on the server.
     #[arg(long)]
