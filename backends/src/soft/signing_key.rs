@@ -8,7 +8,11 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 pub enum SigningKey {
-    P256(p256::ecdsa::SigningKey),
+    /// P-256 signs through ring (its assembly is several times faster than
+    /// the `p256` crate here, and the software keystore is what the signer
+    /// API is measured on); `p256` keeps the key for storage and its public
+    /// half.
+    P256(p256::ecdsa::SigningKey, Box<ring::signature::EcdsaKeyPair>),
     P384(p384::ecdsa::SigningKey),
     Ed25519(ed25519_dalek::SigningKey),
     Rsa(Box<rsa::pss::BlindedSigningKey<Sha256>>, Algorithm),
@@ -22,10 +26,22 @@ fn encoding_err(e: impl std::fmt::Display) -> BackendError {
     BackendError::Storage(format!("key encoding failed: {e}"))
 }
 
+/// Pairs a P-256 key with ring's form of it, made from the same PKCS#8.
+fn p256_key(key: p256::ecdsa::SigningKey) -> Result<SigningKey, BackendError> {
+    let pkcs8 = Zeroizing::new(key.to_pkcs8_der().map_err(encoding_err)?.as_bytes().to_vec());
+    let fast = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &pkcs8,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|e| encoding_err(format!("ring rejects the P-256 key: {e}")))?;
+    Ok(SigningKey::P256(key, Box::new(fast)))
+}
+
 impl SigningKey {
     pub fn generate(algorithm: Algorithm) -> Result<SigningKey, BackendError> {
         Ok(match algorithm {
-            Algorithm::EcdsaP256 => SigningKey::P256(p256::ecdsa::SigningKey::random(&mut OsRng)),
+            Algorithm::EcdsaP256 => p256_key(p256::ecdsa::SigningKey::random(&mut OsRng))?,
             Algorithm::EcdsaP384 => SigningKey::P384(p384::ecdsa::SigningKey::random(&mut OsRng)),
             Algorithm::Ed25519 => {
                 SigningKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut OsRng))
@@ -40,7 +56,7 @@ impl SigningKey {
 
     pub fn algorithm(&self) -> Algorithm {
         match self {
-            SigningKey::P256(_) => Algorithm::EcdsaP256,
+            SigningKey::P256(..) => Algorithm::EcdsaP256,
             SigningKey::P384(_) => Algorithm::EcdsaP384,
             SigningKey::Ed25519(_) => Algorithm::Ed25519,
             SigningKey::Rsa(_, alg) => *alg,
@@ -49,7 +65,7 @@ impl SigningKey {
 
     pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, BackendError> {
         let doc = match self {
-            SigningKey::P256(k) => k.to_pkcs8_der(),
+            SigningKey::P256(k, _) => k.to_pkcs8_der(),
             SigningKey::P384(k) => k.to_pkcs8_der(),
             SigningKey::Ed25519(k) => k.to_pkcs8_der(),
             SigningKey::Rsa(k, _) => k.as_ref().as_ref().to_pkcs8_der(),
@@ -64,7 +80,7 @@ impl SigningKey {
         };
         Ok(match algorithm {
             Algorithm::EcdsaP256 => {
-                SigningKey::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)
+                p256_key(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)?
             }
             Algorithm::EcdsaP384 => {
                 SigningKey::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)
@@ -83,7 +99,7 @@ impl SigningKey {
     /// bytes for Ed25519.
     pub fn public_key(&self) -> Result<PublicKey, BackendError> {
         let (keytype, bytes) = match self {
-            SigningKey::P256(k) => (
+            SigningKey::P256(k, _) => (
                 KeyType::Ecdsa,
                 k.verifying_key()
                     .to_public_key_der()
@@ -119,12 +135,12 @@ impl SigningKey {
         let failed =
             |e: &dyn std::fmt::Display| BackendError::Device(format!("signing failed: {e}"));
         Ok(match self {
-            SigningKey::P256(k) => {
-                let sig: p256::ecdsa::Signature = k
-                    .sign_prehash(&Sha256::digest(payload))
-                    .map_err(|e| failed(&e))?;
-                sig.to_bytes().to_vec()
-            }
+            // FIXED_SIGNING: SHA-256 of the payload, raw r||s, as notary.
+            SigningKey::P256(_, fast) => fast
+                .sign(&ring::rand::SystemRandom::new(), payload)
+                .map_err(|_| failed(&"ring ECDSA P-256"))?
+                .as_ref()
+                .to_vec(),
             SigningKey::P384(k) => {
                 let sig: p384::ecdsa::Signature = k
                     .sign_prehash(&Sha256::digest(payload))

@@ -46,6 +46,9 @@ fn keys_survive_reopen_with_same_ids_and_sign() {
             _ => 256,
         };
         assert_eq!(sig.len(), expected_len, "{}", key.algorithm);
+        let method = notary_tuf::signature::SignatureMethod::for_key_type(key.public.keytype());
+        notary_tuf::verify(&key.public, method, b"{\"_type\":\"Targets\"}", &sig)
+            .unwrap_or_else(|e| panic!("{} signature does not verify: {e}", key.algorithm));
     }
     assert_eq!(made[2].public.keytype(), KeyType::Ed25519);
 }
