@@ -28,7 +28,12 @@ fn encoding_err(e: impl std::fmt::Display) -> BackendError {
 
 /// Pairs a P-256 key with ring's form of it, made from the same PKCS#8.
 fn p256_key(key: p256::ecdsa::SigningKey) -> Result<SigningKey, BackendError> {
-    let pkcs8 = Zeroizing::new(key.to_pkcs8_der().map_err(encoding_err)?.as_bytes().to_vec());
+    let pkcs8 = Zeroizing::new(
+        key.to_pkcs8_der()
+            .map_err(encoding_err)?
+            .as_bytes()
+            .to_vec(),
+    );
     let fast = ring::signature::EcdsaKeyPair::from_pkcs8(
         &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         &pkcs8,
