@@ -39,6 +39,17 @@ impl Notaryctl {
 
     /// As [`run`](Self::run) with extra leading flags (e.g. `-c config.json`).
     pub fn run_with(&self, flags: &[&str], args: &[&str]) -> Result<CliOutput> {
+        self.run_env(&[], flags, args)
+    }
+
+    /// As [`run_with`](Self::run_with) with extra environment variables
+    /// (e.g. `NOTARY_KEYD_PIN` for a command that signs with a locked token).
+    pub fn run_env(
+        &self,
+        env: &[(&str, &str)],
+        flags: &[&str],
+        args: &[&str],
+    ) -> Result<CliOutput> {
         let out = Command::new(bin_path("notaryctl")?)
             .arg("--keyd")
             .arg(&self.socket)
@@ -53,6 +64,7 @@ impl Notaryctl {
             .current_dir(self.dir.path())
             .env_remove("NOTARY_KEYD_SOCKET")
             .env("HOME", self.dir.path())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()?;
         Ok(CliOutput {
