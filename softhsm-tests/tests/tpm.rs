@@ -392,3 +392,42 @@ async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
         "auth values are never logged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_from_keeps_new_keys_at_persistent_handles() {
+    let tpm = Swtpm::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "persistent auth");
+    let config = format!("{}persist_from = 0x81010100\n", tpm_backend(&tpm, &auth));
+    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let first = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
+    let second = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;
+    sign_ok(&mut client, &first, 1).await;
+    sign_ok(&mut client, &second, 2).await;
+
+    daemon.stop().unwrap();
+    let handles = tpm.tool(&["tpm2_getcap", "handles-persistent"]).unwrap();
+    assert!(handles.contains("0x81010100"), "{handles}");
+    assert!(handles.contains("0x81010101"), "{handles}");
+
+    // After a restart the keys are used from their handles.
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    sign_ok(&mut client, &first, 3).await;
+    sign_ok(&mut client, &second, 4).await;
+
+    // Deleting a key evicts it from its handle.
+    client
+        .delete_key(pb::DeleteKeyRequest {
+            key_id: first.key_id.clone(),
+            confirm_key_id: first.key_id.clone(),
+        })
+        .await
+        .unwrap();
+    sign_ok(&mut client, &second, 5).await;
+    daemon.stop().unwrap();
+    let handles = tpm.tool(&["tpm2_getcap", "handles-persistent"]).unwrap();
+    assert!(!handles.contains("0x81010100"), "{handles}");
+    assert!(handles.contains("0x81010101"), "{handles}");
+}

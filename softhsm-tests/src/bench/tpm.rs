@@ -78,6 +78,7 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
             dir: blob_dir,
             owner_auth: None,
             key_auth: Some(SecretString::from(KEY_AUTH)),
+            persist_from: None,
         },
     )?;
     let uri: KeyUri = key.uri.parse()?;
