@@ -67,8 +67,8 @@ struct Args {
     #[arg(long)]
     no_build: bool,
     /// Measure the TPM instead (ECDSA P-256 on a fresh swtpm): in-process
-    /// through the TPM backend vs through notary-keyd. `--algs`, `--rounds`
-    /// and `--sessions` do not apply.
+    /// through the TPM backend vs through notary-keyd. `--algs` and
+    /// `--sessions` do not apply.
     #[arg(long)]
     tpm: bool,
 }
@@ -257,6 +257,7 @@ fn main() -> Result<()> {
 fn tpm_main(args: &Args, warmup: Duration, measure: Duration) -> Result<()> {
     let settings = bench::tpm::Settings {
         clients: args.clients.clone(),
+        rounds: args.rounds,
         warmup,
         measure,
     };
