@@ -9,14 +9,14 @@
 
 use super::direct::DirectRun;
 use super::report::Row;
-use super::{keyd, procfs, Alg, Window};
+use super::{count_in_window, cpu_us_per_op, keyd, procfs, Alg, Window};
 use anyhow::{bail, Context, Result};
 use keyd_backends::tpm::{TpmBackend, TpmConfig};
 use keyd_backends::{KeyBackend, KeyUri};
 use secrecy::SecretString;
 use softhsm_tests::{Daemon, Swtpm};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The floor for keyd/direct at 16 clients on the TPM.
 pub const FLOOR: f64 = 0.9;
@@ -121,13 +121,7 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
         }
         keyd_total.latencies_us.sort_unstable();
         let span = (settings.warmup + settings.measure).as_secs_f64() * f64::from(settings.rounds);
-        let per_op = |cpu: Duration, rate: f64| {
-            if rate > 0.0 {
-                cpu.as_secs_f64() * 1e6 / (rate * span)
-            } else {
-                0.0
-            }
-        };
+        let per_op = |cpu: Duration, rate: f64| cpu_us_per_op(cpu, rate, span);
         let direct_rate = d_ops as f64 / d_secs;
         let keyd_rate = keyd_total.ops_per_sec();
         rows.push(Row {
@@ -159,34 +153,20 @@ fn direct_run(
 ) -> Result<DirectRun> {
     let cpu0 = procfs::cpu_time("self")?;
     let window = Window::after(settings.warmup, settings.measure);
-    let counts = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(move || -> Result<u64> {
-                    let mut ops = 0u64;
-                    while window.open() {
-                        backend.sign(uri, payload)?;
-                        if window.counts(Instant::now()) {
-                            ops += 1;
-                        }
-                    }
-                    Ok(ops)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("direct worker panicked")))
-            })
-            .collect::<Result<Vec<u64>>>()
-    })?;
-    if counts.iter().sum::<u64>() == 0 {
+    let workers = (0..threads)
+        .map(|_| {
+            move || -> Result<()> {
+                backend.sign(uri, payload)?;
+                Ok(())
+            }
+        })
+        .collect();
+    let ops = count_in_window(window, workers)?;
+    if ops == 0 {
         bail!("no direct TPM signature completed in the window");
     }
     Ok(DirectRun {
-        ops: counts.iter().sum(),
+        ops,
         seconds: window.seconds(),
         cpu: procfs::cpu_time("self")?.saturating_sub(cpu0),
     })

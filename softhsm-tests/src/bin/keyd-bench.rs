@@ -192,13 +192,7 @@ fn main() -> Result<()> {
             // CPU is measured over warm-up plus window; scale to per-op with
             // the ops that run in the whole span (rate × span).
             let span = (warmup + measure).as_secs_f64() * f64::from(args.rounds);
-            let per_op = |cpu: Duration, rate: f64| {
-                if rate > 0.0 {
-                    cpu.as_secs_f64() * 1e6 / (rate * span)
-                } else {
-                    0.0
-                }
-            };
+            let per_op = |cpu: Duration, rate: f64| bench::cpu_us_per_op(cpu, rate, span);
             let direct_rate = d_ops as f64 / d_secs;
             let keyd_rate = keyd_total.ops_per_sec();
             let row = Row {
