@@ -76,6 +76,8 @@ pub struct BackendConfig {
     /// yubikey: serial number of the YubiKey (required when several are
     /// plugged in).
     pub serial: Option<u32>,
+    /// tpm: also make new keys persistent from this owner handle on.
+    pub persist_from: Option<u32>,
 }
 
 impl BackendConfig {
@@ -95,6 +97,7 @@ impl BackendConfig {
             owner_auth: None,
             key_auth: None,
             serial: None,
+            persist_from: None,
         }
     }
 
@@ -116,6 +119,7 @@ impl BackendConfig {
                 foreign("tcti", self.tcti.is_some())?;
                 foreign("owner_auth", self.owner_auth.is_some())?;
                 foreign("key_auth", self.key_auth.is_some())?;
+                foreign("persist_from", self.persist_from.is_some())?;
             }
             BackendType::Tpm => foreign("serial", self.serial.is_some())?,
         }
@@ -194,6 +198,15 @@ impl BackendConfig {
                 ));
             }
         }
+        if let Some(from) = self.persist_from {
+            // The range is the TPM spec's; checked even without the feature.
+            if !(0x8100_0000..=0x817F_FFFF).contains(&from) {
+                return Err(format!(
+                    "backend {name:?}: `persist_from` = {from:#x} is outside the owner's \
+                     persistent handles 0x81000000..=0x817fffff"
+                ));
+            }
+        }
         if self.tcti.as_deref().is_some_and(str::is_empty) {
             return Err(format!("backend {name:?}: `tcti` is empty"));
         }
@@ -265,6 +278,7 @@ impl BackendConfig {
                 .unwrap_or_else(|| state_dir.join(format!("tpm-{}", self.name))),
             owner_auth: secret(&self.owner_auth)?,
             key_auth: secret(&self.key_auth)?,
+            persist_from: self.persist_from,
         };
         let backend = TpmBackend::open(&self.name, config).map_err(|e| e.to_string())?;
         Ok(Arc::new(backend))
@@ -302,6 +316,13 @@ mod tests {
 
         let empty = parse("name='tpm'\ntype='tpm'\ntcti=''\n");
         assert!(empty.validate().unwrap_err().contains("`tcti` is empty"));
+
+        let handle = parse("name='tpm'\ntype='tpm'\npersist_from=0x80000001\n");
+        let err = handle.validate().unwrap_err();
+        assert!(
+            err.contains("outside the owner's persistent handles"),
+            "{err}"
+        );
 
         let soft = parse("name='soft'\ntype='soft'\ntcti='device:/dev/tpmrm0'\n");
         let err = soft.validate().unwrap_err();

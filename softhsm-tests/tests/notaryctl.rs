@@ -4,20 +4,10 @@
 
 mod common;
 
-use common::targets_payload;
+use common::{notaryctl, targets_payload};
 use softhsm_tests::{bin_path, openssl_verify, Daemon, SoftHsm};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
-
-fn notaryctl(daemon: &Daemon, args: &[&str]) -> Output {
-    Command::new(bin_path("notaryctl").unwrap())
-        .arg("--keyd")
-        .arg(&daemon.socket)
-        .args(args)
-        .env_remove("NOTARY_KEYD_SOCKET")
-        .output()
-        .unwrap()
-}
 
 /// Runs notaryctl as another uid/gid with no supplementary groups.
 fn notaryctl_as(uid: u32, gid: u32, daemon: &Daemon, args: &[&str]) -> Output {

@@ -68,6 +68,33 @@ async fn sign_after_reconnect(client: &mut KeydClient<Channel>, key: &pb::Key) {
     panic!("the daemon never reconnected to the TPM");
 }
 
+/// Signs expecting a refusal; returns the status.
+async fn sign_refused(
+    client: &mut KeydClient<Channel>,
+    key: &pb::Key,
+    version: u32,
+) -> tonic::Status {
+    let payload = targets_payload(version);
+    let (_, result) = sign(client, &key.key_id, payload, "targets", GUN, "").await;
+    match result {
+        Ok(r) => panic!("signing with {} succeeded: {r:?}", key.key_id),
+        Err(s) => s,
+    }
+}
+
+/// Restarts the daemon after writing `value` into the secret file `name`.
+async fn restart_with_secret(
+    daemon: &mut Daemon,
+    dir: &Path,
+    name: &str,
+    value: &str,
+) -> KeydClient<Channel> {
+    daemon.stop().unwrap();
+    write_secret(dir, name, value);
+    daemon.restart().unwrap();
+    connect(&daemon.socket).await.unwrap()
+}
+
 fn lockout_counter(tpm: &Swtpm) -> u32 {
     let out = tpm.tool(&["tpm2_getcap", "properties-variable"]).unwrap();
     let line = out
@@ -190,16 +217,7 @@ async fn wrong_key_auth_is_refused_once_and_never_retried() {
     daemon.restart().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
 
-    let (_, first) = sign(
-        &mut client,
-        &key.key_id,
-        targets_payload(2),
-        "targets",
-        GUN,
-        "",
-    )
-    .await;
-    let first = first.unwrap_err();
+    let first = sign_refused(&mut client, &key, 2).await;
     assert_eq!(first.code(), Code::Unauthenticated, "{first:?}");
     assert_eq!(reason(&first), "wrong_auth");
     assert!(
@@ -219,16 +237,7 @@ async fn wrong_key_auth_is_refused_once_and_never_retried() {
 
     // The backend stops using the refused value: the next request does not
     // reach the TPM's auth check at all.
-    let (_, second) = sign(
-        &mut client,
-        &key.key_id,
-        targets_payload(3),
-        "targets",
-        GUN,
-        "",
-    )
-    .await;
-    let second = second.unwrap_err();
+    let second = sign_refused(&mut client, &key, 3).await;
     assert_eq!(second.code(), Code::Unavailable, "{second:?}");
     assert!(second.message().contains("fix key_auth"), "{second:?}");
 
@@ -262,37 +271,15 @@ async fn lockout_is_reported_with_its_duration() {
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
 
-    daemon.stop().unwrap();
-    write_secret(dir.path(), "key.auth", "a wrong auth");
-    daemon.restart().unwrap();
-    let mut client = connect(&daemon.socket).await.unwrap();
-    let (_, wrong) = sign(
-        &mut client,
-        &key.key_id,
-        targets_payload(1),
-        "targets",
-        GUN,
-        "",
-    )
-    .await;
-    assert_eq!(wrong.unwrap_err().code(), Code::Unauthenticated);
+    let mut client = restart_with_secret(&mut daemon, dir.path(), "key.auth", "a wrong auth").await;
+    let wrong = sign_refused(&mut client, &key, 1).await;
+    assert_eq!(wrong.code(), Code::Unauthenticated, "{wrong:?}");
 
     // Even the right value is now refused by the TPM, and the daemon says
     // why and for how long instead of burning more tries.
-    daemon.stop().unwrap();
-    write_secret(dir.path(), "key.auth", "the right auth");
-    daemon.restart().unwrap();
-    let mut client = connect(&daemon.socket).await.unwrap();
-    let (_, locked) = sign(
-        &mut client,
-        &key.key_id,
-        targets_payload(2),
-        "targets",
-        GUN,
-        "",
-    )
-    .await;
-    let locked = locked.unwrap_err();
+    let mut client =
+        restart_with_secret(&mut daemon, dir.path(), "key.auth", "the right auth").await;
+    let locked = sign_refused(&mut client, &key, 2).await;
     assert_eq!(locked.code(), Code::FailedPrecondition, "{locked:?}");
     assert_eq!(reason(&locked), "auth_lockout");
     assert!(
@@ -320,16 +307,7 @@ async fn swtpm_killed_mid_run_then_back_without_daemon_restart() {
     sign_ok(&mut client, &tpm_key, 1).await;
 
     tpm.kill().unwrap();
-    let (_, gone) = sign(
-        &mut client,
-        &tpm_key.key_id,
-        targets_payload(2),
-        "targets",
-        GUN,
-        "",
-    )
-    .await;
-    let gone = gone.unwrap_err();
+    let gone = sign_refused(&mut client, &tpm_key, 2).await;
     assert_eq!(gone.code(), Code::Unavailable, "{gone:?}");
     assert!(gone.message().contains("TPM unavailable"), "{gone:?}");
     let backends = client
@@ -370,10 +348,13 @@ async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
     let key = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;
     sign_ok(&mut client, &key, 1).await;
 
-    daemon.stop().unwrap();
-    write_secret(dir.path(), "owner.auth", "not the owner secret");
-    daemon.restart().unwrap();
-    let mut client = connect(&daemon.socket).await.unwrap();
+    let mut client = restart_with_secret(
+        &mut daemon,
+        dir.path(),
+        "owner.auth",
+        "not the owner secret",
+    )
+    .await;
     let backends = client
         .list_backends(pb::ListBackendsRequest::default())
         .await
@@ -391,4 +372,43 @@ async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
         !daemon.log_text().contains("owner secret"),
         "auth values are never logged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_from_keeps_new_keys_at_persistent_handles() {
+    let tpm = Swtpm::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = write_secret(dir.path(), "key.auth", "persistent auth");
+    let config = format!("{}persist_from = 0x81010100\n", tpm_backend(&tpm, &auth));
+    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let first = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
+    let second = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;
+    sign_ok(&mut client, &first, 1).await;
+    sign_ok(&mut client, &second, 2).await;
+
+    daemon.stop().unwrap();
+    let handles = tpm.tool(&["tpm2_getcap", "handles-persistent"]).unwrap();
+    assert!(handles.contains("0x81010100"), "{handles}");
+    assert!(handles.contains("0x81010101"), "{handles}");
+
+    // After a restart the keys are used from their handles.
+    daemon.restart().unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    sign_ok(&mut client, &first, 3).await;
+    sign_ok(&mut client, &second, 4).await;
+
+    // Deleting a key evicts it from its handle.
+    client
+        .delete_key(pb::DeleteKeyRequest {
+            key_id: first.key_id.clone(),
+            confirm_key_id: first.key_id.clone(),
+        })
+        .await
+        .unwrap();
+    sign_ok(&mut client, &second, 5).await;
+    daemon.stop().unwrap();
+    let handles = tpm.tool(&["tpm2_getcap", "handles-persistent"]).unwrap();
+    assert!(!handles.contains("0x81010100"), "{handles}");
+    assert!(handles.contains("0x81010101"), "{handles}");
 }

@@ -6,21 +6,11 @@ mod common;
 
 use common::*;
 use keyd_proto::keyd as pb;
-use softhsm_tests::{bin_path, connect, Daemon, Swtpm};
-use std::process::{Command, Output};
+use softhsm_tests::{connect, Daemon, Swtpm};
+use std::process::Command;
 use tonic::Code;
 
 const GUN: &str = "example.com/app";
-
-fn notaryctl(daemon: &Daemon, args: &[&str]) -> Output {
-    Command::new(bin_path("notaryctl").unwrap())
-        .arg("--keyd")
-        .arg(&daemon.socket)
-        .args(args)
-        .env_remove("NOTARY_KEYD_SOCKET")
-        .output()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpm_keys_are_attested_and_the_statement_checks_out() {

@@ -12,9 +12,11 @@ use super::templates;
 use std::str::FromStr;
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
-use tss_esapi::handles::{KeyHandle, ObjectHandle, SessionHandle, TpmHandle};
+use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, SessionHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::resource_handles::Provision;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
     Attest, Auth, CapabilityData, Data, Digest, HashcheckTicket, Private, Public, Signature,
@@ -27,6 +29,8 @@ use tss_esapi::{Context, Result};
 /// TPM2_HT_TRANSIENT and TPM2_HT_LOADED_SESSION handle ranges.
 const TRANSIENT_FIRST: u32 = 0x8000_0000;
 const LOADED_SESSION_FIRST: u32 = 0x0200_0000;
+/// The owner's persistent handles end here (the platform's start above).
+const PERSISTENT_LAST: u32 = 0x817F_FFFF;
 
 pub(super) struct Connection {
     ctx: Context,
@@ -34,7 +38,14 @@ pub(super) struct Connection {
     session: AuthSession,
     /// The one signing key kept loaded: TPMs hold only a few transient
     /// objects (3 on swtpm), and the storage key already takes one.
-    loaded: Option<(String, KeyHandle)>,
+    loaded: Option<Loaded>,
+}
+
+struct Loaded {
+    id: String,
+    handle: KeyHandle,
+    /// A persistent object is only closed in the TSS, never flushed.
+    persistent: bool,
 }
 
 impl Connection {
@@ -99,24 +110,102 @@ impl Connection {
         private: &[u8],
         auth: Option<Auth>,
     ) -> Result<KeyHandle> {
-        if let Some((loaded_id, handle)) = &self.loaded {
-            if loaded_id == id {
-                return Ok(*handle);
-            }
+        if let Some(handle) = self.cached(id) {
+            return Ok(handle);
         }
-        self.unload();
         let primary = self.primary;
         let private = Private::try_from(private.to_vec())?;
         let public = public.clone();
         let handle = self.authorized(|c| c.load(primary, private, public))?;
+        self.keep(id, handle, false, auth)
+    }
+
+    /// The key `id` at persistent handle `at`, and the public area found
+    /// there (the caller checks it is still the key).
+    pub fn open_persistent(
+        &mut self,
+        id: &str,
+        at: u32,
+        auth: Option<Auth>,
+    ) -> Result<(KeyHandle, Public)> {
+        let handle = match self.cached(id) {
+            Some(handle) => handle,
+            None => {
+                let tpm_handle = TpmHandle::Persistent(PersistentTpmHandle::new(at)?);
+                let object = self.ctx.tr_from_tpm_public(tpm_handle)?;
+                self.keep(id, object.into(), true, auth)?
+            }
+        };
+        let (public, _, _) = self
+            .ctx
+            .execute_without_session(|c| c.read_public(handle))?;
+        Ok((handle, public))
+    }
+
+    fn cached(&mut self, id: &str) -> Option<KeyHandle> {
+        match &self.loaded {
+            Some(loaded) if loaded.id == id => Some(loaded.handle),
+            _ => {
+                self.unload();
+                None
+            }
+        }
+    }
+
+    fn keep(
+        &mut self,
+        id: &str,
+        handle: KeyHandle,
+        persistent: bool,
+        auth: Option<Auth>,
+    ) -> Result<KeyHandle> {
+        self.loaded = Some(Loaded {
+            id: id.to_string(),
+            handle,
+            persistent,
+        });
         if let Some(auth) = auth {
             if let Err(e) = self.ctx.tr_set_auth(handle.into(), auth) {
-                let _ = self.ctx.flush_context(handle.into());
+                self.unload();
                 return Err(e);
             }
         }
-        self.loaded = Some((id.to_string(), handle));
         Ok(handle)
+    }
+
+    /// Makes `key` persistent at the first free owner handle from `from`;
+    /// returns the handle.
+    pub fn persist(&mut self, key: KeyHandle, from: u32) -> Result<u32> {
+        let (data, _) = self
+            .ctx
+            .execute_without_session(|c| c.get_capability(CapabilityType::Handles, from, 256))?;
+        let used: Vec<TpmHandle> = match data {
+            CapabilityData::Handles(list) => list.into_inner(),
+            _ => Vec::new(),
+        };
+        let free = (from..=PERSISTENT_LAST)
+            .find(|h| {
+                PersistentTpmHandle::new(*h)
+                    .is_ok_and(|p| !used.contains(&TpmHandle::Persistent(p)))
+            })
+            .ok_or(tss_esapi::Error::WrapperError(
+                tss_esapi::WrapperErrorKind::InvalidParam,
+            ))?;
+        let target = Persistent::Persistent(PersistentTpmHandle::new(free)?);
+        let mut made =
+            self.authorized(|c| c.evict_control(Provision::Owner, key.into(), target))?;
+        let _ = self.ctx.tr_close(&mut made);
+        Ok(free)
+    }
+
+    /// Removes the persistent object at `at` (the key is being deleted).
+    pub fn evict(&mut self, at: u32) -> Result<()> {
+        self.unload();
+        let handle = PersistentTpmHandle::new(at)?;
+        let object = self.ctx.tr_from_tpm_public(TpmHandle::Persistent(handle))?;
+        let target = Persistent::Persistent(handle);
+        self.authorized(|c| c.evict_control(Provision::Owner, object, target))?;
+        Ok(())
     }
 
     /// The TPM manufacturer, as the TPM reports it.
@@ -126,15 +215,20 @@ impl Connection {
 
     /// Unloads `id` if it is the loaded key (it is being deleted).
     pub fn forget(&mut self, id: &str) {
-        if self.loaded.as_ref().is_some_and(|(loaded, _)| loaded == id) {
+        if self.loaded.as_ref().is_some_and(|l| l.id == id) {
             self.unload();
         }
     }
 
     /// Flushes the loaded key (after delete, or to make room).
     pub fn unload(&mut self) {
-        if let Some((_, handle)) = self.loaded.take() {
-            let _ = self.ctx.flush_context(handle.into());
+        if let Some(loaded) = self.loaded.take() {
+            let mut object = ObjectHandle::from(loaded.handle);
+            let _ = if loaded.persistent {
+                self.ctx.tr_close(&mut object)
+            } else {
+                self.ctx.flush_context(object)
+            };
         }
     }
 

@@ -269,15 +269,19 @@ impl Engine {
         let created = self.connection()?.create(template, auth);
         let (public, private) = created.map_err(|e| self.fail(&e, "creating a TPM key"))?;
         let (algorithm, key) = public::notary_public(&public).map_err(BackendError::Device)?;
+        let id = new_key_id()?;
+        let persistent_handle = match self.config.persist_from {
+            Some(from) => Some(self.make_persistent(&id, &public, private.value(), from)?),
+            None => None,
+        };
         let blob = KeyBlob {
             label: spec.label.clone(),
             public: public
                 .marshall()
                 .map_err(|e| BackendError::Device(e.to_string()))?,
             private: private.value().to_vec(),
-            persistent_handle: None,
+            persistent_handle,
         };
-        let id = new_key_id()?;
         self.blobs.write(&id, &blob)?;
         let info = BackendKey {
             uri: KeyUri::new(SCHEME).with("id", &id),
@@ -302,22 +306,59 @@ impl Engine {
         uri: &KeyUri,
     ) -> Result<(tss_esapi::handles::KeyHandle, BackendKey), BackendError> {
         let id = Self::id_of(uri)?.to_string();
-        let (public, private, info) = match self.keys.get(&id) {
-            Some(k) => (k.public.clone(), k.blob.private.clone(), k.info.clone()),
+        let (public, private, at, info) = match self.keys.get(&id) {
+            Some(k) => (
+                k.public.clone(),
+                k.blob.private.clone(),
+                k.blob.persistent_handle,
+                k.info.clone(),
+            ),
             None => return Err(BackendError::KeyNotFound(uri.to_string())),
         };
         let auth = self.key_auth()?;
-        let loaded = self.connection()?.load(&id, &public, &private, auth);
+        let conn = self.connection()?;
+        let loaded = match at {
+            Some(at) => match conn.open_persistent(&id, at, auth) {
+                Ok((handle, found)) if found == public => Ok(handle),
+                Ok(_) => {
+                    conn.forget(&id);
+                    return Err(BackendError::Device(format!(
+                        "persistent handle {at:#x} no longer holds TPM key {id} \
+                         (evicted or replaced outside notary-keyd)"
+                    )));
+                }
+                Err(e) => Err(e),
+            },
+            None => conn.load(&id, &public, &private, auth),
+        };
         match loaded {
             Ok(handle) => Ok((handle, info)),
             Err(e) => Err(match self.fail(&e, &format!("loading TPM key {id}")) {
                 BackendError::Device(m) => BackendError::Device(format!(
-                    "{m} (the blob does not load under this TPM's storage key: \
+                    "{m} (the key does not load under this TPM's storage key: \
                      was the TPM cleared, or the blob copied from another machine?)"
                 )),
                 other => other,
             }),
         }
+    }
+
+    /// Also keeps a new key at a persistent handle from `from` (operator's
+    /// choice: no load per use, at the cost of TPM NV space).
+    fn make_persistent(
+        &mut self,
+        id: &str,
+        public: &Public,
+        private: &[u8],
+        from: u32,
+    ) -> Result<u32, BackendError> {
+        let auth = self.key_auth()?;
+        let conn = self.connection()?;
+        let made = conn
+            .load(id, public, private, auth)
+            .and_then(|handle| conn.persist(handle, from));
+        conn.forget(id);
+        made.map_err(|e| self.fail(&e, "making the new key persistent"))
     }
 
     pub fn sign(&mut self, uri: &KeyUri, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
@@ -353,6 +394,10 @@ impl Engine {
         let id = Self::id_of(uri)?.to_string();
         if !self.keys.contains_key(&id) {
             return Err(BackendError::KeyNotFound(uri.to_string()));
+        }
+        if let Some(at) = self.keys.get(&id).and_then(|k| k.blob.persistent_handle) {
+            let evicted = self.connection()?.evict(at);
+            evicted.map_err(|e| self.fail(&e, &format!("evicting {uri} from handle {at:#x}")))?;
         }
         if let Link::Up(conn) = &mut self.link {
             conn.forget(&id);

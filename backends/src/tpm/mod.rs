@@ -46,6 +46,9 @@ pub struct TpmConfig {
     pub owner_auth: Option<SecretString>,
     /// Auth value given to keys this backend creates (and used to sign).
     pub key_auth: Option<SecretString>,
+    /// Also make each new key persistent, at the first free owner handle
+    /// from this one (0x81000000..=0x817FFFFF). `None`: blobs only.
+    pub persist_from: Option<u32>,
 }
 
 impl fmt::Debug for TpmConfig {
@@ -56,6 +59,7 @@ impl fmt::Debug for TpmConfig {
             .field("dir", &self.dir)
             .field("owner_auth", &redacted(&self.owner_auth))
             .field("key_auth", &redacted(&self.key_auth))
+            .field("persist_from", &self.persist_from)
             .finish()
     }
 }

@@ -15,19 +15,23 @@ use tss_esapi::structures::{
 };
 use tss_esapi::Result;
 
-/// The storage root key: ECC P-256, restricted decrypt, no DA (it has no
-/// auth). Deterministic for a given owner seed, so it is recreated at each
-/// connection instead of occupying an NV slot; a TPM clear changes it.
-pub(super) fn storage_primary() -> Result<Public> {
-    let attributes = ObjectAttributesBuilder::new()
+/// Attributes both primaries share: bound to this TPM, generated inside it,
+/// restricted, empty auth and so exempt from dictionary-attack counting.
+fn restricted_primary() -> ObjectAttributesBuilder {
+    ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
         .with_sensitive_data_origin(true)
         .with_user_with_auth(true)
         .with_restricted(true)
-        .with_decrypt(true)
         .with_no_da(true)
-        .build()?;
+}
+
+/// The storage root key: ECC P-256, restricted decrypt, no DA (it has no
+/// auth). Deterministic for a given owner seed, so it is recreated at each
+/// connection instead of occupying an NV slot; a TPM clear changes it.
+pub(super) fn storage_primary() -> Result<Public> {
+    let attributes = restricted_primary().with_decrypt(true).build()?;
     PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::Ecc)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
@@ -48,15 +52,7 @@ pub(super) fn storage_primary() -> Result<Public> {
 /// only signs TPM-generated structures, so it cannot be made to vouch for
 /// arbitrary data.
 pub(super) fn attestation_primary() -> Result<Public> {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_restricted(true)
-        .with_sign_encrypt(true)
-        .with_no_da(true)
-        .build()?;
+    let attributes = restricted_primary().with_sign_encrypt(true).build()?;
     PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::Ecc)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)

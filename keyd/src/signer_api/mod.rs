@@ -123,7 +123,13 @@ pub async fn start(
         .add_service(key_management)
         .add_service(signer);
     tracing::info!(listen = %config.listen, "signer API listening (mutual TLS)");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small request/response pairs: without TCP_NODELAY, Nagle's algorithm
+    // meets the peer's delayed ACK and a reply can wait ~40 ms (measured:
+    // p99 of 44 ms at 16 streams). tonic sets it only on listeners it binds.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)),
+    );
     Ok(tokio::spawn(async move {
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, shutdown)

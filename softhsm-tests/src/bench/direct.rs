@@ -17,7 +17,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use sha2::{Digest, Sha256};
 use softhsm_tests::softhsm::MODULE;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Notary's RSA-PSS, as the daemon uses it: SHA-256, MGF1-SHA-256, salt 32.
 const PSS: PkcsPssParams = PkcsPssParams {
@@ -111,32 +111,18 @@ impl DirectToken {
             .collect::<Result<Vec<_>, _>>()?;
         let cpu0 = super::procfs::cpu_time("self")?;
         let window = Window::after(warmup, measure);
-        let counts = std::thread::scope(|scope| {
-            let workers: Vec<_> = sessions
-                .into_iter()
-                .map(|session| {
-                    scope.spawn(move || -> Result<u64> {
-                        let mut ops = 0u64;
-                        while window.open() {
-                            sign(&session, key, alg, payload)?;
-                            if window.counts(Instant::now()) {
-                                ops += 1;
-                            }
-                        }
-                        Ok(ops)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("direct worker panicked")))
-                })
-                .collect::<Result<Vec<u64>>>()
-        })?;
+        let workers = sessions
+            .into_iter()
+            .map(|session| {
+                move || -> Result<()> {
+                    sign(&session, key, alg, payload)?;
+                    Ok(())
+                }
+            })
+            .collect();
+        let ops = super::count_in_window(window, workers)?;
         Ok(DirectRun {
-            ops: counts.iter().sum(),
+            ops,
             seconds: window.seconds(),
             cpu: super::procfs::cpu_time("self")?.saturating_sub(cpu0),
         })

@@ -98,6 +98,48 @@ impl Window {
     }
 }
 
+/// One OS thread per worker, each calling its `op` in a loop while the
+/// window is open; returns how many calls completed inside the window.
+pub fn count_in_window<F>(window: Window, workers: Vec<F>) -> Result<u64>
+where
+    F: FnMut() -> Result<()> + Send,
+{
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|mut op| {
+                scope.spawn(move || -> Result<u64> {
+                    let mut ops = 0u64;
+                    while window.open() {
+                        op()?;
+                        if window.counts(Instant::now()) {
+                            ops += 1;
+                        }
+                    }
+                    Ok(ops)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("bench worker panicked")))
+            })
+            .sum()
+    })
+}
+
+/// CPU µs per operation, from CPU measured over warm-up plus window
+/// (`span_s` seconds in all) and the rate in the window.
+pub fn cpu_us_per_op(cpu: Duration, rate: f64, span_s: f64) -> f64 {
+    if rate > 0.0 {
+        cpu.as_secs_f64() * 1e6 / (rate * span_s)
+    } else {
+        0.0
+    }
+}
+
 /// A canonical notary `Targets` payload (the `signed` bytes), about 1.1 KB
 /// with eight targets, so the daemon's content check accepts it for a key
 /// bound to role "targets" without raw-signing permission.

@@ -3,19 +3,20 @@
 //! salted session, exactly as the daemon runs it) vs through notary-keyd.
 //!
 //! swtpm serves one connection at a time and the daemon keeps its TPM
-//! connection open, so the two sides cannot alternate: all keyd runs come
-//! first, then the daemon stops and the direct runs use the same key blob.
+//! connection open, so the two sides take turns: for every (clients, round)
+//! the daemon is started for its run and stopped, then the direct side
+//! opens the same key blob in-process for its run.
 
 use super::direct::DirectRun;
 use super::report::Row;
-use super::{keyd, procfs, Alg, Window};
+use super::{count_in_window, cpu_us_per_op, keyd, procfs, Alg, Window};
 use anyhow::{bail, Context, Result};
 use keyd_backends::tpm::{TpmBackend, TpmConfig};
 use keyd_backends::{KeyBackend, KeyUri};
 use secrecy::SecretString;
 use softhsm_tests::{Daemon, Swtpm};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The floor for keyd/direct at 16 clients on the TPM.
 pub const FLOOR: f64 = 0.9;
@@ -23,6 +24,7 @@ const KEY_AUTH: &str = "keyd-bench key auth";
 
 pub struct Settings {
     pub clients: Vec<usize>,
+    pub rounds: u32,
     pub warmup: Duration,
     pub measure: Duration,
 }
@@ -39,8 +41,7 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
         auth_file.display()
     );
     let mut daemon = Daemon::start(&config, &[])?;
-    let pid = daemon.pid().context("daemon has no pid")?;
-    eprintln!("keyd-bench: swtpm on {}, notary-keyd pid {pid}", tpm.tcti());
+    eprintln!("keyd-bench: swtpm on {}", tpm.tcti());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -51,68 +52,91 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
         key.key_id, key.uri
     );
 
-    let mut keyd_runs = Vec::new();
-    for &clients in &settings.clients {
-        eprintln!("keyd-bench: tpm ecdsa-p256 × {clients} clients: keyd…");
-        let run = rt.block_on(keyd::run(
-            &daemon.socket,
-            pid,
-            &key.key_id,
-            Arc::clone(&payload),
-            clients,
-            settings.warmup,
-            settings.measure,
-        ))?;
-        eprintln!("keyd-bench:   keyd {:.0} op/s", run.ops_per_sec());
-        let rss = procfs::peak_rss_kb(pid)?;
-        keyd_runs.push((run, rss));
-    }
-    let peak = procfs::peak_rss_kb(pid)?;
     let blob_dir = daemon.state_dir.join("tpm-tpm");
-    daemon.stop().context("stopping notary-keyd")?;
-
-    let backend = TpmBackend::open(
-        "bench",
-        TpmConfig {
-            tcti: tpm.tcti(),
-            dir: blob_dir,
-            owner_auth: None,
-            key_auth: Some(SecretString::from(KEY_AUTH)),
-        },
-    )?;
+    let tcti = tpm.tcti();
     let uri: KeyUri = key.uri.parse()?;
-    let sig = backend.sign(&uri, &payload)?;
-    let method = notary_tuf::SignatureMethod::for_key_type(key.public.keytype());
-    notary_tuf::verify(&key.public, method, &payload, &sig)
-        .context("direct TPM signature does not verify with the daemon's key")?;
+    let open_direct = || {
+        TpmBackend::open(
+            "bench",
+            TpmConfig {
+                tcti: tcti.clone(),
+                dir: blob_dir.clone(),
+                owner_auth: None,
+                key_auth: Some(SecretString::from(KEY_AUTH)),
+                persist_from: None,
+            },
+        )
+    };
+    daemon.stop().context("stopping notary-keyd")?;
+    {
+        let direct = open_direct()?;
+        let sig = direct.sign(&uri, &payload)?;
+        let method = notary_tuf::SignatureMethod::for_key_type(key.public.keytype());
+        notary_tuf::verify(&key.public, method, &payload, &sig)
+            .context("direct TPM signature does not verify with the daemon's key")?;
+    }
 
     let mut rows = Vec::new();
-    for (&clients, (keyd_run, rss)) in settings.clients.iter().zip(keyd_runs) {
-        eprintln!("keyd-bench: tpm ecdsa-p256 × {clients} clients: direct…");
-        let direct = direct_run(&backend, &uri, &payload, clients, settings)?;
-        eprintln!("keyd-bench:   direct {:.0} op/s", direct.ops_per_sec());
-        let span = (settings.warmup + settings.measure).as_secs_f64();
-        let per_op = |cpu: Duration, rate: f64| {
-            if rate > 0.0 {
-                cpu.as_secs_f64() * 1e6 / (rate * span)
-            } else {
-                0.0
-            }
+    let mut peak = 0;
+    for &clients in &settings.clients {
+        let (mut d_ops, mut d_secs, mut d_cpu) = (0u64, 0.0, Duration::ZERO);
+        let mut keyd_total = keyd::KeydRun {
+            ops: 0,
+            seconds: 0.0,
+            latencies_us: Vec::new(),
+            daemon_cpu: Duration::ZERO,
+            bench_cpu: Duration::ZERO,
         };
-        let keyd_rate = keyd_run.ops_per_sec();
+        for round in 1..=settings.rounds {
+            eprintln!(
+                "keyd-bench: tpm ecdsa-p256 × {clients} clients, round {round}/{}: keyd…",
+                settings.rounds
+            );
+            daemon.restart()?;
+            let pid = daemon.pid().context("daemon has no pid")?;
+            let k = rt.block_on(keyd::run(
+                &daemon.socket,
+                pid,
+                &key.key_id,
+                Arc::clone(&payload),
+                clients,
+                settings.warmup,
+                settings.measure,
+            ))?;
+            peak = peak.max(procfs::peak_rss_kb(pid)?);
+            daemon.stop().context("stopping notary-keyd")?;
+            eprintln!("keyd-bench:   keyd {:.0} op/s; direct…", k.ops_per_sec());
+            keyd_total.ops += k.ops;
+            keyd_total.seconds += k.seconds;
+            keyd_total.daemon_cpu += k.daemon_cpu;
+            keyd_total.bench_cpu += k.bench_cpu;
+            keyd_total.latencies_us.extend(k.latencies_us);
+
+            let direct = open_direct()?;
+            let d = direct_run(&direct, &uri, &payload, clients, settings)?;
+            eprintln!("keyd-bench:   direct {:.0} op/s", d.ops_per_sec());
+            d_ops += d.ops;
+            d_secs += d.seconds;
+            d_cpu += d.cpu;
+        }
+        keyd_total.latencies_us.sort_unstable();
+        let span = (settings.warmup + settings.measure).as_secs_f64() * f64::from(settings.rounds);
+        let per_op = |cpu: Duration, rate: f64| cpu_us_per_op(cpu, rate, span);
+        let direct_rate = d_ops as f64 / d_secs;
+        let keyd_rate = keyd_total.ops_per_sec();
         rows.push(Row {
             backend: "swtpm",
             alg: Alg::EcdsaP256,
             ratio_floor: FLOOR,
             clients,
-            direct_ops: direct.ops_per_sec(),
+            direct_ops: direct_rate,
             keyd_ops: keyd_rate,
-            p50_us: keyd_run.percentile_us(50.0),
-            p99_us: keyd_run.percentile_us(99.0),
-            keyd_peak_rss_kb: rss,
-            daemon_cpu_us_per_op: per_op(keyd_run.daemon_cpu, keyd_rate),
-            client_cpu_us_per_op: per_op(keyd_run.bench_cpu, keyd_rate),
-            direct_cpu_us_per_op: per_op(direct.cpu, direct.ops_per_sec()),
+            p50_us: keyd_total.percentile_us(50.0),
+            p99_us: keyd_total.percentile_us(99.0),
+            keyd_peak_rss_kb: peak,
+            daemon_cpu_us_per_op: per_op(keyd_total.daemon_cpu, keyd_rate),
+            client_cpu_us_per_op: per_op(keyd_total.bench_cpu, keyd_rate),
+            direct_cpu_us_per_op: per_op(d_cpu, direct_rate),
         });
     }
     Ok((rows, peak))
@@ -129,34 +153,20 @@ fn direct_run(
 ) -> Result<DirectRun> {
     let cpu0 = procfs::cpu_time("self")?;
     let window = Window::after(settings.warmup, settings.measure);
-    let counts = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(move || -> Result<u64> {
-                    let mut ops = 0u64;
-                    while window.open() {
-                        backend.sign(uri, payload)?;
-                        if window.counts(Instant::now()) {
-                            ops += 1;
-                        }
-                    }
-                    Ok(ops)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("direct worker panicked")))
-            })
-            .collect::<Result<Vec<u64>>>()
-    })?;
-    if counts.iter().sum::<u64>() == 0 {
+    let workers = (0..threads)
+        .map(|_| {
+            move || -> Result<()> {
+                backend.sign(uri, payload)?;
+                Ok(())
+            }
+        })
+        .collect();
+    let ops = count_in_window(window, workers)?;
+    if ops == 0 {
         bail!("no direct TPM signature completed in the window");
     }
     Ok(DirectRun {
-        ops: counts.iter().sum(),
+        ops,
         seconds: window.seconds(),
         cpu: procfs::cpu_time("self")?.saturating_sub(cpu0),
     })

@@ -72,8 +72,8 @@ struct Args {
     #[arg(long)]
     signer_api: bool,
     /// Measure the TPM instead (ECDSA P-256 on a fresh swtpm): in-process
-    /// through the TPM backend vs through notary-keyd. `--algs`, `--rounds`
-    /// and `--sessions` do not apply.
+    /// through the TPM backend vs through notary-keyd. `--algs` and
+    /// `--sessions` do not apply.
     #[arg(long)]
     tpm: bool,
 }
@@ -200,13 +200,7 @@ fn main() -> Result<()> {
             // CPU is measured over warm-up plus window; scale to per-op with
             // the ops that run in the whole span (rate × span).
             let span = (warmup + measure).as_secs_f64() * f64::from(args.rounds);
-            let per_op = |cpu: Duration, rate: f64| {
-                if rate > 0.0 {
-                    cpu.as_secs_f64() * 1e6 / (rate * span)
-                } else {
-                    0.0
-                }
-            };
+            let per_op = |cpu: Duration, rate: f64| bench::cpu_us_per_op(cpu, rate, span);
             let direct_rate = d_ops as f64 / d_secs;
             let keyd_rate = keyd_total.ops_per_sec();
             let row = Row {
@@ -265,6 +259,7 @@ fn main() -> Result<()> {
 fn tpm_main(args: &Args, warmup: Duration, measure: Duration) -> Result<()> {
     let settings = bench::tpm::Settings {
         clients: args.clients.clone(),
+        rounds: args.rounds,
         warmup,
         measure,
     };

@@ -6,6 +6,17 @@ use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use tonic::transport::Channel;
 
+/// Runs the real `notaryctl` against `daemon`.
+pub fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(softhsm_tests::bin_path("notaryctl").unwrap())
+        .arg("--keyd")
+        .arg(&daemon.socket)
+        .args(args)
+        .env_remove("NOTARY_KEYD_SOCKET")
+        .output()
+        .unwrap()
+}
+
 /// A canonical Targets `signed` object, as notary would sign it.
 pub fn targets_payload(version: u32) -> Vec<u8> {
     format!(
