@@ -2,7 +2,8 @@
 //! chained to `client_ca` by the handshake. Allowed when its CN or one of
 //! its DNS/URI SANs is in `allowed_clients`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tonic::{Request, Status};
 use x509_cert::der::Decode;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -25,18 +26,37 @@ pub struct Refusal {
     pub status: Status,
 }
 
+/// What a client certificate says about its holder: the subject, and
+/// whether one of its names is allowed.
 #[derive(Clone)]
-pub struct AllowedClients(Arc<Vec<String>>);
+struct Verdict {
+    subject: String,
+    allowed: bool,
+}
+
+/// notary-server presents the same certificate on every call, and parsing it
+/// was a tenth of the signer API's CPU per signature (perf), so verdicts are
+/// kept per certificate (DER bytes), a few at most.
+const VERDICT_CACHE: usize = 32;
+
+#[derive(Clone)]
+pub struct AllowedClients {
+    names: Arc<Vec<String>>,
+    verdicts: Arc<Mutex<HashMap<Vec<u8>, Verdict>>>,
+}
 
 impl AllowedClients {
     pub fn new(names: &[String]) -> AllowedClients {
-        AllowedClients(Arc::new(
-            names
-                .iter()
-                .map(|n| n.trim().to_string())
-                .filter(|n| !n.is_empty())
-                .collect(),
-        ))
+        AllowedClients {
+            names: Arc::new(
+                names
+                    .iter()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+            ),
+            verdicts: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     pub fn identify<T>(&self, request: &Request<T>) -> Result<Client, Refusal> {
@@ -53,25 +73,43 @@ impl AllowedClients {
                 Status::unauthenticated("no client certificate"),
             )
         })?;
-        let cert = Certificate::from_der(leaf.as_ref()).map_err(|e| {
+        let verdict = self.verdict(leaf.as_ref()).map_err(|e| {
             refuse(
                 String::new(),
                 Status::unauthenticated(format!("client certificate does not parse: {e}")),
             )
         })?;
-        let subject = cert.tbs_certificate.subject.to_string();
-        if names(&cert).iter().any(|n| self.0.contains(n)) {
-            Ok(Client { subject })
+        if verdict.allowed {
+            Ok(Client {
+                subject: verdict.subject,
+            })
         } else {
             let status = Status::permission_denied(format!(
-                "client {subject:?} is not in [signer_api] allowed_clients"
+                "client {:?} is not in [signer_api] allowed_clients",
+                verdict.subject
             ));
-            Err(refuse(subject, status))
+            Err(refuse(verdict.subject, status))
         }
     }
 
-    /// For services whose calls are not audited (health): refuses callers
-    /// that are not allowed.
+    fn verdict(&self, der: &[u8]) -> Result<Verdict, x509_cert::der::Error> {
+        let lock = || self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = lock().get(der) {
+            return Ok(known.clone());
+        }
+        let cert = Certificate::from_der(der)?;
+        let verdict = Verdict {
+            subject: cert.tbs_certificate.subject.to_string(),
+            allowed: names(&cert).iter().any(|n| self.names.contains(n)),
+        };
+        let mut verdicts = lock();
+        if verdicts.len() >= VERDICT_CACHE {
+            verdicts.clear();
+        }
+        verdicts.insert(der.to_vec(), verdict.clone());
+        Ok(verdict)
+    }
+
     pub fn interceptor(&self) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
         let allowed = self.clone();
         move |request| match allowed.identify(&request) {
