@@ -8,6 +8,7 @@ mod config;
 mod device;
 mod lifecycle;
 mod logging;
+mod peer;
 mod pin_source;
 mod policy;
 mod registry;

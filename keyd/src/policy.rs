@@ -103,7 +103,7 @@ impl PolicyRule {
     }
 
     fn matches_caller(&self, caller: &Caller) -> bool {
-        self.uids.contains(&caller.uid) || self.gids.contains(&caller.gid)
+        self.uids.contains(&caller.uid) || self.gids.iter().any(|&g| caller.in_group(g))
     }
 
     fn matches_key(&self, key: &KeyFacts<'_>) -> bool {
@@ -174,6 +174,7 @@ mod tests {
         Caller {
             uid,
             gid,
+            groups: Arc::from([]),
             pid: None,
         }
     }
@@ -234,6 +235,13 @@ mod tests {
             ..Default::default()
         };
         assert!(p.allows(&caller(9, 50), Operation::Sign, &deleg));
+        // A supplementary group counts as membership, like the primary one.
+        let member = Caller {
+            groups: Arc::from([20, 50]),
+            ..caller(9, 9)
+        };
+        assert!(p.allows(&member, Operation::Sign, &deleg));
+        assert!(!p.allows(&caller(9, 9), Operation::Sign, &deleg));
         assert!(p.allows(&caller(9, 50), Operation::Sign, &gun));
         assert!(!p.allows(&caller(9, 50), Operation::Sign, &other));
         assert!(!p.allows(&caller(9, 50), Operation::Delete, &deleg));

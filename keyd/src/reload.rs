@@ -98,6 +98,7 @@ mod tests {
         let caller = Caller {
             uid,
             gid: uid,
+            groups: std::sync::Arc::from([]),
             pid: None,
         };
         policy.allows(&caller, Operation::Sign, &KeyFacts::default())

@@ -1,5 +1,6 @@
 //! The Unix-socket listener and the gRPC server around the service.
 
+use crate::peer::PeerStream;
 use crate::service::KeydService;
 use keyd_proto::keyd::keyd_server::KeydServer;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -94,6 +95,11 @@ pub async fn serve(
         }
     };
     router
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::StreamExt::map(UnixListenerStream::new(listener), |accepted| {
+                accepted.and_then(PeerStream::accept)
+            }),
+            shutdown,
+        )
         .await
 }

@@ -11,11 +11,28 @@ use std::process::{Command, Output};
 
 /// Runs notaryctl as another uid/gid with no supplementary groups.
 fn notaryctl_as(uid: u32, gid: u32, daemon: &Daemon, args: &[&str]) -> Output {
+    notaryctl_with_groups(uid, gid, &[], daemon, args)
+}
+
+/// Runs notaryctl as another uid/gid with exactly these supplementary groups.
+fn notaryctl_with_groups(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    daemon: &Daemon,
+    args: &[&str],
+) -> Output {
+    let groups = if groups.is_empty() {
+        "--clear-groups".to_string()
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        format!("--groups={}", list.join(","))
+    };
     Command::new("setpriv")
         .args([
             &format!("--reuid={uid}"),
             &format!("--regid={gid}"),
-            "--clear-groups",
+            &groups,
         ])
         .arg(bin_path("notaryctl").unwrap())
         .arg("--keyd")
@@ -208,6 +225,40 @@ fn policy_by_uid_is_enforced_and_audited() {
         .iter()
         .any(|l| l["uid"] == 65533 && l["allowed"] == true && l["operation"] == "sign"));
     assert!(audit.iter().all(|l| l["pid"].is_i64() || l["pid"].is_u64()));
+}
+
+#[test]
+fn supplementary_groups_count_for_gids_rules() {
+    if nix::unistd::geteuid().as_raw() != 0 {
+        eprintln!("skipped: needs root to run clients as other uids with setpriv");
+        return;
+    }
+    // Group 4242 may list; the callers' primary group is nogroup (65534),
+    // which only lets them reach the socket.
+    let policy = "[[policy]]\ngids = [4242]\nallow = [\"list\"]\nkeys = [\"*\"]\n";
+    let mut daemon = Daemon::start(
+        &format!("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n{policy}"),
+        &[],
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(
+        &daemon.config,
+        text.replacen("[server]\n", "[server]\nsocket_group = \"nogroup\"\n", 1),
+    )
+    .unwrap();
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    daemon.restart().unwrap();
+
+    let member = notaryctl_with_groups(65533, 65534, &[4242], &daemon, &["key", "list"]);
+    assert!(member.status.success(), "{}", stderr(&member));
+    let outsider = notaryctl_with_groups(65533, 65534, &[4243], &daemon, &["key", "list"]);
+    assert_eq!(outsider.status.code(), Some(1), "{}", stdout(&outsider));
+    assert!(
+        stderr(&outsider).contains("may not list"),
+        "{}",
+        stderr(&outsider)
+    );
 }
 
 #[test]
