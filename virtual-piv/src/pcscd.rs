@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// First vpcd port; must match `scripts/test-pcscd.sh`.
 pub const BASE_PORT: u16 = 30000;
@@ -19,6 +20,9 @@ pub const BASE_PORT: u16 = 30000;
 pub const PORT_COUNT: u16 = 8;
 
 const DEFAULT_DIR: &str = "/tmp/notary-keyd-pcscd";
+/// Longest wait for the readers; a whole card test takes well under a minute.
+const READERS_WAIT: Duration = Duration::from_secs(600);
+const READERS_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcscdError {
@@ -29,6 +33,10 @@ pub enum PcscdError {
     },
     #[error("cannot lock {path}: {source}")]
     Lock { path: PathBuf, source: nix::Error },
+    #[error(
+        "another test has held the virtual readers ({path}) for {READERS_WAIT:?}; is it hanging?"
+    )]
+    ReadersBusy { path: PathBuf },
     #[error("scripts/test-pcscd.sh start failed ({status}): {stderr}")]
     Start { status: String, stderr: String },
 }
@@ -82,8 +90,23 @@ impl TestPcscd {
     /// readers, then holds all of them until the guard drops. Exclusive
     /// because opening any YubiKey by serial SELECTs every card present,
     /// which resets the PIN state of cards other tests are using.
+    /// Gives up after [`READERS_WAIT`]: a test that long on the readers hangs.
     pub fn lock_readers(&self) -> Result<Flock<File>, PcscdError> {
-        lock(&self.dir.join("readers.lock"), FlockArg::LockExclusive)
+        let path = self.dir.join("readers.lock");
+        let deadline = Instant::now() + READERS_WAIT;
+        loop {
+            match lock(&path, FlockArg::LockExclusiveNonblock) {
+                Err(PcscdError::Lock {
+                    source: nix::Error::EWOULDBLOCK,
+                    ..
+                }) if Instant::now() < deadline => std::thread::sleep(READERS_POLL),
+                Err(PcscdError::Lock {
+                    source: nix::Error::EWOULDBLOCK,
+                    ..
+                }) => return Err(PcscdError::ReadersBusy { path }),
+                other => return other,
+            }
+        }
     }
 }
 
