@@ -23,6 +23,29 @@ pub enum BackendType {
     Yubikey,
 }
 
+impl BackendType {
+    /// The optional `[[backend]]` fields this type uses; any other is an
+    /// error rather than silently ignored.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            BackendType::Soft => &["dir", "passphrase", "pin_cache"],
+            BackendType::Pkcs11 => &[
+                "module",
+                "token",
+                "token_serial",
+                "pin",
+                "sessions",
+                "pin_cache",
+            ],
+            BackendType::Tpm => &["dir", "tcti", "owner_auth", "key_auth", "persist_from"],
+            // No `pin`: a person types the PIN (notaryctl prompts); a
+            // configured PIN would be re-tried on every re-insertion and
+            // could block the YubiKey.
+            BackendType::Yubikey => &["serial", "pin_cache"],
+        }
+    }
+}
+
 /// How long a PIN typed by a person keeps a token unlocked.
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq, Default)]
 #[serde(untagged)]
@@ -101,41 +124,42 @@ impl BackendConfig {
         }
     }
 
+    /// Every optional field, and whether this section sets it.
+    fn fields_set(&self) -> [(&'static str, bool); 13] {
+        [
+            ("dir", self.dir.is_some()),
+            ("passphrase", self.passphrase.is_some()),
+            ("module", self.module.is_some()),
+            ("token", self.token.is_some()),
+            ("token_serial", self.token_serial.is_some()),
+            ("pin", self.pin.is_some()),
+            ("sessions", self.sessions.is_some()),
+            ("pin_cache", self.pin_cache != PinCache::Default),
+            ("tcti", self.tcti.is_some()),
+            ("owner_auth", self.owner_auth.is_some()),
+            ("key_auth", self.key_auth.is_some()),
+            ("serial", self.serial.is_some()),
+            ("persist_from", self.persist_from.is_some()),
+        ]
+    }
+
     /// Checks fields against the type; returns a message naming the field.
     pub fn validate(&self) -> Result<(), String> {
         let name = &self.name;
-        let foreign = |field: &str, present: bool| {
-            if present {
-                Err(format!(
-                    "backend {name:?}: `{field}` does not apply to type {:?}",
-                    self.kind
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        match self.kind {
-            BackendType::Soft | BackendType::Pkcs11 | BackendType::Yubikey => {
-                foreign("tcti", self.tcti.is_some())?;
-                foreign("owner_auth", self.owner_auth.is_some())?;
-                foreign("key_auth", self.key_auth.is_some())?;
-                foreign("persist_from", self.persist_from.is_some())?;
-            }
-            BackendType::Tpm => foreign("serial", self.serial.is_some())?,
+        let applies = self.kind.fields();
+        if let Some((field, _)) = self
+            .fields_set()
+            .into_iter()
+            .find(|(field, set)| *set && !applies.contains(field))
+        {
+            return Err(format!(
+                "backend {name:?}: `{field}` does not apply to type {:?}",
+                self.kind
+            ));
         }
         match self.kind {
-            BackendType::Soft => {
-                foreign("module", self.module.is_some())?;
-                foreign("token", self.token.is_some())?;
-                foreign("token_serial", self.token_serial.is_some())?;
-                foreign("pin", self.pin.is_some())?;
-                foreign("sessions", self.sessions.is_some())?;
-                foreign("serial", self.serial.is_some())?;
-            }
+            BackendType::Soft | BackendType::Yubikey => Ok(()),
             BackendType::Pkcs11 => {
-                foreign("dir", self.dir.is_some())?;
-                foreign("passphrase", self.passphrase.is_some())?;
-                foreign("serial", self.serial.is_some())?;
                 if self.module.is_none() {
                     return Err(format!("backend {name:?}: pkcs11 needs `module`"));
                 }
@@ -149,44 +173,14 @@ impl BackendConfig {
                         "backend {name:?}: pkcs11 needs `pin` (a file, env, credential, or \"prompt\")"
                     ));
                 }
+                Ok(())
             }
-            BackendType::Tpm => self.validate_tpm()?,
-            // A person types the PIN (notaryctl prompts); a configured PIN
-            // would be re-tried on every re-insertion and could block it.
-            BackendType::Yubikey => {
-                for (field, present) in [
-                    ("dir", self.dir.is_some()),
-                    ("passphrase", self.passphrase.is_some()),
-                    ("module", self.module.is_some()),
-                    ("token", self.token.is_some()),
-                    ("token_serial", self.token_serial.is_some()),
-                    ("pin", self.pin.is_some()),
-                    ("sessions", self.sessions.is_some()),
-                ] {
-                    foreign(field, present)?;
-                }
-            }
+            BackendType::Tpm => self.validate_tpm(),
         }
-        Ok(())
     }
 
     fn validate_tpm(&self) -> Result<(), String> {
         let name = &self.name;
-        for (field, present) in [
-            ("passphrase", self.passphrase.is_some()),
-            ("module", self.module.is_some()),
-            ("token", self.token.is_some()),
-            ("token_serial", self.token_serial.is_some()),
-            ("pin", self.pin.is_some()),
-            ("sessions", self.sessions.is_some()),
-            ("pin_cache", self.pin_cache != PinCache::Default),
-        ] {
-            if present {
-                return Err(format!(
-                    "backend {name:?}: `{field}` does not apply to type Tpm"
-                ));
-            }
-        }
         for (field, source) in [
             ("owner_auth", &self.owner_auth),
             ("key_auth", &self.key_auth),
