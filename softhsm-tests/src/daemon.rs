@@ -143,6 +143,24 @@ impl Daemon {
         }
     }
 
+    /// Restarts with the socket owned by `group` (mode 0660) and the temp
+    /// dir traversable, so callers of that group run through setpriv reach
+    /// the socket and meet the policy.
+    pub fn open_to_group(&mut self, group: &str) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let text = std::fs::read_to_string(&self.config)?;
+        std::fs::write(
+            &self.config,
+            text.replacen(
+                "[server]\n",
+                &format!("[server]\nsocket_group = {group:?}\n"),
+                1,
+            ),
+        )?;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711))?;
+        self.restart()
+    }
+
     pub fn restart(&mut self) -> Result<()> {
         self.stop()?;
         self.spawn()

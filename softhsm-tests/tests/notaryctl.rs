@@ -43,6 +43,18 @@ fn notaryctl_with_groups(
         .unwrap()
 }
 
+/// A soft-keystore daemon with `policy` whose socket members of nogroup
+/// (65534) can reach, so setpriv'd callers get as far as the policy.
+fn soft_daemon_for_nogroup(policy: &str) -> Daemon {
+    let mut daemon = Daemon::start(
+        &format!("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n{policy}"),
+        &[],
+    )
+    .unwrap();
+    daemon.open_to_group("nogroup").unwrap();
+    daemon
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -160,19 +172,7 @@ fn policy_by_uid_is_enforced_and_audited() {
     // 65533 may list and sign targets keys; 65534 (nobody) may do nothing.
     let policy =
         "[[policy]]\nuids = [65533]\nallow = [\"list\", \"sign\"]\nkeys = [\"role:targets\"]\n";
-    let mut daemon = Daemon::start(
-        &format!("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n{policy}"),
-        &[],
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(&daemon.config).unwrap();
-    std::fs::write(
-        &daemon.config,
-        text.replacen("[server]\n", "[server]\nsocket_group = \"nogroup\"\n", 1),
-    )
-    .unwrap();
-    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    daemon.restart().unwrap();
+    let daemon = soft_daemon_for_nogroup(policy);
 
     let targets = ok(notaryctl(
         &daemon,
@@ -236,19 +236,7 @@ fn supplementary_groups_count_for_gids_rules() {
     // Group 4242 may list; the callers' primary group is nogroup (65534),
     // which only lets them reach the socket.
     let policy = "[[policy]]\ngids = [4242]\nallow = [\"list\"]\nkeys = [\"*\"]\n";
-    let mut daemon = Daemon::start(
-        &format!("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n{policy}"),
-        &[],
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(&daemon.config).unwrap();
-    std::fs::write(
-        &daemon.config,
-        text.replacen("[server]\n", "[server]\nsocket_group = \"nogroup\"\n", 1),
-    )
-    .unwrap();
-    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    daemon.restart().unwrap();
+    let daemon = soft_daemon_for_nogroup(policy);
 
     let member = notaryctl_with_groups(65533, 65534, &[4242], &daemon, &["key", "list"]);
     assert!(member.status.success(), "{}", stderr(&member));

@@ -259,14 +259,7 @@ fn keyd_policy_denial_is_a_clear_error() {
     let pki = Pki::new("policy").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
     let mut daemon = Daemon::start(&format!("{SOFT}{policy}"), &[]).unwrap();
-    let text = std::fs::read_to_string(&daemon.config).unwrap();
-    std::fs::write(
-        &daemon.config,
-        text.replacen("[server]\n", "[server]\nsocket_group = \"nogroup\"\n", 1),
-    )
-    .unwrap();
-    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    daemon.restart().unwrap();
+    daemon.open_to_group("nogroup").unwrap();
     let gun = "example.com/keyd/policy";
     let owner = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     ok(owner.run(&["init", gun, "-p"]));
