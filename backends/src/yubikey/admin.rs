@@ -238,7 +238,6 @@ fn setup_card(
     force: bool,
 ) -> Result<(), BackendError> {
     let serial = card.serial();
-    let bytes = |s: &SecretString| s.expose_secret().as_bytes().to_vec();
     for (what, value) in [("PIN", &secrets.new_pin), ("PUK", &secrets.new_puk)] {
         let len = value.expose_secret().len();
         if !(6..=8).contains(&len) {
@@ -264,7 +263,7 @@ fn setup_card(
     if meta.is_some_and(|m| !m.is_default) && !force {
         return Err(already());
     }
-    card.verify_pin(&bytes(&secrets.current_pin))?;
+    card.verify_pin(bytes(&secrets.current_pin))?;
     let mgmt_is_factory = match meta {
         Some(m) => m.is_default,
         None => card.authenticate_protected_management_key().is_err(),
@@ -289,7 +288,7 @@ fn setup_card(
     } else {
         authenticate_management(card, None)?;
     }
-    card.change_puk(&bytes(&secrets.current_puk), &bytes(&secrets.new_puk))
+    card.change_puk(bytes(&secrets.current_puk), bytes(&secrets.new_puk))
         .map_err(|e| match e {
             CardError::WrongPin(n) => precondition(
                 "wrong_puk",
@@ -303,8 +302,8 @@ fn setup_card(
             ),
             other => other.into(),
         })?;
-    card.change_pin(&bytes(&secrets.current_pin), &bytes(&secrets.new_pin))?;
-    card.verify_pin(&bytes(&secrets.new_pin))?;
+    card.change_pin(bytes(&secrets.current_pin), bytes(&secrets.new_pin))?;
+    card.verify_pin(bytes(&secrets.new_pin))?;
     card.set_random_protected_management_key()?;
     tracing::info!(
         serial,
@@ -392,4 +391,10 @@ impl CertificateStore for YubiKeyBackend {
         })
         .map(|(_, c)| c)
     }
+}
+
+/// A secret's bytes, borrowed rather than copied: a copy would outlive the
+/// zeroized secret.
+fn bytes(secret: &SecretString) -> &[u8] {
+    secret.expose_secret().as_bytes()
 }
