@@ -60,6 +60,13 @@ pub trait KeyBackend: Send + Sync {
     fn concurrency(&self) -> usize {
         1
     }
+    /// Whether signing with a key of `algorithm` is short in-process
+    /// computation: tens of microseconds, no device I/O, never waiting for
+    /// anything. The daemon then signs on its async worker, because handing
+    /// such a signature to a blocking thread costs more than the signature.
+    fn signs_in_place(&self, _algorithm: Algorithm) -> bool {
+        false
+    }
     fn list(&self) -> Result<Vec<BackendKey>, BackendError>;
     fn generate(&self, spec: &KeySpec) -> Result<BackendKey, BackendError>;
     /// Signs `payload` in notary's encoding for the key's type: ECDSA raw

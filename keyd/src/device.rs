@@ -2,15 +2,20 @@
 //!
 //! Hardware is serial per token (or has a few sessions), so each device gets
 //! a queue as wide as its backend's concurrency. Blocking device calls run on
-//! tokio's blocking pool, never on the reactor.
+//! tokio's blocking pool, never on the reactor; only signatures a backend
+//! calls quick in-process work run in place.
 
 use crate::backends::{PinCache, PinCacheWord};
-use keyd_backends::{BackendError, KeyBackend, PinStatus};
+use keyd_backends::{BackendError, BackendKey, KeyBackend, PinStatus};
 use secrecy::SecretString;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// How long a request waits for its device before the client is told it is
+/// queued.
+const QUEUED_NOTICE_AFTER: Duration = Duration::from_millis(100);
 
 pub struct Device {
     pub name: String,
@@ -49,8 +54,10 @@ impl Device {
         }
     }
 
-    /// Takes a place on the device. `on_wait` is told how many requests are
-    /// ahead when the device is busy (it is not called when a slot is free).
+    /// Takes a place on the device. `on_wait` is told how many requests were
+    /// ahead when the wait has lasted `QUEUED_NOTICE_AFTER`: a person should
+    /// hear why nothing happens, but a busy HSM's sub-millisecond queueing
+    /// is not news, and telling it costs a message per request.
     pub async fn enter(
         &self,
         on_wait: impl FnOnce(usize),
@@ -59,8 +66,15 @@ impl Device {
             return Ok(permit);
         }
         let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
-        on_wait(ahead);
-        let permit = self.queue.acquire().await;
+        let acquire = self.queue.acquire();
+        tokio::pin!(acquire);
+        let permit = match tokio::time::timeout(QUEUED_NOTICE_AFTER, &mut acquire).await {
+            Ok(permit) => permit,
+            Err(_) => {
+                on_wait(ahead);
+                acquire.await
+            }
+        };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         permit.map_err(|_| DeviceError::Worker("device queue closed".into()))
     }
@@ -76,6 +90,19 @@ impl Device {
             .await
             .map_err(|e| DeviceError::Worker(e.to_string()))?
             .map_err(DeviceError::from)
+    }
+
+    /// Signs with `key`: in place when its backend says that is quick,
+    /// otherwise on the blocking pool.
+    pub async fn sign(&self, key: &BackendKey, payload: Vec<u8>) -> Result<Vec<u8>, DeviceError> {
+        if self.backend.signs_in_place(key.algorithm) {
+            return self
+                .backend
+                .sign(&key.uri, &payload)
+                .map_err(DeviceError::from);
+        }
+        let uri = key.uri.clone();
+        self.run(move |b| b.sign(&uri, &payload)).await
     }
 
     /// The token's PIN state, or `None` for backends without a login.

@@ -1,6 +1,7 @@
 //! Notary 0.7's pre-1.0 TUF metadata: roles, the signed envelope, the four
 //! metadata types and threshold verification.
 
+mod canonical_scan;
 mod envelope;
 mod file_meta;
 mod payload;

@@ -6,7 +6,7 @@ use super::KeydService;
 use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
-use keyd_backends::{BackendError, KeyBackend};
+use keyd_backends::BackendError;
 use keyd_proto::keyd as pb;
 use notary_tuf::metadata::{payload_type, Role};
 use notary_tuf::signature::SignatureMethod;
@@ -125,12 +125,9 @@ impl KeydService {
                 .await
                 .map_err(|e| status::from_device(&device.name, &e))?;
         }
-        let uri = entry.key.uri.clone();
-        let signing = {
-            let uri = uri.clone();
-            device.run(move |b: &dyn KeyBackend| b.sign(&uri, &payload))
-        };
-        let result = super::yubikey::with_touch_prompts(device, &uri, progress, signing).await;
+        let signing = device.sign(&entry.key, payload);
+        let result =
+            super::yubikey::with_touch_prompts(device, &entry.key.uri, progress, signing).await;
         drop(permit);
         if with_pin {
             device.after_request_pin().await;

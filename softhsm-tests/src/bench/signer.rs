@@ -155,10 +155,40 @@ async fn run(
     })
 }
 
-/// Starts notary-keyd (software keystore and SoftHSM2 backends, one signer
-/// API each) and the stock notary-signer, then measures every (backend,
+/// Which notary-keyd backends and key algorithms a signer run measures.
+pub struct Selection {
+    backends: Vec<&'static str>,
+    algorithms: Vec<&'static str>,
+}
+
+impl Selection {
+    pub fn parse(backends: &[String], algorithms: &[String]) -> Result<Selection> {
+        let pick = |given: &[String], known: &[&'static str], what: &str| {
+            given
+                .iter()
+                .map(|g| {
+                    known
+                        .iter()
+                        .find(|k| **k == g.as_str())
+                        .copied()
+                        .with_context(|| {
+                            format!("unknown {what} {g:?}; known: {}", known.join(", "))
+                        })
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(Selection {
+            backends: pick(backends, &["soft", "hsm"], "signer backend")?,
+            algorithms: pick(algorithms, &["ecdsa", "ed25519"], "signer algorithm")?,
+        })
+    }
+}
+
+/// Starts notary-keyd (the selected backends: software keystore and
+/// SoftHSM2, one daemon and signer API each) and the stock notary-signer, then measures every (backend,
 /// algorithm, streams) against the stock signer, alternating the two.
 pub fn compare(
+    only: &Selection,
     streams: &[usize],
     warmup: Duration,
     measure: Duration,
@@ -169,7 +199,7 @@ pub fn compare(
     let hsm = SoftHsm::new("signer-bench", "bench-pin-1234")?;
     let conf = hsm.conf().display().to_string();
     let mut keyds = Vec::new();
-    for backend in ["soft", "hsm"] {
+    for &backend in &only.backends {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let backend_toml = match backend {
             "hsm" => hsm.backend_toml("hsm")?,
@@ -198,7 +228,7 @@ pub fn compare(
         .enable_all()
         .build()?;
     if !as_json {
-        println!("backend  alg      streams  keyd op/s  stock op/s  ratio  keyd p50/p99 µs  stock p50/p99 µs  keyd CPU µs/op  stock CPU µs/op");
+        println!("backend  alg      streams  keyd op/s  stock op/s  ratio  keyd p50/p99 µs  stock p50/p99 µs  keyd CPU µs/op  stock CPU µs/op  client CPU µs/op (keyd/stock)");
     }
     let stock_ch = rt.block_on(channel(&pki, &client, stock.addr))?;
     for (backend, addr, daemon) in &keyds {
@@ -208,7 +238,7 @@ pub fn compare(
             pid: daemon.pid().context("notary-keyd has no pid")?,
         };
         let keyd_ch = rt.block_on(channel(&pki, &client, target.addr))?;
-        for algorithm in ["ecdsa", "ed25519"] {
+        for &algorithm in &only.algorithms {
             let keyd_key = rt.block_on(create_key(&keyd_ch, algorithm))?;
             let stock_key = rt.block_on(create_key(&stock_ch, algorithm))?;
             for &n in streams {
@@ -245,9 +275,11 @@ pub fn compare(
                     0.0
                 };
                 let span = (warmup + measure).as_secs_f64();
-                let cpu_per_op = |r: &KeydRun| {
-                    r.daemon_cpu.as_secs_f64() * 1e6 / (r.ops_per_sec() * span).max(1.0)
+                let per_op = |cpu: Duration, r: &KeydRun| {
+                    cpu.as_secs_f64() * 1e6 / (r.ops_per_sec() * span).max(1.0)
                 };
+                let cpu_per_op = |r: &KeydRun| per_op(r.daemon_cpu, r);
+                let client_cpu_per_op = |r: &KeydRun| per_op(r.bench_cpu, r);
                 if as_json {
                     println!(
                         "{}",
@@ -258,11 +290,13 @@ pub fn compare(
                             "keyd_p50_us": k.percentile_us(50.0), "keyd_p99_us": k.percentile_us(99.0),
                             "stock_p50_us": s.percentile_us(50.0), "stock_p99_us": s.percentile_us(99.0),
                             "keyd_cpu_us_per_op": cpu_per_op(&k).round(), "stock_cpu_us_per_op": cpu_per_op(&s).round(),
+                            "client_cpu_us_per_op_keyd": client_cpu_per_op(&k).round(),
+                            "client_cpu_us_per_op_stock": client_cpu_per_op(&s).round(),
                         })
                     );
                 } else {
                     println!(
-                        "{backend:<8} {algorithm:<8} {n:>7}  {:>9.0}  {:>10.0}  {ratio:>5.2}  {:>6}/{:<8} {:>6}/{:<10} {:>14.0}  {:>15.0}",
+                        "{backend:<8} {algorithm:<8} {n:>7}  {:>9.0}  {:>10.0}  {ratio:>5.2}  {:>6}/{:<8} {:>6}/{:<10} {:>14.0}  {:>15.0}  {:>9.0}/{:<9.0}",
                         k.ops_per_sec(),
                         s.ops_per_sec(),
                         k.percentile_us(50.0),
@@ -271,6 +305,8 @@ pub fn compare(
                         s.percentile_us(99.0),
                         cpu_per_op(&k),
                         cpu_per_op(&s),
+                        client_cpu_per_op(&k),
+                        client_cpu_per_op(&s),
                     );
                 }
             }

@@ -71,6 +71,12 @@ struct Args {
     /// over the same mutual TLS (--clients are concurrent streams).
     #[arg(long)]
     signer_api: bool,
+    /// With --signer-api: which notary-keyd backends to measure (soft, hsm).
+    #[arg(long, value_delimiter = ',', default_value = "soft,hsm")]
+    signer_backends: Vec<String>,
+    /// With --signer-api: which key algorithms (ecdsa, ed25519).
+    #[arg(long, value_delimiter = ',', default_value = "ecdsa,ed25519")]
+    signer_algs: Vec<String>,
     /// Measure the TPM instead (ECDSA P-256 on a fresh swtpm): in-process
     /// through the TPM backend vs through notary-keyd. `--algs` and
     /// `--sessions` do not apply.
@@ -101,7 +107,8 @@ fn main() -> Result<()> {
         build_daemon()?;
     }
     if args.signer_api {
-        return bench::signer::compare(&args.clients, warmup, measure, args.json);
+        let only = bench::signer::Selection::parse(&args.signer_backends, &args.signer_algs)?;
+        return bench::signer::compare(&only, &args.clients, warmup, measure, args.json);
     }
     if args.tpm {
         return tpm_main(&args, warmup, measure);

@@ -77,6 +77,11 @@ impl<'de> Deserialize<'de> for MetadataType {
 /// Refuses anything that is not already canonical JSON, not an object, or
 /// has no string `_type` among the four notary types.
 pub fn payload_type(payload: &[u8]) -> Result<MetadataType, MetadataError> {
+    // The one-pass scan answers for canonical payloads; the full parse runs
+    // only to name what is wrong with the others.
+    if let Some(kind) = super::canonical_scan::canonical_type(payload) {
+        return kind.parse();
+    }
     let value: Value = serde_json::from_slice(payload).map_err(MetadataError::Json)?;
     if to_canonical_vec(&value)? != payload {
         return Err(MetadataError::NotCanonical);
