@@ -109,6 +109,48 @@ impl AuditLog {
     }
 }
 
+/// The record of a request that is being worked on. Normally `finish`
+/// hands it back to be written with the outcome; if the request is dropped
+/// first (its client went away, or its deadline passed while a device was
+/// signing), the record is written anyway, saying so, so no decision leaves
+/// the log without a line.
+pub struct InFlight {
+    log: AuditLog,
+    record: Option<AuditRecord>,
+}
+
+impl InFlight {
+    pub fn new(log: &AuditLog, record: AuditRecord) -> InFlight {
+        InFlight {
+            log: log.clone(),
+            record: Some(record),
+        }
+    }
+
+    pub fn record_mut(&mut self) -> &mut AuditRecord {
+        self.record.get_or_insert_with(AuditRecord::default)
+    }
+
+    pub fn finish(mut self) -> AuditRecord {
+        self.record.take().unwrap_or_default()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.result = "abandoned before the reply: the caller went away or its deadline \
+                             passed; a device may have signed, nothing was returned"
+                .into();
+            // Nobody waits for this write; the writer still fsyncs it.
+            let (ack, _) = oneshot::channel();
+            if self.log.tx.send((record, ack)).is_err() {
+                tracing::error!(path = %self.log.path.display(), "audit writer stopped; an abandoned request is unrecorded");
+            }
+        }
+    }
+}
+
 fn writer_loop(mut file: File, rx: mpsc::Receiver<(AuditRecord, Ack)>, path: String) {
     let mut line = Vec::with_capacity(512);
     while let Ok(first) = rx.recv() {
@@ -175,6 +217,32 @@ mod tests {
             .collect();
         uids.sort_unstable();
         assert_eq!(uids, (0..64).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_request_is_still_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        let mut in_flight = InFlight::new(
+            &log,
+            AuditRecord {
+                operation: "sign".into(),
+                ..Default::default()
+            },
+        );
+        in_flight.record_mut().key_id = "k1".into();
+        drop(in_flight);
+        // A later record's fsync covers the abandoned one written before it.
+        log.record(AuditRecord::default()).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["key_id"], "k1");
+        assert!(
+            first["result"].as_str().unwrap().starts_with("abandoned"),
+            "{first}"
+        );
+        assert_eq!(first["allowed"], false);
     }
 
     #[tokio::test]

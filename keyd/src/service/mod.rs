@@ -3,8 +3,9 @@
 
 mod attest;
 mod keys;
+mod progress;
 mod signing;
-pub(crate) use signing::ProgressSink;
+pub(crate) use progress::ProgressSink;
 pub mod status;
 mod tokens;
 pub mod yubikey;
@@ -129,7 +130,7 @@ impl pb::keyd_server::Keyd for KeydService {
         self.get_certificate_rpc(request).await
     }
 
-    type IssueRootCertificateStream = signing::EventStream<pb::IssueRootCertificateEvent>;
+    type IssueRootCertificateStream = progress::EventStream<pb::IssueRootCertificateEvent>;
 
     async fn issue_root_certificate(
         &self,
@@ -138,7 +139,7 @@ impl pb::keyd_server::Keyd for KeydService {
         self.issue_root_certificate_rpc(request).await
     }
 
-    type SignStream = signing::EventStream<pb::SignEvent>;
+    type SignStream = progress::EventStream<pb::SignEvent>;
 
     async fn sign(
         &self,

@@ -1,8 +1,10 @@
 //! `Sign` and `IssueRootCertificate`: the checks that make signing
 //! content-aware, the device queue, progress events and the audit record.
 
+use super::progress::{progress_stream, EventStream, ProgressSink};
 use super::status::{self, denied, invalid, key_not_found, with_reason};
 use super::KeydService;
+use crate::audit::{AuditRecord, InFlight};
 use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
@@ -13,28 +15,8 @@ use notary_tuf::signature::SignatureMethod;
 use notary_tuf::KeyType;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
-use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status};
-
-pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Sends progress events to whichever stream type the RPC uses.
-pub(crate) type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
-
-fn progress_sink<T: Send + 'static>(
-    tx: mpsc::Sender<Result<T, Status>>,
-    wrap: fn(pb::Progress) -> T,
-) -> ProgressSink {
-    Arc::new(move |kind| {
-        // Progress is advisory: if the client is slow, drop it rather than
-        // hold the device.
-        let _ = tx.try_send(Ok(wrap(pb::Progress { kind: Some(kind) })));
-    })
-}
 
 /// What a signing request is for, after defaults from the key's binding.
 struct Purpose {
@@ -157,48 +139,55 @@ impl KeydService {
     ) -> Result<Response<EventStream<pb::SignEvent>>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let (tx, rx) = mpsc::channel(4);
         let this = self.clone();
-        tokio::spawn(async move {
-            let progress = progress_sink(tx.clone(), |p| pb::SignEvent {
-                event: Some(pb::sign_event::Event::Progress(p)),
-            });
-            let outcome = this
-                .sign_checked(caller, req, &progress)
-                .await
-                .map(|r| pb::SignEvent {
-                    event: Some(pb::sign_event::Event::Result(r)),
-                });
-            let _ = tx.send(outcome).await;
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let wrap = |p| pb::SignEvent {
+            event: Some(pb::sign_event::Event::Progress(p)),
+        };
+        Ok(Response::new(progress_stream(
+            wrap,
+            |progress| async move {
+                let mut in_flight = InFlight::new(&this.audit, Self::audit_base(&caller, "sign"));
+                let outcome = this
+                    .sign_checked(&caller, req, &progress, in_flight.record_mut())
+                    .await;
+                let record = in_flight.finish();
+                match outcome {
+                    Ok(result) => {
+                        this.commit(record).await?;
+                        Ok(pb::SignEvent {
+                            event: Some(pb::sign_event::Event::Result(result)),
+                        })
+                    }
+                    Err(st) => Err(this.refuse(record, st).await),
+                }
+            },
+        )))
     }
 
+    /// Everything `Sign` decides and does; the caller writes `record` with
+    /// the outcome.
     async fn sign_checked(
         &self,
-        caller: Caller,
+        caller: &Caller,
         req: pb::SignRequest,
         progress: &ProgressSink,
+        record: &mut AuditRecord,
     ) -> Result<pb::SignResult, Status> {
-        let mut record = Self::audit_base(&caller, "sign");
         record.payload_sha256 = hex::encode(Sha256::digest(&req.payload));
         record.key_id = req.key_id.clone();
         record.role = req.role.clone();
         record.gun = req.gun.clone();
         if req.key_id.is_empty() || req.payload.is_empty() {
-            return Err(self
-                .refuse(record, invalid("sign needs key_id and a payload"))
-                .await);
+            return Err(invalid("sign needs key_id and a payload"));
         }
-        let Some(entry) = self.registry.find(&req.key_id).await else {
-            return Err(self.refuse(record, key_not_found(&req.key_id)).await);
-        };
+        let entry = self
+            .registry
+            .find(&req.key_id)
+            .await
+            .ok_or_else(|| key_not_found(&req.key_id))?;
         record.key_id = entry.key_id.clone();
         record.backend = entry.device.clone();
-        let purpose = match Self::purpose(&entry, &req.role, &req.gun) {
-            Ok(p) => p,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
+        let purpose = Self::purpose(&entry, &req.role, &req.gun)?;
         record.role = purpose.role.clone();
         record.gun = purpose.gun.clone();
         let x509 = entry.x509_key_id.clone().unwrap_or_default();
@@ -212,50 +201,42 @@ impl KeydService {
                 if !purpose.role.is_empty() {
                     let role: Role = purpose.role.parse().map_err(|e| invalid(format!("{e}")))?;
                     if !kind.fits_role(&role) {
-                        let st = with_reason(
+                        return Err(with_reason(
                             Code::PermissionDenied,
                             "payload_type",
                             format!(
                                 "payload is {kind:?} metadata; key {} may only sign for role {:?}",
                                 entry.key_id, purpose.role
                             ),
-                        );
-                        return Err(self.refuse(record, st).await);
+                        ));
                     }
                 }
                 Operation::Sign
             }
             Err(e) => {
-                if !self.policy.allows(&caller, Operation::SignRaw, &facts) {
-                    let st = with_reason(
+                if !self.policy.allows(caller, Operation::SignRaw, &facts) {
+                    return Err(with_reason(
                         Code::PermissionDenied,
                         "payload_type",
                         format!("payload is not notary metadata ({e}) and raw signing is not allowed for key {}", entry.key_id),
-                    );
-                    return Err(self.refuse(record, st).await);
+                    ));
                 }
                 record.operation = "sign-raw".into();
                 Operation::SignRaw
             }
         };
-        if !self.policy.allows(&caller, operation, &facts) {
-            let st = denied(format!(
+        if !self.policy.allows(caller, operation, &facts) {
+            return Err(denied(format!(
                 "uid {} may not {} with key {}",
                 caller.uid,
                 operation.as_str(),
                 entry.key_id
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
 
-        let signature = match self
+        let signature = self
             .sign_on_device(&entry, req.payload, req.pin, progress)
-            .await
-        {
-            Ok(sig) => sig,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
-        self.commit(record).await?;
+            .await?;
         let key_id = if !x509.is_empty() && req.key_id == x509 {
             x509
         } else {
@@ -276,67 +257,82 @@ impl KeydService {
     ) -> Result<Response<EventStream<pb::IssueRootCertificateEvent>>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let (tx, rx) = mpsc::channel(4);
         let this = self.clone();
-        tokio::spawn(async move {
-            let progress = progress_sink(tx.clone(), |p| pb::IssueRootCertificateEvent {
-                event: Some(pb::issue_root_certificate_event::Event::Progress(p)),
-            });
-            let outcome = this.issue_checked(caller, req, &progress).await.map(|c| {
-                pb::IssueRootCertificateEvent {
-                    event: Some(pb::issue_root_certificate_event::Event::Certificate(c)),
-                }
-            });
-            let _ = tx.send(outcome).await;
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let wrap = |p| pb::IssueRootCertificateEvent {
+            event: Some(pb::issue_root_certificate_event::Event::Progress(p)),
+        };
+        Ok(Response::new(progress_stream(
+            wrap,
+            |progress| async move {
+                let mut in_flight = InFlight::new(
+                    &this.audit,
+                    Self::audit_base(&caller, "issue-root-certificate"),
+                );
+                let outcome = this
+                    .issue_checked(&caller, &req, &progress, in_flight.record_mut())
+                    .await;
+                let record = in_flight.finish();
+                let (entry, pem) = match outcome {
+                    Ok(issued) => issued,
+                    Err(st) => return Err(this.refuse(record, st).await),
+                };
+                this.commit(record).await?;
+                let updated = this.store_certificate(&entry, &pem).await?;
+                Ok(pb::IssueRootCertificateEvent {
+                    event: Some(pb::issue_root_certificate_event::Event::Certificate(
+                        pb::Certificate {
+                            key_id: updated.key_id.clone(),
+                            x509_key_id: updated.x509_key_id.clone().unwrap_or_default(),
+                            certificate_pem: pem,
+                        },
+                    )),
+                })
+            },
+        )))
     }
 
+    /// Builds and signs the root certificate; the caller writes `record`
+    /// with the outcome and stores the certificate.
     async fn issue_checked(
         &self,
-        caller: Caller,
-        req: pb::IssueRootCertificateRequest,
+        caller: &Caller,
+        req: &pb::IssueRootCertificateRequest,
         progress: &ProgressSink,
-    ) -> Result<pb::Certificate, Status> {
-        let mut record = Self::audit_base(&caller, "issue-root-certificate");
+        record: &mut AuditRecord,
+    ) -> Result<(Arc<KeyEntry>, String), Status> {
         record.key_id = req.key_id.clone();
         record.gun = req.gun.clone();
         record.role = "root".into();
         if req.gun.is_empty() {
-            return Err(self
-                .refuse(record, invalid("a root certificate needs the GUN (its CN)"))
-                .await);
+            return Err(invalid("a root certificate needs the GUN (its CN)"));
         }
-        let Some(entry) = self.registry.find(&req.key_id).await else {
-            return Err(self.refuse(record, key_not_found(&req.key_id)).await);
-        };
+        let entry = self
+            .registry
+            .find(&req.key_id)
+            .await
+            .ok_or_else(|| key_not_found(&req.key_id))?;
         record.key_id = entry.key_id.clone();
         record.backend = entry.device.clone();
         // Root keys are shared across GUNs in notary, so only the role
         // binding is enforced here; a GUN binding must still match.
-        let purpose = match Self::purpose(&entry, "root", &req.gun) {
-            Ok(p) => p,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
+        let purpose = Self::purpose(&entry, "root", &req.gun)?;
         let ids = [entry.key_id.as_str()];
         if !self.policy.allows(
-            &caller,
+            caller,
             Operation::Sign,
             &Self::facts(&entry, &ids, &purpose),
         ) {
-            let st = denied(format!(
+            return Err(denied(format!(
                 "uid {} may not sign with key {}",
                 caller.uid, entry.key_id
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
         if entry.key.public.keytype() != KeyType::Ecdsa {
-            let st = invalid(format!(
+            return Err(invalid(format!(
                 "key {} is {}: notary root certificates need an ECDSA key",
                 entry.key_id,
                 entry.key.public.keytype()
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
         let days = if req.validity_days == 0 {
             3650
@@ -354,13 +350,9 @@ impl KeydService {
             days,
         )
         .map_err(|e| invalid(e.to_string()))?;
-        let signature = match self
-            .sign_on_device(&entry, tbs.clone(), req.pin, progress)
-            .await
-        {
-            Ok(sig) => sig,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
+        let signature = self
+            .sign_on_device(&entry, tbs.clone(), req.pin.clone(), progress)
+            .await?;
         let pem = notary_tuf::rootcert::assemble_root_cert(&tbs, &signature)
             .map_err(|e| status::with_reason(Code::Internal, "device_error", e.to_string()))?;
         notary_tuf::rootcert::check_root_cert(&pem, &req.gun, now).map_err(|e| {
@@ -370,12 +362,6 @@ impl KeydService {
                 format!("issued certificate fails notary's checks: {e}"),
             )
         })?;
-        self.commit(record).await?;
-        let updated = self.store_certificate(&entry, &pem).await?;
-        Ok(pb::Certificate {
-            key_id: updated.key_id.clone(),
-            x509_key_id: updated.x509_key_id.clone().unwrap_or_default(),
-            certificate_pem: pem,
-        })
+        Ok((entry, pem))
     }
 }

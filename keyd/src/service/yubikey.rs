@@ -1,7 +1,7 @@
 //! YubiKey RPCs: status, setup, release, and the PIV options
 //! of `GenerateKey`.
 
-use super::signing::ProgressSink;
+use super::progress::ProgressSink;
 use super::status::{self, denied, invalid, with_reason};
 use super::KeydService;
 use crate::caller::Caller;

@@ -2,6 +2,7 @@
 //! metadata of its own role, through the daemon's device queue and audit.
 
 use super::{key_info, SignerApi};
+use crate::audit::InFlight;
 use crate::service::status::with_reason;
 use crate::service::ProgressSink;
 use keyd_proto::signer as pb;
@@ -84,7 +85,14 @@ impl pb::signer_server::Signer for SignerApi {
         let content = request.into_inner().content;
         let mut record = Self::record(&client.subject, "signer-sign", &key_id);
         record.payload_sha256 = hex::encode(Sha256::digest(&content));
-        match self.sign_checked(&key_id, content, &mut record).await {
+        // notary-server's deadline can drop this call mid-signature; the
+        // record is written either way.
+        let mut in_flight = InFlight::new(&self.keyd.audit, record);
+        let outcome = self
+            .sign_checked(&key_id, content, in_flight.record_mut())
+            .await;
+        let record = in_flight.finish();
+        match outcome {
             Ok(signature) => {
                 self.keyd.commit(record).await?;
                 Ok(Response::new(signature))
