@@ -675,6 +675,80 @@ fn locked_backend_gives_notary_an_error_not_a_hang() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_not_serving_while_the_token_is_locked_and_recovers_on_unlock() -> Result<()> {
+    use keyd_proto::keyd as kpb;
+    use keyd_proto::signer::key_management_client::KeyManagementClient;
+    use keyd_proto::signer::CreateKeyRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let signer = KeydSigner::start("locked-hsm", "")?;
+    let ca = &signer.pki.ca_cert;
+    let client = signer.pki.issue("notary-server", "clientAuth")?;
+    let status = |name: &'static str| {
+        let (addr, ca, client) = (signer.addr, ca.clone(), client.clone());
+        async move {
+            health(channel(addr, &ca, &client).await?, name)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
+    // Nothing has tried the token yet.
+    assert_eq!(
+        status("grpc.health.v1.Health.Signer").await?,
+        ServingStatus::Serving as i32
+    );
+
+    let mut km = KeyManagementClient::new(channel(signer.addr, ca, &client).await?);
+    let create = CreateKeyRequest {
+        algorithm: "ecdsa".into(),
+        gun: "example.com/health".into(),
+        role: "timestamp".into(),
+    };
+    let refused = km.create_key(create.clone()).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    for name in [
+        "grpc.health.v1.Health.KeyManagement",
+        "grpc.health.v1.Health.Signer",
+    ] {
+        assert_eq!(
+            status(name).await?,
+            ServingStatus::NotServing as i32,
+            "{name}"
+        );
+    }
+
+    // A person unlocks the token over the socket; the periodic check sees
+    // the login without any signer traffic.
+    softhsm_tests::connect(&signer.daemon.socket)
+        .await?
+        .unlock(kpb::UnlockRequest {
+            backend: "hsm".into(),
+            pin: "1234".into(),
+        })
+        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status("grpc.health.v1.Health.Signer").await? != ServingStatus::Serving as i32 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still NOT_SERVING 20 s after unlock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        status("grpc.health.v1.Health.KeyManagement").await?,
+        ServingStatus::Serving as i32
+    );
+    km.create_key(create).await?;
+    let log = signer.daemon.log_text();
+    assert!(log.contains("signer API health: NOT_SERVING"), "{log}");
+    assert!(log.contains("signer API health: SERVING again"), "{log}");
+    Ok(())
+}
+
 /// notaryctl (keys in the same notary-keyd, over its socket) against
 /// notary-server whose timestamp key is in notary-keyd's signer API.
 fn notaryctl_scenario_on(backend: &str, key_algorithm: &str) -> Result<()> {

@@ -117,7 +117,7 @@ impl SignerApi {
                     label: format!("{} {}", req.gun, req.role),
                 };
                 let key = self
-                    .on_device(async {
+                    .on_signing_device(async {
                         device
                             .run(move |b| b.generate(&spec))
                             .await

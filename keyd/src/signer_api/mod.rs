@@ -10,6 +10,7 @@
 
 mod client;
 mod config;
+mod health;
 mod keys;
 mod sign;
 mod store;
@@ -21,6 +22,7 @@ use crate::registry::KeyEntry;
 use crate::service::status::with_reason;
 use crate::service::KeydService;
 use client::{AllowedClients, Client};
+use health::SignerHealth;
 use keyd_proto::signer as pb;
 use std::future::Future;
 use std::path::Path;
@@ -29,12 +31,6 @@ use std::time::Duration;
 use store::ApiKeyStore;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Code, Request, Status};
-
-/// Service names notary-server's health check asks for.
-const HEALTH_NAMES: [&str; 2] = [
-    "grpc.health.v1.Health.KeyManagement",
-    "grpc.health.v1.Health.Signer",
-];
 
 #[derive(Clone)]
 pub struct SignerApi {
@@ -47,6 +43,7 @@ pub struct SignerApi {
     /// CreateKey runs one at a time, so two requests for the same (GUN,
     /// role) cannot both mint a key.
     create_lock: Arc<tokio::sync::Mutex<()>>,
+    health: Arc<SignerHealth>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +89,16 @@ pub async fn start(
             addr: config.listen.to_string(),
             error,
         })?;
+    let backend = config
+        .backend
+        .clone()
+        .unwrap_or_else(|| keyd.default_backend.clone());
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = SignerHealth::new(reporter, keyd.registry.device(&backend).cloned()).await;
+    health.watch();
     let api = SignerApi {
-        backend: config
-            .backend
-            .clone()
-            .unwrap_or_else(|| keyd.default_backend.clone()),
+        health,
+        backend,
         store: Arc::new(ApiKeyStore::open(state_dir)?),
         allowed: AllowedClients::new(&config.allowed_clients),
         device_timeout: config.device_timeout(),
@@ -104,12 +106,6 @@ pub async fn start(
         create_lock: Arc::new(tokio::sync::Mutex::new(())),
         keyd,
     };
-    let (health, health_service) = tonic_health::server::health_reporter();
-    for name in HEALTH_NAMES {
-        health
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
     let health_service = tonic::service::interceptor::InterceptedService::new(
         health_service,
         api.allowed.interceptor(),
@@ -173,6 +169,17 @@ impl SignerApi {
         work: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
         with_deadline(self.device_timeout, work).await
+    }
+
+    /// Device work on the API's backend whose outcome says whether that
+    /// backend can sign (see `health`).
+    async fn on_signing_device<T>(
+        &self,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let outcome = self.on_device(work).await;
+        self.health.observe(&outcome).await;
+        outcome
     }
 
     /// Records, before the key is first looked up or signs with, that it may

@@ -52,12 +52,14 @@ impl SignerApi {
         Self::check_payload(key_id, &api_key.role, &content)?;
         self.mark_used(key_id, &api_key)?;
         let no_progress: ProgressSink = Arc::new(|_| {});
-        let signature = self
-            .on_device(
-                self.keyd
-                    .sign_on_device(&entry, content, String::new(), &no_progress),
-            )
-            .await?;
+        let signing = self
+            .keyd
+            .sign_on_device(&entry, content, String::new(), &no_progress);
+        let signature = if entry.device == self.backend {
+            self.on_signing_device(signing).await?
+        } else {
+            self.on_device(signing).await?
+        };
         let method = SignatureMethod::for_key_type(entry.key.public.keytype());
         Ok(pb::Signature {
             key_info: Some(key_info(&entry)),

@@ -1,0 +1,152 @@
+//! What the signer API's health service answers: SERVING while its backend
+//! can sign, NOT_SERVING while it cannot (unavailable, locked, PIN blocked,
+//! not answering in time). notary-server asks this service for its own
+//! `/_notary_server/health`, so a dead or locked HSM shows there before a
+//! publish fails on it.
+//!
+//! Two sources: the outcome of every device call the API makes (a failure
+//! that stops all signing turns it off, any success turns it on), and a
+//! check every few seconds of the backend's availability, and of its login
+//! once a call has found it locked, so it comes back without traffic.
+
+use crate::device::Device;
+use keyd_backends::Availability;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tonic::Status;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+/// Service names notary-server's health check asks for.
+pub const HEALTH_NAMES: [&str; 2] = [
+    "grpc.health.v1.Health.KeyManagement",
+    "grpc.health.v1.Health.Signer",
+];
+
+/// How often the backend is looked at while nothing else reports on it.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Failures after which no signature can succeed until something changes.
+const STOPS_SIGNING: [&str; 5] = [
+    "backend_unavailable",
+    "login_required",
+    "pin_blocked",
+    "auth_lockout",
+    "device_timeout",
+];
+
+pub struct SignerHealth {
+    reporter: HealthReporter,
+    device: Option<Arc<Device>>,
+    /// Why the backend cannot sign now; `None` while it can.
+    failing: Mutex<Option<String>>,
+}
+
+impl SignerHealth {
+    /// Starts SERVING (or NOT_SERVING if the backend is not configured).
+    pub async fn new(reporter: HealthReporter, device: Option<Arc<Device>>) -> Arc<SignerHealth> {
+        let health = Arc::new(SignerHealth {
+            reporter,
+            failing: Mutex::new(device.is_none().then(|| "no such backend".to_string())),
+            device,
+        });
+        let serving = health.failing().is_none();
+        health.publish(serving).await;
+        health
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn publish(&self, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for name in HEALTH_NAMES {
+            self.reporter.set_service_status(name, status).await;
+        }
+    }
+
+    /// Moves to `now` (None = can sign) and tells the health service if
+    /// that is a change. Cheap when nothing changes: one lock, no await.
+    async fn set(&self, now: Option<String>) {
+        let changed = {
+            let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+            let changed = failing.is_some() != now.is_some();
+            *failing = now.clone();
+            changed
+        };
+        if !changed {
+            return;
+        }
+        match &now {
+            Some(why) => tracing::warn!(reason = %why, "signer API health: NOT_SERVING"),
+            None => tracing::info!("signer API health: SERVING again"),
+        }
+        self.publish(now.is_none()).await;
+    }
+
+    /// Learns from the outcome of a device call.
+    pub async fn observe<T>(&self, outcome: &Result<T, Status>) {
+        match outcome {
+            Ok(_) => self.set(None).await,
+            Err(status) => {
+                let reason = status
+                    .metadata()
+                    .get("keyd-reason")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if STOPS_SIGNING.contains(&reason) {
+                    self.set(Some(format!("{reason}: {}", status.message())))
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Looks at the backend every `CHECK_EVERY` until the process ends.
+    pub fn watch(self: &Arc<Self>) {
+        let health = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(CHECK_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let now = health.check().await;
+                health.set(now).await;
+            }
+        });
+    }
+
+    /// Why the backend cannot sign, by asking it (availability; the login
+    /// only while a call has found it locked, because asking a card about
+    /// its PIN is not free).
+    async fn check(&self) -> Option<String> {
+        let Some(device) = &self.device else {
+            return Some("no such backend".into());
+        };
+        let available = device.run(|b| Ok(b.availability())).await;
+        match available {
+            Ok(Availability::Available) => {}
+            Ok(Availability::Unavailable(why)) => {
+                return Some(format!("backend_unavailable: {why}"))
+            }
+            Err(e) => return Some(format!("device_error: {e}")),
+        }
+        let was = self.failing()?;
+        if !was.starts_with("login_required") {
+            return None;
+        }
+        match device.pin_status().await {
+            Ok(Some(pin)) if !pin.logged_in => Some(was),
+            Ok(_) => None,
+            Err(e) => Some(format!("device_error: {e}")),
+        }
+    }
+}
