@@ -672,6 +672,21 @@ fn locked_backend_gives_notary_an_error_not_a_hang() -> Result<()> {
     // The CLI reports the server's 500 ("unable to reach trust server").
     assert!(!init.status.success(), "init: {}", init.stdout);
     assert!(!signer.daemon.state_dir.join("signer-api.json").exists());
+    // The failed CreateKey made the signer API NOT_SERVING; notary-server's
+    // own health (checked every 10 s) turns 503.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        // (It was 200 when the server started: `start` waits for that.)
+        let status = server.health()?;
+        if status == 503 {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "notary-server health still {status} 40 s after the token was found locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     Ok(())
 }
 
