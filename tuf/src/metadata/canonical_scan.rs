@@ -185,7 +185,7 @@ mod tests {
 
     /// The scan and the full parse must agree: whatever the scan accepts,
     /// `canonicalize` gives back unchanged, with the same `_type`.
-    fn agrees(input: &[u8]) {
+    fn agrees(input: &[u8]) -> bool {
         let slow = canonicalize(input)
             .ok()
             .filter(|c| c == input)
@@ -195,6 +195,7 @@ mod tests {
             });
         let fast = canonical_type(input).map(|t| t.into_owned());
         assert_eq!(fast, slow, "input {:?}", String::from_utf8_lossy(input));
+        fast.is_some()
     }
 
     #[test]
@@ -240,7 +241,7 @@ mod tests {
             b"nul",
         ];
         for case in cases {
-            agrees(case);
+            let _ = agrees(case);
         }
     }
 
@@ -264,17 +265,96 @@ mod tests {
             let signed = crate::to_canonical_vec(&envelope["signed"]).unwrap();
             assert!(canonical_type(&signed).is_some(), "{name}");
             for end in 0..signed.len() {
-                agrees(&signed[..end]);
+                let _ = agrees(&signed[..end]);
             }
             // Single-byte edits at a spread of positions.
             for at in (0..signed.len()).step_by(5) {
                 for byte in *b" \"\\0-.e{}[],:a\x01\xff" {
                     let mut edited = signed.clone();
                     edited[at] = byte;
-                    agrees(&edited);
+                    let _ = agrees(&edited);
                 }
             }
         }
+    }
+
+    /// A small deterministic generator (xorshift), so the property test
+    /// needs no extra crate and every run checks the same cases.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn random_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        const WORDS: [&str; 9] = ["_type", "a", "b", "\"q\\", "é", "😀", "Root", "", "\u{7f}x"];
+        const NUMBERS: [i64; 6] = [0, 1, -1, 9_007_199_254_740_991, -9_007_199_254_740_991, 42];
+        match rng.below(if depth > 3 { 4 } else { 7 }) {
+            0 => Value::Null,
+            1 => json!(rng.below(2) == 0),
+            2 => json!(NUMBERS[rng.below(NUMBERS.len())]),
+            3 => json!(WORDS[rng.below(WORDS.len())]),
+            4 => Value::Array(
+                (0..rng.below(4))
+                    .map(|_| random_value(rng, depth + 1))
+                    .collect(),
+            ),
+            _ => {
+                let mut map = Map::new();
+                for _ in 0..rng.below(5) {
+                    map.insert(
+                        WORDS[rng.below(WORDS.len())].to_string(),
+                        random_value(rng, depth + 1),
+                    );
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_on_random_documents_and_their_mutations() {
+        const BYTES: &[u8] = b" \"\\:,{}[]0-1.eE_tnx\x01\x7f\xc3\xa9\xff";
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0;
+        for _ in 0..4000 {
+            let mut doc = random_value(&mut rng, 0);
+            if !doc.is_object() {
+                doc = serde_json::json!({ "a": doc });
+            }
+            if let (Some(map), true) = (doc.as_object_mut(), rng.below(3) > 0) {
+                let types = ["Root", "Targets", "Snapshot", "Timestamp", "root"];
+                map.insert("_type".into(), types[rng.below(types.len())].into());
+            }
+            let canonical = crate::to_canonical_vec(&doc).unwrap();
+            accepted += usize::from(agrees(&canonical));
+            for _ in 0..4 {
+                let mut edited = canonical.clone();
+                let at = rng.below(edited.len() + 1);
+                match rng.below(3) {
+                    0 if at < edited.len() => edited[at] = BYTES[rng.below(BYTES.len())],
+                    1 => edited.insert(at, BYTES[rng.below(BYTES.len())]),
+                    _ if at < edited.len() => {
+                        edited.remove(at);
+                    }
+                    _ => {}
+                }
+                let _ = agrees(&edited);
+            }
+        }
+        // Most documents got a string `_type`: the scan must have said yes
+        // to them, not merely no to everything.
+        assert!(accepted > 2000, "only {accepted} of 4000 accepted");
     }
 
     #[test]
