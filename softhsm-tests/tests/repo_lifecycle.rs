@@ -4,7 +4,7 @@
 
 use softhsm_tests::notary_stack::{CliOutput, NotaryCli, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::Daemon;
+use softhsm_tests::{Daemon, SoftHsm};
 
 const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
 
@@ -14,12 +14,29 @@ struct Stack {
     daemon: Daemon,
     ctl: Notaryctl,
     stock: NotaryCli,
+    _hsm: Option<SoftHsm>,
 }
 
 fn stack(name: &str) -> Stack {
+    stack_on(name, None)
+}
+
+/// The software keystore (the default backend), plus a SoftHSM2 token as
+/// backend `hsm` when one is given.
+fn stack_on(name: &str, hsm: Option<SoftHsm>) -> Stack {
     let pki = Pki::new(name).unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = match &hsm {
+        Some(h) => {
+            let config = format!(
+                "default_backend = \"soft\"\n\n{SOFT}\n{}",
+                h.backend_toml("hsm").unwrap()
+            );
+            let conf = h.conf().display().to_string();
+            Daemon::start(&config, &[("SOFTHSM2_CONF", &conf)]).unwrap()
+        }
+        None => Daemon::start(SOFT, &[]).unwrap(),
+    };
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     let stock = server.cli().unwrap();
     Stack {
@@ -28,7 +45,26 @@ fn stack(name: &str) -> Stack {
         daemon,
         ctl,
         stock,
+        _hsm: hsm,
     }
+}
+
+/// The backend holding each key bound to `gun` (and root keys), by role.
+fn backends_by_role(s: &Stack, gun: &str) -> Vec<(String, String)> {
+    let listed = ok(s.ctl.run(&["key", "list", "--json"]));
+    let keys: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let mut found: Vec<(String, String)> = keys
+        .iter()
+        .filter(|k| k["gun"] == gun || k["role"] == "root")
+        .map(|k| {
+            (
+                k["role"].as_str().unwrap().to_string(),
+                k["backend"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 fn ok(out: anyhow::Result<CliOutput>) -> CliOutput {
@@ -204,4 +240,51 @@ fn server_managed_snapshot_from_init() {
     stock_sees(&s, gun, "v1", "targets", &v1);
     let keys = ok(s.ctl.run(&["key", "list", "--gun", gun]));
     assert!(!keys.stdout.contains("snapshot"), "{}", keys.stdout);
+}
+
+#[test]
+fn init_and_rotate_put_new_keys_on_the_backend_named() {
+    let s = stack_on("onbackend", Some(SoftHsm::new("notary", "1234").unwrap()));
+    let gun = "example.com/keyd/onbackend";
+    ok(s.ctl.run(&["init", gun, "--backend", "hsm", "-p"]));
+    assert_eq!(
+        backends_by_role(&s, gun),
+        [("root", "hsm"), ("snapshot", "hsm"), ("targets", "hsm")]
+            .map(|(r, b)| (r.to_string(), b.to_string()))
+    );
+    let v1 = publish_target(&s, gun, "v1", None);
+    stock_sees(&s, gun, "v1", "targets", &v1);
+
+    ok(s.ctl
+        .run(&["key", "rotate", gun, "targets", "--backend", "soft"]));
+    let v2 = publish_target(&s, gun, "v2", None);
+    stock_sees(&s, gun, "v2", "targets", &v2);
+    let targets: Vec<_> = backends_by_role(&s, gun)
+        .into_iter()
+        .filter(|(role, _)| role == "targets")
+        .map(|(_, backend)| backend)
+        .collect();
+    assert_eq!(
+        targets,
+        ["hsm", "soft"],
+        "the old targets key stays, the new one is in soft"
+    );
+
+    // A backend that does not exist, and flags that exclude each other.
+    let unknown = s
+        .ctl
+        .run(&["key", "rotate", gun, "snapshot", "--backend", "nowhere"])
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(unknown.stderr.contains("nowhere"), "{}", unknown.stderr);
+    let both = s
+        .ctl
+        .run(&["key", "rotate", gun, "snapshot", "-r", "--backend", "soft"])
+        .unwrap();
+    assert!(!both.status.success());
+    assert!(
+        both.stderr.contains("-r excludes --key and --backend"),
+        "{}",
+        both.stderr
+    );
 }

@@ -36,6 +36,11 @@ pub struct InitArgs {
     /// Let the server hold the snapshot key.
     #[arg(long)]
     pub server_managed_snapshot: bool,
+    /// notary-keyd backend for the keys init makes (a new root key, the
+    /// targets and snapshot keys), as `notaryctl backend list` names them;
+    /// default: the daemon's `default_backend`.
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
     /// Publish right away.
     #[arg(short = 'p', long)]
     pub publish: bool,
@@ -62,7 +67,8 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
         );
     }
     let mut signer = ctx.signer(&args.gun).await?;
-    let root_key = root_key(signer.client(), args.rootkey.as_deref()).await?;
+    let backend = args.backend.as_deref();
+    let root_key = root_key(signer.client(), args.rootkey.as_deref(), backend).await?;
     let pem = match &args.rootcert {
         Some(path) => attach_cert(signer.client(), &root_key, &args.gun, path).await?,
         None => {
@@ -73,11 +79,11 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     };
     let root_cert = PublicKey::from_certificate_pem(&pem)?;
     let timestamp = remote.get_key("timestamp").await?;
-    let targets = generate(signer.client(), "targets", &args.gun).await?;
+    let targets = generate(signer.client(), "targets", &args.gun, backend).await?;
     let snapshot = if args.server_managed_snapshot {
         remote.get_key("snapshot").await?
     } else {
-        generate(signer.client(), "snapshot", &args.gun).await?
+        generate(signer.client(), "snapshot", &args.gun, backend).await?
     };
     let mut keys = BTreeMap::new();
     let mut roles = BTreeMap::new();
@@ -137,14 +143,20 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// The named root key, else the first root key listed, else a new one.
-async fn root_key(client: &mut Client, named: Option<&str>) -> Result<pb::Key> {
+/// The named root key, else the first root key listed (in `backend`, if
+/// given), else a new one.
+async fn root_key(
+    client: &mut Client,
+    named: Option<&str>,
+    backend: Option<&str>,
+) -> Result<pb::Key> {
     if let Some(name) = named {
         return named_root_key(client, name).await;
     }
     let listed = client
         .list_keys(pb::ListKeysRequest {
             role: "root".into(),
+            backend: backend.unwrap_or_default().into(),
             ..Default::default()
         })
         .await
@@ -154,7 +166,7 @@ async fn root_key(client: &mut Client, named: Option<&str>) -> Result<pb::Key> {
         eprintln!("Using root key {} from backend {}", key.key_id, key.backend);
         return Ok(key);
     }
-    new_root_key(client).await
+    new_root_key(client, backend).await
 }
 
 /// A root key named by key ID or URI; it must be ECDSA for a root certificate.
@@ -173,12 +185,13 @@ pub(super) async fn named_root_key(client: &mut Client, name: &str) -> Result<pb
     Ok(key)
 }
 
-/// A new ECDSA root key on the default backend.
-pub(super) async fn new_root_key(client: &mut Client) -> Result<pb::Key> {
+/// A new ECDSA root key on `backend` (default: the daemon's default).
+pub(super) async fn new_root_key(client: &mut Client, backend: Option<&str>) -> Result<pb::Key> {
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             algorithm: "ecdsa".into(),
             role: "root".into(),
+            backend: backend.unwrap_or_default().into(),
             ..Default::default()
         })
         .await
@@ -191,13 +204,20 @@ pub(super) async fn new_root_key(client: &mut Client) -> Result<pb::Key> {
     Ok(key)
 }
 
-/// A new ECDSA key bound to `role` and `gun`, as its public key object.
-pub(super) async fn generate(client: &mut Client, role: &str, gun: &str) -> Result<PublicKey> {
+/// A new ECDSA key bound to `role` and `gun` on `backend` (default: the
+/// daemon's default), as its public key object.
+pub(super) async fn generate(
+    client: &mut Client,
+    role: &str,
+    gun: &str,
+    backend: Option<&str>,
+) -> Result<PublicKey> {
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             algorithm: "ecdsa".into(),
             role: role.into(),
             gun: gun.into(),
+            backend: backend.unwrap_or_default().into(),
             ..Default::default()
         })
         .await

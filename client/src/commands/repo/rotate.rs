@@ -30,6 +30,10 @@ pub struct RotateArgs {
     /// Rotate to this key in notary-keyd (key ID or URI) instead of a new one.
     #[arg(short = 'k', long = "key", value_name = "KEYID")]
     pub key: Option<String>,
+    /// notary-keyd backend for the new key; default: the daemon's
+    /// `default_backend`.
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
     /// Also sign the new root with the root keys of this many older root
     /// versions (for clients that trust an older root).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -46,8 +50,11 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
         ("root" | "targets" | "snapshot" | "timestamp", _) => {}
         _ => bail!("{role} has no key of its own to rotate: use root, targets, snapshot or timestamp (delegation keys change with `notaryctl delegation`)"),
     }
-    if args.server_managed && args.key.is_some() {
-        bail!("-r and --key exclude each other: the server makes its own key");
+    if args.server_managed && (args.key.is_some() || args.backend.is_some()) {
+        bail!("-r excludes --key and --backend: the server makes its own key");
+    }
+    if args.key.is_some() && args.backend.is_some() {
+        bail!("--key names an existing key; --backend is only for a new one");
     }
     let dir = ctx.gun_dir(&args.gun)?;
     let mut remote = ctx.remote(&args.gun)?;
@@ -57,11 +64,17 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let new_key = if args.server_managed {
         remote.rotate_key(role).await?
     } else if role == "root" {
-        root_cert_key(signer.client(), &args.gun, args.key.as_deref()).await?
+        root_cert_key(
+            signer.client(),
+            &args.gun,
+            args.key.as_deref(),
+            args.backend.as_deref(),
+        )
+        .await?
     } else {
         match &args.key {
             Some(name) => keyd_public(signer.client(), name).await?,
-            None => generate(signer.client(), role, &args.gun).await?,
+            None => generate(signer.client(), role, &args.gun, args.backend.as_deref()).await?,
         }
     };
     let mut root = replace_role_key(&old_root, role, &new_key);
@@ -162,10 +175,11 @@ async fn root_cert_key(
     client: &mut crate::connect::Client,
     gun: &str,
     named: Option<&str>,
+    backend: Option<&str>,
 ) -> Result<PublicKey> {
     let key = match named {
         Some(name) => named_root_key(client, name).await?,
-        None => new_root_key(client).await?,
+        None => new_root_key(client, backend).await?,
     };
     let cert = issue_checked(client, &key, gun, 0, None).await?;
     Ok(PublicKey::from_certificate_pem(&cert.certificate_pem)?)
