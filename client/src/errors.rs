@@ -61,7 +61,7 @@ fn tries_left(status: &Status) -> String {
 
 /// The daemon names the backend as `backend "NAME": …` in device errors; used
 /// when the client did not know the backend itself (e.g. the default one).
-fn backend_in_message(message: &str) -> Option<&str> {
+pub(crate) fn backend_in_message(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("backend \"")?;
     rest.split_once('"').map(|(name, _)| name)
 }
@@ -97,7 +97,8 @@ pub fn describe(status: &Status, backend: Option<&str>) -> String {
              then run `notaryctl key unlock --backend {backend}`"
         ),
         Some("login_required") => format!(
-            "backend {backend} is locked and needs its PIN; unlock it: notaryctl key unlock --backend {backend}"
+            "backend {backend} is locked and needs its PIN; unlock it: notaryctl key unlock --backend {backend} \
+             (or point $NOTARY_KEYD_PIN_FILE at a file holding the PIN)"
         ),
         Some("backend_unavailable") => format!(
             "backend unavailable: {message} (see `notaryctl backend list`)"

@@ -227,7 +227,7 @@ enum KeyCommand {
 
     /// Log a backend's token in with its user PIN.
     ///
-    /// The PIN comes from --pin-file, else $NOTARY_KEYD_PIN, else a prompt on
+    /// The PIN comes from --pin-file, else $NOTARY_KEYD_PIN_FILE, else $NOTARY_KEYD_PIN, else a prompt on
     /// the terminal (not echoed).
     ///
     /// Example: notaryctl key unlock --backend hsm

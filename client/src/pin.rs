@@ -1,5 +1,8 @@
-//! Where a token PIN comes from: --pin-file, else $NOTARY_KEYD_PIN, else a
-//! prompt on the terminal. PINs live only in `SecretString`.
+//! Where a token PIN comes from: --pin-file, else $NOTARY_KEYD_PIN_FILE,
+//! else $NOTARY_KEYD_PIN, else a prompt on the terminal. The file variable
+//! serves every command, including the repository commands (init, publish,
+//! key rotate, delegation … -p) that have no --pin-file, without putting the
+//! PIN itself in the environment. PINs live only in `SecretString`.
 
 use anyhow::{bail, Context, Result};
 use secrecy::zeroize::Zeroize;
@@ -8,6 +11,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 pub const PIN_ENV: &str = "NOTARY_KEYD_PIN";
+pub const PIN_FILE_ENV: &str = "NOTARY_KEYD_PIN_FILE";
 
 #[derive(Debug)]
 pub enum PinSource {
@@ -44,9 +48,16 @@ fn interactive() -> bool {
     std::io::stdin().is_terminal()
 }
 
+fn env_pin_file() -> Option<PathBuf> {
+    std::env::var_os(PIN_FILE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The PIN source available now, if any.
 pub fn source(pin_file: Option<&Path>) -> Option<PinSource> {
-    choose(pin_file, env_pin(), interactive())
+    let file = pin_file.map(Path::to_path_buf).or_else(env_pin_file);
+    choose(file.as_deref(), env_pin(), interactive())
 }
 
 /// Reads the PIN for `backend` from a source.
@@ -70,7 +81,7 @@ pub fn require(pin_file: Option<&Path>, backend: &str) -> Result<SecretString> {
         Some(src) => read(src, backend),
         None => bail!(
             "backend {backend} needs a PIN and there is no terminal to ask for it: \
-             pass --pin-file FILE or set {PIN_ENV}"
+             pass --pin-file FILE or set {PIN_FILE_ENV} (a file) or {PIN_ENV}"
         ),
     }
 }

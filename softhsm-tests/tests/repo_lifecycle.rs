@@ -288,3 +288,71 @@ fn init_and_rotate_put_new_keys_on_the_backend_named() {
         both.stderr
     );
 }
+
+#[test]
+fn a_locked_token_signs_init_and_publish_with_notary_keyd_pin_file() {
+    let hsm = SoftHsm::new("notary", "4321").unwrap();
+    // Nobody has unlocked the token: its PIN comes from the person.
+    let backend: String = hsm
+        .backend_toml("hsm")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("pin =") {
+                "pin = \"prompt\""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let pki = Pki::new("pinfile").unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let conf = hsm.conf().display().to_string();
+    let daemon = Daemon::start(
+        &format!("default_backend = \"hsm\"\n\n{backend}\n"),
+        &[("SOFTHSM2_CONF", &conf)],
+    )
+    .unwrap();
+    let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    let gun = "example.com/keyd/pinfile";
+    let no_pin = [("NOTARY_KEYD_PIN", ""), ("NOTARY_KEYD_PIN_FILE", "")];
+
+    // Without a PIN and without a terminal: refused, saying how to give one.
+    let refused = ctl.run_env(&no_pin, &[], &["init", gun]).unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("NOTARY_KEYD_PIN_FILE"),
+        "{}",
+        refused.stderr
+    );
+
+    let pin_file = ctl.work_dir().join("hsm.pin");
+    std::fs::write(&pin_file, "4321\n").unwrap();
+    let with_file = [
+        ("NOTARY_KEYD_PIN", ""),
+        ("NOTARY_KEYD_PIN_FILE", pin_file.to_str().unwrap()),
+    ];
+    ctl.run_env(&with_file, &[], &["init", gun, "-p"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let file = ctl.work_dir().join("v1.bin");
+    std::fs::write(&file, "v1\n").unwrap();
+    ctl.run(&["add", gun, "v1", file.to_str().unwrap()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    ctl.run_env(&with_file, &[], &["publish", gun])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let listed = server
+        .cli()
+        .unwrap()
+        .run(&["list", gun])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(listed.stdout.contains("v1"), "{}", listed.stdout);
+}

@@ -79,7 +79,7 @@ pub struct IssueRootArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     days: Option<u32>,
     /// If the token is locked, read its PIN from the first line of this file
-    /// (else $NOTARY_KEYD_PIN, else a terminal prompt).
+    /// (else $NOTARY_KEYD_PIN_FILE, else $NOTARY_KEYD_PIN, else a terminal prompt).
     #[arg(long, value_name = "FILE")]
     pin_file: Option<PathBuf>,
 }

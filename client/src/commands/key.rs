@@ -132,7 +132,7 @@ pub struct GenerateArgs {
     #[arg(long, value_enum, value_name = "POLICY")]
     touch_policy: Option<TouchPolicyArg>,
     /// If the token is locked, read its PIN from the first line of this file
-    /// (else $NOTARY_KEYD_PIN, else a terminal prompt).
+    /// (else $NOTARY_KEYD_PIN_FILE, else $NOTARY_KEYD_PIN, else a terminal prompt).
     #[arg(long, value_name = "FILE")]
     pin_file: Option<PathBuf>,
 }
@@ -293,7 +293,7 @@ pub struct UnlockArgs {
     #[arg(long, value_name = "NAME")]
     backend: String,
     /// Read the PIN from the first line of this file instead of
-    /// $NOTARY_KEYD_PIN or a terminal prompt.
+    /// $NOTARY_KEYD_PIN_FILE, $NOTARY_KEYD_PIN or a terminal prompt.
     #[arg(long, value_name = "FILE")]
     pin_file: Option<PathBuf>,
 }

@@ -9,7 +9,7 @@ pub mod repo;
 pub mod sign;
 pub mod yubikey;
 
-use crate::errors::{reason, KeydError};
+use crate::errors::{backend_in_message, reason, KeydError};
 use crate::pin;
 use secrecy::SecretString;
 use std::future::Future;
@@ -35,11 +35,18 @@ where
     let source = (reason(&status) == Some("login_required"))
         .then(|| pin::source(pin_file))
         .flatten();
-    let Some(source) = source else {
-        return Err(KeydError::on_backend(status, backend).into());
+    // A request for the default backend learns its name from the refusal.
+    let backend = match backend {
+        "" => backend_in_message(status.message())
+            .unwrap_or("default")
+            .to_string(),
+        named => named.to_string(),
     };
-    let pin = pin::read(source, backend)?;
+    let Some(source) = source else {
+        return Err(KeydError::on_backend(status, &backend).into());
+    };
+    let pin = pin::read(source, &backend)?;
     attempt(Some(&pin))
         .await
-        .map_err(|status| KeydError::on_backend(status, backend).into())
+        .map_err(|status| KeydError::on_backend(status, &backend).into())
 }

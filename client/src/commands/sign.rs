@@ -25,7 +25,7 @@ pub struct SignArgs {
     #[arg(long)]
     gun: Option<String>,
     /// If the token is locked, read its PIN from the first line of this file
-    /// (else $NOTARY_KEYD_PIN, else a terminal prompt).
+    /// (else $NOTARY_KEYD_PIN_FILE, else $NOTARY_KEYD_PIN, else a terminal prompt).
     #[arg(long, value_name = "FILE")]
     pin_file: Option<PathBuf>,
     /// File holding the canonical JSON bytes of the `signed` object; `-` reads stdin.

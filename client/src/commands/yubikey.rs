@@ -30,7 +30,7 @@ pub struct SetupArgs {
     /// them as the current ones instead of asking.
     #[arg(long)]
     factory_defaults: bool,
-    /// Current PIN from the first line of this file (else $NOTARY_KEYD_PIN,
+    /// Current PIN from the first line of this file (else $NOTARY_KEYD_PIN_FILE, else $NOTARY_KEYD_PIN,
     /// else a prompt).
     #[arg(long, value_name = "FILE")]
     pin_file: Option<PathBuf>,

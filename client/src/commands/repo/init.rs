@@ -8,6 +8,7 @@ use super::Context;
 use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
 use crate::collection::update::now;
 use crate::commands::certificate::issue_checked;
+use crate::commands::with_pin_retry;
 use crate::connect::Client;
 use crate::errors::KeydError;
 use crate::remote::ROOT_LIMIT;
@@ -18,6 +19,7 @@ use notary_tuf::metadata::RootRole;
 use notary_tuf::rootcert::check_root_cert;
 use notary_tuf::trust::{validate_root, TrustPinning};
 use notary_tuf::{MetadataType, PublicKey, Root, SignedEnvelope};
+use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -185,18 +187,33 @@ pub(super) async fn named_root_key(client: &mut Client, name: &str) -> Result<pb
     Ok(key)
 }
 
+/// Generates a key; a locked token gets the PIN from $NOTARY_KEYD_PIN_FILE,
+/// $NOTARY_KEYD_PIN or the terminal, as signing does.
+async fn generate_key(client: &mut Client, request: pb::GenerateKeyRequest) -> Result<pb::Key> {
+    let backend = request.backend.clone();
+    with_pin_retry(&backend, None, |pin| {
+        let mut request = request.clone();
+        request.pin = pin
+            .map(|p| p.expose_secret().to_owned())
+            .unwrap_or_default();
+        let mut client = client.clone();
+        async move { Ok(client.generate_key(request).await?.into_inner()) }
+    })
+    .await
+}
+
 /// A new ECDSA root key on `backend` (default: the daemon's default).
 pub(super) async fn new_root_key(client: &mut Client, backend: Option<&str>) -> Result<pb::Key> {
-    let key = client
-        .generate_key(pb::GenerateKeyRequest {
+    let key = generate_key(
+        client,
+        pb::GenerateKeyRequest {
             algorithm: "ecdsa".into(),
             role: "root".into(),
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
-        })
-        .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        },
+    )
+    .await?;
     eprintln!(
         "Generated root key {} in backend {}",
         key.key_id, key.backend
@@ -212,17 +229,17 @@ pub(super) async fn generate(
     gun: &str,
     backend: Option<&str>,
 ) -> Result<PublicKey> {
-    let key = client
-        .generate_key(pb::GenerateKeyRequest {
+    let key = generate_key(
+        client,
+        pb::GenerateKeyRequest {
             algorithm: "ecdsa".into(),
             role: role.into(),
             gun: gun.into(),
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
-        })
-        .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        },
+    )
+    .await?;
     let public = PublicKey::new(key.keytype.parse()?, key.public);
     if public.key_id() != key.key_id {
         bail!(
