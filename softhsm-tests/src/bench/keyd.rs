@@ -18,7 +18,9 @@ pub struct BenchKey {
     pub public: notary_tuf::PublicKey,
 }
 
-/// What one keyd run did inside its window.
+/// What one keyd run did inside its window (or, summed with `absorb`,
+/// several rounds).
+#[derive(Default)]
 pub struct KeydRun {
     pub ops: u64,
     pub seconds: f64,
@@ -30,6 +32,16 @@ pub struct KeydRun {
 }
 
 impl KeydRun {
+    /// Adds another round to this total.
+    pub fn absorb(&mut self, round: KeydRun) {
+        self.ops += round.ops;
+        self.seconds += round.seconds;
+        self.daemon_cpu += round.daemon_cpu;
+        self.bench_cpu += round.bench_cpu;
+        self.latencies_us.extend(round.latencies_us);
+        self.latencies_us.sort_unstable();
+    }
+
     pub fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.seconds
     }

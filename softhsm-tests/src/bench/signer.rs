@@ -184,16 +184,20 @@ impl Selection {
     }
 }
 
+/// How each comparison runs: concurrent streams, warm-up and window per
+/// run, and how many keyd/stock alternations are summed.
+pub struct Shape<'a> {
+    pub streams: &'a [usize],
+    pub warmup: Duration,
+    pub measure: Duration,
+    pub rounds: u32,
+}
+
 /// Starts notary-keyd (the selected backends: software keystore and
 /// SoftHSM2, one daemon and signer API each) and the stock notary-signer, then measures every (backend,
 /// algorithm, streams) against the stock signer, alternating the two.
-pub fn compare(
-    only: &Selection,
-    streams: &[usize],
-    warmup: Duration,
-    measure: Duration,
-    as_json: bool,
-) -> Result<()> {
+pub fn compare(only: &Selection, shape: &Shape, as_json: bool) -> Result<()> {
+    let (warmup, measure) = (shape.warmup, shape.measure);
     let pki = Pki::new("signer-bench")?;
     let client = pki.issue("notary-server", "clientAuth")?;
     let hsm = SoftHsm::new("signer-bench", "bench-pin-1234")?;
@@ -241,40 +245,44 @@ pub fn compare(
         for &algorithm in &only.algorithms {
             let keyd_key = rt.block_on(create_key(&keyd_ch, algorithm))?;
             let stock_key = rt.block_on(create_key(&stock_ch, algorithm))?;
-            for &n in streams {
-                eprintln!(
-                    "signer-bench: {backend} {algorithm} × {n}: {}…",
-                    target.name
-                );
-                let k = rt.block_on(run(
-                    &keyd_ch,
-                    &target,
-                    &keyd_key,
-                    Arc::clone(&payload),
-                    n,
-                    warmup,
-                    measure,
-                ))?;
-                eprintln!(
-                    "signer-bench:   {:.0} op/s; {}…",
-                    k.ops_per_sec(),
-                    stock_target.name
-                );
-                let s = rt.block_on(run(
-                    &stock_ch,
-                    &stock_target,
-                    &stock_key,
-                    Arc::clone(&payload),
-                    n,
-                    warmup,
-                    measure,
-                ))?;
+            for &n in shape.streams {
+                let (mut k, mut s) = (KeydRun::default(), KeydRun::default());
+                for round in 1..=shape.rounds {
+                    eprintln!(
+                        "signer-bench: {backend} {algorithm} × {n}, round {round}/{}: {}…",
+                        shape.rounds, target.name
+                    );
+                    let keyd_round = rt.block_on(run(
+                        &keyd_ch,
+                        &target,
+                        &keyd_key,
+                        Arc::clone(&payload),
+                        n,
+                        warmup,
+                        measure,
+                    ))?;
+                    eprintln!(
+                        "signer-bench:   {:.0} op/s; {}…",
+                        keyd_round.ops_per_sec(),
+                        stock_target.name
+                    );
+                    k.absorb(keyd_round);
+                    s.absorb(rt.block_on(run(
+                        &stock_ch,
+                        &stock_target,
+                        &stock_key,
+                        Arc::clone(&payload),
+                        n,
+                        warmup,
+                        measure,
+                    ))?);
+                }
                 let ratio = if s.ops_per_sec() > 0.0 {
                     k.ops_per_sec() / s.ops_per_sec()
                 } else {
                     0.0
                 };
-                let span = (warmup + measure).as_secs_f64();
+                let span = (warmup + measure).as_secs_f64() * f64::from(shape.rounds);
                 let per_op = |cpu: Duration, r: &KeydRun| {
                     cpu.as_secs_f64() * 1e6 / (r.ops_per_sec() * span).max(1.0)
                 };

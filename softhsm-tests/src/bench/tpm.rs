@@ -80,13 +80,7 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
     let mut peak = 0;
     for &clients in &settings.clients {
         let (mut d_ops, mut d_secs, mut d_cpu) = (0u64, 0.0, Duration::ZERO);
-        let mut keyd_total = keyd::KeydRun {
-            ops: 0,
-            seconds: 0.0,
-            latencies_us: Vec::new(),
-            daemon_cpu: Duration::ZERO,
-            bench_cpu: Duration::ZERO,
-        };
+        let mut keyd_total = keyd::KeydRun::default();
         for round in 1..=settings.rounds {
             eprintln!(
                 "keyd-bench: tpm ecdsa-p256 × {clients} clients, round {round}/{}: keyd…",
@@ -106,11 +100,7 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
             peak = peak.max(procfs::peak_rss_kb(pid)?);
             daemon.stop().context("stopping notary-keyd")?;
             eprintln!("keyd-bench:   keyd {:.0} op/s; direct…", k.ops_per_sec());
-            keyd_total.ops += k.ops;
-            keyd_total.seconds += k.seconds;
-            keyd_total.daemon_cpu += k.daemon_cpu;
-            keyd_total.bench_cpu += k.bench_cpu;
-            keyd_total.latencies_us.extend(k.latencies_us);
+            keyd_total.absorb(k);
 
             let direct = open_direct()?;
             let d = direct_run(&direct, &uri, &payload, clients, settings)?;
@@ -119,7 +109,6 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
             d_secs += d.seconds;
             d_cpu += d.cpu;
         }
-        keyd_total.latencies_us.sort_unstable();
         let span = (settings.warmup + settings.measure).as_secs_f64() * f64::from(settings.rounds);
         let per_op = |cpu: Duration, rate: f64| cpu_us_per_op(cpu, rate, span);
         let direct_rate = d_ops as f64 / d_secs;

@@ -108,7 +108,13 @@ fn main() -> Result<()> {
     }
     if args.signer_api {
         let only = bench::signer::Selection::parse(&args.signer_backends, &args.signer_algs)?;
-        return bench::signer::compare(&only, &args.clients, warmup, measure, args.json);
+        let shape = bench::signer::Shape {
+            streams: &args.clients,
+            warmup,
+            measure,
+            rounds: args.rounds,
+        };
+        return bench::signer::compare(&only, &shape, args.json);
     }
     if args.tpm {
         return tpm_main(&args, warmup, measure);
@@ -164,11 +170,7 @@ fn main() -> Result<()> {
             let mut d_ops = 0u64;
             let mut d_secs = 0.0;
             let mut d_cpu = Duration::ZERO;
-            let mut k_ops = 0u64;
-            let mut k_secs = 0.0;
-            let mut k_daemon_cpu = Duration::ZERO;
-            let mut k_bench_cpu = Duration::ZERO;
-            let mut latencies = Vec::new();
+            let mut keyd_total = bench::keyd::KeydRun::default();
             for round in 1..=args.rounds {
                 eprintln!(
                     "keyd-bench: {} × {clients} clients, round {round}/{}: direct…",
@@ -190,20 +192,8 @@ fn main() -> Result<()> {
                     measure,
                 ))?;
                 eprintln!("keyd-bench:   keyd {:.0} op/s", k.ops_per_sec());
-                k_ops += k.ops;
-                k_secs += k.seconds;
-                k_daemon_cpu += k.daemon_cpu;
-                k_bench_cpu += k.bench_cpu;
-                latencies.extend(k.latencies_us);
+                keyd_total.absorb(k);
             }
-            latencies.sort_unstable();
-            let keyd_total = bench::keyd::KeydRun {
-                ops: k_ops,
-                seconds: k_secs,
-                latencies_us: latencies,
-                daemon_cpu: k_daemon_cpu,
-                bench_cpu: k_bench_cpu,
-            };
             // CPU is measured over warm-up plus window; scale to per-op with
             // the ops that run in the whole span (rate × span).
             let span = (warmup + measure).as_secs_f64() * f64::from(args.rounds);
@@ -220,8 +210,8 @@ fn main() -> Result<()> {
                 p50_us: keyd_total.percentile_us(50.0),
                 p99_us: keyd_total.percentile_us(99.0),
                 keyd_peak_rss_kb: bench::procfs::peak_rss_kb(pid)?,
-                daemon_cpu_us_per_op: per_op(k_daemon_cpu, keyd_rate),
-                client_cpu_us_per_op: per_op(k_bench_cpu, keyd_rate),
+                daemon_cpu_us_per_op: per_op(keyd_total.daemon_cpu, keyd_rate),
+                client_cpu_us_per_op: per_op(keyd_total.bench_cpu, keyd_rate),
                 direct_cpu_us_per_op: per_op(d_cpu, direct_rate),
             };
             if args.json {
