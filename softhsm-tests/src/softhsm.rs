@@ -68,10 +68,19 @@ impl SoftHsm {
     pub fn backend_toml(&self, name: &str) -> Result<String> {
         let pin_file = self.dir.path().join(format!("{name}.pin"));
         std::fs::write(&pin_file, format!("{}\n", self.pin))?;
-        Ok(format!(
-            "[[backend]]\nname = \"{name}\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken = \"{}\"\npin = {{ file = \"{}\" }}\n",
-            self.label,
-            pin_file.display()
-        ))
+        Ok(self.backend_toml_with_pin(name, &format!("{{ file = \"{}\" }}", pin_file.display())))
+    }
+
+    /// The same backend with `pin = "prompt"`: locked until a person
+    /// unlocks it (or a request brings the PIN).
+    pub fn locked_backend_toml(&self, name: &str) -> String {
+        self.backend_toml_with_pin(name, "\"prompt\"")
+    }
+
+    fn backend_toml_with_pin(&self, name: &str, pin: &str) -> String {
+        format!(
+            "[[backend]]\nname = \"{name}\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken = \"{}\"\npin = {pin}\n",
+            self.label
+        )
     }
 }

@@ -293,19 +293,7 @@ fn init_and_rotate_put_new_keys_on_the_backend_named() {
 fn a_locked_token_signs_init_and_publish_with_notary_keyd_pin_file() {
     let hsm = SoftHsm::new("notary", "4321").unwrap();
     // Nobody has unlocked the token: its PIN comes from the person.
-    let backend: String = hsm
-        .backend_toml("hsm")
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("pin =") {
-                "pin = \"prompt\""
-            } else {
-                l
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let backend = hsm.locked_backend_toml("hsm");
     let pki = Pki::new("pinfile").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
     let conf = hsm.conf().display().to_string();

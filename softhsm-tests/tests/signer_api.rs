@@ -32,18 +32,7 @@ impl KeydSigner {
         };
         let backend_toml = match &hsm {
             // A token nobody has unlocked yet: its PIN comes from a person.
-            Some(h) if backend == "locked-hsm" => h
-                .backend_toml("hsm")?
-                .lines()
-                .map(|l| {
-                    if l.starts_with("pin =") {
-                        "pin = \"prompt\""
-                    } else {
-                        l
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
+            Some(h) if backend == "locked-hsm" => h.locked_backend_toml("hsm"),
             Some(h) => h.backend_toml("hsm")?,
             None => "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n".into(),
         };

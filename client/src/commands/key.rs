@@ -9,7 +9,7 @@ use anyhow::bail;
 use clap::{Args, ValueEnum};
 use keyd_proto::keyd as pb;
 use secrecy::ExposeSecret;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -224,11 +224,14 @@ async fn touch_notice(client: &mut Client, args: &GenerateArgs, backend: &str) {
     }
 }
 
-pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Result<()> {
-    let request = args.request()?;
+/// GenerateKey; a locked token gets its PIN once (see `with_pin_retry`).
+pub async fn generate_with_pin(
+    client: &mut Client,
+    request: pb::GenerateKeyRequest,
+    pin_file: Option<&Path>,
+) -> anyhow::Result<pb::Key> {
     let backend = request.backend.clone();
-    touch_notice(client, args, &backend).await;
-    let key = with_pin_retry(&backend, args.pin_file.as_deref(), |pin| {
+    with_pin_retry(&backend, pin_file, |pin| {
         let mut request = request.clone();
         request.pin = pin
             .map(|p| p.expose_secret().to_owned())
@@ -236,7 +239,14 @@ pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Resul
         let mut client = client.clone();
         async move { Ok(client.generate_key(request).await?.into_inner()) }
     })
-    .await?;
+    .await
+}
+
+pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Result<()> {
+    let request = args.request()?;
+    let backend = request.backend.clone();
+    touch_notice(client, args, &backend).await;
+    let key = generate_with_pin(client, request, args.pin_file.as_deref()).await?;
     let binding = match (key.role.as_str(), key.gun.as_str()) {
         ("", "") => "unbound".to_string(),
         (role, "") => format!("role {role}"),

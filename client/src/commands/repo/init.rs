@@ -8,7 +8,7 @@ use super::Context;
 use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
 use crate::collection::update::now;
 use crate::commands::certificate::issue_checked;
-use crate::commands::with_pin_retry;
+use crate::commands::key::generate_with_pin;
 use crate::connect::Client;
 use crate::errors::KeydError;
 use crate::remote::ROOT_LIMIT;
@@ -19,7 +19,6 @@ use notary_tuf::metadata::RootRole;
 use notary_tuf::rootcert::check_root_cert;
 use notary_tuf::trust::{validate_root, TrustPinning};
 use notary_tuf::{MetadataType, PublicKey, Root, SignedEnvelope};
-use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -187,24 +186,9 @@ pub(super) async fn named_root_key(client: &mut Client, name: &str) -> Result<pb
     Ok(key)
 }
 
-/// Generates a key; a locked token gets the PIN from $NOTARY_KEYD_PIN_FILE,
-/// $NOTARY_KEYD_PIN or the terminal, as signing does.
-async fn generate_key(client: &mut Client, request: pb::GenerateKeyRequest) -> Result<pb::Key> {
-    let backend = request.backend.clone();
-    with_pin_retry(&backend, None, |pin| {
-        let mut request = request.clone();
-        request.pin = pin
-            .map(|p| p.expose_secret().to_owned())
-            .unwrap_or_default();
-        let mut client = client.clone();
-        async move { Ok(client.generate_key(request).await?.into_inner()) }
-    })
-    .await
-}
-
 /// A new ECDSA root key on `backend` (default: the daemon's default).
 pub(super) async fn new_root_key(client: &mut Client, backend: Option<&str>) -> Result<pb::Key> {
-    let key = generate_key(
+    let key = generate_with_pin(
         client,
         pb::GenerateKeyRequest {
             algorithm: "ecdsa".into(),
@@ -212,6 +196,7 @@ pub(super) async fn new_root_key(client: &mut Client, backend: Option<&str>) -> 
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
         },
+        None,
     )
     .await?;
     eprintln!(
@@ -229,7 +214,7 @@ pub(super) async fn generate(
     gun: &str,
     backend: Option<&str>,
 ) -> Result<PublicKey> {
-    let key = generate_key(
+    let key = generate_with_pin(
         client,
         pb::GenerateKeyRequest {
             algorithm: "ecdsa".into(),
@@ -238,6 +223,7 @@ pub(super) async fn generate(
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
         },
+        None,
     )
     .await?;
     let public = PublicKey::new(key.keytype.parse()?, key.public);
