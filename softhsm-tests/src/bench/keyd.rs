@@ -136,20 +136,46 @@ pub async fn run(
     for _ in 0..clients {
         conns.push(connect(socket).await?);
     }
-    let pid = daemon_pid.to_string();
-    let daemon_cpu0 = super::procfs::cpu_time(&pid)?;
-    let bench_cpu0 = super::procfs::cpu_time("self")?;
+    let key_id: Arc<str> = key_id.into();
     let window = Window::after(warmup, measure);
-    let tasks: Vec<_> = conns
+    measure_calls(conns, daemon_pid, window, move |mut client| {
+        let (key_id, payload) = (Arc::clone(&key_id), Arc::clone(&payload));
+        async move {
+            sign(&mut client, &key_id, &payload).await?;
+            Ok(client)
+        }
+    })
+    .await
+}
+
+/// One task per client, each making `call` in a loop while `window` is
+/// open and recording the latency of every call that ends inside it; the
+/// CPU of `server_pid` and of this process is taken over the whole run.
+/// `call` takes the client and hands it back, so its future owns it.
+pub async fn measure_calls<C, F, Fut>(
+    clients: Vec<C>,
+    server_pid: u32,
+    window: Window,
+    call: F,
+) -> Result<KeydRun>
+where
+    C: Send + 'static,
+    F: Fn(C) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<C>> + Send,
+{
+    let pid = server_pid.to_string();
+    let server_cpu0 = super::procfs::cpu_time(&pid)?;
+    let bench_cpu0 = super::procfs::cpu_time("self")?;
+    let tasks: Vec<_> = clients
         .into_iter()
-        .map(|mut client| {
-            let payload = Arc::clone(&payload);
-            let key_id = key_id.to_string();
+        .map(|client| {
+            let call = call.clone();
             tokio::spawn(async move {
+                let mut client = client;
                 let mut latencies = Vec::with_capacity(1 << 16);
                 while window.open() {
                     let t = Instant::now();
-                    sign(&mut client, &key_id, &payload).await?;
+                    client = call(client).await?;
                     let done = Instant::now();
                     if window.counts(done) {
                         latencies.push(u64::try_from((done - t).as_micros()).unwrap_or(u64::MAX));
@@ -161,9 +187,9 @@ pub async fn run(
         .collect();
     let mut latencies_us = Vec::new();
     for task in tasks {
-        latencies_us.extend(task.await.context("keyd client task")??);
+        latencies_us.extend(task.await.context("client task")??);
     }
-    let daemon_cpu = super::procfs::cpu_time(&pid)?.saturating_sub(daemon_cpu0);
+    let daemon_cpu = super::procfs::cpu_time(&pid)?.saturating_sub(server_cpu0);
     let bench_cpu = super::procfs::cpu_time("self")?.saturating_sub(bench_cpu0);
     latencies_us.sort_unstable();
     Ok(KeydRun {

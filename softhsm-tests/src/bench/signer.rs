@@ -3,8 +3,8 @@
 //! (memory storage), with the same PKI, TLS, payload and load generator:
 //! N concurrent streams on one HTTP/2 connection, as notary-server makes.
 
-use super::keyd::KeydRun;
-use super::{procfs, Window};
+use super::keyd::{measure_calls, KeydRun};
+use super::Window;
 use anyhow::{bail, Context, Result};
 use keyd_proto::signer as pb;
 use keyd_proto::signer::key_management_client::KeyManagementClient;
@@ -109,50 +109,27 @@ async fn run(
     warmup: Duration,
     measure: Duration,
 ) -> Result<KeydRun> {
-    let pid = target.pid.to_string();
-    let server_cpu0 = procfs::cpu_time(&pid)?;
-    let bench_cpu0 = procfs::cpu_time("self")?;
-    let window = Window::after(warmup, measure);
-    let tasks: Vec<_> = (0..streams)
-        .map(|_| {
-            let mut client = SignerClient::new(ch.clone());
-            let payload = Arc::clone(&payload);
-            let key_id = key_id.to_string();
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(1 << 16);
-                while window.open() {
-                    let t = Instant::now();
-                    let sig = client
-                        .sign(pb::SignatureRequest {
-                            key_id: Some(pb::KeyId { id: key_id.clone() }),
-                            content: payload.to_vec(),
-                        })
-                        .await?
-                        .into_inner();
-                    let done = Instant::now();
-                    if sig.content.len() != 64 {
-                        bail!("signature of {} bytes", sig.content.len());
-                    }
-                    if window.counts(done) {
-                        latencies.push(u64::try_from((done - t).as_micros()).unwrap_or(u64::MAX));
-                    }
-                }
-                anyhow::Ok(latencies)
-            })
-        })
+    let clients = (0..streams)
+        .map(|_| SignerClient::new(ch.clone()))
         .collect();
-    let mut latencies_us = Vec::new();
-    for task in tasks {
-        latencies_us.extend(task.await.context("Sign stream task")??);
-    }
-    latencies_us.sort_unstable();
-    Ok(KeydRun {
-        ops: latencies_us.len() as u64,
-        seconds: window.seconds(),
-        latencies_us,
-        daemon_cpu: procfs::cpu_time(&pid)?.saturating_sub(server_cpu0),
-        bench_cpu: procfs::cpu_time("self")?.saturating_sub(bench_cpu0),
+    let key_id: Arc<str> = key_id.into();
+    let window = Window::after(warmup, measure);
+    measure_calls(clients, target.pid, window, move |mut client| {
+        let request = pb::SignatureRequest {
+            key_id: Some(pb::KeyId {
+                id: key_id.to_string(),
+            }),
+            content: payload.to_vec(),
+        };
+        async move {
+            let sig = client.sign(request).await?.into_inner();
+            if sig.content.len() != 64 {
+                bail!("signature of {} bytes", sig.content.len());
+            }
+            Ok(client)
+        }
     })
+    .await
 }
 
 /// Which notary-keyd backends and key algorithms a signer run measures.
