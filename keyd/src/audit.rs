@@ -109,36 +109,40 @@ impl AuditLog {
     }
 }
 
-/// The record of a request that is being worked on. Normally `finish`
-/// hands it back to be written with the outcome; if the request is dropped
-/// first (its client went away, or its deadline passed while a device was
-/// signing), the record is written anyway, saying so, so no decision leaves
-/// the log without a line.
+/// The record of a request whose handler can be dropped before it finishes
+/// (a unary call whose client went away, or whose deadline passed while a
+/// device was signing). Normally `finish` hands the record back to be
+/// written with the outcome; if the handler is dropped first, the record is
+/// written anyway, saying so, so no decision leaves the log without a line.
 pub struct InFlight {
     log: AuditLog,
-    record: Option<AuditRecord>,
+    record: AuditRecord,
+    finished: bool,
 }
 
 impl InFlight {
     pub fn new(log: &AuditLog, record: AuditRecord) -> InFlight {
         InFlight {
             log: log.clone(),
-            record: Some(record),
+            record,
+            finished: false,
         }
     }
 
     pub fn record_mut(&mut self) -> &mut AuditRecord {
-        self.record.get_or_insert_with(AuditRecord::default)
+        &mut self.record
     }
 
     pub fn finish(mut self) -> AuditRecord {
-        self.record.take().unwrap_or_default()
+        self.finished = true;
+        std::mem::take(&mut self.record)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(mut record) = self.record.take() {
+        if !self.finished {
+            let mut record = std::mem::take(&mut self.record);
             record.result = "abandoned before the reply: the caller went away or its deadline \
                              passed; a device may have signed, nothing was returned"
                 .into();

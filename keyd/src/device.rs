@@ -79,6 +79,31 @@ impl Device {
         permit.map_err(|_| DeviceError::Worker("device queue closed".into()))
     }
 
+    /// Runs `work` holding a place on the device, logged in with the PIN the
+    /// request brought, if any. The login happens inside the queue so that
+    /// the PIN serves this request and no other (a PIN-always YubiKey slot
+    /// keeps it for the next operation only); `pin_cache` decides when it is
+    /// forgotten afterwards.
+    pub async fn queued<T>(
+        &self,
+        pin: String,
+        on_wait: impl FnOnce(usize),
+        work: impl std::future::Future<Output = Result<T, DeviceError>>,
+    ) -> Result<T, DeviceError> {
+        self.expire_unlock().await;
+        let permit = self.enter(on_wait).await?;
+        let with_pin = !pin.is_empty();
+        if with_pin {
+            self.unlock_for_request(SecretString::from(pin)).await?;
+        }
+        let result = work.await;
+        drop(permit);
+        if with_pin {
+            self.after_request_pin().await;
+        }
+        result
+    }
+
     /// Runs a blocking backend call off the reactor.
     pub async fn run<T, F>(&self, f: F) -> Result<T, DeviceError>
     where

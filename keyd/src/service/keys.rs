@@ -87,6 +87,21 @@ impl KeydService {
     ) -> Result<Response<pb::Key>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
+        // Runs to the end even if the client goes away: a PIN login must be
+        // undone, and a key made on the device bound and audited.
+        let this = self.clone();
+        tokio::spawn(async move { this.generate_key_checked(caller, req).await })
+            .await
+            .map_err(|e| Status::internal(format!("generate failed: {e}")))?
+            .map(Response::new)
+    }
+
+    async fn generate_key_checked(
+        &self,
+        caller: Caller,
+        mut req: pb::GenerateKeyRequest,
+    ) -> Result<pb::Key, Status> {
+        let pin = std::mem::take(&mut req.pin);
         let backend = if req.backend.is_empty() {
             self.default_backend.clone()
         } else {
@@ -139,7 +154,7 @@ impl KeydService {
             req.label.clone()
         };
         let spec = KeySpec { algorithm, label };
-        let key = match self.generate_on(device, spec, &req).await {
+        let key = match self.generate_on(device, spec, &req, pin).await {
             Ok(k) => k,
             Err(st) => return Err(self.refuse(record, st).await),
         };
@@ -153,7 +168,7 @@ impl KeydService {
         };
         self.commit(record).await?;
         tracing::info!(key_id = %entry.key_id, backend = %backend, role = %entry.role, gun = %entry.gun, "generated key");
-        Ok(Response::new(key_message(&entry)))
+        Ok(key_message(&entry))
     }
 
     pub(super) async fn delete_key_rpc(

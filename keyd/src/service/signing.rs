@@ -4,7 +4,7 @@
 use super::progress::{progress_stream, EventStream, ProgressSink};
 use super::status::{self, denied, invalid, key_not_found, with_reason};
 use super::KeydService;
-use crate::audit::{AuditRecord, InFlight};
+use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
@@ -13,7 +13,6 @@ use keyd_proto::keyd as pb;
 use notary_tuf::metadata::{payload_type, Role};
 use notary_tuf::signature::SignatureMethod;
 use notary_tuf::KeyType;
-use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tonic::{Code, Request, Response, Status};
@@ -75,10 +74,8 @@ impl KeydService {
     }
 
     /// Runs one signature on the key's device: the queue, optional PIN
-    /// login, the device call. The login happens inside the queue so that a
-    /// PIN a request brings serves that request (a PIN-always YubiKey slot
-    /// keeps it for the next signature only). Reports "PIN needed" when the
-    /// token is locked.
+    /// login (see `Device::queued`), the device call. Reports "PIN needed"
+    /// when the token is locked.
     pub(crate) async fn sign_on_device(
         &self,
         entry: &KeyEntry,
@@ -90,30 +87,15 @@ impl KeydService {
             .registry
             .device(&entry.device)
             .ok_or_else(|| key_not_found(&entry.key_id))?;
-        device.expire_unlock().await;
-        let permit = device
-            .enter(|ahead| {
-                progress(pb::progress::Kind::Queued(pb::Queued {
-                    ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
-                    backend: device.name.clone(),
-                }))
-            })
-            .await
-            .map_err(|e| status::from_device(&device.name, &e))?;
-        let with_pin = !pin.is_empty();
-        if with_pin {
-            device
-                .unlock_for_request(SecretString::from(pin))
-                .await
-                .map_err(|e| status::from_device(&device.name, &e))?;
-        }
         let signing = device.sign(&entry.key, payload);
-        let result =
-            super::yubikey::with_touch_prompts(device, &entry.key.uri, progress, signing).await;
-        drop(permit);
-        if with_pin {
-            device.after_request_pin().await;
-        }
+        let work = super::yubikey::with_touch_prompts(device, &entry.key.uri, progress, signing);
+        let queued = |ahead: usize| {
+            progress(pb::progress::Kind::Queued(pb::Queued {
+                ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
+                backend: device.name.clone(),
+            }))
+        };
+        let result = device.queued(pin, queued, work).await;
         match result {
             Ok(sig) => Ok(sig),
             Err(crate::device::DeviceError::Backend(BackendError::LoginRequired)) => {
@@ -146,11 +128,10 @@ impl KeydService {
         Ok(Response::new(progress_stream(
             wrap,
             |progress| async move {
-                let mut in_flight = InFlight::new(&this.audit, Self::audit_base(&caller, "sign"));
+                let mut record = Self::audit_base(&caller, "sign");
                 let outcome = this
-                    .sign_checked(&caller, req, &progress, in_flight.record_mut())
+                    .sign_checked(&caller, req, &progress, &mut record)
                     .await;
-                let record = in_flight.finish();
                 match outcome {
                     Ok(result) => {
                         this.commit(record).await?;
@@ -264,14 +245,10 @@ impl KeydService {
         Ok(Response::new(progress_stream(
             wrap,
             |progress| async move {
-                let mut in_flight = InFlight::new(
-                    &this.audit,
-                    Self::audit_base(&caller, "issue-root-certificate"),
-                );
+                let mut record = Self::audit_base(&caller, "issue-root-certificate");
                 let outcome = this
-                    .issue_checked(&caller, &req, &progress, in_flight.record_mut())
+                    .issue_checked(&caller, req, &progress, &mut record)
                     .await;
-                let record = in_flight.finish();
                 let (entry, pem) = match outcome {
                     Ok(issued) => issued,
                     Err(st) => return Err(this.refuse(record, st).await),
@@ -296,7 +273,7 @@ impl KeydService {
     async fn issue_checked(
         &self,
         caller: &Caller,
-        req: &pb::IssueRootCertificateRequest,
+        mut req: pb::IssueRootCertificateRequest,
         progress: &ProgressSink,
         record: &mut AuditRecord,
     ) -> Result<(Arc<KeyEntry>, String), Status> {
@@ -351,7 +328,7 @@ impl KeydService {
         )
         .map_err(|e| invalid(e.to_string()))?;
         let signature = self
-            .sign_on_device(&entry, tbs.clone(), req.pin.clone(), progress)
+            .sign_on_device(&entry, tbs.clone(), std::mem::take(&mut req.pin), progress)
             .await?;
         let pem = notary_tuf::rootcert::assemble_root_cert(&tbs, &signature)
             .map_err(|e| status::with_reason(Code::Internal, "device_error", e.to_string()))?;

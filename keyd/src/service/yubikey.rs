@@ -197,13 +197,15 @@ impl KeydService {
         }
     }
 
-    /// Generates on the device, in a PIV slot when the backend has them.
-    /// A PIN the request carries unlocks the token for this request.
+    /// Generates on the device, in a PIV slot when the backend has them,
+    /// through the device queue; `pin` (from the request) unlocks the token
+    /// for this request.
     pub(super) async fn generate_on(
         &self,
         device: &Device,
         spec: KeySpec,
         req: &pb::GenerateKeyRequest,
+        pin: String,
     ) -> Result<BackendKey, Status> {
         let options = piv_options(req).map_err(invalid)?;
         let is_piv = device.backend.piv().is_some();
@@ -217,23 +219,14 @@ impl KeydService {
         let mut options = options.unwrap_or_default();
         options.role = req.role.clone();
         options.gun = req.gun.clone();
-        let with_pin = !req.pin.is_empty();
-        if with_pin {
-            device
-                .unlock_for_request(SecretString::from(req.pin.clone()))
-                .await
-                .map_err(|e| status::from_device(&device.name, &e))?;
-        }
-        let result = device
-            .run(move |b: &dyn KeyBackend| match b.piv() {
-                Some(piv) => piv.generate_in_slot(&spec, &options),
-                None => b.generate(&spec),
-            })
-            .await;
-        if with_pin {
-            device.after_request_pin().await;
-        }
-        result.map_err(|e| status::from_device(&device.name, &e))
+        let generating = device.run(move |b: &dyn KeyBackend| match b.piv() {
+            Some(piv) => piv.generate_in_slot(&spec, &options),
+            None => b.generate(&spec),
+        });
+        device
+            .queued(pin, |_| {}, generating)
+            .await
+            .map_err(|e| status::from_device(&device.name, &e))
     }
 
     pub(super) async fn release_device_rpc(
@@ -338,6 +331,20 @@ impl KeydService {
     ) -> Result<Response<pb::YubiKeySetupResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
+        // Runs to the end even if the client goes away: a card whose PIN and
+        // PUK were changed must get its audit line.
+        let this = self.clone();
+        tokio::spawn(async move { this.yubikey_setup_checked(caller, req).await })
+            .await
+            .map_err(|e| Status::internal(format!("setup failed: {e}")))?
+            .map(Response::new)
+    }
+
+    async fn yubikey_setup_checked(
+        &self,
+        caller: Caller,
+        req: pb::YubiKeySetupRequest,
+    ) -> Result<pb::YubiKeySetupResponse, Status> {
         let mut record = Self::audit_base(&caller, "yubikey-setup");
         let device = match self.piv_device(req.serial).await {
             Ok(d) => d,
@@ -391,10 +398,10 @@ impl KeydService {
             }
         };
         self.commit(record).await?;
-        Ok(Response::new(pb::YubiKeySetupResponse {
+        Ok(pb::YubiKeySetupResponse {
             serial: info.serial.parse().unwrap_or(0),
             backend: device.name.clone(),
-        }))
+        })
     }
 }
 

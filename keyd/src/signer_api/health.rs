@@ -40,6 +40,9 @@ pub struct SignerHealth {
     device: Option<Arc<Device>>,
     /// Why the backend cannot sign now; `None` while it can.
     failing: Mutex<Option<String>>,
+    /// One publisher at a time, each publishing the state as it is then,
+    /// so two changes racing cannot leave the older one published.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 impl SignerHealth {
@@ -49,6 +52,7 @@ impl SignerHealth {
             reporter,
             failing: Mutex::new(device.is_none().then(|| "no such backend".to_string())),
             device,
+            publishing: tokio::sync::Mutex::new(()),
         });
         let serving = health.failing().is_none();
         health.publish(serving).await;
@@ -89,7 +93,9 @@ impl SignerHealth {
             Some(why) => tracing::warn!(reason = %why, "signer API health: NOT_SERVING"),
             None => tracing::info!("signer API health: SERVING again"),
         }
-        self.publish(now.is_none()).await;
+        let _one = self.publishing.lock().await;
+        let serving = self.failing().is_none();
+        self.publish(serving).await;
     }
 
     /// Learns from the outcome of a device call.
