@@ -8,8 +8,8 @@
 pub mod algorithm;
 pub mod atomic_file;
 pub mod backend;
-#[cfg(any(feature = "pkcs11", feature = "tpm"))]
-// A TPM-only build uses a subset (no PKCS#11 attribute encodings).
+#[cfg(any(feature = "pkcs11", feature = "tpm", feature = "yubikey"))]
+// TPM- or YubiKey-only builds use a subset (no PKCS#11 attribute encodings).
 #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
 mod encoding;
 pub mod error;

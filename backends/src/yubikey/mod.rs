@@ -70,6 +70,13 @@ impl From<CardError> for BackendError {
 }
 
 impl YubiKeyBackend {
+    /// What notary-keyd generates and signs with on a card.
+    pub(crate) const ALGORITHMS: [Algorithm; 3] = [
+        Algorithm::EcdsaP256,
+        Algorithm::EcdsaP384,
+        Algorithm::Rsa2048,
+    ];
+
     /// Opens nothing yet: the card is opened on first use, so a daemon
     /// starts with its YubiKey unplugged and picks it up when it appears.
     pub fn open(name: &str, config: YubiKeyConfig) -> YubiKeyBackend {
@@ -158,11 +165,7 @@ impl KeyBackend for YubiKeyBackend {
     }
 
     fn algorithms(&self) -> Vec<Algorithm> {
-        vec![
-            Algorithm::EcdsaP256,
-            Algorithm::EcdsaP384,
-            Algorithm::Rsa2048,
-        ]
+        Self::ALGORITHMS.to_vec()
     }
 
     fn list(&self) -> Result<Vec<BackendKey>, BackendError> {

@@ -6,7 +6,7 @@ use super::record::{classify, KeyRecord, SlotCertificate};
 use super::YubiKeyBackend;
 use crate::piv::{PinPolicy, Slot, TouchPolicy};
 use crate::{Algorithm, BackendError};
-use der::{Decode, Encode};
+use der::Decode;
 use notary_tuf::PublicKey;
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -43,23 +43,10 @@ pub(super) struct Session {
     pub last_touch: Option<Instant>,
 }
 
-/// The algorithm of a certificate's key, for firmware without metadata.
-fn algorithm_of(public: &PublicKey) -> Option<Algorithm> {
-    use p256::pkcs8::DecodePublicKey;
-    let spki = public.public_bytes();
-    if p256::PublicKey::from_public_key_der(spki).is_ok() {
-        Some(Algorithm::EcdsaP256)
-    } else if p384::PublicKey::from_public_key_der(spki).is_ok() {
-        Some(Algorithm::EcdsaP384)
-    } else {
-        None
-    }
-}
-
-fn certificate_public_key(der: &[u8]) -> Option<PublicKey> {
+/// A certificate's key and its algorithm, for firmware without metadata.
+fn certificate_key(der: &[u8]) -> Option<(Algorithm, PublicKey)> {
     let cert = x509_cert::Certificate::from_der(der).ok()?;
-    let spki = cert.tbs_certificate.subject_public_key_info.to_der().ok()?;
-    PublicKey::from_spki_der(&spki).ok()
+    crate::encoding::public_from_spki(&cert.tbs_certificate.subject_public_key_info).ok()
 }
 
 impl Session {
@@ -83,21 +70,18 @@ impl Session {
         };
         let cert = card.read_certificate(slot)?;
         let record = cert.as_deref().and_then(classify);
-        let public = meta
+        let from_meta = meta
             .as_ref()
-            .and_then(|m| m.public.clone())
-            .or_else(|| cert.as_deref().and_then(certificate_public_key));
-        let Some(public) = public else {
+            .and_then(|m| Some((m.algorithm?, m.public.clone()?)));
+        let Some((algorithm, public)) =
+            from_meta.or_else(|| cert.as_deref().and_then(certificate_key))
+        else {
             return Ok(None);
         };
-        let algorithm = meta
-            .as_ref()
-            .and_then(|m| m.algorithm)
-            .or_else(|| algorithm_of(&public));
-        let Some(algorithm) = algorithm else {
-            tracing::debug!(%slot, "skipping a slot with a key type notary cannot use");
+        if !YubiKeyBackend::ALGORITHMS.contains(&algorithm) {
+            tracing::debug!(%slot, %algorithm, "skipping a slot with a key type notary cannot use here");
             return Ok(None);
-        };
+        }
         let label = match record {
             Some(SlotCertificate::Record(KeyRecord { label, role, gun })) => {
                 if label.is_empty() {

@@ -5,6 +5,7 @@
 use super::card::{CardError, PivCard};
 use super::session::{Session, SlotFacts};
 use super::YubiKeyBackend;
+use crate::encoding::{ecdsa_raw_signature, left_pad, Curve};
 use crate::piv::{PinPolicy, Slot, TouchHint, TouchNeed, TouchPolicy, TOUCH_TIMEOUT_MS};
 use crate::{Algorithm, BackendError, KeyUri};
 use secrecy::{ExposeSecret, SecretString};
@@ -52,7 +53,6 @@ pub(super) fn prepare_pin(
 /// to the curve size (which leaves the number unchanged); for RSA, the
 /// EMSA-PSS encoded message.
 fn card_input(algorithm: Algorithm, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
-    let digest = Sha256::digest(payload);
     let size = match algorithm {
         Algorithm::EcdsaP256 => 32,
         Algorithm::EcdsaP384 => 48,
@@ -64,6 +64,7 @@ fn card_input(algorithm: Algorithm, payload: &[u8]) -> Result<Vec<u8>, BackendEr
         }
         other => return Err(BackendError::UnsupportedAlgorithm(other.to_string())),
     };
+    let digest = Sha256::digest(payload);
     let mut input = vec![0u8; size - digest.len()];
     input.extend_from_slice(&digest);
     Ok(input)
@@ -72,22 +73,11 @@ fn card_input(algorithm: Algorithm, payload: &[u8]) -> Result<Vec<u8>, BackendEr
 /// The card's answer as notary's signature: raw r||s for ECDSA (the card
 /// gives DER), the full-length block for RSA.
 fn raw_signature(algorithm: Algorithm, der: &[u8]) -> Result<Vec<u8>, BackendError> {
-    let bad = |e: p256::ecdsa::Error| BackendError::Device(format!("card signature: {e}"));
-    match algorithm {
-        Algorithm::EcdsaP256 => Ok(p256::ecdsa::Signature::from_der(der)
-            .map_err(bad)?
-            .to_bytes()
-            .to_vec()),
-        Algorithm::EcdsaP384 => Ok(p384::ecdsa::Signature::from_der(der)
-            .map_err(bad)?
-            .to_bytes()
-            .to_vec()),
-        Algorithm::Rsa2048 if der.len() <= 256 => {
-            let mut sig = vec![0u8; 256 - der.len()];
-            sig.extend_from_slice(der);
-            Ok(sig)
-        }
-        other => Err(BackendError::UnsupportedAlgorithm(other.to_string())),
+    let bad = |e: String| BackendError::Device(format!("card signature: {e}"));
+    match (algorithm, Curve::for_algorithm(algorithm)) {
+        (_, Some(curve)) => ecdsa_raw_signature(der, curve).map_err(bad),
+        (Algorithm::Rsa2048, None) if der.len() <= 256 => Ok(left_pad(der.to_vec(), 256)),
+        (other, _) => Err(BackendError::UnsupportedAlgorithm(other.to_string())),
     }
 }
 
