@@ -35,18 +35,16 @@ where
     let source = (reason(&status) == Some("login_required"))
         .then(|| pin::source(pin_file))
         .flatten();
-    // A request for the default backend learns its name from the refusal.
-    let backend = match backend {
-        "" => backend_in_message(status.message())
-            .unwrap_or("default")
-            .to_string(),
-        named => named.to_string(),
-    };
     let Some(source) = source else {
-        return Err(KeydError::on_backend(status, &backend).into());
+        return Err(KeydError::on_backend(status, backend).into());
     };
-    let pin = pin::read(source, &backend)?;
+    // A request for the default backend learns its name from the refusal.
+    let prompt_name = match backend {
+        "" => backend_in_message(status.message()).unwrap_or("(default)"),
+        named => named,
+    };
+    let pin = pin::read(source, prompt_name)?;
     attempt(Some(&pin))
         .await
-        .map_err(|status| KeydError::on_backend(status, &backend).into())
+        .map_err(|status| KeydError::on_backend(status, backend).into())
 }

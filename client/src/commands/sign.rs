@@ -50,7 +50,7 @@ fn read_payload(file: &str) -> Result<Vec<u8>> {
 }
 
 /// The bare public key of a key as GetKey returns it, checked against its ID.
-fn public_key(key: &pb::Key) -> Result<PublicKey> {
+pub(crate) fn public_key(key: &pb::Key) -> Result<PublicKey> {
     let keytype: KeyType = key.keytype.parse()?;
     let public = PublicKey::new(keytype, key.public.clone());
     if public.key_id() != key.key_id {

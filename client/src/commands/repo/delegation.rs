@@ -5,6 +5,7 @@
 use super::publish::publish_and_report;
 use super::Context;
 use crate::collection::update::update;
+use crate::commands::sign::public_key;
 use crate::errors::KeydError;
 use crate::trust_dir::{Change, ChangeAction, ChangeKind, DelegationEdit};
 use anyhow::{bail, Context as _, Result};
@@ -124,7 +125,7 @@ pub async fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
                 .await
                 .map_err(KeydError::from)?
                 .into_inner();
-            keys.push(PublicKey::new(key.keytype.parse()?, key.public));
+            keys.push(public_key(&key)?);
         }
     }
     let add_paths = if args.all_paths {

@@ -9,6 +9,7 @@ use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
 use crate::collection::update::now;
 use crate::commands::certificate::issue_checked;
 use crate::commands::key::generate_with_pin;
+use crate::commands::sign::public_key;
 use crate::connect::Client;
 use crate::errors::KeydError;
 use crate::remote::ROOT_LIMIT;
@@ -226,14 +227,7 @@ pub(super) async fn generate(
         None,
     )
     .await?;
-    let public = PublicKey::new(key.keytype.parse()?, key.public);
-    if public.key_id() != key.key_id {
-        bail!(
-            "notary-keyd described key {} with another public key; not using it",
-            key.key_id
-        );
-    }
-    Ok(public)
+    public_key(&key)
 }
 
 /// Checks a given root certificate and stores it beside the key.

@@ -9,6 +9,7 @@ use crate::collection::publish::publish_with_root;
 use crate::collection::signer::KeydSigner;
 use crate::collection::update::update;
 use crate::commands::certificate::issue_checked;
+use crate::commands::sign::public_key;
 use crate::errors::KeydError;
 use crate::trust_dir::{Change, ChangeAction, ChangeKind};
 use anyhow::{anyhow, bail, Result};
@@ -191,7 +192,7 @@ async fn keyd_public(client: &mut crate::connect::Client, name: &str) -> Result<
         .await
         .map_err(KeydError::from)?
         .into_inner();
-    Ok(PublicKey::new(key.keytype.parse()?, key.public))
+    public_key(&key)
 }
 
 #[cfg(test)]
