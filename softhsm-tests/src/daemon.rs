@@ -123,6 +123,14 @@ impl Daemon {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Whether the process this harness started is still alive (it has not
+    /// exited, crashed or been killed since).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

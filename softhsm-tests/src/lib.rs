@@ -16,6 +16,7 @@ pub mod verify;
 pub use client::connect;
 pub use daemon::{bin_path, Daemon};
 pub use notify::NotifyListener;
+pub use process::output_within;
 pub use softhsm::SoftHsm;
 pub use swtpm::Swtpm;
 pub use verify::openssl_verify;

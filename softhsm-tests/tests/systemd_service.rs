@@ -11,7 +11,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use softhsm_tests::notify::field;
 use softhsm_tests::softhsm::MODULE;
-use softhsm_tests::{bin_path, connect, openssl_verify, Daemon, NotifyListener, SoftHsm};
+use softhsm_tests::{
+    bin_path, connect, openssl_verify, output_within, Daemon, NotifyListener, SoftHsm,
+};
 use std::io::BufRead;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -321,9 +323,18 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
             ))
         })
         .collect();
-    for _ in 0..20 {
-        queued.recv().await.unwrap();
-    }
+    drop(queued_tx);
+    // (Queued is sent after 100 ms of waiting; RSA-4096 keeps them waiting.)
+    tokio::time::timeout(Duration::from_secs(120), async {
+        for _ in 0..20 {
+            queued
+                .recv()
+                .await
+                .expect("fewer than 20 requests were queued");
+        }
+    })
+    .await
+    .expect("20 requests were not queued within 120 s");
     // uid 65533 may sign now: its request is authorised and waits in line.
     let mut in_flight = Guard(Some(
         sign_as(65533)
@@ -467,12 +478,14 @@ fn root_with_a_config_file_needs_allow_root() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (config, socket) = soft_config(dir.path());
-    let out = Command::new(bin_path("notary-keyd").unwrap())
-        .arg("--config")
-        .arg(&config)
-        .env_remove("NOTARY_KEYD_SOCKET")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(bin_path("notary-keyd").unwrap())
+            .arg("--config")
+            .arg(&config)
+            .env_remove("NOTARY_KEYD_SOCKET"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -522,14 +535,16 @@ fn activated_by_hand(setup: &str, env: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let (config, socket) = soft_config(dir.path());
     let script = format!("{setup}\nLISTEN_PID=$$ {env} exec \"$0\" --config \"$1\" --allow-root",);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(bin_path("notary-keyd").unwrap())
-        .arg(&config)
-        .env_remove("NOTARY_KEYD_SOCKET")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(bin_path("notary-keyd").unwrap())
+            .arg(&config)
+            .env_remove("NOTARY_KEYD_SOCKET"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
     assert!(
         !socket.exists(),
         "no socket of its own when activation is wrong"

@@ -260,9 +260,8 @@ pub fn compare(only: &Selection, shape: &Shape, as_json: bool) -> Result<()> {
                     0.0
                 };
                 let span = (warmup + measure).as_secs_f64() * f64::from(shape.rounds);
-                let per_op = |cpu: Duration, r: &KeydRun| {
-                    cpu.as_secs_f64() * 1e6 / (r.ops_per_sec() * span).max(1.0)
-                };
+                let per_op =
+                    |cpu: Duration, r: &KeydRun| super::cpu_us_per_op(cpu, r.ops_per_sec(), span);
                 let cpu_per_op = |r: &KeydRun| per_op(r.daemon_cpu, r);
                 let client_cpu_per_op = |r: &KeydRun| per_op(r.bench_cpu, r);
                 if as_json {

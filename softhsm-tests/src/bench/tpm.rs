@@ -35,11 +35,7 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
     let secrets = tempfile::tempdir()?;
     let auth_file = secrets.path().join("key.auth");
     std::fs::write(&auth_file, KEY_AUTH)?;
-    let config = format!(
-        "[[backend]]\nname = \"tpm\"\ntype = \"tpm\"\ntcti = \"{}\"\nkey_auth = {{ file = \"{}\" }}\n",
-        tpm.tcti(),
-        auth_file.display()
-    );
+    let config = tpm.backend_toml("tpm", &auth_file);
     let mut daemon = Daemon::start(&config, &[])?;
     eprintln!("keyd-bench: swtpm on {}", tpm.tcti());
     let rt = tokio::runtime::Builder::new_multi_thread()
