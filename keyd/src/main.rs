@@ -104,6 +104,12 @@ fn listen(
 async fn main() -> Result<()> {
     let args = Args::parse();
     logging::init();
+    // No core dumps and no ptrace by other processes of the same uid: the
+    // software keystore holds decrypted keys in memory, and ring's P-256
+    // key copy is not wiped when freed.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!(error = %e, "cannot mark the process non-dumpable");
+    }
     let uid = nix::unistd::geteuid().as_raw();
     let (config, text) = match &args.config {
         Some(path) => {

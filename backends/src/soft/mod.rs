@@ -4,8 +4,9 @@
 //! encrypted at rest with a passphrase-derived key (Argon2id + XChaCha20-
 //! Poly1305) when a passphrase is configured. Without one the keystore works
 //! but warns on every start that keys are stored unencrypted. Private keys are
-//! decrypted once at open and held in zeroizing types; they never leave this
-//! module.
+//! decrypted once at open and held in zeroizing types, except the copy of a
+//! P-256 key that ring signs with (ring does not wipe it when it is freed;
+//! the daemon marks itself non-dumpable); they never leave this module.
 
 mod files;
 mod sealing;
