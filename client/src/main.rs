@@ -41,8 +41,11 @@ struct Cli {
     /// Socket of the notary-keyd to talk to.
     ///
     /// Default: $NOTARY_KEYD_SOCKET, else the personal daemon's socket
-    /// ($XDG_RUNTIME_DIR/notary-keyd/keyd.sock, or /tmp/notary-keyd-UID/keyd.sock)
-    /// if it exists, else the system service's /run/notary-keyd/keyd.sock.
+    /// ($XDG_RUNTIME_DIR/notary-keyd/keyd.sock, or
+    /// ~/.local/state/notary-keyd/keyd.sock) if it exists, else the system
+    /// service's /run/notary-keyd/keyd.sock. Whatever the socket, notaryctl
+    /// sends nothing unless the process listening on it runs as you, as
+    /// root, or as the owner of /run/notary-keyd (the system service's user).
     #[arg(long, global = true, value_name = "SOCKET", env = keyd_proto::socket::SOCKET_ENV)]
     keyd: Option<PathBuf>,
 
@@ -340,10 +343,10 @@ async fn run_repo(cli: &Cli, socket: &std::path::Path) -> Option<anyhow::Result<
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let socket = cli
-        .keyd
-        .clone()
-        .unwrap_or_else(|| keyd_proto::socket::client_socket(nix::unistd::geteuid().as_raw()));
+    let socket = match cli.keyd.clone() {
+        Some(socket) => socket,
+        None => keyd_proto::socket::client_socket(nix::unistd::geteuid().as_raw())?,
+    };
     if let Some(result) = run_repo(&cli, &socket).await {
         return result;
     }

@@ -105,7 +105,7 @@ impl Config {
     /// Personal mode: software keystore under `$XDG_DATA_HOME/notary-keyd`
     /// (or `~/.local/share/notary-keyd`), socket from `personal_socket`,
     /// only this user allowed.
-    pub fn personal(uid: u32) -> Result<Config, String> {
+    pub fn personal() -> Result<Config, String> {
         let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             Some(d) => PathBuf::from(d),
             None => {
@@ -116,9 +116,11 @@ impl Config {
             }
         }
         .join("notary-keyd");
+        let socket = keyd_proto::socket::personal_socket()
+            .ok_or("neither XDG_RUNTIME_DIR, XDG_STATE_HOME nor HOME is set: no place for the personal socket")?;
         Ok(Config {
             server: ServerConfig {
-                socket: Some(keyd_proto::socket::personal_socket(uid)),
+                socket: Some(socket),
                 socket_group: None,
                 audit_log: data.join("audit.jsonl"),
                 state_dir: data,

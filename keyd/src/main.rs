@@ -33,7 +33,7 @@ use systemd::notify::Notifier;
 ///
 /// With no --config it runs in personal mode: a software keystore under
 /// $XDG_DATA_HOME/notary-keyd (or ~/.local/share/notary-keyd), listening on
-/// $XDG_RUNTIME_DIR/notary-keyd/keyd.sock (or /tmp/notary-keyd-UID/keyd.sock),
+/// $XDG_RUNTIME_DIR/notary-keyd/keyd.sock (or ~/.local/state/notary-keyd/keyd.sock),
 /// usable only by the user who started it. Talk to it with `notaryctl`.
 ///
 /// Under systemd it takes its socket from socket activation, reports
@@ -116,7 +116,7 @@ async fn main() -> Result<()> {
             let text = Config::read(path)?;
             (Config::parse(path, &text)?, Some(text))
         }
-        None => (Config::personal(uid).map_err(anyhow::Error::msg)?, None),
+        None => (Config::personal().map_err(anyhow::Error::msg)?, None),
     };
     if args.check_config {
         println!("configuration is valid");

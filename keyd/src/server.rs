@@ -3,6 +3,7 @@
 use crate::peer::PeerStream;
 use crate::service::KeydService;
 use keyd_proto::keyd::keyd_server::KeydServer;
+use keyd_proto::socket::{check_private_dir, personal_socket, UntrustedDir};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use tokio::net::UnixListener;
@@ -19,23 +20,31 @@ pub enum ListenError {
     Io { path: String, error: std::io::Error },
     #[error("socket group {0:?} does not exist")]
     NoGroup(String),
+    #[error(transparent)]
+    UntrustedDir(#[from] UntrustedDir),
 }
 
 /// Binds the socket: creates a private parent directory if needed, removes a
 /// stale socket left by a crash (but never a live one or a non-socket), and
-/// sets mode 0660 with an optional group (0600 without one).
+/// sets mode 0660 with an optional group (0600 without one). The personal
+/// socket's directory must be this user's alone (`check_private_dir`):
+/// clients look for the daemon there, so whoever else could write it could
+/// listen in the daemon's place.
 pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenError> {
     let io = |error: std::io::Error| ListenError::Io {
         path: path.display().to_string(),
         error,
     };
     if let Some(dir) = path.parent() {
-        if !dir.exists() {
+        if std::fs::symlink_metadata(dir).is_err() {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
                 .map_err(io)?;
+        }
+        if personal_socket().as_deref() == Some(path) {
+            check_private_dir(dir, nix::unistd::geteuid().as_raw())?;
         }
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
