@@ -385,6 +385,22 @@ fn prompt_mode() {
     login.login(&SecretString::from(PIN)).unwrap();
     let sig = backend.sign(&key.uri, b"again").unwrap();
     verify(&key, b"again", &sig);
+
+    // While logged in, a PIN is still checked: the right one keeps the
+    // token usable, a wrong one is refused and leaves it logged out.
+    login.login(&SecretString::from(PIN)).unwrap();
+    let sig = backend.sign(&key.uri, b"checked").unwrap();
+    verify(&key, b"checked", &sig);
+    let err = login.login(&SecretString::from("999999")).unwrap_err();
+    assert!(matches!(err, BackendError::WrongPin(_)), "{err:?}");
+    assert!(!login.pin_status().unwrap().logged_in);
+    assert!(matches!(
+        backend.sign(&key.uri, b"x"),
+        Err(BackendError::LoginRequired)
+    ));
+    login.login(&SecretString::from(PIN)).unwrap();
+    let sig = backend.sign(&key.uri, b"after").unwrap();
+    verify(&key, b"after", &sig);
 }
 
 fn token_initialised_later(hsm: &SoftHsm) {

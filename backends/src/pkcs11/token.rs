@@ -156,6 +156,11 @@ impl Token {
         }
     }
 
+    /// A login already in place says nothing about `pin`
+    /// (`CKR_USER_ALREADY_LOGGED_IN` is not a check of it): the token is
+    /// logged out and in again so that it checks this PIN. A wrong one
+    /// therefore leaves the token logged out. The anchor lock is held
+    /// throughout; callers keep other work off the token meanwhile.
     fn login_on(
         &self,
         anchor: MutexGuard<'_, Session>,
@@ -164,7 +169,22 @@ impl Token {
         // cryptoki's AuthPin is secrecy's SecretString: the PIN is exposed
         // only inside the C_Login call.
         match anchor.login(UserType::User, Some(pin)) {
-            Ok(()) | Err(Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+            Err(Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                self.logout_on(&anchor).map_err(LoginFailure::Other)?;
+                let again = anchor.login(UserType::User, Some(pin));
+                self.login_outcome(anchor, again)
+            }
+            first => self.login_outcome(anchor, first),
+        }
+    }
+
+    fn login_outcome(
+        &self,
+        anchor: MutexGuard<'_, Session>,
+        result: Result<(), Error>,
+    ) -> Result<(), LoginFailure> {
+        match result {
+            Ok(()) => Ok(()),
             Err(Error::Pkcs11(RvError::PinIncorrect, _)) => {
                 drop(anchor);
                 // The flags say how bad it is only after the failure.
@@ -180,7 +200,10 @@ impl Token {
     }
 
     pub(super) fn logout(&self) -> Result<(), OpError> {
-        let anchor = lock(&self.anchor);
+        self.logout_on(&lock(&self.anchor))
+    }
+
+    fn logout_on(&self, anchor: &Session) -> Result<(), OpError> {
         // Logout invalidates private object handles (SoftHSM reissues them).
         lock(&self.keys).clear();
         match anchor.logout() {
