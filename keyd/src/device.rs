@@ -21,14 +21,14 @@ pub struct Device {
     pub name: String,
     pub backend: Arc<dyn KeyBackend>,
     queue: Semaphore,
+    /// Places in `queue`. A PIN login takes all of them: checking a PIN can
+    /// log the token out first (PKCS#11), and with `pin_cache = "none"` the
+    /// login must serve its own request and no other.
+    width: u32,
     waiting: AtomicUsize,
     pin_cache: PinCache,
     /// When a person-supplied PIN unlock expires (`pin_cache = N`).
     unlock_expires: Mutex<Option<Instant>>,
-    /// Requests in flight that logged in with their own PIN. Login covers
-    /// the whole token, so with `pin_cache = "none"` only the last of them
-    /// logs out.
-    pin_requests: AtomicUsize,
 }
 
 /// Where a device error happened, for mapping to a status.
@@ -42,31 +42,35 @@ pub enum DeviceError {
 
 impl Device {
     pub fn new(name: String, backend: Arc<dyn KeyBackend>, pin_cache: PinCache) -> Device {
-        let width = backend.concurrency().max(1);
+        let width = u32::try_from(backend.concurrency().max(1)).unwrap_or(u32::MAX);
         Device {
             name,
             backend,
-            queue: Semaphore::new(width),
+            queue: Semaphore::new(width as usize),
+            width,
             waiting: AtomicUsize::new(0),
             pin_cache,
             unlock_expires: Mutex::new(None),
-            pin_requests: AtomicUsize::new(0),
         }
     }
 
-    /// Takes a place on the device. `on_wait` is told how many requests were
+    /// Takes places on the device. `on_wait` is told how many requests were
     /// ahead when the wait has lasted `QUEUED_NOTICE_AFTER`: a person should
     /// hear why nothing happens, but a busy HSM's sub-millisecond queueing
     /// is not news, and telling it costs a message per request.
-    pub async fn enter(
+    ///
+    /// `places` are taken at once; the queue is fair, so a request for all
+    /// of them waits for those ahead and holds back those behind.
+    async fn take(
         &self,
+        places: u32,
         on_wait: impl FnOnce(usize),
     ) -> Result<SemaphorePermit<'_>, DeviceError> {
-        if let Ok(permit) = self.queue.try_acquire() {
+        if let Ok(permit) = self.queue.try_acquire_many(places) {
             return Ok(permit);
         }
         let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let acquire = self.queue.acquire();
+        let acquire = self.queue.acquire_many(places);
         tokio::pin!(acquire);
         let permit = match tokio::time::timeout(QUEUED_NOTICE_AFTER, &mut acquire).await {
             Ok(permit) => permit,
@@ -80,10 +84,12 @@ impl Device {
     }
 
     /// Runs `work` holding a place on the device, logged in with the PIN the
-    /// request brought, if any. The login happens inside the queue so that
-    /// the PIN serves this request and no other (a PIN-always YubiKey slot
-    /// keeps it for the next operation only); `pin_cache` decides when it is
-    /// forgotten afterwards.
+    /// request brought, if any. A request with a PIN has the device to
+    /// itself from its login to the end of its work, so the PIN serves this
+    /// request and no other (a PIN-always YubiKey slot keeps it for the next
+    /// operation only), and no other request is on the token while the PIN
+    /// is checked; `pin_cache` decides when it is forgotten afterwards
+    /// (`"none"`: before anyone else gets the device).
     pub async fn queued<T>(
         &self,
         pin: String,
@@ -91,17 +97,25 @@ impl Device {
         work: impl std::future::Future<Output = Result<T, DeviceError>>,
     ) -> Result<T, DeviceError> {
         self.expire_unlock().await;
-        let permit = self.enter(on_wait).await?;
-        let with_pin = !pin.is_empty();
-        if with_pin {
-            self.unlock_for_request(SecretString::from(pin)).await?;
+        if pin.is_empty() {
+            let _place = self.take(1, on_wait).await?;
+            return work.await;
         }
+        let _alone = self.take(self.width, on_wait).await?;
+        self.login(SecretString::from(pin)).await?;
         let result = work.await;
-        drop(permit);
-        if with_pin {
-            self.after_request_pin().await;
+        if self.forgets_pins() {
+            if let Err(e) = self.lock().await {
+                tracing::warn!(backend = %self.name, error = %e, "could not lock token after request");
+            }
         }
         result
+    }
+
+    /// `pin_cache = "none"`: a PIN serves only the request that brings it,
+    /// so an unlock that outlives a request has no place.
+    pub fn forgets_pins(&self) -> bool {
+        self.pin_cache == PinCache::Word(PinCacheWord::None)
     }
 
     /// Runs a blocking backend call off the reactor.
@@ -142,8 +156,18 @@ impl Device {
         .await
     }
 
-    /// Logs in with a PIN a person supplied. Never retried.
+    /// Logs in with a PIN a person supplied (`notaryctl key unlock`), with
+    /// the device to itself as in `queued`. Never retried.
     pub async fn unlock(&self, pin: SecretString) -> Result<(), DeviceError> {
+        let _alone = self.take(self.width, |_| {}).await?;
+        self.login(pin).await
+    }
+
+    /// One login with `pin`; the caller holds every place on the device.
+    /// Only a PIN the device accepted starts the `pin_cache` clock: a
+    /// refused one renews nothing (and on PKCS#11 leaves the token logged
+    /// out, since checking it needed a fresh login).
+    async fn login(&self, pin: SecretString) -> Result<(), DeviceError> {
         self.run(move |b| match b.token_login() {
             Some(l) => l.login(&pin),
             None => Err(BackendError::NotSupported("this backend has no PIN")),
@@ -168,27 +192,6 @@ impl Device {
             None => Err(BackendError::NotSupported("this backend has no PIN")),
         })
         .await
-    }
-
-    /// Logs in with the PIN a request carries; pair with `after_request_pin`.
-    pub async fn unlock_for_request(&self, pin: SecretString) -> Result<(), DeviceError> {
-        self.pin_requests.fetch_add(1, Ordering::SeqCst);
-        let result = self.unlock(pin).await;
-        if result.is_err() {
-            self.pin_requests.fetch_sub(1, Ordering::SeqCst);
-        }
-        result
-    }
-
-    /// With `pin_cache = "none"`, a PIN given with a request is forgotten as
-    /// soon as the last request that brought one is done.
-    pub async fn after_request_pin(&self) {
-        let last = self.pin_requests.fetch_sub(1, Ordering::SeqCst) == 1;
-        if last && self.pin_cache == PinCache::Word(PinCacheWord::None) {
-            if let Err(e) = self.lock().await {
-                tracing::warn!(backend = %self.name, error = %e, "could not lock token after request");
-            }
-        }
     }
 
     /// Locks the token when a person's unlock has outlived `pin_cache`.
