@@ -110,6 +110,9 @@ impl KeydService {
         if req.pin.is_empty() {
             return Err(self.refuse(record, invalid("unlock needs a PIN")).await);
         }
+        if device.forgets_pins() {
+            return Err(self.refuse(record, per_request_only(&device.name)).await);
+        }
         if let Err(e) = device.unlock(SecretString::from(req.pin)).await {
             return Err(self
                 .refuse(record, status::from_device(&device.name, &e))
@@ -140,4 +143,19 @@ impl KeydService {
         self.commit(record).await?;
         Ok(Response::new(pb::LockResponse {}))
     }
+}
+
+/// `Unlock` on a backend with `pin_cache = "none"`: an unlock would outlive
+/// the one request a PIN may serve there.
+fn per_request_only(backend: &str) -> Status {
+    status::with_reason(
+        tonic::Code::FailedPrecondition,
+        "pin_per_request",
+        format!(
+            "backend {backend:?} has pin_cache = \"none\": a PIN serves only the request \
+             that brings it, so the token is never left unlocked; send the PIN with the \
+             request instead (notaryctl asks for it, or reads --pin-file or \
+             $NOTARY_KEYD_PIN_FILE)"
+        ),
+    )
 }
