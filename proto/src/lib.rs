@@ -15,4 +15,5 @@ pub mod signer {
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
 mod redact;
+pub mod secret_file;
 pub mod socket;

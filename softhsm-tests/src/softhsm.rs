@@ -67,7 +67,7 @@ impl SoftHsm {
     /// A `[[backend]]` section for this token with the PIN in a file.
     pub fn backend_toml(&self, name: &str) -> Result<String> {
         let pin_file = self.dir.path().join(format!("{name}.pin"));
-        std::fs::write(&pin_file, format!("{}\n", self.pin))?;
+        crate::write_secret(&pin_file, &format!("{}\n", self.pin))?;
         Ok(self.backend_toml_with_pin(name, &format!("{{ file = \"{}\" }}", pin_file.display())))
     }
 

@@ -316,7 +316,7 @@ fn a_locked_token_signs_init_and_publish_with_notary_keyd_pin_file() {
     );
 
     let pin_file = ctl.work_dir().join("hsm.pin");
-    std::fs::write(&pin_file, "4321\n").unwrap();
+    softhsm_tests::write_secret(&pin_file, "4321\n").unwrap();
     let with_file = [
         ("NOTARY_KEYD_PIN", ""),
         ("NOTARY_KEYD_PIN_FILE", pin_file.to_str().unwrap()),

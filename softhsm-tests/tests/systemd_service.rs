@@ -162,7 +162,7 @@ async fn socket_activation_serves_clients_from_before_and_after_start() {
 async fn ready_comes_after_backends_open_with_status_and_watchdog() {
     let hsm = SoftHsm::new("ready", "4242").unwrap();
     let pins = tempfile::tempdir().unwrap();
-    std::fs::write(pins.path().join("absent.pin"), "1111\n").unwrap();
+    softhsm_tests::write_secret(&pins.path().join("absent.pin"), "1111\n").unwrap();
     let rest = format!(
         "{}[[backend]]\nname = \"absent\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\n\
          token = \"no-such-token\"\npin = {{ file = \"{}\" }}\n",
@@ -435,7 +435,11 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
 async fn pin_from_credentials_directory_unlocks_softhsm() {
     let hsm = SoftHsm::new("credential", "975310").unwrap();
     let creds = tempfile::tempdir().unwrap();
-    std::fs::write(creds.path().join("hsm.pin"), "975310\n").unwrap();
+    // As systemd leaves a credential: read-only, and shown as 0440 when an
+    // ACL grants the service user read (the ACL mask reads as group bits).
+    let credential = creds.path().join("hsm.pin");
+    std::fs::write(&credential, "975310\n").unwrap();
+    std::fs::set_permissions(&credential, std::fs::Permissions::from_mode(0o440)).unwrap();
     let rest = format!(
         "[[backend]]\nname = \"hsm\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\n\
          token = \"credential\"\npin = {{ credential = \"hsm.pin\" }}\n"

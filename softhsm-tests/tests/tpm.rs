@@ -18,7 +18,7 @@ const GUN: &str = "example.com/app";
 
 fn write_secret(dir: &Path, name: &str, value: &str) -> PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, format!("{value}\n")).unwrap();
+    softhsm_tests::write_secret(&path, &format!("{value}\n")).unwrap();
     path
 }
 

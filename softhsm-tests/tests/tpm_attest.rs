@@ -17,7 +17,7 @@ async fn tpm_keys_are_attested_and_the_statement_checks_out() {
     let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("key.auth");
-    std::fs::write(&auth, "attested key auth\n").unwrap();
+    softhsm_tests::write_secret(&auth, "attested key auth\n").unwrap();
     let config = format!(
         "{}\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
         tpm.backend_toml("tpm", &auth)

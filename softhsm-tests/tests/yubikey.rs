@@ -71,7 +71,7 @@ fn failed(o: Output) -> String {
 
 fn write(dir: &Path, name: &str, content: &str) -> String {
     let path = dir.join(name);
-    std::fs::write(&path, format!("{content}\n")).unwrap();
+    softhsm_tests::write_secret(&path, &format!("{content}\n")).unwrap();
     path.to_string_lossy().into_owned()
 }
 

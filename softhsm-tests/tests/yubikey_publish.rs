@@ -20,9 +20,12 @@ const PUK: &str = "13572468";
 const GUN: &str = "example.com/keyd/yubikey-root";
 const CONTENT: &[u8] = b"release signed under a YubiKey root\n";
 
+/// Mode 0600: some of these are PIN files, which notaryctl refuses otherwise.
 fn write(dir: &Path, name: &str, content: &[u8]) -> String {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path.to_string_lossy().into_owned()
 }
 

@@ -34,7 +34,7 @@ pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)
     let tpm = Swtpm::start()?;
     let secrets = tempfile::tempdir()?;
     let auth_file = secrets.path().join("key.auth");
-    std::fs::write(&auth_file, KEY_AUTH)?;
+    softhsm_tests::write_secret(&auth_file, KEY_AUTH)?;
     let config = tpm.backend_toml("tpm", &auth_file);
     let mut daemon = Daemon::start(&config, &[])?;
     eprintln!("keyd-bench: swtpm on {}", tpm.tcti());
