@@ -2,13 +2,17 @@
 //! else $NOTARY_KEYD_PIN, else a prompt on the terminal. The file variable
 //! serves every command, including the repository commands (init, publish,
 //! key rotate, delegation … -p) that have no --pin-file, without putting the
-//! PIN itself in the environment. PINs live only in `SecretString`.
+//! PIN itself in the environment. PINs live only in `SecretString`. A PIN
+//! file must be the user's (or root's) and closed to everyone else, and
+//! $NOTARY_KEYD_PIN is taken out of the environment at start-up.
 
 use anyhow::{bail, Context, Result};
-use secrecy::zeroize::Zeroize;
+use keyd_proto::secret_file::{check_secret_file, Access};
+use secrecy::zeroize::{Zeroize, Zeroizing};
 use secrecy::SecretString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 pub const PIN_ENV: &str = "NOTARY_KEYD_PIN";
 pub const PIN_FILE_ENV: &str = "NOTARY_KEYD_PIN_FILE";
@@ -35,11 +39,24 @@ fn choose(
     interactive.then_some(PinSource::Prompt)
 }
 
-fn env_pin() -> Option<SecretString> {
-    std::env::var(PIN_ENV)
+/// `$NOTARY_KEYD_PIN` as it was at start-up (see `take_env_pin`).
+static ENV_PIN: OnceLock<Option<SecretString>> = OnceLock::new();
+
+/// Moves `$NOTARY_KEYD_PIN` out of the environment, so no process
+/// notaryctl starts inherits it. Called first thing in `main`, while the
+/// process has a single thread (changing the environment is not safe
+/// while another thread may read it).
+pub fn take_env_pin() {
+    let pin = std::env::var(PIN_ENV)
         .ok()
         .filter(|v| !v.is_empty())
-        .map(SecretString::from)
+        .map(SecretString::from);
+    std::env::remove_var(PIN_ENV);
+    let _ = ENV_PIN.set(pin);
+}
+
+fn env_pin() -> Option<SecretString> {
+    ENV_PIN.get().cloned().flatten()
 }
 
 /// A prompt only when stdin is a terminal: a process run from a script or a
@@ -86,12 +103,23 @@ pub fn require(pin_file: Option<&Path>, backend: &str) -> Result<SecretString> {
     }
 }
 
-/// The file's first line; a trailing newline is not part of the PIN.
+/// The file's first line; a trailing newline is not part of the PIN. The
+/// owner and mode are checked on the opened file, so it is the file read.
 fn read_file(path: &Path) -> Result<SecretString> {
-    let mut text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the PIN file {}", path.display()))?;
+    let cannot = || format!("cannot read the PIN file {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(cannot)?;
+    let opened = file.metadata().with_context(cannot)?;
+    check_secret_file(
+        &opened,
+        path,
+        nix::unistd::geteuid().as_raw(),
+        Access::OwnerOnly,
+    )?;
+    // Sized up front so the buffer does not move (and leave copies) as it grows.
+    let size = usize::try_from(opened.len()).unwrap_or(0);
+    let mut text = Zeroizing::new(String::with_capacity(size.saturating_add(1)));
+    file.read_to_string(&mut text).with_context(cannot)?;
     let pin = SecretString::from(text.lines().next().unwrap_or("").to_string());
-    text.zeroize();
     non_empty(pin, &format!("the PIN file {} is empty", path.display()))
 }
 
@@ -107,12 +135,18 @@ fn non_empty(pin: SecretString, why: &str) -> Result<SecretString> {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write_with_mode(path: &Path, text: &str, mode: u32) {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
 
     #[test]
     fn file_wins_over_env_and_terminal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
-        std::fs::write(&path, "from-file\n").unwrap();
+        write_with_mode(&path, "from-file\n", 0o600);
         let src = choose(Some(&path), Some(SecretString::from("from-env")), true).unwrap();
         assert!(matches!(src, PinSource::File(_)));
         assert_eq!(read(src, "hsm").unwrap().expose_secret(), "from-file");
@@ -134,7 +168,7 @@ mod tests {
     fn pin_file_must_hold_a_pin() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
-        std::fs::write(&path, "\n").unwrap();
+        write_with_mode(&path, "\n", 0o600);
         let err = read(PinSource::File(path.clone()), "hsm")
             .unwrap_err()
             .to_string();
@@ -143,11 +177,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot read the PIN file"), "{err}");
-        std::fs::write(&path, "1234\r\n").unwrap();
+        write_with_mode(&path, "1234\r\n", 0o600);
         assert_eq!(
             read(PinSource::File(path), "hsm").unwrap().expose_secret(),
             "1234"
         );
+    }
+
+    #[test]
+    fn a_pin_file_others_may_read_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pin");
+        write_with_mode(&path, "1234\n", 0o644);
+        let err = read(PinSource::File(path.clone()), "hsm")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("mode 0644"), "{err}");
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("1234"), "{err}");
     }
 
     #[test]
