@@ -1,18 +1,43 @@
 //! PINs against the real daemon and SoftHSM2: a PIN is checked by the token
-//! even while it is unlocked, a refused PIN renews no `pin_cache`, and
-//! `pin_cache = "none"` leaves no unlock behind.
+//! even while it is unlocked, a refused PIN renews no `pin_cache`,
+//! `pin_cache = "none"` leaves no unlock behind, PIN files others may read
+//! are refused by the daemon and by notaryctl, and an env PIN leaves the
+//! daemon's environment.
 
 mod common;
 
-use common::{generate, reason, sign, targets_payload};
+use common::{generate, notaryctl, reason, sign, targets_payload};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
-use softhsm_tests::{connect, Daemon, SoftHsm};
+use softhsm_tests::{connect, write_secret, Daemon, SoftHsm};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::Code;
 
 const PIN: &str = "4321";
+
+/// The token's `[[backend]]` section with `pin = {pin}`.
+fn backend_with_pin(hsm: &SoftHsm, pin: &str) -> String {
+    hsm.locked_backend_toml("hsm")
+        .replace("pin = \"prompt\"", &format!("pin = {pin}"))
+}
+
+fn world_readable_pin_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("hsm.pin");
+    std::fs::write(&path, format!("{PIN}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+fn refusal_of(path: &Path) -> String {
+    let owner = std::fs::metadata(path).unwrap().uid();
+    format!(
+        "refusing to read a secret from {}: it is owned by uid {owner} with mode 0644",
+        path.display()
+    )
+}
 
 /// A daemon with one SoftHSM token in prompt mode and `pin_cache`.
 fn locked_daemon(hsm: &SoftHsm, pin_cache: &str) -> Daemon {
@@ -182,4 +207,140 @@ async fn pin_cache_none_refuses_unlock_and_a_pin_serves_one_request() {
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(4), "", "", "").await;
     assert_eq!(reason(&r.unwrap_err()), "login_required");
     assert!(!logged_in(&mut client).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_refuses_a_pin_file_others_may_read() {
+    let hsm = SoftHsm::new("exposed", PIN).unwrap();
+    let pins = tempfile::tempdir().unwrap();
+    let exposed = world_readable_pin_file(pins.path());
+    let config = format!(
+        "{}[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
+        backend_with_pin(&hsm, &format!("{{ file = \"{}\" }}", exposed.display()))
+    );
+    let conf = hsm.conf();
+    let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let log = daemon.log_text();
+    assert!(log.contains(&refusal_of(&exposed)), "{log}");
+    assert!(!log.contains(PIN), "the PIN must never be logged: {log}");
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let backends = client
+        .list_backends(pb::ListBackendsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .backends;
+    assert!(backends.iter().all(|b| b.name != "hsm"), "{backends:?}");
+    drop(client);
+    drop(daemon);
+
+    // The same file, closed to others, opens the token.
+    std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    r.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notaryctl_refuses_a_pin_file_others_may_read_and_sends_no_pin() {
+    let hsm = SoftHsm::new("ctlfile", PIN).unwrap();
+    let daemon = locked_daemon(&hsm, "\"until-lock\"");
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = key_with_pin(&mut client).await;
+    client
+        .lock(pb::LockRequest {
+            backend: "hsm".into(),
+        })
+        .await
+        .unwrap();
+    let exposed = world_readable_pin_file(daemon.dir.path());
+    let payload = daemon.dir.path().join("signed.json");
+    std::fs::write(&payload, targets_payload(1)).unwrap();
+    let payload = payload.to_str().unwrap();
+    let exposed_arg = exposed.to_str().unwrap();
+
+    let unlock = notaryctl(
+        &daemon,
+        &[
+            "key",
+            "unlock",
+            "--backend",
+            "hsm",
+            "--pin-file",
+            exposed_arg,
+        ],
+    );
+    let sign_with_env = std::process::Command::new(softhsm_tests::bin_path("notaryctl").unwrap())
+        .arg("--keyd")
+        .arg(&daemon.socket)
+        .args(["sign", "--key", &key.key_id, payload])
+        .env("NOTARY_KEYD_PIN_FILE", &exposed)
+        .env_remove("NOTARY_KEYD_PIN")
+        .output()
+        .unwrap();
+    for out in [&unlock, &sign_with_env] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&refusal_of(&exposed)), "{err}");
+    }
+    // The daemon never saw a PIN: no unlock at all, and the one sign
+    // stopped at login_required.
+    let audit = daemon.audit_lines();
+    assert!(unlock_lines(&daemon).is_empty(), "{audit:?}");
+    let signs: Vec<_> = audit.iter().filter(|l| l["operation"] == "sign").collect();
+    assert_eq!(signs.len(), 1, "{signs:?}");
+    assert!(
+        signs[0]["result"].as_str().unwrap().contains("locked"),
+        "{:?}",
+        signs[0]
+    );
+
+    // Closed to others, the same file works.
+    write_secret(&exposed, &format!("{PIN}\n")).unwrap();
+    let out = notaryctl(
+        &daemon,
+        &[
+            "key",
+            "unlock",
+            "--backend",
+            "hsm",
+            "--pin-file",
+            exposed_arg,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_env_pin_leaves_the_daemons_environment() {
+    const ENV_PIN: &str = "739218465";
+    let hsm = SoftHsm::new("envpin", ENV_PIN).unwrap();
+    let conf = hsm.conf();
+    let daemon = Daemon::start(
+        &backend_with_pin(&hsm, "{ env = \"HSM_PIN_FOR_TEST\" }"),
+        &[
+            ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+            ("HSM_PIN_FOR_TEST", ENV_PIN),
+        ],
+    )
+    .unwrap();
+    // The PIN was read: the token is logged in.
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    r.unwrap();
+
+    let environ = std::fs::read(format!("/proc/{}/environ", daemon.pid().unwrap())).unwrap();
+    let has = |needle: &[u8]| environ.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"SOFTHSM2_CONF="), "read the daemon's environment");
+    assert!(
+        !has(ENV_PIN.as_bytes()),
+        "the PIN is still in the daemon's environment"
+    );
 }
