@@ -123,6 +123,15 @@ fn read_file(path: &Path) -> Result<SecretString> {
     non_empty(pin, &format!("the PIN file {} is empty", path.display()))
 }
 
+/// The secret as a request message carries it: the one plain copy of a
+/// PIN notaryctl makes, for the one attempt that sends it (see
+/// `with_pin_retry`). prost's field is a `String` that the message takes
+/// into tonic, where it is encoded and freed without being wiped.
+pub fn for_request(secret: &SecretString) -> String {
+    use secrecy::ExposeSecret;
+    secret.expose_secret().to_owned()
+}
+
 fn non_empty(pin: SecretString, why: &str) -> Result<SecretString> {
     use secrecy::ExposeSecret;
     if pin.expose_secret().is_empty() {

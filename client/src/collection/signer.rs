@@ -10,7 +10,6 @@ use crate::progress;
 use anyhow::{anyhow, bail, Result};
 use keyd_proto::keyd as pb;
 use notary_tuf::{verify, PublicKey, Signature, SignatureMethod, SignedEnvelope};
-use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 
 pub struct KeydSigner {
@@ -104,9 +103,7 @@ impl KeydSigner {
                 payload: payload.clone(),
                 gun: self.gun.clone(),
                 role: role.to_string(),
-                pin: pin
-                    .map(|p| p.expose_secret().to_owned())
-                    .unwrap_or_default(),
+                pin: pin.map(crate::pin::for_request).unwrap_or_default(),
             };
             let mut client = self.client.clone();
             async move { progress::follow(client.sign(request).await?.into_inner()).await }

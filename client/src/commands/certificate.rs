@@ -9,7 +9,6 @@ use clap::Args;
 use keyd_proto::keyd as pb;
 use notary_tuf::rootcert::check_root_cert;
 use notary_tuf::PublicKey;
-use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -130,9 +129,7 @@ pub async fn issue_checked(
                 key_id: key.key_id.clone(),
                 gun: gun.to_string(),
                 validity_days: days,
-                pin: pin
-                    .map(|p| p.expose_secret().to_owned())
-                    .unwrap_or_default(),
+                pin: pin.map(crate::pin::for_request).unwrap_or_default(),
             };
             let mut client = client.clone();
             async move {

@@ -8,7 +8,6 @@ use crate::pin;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use keyd_proto::keyd as pb;
-use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
@@ -233,9 +232,7 @@ pub async fn generate_with_pin(
     let backend = request.backend.clone();
     with_pin_retry(&backend, pin_file, |pin| {
         let mut request = request.clone();
-        request.pin = pin
-            .map(|p| p.expose_secret().to_owned())
-            .unwrap_or_default();
+        request.pin = pin.map(pin::for_request).unwrap_or_default();
         let mut client = client.clone();
         async move { Ok(client.generate_key(request).await?.into_inner()) }
     })
@@ -313,7 +310,7 @@ pub async fn unlock(client: &mut Client, args: &UnlockArgs) -> anyhow::Result<()
     client
         .unlock(pb::UnlockRequest {
             backend: args.backend.clone(),
-            pin: pin.expose_secret().to_owned(),
+            pin: pin::for_request(&pin),
         })
         .await
         .map_err(|st| KeydError::on_backend(st, &args.backend))?;

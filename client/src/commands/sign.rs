@@ -9,7 +9,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use keyd_proto::keyd as pb;
 use notary_tuf::{verify, KeyType, PublicKey, Signature, SignatureMethod};
-use secrecy::ExposeSecret;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -110,9 +109,7 @@ pub async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
             payload: payload.clone(),
             gun: args.gun.clone().unwrap_or_default(),
             role: args.role.clone().unwrap_or_default(),
-            pin: pin
-                .map(|p| p.expose_secret().to_owned())
-                .unwrap_or_default(),
+            pin: pin.map(crate::pin::for_request).unwrap_or_default(),
         };
         let mut client = client.clone();
         async move { progress::follow(client.sign(request).await?.into_inner()).await }

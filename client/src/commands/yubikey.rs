@@ -186,10 +186,10 @@ pub async fn setup(client: &mut Client, args: &SetupArgs) -> Result<()> {
     let done = client
         .yubikey_setup(pb::YubiKeySetupRequest {
             serial: target.serial,
-            current_pin: current_pin.expose_secret().to_owned(),
-            new_pin: new_pin.expose_secret().to_owned(),
-            current_puk: current_puk.expose_secret().to_owned(),
-            new_puk: new_puk.expose_secret().to_owned(),
+            current_pin: pin::for_request(&current_pin),
+            new_pin: pin::for_request(&new_pin),
+            current_puk: pin::for_request(&current_puk),
+            new_puk: pin::for_request(&new_puk),
             force: args.force,
         })
         .await
