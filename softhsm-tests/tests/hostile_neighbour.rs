@@ -24,14 +24,6 @@ struct Uids {
 const PIN: &str = "victim-pin-2468";
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn skip_unless_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    eprintln!("skipped: needs root to run the victim and the attacker as other uids");
-    true
-}
-
 fn as_uid(uid: u32, program: &Path) -> Command {
     let mut cmd = Command::new("setpriv");
     cmd.args([
@@ -65,6 +57,19 @@ struct World {
 }
 
 impl World {
+    /// The world of `victim` and its attacker (the next uid), when this
+    /// test runs as root and can switch to them; `None` (skipped) otherwise.
+    fn as_root(victim: u32) -> Option<World> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to run the victim and the attacker as other uids");
+            return None;
+        }
+        Some(World::new(Uids {
+            victim,
+            attacker: victim + 1,
+        }))
+    }
+
     fn new(uids: Uids) -> World {
         let root = tempfile::tempdir().unwrap();
         chmod(root.path(), 0o711);
@@ -190,13 +195,9 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn a_socket_planted_in_tmp_is_not_where_notaryctl_looks() {
-    if skip_unless_root() {
+    let Some(world) = World::as_root(64011) else {
         return;
-    }
-    let world = World::new(Uids {
-        victim: 64011,
-        attacker: 64012,
-    });
+    };
     // The attacker makes the directory the old fallback used.
     let planted = PathBuf::from(format!("/tmp/notary-keyd-{}", world.uids.victim));
     if planted.exists() {
@@ -218,13 +219,9 @@ fn a_socket_planted_in_tmp_is_not_where_notaryctl_looks() {
 
 #[test]
 fn a_socket_another_uid_serves_gets_no_byte_and_no_pin() {
-    if skip_unless_root() {
+    let Some(world) = World::as_root(64021) else {
         return;
-    }
-    let world = World::new(Uids {
-        victim: 64021,
-        attacker: 64022,
-    });
+    };
     // Where the victim was told the daemon is: a directory the attacker
     // can write.
     let dir = world.root.path().join("shared");
@@ -258,13 +255,9 @@ fn a_socket_another_uid_serves_gets_no_byte_and_no_pin() {
 
 #[test]
 fn a_planted_personal_directory_is_refused_by_notaryctl_and_the_daemon() {
-    if skip_unless_root() {
+    let Some(world) = World::as_root(64031) else {
         return;
-    }
-    let world = World::new(Uids {
-        victim: 64031,
-        attacker: 64032,
-    });
+    };
     // A victim whose ~/.local/state others may write: the attacker gets
     // in first and listens in the daemon's place.
     chmod(&world.home(), 0o711);
@@ -299,13 +292,9 @@ fn a_planted_personal_directory_is_refused_by_notaryctl_and_the_daemon() {
 
 #[test]
 fn a_personal_directory_open_to_others_is_refused_even_if_the_user_owns_it() {
-    if skip_unless_root() {
+    let Some(world) = World::as_root(64041) else {
         return;
-    }
-    let world = World::new(Uids {
-        victim: 64041,
-        attacker: 64042,
-    });
+    };
     let personal = world.personal_dir();
     std::fs::create_dir_all(&personal).unwrap();
     for dir in [
@@ -333,13 +322,9 @@ fn a_personal_directory_open_to_others_is_refused_even_if_the_user_owns_it() {
 /// with no runtime dir, is found and trusted.
 #[test]
 fn the_victims_own_personal_daemon_is_found_and_trusted() {
-    if skip_unless_root() {
+    let Some(world) = World::as_root(64051) else {
         return;
-    }
-    let world = World::new(Uids {
-        victim: 64051,
-        attacker: 64052,
-    });
+    };
     let mut daemon = world
         .victim_daemon()
         .stdin(Stdio::null())
