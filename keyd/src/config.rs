@@ -2,7 +2,8 @@
 //! Backend- and policy-specific sections are typed where they are consumed
 //! (`backends::BackendConfig`, `policy::PolicyRule`).
 
-use crate::backends::BackendConfig;
+use crate::audit::AuditConfig;
+use crate::backends::{BackendConfig, BackendType};
 use crate::policy::PolicyRule;
 use crate::signer_api::SignerApiConfig;
 use serde::Deserialize;
@@ -18,6 +19,8 @@ pub struct Config {
     pub policies: Vec<PolicyRule>,
     /// notary-signer's API for a notary-server; off when absent.
     pub signer_api: Option<SignerApiConfig>,
+    /// The audit log; `[server] audit_log` is the older way to name it.
+    audit: Option<AuditConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,7 +30,8 @@ pub struct ServerConfig {
     /// Group that owns the socket (mode 0660), so its members may connect.
     pub socket_group: Option<String>,
     pub state_dir: PathBuf,
-    pub audit_log: PathBuf,
+    /// Before `[audit]`: the log's file; its directory becomes `[audit] dir`.
+    audit_log: Option<PathBuf>,
     /// Backend for new keys when a request names none; default: the first.
     pub default_backend: Option<String>,
     /// Largest request accepted, in bytes.
@@ -99,7 +103,31 @@ impl Config {
         if let Some(api) = &self.signer_api {
             api.validate(&names)?;
         }
-        Ok(())
+        let kinds: Vec<(&str, BackendType)> = self
+            .backends
+            .iter()
+            .map(|b| (b.name.as_str(), b.kind))
+            .collect();
+        self.audit()?.validate(&kinds)
+    }
+
+    /// The audit log's settings: `[audit]`, or the older `[server]
+    /// audit_log = FILE`, read as `[audit] dir = FILE's directory`.
+    pub fn audit(&self) -> Result<AuditConfig, String> {
+        match (&self.audit, &self.server.audit_log) {
+            (Some(a), None) => Ok(a.clone()),
+            (None, Some(file)) => AuditConfig::from_legacy_path(file),
+            (Some(_), Some(_)) => {
+                Err("both [audit] and [server] audit_log are set; keep only [audit]".into())
+            }
+            (None, None) => Err("no audit log: add an [audit] table with dir = \"…\"".into()),
+        }
+    }
+
+    /// `[server] audit_log` as it was written, for the message that says
+    /// how it is read now.
+    pub fn legacy_audit_log(&self) -> Option<&Path> {
+        self.server.audit_log.as_deref()
     }
 
     /// Personal mode: software keystore under `$XDG_DATA_HOME/notary-keyd`
@@ -122,14 +150,19 @@ impl Config {
             server: ServerConfig {
                 socket: Some(socket),
                 socket_group: None,
-                audit_log: data.join("audit.jsonl"),
-                state_dir: data,
+                audit_log: None,
+                state_dir: data.clone(),
                 default_backend: None,
                 max_message_bytes: default_max_message_bytes(),
             },
             backends: vec![BackendConfig::personal_soft()],
             policies: Vec::new(),
             signer_api: None,
+            audit: Some(AuditConfig {
+                // Personal logs are small: no need for large segments.
+                max_size: crate::audit::config::ByteSize(8 << 20),
+                ..AuditConfig::in_dir(data.join("audit"))
+            }),
         })
     }
 
@@ -156,6 +189,26 @@ mod tests {
         let api = config.signer_api.expect("example shows [signer_api]");
         assert_eq!(api.allowed_clients, ["notary-server"]);
         assert_eq!(api.max_keys, Some(16));
+    }
+
+    #[test]
+    fn the_audit_log_is_named_once() {
+        let base = "[server]\nstate_dir='/x'\n[[backend]]\nname='soft'\ntype='soft'\n";
+        let legacy: Config =
+            toml::from_str(&base.replace("'/x'\n", "'/x'\naudit_log='/l/a.jsonl'\n")).unwrap();
+        assert_eq!(legacy.audit().unwrap().dir, Path::new("/l"));
+        let both: Config = toml::from_str(&format!(
+            "{}\n[audit]\ndir='/l'\n",
+            base.replace("'/x'\n", "'/x'\naudit_log='/l/a.jsonl'\n")
+        ))
+        .unwrap();
+        assert!(both.validate().unwrap_err().contains("both"));
+        let none: Config = toml::from_str(base).unwrap();
+        assert!(none.validate().unwrap_err().contains("[audit]"));
+        let new: Config =
+            toml::from_str(&format!("{base}[audit]\ndir='/l'\nmax_size='1M'\nkeep=4\n")).unwrap();
+        new.validate().unwrap();
+        assert_eq!(new.audit().unwrap().keep, 4);
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod state;
 mod systemd;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use config::Config;
 use device::Device;
 use std::path::PathBuf;
@@ -42,8 +42,10 @@ use systemd::notify::Notifier;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML configuration (see docs/notary-keyd.example.toml).
-    #[arg(long, short = 'c', value_name = "PATH")]
+    #[arg(long, short = 'c', value_name = "PATH", global = true)]
     config: Option<PathBuf>,
     /// Listen on this socket instead of the configured one.
     #[arg(long, value_name = "PATH", env = "NOTARY_KEYD_SOCKET")]
@@ -55,6 +57,24 @@ struct Args {
     /// should run as its own user, like the systemd unit's notary-keyd).
     #[arg(long)]
     allow_root: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check the audit log offline, or begin a new chain.
+    #[command(subcommand)]
+    Audit(audit::cli::AuditCommand),
+}
+
+/// The configuration `--config` names, or personal mode's.
+fn load_config(path: Option<&std::path::Path>) -> Result<(Config, Option<String>)> {
+    Ok(match path {
+        Some(path) => {
+            let text = Config::read(path)?;
+            (Config::parse(path, &text)?, Some(text))
+        }
+        None => (Config::personal().map_err(anyhow::Error::msg)?, None),
+    })
 }
 
 /// Opens the configured backends; also returns the names of those that
@@ -100,9 +120,25 @@ fn listen(
     Ok((listener, Some(socket.to_path_buf())))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<std::process::ExitCode> {
     let args = Args::parse();
+    if let Some(Command::Audit(command)) = &args.command {
+        let config = || {
+            let (config, _) = load_config(args.config.as_deref())?;
+            let audit = config.audit().map_err(anyhow::Error::msg)?;
+            Ok((audit, config.server.state_dir))
+        };
+        return Ok(audit::cli::run(command, &config));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(args))
+        .map(|()| std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(args: Args) -> Result<()> {
     logging::init();
     // No core dumps and no ptrace by other processes of the same uid: the
     // software keystore holds decrypted keys in memory, and ring's P-256
@@ -111,13 +147,7 @@ async fn main() -> Result<()> {
         tracing::warn!(error = %e, "cannot mark the process non-dumpable");
     }
     let uid = nix::unistd::geteuid().as_raw();
-    let (config, text) = match &args.config {
-        Some(path) => {
-            let text = Config::read(path)?;
-            (Config::parse(path, &text)?, Some(text))
-        }
-        None => (Config::personal().map_err(anyhow::Error::msg)?, None),
-    };
+    let (config, text) = load_config(args.config.as_deref())?;
     if args.check_config {
         println!("configuration is valid");
         return Ok(());
@@ -142,7 +172,24 @@ async fn main() -> Result<()> {
         )
     })?;
     let state = state::StateStore::open(&config.server.state_dir)?;
-    let audit = audit::AuditLog::open(&config.server.audit_log)?;
+    let audit_config = config.audit().map_err(anyhow::Error::msg)?;
+    if let Some(file) = config.legacy_audit_log() {
+        tracing::warn!(
+            audit_log = %file.display(),
+            dir = %audit_config.dir.display(),
+            "[server] audit_log is read as [audit] dir: the log is written in segments \
+             (audit-NNNNNN.jsonl) in that directory, and the file itself, if any, is left as it is; \
+             move the setting to an [audit] table"
+        );
+    }
+    let audit = audit::AuditLog::open(&audit_config).await?;
+    let head = audit.snapshot();
+    tracing::info!(
+        dir = %audit_config.dir.display(),
+        segment = %head.segment.display(),
+        seq = head.head.seq,
+        "audit log open; the chain continues"
+    );
     let (devices, failed) = open_devices(&config);
     if devices.is_empty() {
         bail!("no backend could be opened; see the errors above");

@@ -1,49 +1,38 @@
-//! The audit log: one JSON line per decision, on disk before the reply.
+//! The audit log: one hash-chained JSON line per decision, on disk before
+//! the reply, in segments that rotate by size, with the chain head signed
+//! by the daemon's audit key at checkpoints.
 //!
-//! Records go to one writer thread. It takes every record that is waiting,
-//! writes them, calls fsync once, then answers them all (group commit): an
-//! fsync per request behind a lock would cap the daemon far below what its
-//! devices can sign. If a write or fsync fails, every record in that batch
-//! gets the error, and the caller must not return its result.
+//! - `record`: what a line says; `line`: the chain fields every line
+//!   begins with; `segment`: the files and their preallocated free space;
+//!   `spare`: the next segment, made ahead of time; `writer`: group commit
+//!   and rotation; `tail`: continuing the chain at start; `status`: what
+//!   the writer shares; `verify`: the offline check; `config`: `[audit]`.
 
-use serde::Serialize;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+mod checkpoint;
+pub mod cli;
+pub mod config;
+mod key;
+mod line;
+mod record;
+mod segment;
+mod spare;
+mod status;
+mod tail;
+pub mod verify;
+mod writer;
+
+pub use config::AuditConfig;
+pub use record::{now_rfc3339, AuditRecord};
+pub use status::Snapshot;
+pub use tail::{new_chain, OpenError};
+
+use record::{Body, Kind, Start};
+use spare::Spare;
+use status::Shared;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
-
-#[derive(Debug, Serialize, Clone, Default)]
-pub struct AuditRecord {
-    pub time: String,
-    /// Unix-socket callers: their uid and gid (SO_PEERCRED).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gid: Option<u32>,
-    /// Signer-API callers: the subject of their TLS client certificate.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub client: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pid: Option<i32>,
-    /// `sign`, `generate`, `delete`, … or a signer-API method.
-    pub operation: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub key_id: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub backend: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub role: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub gun: String,
-    /// Hex SHA-256 of the signed payload; the payload itself is never logged.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub payload_sha256: String,
-    pub allowed: bool,
-    /// `ok`, or the error that ended the request.
-    pub result: String,
-}
+use writer::{Job, Writer};
 
 #[derive(Debug, thiserror::Error, Clone)]
 #[error("audit log {path} cannot be written: {message}")]
@@ -52,60 +41,97 @@ pub struct AuditError {
     pub message: String,
 }
 
-type Ack = oneshot::Sender<Result<(), AuditError>>;
+impl AuditError {
+    fn io(path: &Path, e: &std::io::Error) -> AuditError {
+        AuditError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<(AuditRecord, Ack)>,
-    path: PathBuf,
-}
-
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-fn open_log(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
+    tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    dir: PathBuf,
 }
 
 impl AuditLog {
-    /// Opens (creating with mode 0600) the log and starts the writer thread.
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let fail = |e: std::io::Error| AuditError {
-            path: path.display().to_string(),
-            message: e.to_string(),
+    /// Opens the log (continuing its chain), starts the writer and records
+    /// the start.
+    pub async fn open(config: &AuditConfig) -> Result<AuditLog, OpenError> {
+        let size = config.max_size.0;
+        let tail = tail::open(&config.dir, size)?;
+        let io = |e: std::io::Error| OpenError::Io(AuditError::io(&config.dir, &e));
+        let spare = Spare::start(&config.dir, size).map_err(io)?;
+        let shared = Arc::new(Shared::new(
+            tail.head,
+            &tail.segment,
+            config.checkpoint_records,
+        ));
+        let writer = Writer {
+            dir: config.dir.clone(),
+            keep: config.keep,
+            segment: tail.segment,
+            needs_header: tail.needs_header,
+            head: tail.head,
+            spare,
+            shared: Arc::clone(&shared),
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let file = open_log(path).map_err(fail)?;
-        let (tx, rx) = mpsc::channel::<(AuditRecord, Ack)>();
-        let display = path.display().to_string();
+        let (tx, rx) = mpsc::channel::<Job>();
+        let lock = tail.lock;
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || writer_loop(file, rx, display))
-            .map_err(fail)?;
-        Ok(AuditLog {
+            .spawn(move || {
+                let _lock = lock;
+                writer.run(rx);
+            })
+            .map_err(io)?;
+        let log = AuditLog {
             tx,
-            path: path.to_path_buf(),
-        })
+            shared,
+            dir: config.dir.clone(),
+        };
+        let time = now_rfc3339();
+        let start = Start {
+            time: &time,
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+        };
+        log.write(Body::of(Kind::Start, &start)).await?;
+        Ok(log)
     }
 
-    /// Writes one record durably; resolves after its batch's fsync.
-    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
-        let (ack_tx, ack_rx) = oneshot::channel();
-        let gone = || AuditError {
-            path: self.path.display().to_string(),
+    /// Where the chain stands.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot()
+    }
+
+    fn gone(&self) -> AuditError {
+        AuditError {
+            path: self.dir.display().to_string(),
             message: "audit writer stopped".into(),
-        };
-        self.tx.send((record, ack_tx)).map_err(|_| gone())?;
-        ack_rx.await.map_err(|_| gone())?
+        }
+    }
+
+    /// Writes one line durably; resolves with its `seq` once it is on disk.
+    async fn write(&self, body: Body) -> Result<u64, AuditError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Job {
+                body,
+                ack: Some(ack),
+            })
+            .map_err(|_| self.gone())?;
+        done.await.map_err(|_| self.gone())?
+    }
+
+    /// Writes one record durably; resolves after its batch's write.
+    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
+        self.write(Body::of(Kind::Decision, &record))
+            .await
+            .map(drop)
     }
 }
 
@@ -143,117 +169,21 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if !self.finished {
             let mut record = std::mem::take(&mut self.record);
+            record.allowed = false;
             record.result = "abandoned before the reply: the caller went away or its deadline \
                              passed; a device may have signed, nothing was returned"
                 .into();
-            // Nobody waits for this write; the writer still fsyncs it.
-            let (ack, _) = oneshot::channel();
-            if self.log.tx.send((record, ack)).is_err() {
-                tracing::error!(path = %self.log.path.display(), "audit writer stopped; an abandoned request is unrecorded");
+            // Nobody waits for this write; it is still durable.
+            let job = Job {
+                body: Body::of(Kind::Decision, &record),
+                ack: None,
+            };
+            if self.log.tx.send(job).is_err() {
+                tracing::error!(dir = %self.log.dir.display(), "audit writer stopped; an abandoned request is unrecorded");
             }
-        }
-    }
-}
-
-fn writer_loop(mut file: File, rx: mpsc::Receiver<(AuditRecord, Ack)>, path: String) {
-    let mut line = Vec::with_capacity(512);
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
-        line.clear();
-        for (record, _) in &batch {
-            // Serialising our own struct cannot fail; a failure would only
-            // drop that line's content, and the write below still fsyncs.
-            if serde_json::to_writer(&mut line, record).is_ok() {
-                line.push(b'\n');
-            }
-        }
-        let result = file
-            .write_all(&line)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| AuditError {
-                path: path.clone(),
-                message: e.to_string(),
-            });
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "audit write failed; refusing the affected requests");
-        }
-        for (_, ack) in batch {
-            let _ = ack.send(result.clone());
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_records_all_land_as_json_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&path).unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..64u32 {
-            let log = log.clone();
-            tasks.push(tokio::spawn(async move {
-                log.record(AuditRecord {
-                    uid: Some(i),
-                    operation: "sign".into(),
-                    allowed: true,
-                    result: "ok".into(),
-                    ..Default::default()
-                })
-                .await
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut uids: Vec<u64> = text
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["uid"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect();
-        uids.sort_unstable();
-        assert_eq!(uids, (0..64).collect::<Vec<_>>());
-    }
-
-    #[tokio::test]
-    async fn an_abandoned_request_is_still_recorded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&path).unwrap();
-        let mut in_flight = InFlight::new(
-            &log,
-            AuditRecord {
-                operation: "sign".into(),
-                ..Default::default()
-            },
-        );
-        in_flight.record_mut().key_id = "k1".into();
-        drop(in_flight);
-        // A later record's fsync covers the abandoned one written before it.
-        log.record(AuditRecord::default()).await.unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(first["key_id"], "k1");
-        assert!(
-            first["result"].as_str().unwrap().starts_with("abandoned"),
-            "{first}"
-        );
-        assert_eq!(first["allowed"], false);
-    }
-
-    #[tokio::test]
-    async fn write_failure_is_reported() {
-        // /dev/full accepts opens and fails every write with ENOSPC.
-        let log = AuditLog::open(Path::new("/dev/full")).unwrap();
-        let err = log.record(AuditRecord::default()).await.unwrap_err();
-        assert!(err.to_string().contains("/dev/full"), "{err}");
-    }
-}
+mod tests;

@@ -1,0 +1,193 @@
+//! The writer thread: group commit into the current segment, rotation.
+//!
+//! It takes every record that is waiting, chains them after the head, and
+//! writes them with one `O_DSYNC` write into the segment's free space, then
+//! answers them all: a write per request behind a lock would cap the daemon
+//! far below what its devices can sign. A batch that does not fit begins a
+//! new segment first, so a batch is written whole or not at all. If the
+//! write fails, every record in that batch gets the error (its caller must
+//! not return its result), the head stays where it was, and the bytes the
+//! failed write may have left are blanked, so no torn line remains and the
+//! next batch continues the chain.
+
+use super::line::{self, Head, LINK_OVERHEAD};
+use super::record::{now_rfc3339, Body, Kind, SegmentHeader, FORMAT};
+use super::segment::{self, Segment};
+use super::spare::Spare;
+use super::status::Shared;
+use super::AuditError;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Answers a record with its `seq` once it is on disk.
+pub type Ack = oneshot::Sender<Result<u64, AuditError>>;
+
+pub struct Job {
+    pub body: Body,
+    /// `None`: nobody waits (the record is still written durably).
+    pub ack: Option<Ack>,
+}
+
+/// Room kept for a segment header.
+const HEADER_ROOM: u64 = 512;
+
+pub struct Writer {
+    pub dir: PathBuf,
+    pub keep: usize,
+    pub segment: Segment,
+    /// The current segment has no header yet.
+    pub needs_header: bool,
+    pub head: Head,
+    pub spare: Spare,
+    pub shared: Arc<Shared>,
+}
+
+impl Writer {
+    pub fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            self.commit(batch, &mut buf);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Job>, buf: &mut Vec<u8>) {
+        let mut rest = batch.into_iter().peekable();
+        while rest.peek().is_some() {
+            let room =
+                self.segment
+                    .room()
+                    .saturating_sub(if self.needs_header { HEADER_ROOM } else { 0 });
+            let mut size = 0u64;
+            let mut part = Vec::new();
+            while let Some(job) = rest.next_if(|job| {
+                let need = (job.body.json.len() + LINK_OVERHEAD) as u64;
+                let fits = size + need <= room;
+                if fits {
+                    size += need;
+                }
+                fits
+            }) {
+                part.push(job);
+            }
+            if part.is_empty() && self.segment.pos == 0 {
+                // Larger than a whole segment: `MAX_FIELD` and
+                // `MIN_SEGMENT` keep this from happening.
+                let err = AuditError::io(
+                    &self.segment.path,
+                    &std::io::Error::other("record larger than a segment"),
+                );
+                answer(rest.next().into_iter(), &Err(err));
+                continue;
+            }
+            if part.is_empty() {
+                if let Err(e) = self.rotate() {
+                    tracing::error!(error = %e, "audit segment rotation failed; refusing the affected requests");
+                    answer(rest, &Err(e));
+                    return;
+                }
+                continue;
+            }
+            if let Err(e) = self.write(part, buf) {
+                tracing::error!(error = %e, "audit write failed; refusing the affected requests");
+                answer(rest, &Err(e));
+                return;
+            }
+        }
+    }
+
+    /// Writes `part`, which fits the current segment, and answers it.
+    fn write(&mut self, part: Vec<Job>, buf: &mut Vec<u8>) -> Result<(), AuditError> {
+        buf.clear();
+        let mut head = self.head;
+        if self.needs_header {
+            let time = now_rfc3339();
+            let header = SegmentHeader {
+                time: &time,
+                segment: self.segment.index,
+                format: FORMAT,
+                new_chain: None,
+                after: None,
+            };
+            head = line::append(buf, &head, &Body::of(Kind::Segment, &header));
+        }
+        let mut seqs = Vec::with_capacity(part.len());
+        let mut counted = 0u64;
+        for job in &part {
+            head = line::append(buf, &head, &job.body);
+            seqs.push(head.seq);
+            if job.body.kind != Kind::Checkpoint {
+                counted += 1;
+            }
+        }
+        match self.segment.write(buf) {
+            Ok(()) => {
+                self.head = head;
+                self.needs_header = false;
+                self.shared.written(&self.segment, head, counted);
+                for (job, seq) in part.into_iter().zip(seqs) {
+                    if let Some(ack) = job.ack {
+                        let _ = ack.send(Ok(seq));
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let err = AuditError::io(&self.segment.path, &e);
+                answer(part.into_iter(), &Err(err.clone()));
+                Err(err)
+            }
+        }
+    }
+
+    /// Closes the current segment and begins the next with the spare, then
+    /// deletes the oldest segments beyond `keep`.
+    fn rotate(&mut self) -> Result<(), AuditError> {
+        let index = self.segment.index + 1;
+        let path = self.dir.join(segment::file_name(index));
+        self.spare
+            .take(&path)
+            .map_err(|e| AuditError::io(&path, &e))?;
+        self.segment =
+            Segment::open(index, path.clone(), 0).map_err(|e| AuditError::io(&path, &e))?;
+        self.needs_header = true;
+        tracing::info!(segment = %path.display(), "audit log: new segment");
+        self.prune();
+        Ok(())
+    }
+
+    fn prune(&self) {
+        if self.keep == 0 {
+            return;
+        }
+        let segments = match segment::list(&self.dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot list audit segments to prune");
+                return;
+            }
+        };
+        let excess = segments.len().saturating_sub(self.keep);
+        for (_, path) in segments.into_iter().take(excess) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(segment = %path.display(), "audit log: removed the oldest segment (keep)")
+                }
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), error = %e, "cannot remove an old audit segment")
+                }
+            }
+        }
+    }
+}
+
+fn answer(jobs: impl Iterator<Item = Job>, result: &Result<u64, AuditError>) {
+    for job in jobs {
+        if let Some(ack) = job.ack {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
