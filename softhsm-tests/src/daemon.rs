@@ -29,28 +29,39 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub config: PathBuf,
-    pub audit_log: PathBuf,
+    /// The audit log's directory of segments.
+    pub audit_dir: PathBuf,
     pub state_dir: PathBuf,
     env: Vec<(String, String)>,
     log: PathBuf,
 }
 
 impl Daemon {
-    /// Writes a config from `[server]` defaults in a temp dir plus `rest`
-    /// (backend and policy sections) and starts the daemon with `env`.
+    /// Writes a config from `[server]` and `[audit]` defaults in a temp
+    /// dir plus `rest` (backend and policy sections; an `[audit]` table of
+    /// its own replaces the default one) and starts the daemon with `env`.
     pub fn start(rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("keyd.sock");
         let state_dir = dir.path().join("state");
-        let audit_log = dir.path().join("audit.jsonl");
+        let own_audit = audit_dir_in(rest);
+        let audit_dir = own_audit
+            .clone()
+            .unwrap_or_else(|| dir.path().join("audit"));
+        let audit_table = match own_audit {
+            Some(_) => String::new(),
+            None => format!(
+                "[audit]\ndir = \"{}\"\nmax_size = \"1M\"\n\n",
+                audit_dir.display()
+            ),
+        };
         let config = dir.path().join("keyd.toml");
         std::fs::write(
             &config,
             format!(
-                "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n\n{rest}",
+                "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\n\n{audit_table}{rest}",
                 socket.display(),
                 state_dir.display(),
-                audit_log.display()
             ),
         )?;
         let mut daemon = Daemon {
@@ -59,7 +70,7 @@ impl Daemon {
             dir,
             socket,
             config,
-            audit_log,
+            audit_dir,
             state_dir,
             env: env
                 .iter()
@@ -135,9 +146,29 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Every segment's text, oldest first (free space included).
+    pub fn audit_text(&self) -> String {
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(&self.audit_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        segments.sort();
+        segments
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
+    }
+
+    /// The audit log's records, oldest first.
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.audit_log)
-            .unwrap_or_default()
+        self.audit_text()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
@@ -177,6 +208,17 @@ impl Daemon {
     pub fn config_path(&self) -> &Path {
         &self.config
     }
+}
+
+/// The `dir` of an `[audit]` table in `toml`, if it has one.
+fn audit_dir_in(toml: &str) -> Option<PathBuf> {
+    let table = toml.lines().skip_while(|l| l.trim() != "[audit]").skip(1);
+    table
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "dir").then(|| PathBuf::from(value.trim().trim_matches('"')))
+        })
 }
 
 impl Drop for Daemon {
