@@ -77,11 +77,18 @@ fn load_config(path: Option<&std::path::Path>) -> Result<(Config, Option<String>
     })
 }
 
+/// A configured backend, opened.
+struct Opened {
+    name: String,
+    backend: Arc<dyn keyd_backends::KeyBackend>,
+    pin_cache: backends::PinCache,
+}
+
 /// Opens the configured backends; also returns the names of those that
 /// could not be opened at all.
-fn open_devices(config: &Config) -> (Vec<Arc<Device>>, Vec<String>) {
+fn open_backends(config: &Config) -> (Vec<Opened>, Vec<String>) {
     let mut failed = Vec::new();
-    let devices = config
+    let opened = config
         .backends
         .iter()
         .filter_map(|b| match b.open(&config.server.state_dir) {
@@ -89,11 +96,11 @@ fn open_devices(config: &Config) -> (Vec<Arc<Device>>, Vec<String>) {
                 if let keyd_backends::Availability::Unavailable(reason) = backend.availability() {
                     tracing::warn!(backend = %b.name, %reason, "backend unavailable");
                 }
-                Some(Arc::new(Device::new(
-                    b.name.clone(),
+                Some(Opened {
+                    name: b.name.clone(),
                     backend,
-                    b.pin_cache.clone(),
-                )))
+                    pin_cache: b.pin_cache.clone(),
+                })
             }
             Err(reason) => {
                 tracing::error!(backend = %b.name, %reason, "backend cannot be opened");
@@ -102,7 +109,7 @@ fn open_devices(config: &Config) -> (Vec<Arc<Device>>, Vec<String>) {
             }
         })
         .collect();
-    (devices, failed)
+    (opened, failed)
 }
 
 /// The socket systemd passed, or our own bound one (then also its path,
@@ -188,12 +195,38 @@ async fn serve(args: Args) -> Result<()> {
         dir = %audit_config.dir.display(),
         segment = %head.segment.display(),
         seq = head.head.seq,
-        "audit log open; the chain continues"
+        "audit log open"
     );
-    let (devices, failed) = open_devices(&config);
-    if devices.is_empty() {
+    let (opened, failed) = open_backends(&config);
+    if opened.is_empty() {
         bail!("no backend could be opened; see the errors above");
     }
+    let chosen = audit::key::choose(audit_config.key_backend.as_deref(), &config.backends);
+    let raw: Vec<_> = opened
+        .iter()
+        .map(|o| (o.name.clone(), Arc::clone(&o.backend)))
+        .collect();
+    let audit_key = Arc::new(
+        audit::AuditKey::ensure(&config.server.state_dir, chosen, &raw)
+            .await
+            .context("audit key")?,
+    );
+    let devices: Vec<Arc<Device>> = opened
+        .into_iter()
+        .map(|o| {
+            let backend = audit_key.guard(&o.name, o.backend);
+            Arc::new(Device::new(o.name, backend, o.pin_cache))
+        })
+        .collect();
+    let checkpoints = audit::Checkpointer::start(
+        audit.clone(),
+        Arc::clone(&audit_key),
+        devices
+            .iter()
+            .find(|d| d.name == audit_key.backend)
+            .cloned(),
+        std::time::Duration::from_secs(audit_config.checkpoint_seconds),
+    );
     let registry = Arc::new(registry::Registry::new(devices, state));
     registry.refresh().await;
     let policy = Arc::new(policy::Policy::new(uid, config.policies.clone()));
@@ -261,6 +294,7 @@ async fn serve(args: Args) -> Result<()> {
     if let Some(path) = own_socket {
         let _ = std::fs::remove_file(&path);
     }
+    checkpoints.finish().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,7 +3,16 @@
 //! fixed prefix so the bytes can never be mistaken for notary metadata or
 //! anything else the key might be shown.
 
+use super::key::AuditKey;
+use super::line::Head;
+use super::record::{now_rfc3339, Body, Kind};
+use super::status::CheckpointInfo;
+use super::AuditLog;
+use crate::device::Device;
+use base64::Engine;
 use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The bytes the audit key signs for a checkpoint.
 pub fn message(head_seq: u64, head: &str, time: &str) -> Vec<u8> {
@@ -24,4 +33,100 @@ pub struct Checkpoint<'a> {
     /// Present when the head could not be signed: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+}
+
+/// Signs the chain head every `checkpoint_records` records or
+/// `checkpoint_seconds` seconds (if anything was written), and once more
+/// when stopped. Each checkpoint also goes to the daemon's log (the
+/// journal under systemd) with the head as structured fields, so a copy
+/// of the head exists outside the audit files.
+pub struct Checkpointer {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    pub fn start(
+        log: AuditLog,
+        key: Arc<AuditKey>,
+        device: Option<Arc<Device>>,
+        every: Duration,
+    ) -> Checkpointer {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let last = tokio::select! {
+                    _ = log.shared.checkpoint_due.notified() => false,
+                    _ = tokio::time::sleep(every) => false,
+                    _ = stopped.changed() => true,
+                };
+                let (head, unsigned) = log.shared.begin_checkpoint();
+                if unsigned > 0 {
+                    checkpoint(&log, &key, device.as_deref(), head).await;
+                }
+                if last {
+                    break;
+                }
+            }
+        });
+        Checkpointer { stop, task }
+    }
+
+    /// Signs the last checkpoint and waits until it is written.
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn checkpoint(log: &AuditLog, key: &AuditKey, device: Option<&Device>, head: Head) {
+    let time = now_rfc3339();
+    let head_hex = head.hash_hex();
+    let signed = key
+        .sign(device, message(head.seq, &head_hex, &time))
+        .await
+        .map(|sig| base64::engine::general_purpose::STANDARD.encode(sig));
+    let fields = Checkpoint {
+        time: &time,
+        head_seq: head.seq,
+        head: &head_hex,
+        key_id: &key.key_id,
+        sig: signed.as_ref().ok().map(String::as_str),
+        error: signed.as_ref().err().map(String::as_str),
+    };
+    let written = log.write(Body::of(Kind::Checkpoint, &fields)).await;
+    let segment = log.shared.snapshot().segment;
+    match (&signed, written) {
+        (Ok(_), Ok(seq)) => {
+            log.shared.checkpointed(CheckpointInfo {
+                seq,
+                time: time.clone(),
+                head_seq: head.seq,
+                head: head_hex.clone(),
+            });
+            tracing::info!(
+                audit_seq = head.seq,
+                audit_head = %head_hex,
+                checkpoint_seq = seq,
+                segment = %segment.display(),
+                audit_key = %key.key_id,
+                "audit checkpoint: chain head signed"
+            );
+        }
+        (Err(why), written) => tracing::error!(
+            audit_seq = head.seq,
+            audit_head = %head_hex,
+            segment = %segment.display(),
+            error = %why,
+            recorded = written.is_ok(),
+            "audit checkpoint: the chain head could not be signed"
+        ),
+        (Ok(_), Err(e)) => tracing::error!(
+            audit_seq = head.seq,
+            audit_head = %head_hex,
+            segment = %segment.display(),
+            error = %e,
+            "audit checkpoint: signed, but the audit log refused it"
+        ),
+    }
 }

@@ -11,7 +11,7 @@
 mod checkpoint;
 pub mod cli;
 pub mod config;
-mod key;
+pub mod key;
 mod line;
 mod record;
 mod segment;
@@ -21,7 +21,9 @@ mod tail;
 pub mod verify;
 mod writer;
 
+pub use checkpoint::Checkpointer;
 pub use config::AuditConfig;
+pub use key::AuditKey;
 pub use record::{now_rfc3339, AuditRecord};
 pub use status::Snapshot;
 pub use tail::{new_chain, OpenError};
