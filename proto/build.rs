@@ -5,7 +5,11 @@ use prost::Message;
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["notary/keyd/v1/keyd.proto", "signer.proto"];
+    let files = [
+        "notary/keyd/v1/keyd.proto",
+        "notary/keyd/v1/audit.proto",
+        "signer.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed=proto/{f}");
     }
