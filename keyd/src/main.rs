@@ -267,6 +267,11 @@ async fn serve(args: Args) -> Result<()> {
     let summary = status();
     tracing::info!(status = %summary, "notary-keyd ready");
     notifier.ready(&summary);
+    let audit_service = audit::rpc::AuditService {
+        log: service.audit.clone(),
+        key: Arc::clone(&audit_key),
+        policy: Arc::clone(&policy),
+    };
     let lifecycle = lifecycle::Lifecycle {
         signals,
         reloader: args
@@ -280,6 +285,7 @@ async fn serve(args: Args) -> Result<()> {
     server::serve(
         listener,
         service,
+        audit_service,
         config.server.max_message_bytes,
         async move {
             lifecycle.run_until_stopped().await;

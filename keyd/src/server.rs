@@ -1,7 +1,9 @@
 //! The Unix-socket listener and the gRPC server around the service.
 
+use crate::audit::rpc::AuditService;
 use crate::peer::PeerStream;
 use crate::service::KeydService;
+use keyd_proto::keyd::audit_server::AuditServer;
 use keyd_proto::keyd::keyd_server::KeydServer;
 use keyd_proto::socket::{check_private_dir, personal_socket, UntrustedDir};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -81,6 +83,7 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenErro
 pub async fn serve(
     listener: UnixListener,
     service: KeydService,
+    audit: AuditService,
     max_message_bytes: usize,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -95,7 +98,10 @@ pub async fn serve(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let mut builder = Server::builder();
-    let router = builder.add_service(health_service).add_service(keyd);
+    let router = builder
+        .add_service(health_service)
+        .add_service(keyd)
+        .add_service(AuditServer::new(audit));
     let router = match reflection {
         Ok(r) => router.add_service(r),
         Err(e) => {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod key;
 mod line;
 mod record;
+pub mod rpc;
 mod segment;
 mod spare;
 mod status;
