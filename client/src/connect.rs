@@ -87,6 +87,11 @@ async fn open_checked(path: PathBuf, trusted: TrustedUids) -> std::io::Result<Un
 /// Connects now (not lazily), so an absent daemon (or an impostor) is
 /// reported before any request is built.
 pub async fn connect(socket: &Path) -> Result<Client> {
+    Ok(KeydClient::new(channel(socket).await?).max_decoding_message_size(MAX_REPLY_BYTES))
+}
+
+/// The checked connection itself, for the daemon's other services.
+pub async fn channel(socket: &Path) -> Result<Channel> {
     let path: PathBuf = socket.to_path_buf();
     let trusted = TrustedUids::now();
     // The URI is required by tonic but unused: the connector ignores it.
@@ -101,7 +106,7 @@ pub async fn connect(socket: &Path) -> Result<Client> {
             Some(peer) => anyhow!("refusing notary-keyd at {}: {peer}", socket.display()),
             None => unreachable_error(socket, &e),
         })?;
-    Ok(KeydClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES))
+    Ok(channel)
 }
 
 /// The peer refusal somewhere in tonic's chain of errors. An `io::Error`

@@ -18,7 +18,7 @@ mod trust_dir;
 
 use clap::{Parser, Subcommand};
 use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
-use commands::{attest, backend, certificate, key, key_transfer, sign, yubikey};
+use commands::{attest, audit, backend, certificate, key, key_transfer, sign, yubikey};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -158,6 +158,23 @@ enum Command {
     /// Set up YubiKeys, show their state, release them for other programs.
     #[command(subcommand)]
     Yubikey(YubikeyCommand),
+
+    /// The daemon's audit log: its public key and where its chain stands.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Print the audit public key that signs the log's checkpoints (PEM,
+    /// after its key ID, algorithm and backend).
+    ///
+    /// Save it to check a copy of the log elsewhere:
+    /// notaryctl audit key --pem > audit-key.pem; notary-keyd audit verify --key audit-key.pem DIR
+    Key(audit::KeyArgs),
+    /// Show the chain's head (sequence number and hash), the current
+    /// segment and the last signed checkpoint.
+    Status(audit::StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +373,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(KeyCommand::Export(args)) => return key_transfer::export(args),
         Command::Key(KeyCommand::Import(args)) => return key_transfer::import(args),
         _ => {}
+    }
+    if let Command::Audit(cmd) = &cli.command {
+        let channel = connect::channel(&socket).await?;
+        return match cmd {
+            AuditCommand::Key(args) => audit::key(channel, args).await,
+            AuditCommand::Status(args) => audit::status(channel, args).await,
+        };
     }
     let mut client = connect::connect(&socket).await?;
     match cli.command {

@@ -1,6 +1,7 @@
 //! One file per command group.
 
 pub mod attest;
+pub mod audit;
 pub mod backend;
 pub mod certificate;
 pub mod key;
