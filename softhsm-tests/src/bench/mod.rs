@@ -4,7 +4,9 @@
 //! signer-API comparison (notary-keyd's `proto.Signer` vs the stock
 //! notary-signer).
 
+pub mod audit_verify;
 pub mod direct;
+pub mod disk;
 pub mod keyd;
 pub mod procfs;
 pub mod report;
@@ -53,9 +55,9 @@ impl Alg {
     /// The floor for keyd/direct at 16 concurrent clients.
     pub fn floor(self) -> f64 {
         match self {
-            Alg::EcdsaP256 => 0.6,
-            Alg::Ed25519 => 0.8,
-            Alg::Rsa3072 => 0.95,
+            Alg::EcdsaP256 => 0.5,
+            Alg::Ed25519 => 0.7,
+            Alg::Rsa3072 => 0.9,
         }
     }
 }

@@ -45,9 +45,10 @@ struct Args {
     /// Direct/keyd alternations per pair; rates are totals over all rounds.
     #[arg(long, default_value_t = 1)]
     rounds: u32,
-    /// Concurrent clients (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "1,16")]
-    clients: Vec<usize>,
+    /// Concurrent clients (comma-separated); with --signer-api, concurrent
+    /// streams. Default: 1,16 (1,16,64 with --signer-api).
+    #[arg(long, value_delimiter = ',')]
+    clients: Option<Vec<usize>>,
     /// Algorithms (comma-separated): ecdsa-p256, ed25519, rsa-3072.
     #[arg(
         long,
@@ -59,8 +60,10 @@ struct Args {
     /// so the daemon uses its own default).
     #[arg(long)]
     sessions: Option<usize>,
-    /// Exit non-zero, naming the floor, when a ratio floor (at 16 clients)
-    /// or the 64 MiB peak-RSS ceiling is missed.
+    /// Exit non-zero, naming the floor, when a floor is missed: a ratio at
+    /// 16 clients and the 64 MiB peak-RSS ceiling; with --signer-api the
+    /// latency and rate floors at 1, 16 and 64 streams; with --audit-verify
+    /// 200,000 records/s.
     #[arg(long)]
     check_floors: bool,
     /// Do not run `cargo build -p notary-keyd` first.
@@ -82,6 +85,11 @@ struct Args {
     /// `--sessions` do not apply.
     #[arg(long)]
     tpm: bool,
+    /// Instead: `notary-keyd audit verify` on a log of this many records,
+    /// written by a real daemon signing with the software keystore
+    /// (records/s and CPU per record).
+    #[arg(long, value_name = "RECORDS")]
+    audit_verify: Option<u64>,
 }
 
 const LABEL: &str = "keyd-bench";
@@ -97,7 +105,16 @@ fn main() -> Result<()> {
     if args.seconds <= 0.0 || args.warmup < 0.0 || args.rounds == 0 {
         bail!("--seconds must be > 0, --warmup >= 0 and --rounds >= 1");
     }
-    if args.clients.contains(&0) {
+    let default_clients: &[usize] = if args.signer_api {
+        &[1, 16, 64]
+    } else {
+        &[1, 16]
+    };
+    let clients = args
+        .clients
+        .clone()
+        .unwrap_or_else(|| default_clients.to_vec());
+    if clients.contains(&0) {
         bail!("--clients must be >= 1");
     }
     let warmup = Duration::from_secs_f64(args.warmup);
@@ -106,18 +123,23 @@ fn main() -> Result<()> {
     if !args.no_build {
         build_daemon()?;
     }
+    if let Some(records) = args.audit_verify {
+        let missed = bench::audit_verify::run(records, args.json)?;
+        return report_missed(&missed, args.check_floors);
+    }
     if args.signer_api {
         let only = bench::signer::Selection::parse(&args.signer_backends, &args.signer_algs)?;
         let shape = bench::signer::Shape {
-            streams: &args.clients,
+            streams: &clients,
             warmup,
             measure,
             rounds: args.rounds,
         };
-        return bench::signer::compare(&only, &shape, args.json);
+        let missed = bench::signer::compare(&only, &shape, args.json)?;
+        return report_missed(&missed, args.check_floors);
     }
     if args.tpm {
-        return tpm_main(&args, warmup, measure);
+        return tpm_main(&args, &clients, warmup, measure);
     }
 
     // One token for the whole run, shared by the daemon and this process.
@@ -166,7 +188,7 @@ fn main() -> Result<()> {
             key.uri
         );
 
-        for &clients in &args.clients {
+        for &clients in &clients {
             let mut d_ops = 0u64;
             let mut d_secs = 0.0;
             let mut d_cpu = Duration::ZERO;
@@ -239,23 +261,28 @@ fn main() -> Result<()> {
         );
     }
     stopped.context("stopping notary-keyd")?;
+    report_missed(&missed, args.check_floors)
+}
+
+/// Names each missed floor on stderr; with --check-floors a miss exits 1.
+fn report_missed(missed: &[String], check_floors: bool) -> Result<()> {
     if missed.is_empty() {
         eprintln!("keyd-bench: all floors met");
-    } else {
-        for m in &missed {
-            eprintln!("keyd-bench: floor missed: {m}");
-        }
-        if args.check_floors {
-            std::process::exit(1);
-        }
+        return Ok(());
+    }
+    for m in missed {
+        eprintln!("keyd-bench: floor missed: {m}");
+    }
+    if check_floors {
+        std::process::exit(1);
     }
     Ok(())
 }
 
 /// The TPM line: `bench::tpm` measures, this reports like the SoftHSM lines.
-fn tpm_main(args: &Args, warmup: Duration, measure: Duration) -> Result<()> {
+fn tpm_main(args: &Args, clients: &[usize], warmup: Duration, measure: Duration) -> Result<()> {
     let settings = bench::tpm::Settings {
-        clients: args.clients.clone(),
+        clients: clients.to_vec(),
         rounds: args.rounds,
         warmup,
         measure,
@@ -272,14 +299,7 @@ fn tpm_main(args: &Args, warmup: Duration, measure: Duration) -> Result<()> {
             println!("{}", report::table_line(row));
         }
     }
-    let missed = report::missed_floors(&rows, peak);
-    for m in &missed {
-        eprintln!("keyd-bench: floor missed: {m}");
-    }
-    if !missed.is_empty() && args.check_floors {
-        std::process::exit(1);
-    }
-    Ok(())
+    report_missed(&report::missed_floors(&rows, peak), args.check_floors)
 }
 
 /// Builds notary-keyd in this executable's profile, so `bin_path` finds a
