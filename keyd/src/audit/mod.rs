@@ -136,6 +136,130 @@ impl AuditLog {
             .await
             .map(drop)
     }
+
+    /// Starts writing the record of a request that passed its checks,
+    /// before its device works, so the write overlaps the device's work.
+    /// Its `result` says the outcome is pending. The reply must wait for
+    /// [`Requested::durable`]; the outcome follows with
+    /// [`Requested::outcome`], or, if the request is dropped first, as
+    /// abandoned.
+    pub fn request(&self, record: &AuditRecord) -> Requested {
+        let mut asked = record.clone();
+        asked.allowed = true;
+        asked.result = PENDING.into();
+        let (ack, receipt) = oneshot::channel();
+        let sent = self.tx.send(Job {
+            body: Body::of(Kind::Request, &asked),
+            ack: Some(ack),
+        });
+        Requested {
+            log: self.clone(),
+            operation: record.operation.clone(),
+            key_id: record.key_id.clone(),
+            receipt: sent.ok().map(|()| receipt),
+            seq: None,
+            done: false,
+        }
+    }
+
+    fn append_outcome(
+        &self,
+        request: u64,
+        operation: &str,
+        key_id: &str,
+        allowed: bool,
+        result: &str,
+    ) {
+        let time = now_rfc3339();
+        let outcome = record::Outcome {
+            time: &time,
+            request,
+            operation,
+            key_id,
+            allowed,
+            result,
+        };
+        let job = Job {
+            body: Body::of(Kind::Outcome, &outcome),
+            ack: None,
+        };
+        if self.tx.send(job).is_err() {
+            tracing::error!(
+                request,
+                "audit writer stopped; a request's outcome is unrecorded"
+            );
+        }
+    }
+}
+
+const PENDING: &str = "pending: the device is asked; the outcome follows";
+
+const ABANDONED: &str = "abandoned before the reply: the caller went away or its deadline \
+                         passed; a device may have signed, nothing was returned";
+
+/// A request record on its way to disk (see [`AuditLog::request`]).
+pub struct Requested {
+    log: AuditLog,
+    operation: String,
+    key_id: String,
+    receipt: Option<oneshot::Receiver<Result<u64, AuditError>>>,
+    seq: Option<u64>,
+    done: bool,
+}
+
+impl Requested {
+    /// Waits until the request record is on disk. An error means it is
+    /// not, and the request's result must be withheld.
+    pub async fn durable(&mut self) -> Result<u64, AuditError> {
+        if let Some(seq) = self.seq {
+            return Ok(seq);
+        }
+        let receipt = self.receipt.take().ok_or_else(|| self.log.gone())?;
+        let seq = receipt.await.map_err(|_| self.log.gone())??;
+        self.seq = Some(seq);
+        Ok(seq)
+    }
+
+    /// Appends the request's outcome. Nobody waits for it: the reply waited
+    /// for the request record, which already says a signature may exist.
+    pub async fn outcome(mut self, allowed: bool, result: &str) {
+        self.done = true;
+        // Without a request record there is nothing to follow; the
+        // refusal the caller got says why.
+        if let Ok(seq) = self.durable().await {
+            self.log
+                .append_outcome(seq, &self.operation, &self.key_id, allowed, result);
+        }
+    }
+}
+
+impl Drop for Requested {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let log = self.log.clone();
+        let operation = std::mem::take(&mut self.operation);
+        let key_id = std::mem::take(&mut self.key_id);
+        let (seq, receipt) = (self.seq, self.receipt.take());
+        let abandon = async move {
+            let seq = match (seq, receipt) {
+                (Some(seq), _) => seq,
+                (None, Some(receipt)) => match receipt.await {
+                    Ok(Ok(seq)) => seq,
+                    _ => return,
+                },
+                (None, None) => return,
+            };
+            log.append_outcome(seq, &operation, &key_id, false, ABANDONED);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(abandon)),
+            Err(_) => {
+                tracing::error!("no runtime to record an abandoned request's outcome")
+            }
+        }
+    }
 }
 
 /// The record of a request whose handler can be dropped before it finishes
@@ -173,9 +297,7 @@ impl Drop for InFlight {
         if !self.finished {
             let mut record = std::mem::take(&mut self.record);
             record.allowed = false;
-            record.result = "abandoned before the reply: the caller went away or its deadline \
-                             passed; a device may have signed, nothing was returned"
-                .into();
+            record.result = ABANDONED.into();
             // Nobody waits for this write; it is still durable.
             let job = Job {
                 body: Body::of(Kind::Decision, &record),

@@ -69,6 +69,11 @@ pub enum Kind {
     Start,
     /// A request decided and finished in one record.
     Decision,
+    /// A request that passed its checks, written before its device works:
+    /// until its outcome follows, a signature may exist.
+    Request,
+    /// What became of a request (`request` names its `seq`).
+    Outcome,
     /// A signed checkpoint of the chain head, or a note that one failed.
     Checkpoint,
 }
@@ -79,6 +84,8 @@ impl Kind {
             Kind::Segment => "segment",
             Kind::Start => "start",
             Kind::Decision => "decision",
+            Kind::Request => "request",
+            Kind::Outcome => "outcome",
             Kind::Checkpoint => "checkpoint",
         }
     }
@@ -122,6 +129,20 @@ pub struct SegmentHeader<'a> {
 
 fn bounded_opt<S: Serializer>(text: &Option<&str>, s: S) -> Result<S::Ok, S::Error> {
     bounded(text.unwrap_or(""), s)
+}
+
+/// The outcome of a request record.
+#[derive(Serialize)]
+pub struct Outcome<'a> {
+    pub time: &'a str,
+    pub request: u64,
+    #[serde(serialize_with = "bounded")]
+    pub operation: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty", serialize_with = "bounded")]
+    pub key_id: &'a str,
+    pub allowed: bool,
+    #[serde(serialize_with = "bounded")]
+    pub result: &'a str,
 }
 
 /// The daemon began writing to the log.

@@ -310,3 +310,53 @@ async fn every_kind_of_tampering_is_named() {
     .await;
     assert!(torn.problem.contains("not a record"), "{torn}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_record_comes_first_and_its_outcome_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(&config(dir.path())).await.unwrap();
+    let mut done = log.request(&sign_record(1));
+    let seq = done.durable().await.unwrap();
+    done.outcome(true, "ok").await;
+    // Dropped before its outcome: recorded as abandoned.
+    let mut dropped = log.request(&sign_record(2));
+    dropped.durable().await.unwrap();
+    drop(dropped);
+    // Never answered, as after a crash while the device worked: leaked,
+    // so the log stays open and is checked as it is.
+    let mut open = log.request(&sign_record(3));
+    let open_seq = open.durable().await.unwrap();
+    std::mem::forget(open);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let all = loop {
+        log.record(sign_record(4)).await.unwrap();
+        let all = lines(dir.path());
+        if all.iter().filter(|l| l["kind"] == "outcome").count() == 2 {
+            break all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned outcome never came"
+        );
+    };
+
+    let request = all.iter().find(|l| l["seq"] == seq).unwrap();
+    assert_eq!(request["kind"], "request");
+    assert!(request["result"].as_str().unwrap().starts_with("pending"));
+    let outcomes: Vec<_> = all.iter().filter(|l| l["kind"] == "outcome").collect();
+    assert_eq!(outcomes.len(), 2, "{all:#?}");
+    assert!(outcomes
+        .iter()
+        .any(|o| o["request"] == seq && o["result"] == "ok"));
+    assert!(outcomes
+        .iter()
+        .any(|o| o["result"].as_str().unwrap().starts_with("abandoned") && o["allowed"] == false));
+    let report = check(dir.path());
+    assert!(report.intact(), "{report}");
+    assert_eq!(report.open_requests.len(), 1, "{report}");
+    assert_eq!(report.open_requests[0].seq, open_seq);
+    assert!(
+        report.to_string().contains("a signature may exist"),
+        "{report}"
+    );
+}
