@@ -201,30 +201,43 @@ async fn serve(args: Args) -> Result<()> {
     if opened.is_empty() {
         bail!("no backend could be opened; see the errors above");
     }
-    let chosen = audit::key::choose(audit_config.key_backend.as_deref(), &config.backends);
+    let opened_configs: Vec<_> = config
+        .backends
+        .iter()
+        .filter(|b| opened.iter().any(|o| o.name == b.name))
+        .collect();
     let raw: Vec<_> = opened
         .iter()
         .map(|o| (o.name.clone(), Arc::clone(&o.backend)))
         .collect();
-    let audit_key = Arc::new(
-        audit::AuditKey::ensure(&config.server.state_dir, chosen, &raw)
-            .await
-            .context("audit key")?,
-    );
+    // Without its key the log still chains every record; each checkpoint
+    // then records why it is unsigned.
+    let audit_key = audit::AuditKey::ensure(
+        &config.server.state_dir,
+        audit_config.key_backend.as_deref(),
+        audit::key::choose(&opened_configs),
+        &raw,
+    )
+    .await
+    .map(Arc::new)
+    .map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "no audit key: checkpoints cannot be signed");
+        format!("{e:#}")
+    });
     let devices: Vec<Arc<Device>> = opened
         .into_iter()
         .map(|o| {
-            let backend = audit_key.guard(&o.name, o.backend);
+            let backend = match &audit_key {
+                Ok(key) => key.guard(&o.name, o.backend),
+                Err(_) => o.backend,
+            };
             Arc::new(Device::new(o.name, backend, o.pin_cache))
         })
         .collect();
     let checkpoints = audit::Checkpointer::start(
         audit.clone(),
-        Arc::clone(&audit_key),
-        devices
-            .iter()
-            .find(|d| d.name == audit_key.backend)
-            .cloned(),
+        audit_key.clone(),
+        &devices,
         std::time::Duration::from_secs(audit_config.checkpoint_seconds),
     );
     let registry = Arc::new(registry::Registry::new(devices, state));
@@ -269,7 +282,7 @@ async fn serve(args: Args) -> Result<()> {
     notifier.ready(&summary);
     let audit_service = audit::rpc::AuditService {
         log: service.audit.clone(),
-        key: Arc::clone(&audit_key),
+        key: audit_key,
         policy: Arc::clone(&policy),
     };
     let lifecycle = lifecycle::Lifecycle {

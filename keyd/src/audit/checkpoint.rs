@@ -46,12 +46,18 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
+    /// `key` is the audit key, or why there is none (each checkpoint then
+    /// records that reason instead of a signature).
     pub fn start(
         log: AuditLog,
-        key: Arc<AuditKey>,
-        device: Option<Arc<Device>>,
+        key: Result<Arc<AuditKey>, String>,
+        devices: &[Arc<Device>],
         every: Duration,
     ) -> Checkpointer {
+        let device = key
+            .as_ref()
+            .ok()
+            .and_then(|k| devices.iter().find(|d| d.name == k.backend).cloned());
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
@@ -62,7 +68,7 @@ impl Checkpointer {
                 };
                 let (head, unsigned) = log.shared.begin_checkpoint();
                 if unsigned > 0 {
-                    checkpoint(&log, &key, device.as_deref(), head).await;
+                    checkpoint(&log, key.as_deref(), device.as_deref(), head).await;
                 }
                 if last {
                     break;
@@ -79,18 +85,27 @@ impl Checkpointer {
     }
 }
 
-async fn checkpoint(log: &AuditLog, key: &AuditKey, device: Option<&Device>, head: Head) {
+async fn checkpoint(
+    log: &AuditLog,
+    key: Result<&AuditKey, &String>,
+    device: Option<&Device>,
+    head: Head,
+) {
     let time = now_rfc3339();
     let head_hex = head.hash_hex();
-    let signed = key
-        .sign(device, message(head.seq, &head_hex, &time))
-        .await
-        .map(|sig| base64::engine::general_purpose::STANDARD.encode(sig));
+    let signed = match key {
+        Ok(key) => key
+            .sign(device, message(head.seq, &head_hex, &time))
+            .await
+            .map(|sig| base64::engine::general_purpose::STANDARD.encode(sig)),
+        Err(why) => Err(format!("no audit key: {why}")),
+    };
+    let key_id = key.map_or("", |k| k.key_id.as_str());
     let fields = Checkpoint {
         time: &time,
         head_seq: head.seq,
         head: &head_hex,
-        key_id: &key.key_id,
+        key_id,
         sig: signed.as_ref().ok().map(String::as_str),
         error: signed.as_ref().err().map(String::as_str),
     };
@@ -109,7 +124,7 @@ async fn checkpoint(log: &AuditLog, key: &AuditKey, device: Option<&Device>, hea
                 audit_head = %head_hex,
                 checkpoint_seq = seq,
                 segment = %segment.display(),
-                audit_key = %key.key_id,
+                audit_key = %key_id,
                 "audit checkpoint: chain head signed"
             );
         }

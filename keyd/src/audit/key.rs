@@ -6,9 +6,10 @@
 //! as PEM beside it, where `audit verify` finds it.
 //!
 //! Every request reaches a key through its backend, so the backend that
-//! holds the audit key is wrapped in [`Guarded`], which refuses signing,
-//! deleting and certificates for that key to every caller. Only the
-//! checkpointer holds the unwrapped backend.
+//! holds the audit key is wrapped in [`Guarded`]: it leaves the key out of
+//! the backend's list, so no request finds it, whoever asks, and refuses
+//! signing, deleting and certificates for it should one name it anyway.
+//! Only the checkpointer holds the unwrapped backend.
 
 use crate::backends::{BackendConfig, BackendType};
 use crate::device::Device;
@@ -65,14 +66,12 @@ struct KeyRecord {
     key_id: String,
 }
 
-/// The backend the audit key belongs in: the configured one, else the
-/// first TPM, else the first PKCS#11 token with a PIN the daemon reads
-/// itself (a prompted PIN leaves it locked until a person comes), else the
-/// first software keystore; `None`: a keystore of the log's own.
-pub fn choose(configured: Option<&str>, backends: &[BackendConfig]) -> Option<String> {
-    if let Some(name) = configured {
-        return Some(name.to_string());
-    }
+/// Where a new audit key goes when `[audit] key_backend` says nothing:
+/// among the backends that opened, the first TPM, else the first PKCS#11
+/// token with a PIN the daemon reads itself (a prompted PIN leaves it
+/// locked until a person comes), else the first software keystore; `None`:
+/// a keystore of the log's own.
+pub fn choose(backends: &[&BackendConfig]) -> Option<String> {
     let first = |fits: &dyn Fn(&BackendConfig) -> bool| {
         backends.iter().find(|b| fits(b)).map(|b| b.name.clone())
     };
@@ -96,17 +95,45 @@ pub struct AuditKey {
 
 impl AuditKey {
     /// Finds the audit key in `backends` (opened, not yet guarded), or
-    /// makes it on the first start. Refuses to go on when the key the
-    /// state dir names is gone, or lives elsewhere than configured.
+    /// makes it on the first start: in `configured` (`[audit]
+    /// key_backend`), else in `preferred` (see [`choose`]), else in a
+    /// keystore of the log's own. Once made, `audit-key.json` says where
+    /// it is. Fails when the key it names is gone, or its backend is not
+    /// open, or the configuration names another backend.
     pub async fn ensure(
         state_dir: &Path,
-        chosen: Option<String>,
+        configured: Option<&str>,
+        preferred: Option<String>,
         backends: &[(String, Arc<dyn KeyBackend>)],
     ) -> Result<AuditKey> {
+        let record_file = record_path(state_dir);
+        let known: Option<KeyRecord> = match std::fs::read(&record_file) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is malformed; restore it from a backup",
+                    record_file.display()
+                )
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).context(format!("cannot read {}", record_file.display())),
+        };
+        let chosen = match (&known, configured) {
+            (Some(record), Some(name)) if record.backend != name => bail!(
+                "the audit key {} is in backend {:?}, but [audit] key_backend = {name:?}; \
+                 set it to {:?}, or move {} aside to make a new audit key",
+                record.key_id,
+                record.backend,
+                record.backend,
+                record_file.display()
+            ),
+            (Some(record), _) => (record.backend != OWN).then(|| record.backend.clone()),
+            (None, Some(name)) => Some(name.to_string()),
+            (None, None) => preferred,
+        };
         let (backend, signer): (String, Arc<dyn KeyBackend>) = match &chosen {
             Some(name) => {
                 let Some((_, b)) = backends.iter().find(|(n, _)| n == name) else {
-                    bail!("the audit key's backend {name:?} could not be opened (see the errors above)");
+                    bail!("the audit key's backend {name:?} is not open (see the errors above)");
                 };
                 (name.clone(), Arc::clone(b))
             }
@@ -120,33 +147,12 @@ impl AuditKey {
                 (OWN.to_string(), Arc::new(soft))
             }
         };
-        let record_file = record_path(state_dir);
-        let known: Option<KeyRecord> = match std::fs::read(&record_file) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "{} is malformed; restore it from a backup",
-                    record_file.display()
-                )
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).context(format!("cannot read {}", record_file.display())),
-        };
         let lister = Arc::clone(&signer);
         let listed = tokio::task::spawn_blocking(move || lister.list())
             .await
             .context("listing the audit key's backend")?;
         let key = match known {
             Some(record) => {
-                if record.backend != backend {
-                    bail!(
-                        "the audit key {} is in backend {:?}, but the configuration chooses {backend:?}; \
-                         set [audit] key_backend = {:?}, or move {} aside to make a new audit key",
-                        record.key_id,
-                        record.backend,
-                        record.backend,
-                        record_file.display()
-                    );
-                }
                 let keys = listed.with_context(|| {
                     format!("cannot list backend {backend:?}, which holds the audit key")
                 })?;
@@ -236,8 +242,8 @@ impl AuditKey {
 }
 
 /// A backend that holds the audit key: everything as the backend does,
-/// except that the audit key signs nothing, is never deleted and gets no
-/// certificate, whoever asks.
+/// except that the audit key is not listed, signs nothing, is never
+/// deleted and gets no certificate, whoever asks.
 struct Guarded {
     inner: Arc<dyn KeyBackend>,
     uri: KeyUri,
@@ -279,7 +285,9 @@ impl KeyBackend for Guarded {
         self.inner.signs_in_place(algorithm)
     }
     fn list(&self) -> Result<Vec<BackendKey>, BackendError> {
-        self.inner.list()
+        let mut keys = self.inner.list()?;
+        keys.retain(|k| k.uri != self.uri);
+        Ok(keys)
     }
     fn generate(&self, spec: &KeySpec) -> Result<BackendKey, BackendError> {
         self.inner.generate(spec)
@@ -321,5 +329,64 @@ impl CertificateStore for Guarded {
             Some(store) => store.certificate(uri),
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_guarded_backend_hides_and_refuses_the_audit_key() {
+        let state = tempfile::tempdir().unwrap();
+        let soft: Arc<dyn KeyBackend> = Arc::new(
+            SoftBackend::open(SoftConfig {
+                dir: state.path().join("soft"),
+                passphrase: None,
+            })
+            .unwrap(),
+        );
+        let other = soft
+            .generate(&KeySpec {
+                algorithm: Algorithm::Ed25519,
+                label: "other".into(),
+            })
+            .unwrap();
+        let backends = vec![("soft".to_string(), Arc::clone(&soft))];
+        let key = AuditKey::ensure(state.path(), None, Some("soft".into()), &backends)
+            .await
+            .unwrap();
+        let guarded = key.guard("soft", Arc::clone(&soft));
+        let listed = guarded.list().unwrap();
+        assert_eq!(listed, vec![other.clone()], "only the other key is listed");
+        let refused = guarded.sign(&key.key.uri, b"x").unwrap_err().to_string();
+        assert!(refused.contains("audit key"), "{refused}");
+        assert!(guarded.delete(&key.key.uri).is_err());
+        let certs = guarded.certificates().unwrap();
+        assert!(certs.put_certificate(&key.key.uri, b"der").is_err());
+        guarded.sign(&other.uri, b"x").unwrap();
+        // Checkpoints sign, and a second start finds the same key.
+        let sig = key.sign(None, b"checkpoint".to_vec()).await.unwrap();
+        notary_tuf::verify(
+            &key.key.public,
+            notary_tuf::SignatureMethod::Ecdsa,
+            b"checkpoint",
+            &sig,
+        )
+        .unwrap();
+        let again = AuditKey::ensure(state.path(), None, None, &backends)
+            .await
+            .unwrap();
+        assert_eq!(again.key_id, key.key_id);
+        assert_eq!(
+            read_public(&public_path(state.path())).unwrap(),
+            key.key.public
+        );
+        // Pointed elsewhere, the start is refused rather than a new key made.
+        let err = AuditKey::ensure(state.path(), Some("hsm"), None, &backends)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("key_backend"), "{err}");
     }
 }

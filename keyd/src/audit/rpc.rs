@@ -6,15 +6,16 @@ use super::key::{public_pem, AuditKey};
 use super::AuditLog;
 use crate::caller::Caller;
 use crate::policy::{Operation, Policy};
-use crate::service::status::denied;
+use crate::service::status::{denied, with_reason};
 use keyd_proto::keyd as pb;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 #[derive(Clone)]
 pub struct AuditService {
     pub log: AuditLog,
-    pub key: Arc<AuditKey>,
+    /// The audit key, or why there is none.
+    pub key: Result<Arc<AuditKey>, String>,
     pub policy: Arc<Policy>,
 }
 
@@ -39,11 +40,18 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::GetAuditKeyRequest>,
     ) -> Result<Response<pb::AuditKey>, Status> {
         self.check(&request)?;
+        let key = self.key.as_ref().map_err(|why| {
+            with_reason(
+                Code::FailedPrecondition,
+                "no_audit_key",
+                format!("the daemon has no audit key: {why}"),
+            )
+        })?;
         Ok(Response::new(pb::AuditKey {
-            key_id: self.key.key_id.clone(),
-            public_key_pem: public_pem(&self.key.key.public),
-            backend: self.key.backend.clone(),
-            algorithm: self.key.key.algorithm.as_str().to_string(),
+            key_id: key.key_id.clone(),
+            public_key_pem: public_pem(&key.key.public),
+            backend: key.backend.clone(),
+            algorithm: key.key.algorithm.as_str().to_string(),
         }))
     }
 
@@ -70,7 +78,10 @@ impl pb::audit_server::Audit for AuditService {
                 head_seq: c.head_seq,
                 head_hash: c.head,
             }),
-            audit_key_id: self.key.key_id.clone(),
+            audit_key_id: self
+                .key
+                .as_ref()
+                .map_or_else(|_| String::new(), |k| k.key_id.clone()),
         }))
     }
 }
