@@ -137,14 +137,14 @@ impl AuditLog {
             .map(drop)
     }
 
-    /// Starts writing the record of a request that passed its checks,
-    /// before its device works, so the write overlaps the device's work.
-    /// Its `result` says the outcome is pending. The reply must wait for
-    /// [`Requested::durable`]; the outcome follows with
-    /// [`Requested::outcome`], or, if the request is dropped first, as
-    /// abandoned.
-    pub fn request(&self, record: &AuditRecord) -> Requested {
-        let mut asked = record.clone();
+    /// Starts writing the record of a request, before its checks and its
+    /// device's work, so the write overlaps them: what is asked, by whom,
+    /// the payload's digest, and a `result` that says the outcome is
+    /// pending. The reply must wait for [`Requested::durable`]; the outcome
+    /// follows with [`Requested::outcome`] (or, if the request is dropped
+    /// first, as abandoned), carrying the record as the request filled it in.
+    pub fn request(&self, record: AuditRecord) -> Requested {
+        let mut asked = record;
         asked.allowed = true;
         asked.result = PENDING.into();
         let (ack, receipt) = oneshot::channel();
@@ -154,33 +154,16 @@ impl AuditLog {
         });
         Requested {
             log: self.clone(),
-            operation: record.operation.clone(),
-            key_id: record.key_id.clone(),
+            record: asked,
             receipt: sent.ok().map(|()| receipt),
             seq: None,
             done: false,
         }
     }
 
-    fn append_outcome(
-        &self,
-        request: u64,
-        operation: &str,
-        key_id: &str,
-        allowed: bool,
-        result: &str,
-    ) {
-        let time = now_rfc3339();
-        let outcome = record::Outcome {
-            time: &time,
-            request,
-            operation,
-            key_id,
-            allowed,
-            result,
-        };
+    fn append_outcome(&self, request: u64, record: &AuditRecord) {
         let job = Job {
-            body: Body::of(Kind::Outcome, &outcome),
+            body: Body::of(Kind::Outcome, &record::OutcomeOf { request, record }),
             ack: None,
         };
         if self.tx.send(job).is_err() {
@@ -192,22 +175,28 @@ impl AuditLog {
     }
 }
 
-const PENDING: &str = "pending: the device is asked; the outcome follows";
+const PENDING: &str = "pending: the outcome follows";
 
 const ABANDONED: &str = "abandoned before the reply: the caller went away or its deadline \
                          passed; a device may have signed, nothing was returned";
 
+const UNDELIVERED: &str = "not delivered: the result was made, but the caller had gone";
+
 /// A request record on its way to disk (see [`AuditLog::request`]).
 pub struct Requested {
     log: AuditLog,
-    operation: String,
-    key_id: String,
+    record: AuditRecord,
     receipt: Option<oneshot::Receiver<Result<u64, AuditError>>>,
     seq: Option<u64>,
     done: bool,
 }
 
 impl Requested {
+    /// The record the outcome will carry, for the request to fill in.
+    pub fn record_mut(&mut self) -> &mut AuditRecord {
+        &mut self.record
+    }
+
     /// Waits until the request record is on disk. An error means it is
     /// not, and the request's result must be withheld.
     pub async fn durable(&mut self) -> Result<u64, AuditError> {
@@ -227,9 +216,17 @@ impl Requested {
         // Without a request record there is nothing to follow; the
         // refusal the caller got says why.
         if let Ok(seq) = self.durable().await {
-            self.log
-                .append_outcome(seq, &self.operation, &self.key_id, allowed, result);
+            self.record.allowed = allowed;
+            self.record.result = result.to_string();
+            let time = now_rfc3339();
+            self.record.time = time;
+            self.log.append_outcome(seq, &self.record);
         }
+    }
+
+    /// The result was made but its caller had gone before it could be sent.
+    pub async fn undelivered(self) {
+        self.outcome(false, UNDELIVERED).await;
     }
 }
 
@@ -239,8 +236,7 @@ impl Drop for Requested {
             return;
         }
         let log = self.log.clone();
-        let operation = std::mem::take(&mut self.operation);
-        let key_id = std::mem::take(&mut self.key_id);
+        let mut record = std::mem::take(&mut self.record);
         let (seq, receipt) = (self.seq, self.receipt.take());
         let abandon = async move {
             let seq = match (seq, receipt) {
@@ -251,60 +247,15 @@ impl Drop for Requested {
                 },
                 (None, None) => return,
             };
-            log.append_outcome(seq, &operation, &key_id, false, ABANDONED);
+            record.allowed = false;
+            record.result = ABANDONED.into();
+            record.time = now_rfc3339();
+            log.append_outcome(seq, &record);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn(abandon)),
             Err(_) => {
                 tracing::error!("no runtime to record an abandoned request's outcome")
-            }
-        }
-    }
-}
-
-/// The record of a request whose handler can be dropped before it finishes
-/// (a unary call whose client went away, or whose deadline passed while a
-/// device was signing). Normally `finish` hands the record back to be
-/// written with the outcome; if the handler is dropped first, the record is
-/// written anyway, saying so, so no decision leaves the log without a line.
-pub struct InFlight {
-    log: AuditLog,
-    record: AuditRecord,
-    finished: bool,
-}
-
-impl InFlight {
-    pub fn new(log: &AuditLog, record: AuditRecord) -> InFlight {
-        InFlight {
-            log: log.clone(),
-            record,
-            finished: false,
-        }
-    }
-
-    pub fn record_mut(&mut self) -> &mut AuditRecord {
-        &mut self.record
-    }
-
-    pub fn finish(mut self) -> AuditRecord {
-        self.finished = true;
-        std::mem::take(&mut self.record)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if !self.finished {
-            let mut record = std::mem::take(&mut self.record);
-            record.allowed = false;
-            record.result = ABANDONED.into();
-            // Nobody waits for this write; it is still durable.
-            let job = Job {
-                body: Body::of(Kind::Decision, &record),
-                ack: None,
-            };
-            if self.log.tx.send(job).is_err() {
-                tracing::error!(dir = %self.log.dir.display(), "audit writer stopped; an abandoned request is unrecorded");
             }
         }
     }

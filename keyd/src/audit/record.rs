@@ -131,18 +131,13 @@ fn bounded_opt<S: Serializer>(text: &Option<&str>, s: S) -> Result<S::Ok, S::Err
     bounded(text.unwrap_or(""), s)
 }
 
-/// The outcome of a request record.
+/// The outcome of a request record: the record as the request filled it
+/// in, and the `seq` of the request line it answers.
 #[derive(Serialize)]
-pub struct Outcome<'a> {
-    pub time: &'a str,
+pub struct OutcomeOf<'a> {
     pub request: u64,
-    #[serde(serialize_with = "bounded")]
-    pub operation: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty", serialize_with = "bounded")]
-    pub key_id: &'a str,
-    pub allowed: bool,
-    #[serde(serialize_with = "bounded")]
-    pub result: &'a str,
+    #[serde(flatten)]
+    pub record: &'a AuditRecord,
 }
 
 /// The daemon began writing to the log.

@@ -54,14 +54,17 @@ impl KeydService {
     pub(crate) async fn commit(&self, mut record: AuditRecord) -> Result<(), Status> {
         record.allowed = true;
         record.result = "ok".into();
-        self.audit.record(record).await.map_err(|e| {
-            status::with_reason(
-                tonic::Code::Unavailable,
-                "audit_failed",
-                format!("{e}; the result was withheld"),
-            )
-        })
+        self.audit.record(record).await.map_err(|e| withheld(&e))
     }
+}
+
+/// The status of a result withheld because its audit record is not on disk.
+pub(crate) fn withheld(e: &crate::audit::AuditError) -> Status {
+    status::with_reason(
+        tonic::Code::Unavailable,
+        "audit_failed",
+        format!("{e}; the result was withheld"),
+    )
 }
 
 fn key_message(e: &KeyEntry) -> pb::Key {

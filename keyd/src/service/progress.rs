@@ -6,6 +6,7 @@
 //! was measured slower: 410 against 355 µs of daemon CPU per P-256
 //! signature in keyd-bench at 16 clients.
 
+use crate::audit::Requested;
 use keyd_proto::keyd as pb;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +32,23 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, Status>> + Send + 'static,
 {
+    delivered_stream(wrap, |progress| {
+        let work = start(progress);
+        async move { (work.await, None) }
+    })
+}
+
+/// As `progress_stream`, for work whose audit record waits to hear whether
+/// its outcome reached the stream: a request whose caller has gone is
+/// recorded as abandoned, not as delivered.
+pub fn delivered_stream<T, F>(
+    wrap: fn(pb::Progress) -> T,
+    start: impl FnOnce(ProgressSink) -> F,
+) -> EventStream<T>
+where
+    T: Send + 'static,
+    F: Future<Output = (Result<T, Status>, Option<Requested>)> + Send + 'static,
+{
     // A few events at most (queued, PIN needed, touch needed), then the outcome.
     let (tx, rx) = mpsc::channel(4);
     let events = tx.clone();
@@ -41,8 +59,17 @@ where
     });
     let work = start(sink);
     tokio::spawn(async move {
-        let outcome = work.await;
-        let _ = tx.send(outcome).await;
+        // `requested` comes with a result; an error's outcome was recorded
+        // where it was decided.
+        let (outcome, requested) = work.await;
+        let delivered = tx.send(outcome).await.is_ok();
+        if let Some(requested) = requested {
+            if delivered {
+                requested.outcome(true, "ok").await;
+            } else {
+                requested.undelivered().await;
+            }
+        }
     });
     Box::pin(ReceiverStream::new(rx))
 }

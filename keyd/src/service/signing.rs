@@ -1,9 +1,9 @@
 //! `Sign` and `IssueRootCertificate`: the checks that make signing
 //! content-aware, the device queue, progress events and the audit record.
 
-use super::progress::{progress_stream, EventStream, ProgressSink};
+use super::progress::{delivered_stream, progress_stream, EventStream, ProgressSink};
 use super::status::{self, denied, invalid, key_not_found, with_reason};
-use super::KeydService;
+use super::{withheld, KeydService};
 use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
@@ -125,21 +125,31 @@ impl KeydService {
         let wrap = |p| pb::SignEvent {
             event: Some(pb::sign_event::Event::Progress(p)),
         };
-        Ok(Response::new(progress_stream(
+        Ok(Response::new(delivered_stream(
             wrap,
             |progress| async move {
+                // What is asked goes to disk while it is checked and signed.
                 let mut record = Self::audit_base(&caller, "sign");
+                record.payload_sha256 = hex::encode(Sha256::digest(&req.payload));
+                record.key_id.clone_from(&req.key_id);
+                record.role.clone_from(&req.role);
+                record.gun.clone_from(&req.gun);
+                let mut requested = this.audit.request(record);
                 let outcome = this
-                    .sign_checked(&caller, req, &progress, &mut record)
+                    .sign_checked(&caller, req, &progress, requested.record_mut())
                     .await;
-                match outcome {
-                    Ok(result) => {
-                        this.commit(record).await?;
+                match (outcome, requested.durable().await) {
+                    (Ok(result), Ok(_)) => (
                         Ok(pb::SignEvent {
                             event: Some(pb::sign_event::Event::Result(result)),
-                        })
+                        }),
+                        Some(requested),
+                    ),
+                    (Ok(_), Err(e)) => (Err(withheld(&e)), None),
+                    (Err(st), _) => {
+                        requested.outcome(false, st.message()).await;
+                        (Err(st), None)
                     }
-                    Err(st) => Err(this.refuse(record, st).await),
                 }
             },
         )))
@@ -154,10 +164,6 @@ impl KeydService {
         progress: &ProgressSink,
         record: &mut AuditRecord,
     ) -> Result<pb::SignResult, Status> {
-        record.payload_sha256 = hex::encode(Sha256::digest(&req.payload));
-        record.key_id = req.key_id.clone();
-        record.role = req.role.clone();
-        record.gun = req.gun.clone();
         if req.key_id.is_empty() || req.payload.is_empty() {
             return Err(invalid("sign needs key_id and a payload"));
         }
