@@ -2,9 +2,8 @@
 //! metadata of its own role, through the daemon's device queue and audit.
 
 use super::{key_info, SignerApi};
-use crate::audit::InFlight;
 use crate::service::status::with_reason;
-use crate::service::ProgressSink;
+use crate::service::{withheld, ProgressSink};
 use keyd_proto::signer as pb;
 use notary_tuf::metadata::{payload_type, Role};
 use notary_tuf::signature::SignatureMethod;
@@ -87,19 +86,23 @@ impl pb::signer_server::Signer for SignerApi {
         let content = request.into_inner().content;
         let mut record = Self::record(&client.subject, "signer-sign", &key_id);
         record.payload_sha256 = hex::encode(Sha256::digest(&content));
-        // notary-server's deadline can drop this call mid-signature; the
-        // record is written either way.
-        let mut in_flight = InFlight::new(&self.keyd.audit, record);
+        // On disk while the key is found and signs. notary-server's
+        // deadline can drop this call mid-signature: the outcome then says
+        // it was abandoned.
+        let mut requested = self.keyd.audit.request(record);
         let outcome = self
-            .sign_checked(&key_id, content, in_flight.record_mut())
+            .sign_checked(&key_id, content, requested.record_mut())
             .await;
-        let record = in_flight.finish();
-        match outcome {
-            Ok(signature) => {
-                self.keyd.commit(record).await?;
+        match (outcome, requested.durable().await) {
+            (Ok(signature), Ok(_)) => {
+                requested.outcome(true, "ok").await;
                 Ok(Response::new(signature))
             }
-            Err(st) => Err(self.keyd.refuse(record, st).await),
+            (Ok(_), Err(e)) => Err(withheld(&e)),
+            (Err(st), _) => {
+                requested.outcome(false, st.message()).await;
+                Err(st)
+            }
         }
     }
 }
