@@ -166,12 +166,22 @@ impl Daemon {
             .collect()
     }
 
-    /// The audit log's records, oldest first.
-    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+    /// Every line of the audit log, oldest first: the records of requests
+    /// and the log's own (segment headers, starts, checkpoints).
+    pub fn audit_chain(&self) -> Vec<serde_json::Value> {
         self.audit_text()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    /// The decisions, oldest first: one line per request with its result
+    /// (a request's outcome, or a decision made in one record), without the
+    /// request records written while it was pending.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        let mut lines = self.audit_chain();
+        lines.retain(|l| l.get("operation").is_some() && l["kind"] != "request");
+        lines
     }
 
     /// SIGTERM by pid, then wait; SIGKILL after 10 s.
