@@ -588,3 +588,76 @@ async fn the_older_audit_log_setting_writes_segments_beside_the_old_file() {
         .contains("[server] audit_log is read as [audit] dir"));
     assert_intact(&daemon, &[dir.path()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_a_requests_two_records_leaves_one_open_request() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut tpm = softhsm_tests::Swtpm::start().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let auth = secrets.path().join("key.auth");
+    softhsm_tests::write_secret(&auth, "tpm key auth\n").unwrap();
+    let mut daemon = Daemon::start(&tpm.backend_toml("tpm", &auth), &[]).unwrap();
+    let audit_key: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(daemon.state_dir.join("audit-key.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        audit_key["backend"], "tpm",
+        "a TPM holds the audit key when there is one"
+    );
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    r.unwrap();
+
+    // The TPM stops answering: the next Sign's request record is written,
+    // then it waits on the device; the daemon is killed right there.
+    let swtpm = Pid::from_raw(i32::try_from(tpm.pid().unwrap()).unwrap());
+    kill(swtpm, Signal::SIGSTOP).unwrap();
+    let key_id = key.key_id.clone();
+    let mut stuck_client = connect(&daemon.socket).await.unwrap();
+    let stuck = tokio::spawn(async move {
+        sign(&mut stuck_client, &key_id, targets_payload(2), "", "", "").await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sign_requests(&daemon) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no request record");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    kill(Pid::from_raw(daemon.pid().unwrap() as i32), Signal::SIGKILL).unwrap();
+    assert!(
+        stuck.await.unwrap().1.is_err(),
+        "no signature left the daemon"
+    );
+    kill(swtpm, Signal::SIGCONT).unwrap();
+
+    let (intact, text) = verify(&daemon, &[&daemon.audit_dir]);
+    assert!(intact, "{text}");
+    let open: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("open request:"))
+        .collect();
+    assert_eq!(open.len(), 1, "{text}");
+    assert!(
+        open[0].contains(&key.key_id) && open[0].contains("a signature may exist"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("unsigned checkpoint") && !text.contains("new chain"),
+        "{text}"
+    );
+
+    // A restart continues the chain; the request stays open.
+    daemon.restart().unwrap();
+    daemon.stop().unwrap();
+    let text = assert_intact(&daemon, &[&daemon.audit_dir]);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("open request:"))
+            .count(),
+        1,
+        "{text}"
+    );
+    tpm.kill().unwrap();
+}
