@@ -13,7 +13,7 @@ mod types;
 pub use envelope::SignedEnvelope;
 pub use file_meta::FileMeta;
 pub use payload::{payload_type, MetadataType};
-pub use role::Role;
+pub use role::{DelegationName, Role};
 pub use threshold::verify_role;
 pub use time::{format_expires, parse_expires};
 pub use types::{

@@ -66,6 +66,12 @@ pub enum TrustError {
          pin its certificate or CA in the client config"
     )]
     TofuDisabled { gun: String },
+    #[error("{parent} lists an invalid delegation {name:?}: {why}; the whole file is refused")]
+    BadDelegation {
+        parent: String,
+        name: String,
+        why: String,
+    },
     #[error("pinned CA bundle for {prefix:?}: {source}")]
     BadCaBundle {
         prefix: String,

@@ -12,7 +12,7 @@ use notary_tuf::trust::{
     delegated_roles, root_signing_keys, validate_root, verify_signed, Checked, Expected,
     RoleTargets, TrustPinning,
 };
-use notary_tuf::{FileMeta, Root, SignedEnvelope, Snapshot, Targets, Timestamp};
+use notary_tuf::{FileMeta, Role, Root, SignedEnvelope, Snapshot, Targets, Timestamp};
 use std::collections::VecDeque;
 
 /// One verified metadata file and the exact bytes it came in.
@@ -48,7 +48,7 @@ enum Source<'a> {
 impl Source<'_> {
     async fn get(
         &mut self,
-        role: &str,
+        role: &Role,
         meta: Option<&FileMeta>,
         limit: usize,
     ) -> Result<Option<Vec<u8>>> {
@@ -57,8 +57,8 @@ impl Source<'_> {
                 let sha256 = meta.and_then(|m| m.hashes.get("sha256"));
                 let limit = meta.map_or(limit, |m| usize::try_from(m.length).unwrap_or(usize::MAX));
                 Ok(match sha256 {
-                    Some(hash) => remote.get_meta_by_hash(role, hash, limit).await?,
-                    None => remote.get_meta(role, limit).await?,
+                    Some(hash) => remote.get_meta_by_hash(role.name(), hash, limit).await?,
+                    None => remote.get_meta(role.name(), limit).await?,
                 })
             }
             Source::Cache(dir) => dir.read_cached(role),
@@ -82,7 +82,7 @@ pub fn now() -> i64 {
 
 /// The cached root, trusted as it is (it passed verification, or we made it).
 pub fn cached_root(dir: &GunDir) -> Result<Option<Fetched<Root>>> {
-    let Some(bytes) = dir.read_cached("root")? else {
+    let Some(bytes) = dir.read_cached(&Role::Root)? else {
         return Ok(None);
     };
     let envelope = SignedEnvelope::parse(&bytes)
@@ -111,7 +111,9 @@ pub async fn update(
             cache(dir, &repo)?;
             Ok(repo)
         }
-        Err(e) if allow_offline && is_offline(&e) && dir.read_cached("timestamp")?.is_some() => {
+        Err(e)
+            if allow_offline && is_offline(&e) && dir.read_cached(&Role::Timestamp)?.is_some() =>
+        {
             eprintln!("warning: {e:#}; using the cached metadata of {}", dir.gun);
             verify_from(Source::Cache(dir), dir, pinning, now).await
         }
@@ -132,7 +134,7 @@ async fn verify_from(
 ) -> Result<Repo> {
     let gun = dir.gun.as_str();
     let trusted = cached_root(dir)?;
-    let Some(root_bytes) = source.get("root", None, ROOT_LIMIT).await? else {
+    let Some(root_bytes) = source.get(&Role::Root, None, ROOT_LIMIT).await? else {
         let url = match &source {
             Source::Remote(r) => r.url().to_string(),
             Source::Cache(_) => "cache".into(),
@@ -146,10 +148,10 @@ async fn verify_from(
     let root = trust_root(&mut source, trusted, root_bytes, gun, pinning, now).await?;
     let r = &root.checked.metadata;
 
-    let cached_version = |role: &str| -> Option<u64> { cached_version(dir, role) };
+    let cached_version = |role: &Role| -> Option<u64> { cached_version(dir, role) };
     let ts_role = root_signing_keys(r, "timestamp")?;
     let ts_bytes = source
-        .get("timestamp", None, TIMESTAMP_LIMIT)
+        .get(&Role::Timestamp, None, TIMESTAMP_LIMIT)
         .await?
         .ok_or_else(|| anyhow!("the server has a root for {gun} but no timestamp"))?;
     let timestamp: Checked<Timestamp> = verify_signed(
@@ -160,7 +162,7 @@ async fn verify_from(
             keyids: &ts_role.keyids,
             threshold: ts_role.threshold,
             meta: None,
-            trusted_version: cached_version("timestamp"),
+            trusted_version: cached_version(&Role::Timestamp),
             now,
         },
     )?;
@@ -170,7 +172,7 @@ async fn verify_from(
         .cloned()
         .ok_or_else(|| anyhow!("the timestamp of {gun} lists no snapshot"))?;
     let snap_role = root_signing_keys(r, "snapshot")?;
-    let snap_bytes = fetch(&mut source, "snapshot", &snap_meta).await?;
+    let snap_bytes = fetch(&mut source, &Role::Snapshot, &snap_meta).await?;
     let snapshot: Checked<Snapshot> = verify_signed(
         &snap_bytes,
         &Expected {
@@ -179,7 +181,7 @@ async fn verify_from(
             keyids: &snap_role.keyids,
             threshold: snap_role.threshold,
             meta: Some(("timestamp", &snap_meta)),
-            trusted_version: cached_version("snapshot"),
+            trusted_version: cached_version(&Role::Snapshot),
             now,
         },
     )?;
@@ -188,7 +190,7 @@ async fn verify_from(
         .get("targets")
         .ok_or_else(|| anyhow!("the snapshot of {gun} lists no targets"))?;
     let targets_role = root_signing_keys(r, "targets")?;
-    let targets_bytes = fetch(&mut source, "targets", targets_meta).await?;
+    let targets_bytes = fetch(&mut source, &Role::Targets, targets_meta).await?;
     let targets: Checked<Targets> = verify_signed(
         &targets_bytes,
         &Expected {
@@ -197,13 +199,13 @@ async fn verify_from(
             keyids: &targets_role.keyids,
             threshold: targets_role.threshold,
             meta: Some(("snapshot", targets_meta)),
-            trusted_version: cached_version("targets"),
+            trusted_version: cached_version(&Role::Targets),
             now,
         },
     )?;
     let mut roles = vec![(
         RoleTargets {
-            role: "targets".into(),
+            role: Role::Targets,
             targets: targets.metadata,
             restrictions: Vec::new(),
         },
@@ -211,25 +213,27 @@ async fn verify_from(
     )];
     let mut queue: VecDeque<usize> = VecDeque::from([0]);
     while let Some(parent) = queue.pop_front() {
-        for d in delegated_roles(&roles[parent].0) {
+        for d in delegated_roles(&roles[parent].0)? {
             // A delegation with nothing published yet has no file.
-            let Some(m) = meta.get(&d.name) else { continue };
-            let bytes = fetch(&mut source, &d.name, m).await?;
+            let Some(m) = meta.get(d.role.name()) else {
+                continue;
+            };
+            let bytes = fetch(&mut source, &d.role, m).await?;
             let checked: Checked<Targets> = verify_signed(
                 &bytes,
                 &Expected {
-                    role: &d.name,
+                    role: d.role.name(),
                     keys: &d.keys,
                     keyids: &d.keyids,
                     threshold: d.threshold,
                     meta: Some(("snapshot", m)),
-                    trusted_version: cached_version(&d.name),
+                    trusted_version: cached_version(&d.role),
                     now,
                 },
             )?;
             roles.push((
                 RoleTargets {
-                    role: d.name,
+                    role: d.role,
                     targets: checked.metadata,
                     restrictions: d.restrictions,
                 },
@@ -252,7 +256,7 @@ async fn verify_from(
     })
 }
 
-async fn fetch(source: &mut Source<'_>, role: &str, meta: &FileMeta) -> Result<Vec<u8>> {
+async fn fetch(source: &mut Source<'_>, role: &Role, meta: &FileMeta) -> Result<Vec<u8>> {
     source
         .get(role, Some(meta), 0)
         .await?
@@ -316,20 +320,20 @@ async fn trust_root(
     Ok(current)
 }
 
-fn cached_version(dir: &GunDir, role: &str) -> Option<u64> {
+fn cached_version(dir: &GunDir, role: &Role) -> Option<u64> {
     let bytes = dir.read_cached(role).ok()??;
     let env = SignedEnvelope::parse(&bytes).ok()?;
     match role {
-        "timestamp" => env.decode::<Timestamp>().ok().map(|m| m.version()),
-        "snapshot" => env.decode::<Snapshot>().ok().map(|m| m.version()),
+        Role::Timestamp => env.decode::<Timestamp>().ok().map(|m| m.version()),
+        Role::Snapshot => env.decode::<Snapshot>().ok().map(|m| m.version()),
         _ => env.decode::<Targets>().ok().map(|m| m.version()),
     }
 }
 
 fn cache(dir: &GunDir, repo: &Repo) -> Result<()> {
-    dir.write_cached("root", &repo.root.bytes)?;
-    dir.write_cached("timestamp", &repo.timestamp.bytes)?;
-    dir.write_cached("snapshot", &repo.snapshot.bytes)?;
+    dir.write_cached(&Role::Root, &repo.root.bytes)?;
+    dir.write_cached(&Role::Timestamp, &repo.timestamp.bytes)?;
+    dir.write_cached(&Role::Snapshot, &repo.snapshot.bytes)?;
     for (role, bytes) in &repo.roles {
         dir.write_cached(&role.role, bytes)?;
     }
