@@ -23,7 +23,10 @@ pub fn canonical_key_id(key: &PublicKey) -> Result<String, KeyError> {
 #[derive(Debug, Default)]
 pub struct Signers {
     pub keys: BTreeSet<String>,
-    pub problems: Vec<String>,
+    /// Signatures by listed keys that do not verify.
+    pub rejected: Vec<String>,
+    /// Valid signatures by a key already counted under another ID.
+    pub repeated: Vec<String>,
 }
 
 /// Collects the valid signers of `envelope` among `keyids` (and present in
@@ -53,7 +56,7 @@ pub fn valid_signers(
             });
         }
         if let Err(e) = verify(key, sig.method, &envelope.signed_bytes, &sig.sig) {
-            signers.problems.push(e.to_string());
+            signers.rejected.push(e.to_string());
             continue;
         }
         let canonical = canonical_key_id(key).map_err(|source| VerifyError::Key {
@@ -61,7 +64,7 @@ pub fn valid_signers(
             source,
         })?;
         match counted.get(&canonical) {
-            Some(first) if *first != sig.keyid => signers.problems.push(format!(
+            Some(first) if *first != sig.keyid => signers.repeated.push(format!(
                 "keys {first} and {} are the same key, which counts once",
                 sig.keyid
             )),
@@ -91,10 +94,12 @@ pub fn verify_role(
     }
     let signers = valid_signers(envelope, keys, keyids)?;
     if signers.keys.len() < threshold as usize {
+        let mut problems = signers.rejected;
+        problems.extend(signers.repeated);
         return Err(VerifyError::Threshold {
             valid: signers.keys.len(),
             needed: threshold,
-            problems: signers.problems,
+            problems,
         });
     }
     Ok(())
