@@ -14,6 +14,8 @@ use notary_tuf::PublicKey;
 /// notary's cap for timestamp.json, and for a root of unknown size.
 pub const TIMESTAMP_LIMIT: usize = 1 << 20;
 pub const ROOT_LIMIT: usize = 100 << 20;
+/// The most a signed length may make notaryctl download (notary has no cap).
+pub const SIGNED_LENGTH_LIMIT: usize = 100 << 20;
 /// Answers that carry no metadata (keys, errors) are small.
 const SMALL_LIMIT: usize = 1 << 20;
 

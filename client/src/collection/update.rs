@@ -4,13 +4,14 @@
 //! written only after everything verified, so bad data from the server
 //! never replaces good cached metadata.
 
-use crate::remote::{Remote, RemoteError, ROOT_LIMIT, TIMESTAMP_LIMIT};
+use super::floor::{floor, Floor, RoleKeys};
+use crate::remote::{Remote, RemoteError, ROOT_LIMIT, SIGNED_LENGTH_LIMIT, TIMESTAMP_LIMIT};
 use crate::trust_dir::GunDir;
 use anyhow::{anyhow, bail, Context, Result};
-use notary_tuf::metadata::Metadata;
+use notary_tuf::metadata::RootRole;
 use notary_tuf::trust::{
     delegated_roles, root_signing_keys, validate_root, verify_signed, Checked, Expected,
-    RoleTargets, TrustPinning,
+    RoleTargets, TrustError, TrustPinning,
 };
 use notary_tuf::{FileMeta, Role, Root, SignedEnvelope, Snapshot, Targets, Timestamp};
 use std::collections::VecDeque;
@@ -55,7 +56,18 @@ impl Source<'_> {
         match self {
             Source::Remote(remote) => {
                 let sha256 = meta.and_then(|m| m.hashes.get("sha256"));
-                let limit = meta.map_or(limit, |m| usize::try_from(m.length).unwrap_or(usize::MAX));
+                // The signed length caps the download, within a fixed maximum:
+                // the keys that sign lengths are often the server's own.
+                let limit = match meta {
+                    Some(m) if m.length > SIGNED_LENGTH_LIMIT as u64 => bail!(
+                        "{role} is listed with a length of {} bytes, more than the {} bytes \
+                         notaryctl downloads for one metadata file; refused",
+                        m.length,
+                        SIGNED_LENGTH_LIMIT
+                    ),
+                    Some(m) => usize::try_from(m.length).unwrap_or(SIGNED_LENGTH_LIMIT),
+                    None => limit,
+                };
                 Ok(match sha256 {
                     Some(hash) => remote.get_meta_by_hash(role.name(), hash, limit).await?,
                     None => remote.get_meta(role.name(), limit).await?,
@@ -148,8 +160,9 @@ async fn verify_from(
     let root = trust_root(&mut source, trusted, root_bytes, gun, pinning, now).await?;
     let r = &root.checked.metadata;
 
-    let cached_version = |role: &Role| -> Option<u64> { cached_version(dir, role) };
     let ts_role = root_signing_keys(r, "timestamp")?;
+    let snap_role = root_signing_keys(r, "snapshot")?;
+    let (ts_floor, snap_floor) = timestamp_and_snapshot_floors(dir, r, ts_role, snap_role)?;
     let ts_bytes = source
         .get(&Role::Timestamp, None, TIMESTAMP_LIMIT)
         .await?
@@ -162,7 +175,7 @@ async fn verify_from(
             keyids: &ts_role.keyids,
             threshold: ts_role.threshold,
             meta: None,
-            trusted_version: cached_version(&Role::Timestamp),
+            trusted_version: ts_floor,
             now,
         },
     )?;
@@ -171,7 +184,6 @@ async fn verify_from(
         .snapshot_meta()
         .cloned()
         .ok_or_else(|| anyhow!("the timestamp of {gun} lists no snapshot"))?;
-    let snap_role = root_signing_keys(r, "snapshot")?;
     let snap_bytes = fetch(&mut source, &Role::Snapshot, &snap_meta).await?;
     let snapshot: Checked<Snapshot> = verify_signed(
         &snap_bytes,
@@ -181,15 +193,28 @@ async fn verify_from(
             keyids: &snap_role.keyids,
             threshold: snap_role.threshold,
             meta: Some(("timestamp", &snap_meta)),
-            trusted_version: cached_version(&Role::Snapshot),
+            trusted_version: snap_floor,
             now,
         },
     )?;
     let meta = &snapshot.metadata.meta;
+    // As notary's builder: the root in use must be the one the snapshot
+    // describes, so a server cannot pair an old root with new metadata.
+    let root_meta = meta
+        .get("root")
+        .ok_or_else(|| anyhow!("the snapshot of {gun} lists no root"))?;
+    root_meta
+        .check(&root.bytes)
+        .map_err(|source| TrustError::Mismatch {
+            role: "root".into(),
+            parent: "snapshot",
+            source,
+        })?;
     let targets_meta = meta
         .get("targets")
         .ok_or_else(|| anyhow!("the snapshot of {gun} lists no targets"))?;
     let targets_role = root_signing_keys(r, "targets")?;
+    let targets_keys = RoleKeys::of(r, targets_role);
     let targets_bytes = fetch(&mut source, &Role::Targets, targets_meta).await?;
     let targets: Checked<Targets> = verify_signed(
         &targets_bytes,
@@ -199,7 +224,7 @@ async fn verify_from(
             keyids: &targets_role.keyids,
             threshold: targets_role.threshold,
             meta: Some(("snapshot", targets_meta)),
-            trusted_version: cached_version(&Role::Targets),
+            trusted_version: floor::<Targets>(dir, &Role::Targets, &targets_keys)?.version(),
             now,
         },
     )?;
@@ -219,6 +244,12 @@ async fn verify_from(
                 continue;
             };
             let bytes = fetch(&mut source, &d.role, m).await?;
+            let keys = RoleKeys {
+                keys: &d.keys,
+                keyids: &d.keyids,
+                threshold: d.threshold,
+            };
+            let trusted_version = floor::<Targets>(dir, &d.role, &keys)?.version();
             let checked: Checked<Targets> = verify_signed(
                 &bytes,
                 &Expected {
@@ -227,7 +258,7 @@ async fn verify_from(
                     keyids: &d.keyids,
                     threshold: d.threshold,
                     meta: Some(("snapshot", m)),
-                    trusted_version: cached_version(&d.role),
+                    trusted_version,
                     now,
                 },
             )?;
@@ -320,14 +351,25 @@ async fn trust_root(
     Ok(current)
 }
 
-fn cached_version(dir: &GunDir, role: &Role) -> Option<u64> {
-    let bytes = dir.read_cached(role).ok()??;
-    let env = SignedEnvelope::parse(&bytes).ok()?;
-    match role {
-        Role::Timestamp => env.decode::<Timestamp>().ok().map(|m| m.version()),
-        Role::Snapshot => env.decode::<Snapshot>().ok().map(|m| m.version()),
-        _ => env.decode::<Targets>().ok().map(|m| m.version()),
+/// The timestamp and snapshot floors under `root`. If either role's keys
+/// changed since its copy was cached, both start over (TUF 5.3.11).
+fn timestamp_and_snapshot_floors(
+    dir: &GunDir,
+    root: &Root,
+    ts_role: &RootRole,
+    snap_role: &RootRole,
+) -> Result<(Option<u64>, Option<u64>)> {
+    let ts = floor::<Timestamp>(dir, &Role::Timestamp, &RoleKeys::of(root, ts_role))?;
+    let snap = floor::<Snapshot>(dir, &Role::Snapshot, &RoleKeys::of(root, snap_role))?;
+    if ts == Floor::KeysChanged || snap == Floor::KeysChanged {
+        eprintln!(
+            "note: the timestamp or snapshot key of {} changed since the cached copies were \
+             made; their rollback floors start over from what the server has now",
+            dir.gun
+        );
+        return Ok((None, None));
     }
+    Ok((ts.version(), snap.version()))
 }
 
 fn cache(dir: &GunDir, repo: &Repo) -> Result<()> {
