@@ -146,6 +146,16 @@ async fn verify_from(
 ) -> Result<Repo> {
     let gun = dir.gun.as_str();
     let trusted = cached_root(dir)?;
+    if let (None, Source::Remote(remote)) = (&trusted, &source) {
+        if remote.is_plain_http() {
+            eprintln!(
+                "warning: trusting {gun} for the first time over plain http:// ({}): anyone on \
+                 the network path can swap its root; use https:// or pin its root with \
+                 trust_pinning",
+                remote.url()
+            );
+        }
+    }
     let Some(root_bytes) = source.get(&Role::Root, None, ROOT_LIMIT).await? else {
         let url = match &source {
             Source::Remote(r) => r.url().to_string(),
