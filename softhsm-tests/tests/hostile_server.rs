@@ -78,6 +78,12 @@ impl Scene {
         out
     }
 
+    /// The stock CLI's `list` while the server serves `files`.
+    fn stock_against(&self, stock: &NotaryCli, files: &Files) -> CliOutput {
+        self.server.serve(files).unwrap();
+        stock_list(stock, &files.gun)
+    }
+
     /// `list` of the honest state works (again).
     fn lists_honest(&self, flags: &[&str]) {
         self.serve_honest();
@@ -143,8 +149,7 @@ fn delegation_names_that_climb_out_of_the_trust_dir() {
 
     // The stock CLI refuses the file too (its name check has no '.').
     let stock = scene.stock();
-    scene.server.serve(&files).unwrap();
-    let out = stock_list(&stock, GUN);
+    let out = scene.stock_against(&stock, &files);
     assert!(!out.status.success(), "{}", out.stdout);
     assert!(!stock.trust_dir.join("../.notary").exists());
 }
@@ -179,8 +184,7 @@ fn rollback_of_timestamp_snapshot_and_targets() {
             &format!("{role} version 2 is older than the trusted version 3 (rollback refused)"),
         );
         scene.lists_honest(&[]);
-        scene.server.serve(&files).unwrap();
-        let out = stock_list(&stock, GUN);
+        let out = scene.stock_against(&stock, &files);
         assert!(
             !out.status.success(),
             "stock notary took the {role} rollback"
@@ -200,8 +204,7 @@ fn an_expired_timestamp_freezes_nothing() {
     let files = frozen.files().unwrap();
     scene.refused(&files, &[], "timestamp expired at");
     scene.lists_honest(&[]);
-    scene.server.serve(&files).unwrap();
-    assert!(!stock_list(&stock, GUN).status.success());
+    assert!(!scene.stock_against(&stock, &files).status.success());
 }
 
 #[test]
@@ -226,8 +229,7 @@ fn mix_and_match_of_files_their_parents_do_not_describe() {
             &format!("{role} does not match what {parent} says about it"),
         );
         scene.lists_honest(&[]);
-        scene.server.serve(&files).unwrap();
-        let out = stock_list(&scene.stock(), GUN);
+        let out = scene.stock_against(&scene.stock(), &files);
         assert!(!out.status.success(), "stock took {role}: {}", out.stdout);
     }
 
@@ -245,8 +247,7 @@ fn mix_and_match_of_files_their_parents_do_not_describe() {
     scene.lists_honest(&[]);
     // The stock CLI retries with the root the snapshot names by hash
     // (root.<sha256>.json, served honestly here), so it ends up right.
-    scene.server.serve(&files).unwrap();
-    stock_list(&scene.stock(), GUN).ok().unwrap();
+    scene.stock_against(&scene.stock(), &files).ok().unwrap();
     assert!(scene.server.requests().contains(current.hashed("root")));
 }
 
@@ -292,8 +293,7 @@ fn endless_answers_are_cut_at_their_signed_length_or_the_cap() {
     stock_list(&stock, GUN).ok().unwrap();
     let mut files = honest.clone();
     files.behave(&snapshot, "endless");
-    scene.server.serve(&files).unwrap();
-    stock_list(&stock, GUN).ok().unwrap();
+    scene.stock_against(&stock, &files).ok().unwrap();
 }
 
 #[test]
@@ -336,8 +336,7 @@ fn a_signature_by_a_key_the_root_does_not_list() {
         "timestamp is not validly signed: 0 valid signature(s) of 1 needed",
     );
     scene.lists_honest(&[]);
-    scene.server.serve(&files).unwrap();
-    assert!(!stock_list(&stock, GUN).status.success());
+    assert!(!scene.stock_against(&stock, &files).status.success());
 }
 
 #[test]
@@ -366,8 +365,7 @@ fn a_threshold_met_by_one_key_listed_twice() {
 
     // The stock CLI counts key IDs, so one key meets the threshold of 2.
     let stock = scene.stock();
-    scene.server.serve(&files).unwrap();
-    stock_list(&stock, GUN).ok().unwrap();
+    scene.stock_against(&stock, &files).ok().unwrap();
 
     // A first root whose root role is two certificates of one key,
     // threshold 2: refused on first use, nothing written.
@@ -531,8 +529,7 @@ fn a_rotation_to_an_unpinned_certificate() {
     scene.lists_honest(&flags);
 
     // Stock notary checks pinning on the first root only and follows.
-    scene.server.serve(&files).unwrap();
-    stock_list(&stock, PINNED_GUN).ok().unwrap();
+    scene.stock_against(&stock, &files).ok().unwrap();
 }
 
 #[test]

@@ -215,6 +215,18 @@ mod tests {
         }
     }
 
+    /// Staging `targets/x` with `edit`.
+    fn add_delegation(edit: DelegationEdit) -> Change {
+        let mut add = change(
+            ChangeKind::Delegation,
+            ChangeAction::Create,
+            "targets/x",
+            "",
+        );
+        add.delegation = Some(edit);
+        add
+    }
+
     #[test]
     fn targets_and_delegations() {
         let mut roles = BTreeMap::from([("targets".to_string(), empty_targets())]);
@@ -242,13 +254,7 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("delegation add"), "{err}");
 
-        let mut add = change(
-            ChangeKind::Delegation,
-            ChangeAction::Create,
-            "targets/x",
-            "",
-        );
-        add.delegation = Some(DelegationEdit {
+        let add = add_delegation(DelegationEdit {
             add_paths: vec![String::new()],
             ..Default::default()
         });
@@ -296,19 +302,12 @@ mod tests {
         let bare = cert.bare_key().unwrap();
         for twin in [respelled, bare] {
             let mut roles = BTreeMap::from([("targets".to_string(), empty_targets())]);
-            let mut add = change(
-                ChangeKind::Delegation,
-                ChangeAction::Create,
-                "targets/x",
-                "",
-            );
-            add.delegation = Some(DelegationEdit {
+            let add = add_delegation(DelegationEdit {
                 add_keys: vec![cert.clone()],
                 add_paths: vec![String::new()],
                 ..Default::default()
             });
-            let mut again = add.clone();
-            again.delegation = Some(DelegationEdit {
+            let again = add_delegation(DelegationEdit {
                 add_keys: vec![twin.clone()],
                 ..Default::default()
             });
