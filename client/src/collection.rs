@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod expiry;
+mod floor;
 pub mod publish;
 pub mod signer;
 pub mod update;

@@ -5,7 +5,7 @@ mod errcode;
 mod http;
 mod multipart;
 
-pub use http::TlsFiles;
+pub use http::{Timeouts, TlsFiles};
 
 use http::Http;
 use hyper::{Method, StatusCode};
@@ -14,6 +14,8 @@ use notary_tuf::PublicKey;
 /// notary's cap for timestamp.json, and for a root of unknown size.
 pub const TIMESTAMP_LIMIT: usize = 1 << 20;
 pub const ROOT_LIMIT: usize = 100 << 20;
+/// The most a signed length may make notaryctl download (notary has no cap).
+pub const SIGNED_LENGTH_LIMIT: usize = 100 << 20;
 /// Answers that carry no metadata (keys, errors) are small.
 const SMALL_LIMIT: usize = 1 << 20;
 
@@ -32,8 +34,16 @@ pub enum RemoteError {
     Tls { url: String, cause: String },
     #[error("unexpected HTTP exchange with the notary server: {0}")]
     Protocol(String),
-    #[error("the notary server's answer exceeds {limit} bytes; refused")]
-    TooLarge { limit: usize },
+    #[error(
+        "the notary server's answer to {what} is longer than {limit} bytes (its signed \
+         length, or notaryctl's cap); stopped reading and refused"
+    )]
+    TooLarge { what: String, limit: usize },
+    #[error(
+        "the notary server at {url} is too slow: {why}; gave up (if it is merely slow, raise \
+         remote_server.read_timeout or request_timeout in the client config)"
+    )]
+    TooSlow { url: String, why: String },
     #[error("notary server: {what} failed with HTTP {status}: {text}")]
     Server {
         what: String,
@@ -57,15 +67,26 @@ pub struct Remote {
 
 impl Remote {
     /// `trace` prints each request and its status on stderr (`-D`).
-    pub fn new(url: &str, tls: &TlsFiles, gun: &str, trace: bool) -> Result<Remote, RemoteError> {
+    pub fn new(
+        url: &str,
+        tls: &TlsFiles,
+        timeouts: Timeouts,
+        gun: &str,
+        trace: bool,
+    ) -> Result<Remote, RemoteError> {
         Ok(Remote {
-            http: Http::new(url, tls, trace)?,
+            http: Http::new(url, tls, timeouts, trace)?,
             gun: gun.to_string(),
         })
     }
 
     pub fn url(&self) -> &str {
         self.http.url()
+    }
+
+    /// True for an `http://` server: nothing protects what it serves.
+    pub fn is_plain_http(&self) -> bool {
+        self.http.is_plain()
     }
 
     fn tuf_path(&self, file: &str) -> String {

@@ -13,8 +13,8 @@ mod types;
 pub use envelope::SignedEnvelope;
 pub use file_meta::FileMeta;
 pub use payload::{payload_type, MetadataType};
-pub use role::Role;
-pub use threshold::verify_role;
+pub use role::{DelegationName, Role};
+pub use threshold::{canonical_key_id, duplicate_key, valid_signers, verify_role, Signers};
 pub use time::{format_expires, parse_expires};
 pub use types::{
     DelegationRole, Delegations, Metadata, Root, RootRole, Snapshot, Targets, Timestamp,

@@ -8,7 +8,7 @@ mod check;
 mod name;
 
 pub use build::{assemble_root_cert, root_cert_tbs};
-pub use check::check_root_cert;
+pub use check::{check_root_cert, check_trusted_root_cert};
 pub(crate) use check::{is_sha1, verify_cert_signature};
 
 use crate::keys::KeyError;

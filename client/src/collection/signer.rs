@@ -9,8 +9,9 @@ use crate::errors::{reason, KeydError};
 use crate::progress;
 use anyhow::{anyhow, bail, Result};
 use keyd_proto::keyd as pb;
+use notary_tuf::metadata::canonical_key_id;
 use notary_tuf::{verify, PublicKey, Signature, SignatureMethod, SignedEnvelope};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub struct KeydSigner {
     client: Client,
@@ -52,7 +53,9 @@ impl KeydSigner {
     }
 
     /// Signs `envelope` as `role` with every key of the role that
-    /// notary-keyd holds; fails if that is fewer than `threshold`.
+    /// notary-keyd holds, each key once however many IDs the role lists it
+    /// under (verifiers count it once); fails if that is fewer than
+    /// `threshold` keys.
     pub async fn sign_role(
         &mut self,
         envelope: &mut SignedEnvelope,
@@ -61,15 +64,19 @@ impl KeydSigner {
         keyids: &[String],
         threshold: u32,
     ) -> Result<()> {
-        let mut signed = 0u32;
+        let mut signed_keys = BTreeSet::new();
         for id in keyids {
             let Some(listed) = keys.get(id) else { continue };
+            if signed_keys.contains(&canonical_key_id(listed)?) {
+                continue;
+            }
             let Some(key) = self.find(listed).await? else {
                 continue;
             };
             self.sign_with(envelope, role, id, listed, &key).await?;
-            signed += 1;
+            signed_keys.insert(canonical_key_id(listed)?);
         }
+        let signed = signed_keys.len();
         if signed == 0 {
             bail!(
                 "none of the {role} keys of {} is in notary-keyd (key IDs: {}); \
@@ -78,9 +85,9 @@ impl KeydSigner {
                 keyids.join(", ")
             );
         }
-        if signed < threshold {
+        if signed < threshold as usize {
             bail!(
-                "{role} of {} needs {threshold} signatures but notary-keyd holds only {signed} of its keys",
+                "{role} of {} needs {threshold} signatures (distinct keys) but notary-keyd holds only {signed} of its keys",
                 self.gun
             );
         }

@@ -35,6 +35,7 @@ impl Context {
         Ok(Remote::new(
             &self.settings.server,
             &self.settings.tls,
+            self.settings.timeouts,
             gun,
             self.debug,
         )?)

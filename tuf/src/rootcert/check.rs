@@ -20,6 +20,17 @@ const MIN_RSA_BITS: usize = 2048;
 /// least 2048 bits. A self-issued certificate must also carry a valid
 /// self-signature; a CA-issued one is left to trust pinning.
 pub fn check_root_cert(pem: &str, gun: &str, now_unix: i64) -> Result<(), CertError> {
+    check(pem, gun, Some(now_unix))
+}
+
+/// [`check_root_cert`] without the validity window at a given time: how
+/// notary accepts the certificates of the root it already trusts when it
+/// checks a rotation (`validRootLeafCerts` without expiry).
+pub fn check_trusted_root_cert(pem: &str, gun: &str) -> Result<(), CertError> {
+    check(pem, gun, None)
+}
+
+fn check(pem: &str, gun: &str, now_unix: Option<i64>) -> Result<(), CertError> {
     let (_, cert) = first_certificate(pem.as_bytes())?;
     let tbs = &cert.tbs_certificate;
     let cn = read_common_name(&tbs.subject).ok_or(CertError::NoCommonName)?;
@@ -45,11 +56,13 @@ pub fn check_root_cert(pem: &str, gun: &str, now_unix: i64) -> Result<(), CertEr
             return Err(CertError::RsaTooSmall(bits));
         }
     }
-    if now_unix.saturating_add(NOT_BEFORE_LEEWAY) < not_before {
-        return Err(CertError::NotYetValid { not_before });
-    }
-    if now_unix > not_after {
-        return Err(CertError::Expired { not_after });
+    if let Some(now_unix) = now_unix {
+        if now_unix.saturating_add(NOT_BEFORE_LEEWAY) < not_before {
+            return Err(CertError::NotYetValid { not_before });
+        }
+        if now_unix > not_after {
+            return Err(CertError::Expired { not_after });
+        }
     }
     if tbs.issuer == tbs.subject {
         verify_cert_signature(&cert, &spki)?;

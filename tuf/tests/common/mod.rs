@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod certs;
+
 use notary_tuf::metadata::parse_expires;
 use notary_tuf::{Metadata, PublicKey, Root, SignedEnvelope, Targets};
 use std::path::PathBuf;

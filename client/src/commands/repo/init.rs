@@ -19,7 +19,7 @@ use keyd_proto::keyd as pb;
 use notary_tuf::metadata::RootRole;
 use notary_tuf::rootcert::check_root_cert;
 use notary_tuf::trust::{validate_root, TrustPinning};
-use notary_tuf::{MetadataType, PublicKey, Root, SignedEnvelope};
+use notary_tuf::{MetadataType, PublicKey, Role, Root, SignedEnvelope};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -50,7 +50,7 @@ pub struct InitArgs {
 
 pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     let dir = ctx.gun_dir(&args.gun)?;
-    if dir.read_cached("root")?.is_some() {
+    if dir.read_cached(&Role::Root)?.is_some() {
         bail!(
             "{} already has a trusted root in {}; `notaryctl delete {}` forgets it first",
             args.gun,
@@ -126,7 +126,7 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     // What we upload must pass the checks every client applies.
     validate_root(None, &bytes, &args.gun, &TrustPinning::default(), now())
         .context("the new root does not verify")?;
-    dir.write_cached("root", &bytes)?;
+    dir.write_cached(&Role::Root, &bytes)?;
     eprintln!(
         "Root key {} (certificate {}), targets key {}, snapshot key {}{}",
         root_key.key_id,

@@ -49,12 +49,11 @@ pub struct VerifyArgs {
 fn all_targets<'a>(repo: &'a Repo, only: &[String]) -> BTreeMap<&'a str, (&'a FileMeta, &'a str)> {
     let mut out = BTreeMap::new();
     for (role, _) in &repo.roles {
-        if !only.is_empty() && !only.contains(&role.role) {
+        if !only.is_empty() && !only.iter().any(|r| r == role.role.name()) {
             continue;
         }
         for (name, meta) in role.allowed() {
-            out.entry(name.as_str())
-                .or_insert((meta, role.role.as_str()));
+            out.entry(name.as_str()).or_insert((meta, role.role.name()));
         }
     }
     out
@@ -64,7 +63,7 @@ fn all_targets<'a>(repo: &'a Repo, only: &[String]) -> BTreeMap<&'a str, (&'a Fi
 fn find<'a>(repo: &'a Repo, target: &str) -> Option<(&'a FileMeta, &'a str)> {
     repo.roles.iter().find_map(|(role, _)| {
         let meta = role.targets.targets.get(target)?;
-        path_allowed(&role.restrictions, target).then_some((meta, role.role.as_str()))
+        path_allowed(&role.restrictions, target).then_some((meta, role.role.name()))
     })
 }
 
