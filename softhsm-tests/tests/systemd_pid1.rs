@@ -198,5 +198,72 @@ fn installed_as_documented_activates_on_connect_serves_its_group_and_reloads() -
     );
     c.notaryctl_ok("alice", "key list")
         .context("after a failed reload the previous policy (list) still applies")?;
+
+    journal_has_the_daemons_fields(&c)?;
+    running_unit_scores_as_documented(&c)?;
+    Ok(())
+}
+
+/// The daemon logs over journald's native protocol: its tracing fields are
+/// journal fields, and the level is PRIORITY.
+fn journal_has_the_daemons_fields(c: &Container) -> Result<()> {
+    let json = c.sh_ok(&format!("journalctl --no-pager -o json -u {SERVICE}"))?;
+    let entries: Vec<serde_json::Value> = json
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let ready = entries
+        .iter()
+        .find(|e| e["MESSAGE"] == "notary-keyd ready")
+        .with_context(|| {
+            format!(
+                "journald: no entry whose MESSAGE is exactly \"notary-keyd ready\" \
+                 (is the daemon writing text lines instead of journal fields?):\n{json}"
+            )
+        })?;
+    let status = ready["STATUS"].as_str().unwrap_or_default();
+    ensure!(
+        status.starts_with("1 of 1 backends available"),
+        "journald: the ready entry has no STATUS field of its own: {ready}"
+    );
+    ensure!(
+        ready["PRIORITY"] == "6" && ready["SYSLOG_IDENTIFIER"] == "notary-keyd",
+        "journald: the ready entry's PRIORITY/SYSLOG_IDENTIFIER: {ready}"
+    );
+    let failed = entries
+        .iter()
+        .find(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("reload failed"))
+        })
+        .context("journald: no entry for the failed reload")?;
+    ensure!(
+        failed["PRIORITY"] == "3" && failed["ERROR"].as_str().is_some_and(|e| e.contains("lsit")),
+        "journald: the failed reload's entry should be an error with an ERROR field: {failed}"
+    );
+    Ok(())
+}
+
+/// `systemd-analyze security` of the running unit (with the systemd of
+/// Debian 12 as PID 1) gives the score docs/operations.md states.
+fn running_unit_scores_as_documented(c: &Container) -> Result<()> {
+    let out = c.sh_ok(&format!("systemd-analyze security --no-pager {SERVICE}"))?;
+    let verdict = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("→ Overall exposure level for "))
+        .with_context(|| format!("systemd-analyze security printed no overall score:\n{out}"))?;
+    let docs =
+        std::fs::read_to_string(softhsm_tests::container::repo().join("docs/operations.md"))?;
+    let stated: String = verdict
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    ensure!(
+        docs.contains(&format!("→ Overall exposure level for {stated}")),
+        "the running unit scores {stated:?}, not what docs/operations.md states:\n{out}"
+    );
+    println!("systemd-analyze security (running unit): {verdict}");
     Ok(())
 }
