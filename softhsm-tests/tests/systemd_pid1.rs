@@ -267,3 +267,96 @@ fn running_unit_scores_as_documented(c: &Container) -> Result<()> {
     println!("systemd-analyze security (running unit): {verdict}");
     Ok(())
 }
+
+/// The soft keystore (unencrypted: this test is about restarts) and the
+/// group policy, started by alice's first call.
+fn serving_soft_keys(c: &Container) -> Result<()> {
+    write_config(
+        c,
+        &config(&format!(
+            "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n{}",
+            group_policy(c, "\"list\", \"generate\", \"sign\"")?
+        )),
+    )?;
+    c.notaryctl_ok("alice", "backend list")?;
+    Ok(())
+}
+
+/// Waits for systemd to run a new main process (not `old`) and be active.
+fn wait_restarted(c: &Container, old: &str) -> Result<String> {
+    c.wait_unit(SERVICE, "MainPID", Duration::from_secs(90), |pid| {
+        pid != old && pid != "0"
+    })?;
+    c.wait_unit(SERVICE, "ActiveState", Duration::from_secs(30), |s| {
+        s == "active"
+    })?;
+    c.unit_property(SERVICE, "MainPID")
+}
+
+/// The watchdog: a daemon that stops pinging is killed and restarted.
+///
+/// The stall is SIGSTOP from outside, not a test hook in the daemon: a
+/// stopped process pings no more, exactly like a hung serving loop from
+/// systemd's side, and there is no code path a production daemon could
+/// take by accident. (That the pings come from the serving loop itself is
+/// the lifecycle's design, checked by systemd_service.rs.)
+#[test]
+fn watchdog_restarts_a_stalled_daemon_and_kill_9_keeps_the_keys() -> Result<()> {
+    if !can_boot("watchdog_restarts_a_stalled_daemon_and_kill_9_keeps_the_keys")? {
+        return Ok(());
+    }
+    let c = installed(Network::Private)?;
+    serving_soft_keys(&c)?;
+    // (systemd shows the watchdog of a running service only.)
+    let shipped = c.unit_property(SERVICE, "WatchdogUSec")?;
+    ensure!(
+        shipped == "30s",
+        "the shipped unit's WatchdogSec= is {shipped}, not 30s"
+    );
+    // The same mechanism with a shorter limit, so the test waits seconds.
+    drop_in(&c, "watchdog.conf", "[Service]\nWatchdogSec=4s\n")?;
+    c.sh_ok("systemctl restart notary-keyd.service")?;
+    let key = generate(&c, "alice", "soft", "ed25519")?;
+
+    // Healthy: systemd records pings (its watchdog timestamp moves on).
+    let first = c.wait_unit(
+        SERVICE,
+        "WatchdogTimestampMonotonic",
+        Duration::from_secs(20),
+        |t| t != "0",
+    )?;
+    c.wait_unit(
+        SERVICE,
+        "WatchdogTimestampMonotonic",
+        Duration::from_secs(20),
+        |t| t != first,
+    )
+    .context("watchdog: the daemon does not ping")?;
+
+    let stalled = c.unit_property(SERVICE, "MainPID")?;
+    c.sh_ok(&format!("kill -STOP {stalled}"))?;
+    let pid =
+        wait_restarted(&c, &stalled).context("watchdog: the stalled daemon was not restarted")?;
+    let journal = c.journal(SERVICE)?;
+    ensure!(
+        journal.contains("Watchdog timeout"),
+        "watchdog: the restart was not the watchdog's:\n{journal}"
+    );
+    sign(&c, "alice", &key).context("after the watchdog restart")?;
+
+    // kill -9: Restart=on-failure brings it back; the key is still there.
+    c.sh_ok(&format!("kill -9 {pid}"))?;
+    wait_restarted(&c, &pid).context("kill -9: the daemon was not restarted")?;
+    sign(&c, "alice", &key).context("after kill -9 the key signs again")?;
+    let restarts: u32 = c.unit_property(SERVICE, "NRestarts")?.parse()?;
+    ensure!(restarts == 2, "NRestarts is {restarts}, not 2");
+    let signed = audit_lines(&c)?
+        .iter()
+        .filter(|l| l["operation"] == "sign" && l["allowed"] == true)
+        .count();
+    ensure!(
+        signed == 2,
+        "the audit log has {signed} allowed signatures, not 2"
+    );
+    Ok(())
+}
