@@ -9,9 +9,13 @@
 //! Each test boots its own container. A machine that cannot boot one fails
 //! these tests with a SKIPPED line unless NOTARY_KEYD_ALLOW_NO_CONTAINER=1.
 
+mod common;
+
 use anyhow::{ensure, Context, Result};
-use softhsm_tests::container::{can_boot, source_binds, Container, Network};
-use std::time::Duration;
+use keyd_proto::keyd as pb;
+use softhsm_tests::container::{can_boot, source_binds, Container, Network, SOCKET};
+use softhsm_tests::{connect, openssl_verify};
+use std::time::{Duration, Instant};
 
 const SERVICE: &str = "notary-keyd.service";
 const SOCKET_UNIT: &str = "notary-keyd.socket";
@@ -358,5 +362,161 @@ fn watchdog_restarts_a_stalled_daemon_and_kill_9_keeps_the_keys() -> Result<()> 
         signed == 2,
         "the audit log has {signed} allowed signatures, not 2"
     );
+    Ok(())
+}
+
+/// The shipped SoftHSM and credentials drop-ins, with the PIN and the
+/// keystore passphrase encrypted by `systemd-creds` as the docs show.
+fn softhsm_with_encrypted_credentials(c: &Container) -> Result<()> {
+    c.sh_ok(
+        "softhsm2-util --init-token --free --label notary --pin 271828 --so-pin 31415926 && \
+         chown -R notary-keyd:notary-keyd /var/lib/softhsm/tokens",
+    )?;
+    let creds = c.sh(
+        "printf 271828 | systemd-creds encrypt --name=hsm.pin - /etc/notary-keyd/credentials/hsm.pin.cred && \
+         printf 'a long keystore passphrase' | systemd-creds encrypt --name=keystore.passphrase - \
+           /etc/notary-keyd/credentials/keystore.passphrase.cred",
+    )?;
+    ensure!(
+        creds.status.success(),
+        "LoadCredentialEncrypted=: systemd-creds cannot encrypt in this container: {}",
+        String::from_utf8_lossy(&creds.stderr)
+    );
+    c.sh_ok(&format!(
+        "cd {} && for d in credentials softhsm; do \
+           install -D -m 0644 systemd/drop-ins/$d.conf /etc/systemd/system/notary-keyd.service.d/$d.conf; \
+         done && systemctl daemon-reload",
+        softhsm_tests::container::SOURCE
+    ))?;
+    // Root (the host side of this test) may also generate and sign.
+    let root_policy = "[[policy]]\nuids = [0]\nallow = [\"list\", \"generate\", \"sign\"]\n\
+                       keys = [\"role:targets\"]\n";
+    write_config(
+        c,
+        &config(&format!(
+            "[[backend]]\nname = \"hsm\"\ntype = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
+             token = \"notary\"\npin = {{ credential = \"hsm.pin\" }}\n\
+             # One session: signatures queue, so some are in flight at the stop.\nsessions = 1\n\n\
+             [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\
+             passphrase = {{ credential = \"keystore.passphrase\" }}\n\n{}{root_policy}",
+            group_policy(c, "\"list\", \"generate\", \"sign\"")?
+        )),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn softhsm_and_encrypted_credentials_then_a_clean_stop_mid_signature() -> Result<()> {
+    if !can_boot("softhsm_and_encrypted_credentials_then_a_clean_stop_mid_signature")? {
+        return Ok(());
+    }
+    let c = installed(Network::Private)?;
+    softhsm_with_encrypted_credentials(&c)?;
+
+    // Both backends open with the credentials systemd decrypted.
+    let backends = c.notaryctl_ok("alice", "backend list")?;
+    let status = c.unit_property(SERVICE, "StatusText")?;
+    ensure!(
+        status.starts_with("2 of 2 backends available (hsm, soft)"),
+        "SoftHSM drop-in and LoadCredentialEncrypted=: {status:?}\n{backends}\n{}",
+        c.journal(SERVICE)?
+    );
+    let on_hsm = generate(&c, "alice", "hsm", "ecdsa")?;
+    sign(&c, "alice", &on_hsm).context("alice signs on the SoftHSM token")?;
+    let on_soft = generate(&c, "alice", "soft", "ed25519")?;
+    sign(&c, "alice", &on_soft).context("alice signs with the encrypted keystore")?;
+
+    // Slow RSA-4096 signatures queue on the token's one session; stop the
+    // service while they wait: every one finishes, then the daemon exits 0.
+    let mut client = connect(&c.path(SOCKET)).await?;
+    let slow = common::generate(&mut client, "hsm", "rsa", "", 4096, "targets", "").await;
+    let payload = common::targets_payload(7);
+    let (queued_tx, mut queued) = tokio::sync::mpsc::unbounded_channel();
+    let flood: Vec<_> = (0..200)
+        .map(|_| {
+            let (mut client, key, payload, queued) = (
+                client.clone(),
+                slow.key_id.clone(),
+                payload.clone(),
+                queued_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let (events, result) = common::sign(&mut client, &key, payload, "", "", "").await;
+                if events
+                    .iter()
+                    .any(|e| matches!(e, pb::progress::Kind::Queued(_)))
+                {
+                    let _ = queued.send(());
+                }
+                (result, Instant::now())
+            })
+        })
+        .collect();
+    drop(queued_tx);
+    queued
+        .recv()
+        .await
+        .context("no signature had to wait for the token")?;
+    let stop_sent = Instant::now();
+    let stopping = {
+        let leader = c.leader();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("nsenter")
+                .args([
+                    "-t",
+                    &leader.to_string(),
+                    "-m",
+                    "-u",
+                    "-i",
+                    "-n",
+                    "-p",
+                    "-r",
+                    "-w",
+                ])
+                .args(["systemctl", "stop", SERVICE])
+                .output()
+        })
+    };
+    let mut after_stop = 0;
+    for task in flood {
+        let (result, done) = task.await?;
+        let result = result.context("a signature in flight at the stop failed")?;
+        openssl_verify(
+            "rsa",
+            &slow.public,
+            &result.method,
+            &payload,
+            &result.signature,
+        )?;
+        after_stop += usize::from(done > stop_sent);
+    }
+    let stopped = stopping.await??;
+    ensure!(
+        stopped.status.success(),
+        "systemctl stop: {}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    ensure!(
+        after_stop > 0,
+        "every signature finished before the stop; the flood is too short to test it"
+    );
+    let (result, code, status) = (
+        c.unit_property(SERVICE, "Result")?,
+        c.unit_property(SERVICE, "ExecMainCode")?,
+        c.unit_property(SERVICE, "ExecMainStatus")?,
+    );
+    ensure!(
+        result == "success" && code == "1" && status == "0",
+        "the daemon did not exit cleanly after finishing {after_stop} signatures: \
+         Result={result} ExecMainCode={code} ExecMainStatus={status}\n{}",
+        c.journal(SERVICE)?
+    );
+    let audited = audit_lines(&c)?
+        .iter()
+        .filter(|l| {
+            l["operation"] == "sign" && l["key_id"] == slow.key_id.as_str() && l["allowed"] == true
+        })
+        .count();
+    ensure!(audited == 200, "{audited} of 200 signatures audited");
+    println!("clean stop: {after_stop} of 200 signatures finished after `systemctl stop`");
     Ok(())
 }
