@@ -8,9 +8,11 @@
 //! timestamp (journald adds its own); fields stay `key=value`. Elsewhere:
 //! plain lines on stderr.
 
+use crate::systemd::journal::{self, JournalLayer};
 use std::fmt;
 use std::io::IsTerminal;
-use tracing::{Event, Level, Subscriber};
+use std::path::Path;
+use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{self, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -34,19 +36,11 @@ pub fn init() {
         stderr().init();
         return;
     }
-    match tracing_journald::layer() {
-        Ok(journal) => {
-            // Field names as written (BACKEND, not F_BACKEND): none of ours
-            // is one of journald's own (MESSAGE, PRIORITY, CODE_*, SYSLOG_*).
-            tracing_subscriber::registry()
-                .with(filter())
-                .with(
-                    journal
-                        .with_field_prefix(None)
-                        .with_priority_mappings(journal_priorities()),
-                )
-                .init();
-        }
+    match JournalLayer::connect(Path::new(journal::SOCKET)) {
+        Ok(journal) => tracing_subscriber::registry()
+            .with(filter())
+            .with(journal)
+            .init(),
         Err(_) => {
             let plain = format::format().without_time().with_ansi(false);
             stderr().event_format(Journal(plain)).init();
@@ -81,29 +75,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        write!(writer, "<{}>", journal::priority(*event.metadata().level()))?;
         self.0.format_event(ctx, writer, event)
-    }
-}
-
-/// The levels of `priority`, in tracing-journald's terms (its default
-/// makes INFO a "notice").
-fn journal_priorities() -> tracing_journald::PriorityMappings {
-    use tracing_journald::Priority;
-    tracing_journald::PriorityMappings {
-        error: Priority::Error,
-        warn: Priority::Warning,
-        info: Priority::Informational,
-        debug: Priority::Debug,
-        trace: Priority::Debug,
-    }
-}
-
-fn priority(level: Level) -> u8 {
-    match level {
-        Level::ERROR => 3,
-        Level::WARN => 4,
-        Level::INFO => 6,
-        Level::DEBUG | Level::TRACE => 7,
     }
 }

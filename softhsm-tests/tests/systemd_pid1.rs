@@ -218,13 +218,16 @@ fn journal_has_the_daemons_fields(c: &Container) -> Result<()> {
         .collect();
     let ready = entries
         .iter()
-        .find(|e| e["MESSAGE"] == "notary-keyd ready")
-        .with_context(|| {
-            format!(
-                "journald: no entry whose MESSAGE is exactly \"notary-keyd ready\" \
-                 (is the daemon writing text lines instead of journal fields?):\n{json}"
-            )
-        })?;
+        .find(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("notary-keyd ready"))
+        })
+        .with_context(|| format!("journald: no \"notary-keyd ready\" entry:\n{json}"))?;
+    ensure!(
+        ready["_TRANSPORT"] == "journal",
+        "journald: the daemon writes text lines to stdout/stderr, not journal entries: {ready}"
+    );
     let status = ready["STATUS"].as_str().unwrap_or_default();
     ensure!(
         status.starts_with("1 of 1 backends available"),
