@@ -14,6 +14,7 @@ mod common;
 use anyhow::{ensure, Context, Result};
 use keyd_proto::keyd as pb;
 use softhsm_tests::container::{can_boot, source_binds, Container, Network, SOCKET};
+use softhsm_tests::notary_stack::{free_port, NotaryServer, Pki, RemoteSigner, TrustService};
 use softhsm_tests::{connect, openssl_verify};
 use std::time::{Duration, Instant};
 
@@ -521,5 +522,98 @@ async fn softhsm_and_encrypted_credentials_then_a_clean_stop_mid_signature() -> 
         .count();
     ensure!(audited == 200, "{audited} of 200 signatures audited");
     println!("clean stop: {after_stop} of 200 signatures finished after `systemctl stop`");
+    Ok(())
+}
+
+/// The signer API's certificate, key and client CA, readable by the daemon.
+fn signer_api_tls(c: &Container, pki: &Pki) -> Result<()> {
+    let tls = pki.issue("notary-keyd", "serverAuth")?;
+    for (from, to, mode) in [
+        (&tls.cert, "keyd.crt", 0o644),
+        (&tls.key, "keyd.key", 0o640),
+        (&pki.ca_cert, "ca.crt", 0o644),
+    ] {
+        c.write(
+            &format!("/etc/notary-keyd/tls/{to}"),
+            &std::fs::read_to_string(from)?,
+            mode,
+        )?;
+    }
+    c.sh_ok("chgrp notary-keyd /etc/notary-keyd/tls/keyd.key")?;
+    Ok(())
+}
+
+/// The signer API (TCP, mutual TLS) is refused by the unit's hardening
+/// until the shipped signer-api.conf (port edited) turns the network on;
+/// then a stock notary-server on the host keeps its timestamp and snapshot
+/// keys in the daemon and the stock CLI publishes through it.
+#[test]
+fn signer_api_needs_its_drop_in_and_then_serves_notary_server() -> Result<()> {
+    if !can_boot("signer_api_needs_its_drop_in_and_then_serves_notary_server")? {
+        return Ok(());
+    }
+    // The host's network: notary-server runs on the host and dials in.
+    let c = installed(Network::Host)?;
+    let pki = Pki::new("pid1-signer")?;
+    signer_api_tls(&c, &pki)?;
+    let port = free_port()?;
+    write_config(
+        &c,
+        &config(&format!(
+            "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n[signer_api]\n\
+             listen = \"127.0.0.1:{port}\"\ntls_cert = \"/etc/notary-keyd/tls/keyd.crt\"\n\
+             tls_key = \"/etc/notary-keyd/tls/keyd.key\"\nclient_ca = \"/etc/notary-keyd/tls/ca.crt\"\n\
+             backend = \"soft\"\nallowed_clients = [\"notary-server\"]\n"
+        )),
+    )?;
+
+    let refused = c.sh("systemctl start notary-keyd.service")?;
+    let journal = c.journal(SERVICE)?;
+    ensure!(
+        !refused.status.success() && journal.contains("Address family not supported"),
+        "without signer-api.conf the hardened unit must refuse a TCP listener:\n{journal}"
+    );
+
+    c.sh_ok(&format!(
+        "mkdir -p /etc/systemd/system/notary-keyd.service.d && \
+         sed 's/tcp:7899/tcp:{port}/' {}/systemd/drop-ins/signer-api.conf > \
+           /etc/systemd/system/notary-keyd.service.d/signer-api.conf && \
+         systemctl daemon-reload && systemctl restart notary-keyd.service",
+        softhsm_tests::container::SOURCE
+    ))
+    .context("with signer-api.conf the daemon starts")?;
+
+    let server = NotaryServer::start(
+        &pki,
+        &TrustService::Remote(RemoteSigner {
+            addr: ([127, 0, 0, 1], port).into(),
+            key_algorithm: "ecdsa".into(),
+            client: pki.issue("notary-server", "serverAuth,clientAuth")?,
+        }),
+    )
+    .with_context(|| {
+        format!(
+            "notary-server with the daemon as its signer:\n{}",
+            c.journal(SERVICE).unwrap_or_default()
+        )
+    })?;
+    let cli = server.cli()?;
+    let gun = "example.com/pid1/signer";
+    std::fs::write(cli.work_dir().join("app.txt"), "payload\n")?;
+    cli.run(&["init", gun])?.ok()?;
+    cli.run(&["add", gun, "v1", "app.txt"])?.ok()?;
+    cli.run(&["publish", gun])?.ok()?;
+    let created = audit_lines(&c)?
+        .iter()
+        .filter(|l| {
+            l["client"]
+                .as_str()
+                .is_some_and(|s| s.contains("notary-server"))
+        })
+        .count();
+    ensure!(
+        created > 0,
+        "no signer-API call from notary-server was audited by the daemon"
+    );
     Ok(())
 }
