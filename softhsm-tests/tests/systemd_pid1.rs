@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 const SERVICE: &str = "notary-keyd.service";
 const SOCKET_UNIT: &str = "notary-keyd.socket";
-const TARGETS: &str = r#"{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"2030-01-01T00:00:00Z","targets":{},"version":1}"#;
 
 /// A booted container with notary-keyd installed as documented, the
 /// socket enabled, and `alice` in the notary-keyd group (`bob` is not).
@@ -29,9 +28,6 @@ fn installed(network: Network) -> Result<Container> {
     container.install_as_documented()?;
     container.add_user("alice", Some("notary-keyd"))?;
     container.add_user("bob", None)?;
-    for user in ["alice", "bob"] {
-        container.write(&format!("/home/{user}/targets.json"), TARGETS, 0o644)?;
-    }
     Ok(container)
 }
 
@@ -69,26 +65,14 @@ fn drop_in(c: &Container, name: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Generates a targets key as `user`; returns its ID.
+/// Generates a targets key for example.com/app as `user`; returns its ID.
 fn generate(c: &Container, user: &str, backend: &str, algorithm: &str) -> Result<String> {
-    let out = c.notaryctl_ok(
+    c.generate_as(
         user,
-        &format!("key generate --backend {backend} --algorithm {algorithm} --role targets --gun example.com/app"),
-    )?;
-    out.lines()
-        .last()
-        .map(str::to_string)
-        .context("key generate printed no key ID")
-}
-
-/// Signs targets.json as `user` (notaryctl verifies the signature before it
-/// prints it); returns the signature object.
-fn sign(c: &Container, user: &str, key: &str) -> Result<serde_json::Value> {
-    let out = c.notaryctl_ok(user, &format!("sign --key {key} targets.json"))?;
-    let sig: serde_json::Value = serde_json::from_str(out.trim())
-        .with_context(|| format!("sign printed no signature: {out}"))?;
-    ensure!(sig["keyid"] == key, "signed with another key: {sig}");
-    Ok(sig)
+        &format!(
+            "--backend {backend} --algorithm {algorithm} --role targets --gun example.com/app"
+        ),
+    )
 }
 
 fn audit_lines(c: &Container) -> Result<Vec<serde_json::Value>> {
@@ -154,7 +138,8 @@ fn installed_as_documented_activates_on_connect_serves_its_group_and_reloads() -
 
     // Group members are served; others cannot open the socket.
     let key = generate(&c, "alice", "soft", "ecdsa")?;
-    sign(&c, "alice", &key).context("a member of notary-keyd signs")?;
+    c.sign_as("alice", &key)
+        .context("a member of notary-keyd signs")?;
     let bob = c.as_user("bob", "notaryctl backend list")?;
     let stderr = String::from_utf8_lossy(&bob.stderr);
     ensure!(
@@ -350,12 +335,14 @@ fn watchdog_restarts_a_stalled_daemon_and_kill_9_keeps_the_keys() -> Result<()> 
         journal.contains("Watchdog timeout"),
         "watchdog: the restart was not the watchdog's:\n{journal}"
     );
-    sign(&c, "alice", &key).context("after the watchdog restart")?;
+    c.sign_as("alice", &key)
+        .context("after the watchdog restart")?;
 
     // kill -9: Restart=on-failure brings it back; the key is still there.
     c.sh_ok(&format!("kill -9 {pid}"))?;
     wait_restarted(&c, &pid).context("kill -9: the daemon was not restarted")?;
-    sign(&c, "alice", &key).context("after kill -9 the key signs again")?;
+    c.sign_as("alice", &key)
+        .context("after kill -9 the key signs again")?;
     let restarts: u32 = c.unit_property(SERVICE, "NRestarts")?.parse()?;
     ensure!(restarts == 2, "NRestarts is {restarts}, not 2");
     let signed = audit_lines(&c)?
@@ -425,9 +412,11 @@ async fn softhsm_and_encrypted_credentials_then_a_clean_stop_mid_signature() -> 
         c.journal(SERVICE)?
     );
     let on_hsm = generate(&c, "alice", "hsm", "ecdsa")?;
-    sign(&c, "alice", &on_hsm).context("alice signs on the SoftHSM token")?;
+    c.sign_as("alice", &on_hsm)
+        .context("alice signs on the SoftHSM token")?;
     let on_soft = generate(&c, "alice", "soft", "ed25519")?;
-    sign(&c, "alice", &on_soft).context("alice signs with the encrypted keystore")?;
+    c.sign_as("alice", &on_soft)
+        .context("alice signs with the encrypted keystore")?;
 
     // Slow RSA-4096 signatures queue on the token's one session; stop the
     // service while they wait: every one finishes, then the daemon exits 0.

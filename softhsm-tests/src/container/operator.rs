@@ -17,6 +17,8 @@ pub const SOURCE: &str = "/usr/src/notary-keyd";
 pub const BUILT: &str = "/usr/src/notary-keyd-bin";
 /// The API socket the socket unit creates.
 pub const SOCKET: &str = "/run/notary-keyd/keyd.sock";
+/// What `sign_as` signs: a canonical Targets `signed` object.
+const TARGETS: &str = r#"{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"2030-01-01T00:00:00Z","targets":{},"version":1}"#;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -44,14 +46,17 @@ pub fn source_binds() -> Result<Vec<Bind>> {
     ])
 }
 
-/// The shell commands of docs/operations.md's "Install" block, with the
-/// build step left out (the test brings its own build) and `target/release/`
-/// pointing at that build.
+/// The shell commands docs/operations.md's "Install" section gives for a
+/// source checkout, with the build step left out (the test brings its own
+/// build) and `target/release/` pointing at that build.
 pub fn documented_install() -> Result<String> {
     let docs = std::fs::read_to_string(repo().join("docs/operations.md"))?;
     let section = docs
         .split_once("\n### Install\n")
-        .context("docs/operations.md has no \"### Install\" section")?
+        .and_then(|(_, rest)| rest.split_once("From a source checkout"))
+        .context(
+            "docs/operations.md has no \"### Install\" section with \"From a source checkout\"",
+        )?
         .1;
     let block = section
         .split_once("```sh\n")
@@ -93,15 +98,6 @@ impl Container {
         std::fs::read_to_string(self.path(inside)).with_context(|| format!("reading {inside}"))
     }
 
-    /// A user with a home; `group` adds them to it as the docs say.
-    pub fn add_user(&self, name: &str, group: Option<&str>) -> Result<()> {
-        self.sh_ok(&format!("useradd --create-home --shell /bin/sh {name}"))?;
-        if let Some(group) = group {
-            self.sh_ok(&format!("usermod -aG {group} {name}"))?;
-        }
-        Ok(())
-    }
-
     /// Runs `script` as `user` with their groups, as after a fresh login.
     pub fn as_user(&self, user: &str, script: &str) -> Result<Output> {
         let quoted = script.replace('\'', r"'\''");
@@ -109,6 +105,37 @@ impl Container {
             "cd /home/{user} && exec setpriv --reuid={user} --regid={user} --init-groups \
              env HOME=/home/{user} USER={user} /bin/sh -c '{quoted}'"
         ))
+    }
+
+    /// A user with a home; `group` adds them to it as the docs say, and
+    /// `targets.json` in the home is what `sign_as` signs.
+    pub fn add_user(&self, name: &str, group: Option<&str>) -> Result<()> {
+        self.sh_ok(&format!("useradd --create-home --shell /bin/sh {name}"))?;
+        if let Some(group) = group {
+            self.sh_ok(&format!("usermod -aG {group} {name}"))?;
+        }
+        self.write(&format!("/home/{name}/targets.json"), TARGETS, 0o644)
+    }
+
+    /// `notaryctl key generate ARGS` as `user`; returns the key ID.
+    pub fn generate_as(&self, user: &str, args: &str) -> Result<String> {
+        let out = self.notaryctl_ok(user, &format!("key generate {args}"))?;
+        out.lines()
+            .last()
+            .map(str::to_string)
+            .context("key generate printed no key ID")
+    }
+
+    /// Signs `targets.json` as `user` (notaryctl verifies the signature
+    /// before it prints it); returns the signature object.
+    pub fn sign_as(&self, user: &str, key: &str) -> Result<serde_json::Value> {
+        let out = self.notaryctl_ok(user, &format!("sign --key {key} targets.json"))?;
+        let sig: serde_json::Value = serde_json::from_str(out.trim())
+            .with_context(|| format!("sign printed no signature: {out}"))?;
+        if sig["keyid"] != key {
+            bail!("signed with another key: {sig}");
+        }
+        Ok(sig)
     }
 
     /// `notaryctl ARGS` as `user`; must succeed; returns stdout.
