@@ -235,6 +235,17 @@ fn journal_has_the_daemons_fields(c: &Container) -> Result<()> {
         failed["PRIORITY"] == "3" && failed["ERROR"].as_str().is_some_and(|e| e.contains("lsit")),
         "journald: the failed reload's entry should be an error with an ERROR field: {failed}"
     );
+    // Anything the hardening denies (EPERM from the syscall filter, a
+    // read-only path) would surface as a warning: there must be none.
+    let warnings: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["_COMM"] == "notary-keyd" && e["PRIORITY"].as_str().is_some_and(|p| p <= "4"))
+        .filter(|e| !std::ptr::eq(*e, failed))
+        .collect();
+    ensure!(
+        warnings.is_empty(),
+        "the daemon warned under the hardened unit: {warnings:#?}"
+    );
     Ok(())
 }
 
