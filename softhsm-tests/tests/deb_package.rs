@@ -20,9 +20,22 @@ fn package() -> Result<PathBuf> {
     if let Some(deb) = std::env::var_os("NOTARY_KEYD_DEB") {
         return Ok(PathBuf::from(deb));
     }
-    let out = Command::new(repo().join("scripts/build-deb.sh"))
-        .output()
-        .context("running scripts/build-deb.sh")?;
+    let mut build = Command::new(repo().join("scripts/build-deb.sh"));
+    // Without the variables cargo sets for this test: build scripts that
+    // watch them (ring's CARGO_MANIFEST_DIR) would make this release build
+    // and one from a shell rebuild each other's crates.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name == "CARGO"
+            || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || name == "CARGO_CRATE_NAME"
+            || name == "LD_LIBRARY_PATH"
+        {
+            build.env_remove(name.as_ref());
+        }
+    }
+    let out = build.output().context("running scripts/build-deb.sh")?;
     if !out.status.success() {
         bail!(
             "scripts/build-deb.sh failed:\n{}",
