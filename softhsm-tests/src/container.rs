@@ -13,8 +13,8 @@ mod operator;
 mod root;
 mod sources;
 
-pub use operator::{documented_install, repo, source_binds, BUILT, SOCKET, SOURCE};
-pub use root::{debian_root, DOCUMENTED};
+pub use operator::{repo, source_binds, SOCKET, SOURCE};
+use root::debian_root;
 
 use crate::process::output_within;
 use anyhow::{bail, Context, Result};

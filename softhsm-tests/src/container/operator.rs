@@ -49,7 +49,7 @@ pub fn source_binds() -> Result<Vec<Bind>> {
 /// The shell commands docs/operations.md's "Install" section gives for a
 /// source checkout, with the build step left out (the test brings its own
 /// build) and `target/release/` pointing at that build.
-pub fn documented_install() -> Result<String> {
+fn documented_install() -> Result<String> {
     let docs = std::fs::read_to_string(repo().join("docs/operations.md"))?;
     let section = docs
         .split_once("\n### Install\n")
