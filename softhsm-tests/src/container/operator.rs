@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 /// Where the source checkout (units, docs, example config) appears inside.
 pub const SOURCE: &str = "/usr/src/notary-keyd";
 /// Where the freshly built binaries (the test's profile) appear inside.
-pub const BUILT: &str = "/usr/src/notary-keyd-bin";
+const BUILT: &str = "/usr/src/notary-keyd-bin";
 /// The API socket the socket unit creates.
 pub const SOCKET: &str = "/run/notary-keyd/keyd.sock";
 /// What `sign_as` signs: a canonical Targets `signed` object.
 const TARGETS: &str = r#"{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"2030-01-01T00:00:00Z","targets":{},"version":1}"#;
 
+/// The workspace checkout (this crate's parent directory).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
