@@ -1,7 +1,9 @@
 //! Running under systemd: socket activation, readiness/watchdog
-//! notifications and the status line `systemctl status` shows.
+//! notifications, the status line `systemctl status` shows, and journald's
+//! native log protocol.
 
 pub mod activation;
+pub mod journal;
 pub mod notify;
 pub mod status;
 
