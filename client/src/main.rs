@@ -5,6 +5,7 @@
 //! what comes back.
 
 mod attestation;
+mod ceremony;
 mod collection;
 mod commands;
 mod connect;
