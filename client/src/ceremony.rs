@@ -5,4 +5,5 @@
 //! records what it did in the hash-chained transcript.
 
 mod digest;
+mod transcript;
 mod words;
