@@ -4,6 +4,7 @@
 //! `bundle`); every step replays the bundle before it adds to it, and
 //! records what it did in the hash-chained transcript.
 
+mod airgap;
 mod digest;
 mod transcript;
 mod words;
