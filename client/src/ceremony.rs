@@ -5,6 +5,8 @@
 //! records what it did in the hash-chained transcript.
 
 mod airgap;
+mod device;
 mod digest;
+mod plan;
 mod transcript;
 mod words;
