@@ -7,6 +7,8 @@
 mod airgap;
 mod device;
 mod digest;
+mod enrollment;
 mod plan;
+mod root_builder;
 mod transcript;
 mod words;
