@@ -5,10 +5,14 @@
 //! records what it did in the hash-chained transcript.
 
 mod airgap;
+mod bundle;
 mod device;
+mod diff;
 mod digest;
 mod enrollment;
 mod plan;
+mod replay;
 mod root_builder;
 mod transcript;
+mod votes;
 mod words;
