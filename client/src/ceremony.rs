@@ -9,10 +9,31 @@ mod bundle;
 mod device;
 mod diff;
 mod digest;
+mod enroll;
 mod enrollment;
+mod keyd;
 mod plan;
+mod prepare;
+mod publish;
+pub mod renewal;
 mod replay;
+mod report;
 mod root_builder;
+mod sign;
 mod transcript;
 mod votes;
 mod words;
+
+pub use enroll::enroll;
+pub use prepare::{prepare, PlanArgs};
+pub use publish::publish;
+pub use report::{status, verify};
+pub use sign::sign;
+
+use notary_tuf::metadata::format_expires;
+
+/// Now, as Unix seconds and as the transcript writes it.
+fn clock() -> (i64, String) {
+    let now = crate::collection::update::now();
+    (now, format_expires(now, 0))
+}

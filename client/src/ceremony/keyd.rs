@@ -1,0 +1,181 @@
+//! Every request the ceremony makes of notary-keyd, in one place. Root
+//! signing is the daemon's ordinary policy-checked, audited `Sign` (role
+//! root); keys are generated on the device and never leave it.
+
+use super::device::Device;
+use super::digest::Digest;
+use super::enrollment::Evidence;
+use crate::collection::signer::KeydSigner;
+use crate::commands::certificate::issue_checked;
+use crate::commands::key::generate_with_pin;
+use crate::commands::sign::public_key;
+use crate::connect::{self, Client};
+use crate::errors::{reason, KeydError};
+use anyhow::{anyhow, bail, Result};
+use keyd_proto::keyd as pb;
+use notary_tuf::{PublicKey, SignedEnvelope};
+use std::path::Path;
+use tonic::Code;
+
+pub struct Keyd {
+    client: Client,
+}
+
+impl Keyd {
+    pub async fn connect(socket: &Path) -> Result<Keyd> {
+        Ok(Keyd {
+            client: connect::connect(socket).await?,
+        })
+    }
+
+    pub async fn backends(&mut self) -> Result<Vec<pb::Backend>> {
+        Ok(self
+            .client
+            .list_backends(pb::ListBackendsRequest {})
+            .await
+            .map_err(KeydError::from)?
+            .into_inner()
+            .backends)
+    }
+
+    /// A YubiKey's firmware version, as its status reports it.
+    pub async fn yubikey_firmware(&mut self, serial: u32) -> Result<String> {
+        let status = self
+            .client
+            .yubikey_status(pb::YubiKeyStatusRequest { serial })
+            .await
+            .map_err(KeydError::from)?
+            .into_inner();
+        Ok(status
+            .yubikeys
+            .into_iter()
+            .find(|y| y.serial == serial)
+            .map(|y| y.firmware)
+            .unwrap_or_default())
+    }
+
+    /// A new ECDSA P-256 root key on `backend`, bound to role root and
+    /// `gun`; on a YubiKey in the planned slot with touch always.
+    pub async fn generate_root_key(
+        &mut self,
+        backend: &str,
+        device: &Device,
+        gun: &str,
+        holder: &str,
+    ) -> Result<pb::Key> {
+        let (slot, touch_policy) = match device {
+            Device::YubiKey { slot, .. } => (slot.clone(), "always".to_string()),
+            _ => (String::new(), String::new()),
+        };
+        let request = pb::GenerateKeyRequest {
+            backend: backend.to_string(),
+            algorithm: "ecdsa".into(),
+            curve: "p256".into(),
+            label: format!("{gun} root ({holder})"),
+            role: "root".into(),
+            gun: gun.to_string(),
+            slot,
+            touch_policy,
+            ..Default::default()
+        };
+        generate_with_pin(&mut self.client, request, None).await
+    }
+
+    /// The daemon's CN=GUN root certificate for `key`, checked.
+    pub async fn issue_root_certificate(
+        &mut self,
+        key: &pb::Key,
+        gun: &str,
+        days: u32,
+    ) -> Result<pb::Certificate> {
+        issue_checked(&mut self.client, key, gun, days, None).await
+    }
+
+    /// The device's attestation of `key`, bound to `nonce` where the
+    /// device takes one (a TPM); a backend that cannot attest gives an
+    /// unattested record.
+    pub async fn attest(&mut self, key: &pb::Key, nonce: Digest) -> Result<Evidence> {
+        let request = pb::AttestKeyRequest {
+            key: key.key_id.clone(),
+            nonce: hex::decode(nonce.hex())?,
+        };
+        let attestation = match self.client.attest_key(request).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) if status.code() == Code::Unimplemented => {
+                return Ok(Evidence::Unattested {
+                    reason: format!(
+                        "backend {} cannot attest its keys ({})",
+                        key.backend,
+                        status.message()
+                    ),
+                    local: None,
+                    never_extractable: None,
+                })
+            }
+            Err(status) => return Err(KeydError::on_backend(status, &key.backend).into()),
+        };
+        if attestation.key_id != key.key_id {
+            bail!(
+                "notary-keyd returned an attestation of key {}, not of key {}",
+                attestation.key_id,
+                key.key_id
+            );
+        }
+        match attestation.evidence {
+            Some(pb::key_attestation::Evidence::Piv(piv)) => Ok(Evidence::Piv {
+                slot_certificate_pem: piv.slot_certificate_pem,
+                device_certificate_pem: piv.intermediate_pem,
+            }),
+            Some(pb::key_attestation::Evidence::TpmCertify(_)) => bail!(
+                "backend {} attests with TPM2_Certify, which ceremonies do not take yet",
+                key.backend
+            ),
+            None => bail!("notary-keyd sent an attestation without evidence"),
+        }
+    }
+
+    /// The key with this bare ID, if notary-keyd has it (and lets us see it).
+    pub async fn find_key(&mut self, bare_id: &str) -> Result<Option<pb::Key>> {
+        match self
+            .client
+            .get_key(pb::GetKeyRequest {
+                key: bare_id.to_string(),
+            })
+            .await
+        {
+            Ok(key) => Ok(Some(key.into_inner())),
+            Err(status)
+                if status.code() == Code::NotFound || reason(&status) == Some("key_not_found") =>
+            {
+                Ok(None)
+            }
+            Err(status) => Err(KeydError::from(status).into()),
+        }
+    }
+
+    /// A key named by ID or URI, with its public key checked against its ID.
+    pub async fn named_key(&mut self, name: &str) -> Result<(pb::Key, PublicKey)> {
+        let key = self
+            .find_key(name)
+            .await?
+            .ok_or_else(|| anyhow!("notary-keyd has no key {name} (see `notaryctl key list`)"))?;
+        let public = public_key(&key)?;
+        Ok((key, public))
+    }
+
+    /// Signs `envelope` (a root) with `key` through the daemon's `Sign`
+    /// (role root), listed as `listed_id`; the signature is verified
+    /// against `listed` before it is appended.
+    pub async fn sign_root(
+        &mut self,
+        envelope: &mut SignedEnvelope,
+        gun: &str,
+        listed_id: &str,
+        listed: &PublicKey,
+        key: &pb::Key,
+    ) -> Result<()> {
+        KeydSigner::new(self.client.clone(), gun)
+            .sign_with(envelope, "root", listed_id, listed, key)
+            .await
+    }
+}
