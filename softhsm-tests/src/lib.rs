@@ -3,6 +3,7 @@
 //! Debian's notary-server and notary CLI (`notary_stack`).
 //! Every process started here is stopped by its pid when its guard drops.
 
+pub mod ceremony;
 pub mod client;
 pub mod daemon;
 pub mod notary_stack;
