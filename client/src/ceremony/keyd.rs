@@ -103,11 +103,7 @@ impl Keyd {
             Ok(reply) => reply.into_inner(),
             Err(status) if status.code() == Code::Unimplemented => {
                 return Ok(Evidence::Unattested {
-                    reason: format!(
-                        "backend {} cannot attest its keys ({})",
-                        key.backend,
-                        status.message()
-                    ),
+                    reason: format!("backend {} cannot attest its keys", key.backend),
                     local: None,
                     never_extractable: None,
                 })
