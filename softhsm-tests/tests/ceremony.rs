@@ -828,3 +828,70 @@ fn renewal_is_due_within_six_months_and_notaryctl_never_resigns_root() {
     );
     assert!(listed.stdout.contains("v1 "), "{}", listed.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_pin_and_missed_touch_sign_nothing_and_a_rehearsal_is_never_published() {
+    const SERIAL: u32 = 42_000_002;
+    const GUN: &str = "example.com/ceremony/rehearsal";
+    let card = TestCard::start(Profile::yubikey_5_7(SERIAL)).unwrap();
+    let rig = rig("rehearsal", &[("bob", true)], Some(SERIAL));
+    rig.setup_yubikey(SERIAL);
+    card.set_touch(TouchMode::After(Duration::from_millis(300)));
+    let targets = rig.targets_key(GUN);
+
+    // An attestation that does not chain to the plan's root refuses the
+    // holder (the test PKI's CA did not issue the card's F9 certificate).
+    let elsewhere = rig.path("elsewhere").to_string_lossy().into_owned();
+    let wrong_ca = rig._pki.ca_cert.to_string_lossy().into_owned();
+    let slot_9a = format!("alice=yubikey:serial={SERIAL};slot=9a");
+    rig.ok(&[
+        "ceremony", "plan", GUN, "--out", &elsewhere, "--holder", &slot_9a, "--threshold", "1",
+        "--targets-key", &targets, "--attestation-root", &wrong_ca, "--rehearsal",
+    ]);
+    let err = failed(rig.offline(PIN, &["ceremony", "enroll", &elsewhere, "--holder", "alice"], ""));
+    assert!(err.contains("alice's attestation does not verify"), "{err}");
+    assert!(err.contains("not issued by any of the 1 pinned attestation root(s)"), "{err}");
+    assert!(err.contains("stays on the device"), "{err}");
+    assert_eq!(lines(&elsewhere), 1);
+
+    let ca = rig.virtual_ca();
+    let bundle = rig.path("bundle").to_string_lossy().into_owned();
+    let alice = format!("alice=yubikey:serial={SERIAL}");
+    let planned = rig.ok(&[
+        "ceremony", "plan", GUN, "--out", &bundle, "--holder", &alice, "--holder", "bob=pkcs11:token=bob",
+        "--threshold", "2", "--targets-key", &targets, "--attestation-root", &ca, "--rehearsal",
+    ]);
+    assert!(planned.stderr.contains("one lost or broken token locks the collection"), "{}", planned.stderr);
+    assert!(Path::new(&bundle).join("REHEARSAL").exists());
+    rig.enroll(&bundle, "alice", PIN);
+    rig.enroll(&bundle, "bob", TOKEN_PIN);
+    let recorded = lines(&bundle);
+
+    // A wrong PIN and a missed touch: distinct errors, nothing appended,
+    // and the bundle still verifies. (Enrollment left bob's token logged
+    // in; the holder locks it.)
+    rig.ok(&["key", "lock", "--backend", "bob"]);
+    let err = failed(rig.sign(&bundle, "bob", "99999999"));
+    assert!(err.contains("wrong PIN for backend bob (tries left:"), "{err}");
+    assert!(!err.contains("touch"), "{err}");
+    card.set_touch(TouchMode::Never);
+    card.set_touch_timeout(Duration::from_millis(300));
+    let tries = card.pin_tries_left();
+    let err = failed(rig.sign(&bundle, "alice", PIN));
+    assert!(err.contains("touch timed out"), "{err}");
+    assert!(!err.contains("wrong PIN"), "{err}");
+    assert_eq!(card.pin_tries_left(), tries);
+    assert_eq!(lines(&bundle), recorded);
+    assert!(!Path::new(&bundle).join("root.json").exists());
+    rig.ok(&["ceremony", "verify", &bundle]);
+
+    card.set_touch(TouchMode::After(Duration::from_millis(300)));
+    rig.sign(&bundle, "alice", PIN).ok().unwrap();
+    let signed = rig.sign(&bundle, "bob", TOKEN_PIN).ok().unwrap();
+    assert!(signed.stdout.starts_with("REHEARSAL"), "{}", signed.stdout);
+    assert!(signed.stdout.contains("2 of 2 needed (alice, bob) ✓"), "{}", signed.stdout);
+    let err = failed(rig.online(&["ceremony", "publish", &bundle]));
+    assert!(err.contains("REHEARSAL bundle"), "{err}");
+    let res = rig.server.get(&format!("/v2/{GUN}/_trust/tuf/root.json")).unwrap();
+    assert_eq!(res.status, 404);
+}
