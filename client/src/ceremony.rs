@@ -6,6 +6,7 @@
 
 mod airgap;
 mod bundle;
+mod clock;
 mod device;
 mod diff;
 mod digest;
@@ -29,11 +30,3 @@ pub use prepare::{prepare, PlanArgs};
 pub use publish::publish;
 pub use report::{status, verify};
 pub use sign::sign;
-
-use notary_tuf::metadata::format_expires;
-
-/// Now, as Unix seconds and as the transcript writes it.
-fn clock() -> (i64, String) {
-    let now = crate::collection::update::now();
-    (now, format_expires(now, 0))
-}

@@ -12,16 +12,24 @@ use super::keyd::Keyd;
 use super::plan::Holding;
 use super::replay::replay;
 use super::root_builder;
-use super::transcript::{Action, Step};
+use super::transcript::{Action, Pending};
 use anyhow::{anyhow, bail, Context, Result};
 use keyd_proto::keyd as pb;
 use std::path::Path;
 
 pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) -> Result<()> {
     let network = airgap::check(allow_network, "enroll")?;
-    let (now, _) = clock();
+    let (now, _) = clock::now();
     let checked = replay(dir, now).context("the bundle does not replay; nothing was enrolled")?;
     let plan = &checked.plan;
+    let plan_digest = checked.plan_digest;
+    let mut steps = Pending::new(name);
+    steps.record(
+        Action::AirGapCheck,
+        plan_digest,
+        Digest::of(network.as_bytes()),
+        network,
+    );
     let Holding::Enroll(device) = &plan.holder(name)?.holding else {
         bail!("{name} keeps their key of the previous root; there is nothing to enroll");
     };
@@ -56,6 +64,12 @@ pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) 
     }
     let seen = device_record(&mut keyd, device, &backend).await?;
     eprintln!("Enrolling {name} for {} on {}", plan.gun, seen.describe());
+    steps.record(
+        Action::DeviceSeen,
+        plan_digest,
+        Digest::of(seen.describe().as_bytes()),
+        seen.describe(),
+    );
     if let Device::YubiKey { serial, .. } = device {
         eprintln!("Touch the YubiKey (serial {serial}) each time it blinks: the new key signs its slot certificate, then the root certificate…");
     }
@@ -63,14 +77,14 @@ pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) 
         .generate_root_key(&backend.name, device, &plan.gun, name)
         .await?;
     eprintln!("Generated root key {} ({})", key.key_id, key.uri);
-    let evidence = keyd.attest(&key, checked.plan_digest).await?;
+    let evidence = keyd.attest(&key, plan_digest).await?;
     let cert = keyd
         .issue_root_certificate(&key, &plan.gun, plan.certificate_days)
         .await?;
-    let (_, time) = clock();
+    let (_, time) = clock::now();
     let enrollment = Enrollment {
         holder: name.to_string(),
-        plan_sha256: checked.plan_digest,
+        plan_sha256: plan_digest,
         time,
         device: seen,
         key_id: key.key_id.clone(),
@@ -80,7 +94,7 @@ pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) 
         evidence,
     };
     let attestation = enrollment
-        .verify(plan, checked.plan_digest, &checked.anchors, now)
+        .verify(plan, plan_digest, &checked.anchors, now)
         .map_err(|e| {
             anyhow!(
                 "{e:#}. {name} is not enrolled; key {} stays on the device (delete it with \
@@ -91,34 +105,7 @@ pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) 
         })?;
     let bytes = enrollment.to_bytes()?;
     let file = Bundle::enrollment_file(name);
-    let mut transcript = checked.transcript.clone();
-    let mut record = |action, inputs, outputs, detail: String| {
-        let (_, time) = clock();
-        transcript.append(
-            Step {
-                actor: name,
-                action,
-                inputs,
-                outputs,
-                detail,
-            },
-            time,
-        );
-    };
-    let plan_digest = checked.plan_digest;
-    record(
-        Action::AirGapCheck,
-        plan_digest,
-        Digest::of(network.as_bytes()),
-        network,
-    );
-    record(
-        Action::DeviceSeen,
-        plan_digest,
-        Digest::of(enrollment.device.describe().as_bytes()),
-        enrollment.device.describe(),
-    );
-    record(
+    steps.record(
         Action::KeyGenerated,
         plan_digest,
         Digest::of(&bytes),
@@ -130,6 +117,8 @@ pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) 
             Digest::of(&serde_json::to_vec(&enrollment.evidence)?)
         ),
     );
+    let mut transcript = checked.transcript.clone();
+    steps.append_to(&mut transcript);
     checked.bundle.write(&file, &bytes)?;
     checked.bundle.write(TRANSCRIPT, &transcript.to_bytes())?;
     println!(

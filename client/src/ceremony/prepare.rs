@@ -84,7 +84,7 @@ pub struct PlanArgs {
 }
 
 pub async fn prepare(ctx: &Context, req: &PlanArgs) -> Result<()> {
-    let (now, created) = clock();
+    let (now, created) = clock::now();
     let root_expires = match &req.root_expires {
         Some(text) => {
             parse_expires(text)?;
@@ -226,8 +226,8 @@ pub async fn prepare(ctx: &Context, req: &PlanArgs) -> Result<()> {
     let digest = Digest::of(text.as_bytes());
     let mut transcript = Transcript::default();
     transcript.append(
+        "orchestrator",
         Step {
-            actor: "orchestrator",
             action: Action::PlanAccepted,
             inputs: digest,
             outputs: digest,

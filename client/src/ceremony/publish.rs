@@ -10,7 +10,7 @@ use super::digest::Digest;
 use super::enroll::print_head;
 use super::renewal;
 use super::replay::replay;
-use super::transcript::{Action, Step};
+use super::transcript::{Action, Pending};
 use crate::collection::publish::publish_with_root;
 use crate::collection::update::update;
 use crate::commands::repo::Context;
@@ -22,7 +22,7 @@ use notary_tuf::Root;
 use std::path::Path;
 
 pub async fn publish(ctx: &Context, dir: &Path) -> Result<()> {
-    let (now, _) = clock();
+    let (now, _) = clock::now();
     let checked = replay(dir, now).context("the bundle does not replay; nothing was published")?;
     let plan = &checked.plan;
     let gun = plan.gun.as_str();
@@ -107,22 +107,19 @@ pub async fn publish(ctx: &Context, dir: &Path) -> Result<()> {
         votes.line()
     );
     renewal::warn(gun, &root);
-    let mut transcript = checked.transcript.clone();
-    let (_, time) = clock();
-    transcript.append(
-        Step {
-            actor: "publisher",
-            action: Action::Published,
-            inputs: Digest::of(&bytes),
-            outputs: Digest::of(&bytes),
-            detail: format!(
-                "root v{} published to {} and read back by a fresh client",
-                root.version,
-                remote.url()
-            ),
-        },
-        time,
+    let mut steps = Pending::new("publisher");
+    steps.record(
+        Action::Published,
+        Digest::of(&bytes),
+        Digest::of(&bytes),
+        format!(
+            "root v{} published to {} and read back by a fresh client",
+            root.version,
+            remote.url()
+        ),
     );
+    let mut transcript = checked.transcript.clone();
+    steps.append_to(&mut transcript);
     match checked.bundle.write(TRANSCRIPT, &transcript.to_bytes()) {
         Ok(()) => print_head(&transcript.head()),
         Err(e) => eprintln!("warning: the publication is not recorded in the bundle: {e:#}"),

@@ -79,18 +79,24 @@ impl Checked {
         Ok(Some((root.clone(), envelope)))
     }
 
+    /// The votes for the signatures so far (none before every holder enrolled).
     pub fn votes(&self, now: i64) -> Result<Option<Votes>> {
         let Some((root, envelope)) = self.envelope()? else {
             return Ok(None);
         };
-        Ok(Some(Votes::count(
-            &envelope,
-            &root,
+        Ok(Some(self.count(&root, &envelope, now)?))
+    }
+
+    /// The votes for `envelope`, a signed copy of the new root `root`.
+    pub fn count(&self, root: &Root, envelope: &SignedEnvelope, now: i64) -> Result<Votes> {
+        Votes::count(
+            envelope,
+            root,
             self.previous_root(),
             &self.plan.gun,
             now,
             self.names(),
-        )?))
+        )
     }
 }
 

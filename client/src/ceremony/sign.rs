@@ -13,8 +13,7 @@ use super::enroll::print_head;
 use super::keyd::Keyd;
 use super::plan::Holding;
 use super::replay::{replay, Checked};
-use super::transcript::{Action, Step};
-use super::votes::Votes;
+use super::transcript::{Action, Pending};
 use anyhow::{anyhow, bail, Context, Result};
 use notary_tuf::{PublicKey, Root};
 use std::collections::BTreeMap;
@@ -31,7 +30,7 @@ struct HolderKey {
 
 pub async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) -> Result<()> {
     let network = airgap::check(allow_network, "sign")?;
-    let (now, _) = clock();
+    let (now, _) = clock::now();
     let checked = replay(dir, now).context("the bundle does not replay; nothing was signed")?;
     let Some((root, mut envelope)) = checked.envelope()? else {
         let root_err = super::root_builder::build(
@@ -44,24 +43,18 @@ pub async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) ->
         .unwrap_or_default();
         bail!("there is no root to sign yet: {root_err}");
     };
+    let mut steps = Pending::new(name);
+    steps.record(
+        Action::AirGapCheck,
+        checked.plan_digest,
+        Digest::of(network.as_bytes()),
+        network,
+    );
     let keys = holder_keys(&checked, &root, name)?;
-    let already = Votes::count(
-        &envelope,
-        &root,
-        checked.previous_root(),
-        &checked.plan.gun,
-        now,
-        checked.names(),
-    )?;
-    let signed_ids: Vec<&str> = already
-        .previous
-        .iter()
-        .chain(std::iter::once(&already.new))
-        .flat_map(|t| t.signed.iter().map(String::as_str))
-        .collect();
+    let already = checked.count(&root, &envelope, now)?;
     let todo: Vec<&HolderKey> = keys
         .iter()
-        .filter(|k| !signed_ids.contains(&k.bare_id.as_str()))
+        .filter(|k| !already.signed_by(&k.bare_id))
         .collect();
     if todo.is_empty() {
         println!("{name} has signed with every key they hold already.");
@@ -72,7 +65,19 @@ pub async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) ->
     let mut found = Vec::new();
     for k in &todo {
         match keyd.find_key(&k.bare_id).await? {
-            Some(device_key) => found.push((*k, device_key)),
+            Some(device_key) => {
+                let seen = format!(
+                    "key {} ({}) on backend {} ({})",
+                    k.listed_id, device_key.uri, device_key.backend, k.roots
+                );
+                steps.record(
+                    Action::DeviceSeen,
+                    checked.plan_digest,
+                    Digest::of(seen.as_bytes()),
+                    seen,
+                );
+                found.push((*k, device_key));
+            }
             None => eprintln!(
                 "warning: {name}'s key {} ({}) is not in notary-keyd: insert its device to sign \
                  with it too",
@@ -132,39 +137,19 @@ pub async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) ->
             k.listed_id, k.roots, device_key.backend
         );
     }
-    let word = confirm(digest)?;
-    let mut transcript = checked.transcript.clone();
-    let mut steps = vec![(
-        Action::AirGapCheck,
-        checked.plan_digest,
-        Digest::of(network.as_bytes()),
-        network,
-    )];
-    for (k, device_key) in &found {
-        let seen = format!(
-            "key {} ({}) on backend {} ({})",
-            k.listed_id, device_key.uri, device_key.backend, k.roots
-        );
-        steps.push((
-            Action::DeviceSeen,
-            checked.plan_digest,
-            Digest::of(seen.as_bytes()),
-            seen,
-        ));
-    }
-    steps.push((
+    steps.record(
         Action::HashShown,
         digest,
         digest,
         format!("SHA-256 of root v{} signed: {digest}", root.version),
-    ));
-    steps.push((
+    );
+    let word = confirm(digest)?;
+    steps.record(
         Action::ConfirmationTyped,
         digest,
         digest,
         format!("{name} typed the confirmation word {word:?}"),
-    ));
-    let mut results = Vec::new();
+    );
     for (k, device_key) in &found {
         keyd.sign_root(
             &mut envelope,
@@ -174,78 +159,40 @@ pub async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) ->
             device_key,
         )
         .await?;
-        let counted = Votes::count(
-            &envelope,
-            &root,
-            checked.previous_root(),
-            &checked.plan.gun,
-            now,
-            checked.names(),
-        )?;
-        let counts = counted
-            .previous
-            .iter()
-            .chain(std::iter::once(&counted.new))
-            .any(|t| t.signed.contains(&k.bare_id));
-        if !counts {
+        if !checked.count(&root, &envelope, now)?.signed_by(&k.bare_id) {
             bail!(
                 "the signature with key {} verifies but notary would not count it; nothing was \
                  written",
                 k.listed_id
             );
         }
-        let bytes = envelope.to_bytes();
-        results.push((
+        steps.record(
             Action::SignatureVerified,
             digest,
-            Digest::of(&bytes),
+            Digest::of(&envelope.to_bytes()),
             format!(
                 "signature by {name}'s key {} ({}) verified",
                 k.listed_id, k.roots
             ),
-        ));
-    }
-    steps.extend(results);
-    for (action, inputs, outputs, detail) in steps {
-        let (_, time) = clock();
-        transcript.append(
-            Step {
-                actor: name,
-                action,
-                inputs,
-                outputs,
-                detail,
-            },
-            time,
         );
     }
     checked.bundle.write(ROOT, &envelope.to_bytes())?;
-    let votes = Votes::count(
-        &envelope,
-        &root,
-        checked.previous_root(),
-        &checked.plan.gun,
-        now,
-        checked.names(),
-    )?;
+    let votes = checked.count(&root, &envelope, now)?;
     if votes.complete() {
         let manifest = manifest_digest(&checked.bundle)?;
-        let (_, time) = clock();
-        transcript.append(
-            Step {
-                actor: name,
-                action: Action::BundleExported,
-                inputs: digest,
-                outputs: manifest,
-                detail: format!(
-                    "root v{} complete ({}); bundle files sha256 {manifest}",
-                    root.version,
-                    votes.line()
-                ),
-            },
-            time,
+        steps.record(
+            Action::BundleExported,
+            digest,
+            manifest,
+            format!(
+                "root v{} complete ({}); bundle files sha256 {manifest}",
+                root.version,
+                votes.line()
+            ),
         );
     }
+    let mut transcript = checked.transcript.clone();
+    steps.append_to(&mut transcript);
     checked.bundle.write(TRANSCRIPT, &transcript.to_bytes())?;
     println!("{}", votes.line());
     if votes.complete() {

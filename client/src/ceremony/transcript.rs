@@ -4,6 +4,7 @@
 //! line) is read aloud and written on paper at the end of every step; it is
 //! what makes the removal of the last lines, or a rewritten bundle, visible.
 
+use super::clock;
 use super::digest::Digest;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -56,12 +57,45 @@ pub struct Entry {
 }
 
 /// What to record; the transcript adds seq, time and the chain link.
-pub struct Step<'a> {
-    pub actor: &'a str,
+pub struct Step {
     pub action: Action,
     pub inputs: Digest,
     pub outputs: Digest,
     pub detail: String,
+}
+
+/// The steps of one command by one actor, each stamped when it happens and
+/// appended together at the end: a command that fails part-way leaves the
+/// transcript as it was.
+pub struct Pending {
+    actor: String,
+    steps: Vec<(Step, String)>,
+}
+
+impl Pending {
+    pub fn new(actor: &str) -> Pending {
+        Pending {
+            actor: actor.to_string(),
+            steps: Vec::new(),
+        }
+    }
+
+    pub fn record(&mut self, action: Action, inputs: Digest, outputs: Digest, detail: String) {
+        let (_, time) = clock::now();
+        let step = Step {
+            action,
+            inputs,
+            outputs,
+            detail,
+        };
+        self.steps.push((step, time));
+    }
+
+    pub fn append_to(self, transcript: &mut Transcript) {
+        for (step, time) in self.steps {
+            transcript.append(&self.actor, step, time);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -150,12 +184,12 @@ impl Transcript {
             .map_or(Digest::ZERO, |line| Digest::of(line))
     }
 
-    /// Appends a step at `time` (RFC 3339) and returns its entry.
-    pub fn append(&mut self, step: Step<'_>, time: String) -> &Entry {
+    /// Appends `actor`'s step at `time` (RFC 3339) and returns its entry.
+    pub fn append(&mut self, actor: &str, step: Step, time: String) -> &Entry {
         let entry = Entry {
             seq: self.entries.len() as u64,
             time,
-            actor: step.actor.to_string(),
+            actor: actor.to_string(),
             action: step.action,
             inputs_sha256: step.inputs,
             outputs_sha256: step.outputs,
@@ -200,8 +234,8 @@ mod tests {
         .enumerate()
         {
             t.append(
+                "alice",
                 Step {
-                    actor: "alice",
                     action,
                     inputs: Digest::of(&[i as u8]),
                     outputs: Digest::of(b"out"),

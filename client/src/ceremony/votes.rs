@@ -83,6 +83,13 @@ impl Votes {
         })
     }
 
+    /// Whether the key with this bare ID has a counted signature, for the
+    /// new or the previous root.
+    pub fn signed_by(&self, bare_id: &str) -> bool {
+        self.tallies()
+            .any(|(_, t)| t.signed.iter().any(|s| s == bare_id))
+    }
+
     /// Both rules hold and no key is listed twice.
     pub fn complete(&self) -> bool {
         self.failing().is_empty()
