@@ -181,9 +181,19 @@ impl Enrollment {
                 device_certificate_pem,
                 anchors,
             )?),
-            Evidence::Unattested { reason, .. } => {
+            Evidence::Unattested {
+                reason,
+                local,
+                never_extractable,
+            } => {
                 if let Device::YubiKey { .. } = device {
                     bail!("{name}'s enrollment on a YubiKey carries no attestation");
+                }
+                if *local == Some(false) || *never_extractable == Some(false) {
+                    bail!(
+                        "{name}'s token says the key was not made on it and kept there ({reason}); \
+                         a root key must be generated on the device and never leave it"
+                    );
                 }
                 Attestation::Unattested(reason.clone())
             }

@@ -122,6 +122,24 @@ impl Keyd {
                 slot_certificate_pem: piv.slot_certificate_pem,
                 device_certificate_pem: piv.intermediate_pem,
             }),
+            Some(pb::key_attestation::Evidence::Pkcs11Origin(origin)) => Ok(Evidence::Unattested {
+                reason: format!(
+                    "PKCS#11 tokens cannot attest; backend {} reports the key as {} and {}",
+                    key.backend,
+                    if origin.local {
+                        "generated on the token"
+                    } else {
+                        "imported"
+                    },
+                    if origin.never_extractable {
+                        "never extractable"
+                    } else {
+                        "once extractable"
+                    }
+                ),
+                local: Some(origin.local),
+                never_extractable: Some(origin.never_extractable),
+            }),
             Some(pb::key_attestation::Evidence::TpmCertify(_)) => bail!(
                 "backend {} attests with TPM2_Certify, which ceremonies do not take yet",
                 key.backend
