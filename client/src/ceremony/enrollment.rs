@@ -300,3 +300,127 @@ fn der(text: &str) -> Result<Vec<u8>> {
         _ => bail!("an attestation certificate is not one PEM CERTIFICATE block"),
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::ceremony::plan::tests::plan;
+    use notary_tuf::rootcert::{assemble_root_cert, root_cert_tbs};
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use p256::ecdsa::SigningKey;
+    use p256::pkcs8::EncodePublicKey;
+    use sha2::{Digest as _, Sha256};
+
+    pub const NOW: i64 = 1_767_225_600; // 2026-01-01
+
+    /// A root certificate for the key `seed` valid for `days` from NOW.
+    pub fn certificate(seed: u8, gun: &str, days: u32) -> (String, PublicKey) {
+        let signing = SigningKey::from_slice(&[seed; 32]).unwrap();
+        let spki = signing.verifying_key().to_public_key_der().unwrap();
+        let tbs = root_cert_tbs(gun, spki.as_bytes(), [seed; 16], NOW - 60, days).unwrap();
+        let sig: p256::ecdsa::Signature = signing.sign_prehash(&Sha256::digest(&tbs)).unwrap();
+        let pem = assemble_root_cert(&tbs, &sig.to_bytes()).unwrap();
+        let bare = PublicKey::from_spki_der(spki.as_bytes()).unwrap();
+        (pem, bare)
+    }
+
+    /// An unattested enrollment of holder `index` of `plan`.
+    pub fn enrollment(plan: &Plan, index: usize, seed: u8) -> Enrollment {
+        let holder = &plan.holders[index];
+        let Holding::Enroll(device) = &holder.holding else {
+            panic!("not an enrolled holder");
+        };
+        let (pem, bare) = certificate(seed, &plan.gun, 3700);
+        Enrollment {
+            holder: holder.name.clone(),
+            plan_sha256: Digest::of(b"plan"),
+            time: "2026-01-01T00:00:00Z".into(),
+            device: DeviceRecord {
+                planned: device.to_string(),
+                backend: holder.name.clone(),
+                backend_type: "pkcs11".into(),
+                manufacturer: "SoftHSM project".into(),
+                model: "SoftHSM v2".into(),
+                label: holder.name.clone(),
+                serial: "0011".into(),
+                firmware: String::new(),
+            },
+            key_id: bare.key_id(),
+            key_uri: format!("pkcs11:token={}", holder.name),
+            x509_key_id: PublicKey::from_certificate_pem(&pem).unwrap().key_id(),
+            certificate_pem: pem,
+            evidence: Evidence::Unattested {
+                reason: "PKCS#11".into(),
+                local: Some(true),
+                never_extractable: Some(true),
+            },
+        }
+    }
+
+    fn check(p: &Plan, e: &Enrollment) -> Result<Attestation> {
+        e.verify(p, Digest::of(b"plan"), &[], NOW)
+    }
+
+    #[test]
+    fn an_honest_enrollment_verifies_as_unattested() {
+        let p = plan(1, &["pkcs11:token=b"]);
+        let e = enrollment(&p, 0, 3);
+        assert!(matches!(check(&p, &e).unwrap(), Attestation::Unattested(_)));
+        let back = Enrollment::parse(&e.to_bytes().unwrap(), "h0").unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn refuses_what_does_not_match_plan_key_or_certificate() {
+        let p = plan(1, &["pkcs11:token=b"]);
+        let base = enrollment(&p, 0, 3);
+        let refused = |e: &Enrollment| check(&p, e).unwrap_err().to_string();
+
+        let other_plan = Enrollment {
+            plan_sha256: Digest::of(b"other"),
+            ..base.clone()
+        };
+        assert!(refused(&other_plan).contains("another plan"));
+        let other_device = Enrollment {
+            device: DeviceRecord {
+                planned: "pkcs11:token=x".into(),
+                ..base.device.clone()
+            },
+            ..base.clone()
+        };
+        assert!(refused(&other_device).contains("the plan names pkcs11:token=b"));
+        let (pem, _) = certificate(4, &p.gun, 3700);
+        let swapped = Enrollment {
+            x509_key_id: PublicKey::from_certificate_pem(&pem).unwrap().key_id(),
+            certificate_pem: pem,
+            ..base.clone()
+        };
+        assert!(refused(&swapped).contains("not for the enrolled key"));
+        let mut respelled = base.clone();
+        respelled.certificate_pem.push('\n');
+        respelled.x509_key_id = PublicKey::from_certificate_pem(&respelled.certificate_pem)
+            .unwrap()
+            .key_id();
+        assert!(refused(&respelled).contains("Go's PEM encoding"));
+        let (short, _) = certificate(3, &p.gun, 30);
+        let short = Enrollment {
+            x509_key_id: PublicKey::from_certificate_pem(&short).unwrap().key_id(),
+            certificate_pem: short,
+            ..base.clone()
+        };
+        assert!(refused(&short).contains("not valid until the root expires"));
+        let imported = Enrollment {
+            evidence: Evidence::Unattested {
+                reason: "imported".into(),
+                local: Some(false),
+                never_extractable: Some(true),
+            },
+            ..base.clone()
+        };
+        assert!(refused(&imported).contains("not made on it"));
+        let mut required = p.clone();
+        required.require_attestation = true;
+        let err = check(&required, &base).unwrap_err().to_string();
+        assert!(err.contains("the plan requires attestation"), "{err}");
+    }
+}

@@ -538,7 +538,7 @@ fn check_bundle_path(path: &str, under: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn role_key(seed: u8) -> RoleKey {
@@ -548,7 +548,7 @@ mod tests {
         )
     }
 
-    fn plan(threshold: u32, devices: &[&str]) -> Plan {
+    pub fn plan(threshold: u32, devices: &[&str]) -> Plan {
         Plan {
             gun: "example.com/app".into(),
             rehearsal: false,

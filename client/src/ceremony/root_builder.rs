@@ -129,3 +129,51 @@ pub fn build(
         version: plan.version,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ceremony::enrollment::tests::enrollment;
+    use crate::ceremony::plan::tests::plan;
+
+    fn three() -> (Plan, BTreeMap<String, Enrollment>) {
+        let p = plan(2, &["pkcs11:token=a", "pkcs11:token=b", "pkcs11:token=c"]);
+        let enrolled = (0..3)
+            .map(|i| (format!("h{i}"), enrollment(&p, i, 10 + i as u8)))
+            .collect();
+        (p, enrolled)
+    }
+
+    #[test]
+    fn builds_the_same_root_from_plan_and_enrollments() {
+        let (p, enrolled) = three();
+        let root = build(&p, &enrolled, None).unwrap();
+        assert_eq!(root, build(&p, &enrolled, None).unwrap());
+        let role = &root.roles["root"];
+        assert_eq!(role.threshold, 2);
+        let expected: Vec<String> = (0..3)
+            .map(|i| enrolled[&format!("h{i}")].x509_key_id.clone())
+            .collect();
+        assert_eq!(role.keyids, expected, "plan order");
+        assert_eq!(root.version, 1);
+        assert_eq!(root.expires, p.root_expires);
+        for name in ONLINE_ROLES {
+            assert_eq!(root.roles[name].keyids.len(), 1);
+            assert!(root.keys.contains_key(&root.roles[name].keyids[0]));
+        }
+        notary_tuf::ceremony::check_structure(&root).unwrap();
+    }
+
+    #[test]
+    fn refuses_missing_holders_and_one_key_twice() {
+        let (p, mut enrolled) = three();
+        let mut partial = enrolled.clone();
+        partial.remove("h1");
+        let err = build(&p, &partial, None).unwrap_err().to_string();
+        assert!(err.contains("still to enroll: h1"), "{err}");
+        // h2 enrolled with h0's key.
+        enrolled.insert("h2".into(), enrollment(&p, 2, 10));
+        let err = build(&p, &enrolled, None).unwrap_err().to_string();
+        assert!(err.contains("h0 and h2 hold the same key"), "{err}");
+    }
+}

@@ -209,3 +209,64 @@ impl Votes {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ceremony::enrollment::tests::{enrollment, NOW};
+    use crate::ceremony::plan::tests::plan;
+    use crate::ceremony::root_builder::build;
+    use notary_tuf::{Signature, SignatureMethod};
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use p256::ecdsa::SigningKey;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn says_who_signed_and_who_is_still_needed() {
+        let p = plan(2, &["pkcs11:token=a", "pkcs11:token=b", "pkcs11:token=c"]);
+        let enrolled: BTreeMap<String, Enrollment> = (0..3)
+            .map(|i| (format!("h{i}"), enrollment(&p, i, 20 + i as u8)))
+            .collect();
+        let root = build(&p, &enrolled, None).unwrap();
+        let mut envelope = SignedEnvelope::from_metadata(&root).unwrap();
+        let votes = |env: &SignedEnvelope| {
+            Votes::count(
+                env,
+                &root,
+                None,
+                &p.gun,
+                NOW,
+                Names::of(&p, &enrolled, None),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            votes(&envelope).line(),
+            "new root v1: 0 of 2 needed ✗, 2 more of: h0, h1, h2"
+        );
+        let sign = |envelope: &mut SignedEnvelope, i: u8| {
+            let key = SigningKey::from_slice(&[20 + i; 32]).unwrap();
+            let sig: p256::ecdsa::Signature = key
+                .sign_prehash(&Sha256::digest(&envelope.signed_bytes))
+                .unwrap();
+            envelope.signatures.push(Signature {
+                keyid: enrolled[&format!("h{i}")].x509_key_id.clone(),
+                method: SignatureMethod::Ecdsa,
+                sig: sig.to_bytes().to_vec(),
+            });
+        };
+        sign(&mut envelope, 1);
+        let one = votes(&envelope);
+        assert_eq!(
+            one.line(),
+            "new root v1: 1 of 2 needed (h1) ✗, 1 more of: h0, h2"
+        );
+        assert!(!one.complete());
+        assert_eq!(one.failing(), [one.line()]);
+        sign(&mut envelope, 2);
+        let two = votes(&envelope);
+        assert_eq!(two.line(), "new root v1: 2 of 2 needed (h1, h2) ✓");
+        assert!(two.complete() && two.signed_by(&enrolled["h2"].key_id));
+        assert!(two.notes().is_empty(), "{:?}", two.notes());
+    }
+}
