@@ -519,6 +519,17 @@ fn tampered(rig: &Rig, bundle: &str, case: &str) -> String {
     copy.to_string_lossy().into_owned()
 }
 
+/// A copy of `bundle` whose transcript lines `edit` changed as text.
+fn edit_lines(rig: &Rig, bundle: &str, case: &str, edit: impl FnOnce(&mut Vec<String>)) -> String {
+    let copy = tampered(rig, bundle, case);
+    let path = Path::new(&copy).join("transcript.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    edit(&mut lines);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    copy
+}
+
 /// `verify` and `publish` both refuse, naming `step`.
 fn refused_naming(rig: &Rig, bundle: &str, step: &str) {
     for command in ["verify", "publish"] {
@@ -549,41 +560,23 @@ fn tampered_bundles_are_refused_with_the_step_named() {
     };
 
     // An edited, a reordered and a removed transcript line.
-    let edited = tampered(&rig, &bundle, "edited");
-    let text = std::fs::read_to_string(Path::new(&edited).join("transcript.jsonl")).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines[2] = lines[2].replace("backend alice", "backend mallory");
-    std::fs::write(
-        Path::new(&edited).join("transcript.jsonl"),
-        lines.join("\n") + "\n",
-    )
-    .unwrap();
+    let edited = edit_lines(&rig, &bundle, "edited", |lines| {
+        lines[2] = lines[2].replace("backend alice", "backend mallory");
+    });
     refused_naming(
         &rig,
         &edited,
         "transcript.jsonl line 4 (seq 3, key generated) does not chain",
     );
-    let reordered = tampered(&rig, &bundle, "reordered");
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines.swap(4, 5);
-    std::fs::write(
-        Path::new(&reordered).join("transcript.jsonl"),
-        lines.join("\n") + "\n",
-    )
-    .unwrap();
+    let reordered = edit_lines(&rig, &bundle, "reordered", |lines| lines.swap(4, 5));
     refused_naming(
         &rig,
         &reordered,
         "transcript.jsonl line 5 has seq 5 where 4 was expected",
     );
-    let removed = tampered(&rig, &bundle, "removed");
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines.remove(7);
-    std::fs::write(
-        Path::new(&removed).join("transcript.jsonl"),
-        lines.join("\n") + "\n",
-    )
-    .unwrap();
+    let removed = edit_lines(&rig, &bundle, "removed", |lines| {
+        lines.remove(7);
+    });
     refused_naming(
         &rig,
         &removed,

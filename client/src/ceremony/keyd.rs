@@ -10,8 +10,8 @@ use crate::commands::certificate::issue_checked;
 use crate::commands::key::generate_with_pin;
 use crate::commands::sign::public_key;
 use crate::connect::{self, Client};
-use crate::errors::{reason, KeydError};
-use anyhow::{anyhow, bail, Result};
+use crate::errors::KeydError;
+use anyhow::{bail, Result};
 use keyd_proto::keyd as pb;
 use notary_tuf::{PublicKey, SignedEnvelope};
 use std::path::Path;
@@ -148,31 +148,22 @@ impl Keyd {
         }
     }
 
-    /// The key with this bare ID, if notary-keyd has it (and lets us see it).
-    pub async fn find_key(&mut self, bare_id: &str) -> Result<Option<pb::Key>> {
-        match self
-            .client
-            .get_key(pb::GetKeyRequest {
-                key: bare_id.to_string(),
-            })
-            .await
-        {
-            Ok(key) => Ok(Some(key.into_inner())),
-            Err(status)
-                if status.code() == Code::NotFound || reason(&status) == Some("key_not_found") =>
-            {
-                Ok(None)
-            }
-            Err(status) => Err(KeydError::from(status).into()),
-        }
+    /// The notary-keyd key behind a root key listed in metadata, if the
+    /// daemon has it (and lets us see it).
+    pub async fn find_root_key(&mut self, listed: &PublicKey) -> Result<Option<pb::Key>> {
+        KeydSigner::new(self.client.clone(), "").find(listed).await
     }
 
     /// A key named by ID or URI, with its public key checked against its ID.
     pub async fn named_key(&mut self, name: &str) -> Result<(pb::Key, PublicKey)> {
         let key = self
-            .find_key(name)
-            .await?
-            .ok_or_else(|| anyhow!("notary-keyd has no key {name} (see `notaryctl key list`)"))?;
+            .client
+            .get_key(pb::GetKeyRequest {
+                key: name.to_string(),
+            })
+            .await
+            .map_err(KeydError::from)?
+            .into_inner();
         let public = public_key(&key)?;
         Ok((key, public))
     }

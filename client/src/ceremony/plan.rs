@@ -418,6 +418,22 @@ impl Plan {
         ))
     }
 
+    /// "REHEARSAL example.com/app: new collection, root v1, threshold 2 of 3".
+    pub fn summary(&self) -> String {
+        let kind = match &self.kind {
+            Kind::NewCollection(_) => "new collection".to_string(),
+            Kind::Rotation(p) => format!("rotation from root v{}", p.version),
+        };
+        format!(
+            "{}{}: {kind}, root v{}, threshold {} of {}",
+            if self.rehearsal { "REHEARSAL " } else { "" },
+            self.gun,
+            self.version,
+            self.threshold,
+            self.holders.len()
+        )
+    }
+
     pub fn holder(&self, name: &str) -> Result<&Holder> {
         self.holders.iter().find(|h| h.name == name).ok_or_else(|| {
             anyhow!(

@@ -232,12 +232,8 @@ pub async fn prepare(ctx: &Context, req: &PlanArgs) -> Result<()> {
             inputs: digest,
             outputs: digest,
             detail: format!(
-                "{}{}: root v{}, threshold {} of {}, holders {}",
-                if plan.rehearsal { "REHEARSAL " } else { "" },
-                plan.gun,
-                plan.version,
-                plan.threshold,
-                plan.holders.len(),
+                "{}; holders {}",
+                plan.summary(),
                 plan.holders
                     .iter()
                     .map(|h| h.name.as_str())

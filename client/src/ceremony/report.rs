@@ -5,7 +5,7 @@
 use super::clock;
 use super::digest::Digest;
 use super::enroll::print_head;
-use super::plan::{Holding, Kind};
+use super::plan::Holding;
 use super::renewal;
 use super::replay::{replay, Checked};
 use anyhow::{bail, Result};
@@ -13,18 +13,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn heading(checked: &Checked) -> String {
-    let plan = &checked.plan;
-    let kind = match &plan.kind {
-        Kind::NewCollection(_) => "new collection".to_string(),
-        Kind::Rotation(p) => format!("rotation from root v{}", p.version),
-    };
     format!(
-        "{}Ceremony for {}: {kind}, root v{}, threshold {} of {}\nPlan sha256 {}",
-        if plan.rehearsal { "REHEARSAL — " } else { "" },
-        plan.gun,
-        plan.version,
-        plan.threshold,
-        plan.holders.len(),
+        "Ceremony {}\nPlan sha256 {}",
+        checked.plan.summary(),
         checked.plan_digest
     )
 }

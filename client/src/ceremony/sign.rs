@@ -64,7 +64,7 @@ pub async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) ->
     let mut keyd = Keyd::connect(socket).await?;
     let mut found = Vec::new();
     for k in &todo {
-        match keyd.find_key(&k.bare_id).await? {
+        match keyd.find_root_key(&k.key).await? {
             Some(device_key) => {
                 let seen = format!(
                     "key {} ({}) on backend {} ({})",

@@ -27,14 +27,14 @@ pub enum CeremonyCommand {
     /// record it all in the bundle.
     ///
     /// Example: notaryctl ceremony enroll /media/usb/ceremony --holder alice
-    Enroll(EnrollArgs),
+    Enroll(HolderArgs),
 
     /// Offline: show what is signed (SHA-256 in hex and words, and for a
     /// rotation what changes), ask for the confirmation word, sign with
     /// each of the holder's keys and record the signatures.
     ///
     /// Example: notaryctl ceremony sign /media/usb/ceremony --holder alice
-    Sign(SignArgs),
+    Sign(HolderArgs),
 
     /// Who has signed and who is still needed, counted as notary 0.7
     /// counts (one vote per distinct key), for the new root and, in a
@@ -52,24 +52,12 @@ pub enum CeremonyCommand {
     Publish(BundleArgs),
 }
 
+/// What an offline step needs: the bundle and whose turn it is.
 #[derive(Debug, Args)]
-pub struct EnrollArgs {
+pub struct HolderArgs {
     /// The bundle directory.
     pub bundle: PathBuf,
-    /// The holder to enroll, as the plan names them.
-    #[arg(long)]
-    pub holder: String,
-    /// Go on although a network interface is up or a default route exists;
-    /// the transcript records it.
-    #[arg(long)]
-    pub allow_network: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct SignArgs {
-    /// The bundle directory.
-    pub bundle: PathBuf,
-    /// The holder who signs, as the plan names them.
+    /// The holder, as the plan names them.
     #[arg(long)]
     pub holder: String,
     /// Go on although a network interface is up or a default route exists;
