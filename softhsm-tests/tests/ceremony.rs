@@ -12,7 +12,7 @@ use softhsm_tests::ceremony::{
 };
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{Daemon, SoftHsm};
+use softhsm_tests::{Daemon, SoftHsm, Swtpm};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use virtual_piv::{Profile, TestCard, TouchMode};
@@ -35,8 +35,13 @@ struct Rig {
 
 /// `tokens`: (backend and label, locked until a request brings the PIN).
 fn rig(name: &str, tokens: &[(&str, bool)], yubikey: Option<u32>) -> Rig {
+    rig_with(name, tokens, yubikey, "")
+}
+
+/// `rig` with more `[[backend]]` sections.
+fn rig_with(name: &str, tokens: &[(&str, bool)], yubikey: Option<u32>, more: &str) -> Rig {
     let hsm = SoftHsm::new("spare", TOKEN_PIN).unwrap();
-    let mut backends = "[[backend]]\nname = \"online\"\ntype = \"soft\"\n".to_string();
+    let mut backends = format!("[[backend]]\nname = \"online\"\ntype = \"soft\"\n{more}");
     for (label, locked) in tokens {
         backends.push_str(&hsm.add_token(label, label, TOKEN_PIN, *locked).unwrap());
     }
@@ -1138,4 +1143,96 @@ fn a_root_listing_one_key_twice_is_refused_by_notaryctl_though_notary_takes_it()
     let fresh = Notaryctl::new(&rig.server.url, &rig.server.ca_cert, &rig.ctl.socket).unwrap();
     let err = failed(fresh.run(&["list", GUN]).unwrap());
     assert!(err.contains("root"), "{err}");
+}
+
+#[test]
+fn a_tpm_holder_is_attested_by_the_attestation_key_the_plan_pins() {
+    const GUN: &str = "example.com/ceremony/tpm";
+    let tpm = Swtpm::start().unwrap();
+    let auth_dir = tempfile::tempdir().unwrap();
+    let auth = auth_dir.path().join("key.auth");
+    std::fs::write(&auth, "root key auth\n").unwrap();
+    let rig = rig_with(
+        "tpm",
+        &[("alice", false)],
+        None,
+        &tpm.backend_toml("tpm", &auth),
+    );
+    // The host's attestation key, as recorded when it was enrolled.
+    let probe = rig.ok(&[
+        "key",
+        "generate",
+        "--backend",
+        "tpm",
+        "--role",
+        "targets",
+        "--gun",
+        "example.com/probe",
+    ]);
+    let probe = probe.stdout.lines().last().unwrap().trim().to_string();
+    let attested: serde_json::Value =
+        serde_json::from_str(&rig.ok(&["key", "attest", &probe]).stdout).unwrap();
+    let ak = attested["attestation_key_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let targets = rig.targets_key(GUN);
+
+    // Another TPM's fingerprint in the plan: the key is refused.
+    let elsewhere = rig.path("elsewhere").to_string_lossy().into_owned();
+    let wrong = format!("tess=tpm:ak={}", "0".repeat(64));
+    rig.ok(&[
+        "ceremony",
+        "plan",
+        GUN,
+        "--out",
+        &elsewhere,
+        "--holder",
+        &wrong,
+        "--threshold",
+        "1",
+        "--targets-key",
+        &targets,
+    ]);
+    let err = failed(rig.offline(
+        "",
+        &["ceremony", "enroll", &elsewhere, "--holder", "tess"],
+        "",
+    ));
+    assert!(
+        err.contains(&format!("certified by the TPM attestation key {ak}")),
+        "{err}"
+    );
+    assert!(err.contains("it is another TPM"), "{err}");
+
+    let bundle = rig.path("bundle").to_string_lossy().into_owned();
+    let tess = format!("tess=tpm:ak={ak}");
+    rig.ok(&[
+        "ceremony",
+        "plan",
+        GUN,
+        "--out",
+        &bundle,
+        "--holder",
+        &tess,
+        "--holder",
+        "alice=pkcs11:token=alice",
+        "--threshold",
+        "1",
+        "--targets-key",
+        &targets,
+    ]);
+    let enrolled = rig.enroll(&bundle, "tess", "");
+    assert!(
+        enrolled
+            .stdout
+            .contains("attested: TPM2_Certify by the attestation key the plan names"),
+        "{}",
+        enrolled.stdout
+    );
+    rig.enroll(&bundle, "alice", TOKEN_PIN);
+    rig.sign(&bundle, "tess", "").ok().unwrap();
+    rig.ok(&["ceremony", "verify", &bundle]);
+    rig.ok(&["ceremony", "publish", &bundle]);
+    rig.stock_cli_verifies(GUN, "v1");
 }

@@ -18,6 +18,10 @@ pub enum Device {
     Pkcs11Label(String),
     /// `pkcs11:serial=SERIAL`
     Pkcs11Serial(String),
+    /// `tpm:ak=SHA256`: the TPM whose attestation key has this fingerprint
+    /// (SHA-256 of its SubjectPublicKeyInfo, as `notaryctl key attest`
+    /// prints it), recorded when the host was enrolled.
+    Tpm { ak_sha256: String },
     /// `backend:NAME`: whatever the daemon's backend of that name is, e.g.
     /// its software keystore in a rehearsal.
     Backend(String),
@@ -41,6 +45,8 @@ impl Device {
             }
             Device::Pkcs11Label(label) => backend.r#type == "pkcs11" && &device.label == label,
             Device::Pkcs11Serial(serial) => backend.r#type == "pkcs11" && &device.serial == serial,
+            // Which TPM it is shows only in its attestation, after keygen.
+            Device::Tpm { .. } => backend.r#type == "tpm",
             Device::Backend(name) => &backend.name == name,
         }
     }
@@ -51,6 +57,7 @@ impl Device {
             Device::YubiKey { serial, slot } => format!("YubiKey serial {serial}, slot {slot}"),
             Device::Pkcs11Label(label) => format!("PKCS#11 token labelled {label:?}"),
             Device::Pkcs11Serial(serial) => format!("PKCS#11 token with serial {serial:?}"),
+            Device::Tpm { ak_sha256 } => format!("TPM with attestation key {ak_sha256}"),
             Device::Backend(name) => format!("notary-keyd backend {name:?}"),
         }
     }
@@ -62,6 +69,7 @@ impl fmt::Display for Device {
             Device::YubiKey { serial, slot } => write!(f, "yubikey:serial={serial};slot={slot}"),
             Device::Pkcs11Label(label) => write!(f, "pkcs11:token={label}"),
             Device::Pkcs11Serial(serial) => write!(f, "pkcs11:serial={serial}"),
+            Device::Tpm { ak_sha256 } => write!(f, "tpm:ak={ak_sha256}"),
             Device::Backend(name) => write!(f, "backend:{name}"),
         }
     }
@@ -74,7 +82,7 @@ impl FromStr for Device {
         let usage = || {
             format!(
                 "device {text:?} is not one of yubikey:serial=N[;slot=9c], pkcs11:token=LABEL, \
-                 pkcs11:serial=SERIAL or backend:NAME"
+                 pkcs11:serial=SERIAL, tpm:ak=SHA256 or backend:NAME"
             )
         };
         let (scheme, rest) = text.split_once(':').ok_or_else(usage)?;
@@ -98,6 +106,13 @@ impl FromStr for Device {
             ("yubikey", [("serial", serial), ("slot", slot)]) => yubikey(serial, slot),
             ("pkcs11", [("token", label)]) => Ok(Device::Pkcs11Label(label.to_string())),
             ("pkcs11", [("serial", serial)]) => Ok(Device::Pkcs11Serial(serial.to_string())),
+            ("tpm", [("ak", ak)])
+                if ak.len() == 64 && ak.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                Ok(Device::Tpm {
+                    ak_sha256: ak.to_ascii_lowercase(),
+                })
+            }
             _ => Err(usage()),
         }
     }
@@ -136,10 +151,12 @@ mod tests {
 
     #[test]
     fn parses_and_prints_each_form() {
+        let tpm = format!("tpm:ak={}", "ab".repeat(32));
         for text in [
             "yubikey:serial=41000001;slot=9c",
             "pkcs11:token=alice",
             "pkcs11:serial=8d3e1c",
+            tpm.as_str(),
             "backend:soft",
         ] {
             assert_eq!(text.parse::<Device>().unwrap().to_string(), text);
@@ -159,6 +176,7 @@ mod tests {
             "tpm",
             "backend:",
             "yubikey:slot=9c;serial=7",
+            "tpm:ak=abcd",
         ] {
             assert!(bad.parse::<Device>().is_err(), "{bad}");
         }

@@ -46,7 +46,7 @@ pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) 
     }
     let mut keyd = Keyd::connect(socket).await?;
     let backend = find_device(&mut keyd, device).await?;
-    if plan.require_attestation && backend.r#type != "yubikey" {
+    if plan.require_attestation && !matches!(backend.r#type.as_str(), "yubikey" | "tpm") {
         bail!(
             "the plan requires attestation and {name}'s {} ({} backend {}) cannot attest its \
              keys: {name} is refused, nothing was generated",

@@ -7,6 +7,7 @@ use super::device::Device;
 use super::digest::Digest;
 use super::plan::{Holding, Plan};
 use anyhow::{anyhow, bail, Context, Result};
+use keyd_proto::keyd as pb;
 use notary_tuf::ceremony::{verify_piv_attestation, PivAttestation};
 use notary_tuf::metadata::parse_expires;
 use notary_tuf::rootcert::check_root_cert;
@@ -68,6 +69,18 @@ pub enum Evidence {
         slot_certificate_pem: String,
         device_certificate_pem: String,
     },
+    /// A TPM's TPM2_Certify of the key by its attestation key, with the
+    /// plan's SHA-256 as the nonce.
+    Tpm {
+        #[serde(with = "notary_tuf::b64")]
+        attest: Vec<u8>,
+        #[serde(with = "notary_tuf::b64")]
+        signature: Vec<u8>,
+        #[serde(with = "notary_tuf::b64")]
+        signer_public: Vec<u8>,
+        #[serde(with = "notary_tuf::b64")]
+        key_public_area: Vec<u8>,
+    },
     /// No attestation; for a PKCS#11 token, the key attributes the daemon
     /// reported when it could.
     Unattested {
@@ -100,8 +113,11 @@ pub struct Enrollment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Attestation {
     /// The attestation chain verified against the plan's roots and
-    /// certifies this very key on the planned device.
-    Verified(PivAttestation),
+    /// certifies this very key on the planned YubiKey.
+    Piv(PivAttestation),
+    /// The TPM's attestation key the plan pins certified this very key,
+    /// for this plan.
+    Tpm,
     /// No attestation: said in every display.
     Unattested(String),
 }
@@ -109,7 +125,10 @@ pub enum Attestation {
 impl Attestation {
     pub fn describe(&self) -> String {
         match self {
-            Attestation::Verified(a) => {
+            Attestation::Tpm => {
+                "attested: TPM2_Certify by the attestation key the plan names".to_string()
+            }
+            Attestation::Piv(a) => {
                 let mut text =
                     "attested: YubiKey PIV chain verified against the plan's root".to_string();
                 if let Some(fw) = &a.firmware {
@@ -175,19 +194,26 @@ impl Enrollment {
             Evidence::Piv {
                 slot_certificate_pem,
                 device_certificate_pem,
-            } => Attestation::Verified(self.check_piv(
+            } => Attestation::Piv(self.check_piv(
                 device,
                 slot_certificate_pem,
                 device_certificate_pem,
                 anchors,
             )?),
+            Evidence::Tpm { .. } => {
+                self.check_tpm(device, plan_digest)?;
+                Attestation::Tpm
+            }
             Evidence::Unattested {
                 reason,
                 local,
                 never_extractable,
             } => {
-                if let Device::YubiKey { .. } = device {
-                    bail!("{name}'s enrollment on a YubiKey carries no attestation");
+                if matches!(device, Device::YubiKey { .. } | Device::Tpm { .. }) {
+                    bail!(
+                        "{name}'s enrollment on a {} carries no attestation",
+                        device.describe()
+                    );
                 }
                 if *local == Some(false) || *never_extractable == Some(false) {
                     bail!(
@@ -289,6 +315,52 @@ impl Enrollment {
             );
         }
         Ok(attested)
+    }
+
+    /// The statement must check out (signature, nonce = the plan's SHA-256,
+    /// the certified key is the enrolled one) and come from the attestation
+    /// key the plan names.
+    fn check_tpm(&self, device: &Device, plan_digest: Digest) -> Result<()> {
+        let name = &self.holder;
+        let (
+            Evidence::Tpm {
+                attest,
+                signature,
+                signer_public,
+                key_public_area,
+            },
+            Device::Tpm { ak_sha256 },
+        ) = (&self.evidence, device)
+        else {
+            bail!(
+                "{name}'s enrollment carries a TPM attestation, but the plan names a {}",
+                device.describe()
+            );
+        };
+        let statement = pb::TpmCertify {
+            format: "tpm2-certify".into(),
+            attest: attest.clone(),
+            signature: signature.clone(),
+            signer_public: signer_public.clone(),
+            key_public_area: key_public_area.clone(),
+        };
+        let bare = self.root_key()?.bare_key()?;
+        let key = pb::Key {
+            key_id: bare.key_id(),
+            keytype: bare.keytype().to_string(),
+            public: bare.public_bytes().to_vec(),
+            ..Default::default()
+        };
+        let nonce = hex::decode(plan_digest.hex())?;
+        let fingerprint = crate::attestation::check(&statement, &key, &nonce)
+            .map_err(|e| anyhow!("{name}'s TPM attestation does not check out: {e}"))?;
+        if &fingerprint != ak_sha256 {
+            bail!(
+                "{name}'s key was certified by the TPM attestation key {fingerprint}, not by {ak_sha256} \
+                 as the plan names: it is another TPM"
+            );
+        }
+        Ok(())
     }
 }
 

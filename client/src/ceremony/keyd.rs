@@ -140,10 +140,21 @@ impl Keyd {
                 local: Some(origin.local),
                 never_extractable: Some(origin.never_extractable),
             }),
-            Some(pb::key_attestation::Evidence::TpmCertify(_)) => bail!(
-                "backend {} attests with TPM2_Certify, which ceremonies do not take yet",
-                key.backend
-            ),
+            Some(pb::key_attestation::Evidence::TpmCertify(tpm))
+                if tpm.format != "tpm2-certify" =>
+            {
+                bail!(
+                    "backend {} sent a TPM attestation in format {:?}",
+                    key.backend,
+                    tpm.format
+                )
+            }
+            Some(pb::key_attestation::Evidence::TpmCertify(tpm)) => Ok(Evidence::Tpm {
+                attest: tpm.attest,
+                signature: tpm.signature,
+                signer_public: tpm.signer_public,
+                key_public_area: tpm.key_public_area,
+            }),
             None => bail!("notary-keyd sent an attestation without evidence"),
         }
     }
