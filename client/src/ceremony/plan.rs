@@ -418,6 +418,18 @@ impl Plan {
         ))
     }
 
+    /// Holders with a device whose enrollment `enrolled` does not have.
+    pub fn still_to_enroll<T>(
+        &self,
+        enrolled: &std::collections::BTreeMap<String, T>,
+    ) -> Vec<&str> {
+        self.holders
+            .iter()
+            .filter(|h| matches!(h.holding, Holding::Enroll(_)) && !enrolled.contains_key(&h.name))
+            .map(|h| h.name.as_str())
+            .collect()
+    }
+
     /// "REHEARSAL example.com/app: new collection, root v1, threshold 2 of 3".
     pub fn summary(&self) -> String {
         let kind = match &self.kind {

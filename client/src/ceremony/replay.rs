@@ -156,10 +156,7 @@ pub fn replay(dir: &Path, now: i64) -> Result<Checked, Refusal> {
     let (enrollments, attestations) =
         enrollments(&bundle, &plan, plan_digest, &anchors, &transcript, now)?;
     let previous_root = previous.as_ref().map(|p| &p.root);
-    let all_enrolled = plan.holders.iter().all(|h| {
-        !matches!(h.holding, super::plan::Holding::Enroll(_)) || enrollments.contains_key(&h.name)
-    });
-    let root = if all_enrolled {
+    let root = if plan.still_to_enroll(&enrollments).is_empty() {
         Some(
             root_builder::build(&plan, &enrollments, previous_root)
                 .map_err(|e| refuse("new root", e))?,

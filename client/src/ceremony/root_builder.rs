@@ -19,12 +19,7 @@ pub fn holder_keys(
     enrollments: &BTreeMap<String, Enrollment>,
     previous: Option<&Root>,
 ) -> Result<Vec<(String, PublicKey)>> {
-    let missing: Vec<&str> = plan
-        .holders
-        .iter()
-        .filter(|h| matches!(h.holding, Holding::Enroll(_)) && !enrollments.contains_key(&h.name))
-        .map(|h| h.name.as_str())
-        .collect();
+    let missing = plan.still_to_enroll(enrollments);
     if !missing.is_empty() {
         bail!(
             "not every holder has enrolled yet; still to enroll: {}",

@@ -33,15 +33,13 @@ pub async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) ->
     let (now, _) = clock::now();
     let checked = replay(dir, now).context("the bundle does not replay; nothing was signed")?;
     let Some((root, mut envelope)) = checked.envelope()? else {
-        let root_err = super::root_builder::build(
-            &checked.plan,
-            &checked.enrollments,
-            checked.previous_root(),
-        )
-        .err()
-        .map(|e| format!("{e:#}"))
-        .unwrap_or_default();
-        bail!("there is no root to sign yet: {root_err}");
+        bail!(
+            "there is no root to sign yet: still to enroll: {}",
+            checked
+                .plan
+                .still_to_enroll(&checked.enrollments)
+                .join(", ")
+        );
     };
     let mut steps = Pending::new(name);
     steps.record(
