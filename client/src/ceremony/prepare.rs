@@ -35,10 +35,11 @@ pub struct PlanArgs {
     pub out: PathBuf,
     /// A holder and the device their root key is made on:
     /// NAME=yubikey:serial=N[;slot=9c], NAME=pkcs11:token=LABEL,
-    /// NAME=pkcs11:serial=SERIAL or NAME=backend:BACKEND (a notary-keyd
-    /// backend by name, e.g. the software keystore in a rehearsal). In a
-    /// rotation, NAME=keep:KEYID keeps a key of the current root. Repeat
-    /// for each holder.
+    /// NAME=pkcs11:serial=SERIAL, NAME=tpm:ak=SHA256 (the TPM whose
+    /// attestation key `notaryctl key attest` fingerprints so) or
+    /// NAME=backend:BACKEND (a notary-keyd backend by name, e.g. the
+    /// software keystore in a rehearsal). In a rotation, NAME=keep:KEYID
+    /// keeps a key of the current root. Repeat for each holder.
     #[arg(long = "holder", value_name = "NAME=DEVICE", required = true)]
     pub holders: Vec<String>,
     /// Rotation only: a key of the current root that the new root drops,
