@@ -5,9 +5,9 @@
 
 use super::device::Device;
 use super::digest::Digest;
+use super::keyd::tpm_attestation_key;
 use super::plan::{Holding, Plan};
 use anyhow::{anyhow, bail, Context, Result};
-use keyd_proto::keyd as pb;
 use notary_tuf::ceremony::{verify_piv_attestation, PivAttestation};
 use notary_tuf::metadata::parse_expires;
 use notary_tuf::rootcert::check_root_cert;
@@ -337,23 +337,13 @@ impl Enrollment {
                 device.describe()
             );
         };
-        let statement = pb::TpmCertify {
-            format: "tpm2-certify".into(),
-            attest: attest.clone(),
-            signature: signature.clone(),
-            signer_public: signer_public.clone(),
-            key_public_area: key_public_area.clone(),
-        };
         let bare = self.root_key()?.bare_key()?;
-        let key = pb::Key {
-            key_id: bare.key_id(),
-            keytype: bare.keytype().to_string(),
-            public: bare.public_bytes().to_vec(),
-            ..Default::default()
-        };
-        let nonce = hex::decode(plan_digest.hex())?;
-        let fingerprint = crate::attestation::check(&statement, &key, &nonce)
-            .map_err(|e| anyhow!("{name}'s TPM attestation does not check out: {e}"))?;
+        let fingerprint = tpm_attestation_key(
+            [attest, signature, signer_public, key_public_area],
+            &bare,
+            plan_digest,
+        )
+        .map_err(|e| anyhow!("{name}'s TPM attestation does not check out: {e}"))?;
         if &fingerprint != ak_sha256 {
             bail!(
                 "{name}'s key was certified by the TPM attestation key {fingerprint}, not by {ak_sha256} \

@@ -1,6 +1,7 @@
-//! Every request the ceremony makes of notary-keyd, in one place. Root
-//! signing is the daemon's ordinary policy-checked, audited `Sign` (role
-//! root); keys are generated on the device and never leave it.
+//! Every request the ceremony makes of notary-keyd, and every message of
+//! its API the ceremony builds, in one place. Root signing is the daemon's
+//! ordinary policy-checked, audited `Sign` (role root); keys are generated
+//! on the device and never leave it.
 
 use super::device::Device;
 use super::digest::Digest;
@@ -194,4 +195,32 @@ impl Keyd {
             .sign_with(envelope, "root", listed_id, listed, key)
             .await
     }
+}
+
+/// Checks a recorded TPM2_Certify statement (`attest`, `signature`,
+/// `signer_public`, `key_public_area`) for `key` and `nonce`, as `notaryctl
+/// key attest` does; returns the attestation key's fingerprint.
+pub fn tpm_attestation_key(
+    [attest, signature, signer_public, key_public_area]: [&Vec<u8>; 4],
+    key: &PublicKey,
+    nonce: Digest,
+) -> Result<String> {
+    let statement = pb::TpmCertify {
+        format: "tpm2-certify".into(),
+        attest: attest.clone(),
+        signature: signature.clone(),
+        signer_public: signer_public.clone(),
+        key_public_area: key_public_area.clone(),
+    };
+    let key = pb::Key {
+        key_id: key.key_id(),
+        keytype: key.keytype().to_string(),
+        public: key.public_bytes().to_vec(),
+        ..Default::default()
+    };
+    Ok(crate::attestation::check(
+        &statement,
+        &key,
+        &hex::decode(nonce.hex())?,
+    )?)
 }
