@@ -29,7 +29,10 @@ pub fn holder_keys(
     let mut keys: Vec<(String, PublicKey)> = Vec::new();
     for holder in &plan.holders {
         let key = match &holder.holding {
-            Holding::Enroll(_) => enrollments[&holder.name].root_key()?,
+            Holding::Enroll(_) => enrollments
+                .get(&holder.name)
+                .ok_or_else(|| anyhow!("{} has not enrolled", holder.name))?
+                .root_key()?,
             Holding::Keep(id) => {
                 previous
                     .and_then(|p| p.keys.get(id))

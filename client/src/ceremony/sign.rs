@@ -219,7 +219,11 @@ fn holder_keys(checked: &Checked, root: &Root, name: &str) -> Result<Vec<HolderK
     };
     if let Some(holder) = plan.holders.iter().find(|h| h.name == name) {
         let id = match &holder.holding {
-            Holding::Enroll(_) => checked.enrollments[name].x509_key_id.clone(),
+            Holding::Enroll(_) => checked
+                .enrollments
+                .get(name)
+                .map(|e| e.x509_key_id.clone())
+                .ok_or_else(|| anyhow!("{name} has not enrolled"))?,
             Holding::Keep(id) => id.clone(),
         };
         let key = root

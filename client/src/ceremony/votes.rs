@@ -49,7 +49,7 @@ impl Names {
         self.0
             .get(id)
             .cloned()
-            .unwrap_or_else(|| format!("key {}…", &id[..id.len().min(12)]))
+            .unwrap_or_else(|| format!("key {}…", id.chars().take(12).collect::<String>()))
     }
 }
 
