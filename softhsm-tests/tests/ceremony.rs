@@ -406,6 +406,7 @@ fn rotation_replaces_a_holder_and_a_stock_client_follows() {
             ("bob", false),
             ("carol", false),
             ("dave", false),
+            ("dave2", false),
         ],
         None,
     );
@@ -515,6 +516,63 @@ fn rotation_replaces_a_holder_and_a_stock_client_follows() {
     rig.ok(&["add", GUN, "v2", &file]);
     rig.ok(&["publish", GUN]);
     stock_verifies(&stock, GUN, "v2");
+
+    // Dave replaces his own token: his old key (v2) and his new one (v3)
+    // sign, with both devices plugged in.
+    let ids = &v2.roles["root"].keyids;
+    let bundle = rig.path("rotation-3").to_string_lossy().into_owned();
+    let (alice, bob, dave) = (
+        format!("alice=keep:{}", ids[0]),
+        format!("bob=keep:{}", ids[1]),
+        format!("dave={}", ids[2]),
+    );
+    rig.ok(&[
+        "ceremony",
+        "plan",
+        GUN,
+        "--rotate",
+        "--out",
+        &bundle,
+        "--holder",
+        &alice,
+        "--holder",
+        &bob,
+        "--holder",
+        "dave=pkcs11:token=dave2",
+        "--retire",
+        &dave,
+        "--threshold",
+        "2",
+    ]);
+    rig.enroll(&bundle, "dave", TOKEN_PIN);
+    let signed = rig.sign(&bundle, "dave", TOKEN_PIN).ok().unwrap();
+    assert!(
+        signed.stdout.contains(&format!(
+            "dave signs with key {} (old root) on backend dave",
+            ids[2]
+        )),
+        "{}",
+        signed.stdout
+    );
+    assert!(
+        signed.stdout.contains("(new root) on backend dave2"),
+        "{}",
+        signed.stdout
+    );
+    assert!(
+        signed.stdout.contains(
+            "old root v2: 1 of 2 needed (dave) ✗, 1 more of: alice, bob — new root v3: 1 of 2 \
+             needed (dave) ✗, 1 more of: alice, bob"
+        ),
+        "{}",
+        signed.stdout
+    );
+    rig.sign(&bundle, "bob", TOKEN_PIN).ok().unwrap();
+    rig.ok(&["ceremony", "publish", &bundle]);
+    let file = rig.write("v3.bin", CONTENT);
+    rig.ok(&["add", GUN, "v3", &file]);
+    rig.ok(&["publish", GUN]);
+    stock_verifies(&stock, GUN, "v3");
 }
 
 /// A copy of `bundle` for one tampering case.
