@@ -396,6 +396,45 @@ fn softhsm_ceremony(
     bundle
 }
 
+/// Plans a rotation of `root` (alice, bob and a third holder, in that
+/// order): alice and bob keep their keys, the third key is retired as
+/// `retired`'s, and `new_holder` enrolls; threshold 2.
+fn plan_rotation(
+    rig: &Rig,
+    gun: &str,
+    out: &str,
+    root: &Root,
+    new_holder: &str,
+    retired: &str,
+) -> String {
+    let ids = &root.roles["root"].keyids;
+    let bundle = rig.path(out).to_string_lossy().into_owned();
+    let (alice, bob, retire) = (
+        format!("alice=keep:{}", ids[0]),
+        format!("bob=keep:{}", ids[1]),
+        format!("{retired}={}", ids[2]),
+    );
+    rig.ok(&[
+        "ceremony",
+        "plan",
+        gun,
+        "--rotate",
+        "--out",
+        &bundle,
+        "--holder",
+        &alice,
+        "--holder",
+        &bob,
+        "--holder",
+        new_holder,
+        "--retire",
+        &retire,
+        "--threshold",
+        "2",
+    ]);
+    bundle
+}
+
 #[test]
 fn rotation_replaces_a_holder_and_a_stock_client_follows() {
     const GUN: &str = "example.com/ceremony/rotation";
@@ -425,30 +464,14 @@ fn rotation_replaces_a_holder_and_a_stock_client_follows() {
     // Carol's token is replaced by dave's; alice and bob keep their keys.
     let v1 = rig.published_root(GUN);
     let ids = &v1.roles["root"].keyids;
-    let bundle = rig.path("rotation-bundle").to_string_lossy().into_owned();
-    let (alice, bob, carol) = (
-        format!("alice=keep:{}", ids[0]),
-        format!("bob=keep:{}", ids[1]),
-        format!("carol={}", ids[2]),
-    );
-    rig.ok(&[
-        "ceremony",
-        "plan",
+    let bundle = plan_rotation(
+        &rig,
         GUN,
-        "--rotate",
-        "--out",
-        &bundle,
-        "--holder",
-        &alice,
-        "--holder",
-        &bob,
-        "--holder",
+        "rotation-2",
+        &v1,
         "dave=pkcs11:token=dave",
-        "--retire",
-        &carol,
-        "--threshold",
-        "2",
-    ]);
+        "carol",
+    );
     rig.enroll(&bundle, "dave", TOKEN_PIN);
     let signed = rig.sign(&bundle, "dave", TOKEN_PIN).ok().unwrap();
     assert!(
@@ -520,30 +543,14 @@ fn rotation_replaces_a_holder_and_a_stock_client_follows() {
     // Dave replaces his own token: his old key (v2) and his new one (v3)
     // sign, with both devices plugged in.
     let ids = &v2.roles["root"].keyids;
-    let bundle = rig.path("rotation-3").to_string_lossy().into_owned();
-    let (alice, bob, dave) = (
-        format!("alice=keep:{}", ids[0]),
-        format!("bob=keep:{}", ids[1]),
-        format!("dave={}", ids[2]),
-    );
-    rig.ok(&[
-        "ceremony",
-        "plan",
+    let bundle = plan_rotation(
+        &rig,
         GUN,
-        "--rotate",
-        "--out",
-        &bundle,
-        "--holder",
-        &alice,
-        "--holder",
-        &bob,
-        "--holder",
+        "rotation-3",
+        &v2,
         "dave=pkcs11:token=dave2",
-        "--retire",
-        &dave,
-        "--threshold",
-        "2",
-    ]);
+        "dave",
+    );
     rig.enroll(&bundle, "dave", TOKEN_PIN);
     let signed = rig.sign(&bundle, "dave", TOKEN_PIN).ok().unwrap();
     assert!(
