@@ -17,9 +17,11 @@ log() { printf '[test-all] %s\n' "$*" >&2; }
 # systemd-socket-activate for the socket-activation tests), systemd-container
 # + debootstrap (systemd_pid1 and deb_package boot a Debian 12 container with
 # systemd as PID 1; its root is cached in /var/cache/notary-keyd-tests),
-# dpkg-dev (dpkg-shlibdeps for scripts/build-deb.sh).
+# dpkg-dev (dpkg-shlibdeps for scripts/build-deb.sh), curl and iproute2 (the
+# ceremony tests upload by hand to notary-server, and give an `unshare -n`
+# namespace a link and a default route).
 packages=(softhsm2 openssl util-linux notary swtpm swtpm-tools libtss2-dev pkg-config tpm2-tools
-  pcscd vsmartcard-vpcd libpcsclite-dev systemd systemd-container debootstrap dpkg-dev)
+  pcscd vsmartcard-vpcd libpcsclite-dev systemd systemd-container debootstrap dpkg-dev curl iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

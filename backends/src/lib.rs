@@ -28,7 +28,7 @@ pub mod yubikey;
 pub use algorithm::Algorithm;
 pub use backend::{
     Availability, BackendKey, CertificateStore, DeviceInfo, KeyAttest, KeyAttestation, KeyBackend,
-    KeySpec, PinStatus, TokenLogin,
+    KeyOrigin, KeyOriginReport, KeySpec, PinStatus, TokenLogin,
 };
 pub use error::{BackendError, TriesLeft};
 pub use uri::KeyUri;

@@ -5,6 +5,7 @@
 //! PID 1 (`container`).
 //! Every process started here is stopped by its pid when its guard drops.
 
+pub mod ceremony;
 pub mod client;
 pub mod container;
 pub mod daemon;

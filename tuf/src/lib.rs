@@ -6,6 +6,7 @@
 
 pub mod b64;
 pub mod canonical;
+pub mod ceremony;
 pub mod keys;
 pub mod metadata;
 mod oids;

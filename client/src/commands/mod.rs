@@ -2,6 +2,7 @@
 
 pub mod attest;
 pub mod backend;
+pub mod ceremony;
 pub mod certificate;
 pub mod key;
 pub mod key_transfer;

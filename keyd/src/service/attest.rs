@@ -1,6 +1,7 @@
 //! AttestKey: the device's own evidence that it holds a key: TPM2_Certify
 //! by the TPM's attestation key, or a YubiKey's slot attestation
-//! certificate with the device intermediate that signed it.
+//! certificate with the device intermediate that signed it; for a PKCS#11
+//! token, its CKA_LOCAL and CKA_NEVER_EXTRACTABLE.
 
 use super::status::{self, invalid, with_reason};
 use super::KeydService;
@@ -69,12 +70,26 @@ impl KeydService {
                         intermediate_pem: pem::encode("CERTIFICATE", &a.intermediate_der),
                     })
                 })
+        } else if device.backend.key_origin().is_some() {
+            device
+                .run(move |b| match b.key_origin() {
+                    Some(o) => o.key_origin(&uri),
+                    None => Err(BackendError::NotSupported("key origin")),
+                })
+                .await
+                .map(|o| {
+                    pb::key_attestation::Evidence::Pkcs11Origin(pb::Pkcs11KeyOrigin {
+                        local: o.local,
+                        never_extractable: o.never_extractable,
+                    })
+                })
         } else {
             let st = with_reason(
                 Code::Unimplemented,
                 "not_supported",
                 format!(
-                    "backend {:?} ({}) cannot attest its keys; TPM and YubiKey backends can",
+                    "backend {:?} ({}) cannot attest its keys; TPM and YubiKey backends can, \
+                     PKCS#11 backends report CKA_LOCAL and CKA_NEVER_EXTRACTABLE",
                     entry.device,
                     device.backend.kind()
                 ),

@@ -1,8 +1,10 @@
 //! `publish GUN`.
 
 use super::Context;
+use crate::ceremony::renewal;
 use crate::collection::publish::publish;
 use crate::collection::signer::KeydSigner;
+use crate::collection::update::cached_root;
 use crate::remote::Remote;
 use anyhow::Result;
 use clap::Args;
@@ -28,6 +30,9 @@ pub async fn publish_and_report(
     let dir = ctx.gun_dir(gun)?;
     println!("Pushing changes to {gun}");
     let done = publish(remote, &dir, signer, &ctx.settings.pinning).await?;
+    if let Some(root) = cached_root(&dir)? {
+        renewal::warn(gun, &root.checked.metadata);
+    }
     if done.roles.is_empty() {
         println!("No unpublished changes for {gun}");
         return Ok(());

@@ -2,6 +2,7 @@
 //! trusted root (offline from the verified cache when the server is down).
 
 use super::Context;
+use crate::ceremony::renewal;
 use crate::collection::update::{update, Repo};
 use anyhow::{anyhow, Context as _, Result};
 use clap::Args;
@@ -82,6 +83,7 @@ fn sha256_hex(meta: &FileMeta) -> String {
 
 pub async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
     let repo = fetch(ctx, &args.gun).await?;
+    renewal::warn(&args.gun, &repo.root.checked.metadata);
     let targets = all_targets(&repo, &args.roles);
     if targets.is_empty() {
         println!("\nNo targets present in this repository.\n");
