@@ -16,7 +16,7 @@ use crate::collection::update::update;
 use crate::commands::repo::Context;
 use crate::remote::ROOT_LIMIT;
 use anyhow::{anyhow, bail, Context as _, Result};
-use notary_tuf::metadata::{format_expires, parse_expires};
+use notary_tuf::metadata::{format_expires, parse_expires, Role};
 use notary_tuf::{PublicKey, Root};
 use std::path::PathBuf;
 
@@ -123,7 +123,7 @@ pub async fn prepare(ctx: &Context, req: &PlanArgs) -> Result<()> {
             bail!("a rotation keeps the targets, snapshot and timestamp keys of the root it replaces: leave out --targets-key and --snapshot-key");
         }
         let dir = ctx.gun_dir(&req.gun)?;
-        if dir.read_cached("root")?.is_none() {
+        if dir.read_cached(&Role::Root)?.is_none() {
             bail!(
                 "this machine does not trust a root of {} yet: a rotation starts from the root \
                  you trust (`notaryctl list {}` trusts and caches it)",

@@ -17,6 +17,7 @@ use crate::commands::repo::Context;
 use crate::remote::ROOT_LIMIT;
 use crate::trust_dir::TrustDir;
 use anyhow::{bail, Context as _, Result};
+use notary_tuf::metadata::Role;
 use notary_tuf::trust::validate_root;
 use notary_tuf::Root;
 use std::path::Path;
@@ -68,13 +69,13 @@ pub async fn publish(ctx: &Context, dir: &Path) -> Result<()> {
         }
         let gun_dir = ctx.gun_dir(gun)?;
         if previous.is_none() {
-            match gun_dir.read_cached("root")? {
+            match gun_dir.read_cached(&Role::Root)? {
                 Some(cached) if cached != bytes => bail!(
                     "this machine's trust dir holds another root of {gun}; `notaryctl delete {gun}` \
                      forgets it"
                 ),
                 Some(_) => {}
-                None => gun_dir.write_cached("root", &bytes)?,
+                None => gun_dir.write_cached(&Role::Root, &bytes)?,
             }
         }
         let mut signer = ctx.signer(gun).await?;
@@ -133,7 +134,7 @@ async fn read_back(ctx: &Context, gun: &str, root: &[u8], previous: Option<&[u8]
     let scratch = tempfile::tempdir()?;
     let dir = TrustDir::new(scratch.path().to_path_buf()).gun(gun)?;
     if let Some(bytes) = previous {
-        dir.write_cached("root", bytes)?;
+        dir.write_cached(&Role::Root, bytes)?;
     }
     let mut remote = ctx.remote(gun)?;
     let repo = update(&mut remote, &dir, &ctx.settings.pinning, false)
