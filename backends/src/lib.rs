@@ -30,5 +30,5 @@ pub use backend::{
     Availability, BackendKey, CertificateStore, DeviceInfo, KeyAttest, KeyAttestation, KeyBackend,
     KeySpec, PinStatus, TokenLogin,
 };
-pub use error::{BackendError, TriesLeft};
+pub use error::{BackendError, Precondition, TriesLeft};
 pub use uri::KeyUri;

@@ -2,7 +2,7 @@
 //! message that names the problem, and `keyd-reason` (+ `keyd-tries-left`).
 
 use crate::device::DeviceError;
-use keyd_backends::{BackendError, TriesLeft};
+use keyd_backends::{BackendError, Precondition, TriesLeft};
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
@@ -48,8 +48,21 @@ pub fn from_backend(backend: &str, e: &BackendError) -> Status {
         }
         BackendError::TouchTimeout(_) => with_reason(Code::DeadlineExceeded, "touch_timeout", msg),
         BackendError::Precondition { reason, .. } => {
-            with_reason(Code::FailedPrecondition, reason, msg)
+            with_reason(Code::FailedPrecondition, precondition_word(*reason), msg)
         }
+    }
+}
+
+fn precondition_word(reason: Precondition) -> &'static str {
+    match reason {
+        Precondition::SetupNeeded => "setup_needed",
+        Precondition::AlreadySetUp => "already_set_up",
+        Precondition::ManagementKeyUnknown => "management_key_unknown",
+        Precondition::NoFreeSlot => "no_free_slot",
+        Precondition::SlotOccupied => "slot_occupied",
+        Precondition::BadNewSecret => "bad_new_secret",
+        Precondition::WrongPuk => "wrong_puk",
+        Precondition::PukBlocked => "puk_blocked",
     }
 }
 
