@@ -14,5 +14,8 @@ pub mod signer {
 /// Encoded `FileDescriptorSet` of both APIs, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
+mod reason;
 mod redact;
 pub mod socket;
+
+pub use reason::{Failure, Reason};

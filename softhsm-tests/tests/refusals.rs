@@ -29,7 +29,7 @@ async fn content_checks_and_bad_requests() {
     let (_, r) = sign(&mut client, &key.key_id, root_payload(), "", "", "").await;
     let st = r.unwrap_err();
     assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
-    assert_eq!(reason(&st), "payload_type");
+    assert_eq!(reason(&st), Some(Reason::PayloadType));
     // Nor for another role or GUN.
     let (_, r) = sign(
         &mut client,
@@ -40,7 +40,7 @@ async fn content_checks_and_bad_requests() {
         "",
     )
     .await;
-    assert_eq!(reason(&r.unwrap_err()), "role_mismatch");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::RoleMismatch));
     let (_, r) = sign(
         &mut client,
         &key.key_id,
@@ -50,13 +50,13 @@ async fn content_checks_and_bad_requests() {
         "",
     )
     .await;
-    assert_eq!(reason(&r.unwrap_err()), "gun_mismatch");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::GunMismatch));
     // Non-metadata and non-canonical payloads need sign-raw, which nobody has.
     let (_, r) = sign(&mut client, &key.key_id, b"just bytes".to_vec(), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "payload_type");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::PayloadType));
     let spaced = br#"{ "_type": "Targets" }"#.to_vec();
     let (_, r) = sign(&mut client, &key.key_id, spaced, "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "payload_type");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::PayloadType));
     // Unknown key, empty request, bad role.
     let (_, r) = sign(&mut client, &"0".repeat(64), targets_payload(1), "", "", "").await;
     let st = r.unwrap_err();
@@ -143,7 +143,7 @@ async fn raw_signing_needs_an_explicit_rule() {
     let (_, r) = sign(&mut client, &plain.key_id, b"bytes".to_vec(), "", "", "").await;
     assert_eq!(
         reason(&r.unwrap_err()),
-        "payload_type",
+        Some(Reason::PayloadType),
         "even the daemon's own uid needs a rule"
     );
     let raw = generate(&mut client, "raw", "ed25519", "", 0, "", "").await;
@@ -207,7 +207,7 @@ async fn unwritable_audit_log_withholds_the_signature() {
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&st), "audit_failed", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::AuditFailed), "{st:?}");
     assert!(st.message().contains("/dev/full"), "{st:?}");
     // The key was made before the audit failed; signing with it is withheld.
     let keys = client
@@ -219,7 +219,7 @@ async fn unwritable_audit_log_withholds_the_signature() {
     let key = keys.first().expect("the generated key exists");
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
     let st = r.unwrap_err();
-    assert_eq!(reason(&st), "audit_failed", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::AuditFailed), "{st:?}");
     assert!(st.message().contains("withheld"), "{st:?}");
 }
 
@@ -303,7 +303,7 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&st), "login_required", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::LoginRequired), "{st:?}");
 
     // A wrong PIN is reported with what the token says about tries left.
     let st = client
@@ -314,8 +314,10 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         .await
         .unwrap_err();
     assert_eq!(st.code(), Code::Unauthenticated, "{st:?}");
-    assert_eq!(reason(&st), "wrong_pin");
-    assert!(st.metadata().get("keyd-tries-left").is_some(), "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::WrongPin));
+    // Typed facts, not message text: the backend, and tries when SoftHSM says.
+    let failure = Failure::of(&st).expect("a keyd failure");
+    assert_eq!(failure.backend.as_deref(), Some("hsm"), "{st:?}");
     assert!(
         st.message().to_lowercase().contains("tr"),
         "mentions tries: {st:?}"
@@ -339,7 +341,7 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         .await
         .unwrap();
     let (events, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     assert!(
         events
             .iter()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{reason, root_payload, sign, targets_payload};
+use common::{reason, root_payload, sign, targets_payload, Reason};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use notary_tuf::{verify, PublicKey, SignatureMethod};
@@ -234,7 +234,7 @@ async fn setup_changes_pin_puk_and_management_key_and_refuses_a_second_time() {
             })
             .await
             .unwrap_err();
-        assert_eq!(reason(&st), "setup_needed", "{st:?}");
+        assert_eq!(reason(&st), Some(Reason::SetupNeeded), "{st:?}");
         assert!(st
             .message()
             .contains(&format!("notaryctl yubikey setup --serial {serial}")));
@@ -284,7 +284,7 @@ async fn setup_changes_pin_puk_and_management_key_and_refuses_a_second_time() {
             .yubikey_setup(setup_again(card.serial()))
             .await
             .unwrap_err();
-        assert_eq!(reason(&st), "already_set_up", "{st:?}");
+        assert_eq!(reason(&st), Some(Reason::AlreadySetUp), "{st:?}");
         // Forced, with the current (new) PIN and PUK from files.
         let forced = [
             "yubikey",
@@ -349,7 +349,7 @@ async fn generates_with_each_policy_and_signs_p256_and_p384() {
 
     // PIN always: each signature needs the PIN, VERIFY right before it.
     let (events, r) = sign(&mut client, &k9c.key_id, payload.clone(), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     assert!(events
         .iter()
         .any(|e| matches!(e, pb::progress::Kind::PinNeeded(p) if p.tries_left == 3)));
@@ -434,7 +434,7 @@ async fn firmware_without_metadata_lists_from_certificates_and_prompts_touch_whe
         .yubikey_setup(setup_again(card.serial()))
         .await
         .unwrap_err();
-    assert_eq!(reason(&st), "already_set_up", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::AlreadySetUp), "{st:?}");
     let key = generate(&mut client, "yk", "9a", "p256", "once", "always", "targets").await;
     drop(client);
     drop(daemon);
@@ -554,7 +554,7 @@ async fn touch_prompt_before_the_signature_and_a_missed_touch_is_not_a_pin_error
     assert!(!err.contains("wrong PIN"), "{err}");
     assert_eq!(card.pin_tries_left(), tries);
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "touch_timeout");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::TouchTimeout));
 
     // notaryctl key generate: locked card, so the PIN comes from the file on
     // the second attempt; the touch for the slot certificate is announced.
@@ -600,11 +600,11 @@ async fn a_card_removed_and_inserted_again_signs_without_a_daemon_restart() {
     let key = generate(&mut client, "yk", "83", "p256", "once", "never", "targets").await;
     card.remove().unwrap();
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", PIN).await;
-    assert_eq!(reason(&r.unwrap_err()), "backend_unavailable");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::BackendUnavailable));
     card.reinsert().unwrap();
     // The card forgot its PIN with the re-insertion: the daemon asks again.
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", PIN).await;
     assert_verifies(&key, &targets_payload(3), &r.unwrap());
     // The same process served before and after: no restart, no crash.

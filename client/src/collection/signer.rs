@@ -5,10 +5,11 @@
 
 use crate::commands::with_pin_retry;
 use crate::connect::Client;
-use crate::errors::{reason, KeydError};
+use crate::errors::KeydError;
 use crate::progress;
 use anyhow::{anyhow, bail, Result};
 use keyd_proto::keyd as pb;
+use keyd_proto::Reason;
 use notary_tuf::{verify, PublicKey, Signature, SignatureMethod, SignedEnvelope};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
@@ -44,7 +45,7 @@ impl KeydSigner {
             // person must hear about.
             Err(status)
                 if status.code() == tonic::Code::NotFound
-                    || reason(&status) == Some("key_not_found") =>
+                    || Reason::of(&status) == Some(Reason::KeyNotFound) =>
             {
                 Ok(None)
             }

@@ -9,8 +9,9 @@ pub mod repo;
 pub mod sign;
 pub mod yubikey;
 
-use crate::errors::{backend_in_message, reason, KeydError};
+use crate::errors::KeydError;
 use crate::pin;
+use keyd_proto::{Failure, Reason};
 use secrecy::SecretString;
 use std::future::Future;
 use std::path::Path;
@@ -32,15 +33,18 @@ where
         Ok(result) => return Ok(result),
         Err(status) => status,
     };
-    let source = (reason(&status) == Some("login_required"))
-        .then(|| pin::source(pin_file))
-        .flatten();
+    let failure = Failure::of(&status);
+    let locked = failure
+        .as_ref()
+        .is_some_and(|f| f.reason == Reason::LoginRequired);
+    let source = locked.then(|| pin::source(pin_file)).flatten();
     let Some(source) = source else {
         return Err(KeydError::on_backend(status, backend).into());
     };
     // A request for the default backend learns its name from the refusal.
+    let named_by_daemon = failure.and_then(|f| f.backend);
     let prompt_name = match backend {
-        "" => backend_in_message(status.message()).unwrap_or("(default)"),
+        "" => named_by_daemon.as_deref().unwrap_or("(default)"),
         named => named,
     };
     let pin = pin::read(source, prompt_name)?;

@@ -2,13 +2,14 @@
 //! by the TPM's attestation key, or a YubiKey's slot attestation
 //! certificate with the device intermediate that signed it.
 
-use super::status::{self, invalid, with_reason};
+use super::status::{self, invalid, refusal};
 use super::KeydService;
 use crate::caller::Caller;
 use keyd_backends::BackendError;
 use keyd_proto::keyd as pb;
+use keyd_proto::Reason;
 use notary_tuf::pem;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// TPM2B_DATA holds at most 64 bytes of qualifying data.
 const MAX_NONCE: usize = 64;
@@ -70,9 +71,8 @@ impl KeydService {
                     })
                 })
         } else {
-            let st = with_reason(
-                Code::Unimplemented,
-                "not_supported",
+            let st = refusal(
+                Reason::NotSupported,
                 format!(
                     "backend {:?} ({}) cannot attest its keys; TPM and YubiKey backends can",
                     entry.device,

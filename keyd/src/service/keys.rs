@@ -1,16 +1,17 @@
 //! Key management RPCs: list, get, generate, delete, certificates.
 
-use super::status::{self, denied, invalid, key_not_found, with_reason};
+use super::status::{self, denied, invalid, key_not_found, refusal};
 use super::{key_message, KeydService};
 use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
 use keyd_backends::{Algorithm, KeySpec};
 use keyd_proto::keyd as pb;
+use keyd_proto::Reason;
 use notary_tuf::metadata::Role;
 use notary_tuf::PublicKey;
 use std::sync::Arc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 fn facts<'a>(e: &'a KeyEntry, ids: &'a [&'a str]) -> KeyFacts<'a> {
     KeyFacts {
@@ -162,7 +163,7 @@ impl KeydService {
         let entry = match self.registry.add(&backend, key, &req.role, &req.gun) {
             Ok(e) => e,
             Err(e) => {
-                let st = with_reason(Code::Internal, "state_error", e.to_string());
+                let st = refusal(Reason::StateError, e.to_string());
                 return Err(self.refuse(record, st).await);
             }
         };
@@ -222,7 +223,7 @@ impl KeydService {
         let updated = self
             .registry
             .set_certificate(entry, pem)
-            .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
         let der = PublicKey::from_certificate_pem(pem)
             .and_then(|k| k.x509_certificate_der())
             .map_err(|e| invalid(e.to_string()))?;
@@ -298,9 +299,8 @@ impl KeydService {
         let caller = Caller::of(&request)?;
         let entry = self.visible_key(&caller, &request.get_ref().key_id).await?;
         let pem = entry.certificate_pem.clone().ok_or_else(|| {
-            with_reason(
-                Code::NotFound,
-                "no_certificate",
+            refusal(
+                Reason::NoCertificate,
                 format!("key {} has no certificate", entry.key_id),
             )
         })?;

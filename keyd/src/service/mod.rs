@@ -55,9 +55,8 @@ impl KeydService {
         record.allowed = true;
         record.result = "ok".into();
         self.audit.record(record).await.map_err(|e| {
-            status::with_reason(
-                tonic::Code::Unavailable,
-                "audit_failed",
+            status::refusal(
+                keyd_proto::Reason::AuditFailed,
                 format!("{e}; the result was withheld"),
             )
         })

@@ -2,7 +2,7 @@
 //! content-aware, the device queue, progress events and the audit record.
 
 use super::progress::{progress_stream, EventStream, ProgressSink};
-use super::status::{self, denied, invalid, key_not_found, with_reason};
+use super::status::{self, denied, invalid, key_not_found, refusal};
 use super::KeydService;
 use crate::audit::AuditRecord;
 use crate::caller::Caller;
@@ -10,12 +10,13 @@ use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
 use keyd_backends::BackendError;
 use keyd_proto::keyd as pb;
+use keyd_proto::Reason;
 use notary_tuf::metadata::{payload_type, Role};
 use notary_tuf::signature::SignatureMethod;
 use notary_tuf::KeyType;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// What a signing request is for, after defaults from the key's binding.
 struct Purpose {
@@ -38,9 +39,8 @@ impl KeydService {
             gun.to_string()
         };
         if !entry.role.is_empty() && role != entry.role {
-            return Err(with_reason(
-                Code::PermissionDenied,
-                "role_mismatch",
+            return Err(refusal(
+                Reason::RoleMismatch,
                 format!(
                     "key {} is bound to role {:?}, not {role:?}",
                     entry.key_id, entry.role
@@ -48,9 +48,8 @@ impl KeydService {
             ));
         }
         if !entry.gun.is_empty() && gun != entry.gun {
-            return Err(with_reason(
-                Code::PermissionDenied,
-                "gun_mismatch",
+            return Err(refusal(
+                Reason::GunMismatch,
                 format!(
                     "key {} is bound to GUN {:?}, not {gun:?}",
                     entry.key_id, entry.gun
@@ -182,9 +181,8 @@ impl KeydService {
                 if !purpose.role.is_empty() {
                     let role: Role = purpose.role.parse().map_err(|e| invalid(format!("{e}")))?;
                     if !kind.fits_role(&role) {
-                        return Err(with_reason(
-                            Code::PermissionDenied,
-                            "payload_type",
+                        return Err(refusal(
+                            Reason::PayloadType,
                             format!(
                                 "payload is {kind:?} metadata; key {} may only sign for role {:?}",
                                 entry.key_id, purpose.role
@@ -196,10 +194,7 @@ impl KeydService {
             }
             Err(e) => {
                 if !self.policy.allows(caller, Operation::SignRaw, &facts) {
-                    return Err(with_reason(
-                        Code::PermissionDenied,
-                        "payload_type",
-                        format!("payload is not notary metadata ({e}) and raw signing is not allowed for key {}", entry.key_id),
+                    return Err(refusal(Reason::PayloadType, format!("payload is not notary metadata ({e}) and raw signing is not allowed for key {}", entry.key_id),
                     ));
                 }
                 record.operation = "sign-raw".into();
@@ -331,11 +326,10 @@ impl KeydService {
             .sign_on_device(&entry, tbs.clone(), std::mem::take(&mut req.pin), progress)
             .await?;
         let pem = notary_tuf::rootcert::assemble_root_cert(&tbs, &signature)
-            .map_err(|e| status::with_reason(Code::Internal, "device_error", e.to_string()))?;
+            .map_err(|e| status::refusal(Reason::DeviceError, e.to_string()))?;
         notary_tuf::rootcert::check_root_cert(&pem, &req.gun, now).map_err(|e| {
-            status::with_reason(
-                Code::Internal,
-                "device_error",
+            status::refusal(
+                Reason::DeviceError,
                 format!("issued certificate fails notary's checks: {e}"),
             )
         })?;

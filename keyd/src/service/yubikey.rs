@@ -2,7 +2,7 @@
 //! of `GenerateKey`.
 
 use super::progress::ProgressSink;
-use super::status::{self, denied, invalid, with_reason};
+use super::status::{self, denied, invalid, refusal};
 use super::KeydService;
 use crate::caller::Caller;
 use crate::device::Device;
@@ -12,11 +12,12 @@ use keyd_backends::piv::{
 };
 use keyd_backends::{Availability, BackendKey, KeyBackend, KeySpec, KeyUri};
 use keyd_proto::keyd as pb;
+use keyd_proto::Reason;
 use secrecy::SecretString;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// The PIV placement a generate request asks for; `None` when it names none.
 fn piv_options(req: &pb::GenerateKeyRequest) -> Result<Option<PivKeyOptions>, String> {
@@ -181,9 +182,8 @@ impl KeydService {
                 return Ok(device);
             }
         }
-        Err(with_reason(
-            Code::NotFound,
-            "device_not_found",
+        Err(refusal(
+            Reason::DeviceNotFound,
             format!("no YubiKey backend holds YubiKey {serial} (see `notaryctl yubikey status`)"),
         ))
     }

@@ -5,12 +5,13 @@ use super::store::ApiKey;
 use super::{key_info, SignerApi};
 use crate::audit::now_rfc3339;
 use crate::registry::KeyEntry;
-use crate::service::status::{self, invalid, with_reason};
+use crate::service::status::{self, invalid, refusal};
 use keyd_backends::{Algorithm, KeySpec};
 use keyd_proto::signer as pb;
+use keyd_proto::Reason;
 use std::collections::HashSet;
 use std::sync::Arc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// Roles notary-server keeps online.
 const ROLES: [&str; 2] = ["timestamp", "snapshot"];
@@ -76,10 +77,7 @@ impl SignerApi {
             .filter(|(id, _)| present.contains(id))
             .count();
         if held >= max {
-            return Err(with_reason(
-                Code::ResourceExhausted,
-                "max_keys",
-                format!(
+            return Err(refusal(Reason::MaxKeys, format!(
                     "backend {:?} already holds {held} signer-API keys ([signer_api] max_keys = {max}); delete keys that no published metadata uses",
                     self.backend
                 ),
@@ -106,9 +104,8 @@ impl SignerApi {
             None => {
                 self.check_capacity()?;
                 let device = self.keyd.registry.device(&self.backend).ok_or_else(|| {
-                    with_reason(
-                        Code::Unavailable,
-                        "backend_unavailable",
+                    refusal(
+                        Reason::BackendUnavailable,
                         format!("backend {:?} is not open", self.backend),
                     )
                 })?;
@@ -128,7 +125,7 @@ impl SignerApi {
                     .keyd
                     .registry
                     .add(&self.backend, key, &req.role, &req.gun)
-                    .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
+                    .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
                 let api_key = ApiKey {
                     backend: self.backend.clone(),
                     gun: req.gun.clone(),
@@ -140,7 +137,7 @@ impl SignerApi {
                 };
                 self.store
                     .insert(&entry.key_id, api_key)
-                    .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
+                    .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
                 tracing::info!(key_id = %entry.key_id, gun = %req.gun, role = %req.role, backend = %self.backend, "CreateKey: generated key");
                 entry
             }
@@ -157,9 +154,8 @@ impl SignerApi {
         }
         if let Some(entry) = self.keyd.registry.find(key_id).await {
             let device = self.keyd.registry.device(&entry.device).ok_or_else(|| {
-                with_reason(
-                    Code::Unavailable,
-                    "backend_unavailable",
+                refusal(
+                    Reason::BackendUnavailable,
                     format!("backend {:?} is not open", entry.device),
                 )
             })?;
@@ -174,7 +170,7 @@ impl SignerApi {
         }
         self.store
             .remove(key_id)
-            .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))
     }
 }
 
@@ -209,13 +205,7 @@ impl pb::key_management_server::KeyManagement for SignerApi {
             .client(&request, "signer-get-key-info", &key_id)
             .await?;
         let mut record = Self::record(&client.subject, "signer-get-key-info", &key_id);
-        let not_found = || {
-            with_reason(
-                Code::NotFound,
-                "key_not_found",
-                format!("key {key_id} not found"),
-            )
-        };
+        let not_found = || refusal(Reason::KeyNotFound, format!("key {key_id} not found"));
         let (api_key, entry) = match self.api_key(&key_id, not_found).await {
             Ok(found) => found,
             Err(st) => return Err(self.keyd.refuse(record, st).await),

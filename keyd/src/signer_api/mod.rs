@@ -19,18 +19,19 @@ pub use config::SignerApiConfig;
 
 use crate::audit::{now_rfc3339, AuditRecord};
 use crate::registry::KeyEntry;
-use crate::service::status::with_reason;
+use crate::service::status::refusal;
 use crate::service::KeydService;
 use client::{AllowedClients, Client};
 use health::SignerHealth;
 use keyd_proto::signer as pb;
+use keyd_proto::Reason;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use store::ApiKeyStore;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
 #[derive(Clone)]
 pub struct SignerApi {
@@ -191,7 +192,7 @@ impl SignerApi {
         }
         self.store
             .mark_used(key_id)
-            .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))
     }
 
     /// A key this API made and the device still holds.
@@ -220,9 +221,8 @@ async fn with_deadline<T>(
     work: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
     tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-        Err(with_reason(
-            Code::DeadlineExceeded,
-            "device_timeout",
+        Err(refusal(
+            Reason::DeviceTimeout,
             format!(
                 "backend did not answer within {limit:?} ([signer_api] device_timeout_seconds)"
             ),
@@ -251,7 +251,8 @@ mod tests {
         let err = with_deadline(Duration::from_millis(50), stuck)
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::DeadlineExceeded);
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(Reason::of(&err), Some(Reason::DeviceTimeout));
         assert!(err.message().contains("device_timeout_seconds"), "{err:?}");
         let quick = async { Ok::<_, Status>(7) };
         assert_eq!(

@@ -3,22 +3,22 @@
 
 use super::{key_info, SignerApi};
 use crate::audit::InFlight;
-use crate::service::status::with_reason;
+use crate::service::status::refusal;
 use crate::service::ProgressSink;
 use keyd_proto::signer as pb;
+use keyd_proto::Reason;
 use notary_tuf::metadata::{payload_type, Role};
 use notary_tuf::signature::SignatureMethod;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 impl SignerApi {
     /// Refuses payloads that are not canonical metadata of `role`.
     fn check_payload(key_id: &str, role: &str, payload: &[u8]) -> Result<(), Status> {
         let refuse = |why: String| {
-            with_reason(
-                Code::PermissionDenied,
-                "payload_type",
+            refusal(
+                Reason::PayloadType,
                 format!("key {key_id} signs only {role} metadata: {why}"),
             )
         };
@@ -39,9 +39,8 @@ impl SignerApi {
         record: &mut crate::audit::AuditRecord,
     ) -> Result<pb::Signature, Status> {
         let not_found = || {
-            with_reason(
-                Code::NotFound,
-                "key_not_found",
+            refusal(
+                Reason::KeyNotFound,
                 format!("signing key not found: {key_id}"),
             )
         };

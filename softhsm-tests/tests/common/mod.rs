@@ -4,6 +4,7 @@
 
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
+pub use keyd_proto::{Failure, Reason};
 use tonic::transport::Channel;
 
 /// Runs the real `notaryctl` against `daemon`.
@@ -102,11 +103,12 @@ pub async fn sign(
     }
 }
 
-pub fn reason(status: &tonic::Status) -> String {
-    status
-        .metadata()
-        .get("keyd-reason")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
+/// The daemon's reason for a failed request.
+pub fn reason(status: &tonic::Status) -> Option<Reason> {
+    Reason::of(status)
+}
+
+/// PIN (or auth value) tries left that a failed request reports.
+pub fn tries_left(status: &tonic::Status) -> Option<u32> {
+    Failure::of(status).and_then(|f| f.tries_left)
 }
