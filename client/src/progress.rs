@@ -82,7 +82,8 @@ pub fn line(p: &pb::Progress) -> Option<String> {
         Kind::TouchNeeded(t) => {
             format!(
                 "Touch your YubiKey (serial {}, slot {})…",
-                t.device_serial, t.slot
+                t.device_serial,
+                t.slot().word()
             )
         }
     })
@@ -133,7 +134,7 @@ mod tests {
         let t = progress(Kind::TouchNeeded(pb::TouchNeeded {
             backend: "yk".into(),
             device_serial: "123".into(),
-            slot: "9c".into(),
+            slot: pb::PivSlot::Signature as i32,
             timeout_ms: 15000,
         }));
         assert_eq!(

@@ -19,6 +19,7 @@ mod service;
 mod signer_api;
 mod state;
 mod systemd;
+mod wire;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;

@@ -14,6 +14,7 @@ pub mod signer {
 /// Encoded `FileDescriptorSet` of both APIs, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
+pub mod convert;
 mod reason;
 mod redact;
 pub mod socket;

@@ -78,7 +78,7 @@ async fn content_checks_and_bad_requests() {
     // Bad generate requests.
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "dsa".into(),
+            algorithm: 99,
             ..Default::default()
         })
         .await
@@ -87,7 +87,7 @@ async fn content_checks_and_bad_requests() {
     assert!(st.message().contains("unknown algorithm"), "{st:?}");
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
             backend: "nope".into(),
             ..Default::default()
         })
@@ -152,7 +152,7 @@ async fn raw_signing_needs_an_explicit_rule() {
     softhsm_tests::openssl_verify(
         &raw.keytype,
         &raw.public,
-        &result.method,
+        method_of(&result),
         b"bytes",
         &result.signature,
     )
@@ -201,8 +201,8 @@ async fn unwritable_audit_log_withholds_the_signature() {
     // Generating is refused too: its audit record cannot be written.
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
             ..Default::default()
         })
         .await
@@ -262,7 +262,7 @@ async fn missing_module_or_token_leaves_the_keystore_working() {
 
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
             backend: "gone".into(),
             ..Default::default()
         })
@@ -297,8 +297,8 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
     // Locked: generating needs a login.
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
             ..Default::default()
         })
         .await

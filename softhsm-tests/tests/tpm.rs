@@ -29,13 +29,13 @@ fn tpm_backend(tpm: &Swtpm, key_auth: &Path) -> String {
 
 fn verify(key: &pb::Key, payload: &[u8], result: &pb::SignResult) {
     let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
-    let method = result.method.parse().unwrap();
+    let method = result.method().notary().unwrap();
     notary_tuf::verify(&public, method, payload, &result.signature)
-        .unwrap_or_else(|e| panic!("notary verifier rejects {}: {e}", key.algorithm));
+        .unwrap_or_else(|e| panic!("notary verifier rejects {}: {e}", key.algorithm().word()));
     openssl_verify(
         &key.keytype,
         &key.public,
-        &result.method,
+        method_of(result),
         payload,
         &result.signature,
     )
@@ -131,8 +131,8 @@ async fn every_algorithm_signs_and_ed25519_is_refused() {
     let refused = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "tpm".into(),
-            algorithm: "ed25519".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::Ed25519 as i32,
+            role: pb::KeyRole::Targets as i32,
             gun: GUN.into(),
             ..Default::default()
         })

@@ -8,9 +8,11 @@ use crate::connect::Client;
 use crate::errors::KeydError;
 use crate::progress;
 use anyhow::{anyhow, bail, Result};
+use keyd_proto::convert::role_fields;
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
-use notary_tuf::{verify, PublicKey, Signature, SignatureMethod, SignedEnvelope};
+use notary_tuf::metadata::Role;
+use notary_tuf::{verify, PublicKey, Signature, SignedEnvelope};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 
@@ -99,12 +101,14 @@ impl KeydSigner {
         key: &pb::Key,
     ) -> Result<()> {
         let payload = envelope.signed_bytes.clone();
+        let (role_kind, delegation) = role_fields(Some(&Role::parse(role)?));
         let result = with_pin_retry(&key.backend, None, |pin| {
             let request = pb::SignRequest {
                 key_id: key.key_id.clone(),
                 payload: payload.clone(),
                 gun: self.gun.clone(),
-                role: role.to_string(),
+                role: role_kind,
+                delegation: delegation.clone(),
                 pin: pin
                     .map(|p| p.expose_secret().to_owned())
                     .unwrap_or_default(),
@@ -113,7 +117,10 @@ impl KeydSigner {
             async move { progress::follow(client.sign(request).await?.into_inner()).await }
         })
         .await?;
-        let method: SignatureMethod = result.method.parse()?;
+        let method = result
+            .method()
+            .notary()
+            .ok_or_else(|| anyhow!("notary-keyd returned a {role} signature without a method"))?;
         verify(listed, method, &payload, &result.signature).map_err(|e| {
             anyhow!(
                 "notary-keyd returned a {role} signature that does not verify; not using it ({e})"

@@ -5,9 +5,11 @@ use crate::connect::Client;
 use crate::errors::KeydError;
 use crate::output::{self, KeyJson};
 use crate::pin;
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use clap::{Args, ValueEnum};
+use keyd_proto::convert::{role_fields, role_name};
 use keyd_proto::keyd as pb;
+use notary_tuf::metadata::Role;
 use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 
@@ -27,10 +29,20 @@ pub struct ListArgs {
     gun: Option<String>,
 }
 
+/// A `--role` value: a base role or a `targets/<name>` delegation.
+pub(crate) fn role_arg(role: Option<&str>) -> anyhow::Result<(i32, String)> {
+    let role = role
+        .map(|r| Role::parse(r).map_err(|e| anyhow!("--role {r:?}: {e}")))
+        .transpose()?;
+    Ok(role_fields(role.as_ref()))
+}
+
 pub async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
+    let (role, delegation) = role_arg(args.role.as_deref())?;
     let request = pb::ListKeysRequest {
         backend: args.backend.clone().unwrap_or_default(),
-        role: args.role.clone().unwrap_or_default(),
+        role,
+        delegation,
         gun: args.gun.clone().unwrap_or_default(),
     };
     let keys = client
@@ -159,42 +171,44 @@ impl GenerateArgs {
         if self.bits.is_some() && self.algorithm != AlgorithmArg::Rsa {
             bail!("--bits only applies to --algorithm rsa");
         }
-        let algorithm = match self.algorithm {
-            AlgorithmArg::Ecdsa => "ecdsa",
-            AlgorithmArg::Ed25519 => "ed25519",
-            AlgorithmArg::Rsa => "rsa",
+        let algorithm = match (self.algorithm, self.curve, self.bits) {
+            (AlgorithmArg::Ecdsa, Some(CurveArg::P256) | None, _) => pb::Algorithm::EcdsaP256,
+            (AlgorithmArg::Ecdsa, Some(CurveArg::P384), _) => pb::Algorithm::EcdsaP384,
+            (AlgorithmArg::Ed25519, ..) => pb::Algorithm::Ed25519,
+            (AlgorithmArg::Rsa, _, Some(RsaBits::B2048)) => pb::Algorithm::Rsa2048,
+            (AlgorithmArg::Rsa, _, Some(RsaBits::B3072) | None) => pb::Algorithm::Rsa3072,
+            (AlgorithmArg::Rsa, _, Some(RsaBits::B4096)) => pb::Algorithm::Rsa4096,
         };
-        let curve = match self.curve {
-            Some(CurveArg::P256) => "p256",
-            Some(CurveArg::P384) => "p384",
-            None => "",
+        let (role, delegation) = role_arg(self.role.as_deref())?;
+        let slot = match &self.slot {
+            None => pb::PivSlot::Unspecified,
+            Some(s) => u8::from_str_radix(s, 16)
+                .ok()
+                .and_then(pb::PivSlot::from_id)
+                .ok_or_else(|| anyhow!("--slot {s:?}: use 9a, 9c, 9d, 9e or 82-95"))?,
         };
-        // 0 and "" ask the daemon for its defaults (3072 bits, p256).
-        let bits = match self.bits {
-            Some(RsaBits::B2048) => 2048,
-            Some(RsaBits::B3072) => 3072,
-            Some(RsaBits::B4096) => 4096,
-            None => 0,
+        let pin_policy = match self.pin_policy {
+            None => pb::PinPolicy::Unspecified,
+            Some(PinPolicyArg::Never) => pb::PinPolicy::Never,
+            Some(PinPolicyArg::Once) => pb::PinPolicy::Once,
+            Some(PinPolicyArg::Always) => pb::PinPolicy::Always,
+        };
+        let touch_policy = match self.touch_policy {
+            None => pb::TouchPolicy::Unspecified,
+            Some(TouchPolicyArg::Never) => pb::TouchPolicy::Never,
+            Some(TouchPolicyArg::Always) => pb::TouchPolicy::Always,
+            Some(TouchPolicyArg::Cached) => pb::TouchPolicy::Cached,
         };
         Ok(pb::GenerateKeyRequest {
             backend: self.backend.clone().unwrap_or_default(),
-            algorithm: algorithm.into(),
-            curve: curve.into(),
-            bits,
+            algorithm: algorithm as i32,
             label: self.label.clone().unwrap_or_default(),
-            role: self.role.clone().unwrap_or_default(),
+            role,
+            delegation,
             gun: self.gun.clone().unwrap_or_default(),
-            slot: self.slot.clone().unwrap_or_default(),
-            pin_policy: self
-                .pin_policy
-                .and_then(|p| p.to_possible_value())
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default(),
-            touch_policy: self
-                .touch_policy
-                .and_then(|t| t.to_possible_value())
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default(),
+            slot: slot as i32,
+            pin_policy: pin_policy as i32,
+            touch_policy: touch_policy as i32,
             pin: String::new(),
         })
     }
@@ -216,7 +230,7 @@ async fn touch_notice(client: &mut Client, args: &GenerateArgs, backend: &str) {
             b.name == backend
         }
     });
-    if let Some(b) = target.filter(|b| b.r#type == "yubikey") {
+    if let Some(b) = target.filter(|b| b.r#type() == pb::BackendType::Yubikey) {
         let serial = b.device.map(|d| d.serial).unwrap_or_default();
         eprintln!(
             "Touch your YubiKey (serial {serial}) when it blinks: the new key signs its slot certificate…"
@@ -247,7 +261,8 @@ pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Resul
     let backend = request.backend.clone();
     touch_notice(client, args, &backend).await;
     let key = generate_with_pin(client, request, args.pin_file.as_deref()).await?;
-    let binding = match (key.role.as_str(), key.gun.as_str()) {
+    let role = role_name(key.role, &key.delegation);
+    let binding = match (role.as_str(), key.gun.as_str()) {
         ("", "") => "unbound".to_string(),
         (role, "") => format!("role {role}"),
         ("", gun) => format!("GUN {gun}"),
@@ -255,7 +270,8 @@ pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Resul
     };
     eprintln!(
         "Generated {} key in backend {} ({binding})",
-        key.algorithm, key.backend
+        key.algorithm().word(),
+        key.backend
     );
     eprintln!("URI: {}", key.uri);
     // Last line of stdout, for scripts.
@@ -367,15 +383,20 @@ mod tests {
         args.touch_policy = Some(TouchPolicyArg::Cached);
         let req = args.request().unwrap();
         assert_eq!(
+            (req.slot(), req.pin_policy(), req.touch_policy()),
             (
-                req.slot.as_str(),
-                req.pin_policy.as_str(),
-                req.touch_policy.as_str()
-            ),
-            ("9c", "always", "cached")
+                pb::PivSlot::Signature,
+                pb::PinPolicy::Always,
+                pb::TouchPolicy::Cached
+            )
         );
         let req = generate_args(AlgorithmArg::Ecdsa).request().unwrap();
-        assert_eq!((req.slot.as_str(), req.pin_policy.as_str()), ("", ""));
+        assert_eq!(
+            (req.slot(), req.pin_policy()),
+            (pb::PivSlot::Unspecified, pb::PinPolicy::Unspecified)
+        );
+        args.slot = Some("9b".into());
+        assert!(args.request().unwrap_err().to_string().contains("--slot"));
     }
 
     #[test]
@@ -383,20 +404,30 @@ mod tests {
         let mut args = generate_args(AlgorithmArg::Rsa);
         args.bits = Some(RsaBits::B4096);
         let req = args.request().unwrap();
-        assert_eq!(
-            (req.algorithm.as_str(), req.bits, req.curve.as_str()),
-            ("rsa", 4096, "")
-        );
-        assert_eq!(req.role, "targets");
+        assert_eq!(req.algorithm(), pb::Algorithm::Rsa4096);
+        assert_eq!(req.role(), pb::KeyRole::Targets);
         assert_eq!(req.backend, "");
+        assert_eq!(
+            generate_args(AlgorithmArg::Rsa)
+                .request()
+                .unwrap()
+                .algorithm(),
+            pb::Algorithm::Rsa3072
+        );
+        let mut args = generate_args(AlgorithmArg::Ed25519);
+        args.role = Some("targets/releases".into());
+        let req = args.request().unwrap();
+        assert_eq!(
+            (req.role(), req.delegation.as_str()),
+            (pb::KeyRole::Delegation, "targets/releases")
+        );
+        args.role = Some("Targets".into());
+        assert!(args.request().unwrap_err().to_string().contains("--role"));
 
         let mut args = generate_args(AlgorithmArg::Ecdsa);
         args.curve = Some(CurveArg::P384);
         let req = args.request().unwrap();
-        assert_eq!(
-            (req.algorithm.as_str(), req.bits, req.curve.as_str()),
-            ("ecdsa", 0, "p384")
-        );
+        assert_eq!(req.algorithm(), pb::Algorithm::EcdsaP384);
     }
 
     #[test]

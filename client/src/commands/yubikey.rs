@@ -263,10 +263,10 @@ pub fn describe(y: &pb::YubiKeyStatus) -> String {
         };
         out.push_str(&format!(
             "  slot {}: {}, PIN {}, touch {}, {origin}, key {} {}\n",
-            s.slot,
-            or_unknown(&s.algorithm),
-            or_unknown(&s.pin_policy),
-            or_unknown(&s.touch_policy),
+            s.slot().word(),
+            or_unknown(s.algorithm().word()),
+            or_unknown(s.pin_policy().word()),
+            or_unknown(s.touch_policy().word()),
             s.key_id,
             s.label
         ));
@@ -317,10 +317,10 @@ mod tests {
             default_pin: Some(true),
             default_management_key: Some(false),
             slots: vec![pb::YubiKeySlot {
-                slot: "9c".into(),
-                algorithm: "ecdsa-p256".into(),
-                pin_policy: "always".into(),
-                touch_policy: String::new(),
+                slot: pb::PivSlot::Signature as i32,
+                algorithm: pb::Algorithm::EcdsaP256 as i32,
+                pin_policy: pb::PinPolicy::Always as i32,
+                touch_policy: pb::TouchPolicy::Unspecified as i32,
                 generated_on_device: Some(true),
                 key_id: "ab12".into(),
                 label: "root".into(),

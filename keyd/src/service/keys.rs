@@ -5,10 +5,10 @@ use super::{key_message, KeydService};
 use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
-use keyd_backends::{Algorithm, KeySpec};
+use keyd_backends::KeySpec;
+use keyd_proto::convert::role_of;
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
-use notary_tuf::metadata::Role;
 use notary_tuf::PublicKey;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -53,6 +53,9 @@ impl KeydService {
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
+        let role = role_of(req.role, &req.delegation)
+            .map_err(|e| invalid(e.to_string()))?
+            .map(|r| r.name().to_string());
         if !self.policy.allows_any(&caller, Operation::List) {
             return Err(denied(format!("uid {} may not list keys", caller.uid)));
         }
@@ -63,7 +66,7 @@ impl KeydService {
             .iter()
             .filter(|e| self.may(&caller, Operation::List, e))
             .filter(|e| req.backend.is_empty() || e.device == req.backend)
-            .filter(|e| req.role.is_empty() || e.role == req.role)
+            .filter(|e| role.as_ref().is_none_or(|r| e.role == *r))
             .filter(|e| req.gun.is_empty() || e.gun == req.gun)
             .map(|e| key_message(e))
             .collect();
@@ -103,6 +106,10 @@ impl KeydService {
         mut req: pb::GenerateKeyRequest,
     ) -> Result<pb::Key, Status> {
         let pin = std::mem::take(&mut req.pin);
+        let role = match role_of(req.role, &req.delegation) {
+            Ok(role) => role.map(|r| r.name().to_string()).unwrap_or_default(),
+            Err(e) => return Err(invalid(e.to_string())),
+        };
         let backend = if req.backend.is_empty() {
             self.default_backend.clone()
         } else {
@@ -110,26 +117,17 @@ impl KeydService {
         };
         let mut record = Self::audit_base(&caller, "generate");
         record.backend = backend.clone();
-        record.role = req.role.clone();
+        record.role = role.clone();
         record.gun = req.gun.clone();
 
-        let curve = (!req.curve.is_empty()).then_some(req.curve.as_str());
-        let bits = (req.bits != 0).then_some(req.bits);
-        let algorithm = match Algorithm::from_parts(&req.algorithm, curve, bits) {
+        let algorithm = match crate::wire::algorithm(req.algorithm) {
             Ok(a) => a,
-            Err(e) => return Err(self.refuse(record, invalid(e.to_string())).await),
+            Err(e) => return Err(self.refuse(record, invalid(e)).await),
         };
-        if !req.role.is_empty() {
-            if let Err(e) = req.role.parse::<Role>() {
-                return Err(self
-                    .refuse(record, invalid(format!("role {:?}: {e}", req.role)))
-                    .await);
-            }
-        }
         let facts = KeyFacts {
             key_ids: &[],
             backend: &backend,
-            role: &req.role,
+            role: &role,
             gun: &req.gun,
         };
         if !self.policy.allows(&caller, Operation::Generate, &facts) {
@@ -146,21 +144,21 @@ impl KeydService {
             return Err(self.refuse(record, st).await);
         };
         let label = if req.label.is_empty() {
-            match (req.role.is_empty(), req.gun.is_empty()) {
-                (false, false) => format!("{} {}", req.gun, req.role),
-                (false, true) => req.role.clone(),
+            match (role.is_empty(), req.gun.is_empty()) {
+                (false, false) => format!("{} {role}", req.gun),
+                (false, true) => role.clone(),
                 _ => "notary-keyd key".into(),
             }
         } else {
             req.label.clone()
         };
         let spec = KeySpec { algorithm, label };
-        let key = match self.generate_on(device, spec, &req, pin).await {
+        let key = match self.generate_on(device, spec, &req, &role, pin).await {
             Ok(k) => k,
             Err(st) => return Err(self.refuse(record, st).await),
         };
         record.key_id = key.public.key_id();
-        let entry = match self.registry.add(&backend, key, &req.role, &req.gun) {
+        let entry = match self.registry.add(&backend, key, &role, &req.gun) {
             Ok(e) => e,
             Err(e) => {
                 let st = refusal(Reason::StateError, e.to_string());

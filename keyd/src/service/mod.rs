@@ -64,15 +64,18 @@ impl KeydService {
 }
 
 fn key_message(e: &KeyEntry) -> pb::Key {
+    let role = notary_tuf::metadata::Role::parse(&e.role).ok();
+    let (role, delegation) = keyd_proto::convert::role_fields(role.as_ref());
     pb::Key {
         key_id: e.key_id.clone(),
         keytype: e.key.public.keytype().as_str().to_string(),
         public: e.key.public.public_bytes().to_vec(),
-        algorithm: e.key.algorithm.as_str().to_string(),
+        algorithm: crate::wire::algorithm_message(e.key.algorithm) as i32,
         backend: e.device.clone(),
         uri: e.key.uri.to_string(),
         label: e.key.label.clone(),
-        role: e.role.clone(),
+        role,
+        delegation,
         gun: e.gun.clone(),
         x509_key_id: e.x509_key_id.clone().unwrap_or_default(),
     }

@@ -155,7 +155,11 @@ impl KeydService {
     ) -> Result<pb::SignResult, Status> {
         record.payload_sha256 = hex::encode(Sha256::digest(&req.payload));
         record.key_id = req.key_id.clone();
-        record.role = req.role.clone();
+        let role = keyd_proto::convert::role_of(req.role, &req.delegation)
+            .map_err(|e| invalid(e.to_string()))?
+            .map(|r| r.name().to_string())
+            .unwrap_or_default();
+        record.role = role.clone();
         record.gun = req.gun.clone();
         if req.key_id.is_empty() || req.payload.is_empty() {
             return Err(invalid("sign needs key_id and a payload"));
@@ -167,7 +171,7 @@ impl KeydService {
             .ok_or_else(|| key_not_found(&req.key_id))?;
         record.key_id = entry.key_id.clone();
         record.backend = entry.device.clone();
-        let purpose = Self::purpose(&entry, &req.role, &req.gun)?;
+        let purpose = Self::purpose(&entry, &role, &req.gun)?;
         record.role = purpose.role.clone();
         record.gun = purpose.gun.clone();
         let x509 = entry.x509_key_id.clone().unwrap_or_default();
@@ -220,9 +224,9 @@ impl KeydService {
         };
         Ok(pb::SignResult {
             key_id,
-            method: SignatureMethod::for_key_type(entry.key.public.keytype())
-                .as_str()
-                .to_string(),
+            method: pb::SignatureMethod::from_notary(SignatureMethod::for_key_type(
+                entry.key.public.keytype(),
+            )) as i32,
             signature,
         })
     }

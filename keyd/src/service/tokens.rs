@@ -41,7 +41,7 @@ impl KeydService {
             };
             backends.push(pb::Backend {
                 name: device.name.clone(),
-                r#type: device.backend.kind().to_string(),
+                r#type: crate::wire::backend_type(device.backend.kind()) as i32,
                 available,
                 unavailable_reason,
                 device: Some(pb::DeviceInfo {
@@ -54,7 +54,7 @@ impl KeydService {
                     .backend
                     .algorithms()
                     .iter()
-                    .map(|a| a.as_str().to_string())
+                    .map(|&a| crate::wire::algorithm_message(a) as i32)
                     .collect(),
                 has_login: device.backend.token_login().is_some(),
                 logged_in,

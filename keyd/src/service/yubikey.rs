@@ -7,9 +7,8 @@ use super::KeydService;
 use crate::caller::Caller;
 use crate::device::Device;
 use crate::policy::{KeyFacts, Operation};
-use keyd_backends::piv::{
-    PinPolicy, PivKeyOptions, PivStatus, SetupSecrets, Slot, TouchHint, TouchNeed, TouchPolicy,
-};
+use crate::wire;
+use keyd_backends::piv::{PivKeyOptions, PivStatus, SetupSecrets, Slot, TouchHint, TouchNeed};
 use keyd_backends::{Availability, BackendKey, KeyBackend, KeySpec, KeyUri};
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
@@ -21,20 +20,19 @@ use tonic::{Request, Response, Status};
 
 /// The PIV placement a generate request asks for; `None` when it names none.
 fn piv_options(req: &pb::GenerateKeyRequest) -> Result<Option<PivKeyOptions>, String> {
-    if req.slot.is_empty() && req.pin_policy.is_empty() && req.touch_policy.is_empty() {
+    let slot = wire::slot(req.slot)?;
+    let pin_policy = wire::pin_policy(req.pin_policy)?;
+    let touch_policy = wire::touch_policy(req.touch_policy)?;
+    if slot.is_none() && pin_policy.is_none() && touch_policy.is_none() {
         return Ok(None);
     }
-    let mut options = PivKeyOptions::default();
-    if !req.slot.is_empty() {
-        options.slot = Some(req.slot.parse::<Slot>()?);
-    }
-    if !req.pin_policy.is_empty() {
-        options.pin_policy = req.pin_policy.parse::<PinPolicy>()?;
-    }
-    if !req.touch_policy.is_empty() {
-        options.touch_policy = req.touch_policy.parse::<TouchPolicy>()?;
-    }
-    Ok(Some(options))
+    let defaults = PivKeyOptions::default();
+    Ok(Some(PivKeyOptions {
+        slot,
+        pin_policy: pin_policy.unwrap_or(defaults.pin_policy),
+        touch_policy: touch_policy.unwrap_or(defaults.touch_policy),
+        ..defaults
+    }))
 }
 
 fn tries(n: Option<u8>) -> i32 {
@@ -57,10 +55,13 @@ fn status_message(backend: &str, s: PivStatus) -> pb::YubiKeyStatus {
             .slots
             .into_iter()
             .map(|slot| pb::YubiKeySlot {
-                slot: slot.slot.to_string(),
-                algorithm: slot.algorithm.map(|a| a.to_string()).unwrap_or_default(),
-                pin_policy: slot.pin_policy.map(|p| p.to_string()).unwrap_or_default(),
-                touch_policy: slot.touch_policy.map(|t| t.to_string()).unwrap_or_default(),
+                slot: wire::slot_message(slot.slot) as i32,
+                algorithm: slot
+                    .algorithm
+                    .map_or(pb::Algorithm::Unspecified, wire::algorithm_message)
+                    as i32,
+                pin_policy: wire::pin_policy_message(slot.pin_policy) as i32,
+                touch_policy: wire::touch_policy_message(slot.touch_policy) as i32,
                 generated_on_device: slot.generated_on_device,
                 key_id: slot.key_id.unwrap_or_default(),
                 label: slot.label,
@@ -77,7 +78,10 @@ fn touch_needed(backend: &str, hint: &TouchHint) -> pb::progress::Kind {
     pb::progress::Kind::TouchNeeded(pb::TouchNeeded {
         backend: backend.to_string(),
         device_serial: hint.serial.clone(),
-        slot: hint.slot.clone(),
+        slot: hint
+            .slot
+            .parse::<Slot>()
+            .map_or(pb::PivSlot::Unspecified, wire::slot_message) as i32,
         timeout_ms: hint.timeout_ms,
     })
 }
@@ -205,6 +209,7 @@ impl KeydService {
         device: &Device,
         spec: KeySpec,
         req: &pb::GenerateKeyRequest,
+        role: &str,
         pin: String,
     ) -> Result<BackendKey, Status> {
         let options = piv_options(req).map_err(invalid)?;
@@ -217,7 +222,7 @@ impl KeydService {
             )));
         }
         let mut options = options.unwrap_or_default();
-        options.role = req.role.clone();
+        options.role = role.to_string();
         options.gun = req.gun.clone();
         let generating = device.run(move |b: &dyn KeyBackend| match b.piv() {
             Some(piv) => piv.generate_in_slot(&spec, &options),
@@ -411,18 +416,19 @@ mod tests {
 
     #[test]
     fn generate_options_parse_and_name_bad_values() {
+        use keyd_backends::piv::{PinPolicy, TouchPolicy};
         let mut req = pb::GenerateKeyRequest::default();
         assert_eq!(piv_options(&req), Ok(None));
-        req.slot = "9c".into();
-        req.pin_policy = "always".into();
+        req.slot = pb::PivSlot::Signature as i32;
+        req.pin_policy = pb::PinPolicy::Always as i32;
         let o = piv_options(&req).unwrap().unwrap();
         assert_eq!(o.slot, Some("9c".parse().unwrap()));
         assert_eq!(o.pin_policy, PinPolicy::Always);
         assert_eq!(o.touch_policy, TouchPolicy::Always);
-        req.touch_policy = "sometimes".into();
+        req.touch_policy = 17;
         assert!(piv_options(&req).unwrap_err().contains("touch policy"));
-        req.touch_policy.clear();
-        req.slot = "9b".into();
+        req.touch_policy = 0;
+        req.slot = 0x9b;
         assert!(piv_options(&req).unwrap_err().contains("82-95"));
     }
 }

@@ -58,31 +58,28 @@ impl KeydRun {
 }
 
 pub const GUN: &str = "example.com/keyd-bench";
-pub const ROLE: &str = "targets";
+pub const ROLE: pb::KeyRole = pb::KeyRole::Targets;
 
 /// Generates a key bound to role "targets" and the bench GUN in `backend`.
 pub async fn generate(socket: &Path, backend: &str, alg: Alg) -> Result<BenchKey> {
     let mut client = connect(socket).await?;
-    let (algorithm, curve, bits) = alg.generate_params();
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             backend: backend.into(),
-            algorithm: algorithm.into(),
-            curve: curve.into(),
-            bits,
+            algorithm: alg.wire() as i32,
             label: format!("keyd-bench-{}", alg.name()),
-            role: ROLE.into(),
+            role: ROLE as i32,
             gun: GUN.into(),
             ..Default::default()
         })
         .await
         .with_context(|| format!("GenerateKey {}", alg.name()))?
         .into_inner();
-    if key.algorithm != alg.name() {
+    if key.algorithm() != alg.wire() {
         bail!(
             "asked for {}, the daemon made {}",
             alg.name(),
-            key.algorithm
+            key.algorithm().word()
         );
     }
     let keytype: notary_tuf::KeyType = key
@@ -107,7 +104,8 @@ pub async fn sign(
             key_id: key_id.to_string(),
             payload: payload.to_vec(),
             gun: GUN.into(),
-            role: ROLE.into(),
+            role: ROLE as i32,
+            delegation: String::new(),
             pin: String::new(),
         })
         .await?

@@ -42,11 +42,12 @@ impl Alg {
     }
 
     /// `GenerateKeyRequest` fields: (algorithm, curve, bits).
-    pub fn generate_params(self) -> (&'static str, &'static str, u32) {
+    /// The algorithm as `GenerateKey` names it.
+    pub fn wire(self) -> keyd_proto::keyd::Algorithm {
         match self {
-            Alg::EcdsaP256 => ("ecdsa", "p256", 0),
-            Alg::Ed25519 => ("ed25519", "", 0),
-            Alg::Rsa3072 => ("rsa", "", 3072),
+            Alg::EcdsaP256 => keyd_proto::keyd::Algorithm::EcdsaP256,
+            Alg::Ed25519 => keyd_proto::keyd::Algorithm::Ed25519,
+            Alg::Rsa3072 => keyd_proto::keyd::Algorithm::Rsa3072,
         }
     }
 

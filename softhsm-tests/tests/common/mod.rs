@@ -30,6 +30,30 @@ pub fn root_payload() -> Vec<u8> {
     br#"{"_type":"Root","consistent_snapshot":false,"expires":"2036-11-25T12:00:00Z","keys":{},"roles":{},"version":1}"#.to_vec()
 }
 
+/// The API's algorithm for the CLI's words (curve and bits default as the
+/// daemon does).
+pub fn algorithm(algorithm: &str, curve: &str, bits: u32) -> pb::Algorithm {
+    match (algorithm, curve, bits) {
+        ("ecdsa", "" | "p256", _) => pb::Algorithm::EcdsaP256,
+        ("ecdsa", "p384", _) => pb::Algorithm::EcdsaP384,
+        ("ed25519", ..) => pb::Algorithm::Ed25519,
+        ("rsa", _, 2048) => pb::Algorithm::Rsa2048,
+        ("rsa", _, 0 | 3072) => pb::Algorithm::Rsa3072,
+        ("rsa", _, 4096) => pb::Algorithm::Rsa4096,
+        other => panic!("no algorithm {other:?}"),
+    }
+}
+
+/// A role name as the API's fields; "" is no role. A name that is not a
+/// role goes out as a delegation name, for the daemon to refuse.
+pub fn role(name: &str) -> (i32, String) {
+    match notary_tuf::metadata::Role::parse(name) {
+        _ if name.is_empty() => keyd_proto::convert::role_fields(None),
+        Ok(role) => keyd_proto::convert::role_fields(Some(&role)),
+        Err(_) => (pb::KeyRole::Delegation as i32, name.to_string()),
+    }
+}
+
 pub async fn generate(
     client: &mut KeydClient<Channel>,
     backend: &str,
@@ -39,14 +63,14 @@ pub async fn generate(
     role: &str,
     gun: &str,
 ) -> pb::Key {
+    let (role, delegation) = self::role(role);
     client
         .generate_key(pb::GenerateKeyRequest {
             backend: backend.into(),
-            algorithm: algorithm.into(),
-            curve: curve.into(),
-            bits,
+            algorithm: self::algorithm(algorithm, curve, bits) as i32,
             label: format!("e2e {algorithm}{curve}{bits}"),
-            role: role.into(),
+            role,
+            delegation,
             gun: gun.into(),
             ..Default::default()
         })
@@ -67,11 +91,13 @@ pub async fn sign(
     Vec<pb::progress::Kind>,
     Result<pb::SignResult, tonic::Status>,
 ) {
+    let (role, delegation) = self::role(role);
     let request = pb::SignRequest {
         key_id: key_id.into(),
         payload,
         gun: gun.into(),
-        role: role.into(),
+        role,
+        delegation,
         pin: pin.into(),
     };
     let mut stream = match client.sign(request).await {
@@ -101,6 +127,15 @@ pub async fn sign(
             Err(st) => return (events, Err(st)),
         }
     }
+}
+
+/// A signature's method as notary (and openssl_verify) writes it.
+pub fn method_of(result: &pb::SignResult) -> &'static str {
+    result
+        .method()
+        .notary()
+        .expect("a signature method")
+        .as_str()
 }
 
 /// The daemon's reason for a failed request.

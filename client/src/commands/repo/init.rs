@@ -15,8 +15,9 @@ use crate::errors::KeydError;
 use crate::remote::ROOT_LIMIT;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
+use keyd_proto::convert::role_fields;
 use keyd_proto::keyd as pb;
-use notary_tuf::metadata::RootRole;
+use notary_tuf::metadata::{Role, RootRole};
 use notary_tuf::rootcert::check_root_cert;
 use notary_tuf::trust::{validate_root, TrustPinning};
 use notary_tuf::{MetadataType, PublicKey, Root, SignedEnvelope};
@@ -157,7 +158,7 @@ async fn root_key(
     }
     let listed = client
         .list_keys(pb::ListKeysRequest {
-            role: "root".into(),
+            role: pb::KeyRole::Root as i32,
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
         })
@@ -192,8 +193,8 @@ pub(super) async fn new_root_key(client: &mut Client, backend: Option<&str>) -> 
     let key = generate_with_pin(
         client,
         pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
-            role: "root".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Root as i32,
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
         },
@@ -215,11 +216,13 @@ pub(super) async fn generate(
     gun: &str,
     backend: Option<&str>,
 ) -> Result<PublicKey> {
+    let (role_kind, delegation) = role_fields(Some(&Role::parse(role)?));
     let key = generate_with_pin(
         client,
         pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
-            role: role.into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: role_kind,
+            delegation,
             gun: gun.into(),
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
