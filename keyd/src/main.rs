@@ -18,6 +18,7 @@ mod server;
 mod service;
 mod signer_api;
 mod state;
+mod status;
 mod systemd;
 mod wire;
 

@@ -2,9 +2,9 @@
 //! by the TPM's attestation key, or a YubiKey's slot attestation
 //! certificate with the device intermediate that signed it.
 
-use super::status::{self, invalid, refusal};
 use super::KeydService;
 use crate::caller::Caller;
+use crate::status::{self, invalid, refusal};
 use keyd_backends::BackendError;
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;

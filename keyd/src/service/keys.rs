@@ -1,10 +1,10 @@
 //! Key management RPCs: list, get, generate, delete, certificates.
 
-use super::status::{self, denied, invalid, key_not_found, refusal};
 use super::{key_message, KeydService};
 use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
+use crate::status::{self, denied, invalid, key_not_found, refusal};
 use keyd_backends::KeySpec;
 use keyd_proto::convert::role_of;
 use keyd_proto::keyd as pb;

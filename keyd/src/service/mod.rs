@@ -6,7 +6,6 @@ mod keys;
 mod progress;
 mod signing;
 pub(crate) use progress::ProgressSink;
-pub mod status;
 mod tokens;
 pub mod yubikey;
 
@@ -55,7 +54,7 @@ impl KeydService {
         record.allowed = true;
         record.result = "ok".into();
         self.audit.record(record).await.map_err(|e| {
-            status::refusal(
+            crate::status::refusal(
                 keyd_proto::Reason::AuditFailed,
                 format!("{e}; the result was withheld"),
             )

@@ -2,12 +2,12 @@
 //! content-aware, the device queue, progress events and the audit record.
 
 use super::progress::{progress_stream, EventStream, ProgressSink};
-use super::status::{self, denied, invalid, key_not_found, refusal};
 use super::KeydService;
 use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
+use crate::status::{self, denied, invalid, key_not_found, refusal};
 use keyd_backends::BackendError;
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;

@@ -1,11 +1,11 @@
 //! Backend listing and token login RPCs.
 
-use super::status::{self, denied, invalid};
 use super::KeydService;
 use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::device::Device;
 use crate::policy::{KeyFacts, Operation};
+use crate::status::{self, denied, invalid};
 use keyd_backends::Availability;
 use keyd_proto::keyd as pb;
 use secrecy::SecretString;

@@ -2,11 +2,11 @@
 //! of `GenerateKey`.
 
 use super::progress::ProgressSink;
-use super::status::{self, denied, invalid, refusal};
 use super::KeydService;
 use crate::caller::Caller;
 use crate::device::Device;
 use crate::policy::{KeyFacts, Operation};
+use crate::status::{self, denied, invalid, refusal};
 use crate::wire;
 use keyd_backends::piv::{PivKeyOptions, PivStatus, SetupSecrets, Slot, TouchHint, TouchNeed};
 use keyd_backends::{Availability, BackendKey, KeyBackend, KeySpec, KeyUri};

@@ -5,7 +5,7 @@ use super::store::ApiKey;
 use super::{key_info, SignerApi};
 use crate::audit::now_rfc3339;
 use crate::registry::KeyEntry;
-use crate::service::status::{self, invalid, refusal};
+use crate::status::{self, invalid, refusal};
 use keyd_backends::{Algorithm, KeySpec};
 use keyd_proto::signer as pb;
 use keyd_proto::Reason;

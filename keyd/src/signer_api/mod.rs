@@ -19,8 +19,8 @@ pub use config::SignerApiConfig;
 
 use crate::audit::{now_rfc3339, AuditRecord};
 use crate::registry::KeyEntry;
-use crate::service::status::refusal;
 use crate::service::KeydService;
+use crate::status::refusal;
 use client::{AllowedClients, Client};
 use health::SignerHealth;
 use keyd_proto::signer as pb;

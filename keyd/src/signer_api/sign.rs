@@ -3,8 +3,8 @@
 
 use super::{key_info, SignerApi};
 use crate::audit::InFlight;
-use crate::service::status::refusal;
 use crate::service::ProgressSink;
+use crate::status::refusal;
 use keyd_proto::signer as pb;
 use keyd_proto::Reason;
 use notary_tuf::metadata::{payload_type, Role};
