@@ -2,6 +2,7 @@
 //! flat table whose `type` decides which fields apply; fields of another type
 //! are an error rather than silently ignored.
 
+use crate::device::PinCache;
 use crate::pin_source::PinSource;
 use keyd_backends::pkcs11::{Pkcs11Backend, Pkcs11Config, TokenSelector};
 use keyd_backends::soft::{SoftBackend, SoftConfig};
@@ -44,26 +45,6 @@ impl BackendType {
             BackendType::Yubikey => &["serial", "pin_cache"],
         }
     }
-}
-
-/// How long a PIN typed by a person keeps a token unlocked.
-#[derive(Debug, Deserialize, Clone, PartialEq, Eq, Default)]
-#[serde(untagged)]
-pub enum PinCache {
-    /// `"until-lock"` (default) or `"none"`.
-    Word(PinCacheWord),
-    /// Seconds after unlocking.
-    Seconds(u64),
-    #[default]
-    #[serde(skip)]
-    Default,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum PinCacheWord {
-    UntilLock,
-    None,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -1,11 +1,20 @@
-//! One device: its backend, its work queue and its PIN cache.
+//! One device: its backend, its work queue and its PIN cache, and what
+//! every caller does with a device whatever the API: touch prompts
+//! (`touch.rs`), generating (`generate.rs`), releasing (`release.rs`).
 //!
 //! Hardware is serial per token (or has a few sessions), so each device gets
 //! a queue as wide as its backend's concurrency. Blocking device calls run on
 //! tokio's blocking pool, never on the reactor; only signatures a backend
 //! calls quick in-process work run in place.
 
-use crate::backends::{PinCache, PinCacheWord};
+mod generate;
+mod pin_cache;
+mod release;
+mod touch;
+
+pub use pin_cache::{PinCache, PinCacheWord};
+pub use release::release_all;
+
 use keyd_backends::{BackendError, BackendKey, KeyBackend, PinStatus};
 use secrecy::SecretString;
 use std::sync::atomic::{AtomicUsize, Ordering};

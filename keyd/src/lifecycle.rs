@@ -62,7 +62,7 @@ impl Lifecycle {
                 }
                 _ = self.signals.hup.recv() => {
                     self.reload();
-                    crate::service::yubikey::release_all(self.registry.devices()).await;
+                    crate::device::release_all(self.registry.devices()).await;
                 }
                 _ = tick(&mut watchdog) => self.notifier.watchdog(),
             }

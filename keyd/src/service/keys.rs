@@ -153,9 +153,16 @@ impl KeydService {
             req.label.clone()
         };
         let spec = KeySpec { algorithm, label };
-        let key = match self.generate_on(device, spec, &req, &role, pin).await {
-            Ok(k) => k,
+        let placement = match super::yubikey::piv_placement(device, &req, &role) {
+            Ok(p) => p,
             Err(st) => return Err(self.refuse(record, st).await),
+        };
+        let key = match device.generate(spec, placement, pin).await {
+            Ok(k) => k,
+            Err(e) => {
+                let st = status::from_device(&device.name, &e);
+                return Err(self.refuse(record, st).await);
+            }
         };
         record.key_id = key.public.key_id();
         let entry = match self.registry.add(&backend, key, &role, &req.gun) {

@@ -7,7 +7,7 @@ mod progress;
 mod signing;
 pub(crate) use progress::ProgressSink;
 mod tokens;
-pub mod yubikey;
+mod yubikey;
 
 use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
 use crate::caller::Caller;

@@ -8,6 +8,7 @@ use crate::caller::Caller;
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
 use crate::status::{self, denied, invalid, key_not_found, refusal};
+use keyd_backends::piv::{Slot, TouchHint};
 use keyd_backends::BackendError;
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
@@ -17,6 +18,18 @@ use notary_tuf::KeyType;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+
+fn touch_needed(backend: &str, hint: &TouchHint) -> pb::progress::Kind {
+    pb::progress::Kind::TouchNeeded(pb::TouchNeeded {
+        backend: backend.to_string(),
+        device_serial: hint.serial.clone(),
+        slot: hint
+            .slot
+            .parse::<Slot>()
+            .map_or(pb::PivSlot::Unspecified, crate::wire::slot_message) as i32,
+        timeout_ms: hint.timeout_ms,
+    })
+}
 
 /// What a signing request is for, after defaults from the key's binding.
 struct Purpose {
@@ -87,7 +100,8 @@ impl KeydService {
             .device(&entry.device)
             .ok_or_else(|| key_not_found(&entry.key_id))?;
         let signing = device.sign(&entry.key, payload);
-        let work = super::yubikey::with_touch_prompts(device, &entry.key.uri, progress, signing);
+        let touch = |hint: &TouchHint| progress(touch_needed(&device.name, hint));
+        let work = device.with_touch_prompts(&entry.key.uri, touch, signing);
         let queued = |ahead: usize| {
             progress(pb::progress::Kind::Queued(pb::Queued {
                 ahead: u32::try_from(ahead).unwrap_or(u32::MAX),

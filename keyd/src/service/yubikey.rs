@@ -1,21 +1,18 @@
-//! YubiKey RPCs: status, setup, release, and the PIV options
-//! of `GenerateKey`.
+//! YubiKey RPCs: status, setup, release, and the PIV placement of
+//! `GenerateKey`.
 
-use super::progress::ProgressSink;
 use super::KeydService;
 use crate::caller::Caller;
 use crate::device::Device;
 use crate::policy::{KeyFacts, Operation};
 use crate::status::{self, denied, invalid, refusal};
 use crate::wire;
-use keyd_backends::piv::{PivKeyOptions, PivStatus, SetupSecrets, Slot, TouchHint, TouchNeed};
-use keyd_backends::{Availability, BackendKey, KeyBackend, KeySpec, KeyUri};
+use keyd_backends::piv::{PivKeyOptions, PivStatus, SetupSecrets};
+use keyd_backends::Availability;
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
 use secrecy::SecretString;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// The PIV placement a generate request asks for; `None` when it names none.
@@ -70,85 +67,29 @@ fn status_message(backend: &str, s: PivStatus) -> pb::YubiKeyStatus {
     }
 }
 
-/// When the touch policy is unknown, how long a signature may take before
-/// the person is told a touch may be needed.
-const TOUCH_PROMPT_DELAY: Duration = Duration::from_millis(500);
-
-fn touch_needed(backend: &str, hint: &TouchHint) -> pb::progress::Kind {
-    pb::progress::Kind::TouchNeeded(pb::TouchNeeded {
-        backend: backend.to_string(),
-        device_serial: hint.serial.clone(),
-        slot: hint
-            .slot
-            .parse::<Slot>()
-            .map_or(pb::PivSlot::Unspecified, wire::slot_message) as i32,
-        timeout_ms: hint.timeout_ms,
-    })
-}
-
-/// Runs a private-key operation, telling the person to touch the device:
-/// before it when the slot's policy wants a touch, or after a short delay
-/// when the policy is unknown.
-pub(super) async fn with_touch_prompts<T>(
+/// Where a generate request places its key: the PIV options for a
+/// backend with PIV slots (recording the key's binding in the slot), none
+/// for other backends, which refuse PIV options.
+pub(super) fn piv_placement(
     device: &Device,
-    uri: &KeyUri,
-    progress: &ProgressSink,
-    operation: impl Future<Output = T>,
-) -> T {
+    req: &pb::GenerateKeyRequest,
+    role: &str,
+) -> Result<Option<PivKeyOptions>, Status> {
+    let options = piv_options(req).map_err(invalid)?;
     if device.backend.piv().is_none() {
-        return operation.await;
-    }
-    let lookup = uri.clone();
-    let hint = device
-        .run(move |b| match b.piv() {
-            Some(p) => p.touch_hint(&lookup).map(Some),
+        return match options {
             None => Ok(None),
-        })
-        .await
-        .ok()
-        .flatten();
-    let Some(hint) = hint else {
-        return operation.await;
-    };
-    match hint.need {
-        TouchNeed::NotNeeded => operation.await,
-        TouchNeed::Required => {
-            progress(touch_needed(&device.name, &hint));
-            operation.await
-        }
-        TouchNeed::Unknown => {
-            tokio::pin!(operation);
-            tokio::select! {
-                done = &mut operation => done,
-                () = tokio::time::sleep(TOUCH_PROMPT_DELAY) => {
-                    progress(touch_needed(&device.name, &hint));
-                    operation.await
-                }
-            }
-        }
+            Some(_) => Err(invalid(format!(
+                "slot, PIN policy and touch policy apply to YubiKey backends; {:?} is a {} backend",
+                device.name,
+                device.backend.kind()
+            ))),
+        };
     }
-}
-
-async fn release(device: &Device) -> Result<(), crate::device::DeviceError> {
-    device
-        .run(|b| match b.piv() {
-            Some(p) => p.release(),
-            None => Ok(()),
-        })
-        .await
-}
-
-/// SIGHUP: lets other programs use the YubiKeys until the daemon next
-/// needs them.
-pub async fn release_all(devices: &[Arc<Device>]) {
-    for device in devices.iter().filter(|d| d.backend.piv().is_some()) {
-        match release(device).await {
-            Ok(()) => tracing::info!(backend = %device.name, "device released (SIGHUP)"),
-            Err(e) => {
-                tracing::warn!(backend = %device.name, error = %e, "could not release device")
-            }
-        }
-    }
+    let mut options = options.unwrap_or_default();
+    options.role = role.to_string();
+    options.gun = req.gun.clone();
+    Ok(Some(options))
 }
 
 impl KeydService {
@@ -201,39 +142,6 @@ impl KeydService {
         }
     }
 
-    /// Generates on the device, in a PIV slot when the backend has them,
-    /// through the device queue; `pin` (from the request) unlocks the token
-    /// for this request.
-    pub(super) async fn generate_on(
-        &self,
-        device: &Device,
-        spec: KeySpec,
-        req: &pb::GenerateKeyRequest,
-        role: &str,
-        pin: String,
-    ) -> Result<BackendKey, Status> {
-        let options = piv_options(req).map_err(invalid)?;
-        let is_piv = device.backend.piv().is_some();
-        if options.is_some() && !is_piv {
-            return Err(invalid(format!(
-                "slot, PIN policy and touch policy apply to YubiKey backends; {:?} is a {} backend",
-                device.name,
-                device.backend.kind()
-            )));
-        }
-        let mut options = options.unwrap_or_default();
-        options.role = role.to_string();
-        options.gun = req.gun.clone();
-        let generating = device.run(move |b: &dyn KeyBackend| match b.piv() {
-            Some(piv) => piv.generate_in_slot(&spec, &options),
-            None => b.generate(&spec),
-        });
-        device
-            .queued(pin, |_| {}, generating)
-            .await
-            .map_err(|e| status::from_device(&device.name, &e))
-    }
-
     pub(super) async fn release_device_rpc(
         &self,
         request: Request<pb::ReleaseDeviceRequest>,
@@ -268,7 +176,7 @@ impl KeydService {
                 ));
                 return Err(self.refuse(record, st).await);
             }
-            if let Err(e) = release(&device).await {
+            if let Err(e) = device.release().await {
                 return Err(self
                     .refuse(record, status::from_device(&device.name, &e))
                     .await);
