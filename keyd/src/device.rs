@@ -95,15 +95,15 @@ impl Device {
     /// forgotten afterwards.
     pub async fn queued<T>(
         &self,
-        pin: String,
+        pin: Option<SecretString>,
         on_wait: impl FnOnce(usize),
         work: impl std::future::Future<Output = Result<T, DeviceError>>,
     ) -> Result<T, DeviceError> {
         self.expire_unlock().await;
         let permit = self.enter(on_wait).await?;
-        let with_pin = !pin.is_empty();
-        if with_pin {
-            self.unlock_for_request(SecretString::from(pin)).await?;
+        let with_pin = pin.is_some();
+        if let Some(pin) = pin {
+            self.unlock_for_request(pin).await?;
         }
         let result = work.await;
         drop(permit);

@@ -6,6 +6,7 @@ mod backends;
 mod caller;
 mod config;
 mod device;
+mod edge;
 mod lifecycle;
 mod logging;
 mod peer;
@@ -17,6 +18,7 @@ mod root;
 mod server;
 mod service;
 mod signer_api;
+mod signing;
 mod state;
 mod status;
 mod systemd;
@@ -155,6 +157,7 @@ async fn main() -> Result<()> {
     let service = service::KeydService {
         registry: Arc::clone(&registry),
         policy: Arc::clone(&policy),
+        signing: signing::SigningCore::new(Arc::clone(&registry), audit.clone()),
         audit,
         default_backend: config.default_backend().to_string(),
     };
@@ -168,7 +171,12 @@ async fn main() -> Result<()> {
                 signer_api::start(
                     api,
                     &config.server.state_dir,
-                    service.clone(),
+                    service.signing.clone(),
+                    (
+                        Arc::clone(&registry),
+                        service.audit.clone(),
+                        config.default_backend(),
+                    ),
                     config.server.max_message_bytes,
                     async move {
                         let _ = stop.changed().await;

@@ -13,6 +13,7 @@
 //! nobody else may do anything.
 
 use crate::caller::Caller;
+use notary_tuf::metadata::{Gun, Role};
 use serde::Deserialize;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -52,8 +53,18 @@ impl Operation {
 pub struct KeyFacts<'a> {
     pub key_ids: &'a [&'a str],
     pub backend: &'a str,
-    pub role: &'a str,
-    pub gun: &'a str,
+    pub role: Option<&'a Role>,
+    pub gun: Option<&'a Gun>,
+}
+
+impl<'a> KeyFacts<'a> {
+    /// For operations on a backend rather than a key (unlock, setup).
+    pub fn backend(backend: &'a str) -> KeyFacts<'a> {
+        KeyFacts {
+            backend,
+            ..KeyFacts::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -111,9 +122,9 @@ impl PolicyRule {
             if sel == "*" {
                 true
             } else if let Some(role) = sel.strip_prefix("role:") {
-                !key.role.is_empty() && glob(role, key.role)
+                key.role.is_some_and(|r| glob(role, r.name()))
             } else if let Some(gun) = sel.strip_prefix("gun:") {
-                !key.gun.is_empty() && glob(gun, key.gun)
+                key.gun.is_some_and(|g| glob(gun, g.as_str()))
             } else if let Some(backend) = sel.strip_prefix("backend:") {
                 backend == key.backend
             } else {
@@ -220,18 +231,21 @@ mod tests {
                 "#,
             ),
         );
+        let releases = Role::parse("targets/releases").unwrap();
+        let app_x = Gun::parse("example.com/app/x").unwrap();
+        let other_org = Gun::parse("other.org/x").unwrap();
         let deleg = KeyFacts {
-            role: "targets/releases",
+            role: Some(&releases),
             ..Default::default()
         };
         let gun = KeyFacts {
-            role: "targets",
-            gun: "example.com/app/x",
+            role: Some(&Role::Targets),
+            gun: Some(&app_x),
             ..Default::default()
         };
         let other = KeyFacts {
-            role: "root",
-            gun: "other.org/x",
+            role: Some(&Role::Root),
+            gun: Some(&other_org),
             ..Default::default()
         };
         assert!(p.allows(&caller(9, 50), Operation::Sign, &deleg));

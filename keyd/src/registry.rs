@@ -5,6 +5,7 @@
 use crate::device::Device;
 use crate::state::{KeyRecord, StateError, StateStore};
 use keyd_backends::{Availability, BackendKey};
+use notary_tuf::metadata::{Gun, Role};
 use notary_tuf::PublicKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,8 +16,10 @@ pub struct KeyEntry {
     pub key_id: String,
     pub device: String,
     pub key: BackendKey,
-    pub role: String,
-    pub gun: String,
+    /// The role binding: the key signs only metadata of this role.
+    pub role: Option<Role>,
+    /// The GUN binding: the key signs only for this collection.
+    pub gun: Option<Gun>,
     pub certificate_pem: Option<String>,
     /// ID of the `*-x509` key made from the certificate, when there is one.
     pub x509_key_id: Option<String>,
@@ -35,6 +38,32 @@ pub struct Registry {
     devices: Vec<Arc<Device>>,
     keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
     state: Mutex<StateStore>,
+}
+
+/// A stored binding as typed values. One that does not parse (a state
+/// file edited by hand) hides its key rather than leaving it unbound.
+fn binding(key_id: &str, record: &KeyRecord) -> Option<(Option<Role>, Option<Gun>)> {
+    let role = match record.role.as_str() {
+        "" => None,
+        name => match Role::parse(name) {
+            Ok(role) => Some(role),
+            Err(e) => {
+                tracing::error!(%key_id, error = %e, "keys.json binds the key to a role that does not parse; key hidden until fixed");
+                return None;
+            }
+        },
+    };
+    let gun = match record.gun.as_str() {
+        "" => None,
+        name => match Gun::parse(name) {
+            Ok(gun) => Some(gun),
+            Err(e) => {
+                tracing::error!(%key_id, error = %e, "keys.json binds the key to a GUN that does not parse; key hidden until fixed");
+                return None;
+            }
+        },
+    };
+    Some((role, gun))
 }
 
 fn x509_id(pem: &str) -> Option<String> {
@@ -109,6 +138,9 @@ impl Registry {
             for (key, device_cert) in listed {
                 let key_id = key.public.key_id();
                 let record = state.get(&key_id).cloned().unwrap_or_default();
+                let Some((role, gun)) = binding(&key_id, &record) else {
+                    continue;
+                };
                 let certificate_pem = record.certificate_pem.clone().or_else(|| {
                     device_cert.map(|der| notary_tuf::pem::encode("CERTIFICATE", &der))
                 });
@@ -119,8 +151,8 @@ impl Registry {
                         key_id,
                         device: device.name.clone(),
                         key,
-                        role: record.role,
-                        gun: record.gun,
+                        role,
+                        gun,
                         certificate_pem,
                         x509_key_id,
                     }),
@@ -169,14 +201,14 @@ impl Registry {
         &self,
         device: &str,
         key: BackendKey,
-        role: &str,
-        gun: &str,
+        role: Option<&Role>,
+        gun: Option<&Gun>,
     ) -> Result<Arc<KeyEntry>, StateError> {
         let key_id = key.public.key_id();
         let record = KeyRecord {
             backend: device.to_string(),
-            role: role.to_string(),
-            gun: gun.to_string(),
+            role: role.map(|r| r.name().to_string()).unwrap_or_default(),
+            gun: gun.map(|g| g.as_str().to_string()).unwrap_or_default(),
             certificate_pem: None,
         };
         self.with_state(|s| s.put(&key_id, record))?;
@@ -184,8 +216,8 @@ impl Registry {
             key_id: key_id.clone(),
             device: device.to_string(),
             key,
-            role: role.to_string(),
-            gun: gun.to_string(),
+            role: role.cloned(),
+            gun: gun.cloned(),
             certificate_pem: None,
             x509_key_id: None,
         });
@@ -203,8 +235,16 @@ impl Registry {
     ) -> Result<Arc<KeyEntry>, StateError> {
         let record = KeyRecord {
             backend: entry.device.clone(),
-            role: entry.role.clone(),
-            gun: entry.gun.clone(),
+            role: entry
+                .role
+                .as_ref()
+                .map(|r| r.name().to_string())
+                .unwrap_or_default(),
+            gun: entry
+                .gun
+                .as_ref()
+                .map(|g| g.as_str().to_string())
+                .unwrap_or_default(),
             certificate_pem: Some(pem.to_string()),
         };
         self.with_state(|s| s.put(&entry.key_id, record))?;

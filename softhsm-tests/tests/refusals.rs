@@ -397,3 +397,62 @@ async fn wrong_configured_pin_marks_backend_unavailable() {
         "the PIN must never be logged"
     );
 }
+
+/// Caller text is bounded and checked before it is logged or audited: a
+/// huge key name costs the audit log one short line, and a GUN that could
+/// forge log lines is refused (security review findings 9 and 13).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_unprintable_caller_text_is_refused_before_the_audit_log() {
+    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let huge = format!("soft:{}", "\u{1}".repeat(1 << 20));
+    let (_, r) = sign(&mut client, &huge, targets_payload(1), "", "", "").await;
+    let st = r.unwrap_err();
+    assert_eq!(reason(&st), Some(Reason::InvalidArgument), "{st:?}");
+    assert!(st.message().len() < 300, "{}", st.message().len());
+    let (_, r) = sign(&mut client, "abc", targets_payload(1), "", "", "").await;
+    assert!(r.unwrap_err().message().contains("neither a key ID"));
+
+    let st = client
+        .generate_key(pb::GenerateKeyRequest {
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            gun: "example.com/x\n<3>notary-keyd: forged".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&st), Some(Reason::InvalidArgument), "{st:?}");
+    assert!(st.message().contains("control character"), "{st:?}");
+    let st = client
+        .generate_key(pb::GenerateKeyRequest {
+            gun: "a".repeat(256),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(st.message().contains("at most 255"), "{st:?}");
+    let st = client
+        .generate_key(pb::GenerateKeyRequest {
+            label: "x".repeat(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(st.message().contains("label"), "{st:?}");
+
+    // Every refusal is in the log, each line short, none made a key.
+    let audit = daemon.audit_lines();
+    assert_eq!(audit.len(), 5, "{audit:?}");
+    for line in &audit {
+        assert_eq!(line["allowed"], false, "{line}");
+        assert!(line.to_string().len() < 1024, "{line}");
+        assert!(line.get("gun").is_none(), "{line}");
+    }
+    assert!(client
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .keys
+        .is_empty());
+}

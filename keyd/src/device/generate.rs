@@ -4,6 +4,7 @@
 use super::{Device, DeviceError};
 use keyd_backends::piv::PivKeyOptions;
 use keyd_backends::{BackendKey, KeyBackend, KeySpec};
+use secrecy::SecretString;
 
 impl Device {
     /// Generates through the device queue; `pin` (from the request)
@@ -13,7 +14,7 @@ impl Device {
         &self,
         spec: KeySpec,
         piv: Option<PivKeyOptions>,
-        pin: String,
+        pin: Option<SecretString>,
     ) -> Result<BackendKey, DeviceError> {
         let options = piv.unwrap_or_default();
         let generating = self.run(move |b: &dyn KeyBackend| match b.piv() {

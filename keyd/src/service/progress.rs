@@ -6,6 +6,7 @@
 //! was measured slower: 410 against 355 µs of daemon CPU per P-256
 //! signature in keyd-bench at 16 clients.
 
+use crate::signing::ProgressSink;
 use keyd_proto::keyd as pb;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,9 +17,6 @@ use tokio_stream::Stream;
 use tonic::Status;
 
 pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Sends progress events to whichever stream type the RPC uses.
-pub(crate) type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
 
 /// Builds the stream: `start` gets the sink for progress events and returns
 /// the work, whose output is the stream's last item. The work runs in a task

@@ -4,11 +4,11 @@ use super::KeydService;
 use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::device::Device;
+use crate::edge;
 use crate::policy::{KeyFacts, Operation};
 use crate::status::{self, denied, invalid};
 use keyd_backends::Availability;
 use keyd_proto::keyd as pb;
-use secrecy::SecretString;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -65,35 +65,29 @@ impl KeydService {
         Ok(Response::new(pb::ListBackendsResponse { backends }))
     }
 
-    /// The device a lock/unlock request names, if the caller may use it;
-    /// refusals are audited.
-    async fn token_device(
+    /// The device a lock/unlock request names, if the caller may use it.
+    fn token_device(
         &self,
         caller: &Caller,
-        record: &AuditRecord,
+        record: &mut AuditRecord,
         backend: &str,
         verb: &str,
     ) -> Result<Arc<Device>, Status> {
-        let facts = KeyFacts {
-            key_ids: &[],
-            backend,
-            role: "",
-            gun: "",
-        };
-        if !self.policy.allows(caller, Operation::Unlock, &facts) {
-            let st = denied(format!(
+        let backend = edge::name("backend name", backend)?.unwrap_or_default();
+        record.backend = backend.to_string();
+        if !self
+            .policy
+            .allows(caller, Operation::Unlock, &KeyFacts::backend(backend))
+        {
+            return Err(denied(format!(
                 "uid {} may not {verb} backend {backend:?}",
                 caller.uid
-            ));
-            return Err(self.refuse(record.clone(), st).await);
+            )));
         }
-        match self.registry.device(backend) {
-            Some(device) => Ok(Arc::clone(device)),
-            None => {
-                let st = invalid(format!("no backend named {backend:?}"));
-                Err(self.refuse(record.clone(), st).await)
-            }
-        }
+        self.registry
+            .device(backend)
+            .cloned()
+            .ok_or_else(|| invalid(format!("no backend named {backend:?}")))
     }
 
     pub(super) async fn unlock_rpc(
@@ -102,20 +96,17 @@ impl KeydService {
     ) -> Result<Response<pb::UnlockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "unlock");
-        record.backend = req.backend.clone();
-        let device = self
-            .token_device(&caller, &record, &req.backend, "unlock")
-            .await?;
-        if req.pin.is_empty() {
-            return Err(self.refuse(record, invalid("unlock needs a PIN")).await);
+        let mut audited = self.audit.begin(Self::audit_base(&caller, "unlock"));
+        let outcome = async {
+            let device = self.token_device(&caller, audited.record(), &req.backend, "unlock")?;
+            let pin = edge::pin(req.pin).ok_or_else(|| invalid("unlock needs a PIN"))?;
+            device
+                .unlock(pin)
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))
         }
-        if let Err(e) = device.unlock(SecretString::from(req.pin)).await {
-            return Err(self
-                .refuse(record, status::from_device(&device.name, &e))
-                .await);
-        }
-        self.commit(record).await?;
+        .await;
+        audited.close(outcome).await?;
         // Keys become visible to listing only after login on some tokens.
         self.registry.refresh().await;
         Ok(Response::new(pb::UnlockResponse {}))
@@ -127,17 +118,16 @@ impl KeydService {
     ) -> Result<Response<pb::LockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "lock");
-        record.backend = req.backend.clone();
-        let device = self
-            .token_device(&caller, &record, &req.backend, "lock")
-            .await?;
-        if let Err(e) = device.lock().await {
-            return Err(self
-                .refuse(record, status::from_device(&device.name, &e))
-                .await);
+        let mut audited = self.audit.begin(Self::audit_base(&caller, "lock"));
+        let outcome = async {
+            let device = self.token_device(&caller, audited.record(), &req.backend, "lock")?;
+            device
+                .lock()
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))
         }
-        self.commit(record).await?;
+        .await;
+        audited.close(outcome).await?;
         Ok(Response::new(pb::LockResponse {}))
     }
 }

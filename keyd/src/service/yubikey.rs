@@ -2,8 +2,10 @@
 //! `GenerateKey`.
 
 use super::KeydService;
+use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::device::Device;
+use crate::edge;
 use crate::policy::{KeyFacts, Operation};
 use crate::status::{self, denied, invalid, refusal};
 use crate::wire;
@@ -11,7 +13,7 @@ use keyd_backends::piv::{PivKeyOptions, PivStatus, SetupSecrets};
 use keyd_backends::Availability;
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
-use secrecy::SecretString;
+use notary_tuf::metadata::{Gun, Role};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -73,7 +75,8 @@ fn status_message(backend: &str, s: PivStatus) -> pb::YubiKeyStatus {
 pub(super) fn piv_placement(
     device: &Device,
     req: &pb::GenerateKeyRequest,
-    role: &str,
+    role: Option<&Role>,
+    gun: Option<&Gun>,
 ) -> Result<Option<PivKeyOptions>, Status> {
     let options = piv_options(req).map_err(invalid)?;
     if device.backend.piv().is_none() {
@@ -87,8 +90,8 @@ pub(super) fn piv_placement(
         };
     }
     let mut options = options.unwrap_or_default();
-    options.role = role.to_string();
-    options.gun = req.gun.clone();
+    options.role = role.map(|r| r.name().to_string()).unwrap_or_default();
+    options.gun = gun.map(|g| g.as_str().to_string()).unwrap_or_default();
     Ok(Some(options))
 }
 
@@ -133,58 +136,55 @@ impl KeydService {
         ))
     }
 
-    fn backend_facts(backend: &str) -> KeyFacts<'_> {
-        KeyFacts {
-            key_ids: &[],
-            backend,
-            role: "",
-            gun: "",
-        }
-    }
-
     pub(super) async fn release_device_rpc(
         &self,
         request: Request<pb::ReleaseDeviceRequest>,
     ) -> Result<Response<pb::ReleaseDeviceResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "release");
-        record.backend = req.backend.clone();
+        let mut audited = self.audit.begin(Self::audit_base(&caller, "release"));
+        let outcome = self
+            .release_checked(&caller, request.get_ref(), audited.record())
+            .await;
+        audited.close(outcome).await.map(Response::new)
+    }
+
+    async fn release_checked(
+        &self,
+        caller: &Caller,
+        req: &pb::ReleaseDeviceRequest,
+        record: &mut AuditRecord,
+    ) -> Result<pb::ReleaseDeviceResponse, Status> {
+        let backend = edge::name("backend name", &req.backend)?;
+        record.backend = backend.unwrap_or_default().to_string();
         let devices: Vec<Arc<Device>> = self
             .piv_devices()
             .into_iter()
-            .filter(|d| req.backend.is_empty() || d.name == req.backend)
+            .filter(|d| backend.is_none_or(|b| d.name == b))
             .collect();
         if devices.is_empty() {
-            let st = invalid(if req.backend.is_empty() {
-                "the daemon holds no device it can release".to_string()
-            } else {
-                format!("no YubiKey backend named {:?}", req.backend)
-            });
-            return Err(self.refuse(record, st).await);
+            return Err(invalid(match backend {
+                None => "the daemon holds no device it can release".to_string(),
+                Some(name) => format!("no YubiKey backend named {name:?}"),
+            }));
         }
         let mut released = Vec::new();
         for device in devices {
-            if !self.policy.allows(
-                &caller,
-                Operation::Unlock,
-                &Self::backend_facts(&device.name),
-            ) {
-                let st = denied(format!(
+            if !self
+                .policy
+                .allows(caller, Operation::Unlock, &KeyFacts::backend(&device.name))
+            {
+                return Err(denied(format!(
                     "uid {} may not release backend {:?}",
                     caller.uid, device.name
-                ));
-                return Err(self.refuse(record, st).await);
+                )));
             }
-            if let Err(e) = device.release().await {
-                return Err(self
-                    .refuse(record, status::from_device(&device.name, &e))
-                    .await);
-            }
+            device
+                .release()
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))?;
             released.push(device.name.clone());
         }
-        self.commit(record).await?;
-        Ok(Response::new(pb::ReleaseDeviceResponse { released }))
+        Ok(pb::ReleaseDeviceResponse { released })
     }
 
     pub(super) async fn yubikey_status_rpc(
@@ -202,7 +202,7 @@ impl KeydService {
         for device in devices {
             if !self
                 .policy
-                .allows(&caller, Operation::List, &Self::backend_facts(&device.name))
+                .allows(&caller, Operation::List, &KeyFacts::backend(&device.name))
             {
                 continue;
             }
@@ -247,70 +247,54 @@ impl KeydService {
         // Runs to the end even if the client goes away: a card whose PIN and
         // PUK were changed must get its audit line.
         let this = self.clone();
-        tokio::spawn(async move { this.yubikey_setup_checked(caller, req).await })
-            .await
-            .map_err(|e| Status::internal(format!("setup failed: {e}")))?
-            .map(Response::new)
+        tokio::spawn(async move {
+            let mut audited = this.audit.begin(Self::audit_base(&caller, "yubikey-setup"));
+            let outcome = this.setup_checked(&caller, req, audited.record()).await;
+            audited.close(outcome).await
+        })
+        .await
+        .map_err(|e| Status::internal(format!("setup failed: {e}")))?
+        .map(Response::new)
     }
 
-    async fn yubikey_setup_checked(
+    async fn setup_checked(
         &self,
-        caller: Caller,
+        caller: &Caller,
         req: pb::YubiKeySetupRequest,
+        record: &mut AuditRecord,
     ) -> Result<pb::YubiKeySetupResponse, Status> {
-        let mut record = Self::audit_base(&caller, "yubikey-setup");
-        let device = match self.piv_device(req.serial).await {
-            Ok(d) => d,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
-        record.backend = device.name.clone();
+        let secrets = [req.current_pin, req.new_pin, req.current_puk, req.new_puk].map(edge::pin);
+        let device = self.piv_device(req.serial).await?;
+        record.backend.clone_from(&device.name);
         if !self.policy.allows(
-            &caller,
+            caller,
             Operation::Generate,
-            &Self::backend_facts(&device.name),
+            &KeyFacts::backend(&device.name),
         ) {
-            let st = denied(format!(
+            return Err(denied(format!(
                 "uid {} may not set up backend {:?} (needs the generate permission)",
                 caller.uid, device.name
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
-        if [
-            &req.current_pin,
-            &req.new_pin,
-            &req.current_puk,
-            &req.new_puk,
-        ]
-        .iter()
-        .any(|s| s.is_empty())
-        {
-            let st = invalid("setup needs the current and new PIN and PUK");
-            return Err(self.refuse(record, st).await);
-        }
+        let [Some(current_pin), Some(new_pin), Some(current_puk), Some(new_puk)] = secrets else {
+            return Err(invalid("setup needs the current and new PIN and PUK"));
+        };
         let secrets = SetupSecrets {
-            current_pin: SecretString::from(req.current_pin),
-            new_pin: SecretString::from(req.new_pin),
-            current_puk: SecretString::from(req.current_puk),
-            new_puk: SecretString::from(req.new_puk),
+            current_pin,
+            new_pin,
+            current_puk,
+            new_puk,
         };
         let force = req.force;
-        let outcome = device
+        let info = device
             .run(move |b| match b.piv() {
                 Some(p) => p.setup(&secrets, force).map(|()| b.device_info()),
                 None => Err(keyd_backends::BackendError::NotSupported(
                     "setup is for YubiKey backends",
                 )),
             })
-            .await;
-        let info = match outcome {
-            Ok(info) => info,
-            Err(e) => {
-                return Err(self
-                    .refuse(record, status::from_device(&device.name, &e))
-                    .await)
-            }
-        };
-        self.commit(record).await?;
+            .await
+            .map_err(|e| status::from_device(&device.name, &e))?;
         Ok(pb::YubiKeySetupResponse {
             serial: info.serial.parse().unwrap_or(0),
             backend: device.name.clone(),
