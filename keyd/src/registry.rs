@@ -43,27 +43,29 @@ pub struct Registry {
 /// A stored binding as typed values. One that does not parse (a state
 /// file edited by hand) hides its key rather than leaving it unbound.
 fn binding(key_id: &str, record: &KeyRecord) -> Option<(Option<Role>, Option<Gun>)> {
-    let role = match record.role.as_str() {
-        "" => None,
-        name => match Role::parse(name) {
-            Ok(role) => Some(role),
-            Err(e) => {
-                tracing::error!(%key_id, error = %e, "keys.json binds the key to a role that does not parse; key hidden until fixed");
-                return None;
-            }
-        },
-    };
-    let gun = match record.gun.as_str() {
-        "" => None,
-        name => match Gun::parse(name) {
-            Ok(gun) => Some(gun),
-            Err(e) => {
-                tracing::error!(%key_id, error = %e, "keys.json binds the key to a GUN that does not parse; key hidden until fixed");
-                return None;
-            }
-        },
-    };
-    Some((role, gun))
+    Some((
+        stored(key_id, &record.role, Role::parse)?,
+        stored(key_id, &record.gun, Gun::parse)?,
+    ))
+}
+
+/// One stored binding field: `Some(None)` when empty, `None` when it does
+/// not parse.
+fn stored<T, E: std::fmt::Display>(
+    key_id: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Option<Option<T>> {
+    if text.is_empty() {
+        return Some(None);
+    }
+    match parse(text) {
+        Ok(value) => Some(Some(value)),
+        Err(e) => {
+            tracing::error!(%key_id, error = %e, "keys.json binds the key to something that does not parse; key hidden until fixed");
+            None
+        }
+    }
 }
 
 fn x509_id(pem: &str) -> Option<String> {
@@ -273,5 +275,33 @@ impl Registry {
     ) -> Result<T, StateError> {
         let mut state = self.state.lock().map_err(|_| StateError::poisoned())?;
         f(&mut state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(role: &str, gun: &str) -> KeyRecord {
+        KeyRecord {
+            backend: "soft".into(),
+            role: role.into(),
+            gun: gun.into(),
+            certificate_pem: None,
+        }
+    }
+
+    #[test]
+    fn stored_bindings_parse_or_hide_the_key() {
+        assert_eq!(binding("k", &record("", "")), Some((None, None)));
+        assert_eq!(
+            binding("k", &record("targets", "example.com/app")),
+            Some((
+                Some(Role::Targets),
+                Some(Gun::parse("example.com/app").unwrap())
+            ))
+        );
+        assert_eq!(binding("k", &record("Targets", "")), None);
+        assert_eq!(binding("k", &record("", "a\nb")), None);
     }
 }

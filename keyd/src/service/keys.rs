@@ -84,8 +84,8 @@ impl KeydService {
         }
     }
 
-    /// A key the request names, for an operation that changes it.
-    async fn named_key(
+    /// A key the request names, for an operation that uses or changes it.
+    pub(super) async fn named_key(
         &self,
         key: &KeyRef,
         record: &mut AuditRecord,

@@ -148,13 +148,7 @@ impl KeydService {
         let gun: Gun = edge::gun(&req.gun)?
             .ok_or_else(|| invalid("a root certificate needs the GUN (its CN)"))?;
         record.gun = Some(gun.clone());
-        let entry = self
-            .registry
-            .find(key.as_str())
-            .await
-            .ok_or_else(|| key_not_found(key.as_str()))?;
-        record.key_id.clone_from(&entry.key_id);
-        record.backend.clone_from(&entry.device);
+        let entry = self.named_key(&key, record).await?;
         // Root keys are shared across GUNs in notary, so only the role
         // binding is enforced here; a GUN binding must still match.
         let purpose = Purpose::of(&entry, Some(Role::Root), Some(gun.clone()))?;
