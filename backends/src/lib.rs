@@ -5,6 +5,8 @@
 //! a key, token login) are separate traits a backend may offer. This crate
 //! knows nothing of gRPC, callers or policy; the daemon adds those.
 
+#![forbid(unsafe_code)]
+
 pub mod algorithm;
 pub mod atomic_file;
 pub mod backend;

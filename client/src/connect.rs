@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-pub type Client = KeydClient<Channel>;
+pub(crate) type Client = KeydClient<Channel>;
 
 /// Replies are small (keys, certificates, signatures) but leave room for a
 /// long key list; requests are not limited here so the daemon's own
@@ -17,7 +17,7 @@ const MAX_REPLY_BYTES: usize = 64 << 20;
 
 /// Connects now (not lazily), so an absent daemon is reported before any
 /// request is built.
-pub async fn connect(socket: &Path) -> Result<Client> {
+pub(crate) async fn connect(socket: &Path) -> Result<Client> {
     let path: PathBuf = socket.to_path_buf();
     // The URI is required by tonic but unused: the connector ignores it.
     let endpoint = Endpoint::try_from("http://notary-keyd.invalid")?;

@@ -7,13 +7,13 @@ use tonic::{Code, Status};
 /// A request notary-keyd refused or failed, with what the client knows about
 /// it (the backend involved) to make the message actionable.
 #[derive(Debug)]
-pub struct KeydError {
+pub(crate) struct KeydError {
     status: Status,
     backend: Option<String>,
 }
 
 impl KeydError {
-    pub fn new(status: Status) -> Self {
+    pub(crate) fn new(status: Status) -> Self {
         Self {
             status,
             backend: None,
@@ -21,7 +21,7 @@ impl KeydError {
     }
 
     /// For failures of a request whose backend the client knows.
-    pub fn on_backend(status: Status, backend: &str) -> Self {
+    pub(crate) fn on_backend(status: Status, backend: &str) -> Self {
         let backend = (!backend.is_empty()).then(|| backend.to_string());
         Self { status, backend }
     }
@@ -56,7 +56,7 @@ fn tries_text(tries: Option<u32>) -> String {
 
 /// One line for a failed request. `backend` is the one the client asked
 /// for; the daemon's own word on it wins when the status carries one.
-pub fn describe(status: &Status, backend: Option<&str>) -> String {
+pub(crate) fn describe(status: &Status, backend: Option<&str>) -> String {
     let message = message_or_code(status);
     let Some(failure) = Failure::of(status) else {
         return match status.code() {

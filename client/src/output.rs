@@ -8,7 +8,7 @@ use serde::Serialize;
 /// A key as `--json` shows it; field names follow notary's key objects
 /// (`keyid`, `keytype`, `public` in standard base64).
 #[derive(Debug, Serialize)]
-pub struct KeyJson<'a> {
+pub(crate) struct KeyJson<'a> {
     pub keyid: &'a str,
     pub keytype: &'a str,
     pub public: String,
@@ -39,7 +39,7 @@ impl<'a> From<&'a pb::Key> for KeyJson<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct DeviceJson<'a> {
+pub(crate) struct DeviceJson<'a> {
     pub manufacturer: &'a str,
     pub model: &'a str,
     pub label: &'a str,
@@ -47,7 +47,7 @@ pub struct DeviceJson<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct BackendJson<'a> {
+pub(crate) struct BackendJson<'a> {
     pub name: &'a str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -86,7 +86,7 @@ impl<'a> From<&'a pb::Backend> for BackendJson<'a> {
 }
 
 /// Pretty JSON of a serialisable value.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<String> {
+pub(crate) fn json<T: Serialize>(value: &T) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(value)?)
 }
 
@@ -130,7 +130,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `notaryctl key list` as text.
-pub fn key_table(keys: &[pb::Key]) -> String {
+pub(crate) fn key_table(keys: &[pb::Key]) -> String {
     let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|k| {
@@ -147,7 +147,7 @@ pub fn key_table(keys: &[pb::Key]) -> String {
 }
 
 /// `notaryctl key info` as text.
-pub fn key_details(k: &pb::Key) -> String {
+pub(crate) fn key_details(k: &pb::Key) -> String {
     let role = role_name(k.role, &k.delegation);
     let fields = [
         ("Key ID", k.key_id.clone()),
@@ -208,7 +208,7 @@ fn device_text(d: Option<&pb::DeviceInfo>) -> String {
 }
 
 /// `notaryctl backend list` as text; STATE comes last because a reason can be long.
-pub fn backend_table(backends: &[pb::Backend]) -> String {
+pub(crate) fn backend_table(backends: &[pb::Backend]) -> String {
     let rows: Vec<Vec<String>> = backends
         .iter()
         .map(|b| {

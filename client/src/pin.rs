@@ -10,11 +10,11 @@ use secrecy::SecretString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-pub const PIN_ENV: &str = "NOTARY_KEYD_PIN";
-pub const PIN_FILE_ENV: &str = "NOTARY_KEYD_PIN_FILE";
+pub(crate) const PIN_ENV: &str = "NOTARY_KEYD_PIN";
+pub(crate) const PIN_FILE_ENV: &str = "NOTARY_KEYD_PIN_FILE";
 
 #[derive(Debug)]
-pub enum PinSource {
+pub(crate) enum PinSource {
     File(PathBuf),
     Env(SecretString),
     Prompt,
@@ -55,13 +55,13 @@ fn env_pin_file() -> Option<PathBuf> {
 }
 
 /// The PIN source available now, if any.
-pub fn source(pin_file: Option<&Path>) -> Option<PinSource> {
+pub(crate) fn source(pin_file: Option<&Path>) -> Option<PinSource> {
     let file = pin_file.map(Path::to_path_buf).or_else(env_pin_file);
     choose(file.as_deref(), env_pin(), interactive())
 }
 
 /// Reads the PIN for `backend` from a source.
-pub fn read(source: PinSource, backend: &str) -> Result<SecretString> {
+pub(crate) fn read(source: PinSource, backend: &str) -> Result<SecretString> {
     match source {
         PinSource::File(path) => read_file(&path),
         PinSource::Env(pin) => Ok(pin),
@@ -76,7 +76,7 @@ pub fn read(source: PinSource, backend: &str) -> Result<SecretString> {
 }
 
 /// The PIN for `backend`, or a refusal saying how to provide one.
-pub fn require(pin_file: Option<&Path>, backend: &str) -> Result<SecretString> {
+pub(crate) fn require(pin_file: Option<&Path>, backend: &str) -> Result<SecretString> {
     match source(pin_file) {
         Some(src) => read(src, backend),
         None => bail!(

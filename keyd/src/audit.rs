@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tonic::Status;
 
 #[derive(Debug, Serialize, Clone, Default)]
-pub struct AuditRecord {
+pub(crate) struct AuditRecord {
     pub time: String,
     /// Unix-socket callers: their uid and gid (SO_PEERCRED).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,7 +62,7 @@ fn as_text<S: Serializer, T: std::fmt::Display>(
 
 #[derive(Debug, thiserror::Error, Clone)]
 #[error("audit log {path} cannot be written: {message}")]
-pub struct AuditError {
+pub(crate) struct AuditError {
     pub path: String,
     pub message: String,
 }
@@ -70,12 +70,12 @@ pub struct AuditError {
 type Ack = oneshot::Sender<Result<(), AuditError>>;
 
 #[derive(Clone)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     tx: mpsc::Sender<(AuditRecord, Ack)>,
     path: PathBuf,
 }
 
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -91,7 +91,7 @@ fn open_log(path: &Path) -> std::io::Result<File> {
 
 impl AuditLog {
     /// Opens (creating with mode 0600) the log and starts the writer thread.
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+    pub(crate) fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let fail = |e: std::io::Error| AuditError {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -113,7 +113,7 @@ impl AuditLog {
     }
 
     /// Writes one record durably; resolves after its batch's fsync.
-    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
+    pub(crate) async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
         let (ack_tx, ack_rx) = oneshot::channel();
         let gone = || AuditError {
             path: self.path.display().to_string(),
@@ -128,7 +128,7 @@ impl AuditLog {
     /// Starts the record of an operation that uses or changes a key: the
     /// work fills it in through `Audited::record`, and `Audited::close`
     /// writes it with the outcome.
-    pub fn begin(&self, record: AuditRecord) -> Audited {
+    pub(crate) fn begin(&self, record: AuditRecord) -> Audited {
         Audited {
             in_flight: InFlight::new(self, record),
         }
@@ -140,16 +140,16 @@ impl AuditLog {
 /// unrecorded) or records the refusal (which is sent even when the write
 /// fails: refusing is safe). Dropped before closing, it is written anyway,
 /// as abandoned.
-pub struct Audited {
+pub(crate) struct Audited {
     in_flight: InFlight,
 }
 
 impl Audited {
-    pub fn record(&mut self) -> &mut AuditRecord {
+    pub(crate) fn record(&mut self) -> &mut AuditRecord {
         self.in_flight.record_mut()
     }
 
-    pub async fn close<T>(self, outcome: Result<T, Status>) -> Result<T, Status> {
+    pub(crate) async fn close<T>(self, outcome: Result<T, Status>) -> Result<T, Status> {
         let log = self.in_flight.log.clone();
         let mut record = self.in_flight.finish();
         record.allowed = outcome.is_ok();

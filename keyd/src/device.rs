@@ -12,8 +12,8 @@ mod pin_cache;
 mod release;
 mod touch;
 
-pub use pin_cache::{PinCache, PinCacheWord};
-pub use release::release_all;
+pub(crate) use pin_cache::{PinCache, PinCacheWord};
+pub(crate) use release::release_all;
 
 use keyd_backends::{BackendError, BackendKey, KeyBackend, PinStatus};
 use secrecy::SecretString;
@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// queued.
 const QUEUED_NOTICE_AFTER: Duration = Duration::from_millis(100);
 
-pub struct Device {
+pub(crate) struct Device {
     pub name: String,
     pub backend: Arc<dyn KeyBackend>,
     queue: Semaphore,
@@ -42,7 +42,7 @@ pub struct Device {
 
 /// Where a device error happened, for mapping to a status.
 #[derive(Debug, thiserror::Error)]
-pub enum DeviceError {
+pub(crate) enum DeviceError {
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error("device worker failed: {0}")]
@@ -50,7 +50,7 @@ pub enum DeviceError {
 }
 
 impl Device {
-    pub fn new(name: String, backend: Arc<dyn KeyBackend>, pin_cache: PinCache) -> Device {
+    pub(crate) fn new(name: String, backend: Arc<dyn KeyBackend>, pin_cache: PinCache) -> Device {
         let width = backend.concurrency().max(1);
         Device {
             name,
@@ -67,7 +67,7 @@ impl Device {
     /// ahead when the wait has lasted `QUEUED_NOTICE_AFTER`: a person should
     /// hear why nothing happens, but a busy HSM's sub-millisecond queueing
     /// is not news, and telling it costs a message per request.
-    pub async fn enter(
+    pub(crate) async fn enter(
         &self,
         on_wait: impl FnOnce(usize),
     ) -> Result<SemaphorePermit<'_>, DeviceError> {
@@ -93,7 +93,7 @@ impl Device {
     /// the PIN serves this request and no other (a PIN-always YubiKey slot
     /// keeps it for the next operation only); `pin_cache` decides when it is
     /// forgotten afterwards.
-    pub async fn queued<T>(
+    pub(crate) async fn queued<T>(
         &self,
         pin: Option<SecretString>,
         on_wait: impl FnOnce(usize),
@@ -114,7 +114,7 @@ impl Device {
     }
 
     /// Runs a blocking backend call off the reactor.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, DeviceError>
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, DeviceError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn KeyBackend) -> Result<T, BackendError> + Send + 'static,
@@ -128,7 +128,11 @@ impl Device {
 
     /// Signs with `key`: in place when its backend says that is quick,
     /// otherwise on the blocking pool.
-    pub async fn sign(&self, key: &BackendKey, payload: Vec<u8>) -> Result<Vec<u8>, DeviceError> {
+    pub(crate) async fn sign(
+        &self,
+        key: &BackendKey,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, DeviceError> {
         if self.backend.signs_in_place(key.algorithm) {
             return self
                 .backend
@@ -140,7 +144,7 @@ impl Device {
     }
 
     /// The token's PIN state, or `None` for backends without a login.
-    pub async fn pin_status(&self) -> Result<Option<PinStatus>, DeviceError> {
+    pub(crate) async fn pin_status(&self) -> Result<Option<PinStatus>, DeviceError> {
         if self.backend.token_login().is_none() {
             return Ok(None);
         }
@@ -152,7 +156,7 @@ impl Device {
     }
 
     /// Logs in with a PIN a person supplied. Never retried.
-    pub async fn unlock(&self, pin: SecretString) -> Result<(), DeviceError> {
+    pub(crate) async fn unlock(&self, pin: SecretString) -> Result<(), DeviceError> {
         self.run(move |b| match b.token_login() {
             Some(l) => l.login(&pin),
             None => Err(BackendError::NotSupported("this backend has no PIN")),
@@ -168,7 +172,7 @@ impl Device {
         Ok(())
     }
 
-    pub async fn lock(&self) -> Result<(), DeviceError> {
+    pub(crate) async fn lock(&self) -> Result<(), DeviceError> {
         if let Ok(mut slot) = self.unlock_expires.lock() {
             *slot = None;
         }
@@ -180,7 +184,7 @@ impl Device {
     }
 
     /// Logs in with the PIN a request carries; pair with `after_request_pin`.
-    pub async fn unlock_for_request(&self, pin: SecretString) -> Result<(), DeviceError> {
+    pub(crate) async fn unlock_for_request(&self, pin: SecretString) -> Result<(), DeviceError> {
         self.pin_requests.fetch_add(1, Ordering::SeqCst);
         let result = self.unlock(pin).await;
         if result.is_err() {
@@ -191,7 +195,7 @@ impl Device {
 
     /// With `pin_cache = "none"`, a PIN given with a request is forgotten as
     /// soon as the last request that brought one is done.
-    pub async fn after_request_pin(&self) {
+    pub(crate) async fn after_request_pin(&self) {
         let last = self.pin_requests.fetch_sub(1, Ordering::SeqCst) == 1;
         if last && self.pin_cache == PinCache::Word(PinCacheWord::None) {
             if let Err(e) = self.lock().await {
@@ -202,7 +206,7 @@ impl Device {
 
     /// Locks the token when a person's unlock has outlived `pin_cache`.
     /// Cheap when nothing expired: no device call.
-    pub async fn expire_unlock(&self) {
+    pub(crate) async fn expire_unlock(&self) {
         let expired = match self.unlock_expires.lock() {
             Ok(slot) => slot.is_some_and(|t| Instant::now() >= t),
             Err(_) => false,

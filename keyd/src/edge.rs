@@ -11,17 +11,17 @@ use secrecy::SecretString;
 use tonic::Status;
 
 /// A key URI is at most this long.
-pub const MAX_URI: usize = 1024;
+pub(crate) const MAX_URI: usize = 1024;
 /// Labels and backend names are at most this long.
-pub const MAX_NAME: usize = 255;
+pub(crate) const MAX_NAME: usize = 255;
 
 /// How a request names a key: a notary key ID (bare or x509, 64 hex
 /// digits) or a key URI (`pkcs11:…`, `soft:…`, at most 1 KiB).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyRef(String);
+pub(crate) struct KeyRef(String);
 
 impl KeyRef {
-    pub fn parse(text: &str) -> Result<KeyRef, Status> {
+    pub(crate) fn parse(text: &str) -> Result<KeyRef, Status> {
         let id = text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit());
         let uri = text.len() <= MAX_URI
             && text.contains(':')
@@ -39,13 +39,13 @@ impl KeyRef {
         }))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// Caller text for an error message: quoted when short, else only its size.
-pub fn quoted(text: &str) -> String {
+pub(crate) fn quoted(text: &str) -> String {
     if text.len() <= 64 {
         format!("{text:?}")
     } else {
@@ -54,7 +54,7 @@ pub fn quoted(text: &str) -> String {
 }
 
 /// A GUN the request may leave empty.
-pub fn gun(text: &str) -> Result<Option<Gun>, Status> {
+pub(crate) fn gun(text: &str) -> Result<Option<Gun>, Status> {
     if text.is_empty() {
         return Ok(None);
     }
@@ -64,7 +64,7 @@ pub fn gun(text: &str) -> Result<Option<Gun>, Status> {
 }
 
 /// The role the request's two role fields name, if any.
-pub fn role(role: i32, delegation: &str) -> Result<Option<Role>, Status> {
+pub(crate) fn role(role: i32, delegation: &str) -> Result<Option<Role>, Status> {
     if delegation.len() > MAX_NAME {
         return Err(invalid(format!(
             "a delegation name of {} bytes is longer than notary allows",
@@ -75,13 +75,13 @@ pub fn role(role: i32, delegation: &str) -> Result<Option<Role>, Status> {
 }
 
 /// A PIN the request may leave empty; it is a secret from here on.
-pub fn pin(text: String) -> Option<SecretString> {
+pub(crate) fn pin(text: String) -> Option<SecretString> {
     (!text.is_empty()).then(|| SecretString::from(text))
 }
 
 /// A label or backend name the request may leave empty: at most
 /// `MAX_NAME` bytes, printable.
-pub fn name<'a>(what: &str, text: &'a str) -> Result<Option<&'a str>, Status> {
+pub(crate) fn name<'a>(what: &str, text: &'a str) -> Result<Option<&'a str>, Status> {
     if text.is_empty() {
         return Ok(None);
     }

@@ -19,7 +19,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Operation {
+pub(crate) enum Operation {
     /// See backends, keys and certificates.
     List,
     /// Sign notary metadata whose `_type` fits the key's role.
@@ -35,7 +35,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Operation::List => "list",
             Operation::Sign => "sign",
@@ -50,7 +50,7 @@ impl Operation {
 /// The facts about a key that selectors test. For `generate`, the key does
 /// not exist yet: its requested backend, role and GUN are tested.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KeyFacts<'a> {
+pub(crate) struct KeyFacts<'a> {
     pub key_ids: &'a [&'a str],
     pub backend: &'a str,
     pub role: Option<&'a Role>,
@@ -59,7 +59,7 @@ pub struct KeyFacts<'a> {
 
 impl<'a> KeyFacts<'a> {
     /// For operations on a backend rather than a key (unlock, setup).
-    pub fn backend(backend: &'a str) -> KeyFacts<'a> {
+    pub(crate) fn backend(backend: &'a str) -> KeyFacts<'a> {
         KeyFacts {
             backend,
             ..KeyFacts::default()
@@ -69,7 +69,7 @@ impl<'a> KeyFacts<'a> {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyRule {
+pub(crate) struct PolicyRule {
     #[serde(default)]
     pub uids: Vec<u32>,
     #[serde(default)]
@@ -94,7 +94,7 @@ fn glob(pattern: &str, value: &str) -> bool {
 }
 
 impl PolicyRule {
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.uids.is_empty() && self.gids.is_empty() {
             return Err("a rule needs `uids` or `gids`".into());
         }
@@ -134,14 +134,14 @@ impl PolicyRule {
     }
 }
 
-pub struct Policy {
+pub(crate) struct Policy {
     owner_uid: u32,
     /// Swapped whole by a reload; each check reads one version.
     rules: RwLock<Arc<Vec<PolicyRule>>>,
 }
 
 impl Policy {
-    pub fn new(owner_uid: u32, rules: Vec<PolicyRule>) -> Policy {
+    pub(crate) fn new(owner_uid: u32, rules: Vec<PolicyRule>) -> Policy {
         Policy {
             owner_uid,
             rules: RwLock::new(Arc::new(rules)),
@@ -150,7 +150,7 @@ impl Policy {
 
     /// Applies reloaded rules to every decision from now on; decisions
     /// already taken (a signature in progress) stand.
-    pub fn replace_rules(&self, rules: Vec<PolicyRule>) {
+    pub(crate) fn replace_rules(&self, rules: Vec<PolicyRule>) {
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
     }
 
@@ -158,7 +158,7 @@ impl Policy {
         Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub fn allows(&self, caller: &Caller, op: Operation, key: &KeyFacts<'_>) -> bool {
+    pub(crate) fn allows(&self, caller: &Caller, op: Operation, key: &KeyFacts<'_>) -> bool {
         (caller.uid == self.owner_uid && op != Operation::SignRaw)
             || self
                 .rules()
@@ -168,7 +168,7 @@ impl Policy {
 
     /// For operations not about one key (listing backends, unlocking): does
     /// any rule grant the operation to this caller at all?
-    pub fn allows_any(&self, caller: &Caller, op: Operation) -> bool {
+    pub(crate) fn allows_any(&self, caller: &Caller, op: Operation) -> bool {
         caller.uid == self.owner_uid
             || self
                 .rules()

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Clone, Debug)]
-pub struct KeyEntry {
+pub(crate) struct KeyEntry {
     /// Notary key ID of the bare public key.
     pub key_id: String,
     pub device: String,
@@ -34,7 +34,7 @@ impl KeyEntry {
     }
 }
 
-pub struct Registry {
+pub(crate) struct Registry {
     devices: Vec<Arc<Device>>,
     keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
     state: Mutex<StateStore>,
@@ -79,7 +79,7 @@ fn x509_id(pem: &str) -> Option<String> {
 }
 
 impl Registry {
-    pub fn new(devices: Vec<Arc<Device>>, state: StateStore) -> Registry {
+    pub(crate) fn new(devices: Vec<Arc<Device>>, state: StateStore) -> Registry {
         Registry {
             devices,
             keys: RwLock::new(HashMap::new()),
@@ -87,11 +87,11 @@ impl Registry {
         }
     }
 
-    pub fn devices(&self) -> &[Arc<Device>] {
+    pub(crate) fn devices(&self) -> &[Arc<Device>] {
         &self.devices
     }
 
-    pub fn device(&self, name: &str) -> Option<&Arc<Device>> {
+    pub(crate) fn device(&self, name: &str) -> Option<&Arc<Device>> {
         self.devices.iter().find(|d| d.name == name)
     }
 
@@ -99,7 +99,7 @@ impl Registry {
     /// or cannot list keeps the keys it was last seen with, so a request for
     /// one gets the device's reason (a TPM gone for a moment) rather than
     /// "no such key".
-    pub async fn refresh(&self) {
+    pub(crate) async fn refresh(&self) {
         let previous = self.keys.read().map(|k| k.clone()).unwrap_or_default();
         let keep_known = |device: &str, fresh: &mut HashMap<String, Arc<KeyEntry>>| {
             for (id, entry) in previous.iter().filter(|(_, e)| e.device == device) {
@@ -166,7 +166,7 @@ impl Registry {
         }
     }
 
-    pub fn all(&self) -> Vec<Arc<KeyEntry>> {
+    pub(crate) fn all(&self) -> Vec<Arc<KeyEntry>> {
         self.keys
             .read()
             .map(|k| k.values().cloned().collect())
@@ -183,7 +183,7 @@ impl Registry {
 
     /// Finds a key by bare ID, x509 ID or URI; refreshes once on a miss so a
     /// token inserted since the last look is seen.
-    pub async fn find(&self, id: &str) -> Option<Arc<KeyEntry>> {
+    pub(crate) async fn find(&self, id: &str) -> Option<Arc<KeyEntry>> {
         if let Some(e) = self.find_cached(id) {
             return Some(e);
         }
@@ -191,7 +191,7 @@ impl Registry {
         self.find_cached(id)
     }
 
-    pub fn count_in(&self, device: &str) -> usize {
+    pub(crate) fn count_in(&self, device: &str) -> usize {
         self.keys
             .read()
             .map(|k| k.values().filter(|e| e.device == device).count())
@@ -199,7 +199,7 @@ impl Registry {
     }
 
     /// Records a newly generated key with its binding.
-    pub fn add(
+    pub(crate) fn add(
         &self,
         device: &str,
         key: BackendKey,
@@ -230,7 +230,7 @@ impl Registry {
     }
 
     /// Stores certificate PEM text for a key (already checked to match it).
-    pub fn set_certificate(
+    pub(crate) fn set_certificate(
         &self,
         entry: &KeyEntry,
         pem: &str,
@@ -261,7 +261,7 @@ impl Registry {
         Ok(updated)
     }
 
-    pub fn remove(&self, key_id: &str) -> Result<(), StateError> {
+    pub(crate) fn remove(&self, key_id: &str) -> Result<(), StateError> {
         self.with_state(|s| s.remove(key_id))?;
         if let Ok(mut keys) = self.keys.write() {
             keys.remove(key_id);

@@ -10,7 +10,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ListenError {
+pub(crate) enum ListenError {
     #[error("another notary-keyd is already listening on {0}")]
     InUse(String),
     #[error("{path} exists and is not a socket; refusing to replace it")]
@@ -24,7 +24,7 @@ pub enum ListenError {
 /// Binds the socket: creates a private parent directory if needed, removes a
 /// stale socket left by a crash (but never a live one or a non-socket), and
 /// sets mode 0660 with an optional group (0600 without one).
-pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenError> {
+pub(crate) fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenError> {
     let io = |error: std::io::Error| ListenError::Io {
         path: path.display().to_string(),
         error,
@@ -69,7 +69,7 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenErro
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
 /// requests finish.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: UnixListener,
     service: KeydService,
     max_message_bytes: usize,

@@ -23,10 +23,10 @@ use tonic::Status;
 
 /// Sends progress events (queued, PIN needed, touch needed) to whichever
 /// stream the API has; the signer API has none and drops them.
-pub type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
+pub(crate) type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
 
 /// A signature request in typed values.
-pub struct SignRequest {
+pub(crate) struct SignRequest {
     pub key: KeyRef,
     pub payload: Vec<u8>,
     /// The role the payload is for; `None`: the key's binding.
@@ -38,7 +38,7 @@ pub struct SignRequest {
 }
 
 /// What one API adds to the signing path.
-pub trait Requester: Sync {
+pub(crate) trait Requester: Sync {
     /// Whether the requester may do `op` with the key `facts` describes.
     fn allows(&self, op: Operation, facts: &KeyFacts<'_>) -> bool;
     /// The requester in a refusal ("uid 1000").
@@ -64,20 +64,24 @@ pub trait Requester: Sync {
 }
 
 /// A signature and the key that made it.
-pub struct Signed {
+pub(crate) struct Signed {
     pub entry: Arc<KeyEntry>,
     pub signature: Vec<u8>,
 }
 
 /// What a signing request is for, once the key's binding filled the gaps.
-pub struct Purpose {
+pub(crate) struct Purpose {
     pub role: Option<Role>,
     pub gun: Option<Gun>,
 }
 
 impl Purpose {
     /// A bound key signs only for its role and GUN.
-    pub fn of(entry: &KeyEntry, role: Option<Role>, gun: Option<Gun>) -> Result<Purpose, Status> {
+    pub(crate) fn of(
+        entry: &KeyEntry,
+        role: Option<Role>,
+        gun: Option<Gun>,
+    ) -> Result<Purpose, Status> {
         let role = role.or_else(|| entry.role.clone());
         let gun = gun.or_else(|| entry.gun.clone());
         if let Some(bound) = entry.role.as_ref().filter(|&b| role.as_ref() != Some(b)) {
@@ -107,20 +111,20 @@ impl Purpose {
 }
 
 #[derive(Clone)]
-pub struct SigningCore {
+pub(crate) struct SigningCore {
     registry: Arc<Registry>,
     audit: AuditLog,
 }
 
 impl SigningCore {
-    pub fn new(registry: Arc<Registry>, audit: AuditLog) -> SigningCore {
+    pub(crate) fn new(registry: Arc<Registry>, audit: AuditLog) -> SigningCore {
         SigningCore { registry, audit }
     }
 
     /// Signs for `requester`, and records the decision in `record` (the
     /// API fills in who asks and the operation) before returning it: no
     /// signature leaves unaudited, and a dropped request is recorded too.
-    pub async fn sign(
+    pub(crate) async fn sign(
         &self,
         requester: &impl Requester,
         req: SignRequest,
@@ -206,7 +210,7 @@ impl SigningCore {
     /// Runs one signature on the key's device: the queue, optional PIN
     /// login (see `Device::queued`), touch prompts, the device call.
     /// Reports "PIN needed" when the token is locked.
-    pub async fn on_device(
+    pub(crate) async fn on_device(
         &self,
         entry: &KeyEntry,
         payload: Vec<u8>,

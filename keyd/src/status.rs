@@ -8,7 +8,7 @@ use keyd_proto::{Failure, Reason};
 use tonic::Status;
 
 /// A status whose only fact is its reason.
-pub fn refusal(reason: Reason, message: impl Into<String>) -> Status {
+pub(crate) fn refusal(reason: Reason, message: impl Into<String>) -> Status {
     Failure::new(reason).into_status(message)
 }
 
@@ -50,7 +50,7 @@ fn tries_left(e: &BackendError) -> Option<TriesLeft> {
     }
 }
 
-pub fn from_backend(backend: &str, e: &BackendError) -> Status {
+pub(crate) fn from_backend(backend: &str, e: &BackendError) -> Status {
     let tries = tries_left(e).and_then(|t| u32::try_from(t.as_count()).ok());
     Failure::new(backend_reason(e))
         .on_backend(backend)
@@ -58,7 +58,7 @@ pub fn from_backend(backend: &str, e: &BackendError) -> Status {
         .into_status(format!("backend {backend:?}: {e}"))
 }
 
-pub fn from_device(backend: &str, e: &DeviceError) -> Status {
+pub(crate) fn from_device(backend: &str, e: &DeviceError) -> Status {
     match e {
         DeviceError::Backend(b) => from_backend(backend, b),
         DeviceError::Worker(w) => Failure::new(Reason::DeviceError)
@@ -67,15 +67,15 @@ pub fn from_device(backend: &str, e: &DeviceError) -> Status {
     }
 }
 
-pub fn denied(what: String) -> Status {
+pub(crate) fn denied(what: String) -> Status {
     refusal(Reason::PermissionDenied, what)
 }
 
-pub fn invalid(what: impl Into<String>) -> Status {
+pub(crate) fn invalid(what: impl Into<String>) -> Status {
     refusal(Reason::InvalidArgument, what)
 }
 
-pub fn key_not_found(id: &str) -> Status {
+pub(crate) fn key_not_found(id: &str) -> Status {
     refusal(
         Reason::KeyNotFound,
         format!("no key {id:?} in any available backend (see `notaryctl key list`)"),

@@ -6,7 +6,7 @@ use keyd_backends::Algorithm;
 use keyd_proto::keyd as pb;
 
 /// The algorithm a request asks for; unspecified is the daemon's default.
-pub fn algorithm(value: i32) -> Result<Algorithm, String> {
+pub(crate) fn algorithm(value: i32) -> Result<Algorithm, String> {
     Ok(
         match pb::Algorithm::try_from(value).map_err(|_| format!("unknown algorithm {value}"))? {
             pb::Algorithm::Unspecified | pb::Algorithm::EcdsaP256 => Algorithm::EcdsaP256,
@@ -19,7 +19,7 @@ pub fn algorithm(value: i32) -> Result<Algorithm, String> {
     )
 }
 
-pub fn algorithm_message(a: Algorithm) -> pb::Algorithm {
+pub(crate) fn algorithm_message(a: Algorithm) -> pb::Algorithm {
     match a {
         Algorithm::EcdsaP256 => pb::Algorithm::EcdsaP256,
         Algorithm::EcdsaP384 => pb::Algorithm::EcdsaP384,
@@ -31,7 +31,7 @@ pub fn algorithm_message(a: Algorithm) -> pb::Algorithm {
 }
 
 /// `None` when the request leaves the policy to the daemon.
-pub fn pin_policy(value: i32) -> Result<Option<PinPolicy>, String> {
+pub(crate) fn pin_policy(value: i32) -> Result<Option<PinPolicy>, String> {
     Ok(
         match pb::PinPolicy::try_from(value).map_err(|_| format!("unknown PIN policy {value}"))? {
             pb::PinPolicy::Unspecified => None,
@@ -42,7 +42,7 @@ pub fn pin_policy(value: i32) -> Result<Option<PinPolicy>, String> {
     )
 }
 
-pub fn pin_policy_message(p: Option<PinPolicy>) -> pb::PinPolicy {
+pub(crate) fn pin_policy_message(p: Option<PinPolicy>) -> pb::PinPolicy {
     match p {
         None => pb::PinPolicy::Unspecified,
         Some(PinPolicy::Never) => pb::PinPolicy::Never,
@@ -52,7 +52,7 @@ pub fn pin_policy_message(p: Option<PinPolicy>) -> pb::PinPolicy {
 }
 
 /// `None` when the request leaves the policy to the daemon.
-pub fn touch_policy(value: i32) -> Result<Option<TouchPolicy>, String> {
+pub(crate) fn touch_policy(value: i32) -> Result<Option<TouchPolicy>, String> {
     Ok(
         match pb::TouchPolicy::try_from(value)
             .map_err(|_| format!("unknown touch policy {value}"))?
@@ -65,7 +65,7 @@ pub fn touch_policy(value: i32) -> Result<Option<TouchPolicy>, String> {
     )
 }
 
-pub fn touch_policy_message(t: Option<TouchPolicy>) -> pb::TouchPolicy {
+pub(crate) fn touch_policy_message(t: Option<TouchPolicy>) -> pb::TouchPolicy {
     match t {
         None => pb::TouchPolicy::Unspecified,
         Some(TouchPolicy::Never) => pb::TouchPolicy::Never,
@@ -75,7 +75,7 @@ pub fn touch_policy_message(t: Option<TouchPolicy>) -> pb::TouchPolicy {
 }
 
 /// `None` when the request leaves the slot to the daemon.
-pub fn slot(value: i32) -> Result<Option<Slot>, String> {
+pub(crate) fn slot(value: i32) -> Result<Option<Slot>, String> {
     let slot = pb::PivSlot::try_from(value).map_err(|_| {
         format!("PIV slot {value} cannot hold a notary key: use 9a, 9c, 9d, 9e or 82-95")
     })?;
@@ -85,12 +85,12 @@ pub fn slot(value: i32) -> Result<Option<Slot>, String> {
     }
 }
 
-pub fn slot_message(slot: Slot) -> pb::PivSlot {
+pub(crate) fn slot_message(slot: Slot) -> pb::PivSlot {
     pb::PivSlot::from_id(slot.id()).unwrap_or(pb::PivSlot::Unspecified)
 }
 
 /// A backend's `kind()`, as the API names it.
-pub fn backend_type(kind: &str) -> pb::BackendType {
+pub(crate) fn backend_type(kind: &str) -> pb::BackendType {
     match kind {
         "soft" => pb::BackendType::Soft,
         "pkcs11" => pb::BackendType::Pkcs11,

@@ -1,5 +1,7 @@
 //! Generated gRPC code for notary-keyd's API and notary-signer's API.
 
+#![forbid(unsafe_code)]
+
 /// notary-keyd's own API, `notary.keyd.v1`.
 pub mod keyd {
     tonic::include_proto!("notary.keyd.v1");

@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// `ErrorInfo.domain` of notary-keyd's failures.
-pub const DOMAIN: &str = "notary-keyd";
+pub(crate) const DOMAIN: &str = "notary-keyd";
 
 /// `ErrorInfo.metadata` key: the backend (as configured) that failed.
 const BACKEND: &str = "backend";

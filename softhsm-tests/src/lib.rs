@@ -3,6 +3,8 @@
 //! Debian's notary-server and notary CLI (`notary_stack`).
 //! Every process started here is stopped by its pid when its guard drops.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod daemon;
 pub mod notary_stack;

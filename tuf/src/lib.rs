@@ -4,6 +4,8 @@
 //! (see `docs/notary-protocol.md` in the repository); it knows nothing about
 //! where private keys live.
 
+#![forbid(unsafe_code)]
+
 pub mod b64;
 pub mod canonical;
 pub mod keys;

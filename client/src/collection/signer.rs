@@ -16,25 +16,25 @@ use notary_tuf::{verify, PublicKey, Signature, SignedEnvelope};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 
-pub struct KeydSigner {
+pub(crate) struct KeydSigner {
     client: Client,
     gun: String,
 }
 
 impl KeydSigner {
-    pub fn new(client: Client, gun: &str) -> KeydSigner {
+    pub(crate) fn new(client: Client, gun: &str) -> KeydSigner {
         KeydSigner {
             client,
             gun: gun.to_string(),
         }
     }
 
-    pub fn client(&mut self) -> &mut Client {
+    pub(crate) fn client(&mut self) -> &mut Client {
         &mut self.client
     }
 
     /// The notary-keyd key behind a metadata key, if the caller can see one.
-    pub async fn find(&mut self, listed: &PublicKey) -> Result<Option<pb::Key>> {
+    pub(crate) async fn find(&mut self, listed: &PublicKey) -> Result<Option<pb::Key>> {
         let bare = if listed.keytype().is_x509() {
             listed.bare_key()?.key_id()
         } else {
@@ -57,7 +57,7 @@ impl KeydSigner {
 
     /// Signs `envelope` as `role` with every key of the role that
     /// notary-keyd holds; fails if that is fewer than `threshold`.
-    pub async fn sign_role(
+    pub(crate) async fn sign_role(
         &mut self,
         envelope: &mut SignedEnvelope,
         role: &str,
@@ -92,7 +92,7 @@ impl KeydSigner {
     }
 
     /// One signature by `key`, listed in the metadata as `listed_id`.
-    pub async fn sign_with(
+    pub(crate) async fn sign_with(
         &mut self,
         envelope: &mut SignedEnvelope,
         role: &str,

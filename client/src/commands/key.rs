@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Print a JSON array of key objects instead of a table.
     #[arg(long)]
     json: bool,
@@ -37,7 +37,7 @@ pub(crate) fn role_arg(role: Option<&str>) -> anyhow::Result<(i32, String)> {
     Ok(role_fields(role.as_ref()))
 }
 
-pub async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
+pub(crate) async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
     let (role, delegation) = role_arg(args.role.as_deref())?;
     let request = pb::ListKeysRequest {
         backend: args.backend.clone().unwrap_or_default(),
@@ -63,7 +63,7 @@ pub async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, Args)]
-pub struct InfoArgs {
+pub(crate) struct InfoArgs {
     /// Key ID, x509 key ID, or key URI (pkcs11:… or soft:…).
     key: String,
     /// Print a JSON key object instead of text.
@@ -71,7 +71,7 @@ pub struct InfoArgs {
     json: bool,
 }
 
-pub async fn info(client: &mut Client, args: &InfoArgs) -> anyhow::Result<()> {
+pub(crate) async fn info(client: &mut Client, args: &InfoArgs) -> anyhow::Result<()> {
     let key = client
         .get_key(pb::GetKeyRequest {
             key: args.key.clone(),
@@ -88,20 +88,20 @@ pub async fn info(client: &mut Client, args: &InfoArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AlgorithmArg {
+pub(crate) enum AlgorithmArg {
     Ecdsa,
     Ed25519,
     Rsa,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CurveArg {
+pub(crate) enum CurveArg {
     P256,
     P384,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RsaBits {
+pub(crate) enum RsaBits {
     #[value(name = "2048")]
     B2048,
     #[value(name = "3072")]
@@ -111,7 +111,7 @@ pub enum RsaBits {
 }
 
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// Key algorithm. Notary root keys with certificates need ecdsa.
     #[arg(long, value_enum, default_value_t = AlgorithmArg::Ecdsa)]
     pub algorithm: AlgorithmArg,
@@ -150,14 +150,14 @@ pub struct GenerateArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PinPolicyArg {
+pub(crate) enum PinPolicyArg {
     Never,
     Once,
     Always,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TouchPolicyArg {
+pub(crate) enum TouchPolicyArg {
     Never,
     Always,
     Cached,
@@ -239,7 +239,7 @@ async fn touch_notice(client: &mut Client, args: &GenerateArgs, backend: &str) {
 }
 
 /// GenerateKey; a locked token gets its PIN once (see `with_pin_retry`).
-pub async fn generate_with_pin(
+pub(crate) async fn generate_with_pin(
     client: &mut Client,
     request: pb::GenerateKeyRequest,
     pin_file: Option<&Path>,
@@ -256,7 +256,7 @@ pub async fn generate_with_pin(
     .await
 }
 
-pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Result<()> {
+pub(crate) async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Result<()> {
     let request = args.request()?;
     let backend = request.backend.clone();
     touch_notice(client, args, &backend).await;
@@ -280,7 +280,7 @@ pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Resul
 }
 
 #[derive(Debug, Args)]
-pub struct DeleteArgs {
+pub(crate) struct DeleteArgs {
     /// Key ID of the key to delete.
     key_id: String,
     /// Confirm the deletion; the private key is destroyed in its backend.
@@ -289,7 +289,7 @@ pub struct DeleteArgs {
 }
 
 /// Refuses before contacting the daemon unless the deletion is confirmed.
-pub fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
+pub(crate) fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
     if !args.yes {
         bail!(
             "not deleting key {}: deletion is irreversible (the private key is destroyed in its \
@@ -300,7 +300,7 @@ pub fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn delete(client: &mut Client, args: &DeleteArgs) -> anyhow::Result<()> {
+pub(crate) async fn delete(client: &mut Client, args: &DeleteArgs) -> anyhow::Result<()> {
     check_delete(args)?;
     client
         .delete_key(pb::DeleteKeyRequest {
@@ -314,7 +314,7 @@ pub async fn delete(client: &mut Client, args: &DeleteArgs) -> anyhow::Result<()
 }
 
 #[derive(Debug, Args)]
-pub struct UnlockArgs {
+pub(crate) struct UnlockArgs {
     /// Backend whose token to log in.
     #[arg(long, value_name = "NAME")]
     backend: String,
@@ -324,7 +324,7 @@ pub struct UnlockArgs {
     pin_file: Option<PathBuf>,
 }
 
-pub async fn unlock(client: &mut Client, args: &UnlockArgs) -> anyhow::Result<()> {
+pub(crate) async fn unlock(client: &mut Client, args: &UnlockArgs) -> anyhow::Result<()> {
     let pin = pin::require(args.pin_file.as_deref(), &args.backend)?;
     client
         .unlock(pb::UnlockRequest {
@@ -338,13 +338,13 @@ pub async fn unlock(client: &mut Client, args: &UnlockArgs) -> anyhow::Result<()
 }
 
 #[derive(Debug, Args)]
-pub struct LockArgs {
+pub(crate) struct LockArgs {
     /// Backend whose token to log out.
     #[arg(long, value_name = "NAME")]
     backend: String,
 }
 
-pub async fn lock(client: &mut Client, args: &LockArgs) -> anyhow::Result<()> {
+pub(crate) async fn lock(client: &mut Client, args: &LockArgs) -> anyhow::Result<()> {
     client
         .lock(pb::LockRequest {
             backend: args.backend.clone(),

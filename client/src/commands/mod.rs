@@ -1,13 +1,13 @@
 //! One file per command group.
 
-pub mod attest;
-pub mod backend;
-pub mod certificate;
-pub mod key;
-pub mod key_transfer;
-pub mod repo;
-pub mod sign;
-pub mod yubikey;
+pub(crate) mod attest;
+pub(crate) mod backend;
+pub(crate) mod certificate;
+pub(crate) mod key;
+pub(crate) mod key_transfer;
+pub(crate) mod repo;
+pub(crate) mod sign;
+pub(crate) mod yubikey;
 
 use crate::errors::KeydError;
 use crate::pin;
@@ -20,7 +20,7 @@ use tonic::Status;
 /// Runs a PIN-capable request without a PIN; if the token turns out to be
 /// locked and a PIN can be had, runs it once more with the PIN. A wrong PIN
 /// is never retried: the second attempt's outcome is final.
-pub async fn with_pin_retry<T, F, Fut>(
+pub(crate) async fn with_pin_retry<T, F, Fut>(
     backend: &str,
     pin_file: Option<&Path>,
     mut attempt: F,

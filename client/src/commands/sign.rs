@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// Key ID (bare or x509) of the signing key.
     #[arg(long, value_name = "KEYID")]
     pub key: String,
@@ -91,7 +91,7 @@ fn check_signature(key: &pb::Key, payload: &[u8], result: pb::SignResult) -> Res
     })
 }
 
-pub async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
+pub(crate) async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
     let payload = read_payload(&args.file)?;
     let lookup = pb::GetKeyRequest {
         key: args.key.clone(),

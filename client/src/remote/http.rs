@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 /// TLS settings: notary's `--tlscacert`, `--tlscert`, `--tlskey` (or the
 /// config's `root_ca`, `tls_client_cert`, `tls_client_key`).
 #[derive(Clone, Debug, Default)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -33,7 +33,7 @@ struct Target {
     prefix: String,
 }
 
-pub struct Http {
+pub(super) struct Http {
     url: String,
     target: Target,
     connector: Option<TlsConnector>,
@@ -42,13 +42,13 @@ pub struct Http {
     trace: bool,
 }
 
-pub struct Response {
+pub(super) struct Response {
     pub status: StatusCode,
     pub body: Bytes,
 }
 
 impl Http {
-    pub fn new(url: &str, tls: &TlsFiles, trace: bool) -> Result<Http, RemoteError> {
+    pub(super) fn new(url: &str, tls: &TlsFiles, trace: bool) -> Result<Http, RemoteError> {
         let target = parse_url(url)?;
         let connector = if target.tls {
             Some(connector(tls)?)
@@ -64,12 +64,12 @@ impl Http {
         })
     }
 
-    pub fn url(&self) -> &str {
+    pub(super) fn url(&self) -> &str {
         &self.url
     }
 
     /// Sends one request and reads at most `limit` bytes of the answer.
-    pub async fn send(
+    pub(super) async fn send(
         &mut self,
         method: Method,
         path: &str,

@@ -10,7 +10,7 @@ impl Device {
     /// Generates through the device queue; `pin` (from the request)
     /// unlocks the token for this request. `piv` places the key on
     /// backends with PIV slots (default options when `None`).
-    pub async fn generate(
+    pub(crate) async fn generate(
         &self,
         spec: KeySpec,
         piv: Option<PivKeyOptions>,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 /// How long a PIN typed by a person keeps a token unlocked.
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq, Default)]
 #[serde(untagged)]
-pub enum PinCache {
+pub(crate) enum PinCache {
     /// `"until-lock"` (default) or `"none"`.
     Word(PinCacheWord),
     /// Seconds after unlocking.
@@ -18,7 +18,7 @@ pub enum PinCache {
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum PinCacheWord {
+pub(crate) enum PinCacheWord {
     UntilLock,
     None,
 }

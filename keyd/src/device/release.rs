@@ -7,7 +7,7 @@ use std::sync::Arc;
 impl Device {
     /// Closes the card; the next operation opens it again, by serial.
     /// Nothing to do for devices that are not held open.
-    pub async fn release(&self) -> Result<(), DeviceError> {
+    pub(crate) async fn release(&self) -> Result<(), DeviceError> {
         self.run(|b| match b.piv() {
             Some(p) => p.release(),
             None => Ok(()),
@@ -17,7 +17,7 @@ impl Device {
 }
 
 /// SIGHUP: releases every device that can be released.
-pub async fn release_all(devices: &[Arc<Device>]) {
+pub(crate) async fn release_all(devices: &[Arc<Device>]) {
     for device in devices.iter().filter(|d| d.backend.piv().is_some()) {
         match device.release().await {
             Ok(()) => tracing::info!(backend = %device.name, "device released (SIGHUP)"),

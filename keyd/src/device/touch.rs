@@ -15,7 +15,7 @@ impl Device {
     /// Runs a private-key operation with `uri`, calling `on_touch` when the
     /// device will wait for a touch: before the operation when the slot's
     /// policy wants one, or after a short delay when the policy is unknown.
-    pub async fn with_touch_prompts<T>(
+    pub(crate) async fn with_touch_prompts<T>(
         &self,
         uri: &KeyUri,
         on_touch: impl FnOnce(&TouchHint),

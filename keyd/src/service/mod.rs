@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tonic::Status;
 
 #[derive(Clone)]
-pub struct KeydService {
+pub(crate) struct KeydService {
     pub registry: Arc<Registry>,
     pub policy: Arc<Policy>,
     pub audit: AuditLog,

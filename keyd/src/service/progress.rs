@@ -16,12 +16,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::Status;
 
-pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(super) type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Builds the stream: `start` gets the sink for progress events and returns
 /// the work, whose output is the stream's last item. The work runs in a task
 /// of its own, so it finishes (and is audited) even if the client goes away.
-pub fn progress_stream<T, F>(
+pub(super) fn progress_stream<T, F>(
     wrap: fn(pb::Progress) -> T,
     start: impl FnOnce(ProgressSink) -> F,
 ) -> EventStream<T>

@@ -19,7 +19,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 /// Service names notary-server's health check asks for.
-pub const HEALTH_NAMES: [&str; 2] = [
+pub(super) const HEALTH_NAMES: [&str; 2] = [
     "grpc.health.v1.Health.KeyManagement",
     "grpc.health.v1.Health.Signer",
 ];
@@ -52,7 +52,7 @@ impl Failing {
     }
 }
 
-pub struct SignerHealth {
+pub(super) struct SignerHealth {
     reporter: HealthReporter,
     device: Option<Arc<Device>>,
     /// Why the backend cannot sign now; `None` while it can.
@@ -64,7 +64,10 @@ pub struct SignerHealth {
 
 impl SignerHealth {
     /// Starts SERVING (or NOT_SERVING if the backend is not configured).
-    pub async fn new(reporter: HealthReporter, device: Option<Arc<Device>>) -> Arc<SignerHealth> {
+    pub(super) async fn new(
+        reporter: HealthReporter,
+        device: Option<Arc<Device>>,
+    ) -> Arc<SignerHealth> {
         let health = Arc::new(SignerHealth {
             reporter,
             failing: Mutex::new(
@@ -122,7 +125,7 @@ impl SignerHealth {
     }
 
     /// Learns from the outcome of a device call.
-    pub async fn observe<T>(&self, outcome: &Result<T, Status>) {
+    pub(super) async fn observe<T>(&self, outcome: &Result<T, Status>) {
         match outcome {
             Ok(_) => self.set(None).await,
             Err(status) => {
@@ -134,7 +137,7 @@ impl SignerHealth {
     }
 
     /// Looks at the backend every `CHECK_EVERY` until the process ends.
-    pub fn watch(self: &Arc<Self>) {
+    pub(super) fn watch(self: &Arc<Self>) {
         let health = Arc::clone(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(CHECK_EVERY);

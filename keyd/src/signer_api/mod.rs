@@ -15,7 +15,7 @@ mod keys;
 mod sign;
 mod store;
 
-pub use config::SignerApiConfig;
+pub(crate) use config::SignerApiConfig;
 
 use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
 use crate::registry::{KeyEntry, Registry};
@@ -34,7 +34,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Status};
 
 #[derive(Clone)]
-pub struct SignerApi {
+pub(crate) struct SignerApi {
     registry: Arc<Registry>,
     audit: AuditLog,
     signing: SigningCore,
@@ -50,7 +50,7 @@ pub struct SignerApi {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("[signer_api] cannot read {path}: {error}")]
     Read { path: String, error: std::io::Error },
     #[error("[signer_api] TLS setup failed: {0}")]
@@ -70,7 +70,7 @@ fn read(path: &Path) -> Result<Vec<u8>, StartError> {
 
 /// Loads the TLS material, binds the listener and serves until `shutdown`
 /// resolves. Errors in the configuration surface here, before serving.
-pub async fn start(
+pub(crate) async fn start(
     config: &SignerApiConfig,
     state_dir: &Path,
     signing: SigningCore,

@@ -4,11 +4,11 @@
 
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
-pub use keyd_proto::{Failure, Reason};
+pub(crate) use keyd_proto::{Failure, Reason};
 use tonic::transport::Channel;
 
 /// Runs the real `notaryctl` against `daemon`.
-pub fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::process::Output {
+pub(crate) fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::process::Output {
     std::process::Command::new(softhsm_tests::bin_path("notaryctl").unwrap())
         .arg("--keyd")
         .arg(&daemon.socket)
@@ -19,20 +19,20 @@ pub fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::process:
 }
 
 /// A canonical Targets `signed` object, as notary would sign it.
-pub fn targets_payload(version: u32) -> Vec<u8> {
+pub(crate) fn targets_payload(version: u32) -> Vec<u8> {
     format!(
         r#"{{"_type":"Targets","delegations":{{"keys":{{}},"roles":[]}},"expires":"2029-11-25T12:00:00Z","targets":{{}},"version":{version}}}"#
     )
     .into_bytes()
 }
 
-pub fn root_payload() -> Vec<u8> {
+pub(crate) fn root_payload() -> Vec<u8> {
     br#"{"_type":"Root","consistent_snapshot":false,"expires":"2036-11-25T12:00:00Z","keys":{},"roles":{},"version":1}"#.to_vec()
 }
 
 /// The API's algorithm for the CLI's words (curve and bits default as the
 /// daemon does).
-pub fn algorithm(algorithm: &str, curve: &str, bits: u32) -> pb::Algorithm {
+pub(crate) fn algorithm(algorithm: &str, curve: &str, bits: u32) -> pb::Algorithm {
     match (algorithm, curve, bits) {
         ("ecdsa", "" | "p256", _) => pb::Algorithm::EcdsaP256,
         ("ecdsa", "p384", _) => pb::Algorithm::EcdsaP384,
@@ -46,7 +46,7 @@ pub fn algorithm(algorithm: &str, curve: &str, bits: u32) -> pb::Algorithm {
 
 /// A role name as the API's fields; "" is no role. A name that is not a
 /// role goes out as a delegation name, for the daemon to refuse.
-pub fn role(name: &str) -> (i32, String) {
+pub(crate) fn role(name: &str) -> (i32, String) {
     match notary_tuf::metadata::Role::parse(name) {
         _ if name.is_empty() => keyd_proto::convert::role_fields(None),
         Ok(role) => keyd_proto::convert::role_fields(Some(&role)),
@@ -54,7 +54,7 @@ pub fn role(name: &str) -> (i32, String) {
     }
 }
 
-pub async fn generate(
+pub(crate) async fn generate(
     client: &mut KeydClient<Channel>,
     backend: &str,
     algorithm: &str,
@@ -80,7 +80,7 @@ pub async fn generate(
 }
 
 /// Runs a Sign stream to its end: the progress events seen and the result.
-pub async fn sign(
+pub(crate) async fn sign(
     client: &mut KeydClient<Channel>,
     key_id: &str,
     payload: Vec<u8>,
@@ -130,7 +130,7 @@ pub async fn sign(
 }
 
 /// A signature's method as notary (and openssl_verify) writes it.
-pub fn method_of(result: &pb::SignResult) -> &'static str {
+pub(crate) fn method_of(result: &pb::SignResult) -> &'static str {
     result
         .method()
         .notary()
@@ -139,11 +139,11 @@ pub fn method_of(result: &pb::SignResult) -> &'static str {
 }
 
 /// The daemon's reason for a failed request.
-pub fn reason(status: &tonic::Status) -> Option<Reason> {
+pub(crate) fn reason(status: &tonic::Status) -> Option<Reason> {
     Reason::of(status)
 }
 
 /// PIN (or auth value) tries left that a failed request reports.
-pub fn tries_left(status: &tonic::Status) -> Option<u32> {
+pub(crate) fn tries_left(status: &tonic::Status) -> Option<u32> {
     Failure::of(status).and_then(|f| f.tries_left)
 }

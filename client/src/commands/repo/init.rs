@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Root key in notary-keyd (key ID or key URI); default: the first root
@@ -49,7 +49,7 @@ pub struct InitArgs {
     pub publish: bool,
 }
 
-pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
+pub(crate) async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     let dir = ctx.gun_dir(&args.gun)?;
     if dir.read_cached("root")?.is_some() {
         bail!(
