@@ -2,8 +2,9 @@
 //!
 //! A backend owns private keys and never hands them out: it generates, lists,
 //! reports public keys and signs. Optional capabilities (certificates beside
-//! a key, token login) are separate traits a backend may offer. This crate
-//! knows nothing of gRPC, callers or policy; the daemon adds those.
+//! a key, token login, attestation, PIV slots) are separate traits a backend
+//! may offer. This crate knows nothing of gRPC, callers or policy; the
+//! daemon adds those.
 
 #![forbid(unsafe_code)]
 

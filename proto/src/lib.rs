@@ -1,4 +1,6 @@
-//! Generated gRPC code for notary-keyd's API and notary-signer's API.
+//! notary-keyd's API and notary-signer's API (generated), the typed
+//! failures both the daemon and its clients read (`Reason`, `Failure`), and
+//! the API's enums beside notary's vocabulary (`convert`).
 
 #![forbid(unsafe_code)]
 
