@@ -4,6 +4,8 @@
 //! sends requests over the daemon's Unix socket, shows progress, and checks
 //! what comes back.
 
+#![forbid(unsafe_code)]
+
 mod attestation;
 mod ceremony;
 mod collection;

@@ -5,6 +5,8 @@
 //! PID 1 (`container`).
 //! Every process started here is stopped by its pid when its guard drops.
 
+#![forbid(unsafe_code)]
+
 pub mod ceremony;
 pub mod client;
 pub mod container;

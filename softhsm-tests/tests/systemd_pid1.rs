@@ -487,7 +487,7 @@ async fn softhsm_and_encrypted_credentials_then_a_clean_stop_mid_signature() -> 
         openssl_verify(
             "rsa",
             &slow.public,
-            &result.method,
+            common::method_of(&result),
             &payload,
             &result.signature,
         )?;

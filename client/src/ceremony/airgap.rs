@@ -15,18 +15,18 @@ const RTF_REJECT: u32 = 0x0200;
 
 /// What the check saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Network {
+pub(super) struct Network {
     pub interfaces_up: Vec<String>,
     pub default_routes: Vec<String>,
 }
 
 impl Network {
-    pub fn is_offline(&self) -> bool {
+    pub(super) fn is_offline(&self) -> bool {
         self.interfaces_up.is_empty() && self.default_routes.is_empty()
     }
 
     /// One line for the screen and the transcript.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         if self.is_offline() {
             return "no network interface up except loopback, no default route".into();
         }
@@ -46,7 +46,7 @@ impl Network {
 
 /// Refuses to go on while this machine is online unless `allow`; returns
 /// what the transcript records about it. `step` names the refused step.
-pub fn check(allow: bool, step: &str) -> Result<String> {
+pub(super) fn check(allow: bool, step: &str) -> Result<String> {
     let seen = match inspect() {
         Ok(network) if network.is_offline() => return Ok(network.describe()),
         Ok(network) => network.describe(),
@@ -62,7 +62,7 @@ pub fn check(allow: bool, step: &str) -> Result<String> {
 }
 
 /// The network as this process sees it.
-pub fn inspect() -> Result<Network> {
+pub(super) fn inspect() -> Result<Network> {
     let mut up = BTreeSet::new();
     for ifaddr in nix::ifaddrs::getifaddrs().context("listing network interfaces")? {
         if ifaddr.flags.contains(InterfaceFlags::IFF_UP)

@@ -23,21 +23,21 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub const PLAN: &str = "plan.toml";
-pub const REHEARSAL: &str = "REHEARSAL";
-pub const ROOT: &str = "root.json";
-pub const PREVIOUS_ROOT: &str = "previous-root.json";
-pub const TRANSCRIPT: &str = "transcript.jsonl";
-pub const ATTESTATION_ROOTS: &str = "attestation-roots";
+pub(super) const PLAN: &str = "plan.toml";
+pub(super) const REHEARSAL: &str = "REHEARSAL";
+pub(super) const ROOT: &str = "root.json";
+pub(super) const PREVIOUS_ROOT: &str = "previous-root.json";
+pub(super) const TRANSCRIPT: &str = "transcript.jsonl";
+pub(super) const ATTESTATION_ROOTS: &str = "attestation-roots";
 const ENROLLMENTS: &str = "enrollments";
 
-pub struct Bundle {
+pub(super) struct Bundle {
     dir: PathBuf,
 }
 
 impl Bundle {
     /// A new bundle in `dir`, which must not exist or be empty.
-    pub fn create(dir: &Path) -> Result<Bundle> {
+    pub(super) fn create(dir: &Path) -> Result<Bundle> {
         if let Ok(mut entries) = std::fs::read_dir(dir) {
             if entries.next().is_some() {
                 bail!(
@@ -53,7 +53,7 @@ impl Bundle {
     }
 
     /// An existing bundle: a directory with a plan.
-    pub fn open(dir: &Path) -> Result<Bundle> {
+    pub(super) fn open(dir: &Path) -> Result<Bundle> {
         if !dir.join(PLAN).is_file() {
             bail!(
                 "{} is not a ceremony bundle (it has no {PLAN}); `notaryctl ceremony plan` makes one",
@@ -65,16 +65,16 @@ impl Bundle {
         })
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(super) fn dir(&self) -> &Path {
         &self.dir
     }
 
-    pub fn read(&self, file: &str) -> Result<Vec<u8>> {
+    pub(super) fn read(&self, file: &str) -> Result<Vec<u8>> {
         let path = self.dir.join(file);
         std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
     }
 
-    pub fn read_optional(&self, file: &str) -> Result<Option<Vec<u8>>> {
+    pub(super) fn read_optional(&self, file: &str) -> Result<Option<Vec<u8>>> {
         match std::fs::read(self.dir.join(file)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -82,26 +82,26 @@ impl Bundle {
         }
     }
 
-    pub fn write(&self, file: &str, bytes: &[u8]) -> Result<()> {
+    pub(super) fn write(&self, file: &str, bytes: &[u8]) -> Result<()> {
         write_atomic(&self.dir.join(file), bytes)
     }
 
-    pub fn plan(&self) -> Result<(Plan, Digest)> {
+    pub(super) fn plan(&self) -> Result<(Plan, Digest)> {
         let bytes = self.read(PLAN)?;
         let text = String::from_utf8(bytes.clone()).context("plan.toml is not UTF-8")?;
         Ok((Plan::parse(&text)?, Digest::of(&bytes)))
     }
 
-    pub fn transcript(&self) -> Result<Transcript> {
+    pub(super) fn transcript(&self) -> Result<Transcript> {
         Ok(Transcript::parse(&self.read(TRANSCRIPT)?)?)
     }
 
-    pub fn enrollment_file(name: &str) -> String {
+    pub(super) fn enrollment_file(name: &str) -> String {
         format!("{ENROLLMENTS}/{name}.json")
     }
 
     /// Every enrollment record, by holder name, with its file's digest.
-    pub fn enrollments(&self) -> Result<BTreeMap<String, (Enrollment, Digest)>> {
+    pub(super) fn enrollments(&self) -> Result<BTreeMap<String, (Enrollment, Digest)>> {
         let mut out = BTreeMap::new();
         let dir = self.dir.join(ENROLLMENTS);
         let entries = match std::fs::read_dir(&dir) {
@@ -136,7 +136,7 @@ impl Bundle {
 
 /// The files a finished step leaves, for the `bundle exported` record:
 /// SHA-256 over every file name and its digest, in name order.
-pub fn manifest_digest(bundle: &Bundle) -> Result<Digest> {
+pub(super) fn manifest_digest(bundle: &Bundle) -> Result<Digest> {
     let mut lines = String::new();
     let mut files = Vec::new();
     collect(bundle.dir(), "", &mut files)?;
@@ -168,6 +168,6 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
 }
 
 /// Attestation roots are stored under this folder.
-pub fn attestation_root_file(index: usize, name: &str) -> String {
+pub(super) fn attestation_root_file(index: usize, name: &str) -> String {
     format!("{ATTESTATION_ROOTS}/{index}-{name}")
 }

@@ -5,7 +5,7 @@
 
 use notary_tuf::metadata::format_expires;
 
-pub fn now() -> (i64, String) {
+pub(super) fn now() -> (i64, String) {
     let now = crate::collection::update::now();
     (now, format_expires(now, 0))
 }

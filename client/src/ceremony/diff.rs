@@ -48,7 +48,7 @@ fn online_keys(root: &Root, role: &str) -> String {
 
 /// The screen a holder reads before typing the confirmation word.
 /// `devices` describes enrolled keys (by bare ID).
-pub fn describe(
+pub(super) fn describe(
     gun: &str,
     new: &Root,
     previous: Option<&Root>,

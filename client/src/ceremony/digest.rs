@@ -7,36 +7,36 @@ use sha2::{Digest as _, Sha256};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest([u8; 32]);
+pub(super) struct Digest([u8; 32]);
 
 impl Digest {
     /// The start of a hash chain: no previous entry.
-    pub const ZERO: Digest = Digest([0; 32]);
+    pub(super) const ZERO: Digest = Digest([0; 32]);
 
-    pub fn of(bytes: &[u8]) -> Digest {
+    pub(super) fn of(bytes: &[u8]) -> Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
-    pub fn hex(&self) -> String {
+    pub(super) fn hex(&self) -> String {
         hex::encode(self.0)
     }
 
     /// The 32 PGP words on one line.
-    pub fn words(&self) -> String {
+    pub(super) fn words(&self) -> String {
         words::words(&self.0).join(" ")
     }
 
     /// Hex and words, one numbered line per four bytes, to read aloud.
-    pub fn aloud(&self) -> String {
+    pub(super) fn aloud(&self) -> String {
         words::aloud(&self.0)
     }
 
     /// The last word of [`Digest::words`]: what a holder types to confirm.
-    pub fn last_word(&self) -> &'static str {
+    pub(super) fn last_word(&self) -> &'static str {
         words::words(&self.0).last().copied().unwrap_or_default()
     }
 
-    pub fn parse_hex(text: &str) -> Result<Digest, String> {
+    pub(super) fn parse_hex(text: &str) -> Result<Digest, String> {
         let bytes = hex::decode(text).map_err(|e| format!("{text:?} is not hex: {e}"))?;
         let array: [u8; 32] = bytes
             .try_into()

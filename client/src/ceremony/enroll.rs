@@ -14,10 +14,15 @@ use super::replay::replay;
 use super::root_builder;
 use super::transcript::{Action, Pending};
 use anyhow::{anyhow, bail, Context, Result};
-use keyd_proto::keyd as pb;
+use keyd_proto::keyd::{self as pb, BackendType};
 use std::path::Path;
 
-pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) -> Result<()> {
+pub(crate) async fn enroll(
+    dir: &Path,
+    name: &str,
+    allow_network: bool,
+    socket: &Path,
+) -> Result<()> {
     let network = airgap::check(allow_network, "enroll")?;
     let (now, _) = clock::now();
     let checked = replay(dir, now).context("the bundle does not replay; nothing was enrolled")?;
@@ -46,16 +51,17 @@ pub async fn enroll(dir: &Path, name: &str, allow_network: bool, socket: &Path) 
     }
     let mut keyd = Keyd::connect(socket).await?;
     let backend = find_device(&mut keyd, device).await?;
-    if plan.require_attestation && !matches!(backend.r#type.as_str(), "yubikey" | "tpm") {
+    let kind = backend.r#type();
+    if plan.require_attestation && !matches!(kind, BackendType::Yubikey | BackendType::Tpm) {
         bail!(
             "the plan requires attestation and {name}'s {} ({} backend {}) cannot attest its \
              keys: {name} is refused, nothing was generated",
             device.describe(),
-            backend.r#type,
+            kind.word(),
             backend.name
         );
     }
-    if backend.r#type == "soft" && !plan.rehearsal {
+    if kind == BackendType::Soft && !plan.rehearsal {
         bail!(
             "{name}'s backend {} is notary-keyd's software keystore: a root key of a real \
              ceremony must be made on a hardware token (or make this a rehearsal)",
@@ -182,7 +188,10 @@ fn present(backends: &[pb::Backend]) -> String {
             let d = b.device.clone().unwrap_or_default();
             format!(
                 "{} ({}, label {:?}, serial {:?})",
-                b.name, b.r#type, d.label, d.serial
+                b.name,
+                b.r#type().word(),
+                d.label,
+                d.serial
             )
         })
         .collect::<Vec<_>>()
@@ -202,7 +211,7 @@ async fn device_record(
     Ok(DeviceRecord {
         planned: device.to_string(),
         backend: backend.name.clone(),
-        backend_type: backend.r#type.clone(),
+        backend_type: backend.r#type().word().to_string(),
         manufacturer: info.manufacturer,
         model: info.model,
         label: info.label,
@@ -212,7 +221,7 @@ async fn device_record(
 }
 
 /// The chain head, to read aloud and write on paper.
-pub fn print_head(head: &Digest) {
+pub(super) fn print_head(head: &Digest) {
     println!(
         "Transcript chain head (write it down; the next step starts from it): {head}\n{}",
         head.aloud()

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// The device as the daemon described it at enrollment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeviceRecord {
+pub(super) struct DeviceRecord {
     /// The plan's name for it (`yubikey:serial=…`, `pkcs11:token=…`, …).
     pub planned: String,
     /// The daemon's backend and its type.
@@ -33,7 +33,7 @@ pub struct DeviceRecord {
 
 impl DeviceRecord {
     /// "YubiKey serial 41000001 (firmware 5.7.1, backend yk)".
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut facts = Vec::new();
         if !self.firmware.is_empty() {
             facts.push(format!("firmware {}", self.firmware));
@@ -62,7 +62,7 @@ impl DeviceRecord {
 /// The device's evidence that it made and holds the key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Evidence {
+pub(super) enum Evidence {
     /// A YubiKey's attestation: the slot certificate (INS F9) and the
     /// device's attestation certificate that signed it.
     Piv {
@@ -94,7 +94,7 @@ pub enum Evidence {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Enrollment {
+pub(super) struct Enrollment {
     pub holder: String,
     pub plan_sha256: Digest,
     pub time: String,
@@ -111,7 +111,7 @@ pub struct Enrollment {
 
 /// What checking an enrollment established about where its key lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Attestation {
+pub(super) enum Attestation {
     /// The attestation chain verified against the plan's roots and
     /// certifies this very key on the planned YubiKey.
     Piv(PivAttestation),
@@ -123,7 +123,7 @@ pub enum Attestation {
 }
 
 impl Attestation {
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Attestation::Tpm => {
                 "attested: TPM2_Certify by the attestation key the plan names".to_string()
@@ -145,19 +145,19 @@ impl Attestation {
 }
 
 impl Enrollment {
-    pub fn parse(bytes: &[u8], name: &str) -> Result<Enrollment> {
+    pub(super) fn parse(bytes: &[u8], name: &str) -> Result<Enrollment> {
         serde_json::from_slice(bytes)
             .with_context(|| format!("enrollments/{name}.json is not an enrollment record"))
     }
 
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+    pub(super) fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut bytes = serde_json::to_vec_pretty(self)?;
         bytes.push(b'\n');
         Ok(bytes)
     }
 
     /// The certificate as root.json lists it.
-    pub fn root_key(&self) -> Result<PublicKey> {
+    pub(super) fn root_key(&self) -> Result<PublicKey> {
         Ok(PublicKey::from_certificate_pem(&self.certificate_pem)?)
     }
 
@@ -166,7 +166,7 @@ impl Enrollment {
     /// the GUN valid until the root expires, in Go's PEM, for the key; the
     /// attestation chains to `anchors` and certifies that key on the
     /// planned device.
-    pub fn verify(
+    pub(super) fn verify(
         &self,
         plan: &Plan,
         plan_digest: Digest,
@@ -373,10 +373,10 @@ pub(super) mod tests {
     use p256::pkcs8::EncodePublicKey;
     use sha2::{Digest as _, Sha256};
 
-    pub const NOW: i64 = 1_767_225_600; // 2026-01-01
+    pub(crate) const NOW: i64 = 1_767_225_600; // 2026-01-01
 
     /// A root certificate for the key `seed` valid for `days` from NOW.
-    pub fn certificate(seed: u8, gun: &str, days: u32) -> (String, PublicKey) {
+    pub(crate) fn certificate(seed: u8, gun: &str, days: u32) -> (String, PublicKey) {
         let signing = SigningKey::from_slice(&[seed; 32]).unwrap();
         let spki = signing.verifying_key().to_public_key_der().unwrap();
         let tbs = root_cert_tbs(gun, spki.as_bytes(), [seed; 16], NOW - 60, days).unwrap();
@@ -387,7 +387,7 @@ pub(super) mod tests {
     }
 
     /// An unattested enrollment of holder `index` of `plan`.
-    pub fn enrollment(plan: &Plan, index: usize, seed: u8) -> Enrollment {
+    pub(crate) fn enrollment(plan: &Plan, index: usize, seed: u8) -> Enrollment {
         let holder = &plan.holders[index];
         let Holding::Enroll(device) = &holder.holding else {
             panic!("not an enrolled holder");

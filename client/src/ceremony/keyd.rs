@@ -13,23 +13,25 @@ use crate::commands::sign::public_key;
 use crate::connect::{self, Client};
 use crate::errors::KeydError;
 use anyhow::{bail, Result};
+use keyd_proto::convert::role_fields;
 use keyd_proto::keyd as pb;
+use keyd_proto::Reason;
+use notary_tuf::metadata::Role;
 use notary_tuf::{PublicKey, SignedEnvelope};
 use std::path::Path;
-use tonic::Code;
 
-pub struct Keyd {
+pub(super) struct Keyd {
     client: Client,
 }
 
 impl Keyd {
-    pub async fn connect(socket: &Path) -> Result<Keyd> {
+    pub(super) async fn connect(socket: &Path) -> Result<Keyd> {
         Ok(Keyd {
             client: connect::connect(socket).await?,
         })
     }
 
-    pub async fn backends(&mut self) -> Result<Vec<pb::Backend>> {
+    pub(super) async fn backends(&mut self) -> Result<Vec<pb::Backend>> {
         Ok(self
             .client
             .list_backends(pb::ListBackendsRequest {})
@@ -40,7 +42,7 @@ impl Keyd {
     }
 
     /// A YubiKey's firmware version, as its status reports it.
-    pub async fn yubikey_firmware(&mut self, serial: u32) -> Result<String> {
+    pub(super) async fn yubikey_firmware(&mut self, serial: u32) -> Result<String> {
         let status = self
             .client
             .yubikey_status(pb::YubiKeyStatusRequest { serial })
@@ -57,7 +59,7 @@ impl Keyd {
 
     /// A new ECDSA P-256 root key on `backend`, bound to role root and
     /// `gun`; on a YubiKey in the planned slot with touch always.
-    pub async fn generate_root_key(
+    pub(super) async fn generate_root_key(
         &mut self,
         backend: &str,
         device: &Device,
@@ -65,25 +67,26 @@ impl Keyd {
         holder: &str,
     ) -> Result<pb::Key> {
         let (slot, touch_policy) = match device {
-            Device::YubiKey { slot, .. } => (slot.clone(), "always".to_string()),
-            _ => (String::new(), String::new()),
+            Device::YubiKey { slot, .. } => (*slot, pb::TouchPolicy::Always),
+            _ => (pb::PivSlot::Unspecified, pb::TouchPolicy::Unspecified),
         };
+        let (role, delegation) = role_fields(Some(&Role::Root));
         let request = pb::GenerateKeyRequest {
             backend: backend.to_string(),
-            algorithm: "ecdsa".into(),
-            curve: "p256".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
             label: format!("{gun} root ({holder})"),
-            role: "root".into(),
+            role,
+            delegation,
             gun: gun.to_string(),
-            slot,
-            touch_policy,
+            slot: slot as i32,
+            touch_policy: touch_policy as i32,
             ..Default::default()
         };
         generate_with_pin(&mut self.client, request, None).await
     }
 
     /// The daemon's CN=GUN root certificate for `key`, checked.
-    pub async fn issue_root_certificate(
+    pub(super) async fn issue_root_certificate(
         &mut self,
         key: &pb::Key,
         gun: &str,
@@ -95,14 +98,14 @@ impl Keyd {
     /// The device's attestation of `key`, bound to `nonce` where the
     /// device takes one (a TPM); a backend that cannot attest gives an
     /// unattested record.
-    pub async fn attest(&mut self, key: &pb::Key, nonce: Digest) -> Result<Evidence> {
+    pub(super) async fn attest(&mut self, key: &pb::Key, nonce: Digest) -> Result<Evidence> {
         let request = pb::AttestKeyRequest {
             key: key.key_id.clone(),
             nonce: hex::decode(nonce.hex())?,
         };
         let attestation = match self.client.attest_key(request).await {
             Ok(reply) => reply.into_inner(),
-            Err(status) if status.code() == Code::Unimplemented => {
+            Err(status) if Reason::of(&status) == Some(Reason::NotSupported) => {
                 return Ok(Evidence::Unattested {
                     reason: format!("backend {} cannot attest its keys", key.backend),
                     local: None,
@@ -162,12 +165,12 @@ impl Keyd {
 
     /// The notary-keyd key behind a root key listed in metadata, if the
     /// daemon has it (and lets us see it).
-    pub async fn find_root_key(&mut self, listed: &PublicKey) -> Result<Option<pb::Key>> {
+    pub(super) async fn find_root_key(&mut self, listed: &PublicKey) -> Result<Option<pb::Key>> {
         KeydSigner::new(self.client.clone(), "").find(listed).await
     }
 
     /// A key named by ID or URI, with its public key checked against its ID.
-    pub async fn named_key(&mut self, name: &str) -> Result<(pb::Key, PublicKey)> {
+    pub(super) async fn named_key(&mut self, name: &str) -> Result<(pb::Key, PublicKey)> {
         let key = self
             .client
             .get_key(pb::GetKeyRequest {
@@ -183,7 +186,7 @@ impl Keyd {
     /// Signs `envelope` (a root) with `key` through the daemon's `Sign`
     /// (role root), listed as `listed_id`; the signature is verified
     /// against `listed` before it is appended.
-    pub async fn sign_root(
+    pub(super) async fn sign_root(
         &mut self,
         envelope: &mut SignedEnvelope,
         gun: &str,
@@ -200,7 +203,7 @@ impl Keyd {
 /// Checks a recorded TPM2_Certify statement (`attest`, `signature`,
 /// `signer_public`, `key_public_area`) for `key` and `nonce`, as `notaryctl
 /// key attest` does; returns the attestation key's fingerprint.
-pub fn tpm_attestation_key(
+pub(super) fn tpm_attestation_key(
     [attest, signature, signer_public, key_public_area]: [&Vec<u8>; 4],
     key: &PublicKey,
     nonce: Digest,

@@ -14,15 +14,15 @@ use notary_tuf::metadata::parse_expires;
 use notary_tuf::{KeyType, PublicKey, Root, SignedEnvelope};
 use serde::{Deserialize, Serialize};
 
-pub const FORMAT: &str = "notary-keyd ceremony plan 1";
+pub(super) const FORMAT: &str = "notary-keyd ceremony plan 1";
 /// Stock `notary publish` re-signs root when it expires within this long
 /// (6 months, notary's nearExpiry), which a threshold root cannot survive.
-pub const RENEWAL_WINDOW_SECS: i64 = 182 * 86_400;
+pub(super) const RENEWAL_WINDOW_SECS: i64 = 182 * 86_400;
 
 /// Who holds a role key of a new collection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum HeldBy {
+pub(super) enum HeldBy {
     NotaryKeyd,
     Server,
 }
@@ -30,7 +30,7 @@ pub enum HeldBy {
 /// A targets, snapshot or timestamp key of a new collection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RoleKey {
+pub(super) struct RoleKey {
     pub key_id: String,
     pub keytype: String,
     /// Base64 of the key object's `public`.
@@ -39,7 +39,7 @@ pub struct RoleKey {
 }
 
 impl RoleKey {
-    pub fn new(key: &PublicKey, held_by: HeldBy) -> RoleKey {
+    pub(super) fn new(key: &PublicKey, held_by: HeldBy) -> RoleKey {
         RoleKey {
             key_id: key.key_id(),
             keytype: key.keytype().to_string(),
@@ -49,7 +49,7 @@ impl RoleKey {
     }
 
     /// The key object, refused unless it has the ID the plan names.
-    pub fn public_key(&self, role: &str) -> Result<PublicKey> {
+    pub(super) fn public_key(&self, role: &str) -> Result<PublicKey> {
         let keytype: KeyType = self.keytype.parse()?;
         let public = base64_decode(&self.public)
             .map_err(|e| anyhow!("the plan's {role} key is not base64: {e}"))?;
@@ -72,7 +72,7 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OnlineKeys {
+pub(super) struct OnlineKeys {
     pub targets: RoleKey,
     pub snapshot: RoleKey,
     pub timestamp: RoleKey,
@@ -81,7 +81,7 @@ pub struct OnlineKeys {
 /// A file in the bundle and its SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileRef {
+pub(super) struct FileRef {
     pub file: String,
     pub sha256: Digest,
 }
@@ -89,7 +89,7 @@ pub struct FileRef {
 /// The trusted root a rotation replaces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PreviousRoot {
+pub(super) struct PreviousRoot {
     pub file: String,
     pub sha256: Digest,
     pub version: u64,
@@ -111,7 +111,7 @@ struct HolderEntry {
 /// still sign as one of the previous root's signers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Retired {
+pub(super) struct Retired {
     pub name: String,
     pub key: String,
 }
@@ -145,7 +145,7 @@ struct PlanFile {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Holding {
+pub(super) enum Holding {
     /// A new key, generated on this device at enrollment.
     Enroll(Device),
     /// The previous root's key with this (x509) key ID.
@@ -153,20 +153,20 @@ pub enum Holding {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Holder {
+pub(super) struct Holder {
     pub name: String,
     pub holding: Holding,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     NewCollection(OnlineKeys),
     Rotation(PreviousRoot),
 }
 
 /// A plan that passed every check that needs no other file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
+pub(super) struct Plan {
     pub gun: String,
     pub rehearsal: bool,
     /// The root version this ceremony makes.
@@ -184,7 +184,7 @@ pub struct Plan {
 
 impl Plan {
     /// Parses and checks plan.toml.
-    pub fn parse(text: &str) -> Result<Plan> {
+    pub(super) fn parse(text: &str) -> Result<Plan> {
         let file: PlanFile =
             toml::from_str(text).map_err(|e| anyhow!("plan.toml does not parse: {e}"))?;
         Plan::from_file(file)
@@ -333,7 +333,7 @@ impl Plan {
     }
 
     /// Things the orchestrator must hear before the plan is used.
-    pub fn warnings(&self) -> Vec<String> {
+    pub(super) fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         let n = self.holders.len();
         if self.threshold as usize == n {
@@ -375,7 +375,7 @@ impl Plan {
     }
 
     /// The plan as written to plan.toml.
-    pub fn to_toml(&self) -> Result<String> {
+    pub(super) fn to_toml(&self) -> Result<String> {
         let (keys, previous_root) = match &self.kind {
             Kind::NewCollection(keys) => (Some(keys.clone()), None),
             Kind::Rotation(previous) => (None, Some(previous.clone())),
@@ -419,7 +419,7 @@ impl Plan {
     }
 
     /// Holders with a device whose enrollment `enrolled` does not have.
-    pub fn still_to_enroll<T>(
+    pub(super) fn still_to_enroll<T>(
         &self,
         enrolled: &std::collections::BTreeMap<String, T>,
     ) -> Vec<&str> {
@@ -431,7 +431,7 @@ impl Plan {
     }
 
     /// "REHEARSAL example.com/app: new collection, root v1, threshold 2 of 3".
-    pub fn summary(&self) -> String {
+    pub(super) fn summary(&self) -> String {
         let kind = match &self.kind {
             Kind::NewCollection(_) => "new collection".to_string(),
             Kind::Rotation(p) => format!("rotation from root v{}", p.version),
@@ -446,7 +446,7 @@ impl Plan {
         )
     }
 
-    pub fn holder(&self, name: &str) -> Result<&Holder> {
+    pub(super) fn holder(&self, name: &str) -> Result<&Holder> {
         self.holders.iter().find(|h| h.name == name).ok_or_else(|| {
             anyhow!(
                 "the plan has no holder {name}; its holders are {}",
@@ -462,7 +462,7 @@ impl Plan {
     /// Checks a rotation plan against the root it replaces: every key of
     /// that root's root role is kept or retired by name, and its threshold
     /// can be met by the keys notary will count from it.
-    pub fn check_previous_root(&self, previous: &Root, now: i64) -> Result<()> {
+    pub(super) fn check_previous_root(&self, previous: &Root, now: i64) -> Result<()> {
         let Kind::Rotation(expected) = &self.kind else {
             return Ok(());
         };
@@ -576,7 +576,7 @@ pub(super) mod tests {
         )
     }
 
-    pub fn plan(threshold: u32, devices: &[&str]) -> Plan {
+    pub(crate) fn plan(threshold: u32, devices: &[&str]) -> Plan {
         Plan {
             gun: "example.com/app".into(),
             rehearsal: false,

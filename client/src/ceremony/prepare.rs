@@ -16,6 +16,7 @@ use crate::collection::update::update;
 use crate::commands::repo::Context;
 use crate::remote::ROOT_LIMIT;
 use anyhow::{anyhow, bail, Context as _, Result};
+use keyd_proto::convert::role_of;
 use notary_tuf::metadata::{format_expires, parse_expires, Role};
 use notary_tuf::{PublicKey, Root};
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ const CERTIFICATE_MARGIN_DAYS: i64 = 31;
 
 /// What the orchestrator asks for.
 #[derive(Debug, clap::Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Directory of the new bundle (created; must be empty if it exists).
@@ -84,7 +85,7 @@ pub struct PlanArgs {
     pub rotate: bool,
 }
 
-pub async fn prepare(ctx: &Context, req: &PlanArgs) -> Result<()> {
+pub(crate) async fn prepare(ctx: &Context, req: &PlanArgs) -> Result<()> {
     let (now, created) = clock::now();
     let root_expires = match &req.root_expires {
         Some(text) => {
@@ -269,9 +270,9 @@ async fn online_keys(
         bail!("a new collection needs --targets-key: a notary-keyd key (`notaryctl key generate --role targets --gun {}`)", req.gun);
     };
     let mut keyd = Keyd::connect(&ctx.keyd_socket).await?;
-    let targets = online_key(&mut keyd, targets, "targets", &req.gun).await?;
+    let targets = online_key(&mut keyd, targets, Role::Targets, &req.gun).await?;
     let snapshot = match &req.snapshot_key {
-        Some(id) => online_key(&mut keyd, id, "snapshot", &req.gun).await?,
+        Some(id) => online_key(&mut keyd, id, Role::Snapshot, &req.gun).await?,
         None => RoleKey::new(&remote.get_key("snapshot").await?, HeldBy::Server),
     };
     let timestamp = RoleKey::new(&remote.get_key("timestamp").await?, HeldBy::Server);
@@ -282,14 +283,16 @@ async fn online_keys(
     })
 }
 
-async fn online_key(keyd: &mut Keyd, name: &str, role: &str, gun: &str) -> Result<RoleKey> {
+async fn online_key(keyd: &mut Keyd, name: &str, role: Role, gun: &str) -> Result<RoleKey> {
     let (key, public): (_, PublicKey) = keyd.named_key(name).await?;
-    if !key.role.is_empty() && key.role != role {
-        bail!(
-            "key {} is bound to role {}, not {role}",
-            key.key_id,
-            key.role
-        );
+    let bound = role_of(key.role, &key.delegation).map_err(|e| {
+        anyhow!(
+            "notary-keyd sent key {} with a role it cannot mean: {e}",
+            key.key_id
+        )
+    })?;
+    if let Some(bound) = bound.filter(|b| *b != role) {
+        bail!("key {} is bound to role {bound}, not {role}", key.key_id);
     }
     if !key.gun.is_empty() && key.gun != gun {
         bail!("key {} is bound to GUN {}, not {gun}", key.key_id, key.gun);

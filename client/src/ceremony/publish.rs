@@ -22,7 +22,7 @@ use notary_tuf::trust::validate_root;
 use notary_tuf::Root;
 use std::path::Path;
 
-pub async fn publish(ctx: &Context, dir: &Path) -> Result<()> {
+pub(crate) async fn publish(ctx: &Context, dir: &Path) -> Result<()> {
     let (now, _) = clock::now();
     let checked = replay(dir, now).context("the bundle does not replay; nothing was published")?;
     let plan = &checked.plan;

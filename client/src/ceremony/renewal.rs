@@ -7,7 +7,7 @@ use notary_tuf::metadata::Metadata;
 use notary_tuf::Root;
 
 /// The warning to show when `root` of `gun` is due for renewal at `now`.
-pub fn due(gun: &str, root: &Root, now: i64) -> Option<String> {
+pub(crate) fn due(gun: &str, root: &Root, now: i64) -> Option<String> {
     let expires = root.expires_unix().ok()?;
     if expires - now >= RENEWAL_WINDOW_SECS {
         return None;
@@ -29,7 +29,7 @@ pub fn due(gun: &str, root: &Root, now: i64) -> Option<String> {
 }
 
 /// Prints the warning on stderr when it applies.
-pub fn warn(gun: &str, root: &Root) {
+pub(crate) fn warn(gun: &str, root: &Root) {
     if let Some(text) = due(gun, root, crate::collection::update::now()) {
         eprintln!("warning: {text}");
     }

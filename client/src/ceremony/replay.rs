@@ -20,7 +20,7 @@ use std::path::Path;
 /// Why a bundle is refused: the step, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("{step}: {problem}")]
-pub struct Refusal {
+pub(super) struct Refusal {
     pub step: String,
     pub problem: String,
 }
@@ -37,13 +37,13 @@ fn at(entry: &Entry) -> String {
 }
 
 /// The previous root of a rotation, as the bundle carries it.
-pub struct Previous {
+pub(super) struct Previous {
     pub root: Root,
     pub bytes: Vec<u8>,
 }
 
 /// A bundle that replayed.
-pub struct Checked {
+pub(super) struct Checked {
     pub bundle: Bundle,
     pub plan: Plan,
     pub plan_digest: Digest,
@@ -59,16 +59,16 @@ pub struct Checked {
 }
 
 impl Checked {
-    pub fn previous_root(&self) -> Option<&Root> {
+    pub(super) fn previous_root(&self) -> Option<&Root> {
         self.previous.as_ref().map(|p| &p.root)
     }
 
-    pub fn names(&self) -> Names {
+    pub(super) fn names(&self) -> Names {
         Names::of(&self.plan, &self.enrollments, self.previous_root())
     }
 
     /// The new root and the signatures so far (none before the first).
-    pub fn envelope(&self) -> Result<Option<(Root, SignedEnvelope)>> {
+    pub(super) fn envelope(&self) -> Result<Option<(Root, SignedEnvelope)>> {
         let Some(root) = &self.root else {
             return Ok(None);
         };
@@ -80,7 +80,7 @@ impl Checked {
     }
 
     /// The votes for the signatures so far (none before every holder enrolled).
-    pub fn votes(&self, now: i64) -> Result<Option<Votes>> {
+    pub(super) fn votes(&self, now: i64) -> Result<Option<Votes>> {
         let Some((root, envelope)) = self.envelope()? else {
             return Ok(None);
         };
@@ -88,7 +88,7 @@ impl Checked {
     }
 
     /// The votes for `envelope`, a signed copy of the new root `root`.
-    pub fn count(&self, root: &Root, envelope: &SignedEnvelope, now: i64) -> Result<Votes> {
+    pub(super) fn count(&self, root: &Root, envelope: &SignedEnvelope, now: i64) -> Result<Votes> {
         Votes::count(
             envelope,
             root,
@@ -101,7 +101,7 @@ impl Checked {
 }
 
 /// Replays the bundle in `dir` at `now` (Unix seconds).
-pub fn replay(dir: &Path, now: i64) -> Result<Checked, Refusal> {
+pub(super) fn replay(dir: &Path, now: i64) -> Result<Checked, Refusal> {
     let bundle = Bundle::open(dir).map_err(|e| refuse("bundle", e))?;
     let transcript = bundle.transcript().map_err(|e| refuse(TRANSCRIPT, e))?;
     let (plan, plan_digest) = bundle.plan().map_err(|e| refuse("plan.toml", e))?;

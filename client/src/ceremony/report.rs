@@ -51,7 +51,7 @@ fn holders(checked: &Checked) -> String {
 
 /// Prints the state of the ceremony; fails only if the bundle does not
 /// replay or its root is refused outright.
-pub fn status(dir: &Path) -> Result<()> {
+pub(crate) fn status(dir: &Path) -> Result<()> {
     let (now, _) = clock::now();
     let checked = replay(dir, now)?;
     println!("{}", heading(&checked));
@@ -94,7 +94,7 @@ pub fn status(dir: &Path) -> Result<()> {
 }
 
 /// Replays everything and prints the transcript as a record to initial.
-pub fn verify(dir: &Path) -> Result<()> {
+pub(crate) fn verify(dir: &Path) -> Result<()> {
     let (now, _) = clock::now();
     let checked = replay(dir, now)?;
     println!("{}\n", heading(&checked));

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 const ONLINE_ROLES: [&str; 3] = ["targets", "snapshot", "timestamp"];
 
 /// The root key of each holder, in plan order.
-pub fn holder_keys(
+pub(super) fn holder_keys(
     plan: &Plan,
     enrollments: &BTreeMap<String, Enrollment>,
     previous: Option<&Root>,
@@ -61,7 +61,7 @@ pub fn holder_keys(
 }
 
 /// The root this ceremony signs.
-pub fn build(
+pub(super) fn build(
     plan: &Plan,
     enrollments: &BTreeMap<String, Enrollment>,
     previous: Option<&Root>,

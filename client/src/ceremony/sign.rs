@@ -28,7 +28,7 @@ struct HolderKey {
     roots: &'static str,
 }
 
-pub async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) -> Result<()> {
+pub(crate) async fn sign(dir: &Path, name: &str, allow_network: bool, socket: &Path) -> Result<()> {
     let network = airgap::check(allow_network, "sign")?;
     let (now, _) = clock::now();
     let checked = replay(dir, now).context("the bundle does not replay; nothing was signed")?;

@@ -11,7 +11,7 @@ use std::fmt;
 
 /// What a step did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Action {
+pub(super) enum Action {
     #[serde(rename = "plan accepted")]
     PlanAccepted,
     #[serde(rename = "air-gap check")]
@@ -45,7 +45,7 @@ impl fmt::Display for Action {
 /// One line. `detail` says in words what the hashes stand for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Entry {
+pub(super) struct Entry {
     pub seq: u64,
     pub time: String,
     pub actor: String,
@@ -57,7 +57,7 @@ pub struct Entry {
 }
 
 /// What to record; the transcript adds seq, time and the chain link.
-pub struct Step {
+pub(super) struct Step {
     pub action: Action,
     pub inputs: Digest,
     pub outputs: Digest,
@@ -67,20 +67,26 @@ pub struct Step {
 /// The steps of one command by one actor, each stamped when it happens and
 /// appended together at the end: a command that fails part-way leaves the
 /// transcript as it was.
-pub struct Pending {
+pub(super) struct Pending {
     actor: String,
     steps: Vec<(Step, String)>,
 }
 
 impl Pending {
-    pub fn new(actor: &str) -> Pending {
+    pub(super) fn new(actor: &str) -> Pending {
         Pending {
             actor: actor.to_string(),
             steps: Vec::new(),
         }
     }
 
-    pub fn record(&mut self, action: Action, inputs: Digest, outputs: Digest, detail: String) {
+    pub(super) fn record(
+        &mut self,
+        action: Action,
+        inputs: Digest,
+        outputs: Digest,
+        detail: String,
+    ) {
         let (_, time) = clock::now();
         let step = Step {
             action,
@@ -91,7 +97,7 @@ impl Pending {
         self.steps.push((step, time));
     }
 
-    pub fn append_to(self, transcript: &mut Transcript) {
+    pub(super) fn append_to(self, transcript: &mut Transcript) {
         for (step, time) in self.steps {
             transcript.append(&self.actor, step, time);
         }
@@ -99,7 +105,7 @@ impl Pending {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TranscriptError {
+pub(super) enum TranscriptError {
     #[error("transcript.jsonl is empty: the bundle has no plan accepted")]
     Empty,
     #[error("transcript.jsonl line {line} is not a transcript entry ({why})")]
@@ -128,14 +134,14 @@ pub enum TranscriptError {
 
 /// A transcript whose chain has been checked.
 #[derive(Clone, Debug, Default)]
-pub struct Transcript {
+pub(super) struct Transcript {
     entries: Vec<Entry>,
     lines: Vec<Vec<u8>>,
 }
 
 impl Transcript {
     /// Parses and checks every link; names the first line that breaks.
-    pub fn parse(bytes: &[u8]) -> Result<Transcript, TranscriptError> {
+    pub(super) fn parse(bytes: &[u8]) -> Result<Transcript, TranscriptError> {
         let mut transcript = Transcript::default();
         if bytes.is_empty() {
             return Err(TranscriptError::Empty);
@@ -173,19 +179,19 @@ impl Transcript {
         Ok(transcript)
     }
 
-    pub fn entries(&self) -> &[Entry] {
+    pub(super) fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
     /// SHA-256 of the last line; [`Digest::ZERO`] before the first.
-    pub fn head(&self) -> Digest {
+    pub(super) fn head(&self) -> Digest {
         self.lines
             .last()
             .map_or(Digest::ZERO, |line| Digest::of(line))
     }
 
     /// Appends `actor`'s step at `time` (RFC 3339) and returns its entry.
-    pub fn append(&mut self, actor: &str, step: Step, time: String) -> &Entry {
+    pub(super) fn append(&mut self, actor: &str, step: Step, time: String) -> &Entry {
         let entry = Entry {
             seq: self.entries.len() as u64,
             time,
@@ -203,7 +209,7 @@ impl Transcript {
         &self.entries[self.entries.len() - 1]
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for line in &self.lines {
             out.extend_from_slice(line);
@@ -213,7 +219,7 @@ impl Transcript {
     }
 
     /// The last entry of `action`, if any.
-    pub fn last(&self, action: Action) -> Option<&Entry> {
+    pub(super) fn last(&self, action: Action) -> Option<&Entry> {
         self.entries.iter().rev().find(|e| e.action == action)
     }
 }

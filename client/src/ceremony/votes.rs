@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 /// Holder names by key ID (bare and x509 alike).
 #[derive(Clone, Debug, Default)]
-pub struct Names(BTreeMap<String, String>);
+pub(super) struct Names(BTreeMap<String, String>);
 
 impl Names {
     /// Every key the plan names: enrolled, kept and retired.
-    pub fn of(
+    pub(super) fn of(
         plan: &Plan,
         enrollments: &BTreeMap<String, Enrollment>,
         previous: Option<&Root>,
@@ -45,7 +45,7 @@ impl Names {
     }
 
     /// The holder of a key, or the start of its ID.
-    pub fn name(&self, id: &str) -> String {
+    pub(super) fn name(&self, id: &str) -> String {
         self.0
             .get(id)
             .cloned()
@@ -54,7 +54,7 @@ impl Names {
 }
 
 /// Both of notary's passes over one new root.
-pub struct Votes {
+pub(super) struct Votes {
     /// A rotation: the previous root's keys at its threshold.
     pub previous: Option<Tally>,
     pub new: Tally,
@@ -62,7 +62,7 @@ pub struct Votes {
 }
 
 impl Votes {
-    pub fn count(
+    pub(super) fn count(
         envelope: &SignedEnvelope,
         new: &Root,
         previous: Option<&Root>,
@@ -85,18 +85,18 @@ impl Votes {
 
     /// Whether the key with this bare ID has a counted signature, for the
     /// new or the previous root.
-    pub fn signed_by(&self, bare_id: &str) -> bool {
+    pub(super) fn signed_by(&self, bare_id: &str) -> bool {
         self.tallies()
             .any(|(_, t)| t.signed.iter().any(|s| s == bare_id))
     }
 
     /// Both rules hold and no key is listed twice.
-    pub fn complete(&self) -> bool {
+    pub(super) fn complete(&self) -> bool {
         self.failing().is_empty()
     }
 
     /// Each rule that fails, in words.
-    pub fn failing(&self) -> Vec<String> {
+    pub(super) fn failing(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .tallies()
             .filter(|(_, t)| !t.met())
@@ -108,7 +108,7 @@ impl Votes {
 
     /// Keys the new root lists more than once: such a root is refused
     /// whatever its signatures.
-    pub fn duplicated(&self) -> Vec<String> {
+    pub(super) fn duplicated(&self) -> Vec<String> {
         self.new
             .duplicates()
             .iter()
@@ -129,7 +129,7 @@ impl Votes {
     }
 
     /// The status line.
-    pub fn line(&self) -> String {
+    pub(super) fn line(&self) -> String {
         self.tallies()
             .map(|(label, t)| self.rule(label, t))
             .collect::<Vec<_>>()
@@ -174,7 +174,7 @@ impl Votes {
 
     /// What else a holder or verifier should know: keys notary will not
     /// count, IDs it derives differently, signatures that do not verify.
-    pub fn notes(&self) -> Vec<String> {
+    pub(super) fn notes(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (label, t) in self.tallies() {
             for x in &t.excluded {

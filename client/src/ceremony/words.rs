@@ -528,7 +528,7 @@ const ODD: [&str; 256] = [
 ];
 
 /// The words for `bytes`, alternating the even and odd lists.
-pub fn words(bytes: &[u8]) -> Vec<&'static str> {
+pub(super) fn words(bytes: &[u8]) -> Vec<&'static str> {
     bytes
         .iter()
         .enumerate()
@@ -541,7 +541,7 @@ pub fn words(bytes: &[u8]) -> Vec<&'static str> {
 
 /// Bytes as they are read aloud: numbered lines of four words, each with
 /// its hex, so a witness can follow on paper and name the line that differs.
-pub fn aloud(bytes: &[u8]) -> String {
+pub(super) fn aloud(bytes: &[u8]) -> String {
     let all = words(bytes);
     let mut out = String::new();
     for (line, (chunk, hex)) in all.chunks(4).zip(bytes.chunks(4)).enumerate() {

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct AttestArgs {
+pub(crate) struct AttestArgs {
     /// Key ID, x509 key ID, or key URI (tpm:…, yubikey:…).
     key: String,
     /// TPM: nonce as hex (up to 64 bytes), e.g. from the party that will
@@ -48,7 +48,7 @@ fn random_nonce() -> anyhow::Result<Vec<u8>> {
     Ok(nonce)
 }
 
-pub async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Result<()> {
     let nonce = match &args.nonce {
         Some(hex) => parse_hex(hex)?,
         None => random_nonce()?,

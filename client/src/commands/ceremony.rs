@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
-pub enum CeremonyCommand {
+pub(crate) enum CeremonyCommand {
     /// Online: write the plan, the single reviewed input, to a new bundle.
     ///
     /// Fetches what the offline steps cannot: for a new collection the
@@ -54,7 +54,7 @@ pub enum CeremonyCommand {
 
 /// What an offline step needs: the bundle and whose turn it is.
 #[derive(Debug, Args)]
-pub struct HolderArgs {
+pub(crate) struct HolderArgs {
     /// The bundle directory.
     pub bundle: PathBuf,
     /// The holder, as the plan names them.
@@ -67,12 +67,12 @@ pub struct HolderArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct BundleArgs {
+pub(crate) struct BundleArgs {
     /// The bundle directory.
     pub bundle: PathBuf,
 }
 
-pub async fn run(ctx: &Context, command: &CeremonyCommand) -> Result<()> {
+pub(crate) async fn run(ctx: &Context, command: &CeremonyCommand) -> Result<()> {
     match command {
         CeremonyCommand::Plan(args) => ceremony::prepare(ctx, args).await,
         CeremonyCommand::Enroll(args) => {

@@ -15,14 +15,14 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 
-pub const SOCKET: &str = "/run/systemd/journal/socket";
+pub(crate) const SOCKET: &str = "/run/systemd/journal/socket";
 
-pub struct JournalLayer {
+pub(crate) struct JournalLayer {
     socket: UnixDatagram,
 }
 
 impl JournalLayer {
-    pub fn connect(path: &Path) -> std::io::Result<JournalLayer> {
+    pub(crate) fn connect(path: &Path) -> std::io::Result<JournalLayer> {
         let socket = UnixDatagram::unbound()?;
         socket.connect(path)?;
         Ok(JournalLayer { socket })
@@ -55,7 +55,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for JournalLayer {
 }
 
 /// syslog priorities: `journalctl -p warning` shows WARN and ERROR.
-pub fn priority(level: Level) -> u8 {
+pub(crate) fn priority(level: Level) -> u8 {
     match level {
         Level::ERROR => 3,
         Level::WARN => 4,

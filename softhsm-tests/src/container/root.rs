@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-pub const SUITE: &str = "bookworm";
+pub(super) const SUITE: &str = "bookworm";
 
 /// systemd as PID 1 and the system bus systemctl talks over.
 const BOOT: &[&str] = &["systemd", "systemd-sysv", "dbus"];
@@ -21,7 +21,7 @@ const BOOT: &[&str] = &["systemd", "systemd-sysv", "dbus"];
 /// What docs/operations.md ("Install") tells an operator to install, and
 /// what the package depends on: procps for the unit's `ExecReload=/bin/kill`
 /// (a minbase system lacks it) and the full build's shared libraries.
-pub const DOCUMENTED: &[&str] = &[
+pub(super) const DOCUMENTED: &[&str] = &[
     "procps",
     "libpcsclite1",
     "libtss2-esys-3.0.2-0",
@@ -53,7 +53,7 @@ fn cache_dir() -> PathBuf {
 }
 
 /// The cached root, built first if this package list has none yet.
-pub fn debian_root() -> Result<PathBuf> {
+pub(super) fn debian_root() -> Result<PathBuf> {
     let packages = packages();
     let key = Sha256::digest(format!("{RECIPE} {SUITE} minbase {}", packages.join(",")));
     let name = format!("debian12-{}", &hex::encode(key)[..16]);

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 
 /// A `deb` entry for `suite` with the `main` component.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Mirror {
+pub(super) struct Mirror {
     pub uri: String,
     /// The keyring apt checks this entry with (`Signed-By`), if it names one.
     pub keyring: Option<PathBuf>,
 }
 
 /// The first enabled `deb` entry of `suite`/main in the host's apt sources.
-pub fn host_mirror(suite: &str) -> Result<Mirror> {
+pub(super) fn host_mirror(suite: &str) -> Result<Mirror> {
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
         let mut listed: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();

@@ -10,18 +10,18 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Debug, Args)]
-pub struct PublishArgs {
+pub(crate) struct PublishArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
 }
 
-pub async fn run(ctx: &Context, args: &PublishArgs) -> Result<()> {
+pub(crate) async fn run(ctx: &Context, args: &PublishArgs) -> Result<()> {
     let mut remote = ctx.remote(&args.gun)?;
     let mut signer = ctx.signer(&args.gun).await?;
     publish_and_report(ctx, &args.gun, &mut remote, &mut signer).await
 }
 
-pub async fn publish_and_report(
+pub(crate) async fn publish_and_report(
     ctx: &Context,
     gun: &str,
     remote: &mut Remote,
