@@ -74,7 +74,7 @@ impl SoftHsm {
             return Ok(self.token_toml(name, label, "\"prompt\""));
         }
         let pin_file = self.dir.path().join(format!("{name}.pin"));
-        std::fs::write(&pin_file, format!("{pin}\n"))?;
+        crate::write_secret(&pin_file, &format!("{pin}\n"))?;
         Ok(self.token_toml(
             name,
             label,

@@ -75,6 +75,13 @@ impl Rig {
         path.to_string_lossy().into_owned()
     }
 
+    /// A PIN or PUK file, closed to others as notaryctl requires.
+    fn write_secret(&self, name: &str, secret: &str) -> String {
+        let path = self.path(name);
+        softhsm_tests::write_secret(&path, &format!("{secret}\n")).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
     /// An online notaryctl command with the holders' PINs at hand.
     fn online(&self, args: &[&str]) -> CliOutput {
         self.ctl
@@ -133,8 +140,8 @@ impl Rig {
     }
 
     fn setup_yubikey(&self, serial: u32) {
-        let pin = self.write("yk.pin", format!("{PIN}\n").as_bytes());
-        let puk = self.write("yk.puk", format!("{PUK}\n").as_bytes());
+        let pin = self.write_secret("yk.pin", PIN);
+        let puk = self.write_secret("yk.puk", PUK);
         self.ok(&[
             "yubikey",
             "setup",
@@ -1216,7 +1223,7 @@ fn a_tpm_holder_is_attested_by_the_attestation_key_the_plan_pins() {
     let tpm = Swtpm::start().unwrap();
     let auth_dir = tempfile::tempdir().unwrap();
     let auth = auth_dir.path().join("key.auth");
-    std::fs::write(&auth, "root key auth\n").unwrap();
+    softhsm_tests::write_secret(&auth, "root key auth\n").unwrap();
     let rig = rig_with(
         "tpm",
         &[("alice", false)],
