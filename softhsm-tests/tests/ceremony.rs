@@ -1105,7 +1105,6 @@ fn server_key(rig: &Rig, gun: &str, role: &str) -> PublicKey {
 }
 
 #[test]
-#[ignore = "needs notary-tuf to count root signatures by distinct key (branch hostile-server)"]
 fn a_root_listing_one_key_twice_is_refused_by_notaryctl_though_notary_takes_it() {
     use notary_tuf::metadata::{format_expires, RootRole};
     use notary_tuf::{MetadataType, Targets};
