@@ -1,19 +1,23 @@
 //! Where a repository command finds its server, TLS files, trust dir and
 //! trust pinning: flags first, then notary's client `config.json`, then
 //! notary's defaults. Relative paths in the config are relative to its folder.
+//! The config may also set notaryctl's timeouts for the server
+//! (`remote_server.connect_timeout`, `read_timeout`, `request_timeout`, in
+//! seconds); the stock notary client ignores those keys.
 
-use crate::remote::TlsFiles;
-use anyhow::{Context, Result};
+use crate::remote::{Timeouts, TlsFiles};
+use anyhow::{bail, Context, Result};
 use notary_tuf::trust::TrustPinning;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// notary's default server, used when neither a flag nor the config names one.
 const DEFAULT_SERVER: &str = "https://notary.docker.io";
 
 /// The global flags that decide the settings (as notary spells them).
 #[derive(Debug, Default, Clone)]
-pub struct Flags {
+pub(crate) struct Flags {
     pub server: Option<String>,
     pub trust_dir: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
@@ -37,19 +41,46 @@ struct RemoteServer {
     root_ca: Option<PathBuf>,
     tls_client_cert: Option<PathBuf>,
     tls_client_key: Option<PathBuf>,
+    connect_timeout: Option<f64>,
+    read_timeout: Option<f64>,
+    request_timeout: Option<f64>,
+}
+
+impl RemoteServer {
+    fn timeouts(&self) -> Result<Timeouts> {
+        let default = Timeouts::default();
+        let seconds = |name: &str, value: Option<f64>, default| -> Result<Duration> {
+            match value {
+                None => Ok(default),
+                Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                    Ok(Duration::from_secs_f64(s))
+                }
+                Some(s) => bail!(
+                    "remote_server.{name} is {s}; it must be a number of seconds above 0 and at \
+                     most 86400"
+                ),
+            }
+        };
+        Ok(Timeouts {
+            connect: seconds("connect_timeout", self.connect_timeout, default.connect)?,
+            read: seconds("read_timeout", self.read_timeout, default.read)?,
+            request: seconds("request_timeout", self.request_timeout, default.request)?,
+        })
+    }
 }
 
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub trust_dir: PathBuf,
     pub server: String,
     pub tls: TlsFiles,
+    pub timeouts: Timeouts,
     /// Pinning with each `ca` entry's file replaced by its PEM text.
     pub pinning: TrustPinning,
 }
 
 impl Settings {
-    pub fn load(flags: &Flags) -> Result<Settings> {
+    pub(crate) fn load(flags: &Flags) -> Result<Settings> {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_default();
@@ -91,6 +122,7 @@ impl Settings {
                 .clone()
                 .or_else(|| remote.tls_client_key.as_deref().map(rel)),
         };
+        let timeouts = remote.timeouts()?;
         let mut pinning = config.trust_pinning;
         for (prefix, file) in pinning.ca.iter_mut() {
             let path = rel(Path::new(file.as_str()));
@@ -105,6 +137,7 @@ impl Settings {
             trust_dir,
             server,
             tls,
+            timeouts,
             pinning,
         })
     }
@@ -168,6 +201,32 @@ mod tests {
         let s = Settings::load(&flags).unwrap();
         assert_eq!(s.server, "https://b:2");
         assert_eq!(s.trust_dir, PathBuf::from("/x"));
+
+        assert_eq!(s.timeouts, Timeouts::default());
+
+        std::fs::write(
+            &config,
+            r#"{"remote_server":{"connect_timeout":2,"read_timeout":0.5,"request_timeout":3}}"#,
+        )
+        .unwrap();
+        let t = Settings::load(&flags).unwrap().timeouts;
+        assert_eq!(
+            (t.connect, t.read, t.request),
+            (
+                Duration::from_secs(2),
+                Duration::from_millis(500),
+                Duration::from_secs(3)
+            )
+        );
+        for bad in ["0", "-1", "1e9"] {
+            std::fs::write(
+                &config,
+                format!(r#"{{"remote_server":{{"read_timeout":{bad}}}}}"#),
+            )
+            .unwrap();
+            let err = format!("{:#}", Settings::load(&flags).unwrap_err());
+            assert!(err.contains("remote_server.read_timeout"), "{err}");
+        }
 
         std::fs::write(&config, "{not json").unwrap();
         let err = format!("{:#}", Settings::load(&flags).unwrap_err());

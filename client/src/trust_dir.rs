@@ -7,44 +7,56 @@
 mod atomic;
 mod changelist;
 
-pub use atomic::write_atomic;
-pub use changelist::{Change, ChangeAction, ChangeKind, Changelist, DelegationEdit};
+pub(crate) use atomic::write_atomic;
+pub(crate) use changelist::{Change, ChangeAction, ChangeKind, Changelist, DelegationEdit};
 
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use notary_tuf::Role;
+use std::path::{Component, Path, PathBuf};
 
-pub struct TrustDir {
+/// Longest GUN accepted (notary-server stores GUNs in a 255-character column).
+const MAX_GUN_LEN: usize = 255;
+
+pub(crate) struct TrustDir {
     root: PathBuf,
 }
 
 /// The local state of one collection.
-pub struct GunDir {
+pub(crate) struct GunDir {
     dir: PathBuf,
     pub gun: String,
 }
 
 impl TrustDir {
-    pub fn new(root: PathBuf) -> TrustDir {
+    pub(crate) fn new(root: PathBuf) -> TrustDir {
         TrustDir { root }
     }
 
-    pub fn gun(&self, gun: &str) -> Result<GunDir> {
+    pub(crate) fn gun(&self, gun: &str) -> Result<GunDir> {
         check_gun(gun)?;
+        let tuf = self.root.join("tuf");
+        let dir = tuf.join(gun);
+        stays_under(&dir, &tuf)?;
         Ok(GunDir {
-            dir: self.root.join("tuf").join(gun),
+            dir,
             gun: gun.to_string(),
         })
     }
 }
 
 impl GunDir {
-    fn metadata_path(&self, role: &str) -> PathBuf {
-        self.dir.join("metadata").join(format!("{role}.json"))
+    /// `metadata/<role>.json`; only a validated [`Role`] names a file, and
+    /// the result is checked to stay in `metadata/` all the same.
+    fn metadata_path(&self, role: &Role) -> Result<PathBuf> {
+        let metadata = self.dir.join("metadata");
+        let path = metadata.join(format!("{}.json", role.name()));
+        stays_under(&path, &metadata)?;
+        Ok(path)
     }
 
     /// Cached metadata of `role`, if any.
-    pub fn read_cached(&self, role: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.metadata_path(role);
+    pub(crate) fn read_cached(&self, role: &Role) -> Result<Option<Vec<u8>>> {
+        let path = self.metadata_path(role)?;
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -54,8 +66,8 @@ impl GunDir {
 
     /// Replaces the cached metadata of `role`; only for verified bytes.
     /// An unchanged file is left alone (no rewrite, no fsync).
-    pub fn write_cached(&self, role: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.metadata_path(role);
+    pub(crate) fn write_cached(&self, role: &Role, bytes: &[u8]) -> Result<()> {
+        let path = self.metadata_path(role)?;
         if std::fs::read(&path).is_ok_and(|old| old == bytes) {
             return Ok(());
         }
@@ -63,7 +75,7 @@ impl GunDir {
     }
 
     /// Forgets every cached metadata file (staged changes are kept).
-    pub fn remove_cache(&self) -> Result<()> {
+    pub(crate) fn remove_cache(&self) -> Result<()> {
         let dir = self.dir.join("metadata");
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -72,24 +84,58 @@ impl GunDir {
         }
     }
 
-    pub fn changelist(&self) -> Changelist {
+    pub(crate) fn changelist(&self) -> Changelist {
         Changelist::new(self.dir.join("changelist"))
     }
 }
 
-/// A GUN becomes a path under the trust dir, so refuse what could escape it.
-pub fn check_gun(gun: &str) -> Result<()> {
+/// A GUN becomes a path under the trust dir and a segment of the server's
+/// URLs, so refuse what could escape the one or change the other: it must
+/// be a clean relative path (no empty, `.` or `..` segment, no trailing
+/// `/`) of printable characters other than `*`, `\`, `?`, `#`, `%` and
+/// spaces, at most 255 bytes.
+pub(crate) fn check_gun(gun: &str) -> Result<()> {
     if gun.is_empty() {
         bail!("the GUN is empty");
     }
+    let bad = |why: &str| -> Result<()> {
+        bail!("invalid GUN {gun:?}: {why}; it must look like example.com/org/app")
+    };
+    if gun.len() > MAX_GUN_LEN {
+        return bad("it is longer than 255 bytes");
+    }
+    if let Some(c) = gun
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || "*\\?#%".contains(*c))
+    {
+        return bad(&format!("it contains {c:?}"));
+    }
     if gun.starts_with('/')
-        || gun.contains('*')
-        || gun.contains('\0')
         || gun
             .split('/')
             .any(|seg| seg.is_empty() || seg == "." || seg == "..")
     {
-        bail!("invalid GUN {gun:?}: it must be a clean path like example.com/org/app (no '*', no empty, '.' or '..' segments)");
+        return bad("it is not a clean relative path (empty, '.' or '..' segment)");
+    }
+    Ok(())
+}
+
+/// `path` is `base` followed by plain names only (no `..`, no root, no
+/// prefix), so it cannot name anything outside `base`.
+fn stays_under(path: &Path, base: &Path) -> Result<()> {
+    let escapes = match path.strip_prefix(base) {
+        Ok(rest) => {
+            rest.as_os_str().is_empty()
+                || !rest.components().all(|c| matches!(c, Component::Normal(_)))
+        }
+        Err(_) => true,
+    };
+    if escapes {
+        bail!(
+            "refusing the path {}: it is not inside {}",
+            path.display(),
+            base.display()
+        );
     }
     Ok(())
 }
@@ -99,21 +145,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn guns_that_escape_are_refused() {
-        for bad in ["", "/abs", "a/../b", "a//b", "a/", "a/*", "./a"] {
-            assert!(check_gun(bad).is_err(), "{bad}");
+    fn guns_that_escape_or_bend_urls_are_refused() {
+        let long = "a".repeat(256);
+        for bad in [
+            "", "/abs", "a/../b", "a//b", "a/", "a/*", "./a", "..", "a/..", "a\\b", "a b", "a\nb",
+            "a?b", "a#b", "a%2e", "a\0b", &long,
+        ] {
+            assert!(check_gun(bad).is_err(), "{bad:?}");
         }
         check_gun("example.com/org/app").unwrap();
+        check_gun("localhost:5000/app_1-x.y").unwrap();
+        check_gun(&long[..255]).unwrap();
     }
 
     #[test]
     fn cache_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let gun = TrustDir::new(dir.path().into()).gun("a.com/b").unwrap();
-        assert!(gun.read_cached("root").unwrap().is_none());
-        gun.write_cached("targets/releases", b"x").unwrap();
-        assert_eq!(gun.read_cached("targets/releases").unwrap().unwrap(), b"x");
+        assert!(gun.read_cached(&Role::Root).unwrap().is_none());
+        let releases = Role::parse("targets/releases").unwrap();
+        gun.write_cached(&releases, b"x").unwrap();
+        assert_eq!(gun.read_cached(&releases).unwrap().unwrap(), b"x");
+        assert!(dir
+            .path()
+            .join("tuf/a.com/b/metadata/targets/releases.json")
+            .is_file());
         gun.remove_cache().unwrap();
-        assert!(gun.read_cached("targets/releases").unwrap().is_none());
+        assert!(gun.read_cached(&releases).unwrap().is_none());
+    }
+
+    #[test]
+    fn paths_must_stay_under_their_base() {
+        let base = Path::new("/t/tuf/a.com/b/metadata");
+        stays_under(&base.join("targets/releases.json"), base).unwrap();
+        for escape in [
+            "targets/../../../../config.json",
+            "/etc/passwd",
+            "../x.json",
+            "",
+        ] {
+            let err = stays_under(&base.join(escape), base).unwrap_err();
+            assert!(err.to_string().contains("is not inside"), "{escape}: {err}");
+        }
+        assert!(Role::parse("targets/../../../../config").is_err());
     }
 }

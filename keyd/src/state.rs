@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KeyRecord {
+pub(crate) struct KeyRecord {
     pub backend: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
@@ -25,20 +25,20 @@ struct StateFile {
     keys: BTreeMap<String, KeyRecord>,
 }
 
-pub struct StateStore {
+pub(crate) struct StateStore {
     path: PathBuf,
     file: StateFile,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("state store {path}: {message}")]
-pub struct StateError {
+pub(crate) struct StateError {
     path: PathBuf,
     message: String,
 }
 
 impl StateError {
-    pub fn poisoned() -> StateError {
+    pub(crate) fn poisoned() -> StateError {
         StateError {
             path: PathBuf::new(),
             message: "state lock poisoned by a panic".into(),
@@ -47,7 +47,7 @@ impl StateError {
 }
 
 impl StateStore {
-    pub fn open(state_dir: &Path) -> Result<StateStore, StateError> {
+    pub(crate) fn open(state_dir: &Path) -> Result<StateStore, StateError> {
         let path = state_dir.join("keys.json");
         let err = |message: String| StateError {
             path: path.clone(),
@@ -65,12 +65,12 @@ impl StateStore {
         Ok(StateStore { path, file })
     }
 
-    pub fn get(&self, key_id: &str) -> Option<&KeyRecord> {
+    pub(crate) fn get(&self, key_id: &str) -> Option<&KeyRecord> {
         self.file.keys.get(key_id)
     }
 
     /// Sets a record and persists before returning.
-    pub fn put(&mut self, key_id: &str, record: KeyRecord) -> Result<(), StateError> {
+    pub(crate) fn put(&mut self, key_id: &str, record: KeyRecord) -> Result<(), StateError> {
         let previous = self.file.keys.insert(key_id.to_string(), record);
         self.save().inspect_err(|_| {
             // Keep memory equal to disk when the write fails.
@@ -85,7 +85,7 @@ impl StateStore {
         })
     }
 
-    pub fn remove(&mut self, key_id: &str) -> Result<(), StateError> {
+    pub(crate) fn remove(&mut self, key_id: &str) -> Result<(), StateError> {
         if let Some(previous) = self.file.keys.remove(key_id) {
             self.save().inspect_err(|_| {
                 self.file.keys.insert(key_id.to_string(), previous);

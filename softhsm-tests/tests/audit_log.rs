@@ -8,6 +8,7 @@ mod common;
 
 use common::{generate, reason, sign, targets_payload};
 use keyd_proto::keyd as pb;
+use keyd_proto::Reason;
 use sha2::{Digest, Sha256};
 use softhsm_tests::{bin_path, connect, Daemon};
 use std::os::unix::fs::PermissionsExt;
@@ -413,7 +414,7 @@ async fn a_full_disk_refuses_every_request_of_the_batch_and_the_chain_continues(
         }
         assert!(signed < 2000, "the disk never filled");
     };
-    assert_eq!(reason(&refused), "audit_failed", "{refused:?}");
+    assert_eq!(reason(&refused), Some(Reason::AuditFailed), "{refused:?}");
     assert!(refused.message().contains("withheld"), "{refused:?}");
     assert!(refused.message().contains("No space left"), "{refused:?}");
     assert!(
@@ -434,7 +435,7 @@ async fn a_full_disk_refuses_every_request_of_the_batch_and_the_chain_continues(
     }
     for t in batch {
         let st = t.await.unwrap().unwrap_err();
-        assert_eq!(reason(&st), "audit_failed", "{st:?}");
+        assert_eq!(reason(&st), Some(Reason::AuditFailed), "{st:?}");
     }
     // No torn line, no record of a refused request. Every signature sent
     // had its request on disk first; the outcome of the last one may not
@@ -478,7 +479,7 @@ async fn the_audit_key_signs_only_checkpoints_for_every_caller() {
 
     // No request reaches it: it is not among the keys, whoever asks.
     let refused = |st: tonic::Status| {
-        assert_eq!(reason(&st), "key_not_found", "{st:?}");
+        assert_eq!(reason(&st), Some(Reason::KeyNotFound), "{st:?}");
     };
     let listed = client
         .list_keys(pb::ListKeysRequest::default())

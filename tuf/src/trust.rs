@@ -2,6 +2,7 @@
 //! rotations signed by the previous root) and the rest of a collection
 //! verified from that root. Nothing here fetches; callers hand in bytes.
 
+mod cert_chain;
 mod chain;
 mod pinning;
 mod root;
@@ -12,7 +13,6 @@ pub use pinning::{Pin, TrustPinning};
 pub use root::{root_signing_keys, validate_root};
 pub use targets::{delegated_roles, path_allowed, DelegatedRole, RoleTargets};
 
-use crate::rootcert::CertError;
 use crate::{MetadataError, VerifyError};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +66,12 @@ pub enum TrustError {
          pin its certificate or CA in the client config"
     )]
     TofuDisabled { gun: String },
-    #[error("pinned CA bundle for {prefix:?}: {source}")]
-    BadCaBundle {
-        prefix: String,
-        #[source]
-        source: CertError,
+    #[error("{parent} lists an invalid delegation {name:?}: {why}; the whole file is refused")]
+    BadDelegation {
+        parent: String,
+        name: String,
+        why: String,
     },
+    #[error("pinned CA bundle for {prefix:?}: {why}")]
+    BadCaBundle { prefix: String, why: String },
 }

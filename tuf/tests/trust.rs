@@ -7,7 +7,7 @@ use notary_tuf::trust::{
     delegated_roles, root_signing_keys, validate_root, verify_signed, Expected, RoleTargets,
     TrustError, TrustPinning,
 };
-use notary_tuf::{Root, Snapshot, Targets, Timestamp};
+use notary_tuf::{Role, Root, Snapshot, Targets, Timestamp};
 
 fn expected<'a>(
     root: &'a Root,
@@ -58,17 +58,17 @@ fn whole_collection_verifies_from_a_tofu_root() {
         .unwrap()
         .metadata;
         let parent = RoleTargets {
-            role: "targets".into(),
+            role: Role::Targets,
             targets,
             restrictions: vec![],
         };
-        let delegated = delegated_roles(&parent);
-        assert_eq!(delegated[0].name, "targets/releases");
+        let delegated = delegated_roles(&parent).unwrap();
+        assert_eq!(delegated[0].role.name(), "targets/releases");
         let d = &delegated[0];
         let releases: Targets = verify_signed(
             &read(c, "targets_releases.json"),
             &Expected {
-                role: &d.name,
+                role: d.role.name(),
                 keys: &d.keys,
                 keyids: &d.keyids,
                 threshold: d.threshold,

@@ -2,12 +2,12 @@
 
 use crate::trust_dir::{Change, ChangeAction, ChangeKind, DelegationEdit};
 use anyhow::{bail, Result};
-use notary_tuf::metadata::DelegationRole;
-use notary_tuf::{MetadataType, Targets};
+use notary_tuf::metadata::{duplicate_key, DelegationRole, Delegations};
+use notary_tuf::{MetadataType, PublicKey, Targets};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An empty role file, as a new collection or delegation starts.
-pub fn empty_targets() -> Targets {
+pub(crate) fn empty_targets() -> Targets {
     Targets {
         kind: MetadataType::Targets,
         delegations: Default::default(),
@@ -18,12 +18,12 @@ pub fn empty_targets() -> Targets {
 }
 
 /// The role that delegates to `role` (`targets/a/b` → `targets/a`).
-pub fn parent_of(role: &str) -> Option<&str> {
+pub(crate) fn parent_of(role: &str) -> Option<&str> {
     role.rsplit_once('/').map(|(parent, _)| parent)
 }
 
 /// Applies `changes` in order; returns the roles whose metadata changed.
-pub fn apply(
+pub(crate) fn apply(
     roles: &mut BTreeMap<String, Targets>,
     changes: &[Change],
 ) -> Result<BTreeSet<String>> {
@@ -65,7 +65,7 @@ pub fn apply(
                     continue;
                 };
                 let edit = change.delegation.clone().unwrap_or_default();
-                edit_delegation(parent_targets, &change.role, change.action, &edit);
+                edit_delegation(parent_targets, &change.role, change.action, &edit)?;
                 if change.action == ChangeAction::Delete && is_whole_removal(&edit) {
                     roles.remove(&change.role);
                 }
@@ -121,11 +121,41 @@ fn is_whole_removal(edit: &DelegationEdit) -> bool {
     edit.remove_keys.is_empty() && edit.remove_paths.is_empty() && !edit.clear_all_paths
 }
 
-fn edit_delegation(parent: &mut Targets, role: &str, action: ChangeAction, edit: &DelegationEdit) {
+/// One key under two IDs (a certificate and its bare key, or two
+/// certificates) would count twice towards a threshold in notary, so a
+/// role may list each key once.
+fn refuse_one_key_twice(delegations: &Delegations, role: &str, add: &[PublicKey]) -> Result<()> {
+    let mut keys = delegations.keys.clone();
+    let mut ids: Vec<String> = delegations
+        .roles
+        .iter()
+        .find(|r| r.name == role)
+        .map(|r| r.keyids.clone())
+        .unwrap_or_default();
+    for key in add {
+        keys.insert(key.key_id(), key.clone());
+        ids.push(key.key_id());
+    }
+    if let Some((a, b)) = duplicate_key(&keys, &ids)? {
+        bail!(
+            "{role} would list keys {a} and {b}, which are the same key; a key may be \
+             listed once per role (remove one with `notaryctl delegation remove`)"
+        );
+    }
+    Ok(())
+}
+
+fn edit_delegation(
+    parent: &mut Targets,
+    role: &str,
+    action: ChangeAction,
+    edit: &DelegationEdit,
+) -> Result<()> {
     let delegations = &mut parent.delegations;
     if action == ChangeAction::Delete && is_whole_removal(edit) {
         delegations.roles.retain(|r| r.name != role);
     } else {
+        refuse_one_key_twice(delegations, role, &edit.add_keys)?;
         let index = match delegations.roles.iter().position(|r| r.name == role) {
             Some(i) => i,
             None => {
@@ -147,6 +177,7 @@ fn edit_delegation(parent: &mut Targets, role: &str, action: ChangeAction, edit:
             }
             delegations.keys.insert(id, key.clone());
         }
+
         r.keyids.retain(|id| !edit.remove_keys.contains(id));
         if edit.clear_all_paths {
             r.paths.clear();
@@ -165,6 +196,7 @@ fn edit_delegation(parent: &mut Targets, role: &str, action: ChangeAction, edit:
         .flat_map(|r| r.keyids.iter().cloned())
         .collect();
     delegations.keys.retain(|id, _| used.contains(id));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -181,6 +213,18 @@ mod tests {
             meta: Some(FileMeta::for_bytes(path.as_bytes())),
             delegation: None,
         }
+    }
+
+    /// Staging `targets/x` with `edit`.
+    fn add_delegation(edit: DelegationEdit) -> Change {
+        let mut add = change(
+            ChangeKind::Delegation,
+            ChangeAction::Create,
+            "targets/x",
+            "",
+        );
+        add.delegation = Some(edit);
+        add
     }
 
     #[test]
@@ -210,13 +254,7 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("delegation add"), "{err}");
 
-        let mut add = change(
-            ChangeKind::Delegation,
-            ChangeAction::Create,
-            "targets/x",
-            "",
-        );
-        add.delegation = Some(DelegationEdit {
+        let add = add_delegation(DelegationEdit {
             add_paths: vec![String::new()],
             ..Default::default()
         });
@@ -240,5 +278,44 @@ mod tests {
         apply(&mut roles, &[remove]).unwrap();
         assert!(roles["targets"].delegations.roles.is_empty());
         assert!(!roles.contains_key("targets/x"));
+    }
+
+    /// The root certificate key of the notary 0.7 fixture collection.
+    fn fixture_cert() -> notary_tuf::PublicKey {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tuf/tests/data/notary-0.7/local/root.json"
+        );
+        let root: notary_tuf::Root =
+            notary_tuf::SignedEnvelope::parse(&std::fs::read(path).unwrap())
+                .unwrap()
+                .decode()
+                .unwrap();
+        root.keys[&root.roles["root"].keyids[0]].clone()
+    }
+
+    #[test]
+    fn a_delegation_cannot_list_one_key_twice() {
+        let cert = fixture_cert();
+        let pem = String::from_utf8(cert.public_bytes().to_vec()).unwrap();
+        let respelled = notary_tuf::PublicKey::from_certificate_pem(pem.trim_end()).unwrap();
+        let bare = cert.bare_key().unwrap();
+        for twin in [respelled, bare] {
+            let mut roles = BTreeMap::from([("targets".to_string(), empty_targets())]);
+            let add = add_delegation(DelegationEdit {
+                add_keys: vec![cert.clone()],
+                add_paths: vec![String::new()],
+                ..Default::default()
+            });
+            let again = add_delegation(DelegationEdit {
+                add_keys: vec![twin.clone()],
+                ..Default::default()
+            });
+            apply(&mut roles, std::slice::from_ref(&add)).unwrap();
+            let before = roles["targets"].clone();
+            let err = apply(&mut roles, &[again]).unwrap_err();
+            assert!(err.to_string().contains("are the same key"), "{err}");
+            assert_eq!(roles["targets"].delegations.roles, before.delegations.roles);
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::remote::Remote;
 use crate::trust_dir::GunDir;
 use anyhow::{anyhow, Result};
 use notary_tuf::trust::root_signing_keys;
-use notary_tuf::{FileMeta, MetadataType, Root, SignedEnvelope, Snapshot, Targets};
+use notary_tuf::{FileMeta, MetadataType, Role, Root, SignedEnvelope, Snapshot, Targets};
 use std::collections::BTreeMap;
 
 /// The collection as publish starts from it.
@@ -26,12 +26,12 @@ struct Base {
 }
 
 /// Outcome of a publish, for the caller's message.
-pub struct Published {
+pub(crate) struct Published {
     pub changes: usize,
     pub roles: Vec<String>,
 }
 
-pub async fn publish(
+pub(crate) async fn publish(
     remote: &mut Remote,
     dir: &GunDir,
     signer: &mut KeydSigner,
@@ -41,7 +41,7 @@ pub async fn publish(
 }
 
 /// Publishes, replacing root with `new_root` (signed, bytes) when given.
-pub async fn publish_with_root(
+pub(crate) async fn publish_with_root(
     remote: &mut Remote,
     dir: &GunDir,
     signer: &mut KeydSigner,
@@ -100,7 +100,7 @@ pub async fn publish_with_root(
     let staged_files: Vec<_> = staged.iter().map(|s| s.file.clone()).collect();
     changelist.remove(&staged_files)?;
     if base.upload_root {
-        dir.write_cached("root", &base.root_bytes)?;
+        dir.write_cached(&Role::Root, &base.root_bytes)?;
     }
     Ok(Published {
         changes: changes.len(),
@@ -118,8 +118,8 @@ async fn base(
             let mut roles = BTreeMap::new();
             let mut role_bytes = BTreeMap::new();
             for (role, bytes) in repo.roles {
-                role_bytes.insert(role.role.clone(), bytes);
-                roles.insert(role.role, role.targets);
+                role_bytes.insert(role.role.name().to_string(), bytes);
+                roles.insert(role.role.name().to_string(), role.targets);
             }
             Ok(Base {
                 root: repo.root.checked.metadata,

@@ -4,27 +4,28 @@
 //! written only after everything verified, so bad data from the server
 //! never replaces good cached metadata.
 
-use crate::remote::{Remote, RemoteError, ROOT_LIMIT, TIMESTAMP_LIMIT};
+use super::floor::{floor, Floor, RoleKeys};
+use crate::remote::{Remote, RemoteError, ROOT_LIMIT, SIGNED_LENGTH_LIMIT, TIMESTAMP_LIMIT};
 use crate::trust_dir::GunDir;
 use anyhow::{anyhow, bail, Context, Result};
-use notary_tuf::metadata::Metadata;
+use notary_tuf::metadata::RootRole;
 use notary_tuf::trust::{
     delegated_roles, root_signing_keys, validate_root, verify_signed, Checked, Expected,
-    RoleTargets, TrustPinning,
+    RoleTargets, TrustError, TrustPinning,
 };
-use notary_tuf::{FileMeta, Root, SignedEnvelope, Snapshot, Targets, Timestamp};
+use notary_tuf::{FileMeta, Role, Root, SignedEnvelope, Snapshot, Targets, Timestamp};
 use std::collections::VecDeque;
 
 /// One verified metadata file and the exact bytes it came in.
 #[derive(Clone, Debug)]
-pub struct Fetched<T> {
+pub(crate) struct Fetched<T> {
     pub checked: Checked<T>,
     pub bytes: Vec<u8>,
 }
 
 /// A collection verified from its trusted root.
 #[derive(Debug)]
-pub struct Repo {
+pub(crate) struct Repo {
     pub root: Fetched<Root>,
     pub timestamp: Fetched<Timestamp>,
     pub snapshot: Fetched<Snapshot>,
@@ -34,7 +35,7 @@ pub struct Repo {
 
 /// Why there is no remote collection to update from.
 #[derive(Debug, thiserror::Error)]
-pub enum Missing {
+pub(crate) enum Missing {
     #[error("{gun} does not exist on the notary server {url} (nothing published yet)")]
     NotOnServer { gun: String, url: String },
 }
@@ -48,17 +49,28 @@ enum Source<'a> {
 impl Source<'_> {
     async fn get(
         &mut self,
-        role: &str,
+        role: &Role,
         meta: Option<&FileMeta>,
         limit: usize,
     ) -> Result<Option<Vec<u8>>> {
         match self {
             Source::Remote(remote) => {
                 let sha256 = meta.and_then(|m| m.hashes.get("sha256"));
-                let limit = meta.map_or(limit, |m| usize::try_from(m.length).unwrap_or(usize::MAX));
+                // The signed length caps the download, within a fixed maximum:
+                // the keys that sign lengths are often the server's own.
+                let limit = match meta {
+                    Some(m) if m.length > SIGNED_LENGTH_LIMIT as u64 => bail!(
+                        "{role} is listed with a length of {} bytes, more than the {} bytes \
+                         notaryctl downloads for one metadata file; refused",
+                        m.length,
+                        SIGNED_LENGTH_LIMIT
+                    ),
+                    Some(m) => usize::try_from(m.length).unwrap_or(SIGNED_LENGTH_LIMIT),
+                    None => limit,
+                };
                 Ok(match sha256 {
-                    Some(hash) => remote.get_meta_by_hash(role, hash, limit).await?,
-                    None => remote.get_meta(role, limit).await?,
+                    Some(hash) => remote.get_meta_by_hash(role.name(), hash, limit).await?,
+                    None => remote.get_meta(role.name(), limit).await?,
                 })
             }
             Source::Cache(dir) => dir.read_cached(role),
@@ -73,7 +85,7 @@ impl Source<'_> {
     }
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -81,8 +93,8 @@ pub fn now() -> i64 {
 }
 
 /// The cached root, trusted as it is (it passed verification, or we made it).
-pub fn cached_root(dir: &GunDir) -> Result<Option<Fetched<Root>>> {
-    let Some(bytes) = dir.read_cached("root")? else {
+pub(crate) fn cached_root(dir: &GunDir) -> Result<Option<Fetched<Root>>> {
+    let Some(bytes) = dir.read_cached(&Role::Root)? else {
         return Ok(None);
     };
     let envelope = SignedEnvelope::parse(&bytes)
@@ -99,7 +111,7 @@ pub fn cached_root(dir: &GunDir) -> Result<Option<Fetched<Root>>> {
 /// Updates from the server and caches the result. When the server cannot be
 /// reached and `allow_offline`, verifies the cached copy instead (with a
 /// warning), as the stock client does for reads.
-pub async fn update(
+pub(crate) async fn update(
     remote: &mut Remote,
     dir: &GunDir,
     pinning: &TrustPinning,
@@ -111,7 +123,9 @@ pub async fn update(
             cache(dir, &repo)?;
             Ok(repo)
         }
-        Err(e) if allow_offline && is_offline(&e) && dir.read_cached("timestamp")?.is_some() => {
+        Err(e)
+            if allow_offline && is_offline(&e) && dir.read_cached(&Role::Timestamp)?.is_some() =>
+        {
             eprintln!("warning: {e:#}; using the cached metadata of {}", dir.gun);
             verify_from(Source::Cache(dir), dir, pinning, now).await
         }
@@ -132,7 +146,17 @@ async fn verify_from(
 ) -> Result<Repo> {
     let gun = dir.gun.as_str();
     let trusted = cached_root(dir)?;
-    let Some(root_bytes) = source.get("root", None, ROOT_LIMIT).await? else {
+    if let (None, Source::Remote(remote)) = (&trusted, &source) {
+        if remote.is_plain_http() {
+            eprintln!(
+                "warning: trusting {gun} for the first time over plain http:// ({}): anyone on \
+                 the network path can swap its root; use https:// or pin its root with \
+                 trust_pinning",
+                remote.url()
+            );
+        }
+    }
+    let Some(root_bytes) = source.get(&Role::Root, None, ROOT_LIMIT).await? else {
         let url = match &source {
             Source::Remote(r) => r.url().to_string(),
             Source::Cache(_) => "cache".into(),
@@ -146,10 +170,11 @@ async fn verify_from(
     let root = trust_root(&mut source, trusted, root_bytes, gun, pinning, now).await?;
     let r = &root.checked.metadata;
 
-    let cached_version = |role: &str| -> Option<u64> { cached_version(dir, role) };
     let ts_role = root_signing_keys(r, "timestamp")?;
+    let snap_role = root_signing_keys(r, "snapshot")?;
+    let (ts_floor, snap_floor) = timestamp_and_snapshot_floors(dir, r, ts_role, snap_role)?;
     let ts_bytes = source
-        .get("timestamp", None, TIMESTAMP_LIMIT)
+        .get(&Role::Timestamp, None, TIMESTAMP_LIMIT)
         .await?
         .ok_or_else(|| anyhow!("the server has a root for {gun} but no timestamp"))?;
     let timestamp: Checked<Timestamp> = verify_signed(
@@ -160,7 +185,7 @@ async fn verify_from(
             keyids: &ts_role.keyids,
             threshold: ts_role.threshold,
             meta: None,
-            trusted_version: cached_version("timestamp"),
+            trusted_version: ts_floor,
             now,
         },
     )?;
@@ -169,8 +194,7 @@ async fn verify_from(
         .snapshot_meta()
         .cloned()
         .ok_or_else(|| anyhow!("the timestamp of {gun} lists no snapshot"))?;
-    let snap_role = root_signing_keys(r, "snapshot")?;
-    let snap_bytes = fetch(&mut source, "snapshot", &snap_meta).await?;
+    let snap_bytes = fetch(&mut source, &Role::Snapshot, &snap_meta).await?;
     let snapshot: Checked<Snapshot> = verify_signed(
         &snap_bytes,
         &Expected {
@@ -179,16 +203,29 @@ async fn verify_from(
             keyids: &snap_role.keyids,
             threshold: snap_role.threshold,
             meta: Some(("timestamp", &snap_meta)),
-            trusted_version: cached_version("snapshot"),
+            trusted_version: snap_floor,
             now,
         },
     )?;
     let meta = &snapshot.metadata.meta;
+    // As notary's builder: the root in use must be the one the snapshot
+    // describes, so a server cannot pair an old root with new metadata.
+    let root_meta = meta
+        .get("root")
+        .ok_or_else(|| anyhow!("the snapshot of {gun} lists no root"))?;
+    root_meta
+        .check(&root.bytes)
+        .map_err(|source| TrustError::Mismatch {
+            role: "root".into(),
+            parent: "snapshot",
+            source,
+        })?;
     let targets_meta = meta
         .get("targets")
         .ok_or_else(|| anyhow!("the snapshot of {gun} lists no targets"))?;
     let targets_role = root_signing_keys(r, "targets")?;
-    let targets_bytes = fetch(&mut source, "targets", targets_meta).await?;
+    let targets_keys = RoleKeys::of(r, targets_role);
+    let targets_bytes = fetch(&mut source, &Role::Targets, targets_meta).await?;
     let targets: Checked<Targets> = verify_signed(
         &targets_bytes,
         &Expected {
@@ -197,13 +234,13 @@ async fn verify_from(
             keyids: &targets_role.keyids,
             threshold: targets_role.threshold,
             meta: Some(("snapshot", targets_meta)),
-            trusted_version: cached_version("targets"),
+            trusted_version: floor::<Targets>(dir, &Role::Targets, &targets_keys)?.version(),
             now,
         },
     )?;
     let mut roles = vec![(
         RoleTargets {
-            role: "targets".into(),
+            role: Role::Targets,
             targets: targets.metadata,
             restrictions: Vec::new(),
         },
@@ -211,25 +248,33 @@ async fn verify_from(
     )];
     let mut queue: VecDeque<usize> = VecDeque::from([0]);
     while let Some(parent) = queue.pop_front() {
-        for d in delegated_roles(&roles[parent].0) {
+        for d in delegated_roles(&roles[parent].0)? {
             // A delegation with nothing published yet has no file.
-            let Some(m) = meta.get(&d.name) else { continue };
-            let bytes = fetch(&mut source, &d.name, m).await?;
+            let Some(m) = meta.get(d.role.name()) else {
+                continue;
+            };
+            let bytes = fetch(&mut source, &d.role, m).await?;
+            let keys = RoleKeys {
+                keys: &d.keys,
+                keyids: &d.keyids,
+                threshold: d.threshold,
+            };
+            let trusted_version = floor::<Targets>(dir, &d.role, &keys)?.version();
             let checked: Checked<Targets> = verify_signed(
                 &bytes,
                 &Expected {
-                    role: &d.name,
+                    role: d.role.name(),
                     keys: &d.keys,
                     keyids: &d.keyids,
                     threshold: d.threshold,
                     meta: Some(("snapshot", m)),
-                    trusted_version: cached_version(&d.name),
+                    trusted_version,
                     now,
                 },
             )?;
             roles.push((
                 RoleTargets {
-                    role: d.name,
+                    role: d.role,
                     targets: checked.metadata,
                     restrictions: d.restrictions,
                 },
@@ -252,7 +297,7 @@ async fn verify_from(
     })
 }
 
-async fn fetch(source: &mut Source<'_>, role: &str, meta: &FileMeta) -> Result<Vec<u8>> {
+async fn fetch(source: &mut Source<'_>, role: &Role, meta: &FileMeta) -> Result<Vec<u8>> {
     source
         .get(role, Some(meta), 0)
         .await?
@@ -316,20 +361,31 @@ async fn trust_root(
     Ok(current)
 }
 
-fn cached_version(dir: &GunDir, role: &str) -> Option<u64> {
-    let bytes = dir.read_cached(role).ok()??;
-    let env = SignedEnvelope::parse(&bytes).ok()?;
-    match role {
-        "timestamp" => env.decode::<Timestamp>().ok().map(|m| m.version()),
-        "snapshot" => env.decode::<Snapshot>().ok().map(|m| m.version()),
-        _ => env.decode::<Targets>().ok().map(|m| m.version()),
+/// The timestamp and snapshot floors under `root`. If either role's keys
+/// changed since its copy was cached, both start over (TUF 5.3.11).
+fn timestamp_and_snapshot_floors(
+    dir: &GunDir,
+    root: &Root,
+    ts_role: &RootRole,
+    snap_role: &RootRole,
+) -> Result<(Option<u64>, Option<u64>)> {
+    let ts = floor::<Timestamp>(dir, &Role::Timestamp, &RoleKeys::of(root, ts_role))?;
+    let snap = floor::<Snapshot>(dir, &Role::Snapshot, &RoleKeys::of(root, snap_role))?;
+    if ts == Floor::KeysChanged || snap == Floor::KeysChanged {
+        eprintln!(
+            "note: the timestamp or snapshot key of {} changed since the cached copies were \
+             made; their rollback floors start over from what the server has now",
+            dir.gun
+        );
+        return Ok((None, None));
     }
+    Ok((ts.version(), snap.version()))
 }
 
 fn cache(dir: &GunDir, repo: &Repo) -> Result<()> {
-    dir.write_cached("root", &repo.root.bytes)?;
-    dir.write_cached("timestamp", &repo.timestamp.bytes)?;
-    dir.write_cached("snapshot", &repo.snapshot.bytes)?;
+    dir.write_cached(&Role::Root, &repo.root.bytes)?;
+    dir.write_cached(&Role::Timestamp, &repo.timestamp.bytes)?;
+    dir.write_cached(&Role::Snapshot, &repo.snapshot.bytes)?;
     for (role, bytes) in &repo.roles {
         dir.write_cached(&role.role, bytes)?;
     }

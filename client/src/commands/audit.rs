@@ -12,7 +12,7 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 #[derive(Debug, Args)]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// Print only the PEM public key (for a file to pass to `notary-keyd
     /// audit verify --key`).
     #[arg(long)]
@@ -20,13 +20,13 @@ pub struct KeyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn key(channel: Channel, args: &KeyArgs) -> Result<()> {
+pub(crate) async fn key(channel: Channel, args: &KeyArgs) -> Result<()> {
     let key = AuditClient::new(channel)
         .get_audit_key(pb::GetAuditKeyRequest {})
         .await
@@ -61,7 +61,7 @@ struct CheckpointJson<'a> {
     head_hash: &'a str,
 }
 
-pub async fn status(channel: Channel, args: &StatusArgs) -> Result<()> {
+pub(crate) async fn status(channel: Channel, args: &StatusArgs) -> Result<()> {
     let s = AuditClient::new(channel)
         .get_audit_status(pb::GetAuditStatusRequest {})
         .await

@@ -1,24 +1,30 @@
 //! HTTP/1.1 to notary-server over TLS (rustls, ring), one kept-alive
-//! connection reused for the requests of one command.
+//! connection reused for the requests of one command. Every request is
+//! bounded in time (connect, silence, whole request) and every answer in
+//! size, checked while it streams in, so a slow or endless server cannot
+//! hold notaryctl or fill its memory.
 
 use super::RemoteError;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 /// TLS settings: notary's `--tlscacert`, `--tlscert`, `--tlskey` (or the
 /// config's `root_ca`, `tls_client_cert`, `tls_client_key`).
 #[derive(Clone, Debug, Default)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -33,22 +39,50 @@ struct Target {
     prefix: String,
 }
 
-pub struct Http {
+/// How long notaryctl waits on the notary server.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Timeouts {
+    /// TCP connect plus the TLS and HTTP handshakes.
+    pub connect: Duration,
+    /// Longest silence while waiting for an answer or between its parts.
+    pub read: Duration,
+    /// One whole request, from sending it to the last byte of the answer.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(30),
+            request: Duration::from_secs(120),
+        }
+    }
+}
+
+pub(super) struct Http {
     url: String,
     target: Target,
     connector: Option<TlsConnector>,
     sender: Option<SendRequest<Full<Bytes>>>,
+    timeouts: Timeouts,
     /// `-D`: one stderr line per request.
     trace: bool,
 }
 
-pub struct Response {
+#[derive(Debug)]
+pub(super) struct Response {
     pub status: StatusCode,
     pub body: Bytes,
 }
 
 impl Http {
-    pub fn new(url: &str, tls: &TlsFiles, trace: bool) -> Result<Http, RemoteError> {
+    pub(super) fn new(
+        url: &str,
+        tls: &TlsFiles,
+        timeouts: Timeouts,
+        trace: bool,
+    ) -> Result<Http, RemoteError> {
         let target = parse_url(url)?;
         let connector = if target.tls {
             Some(connector(tls)?)
@@ -60,23 +94,54 @@ impl Http {
             target,
             connector,
             sender: None,
+            timeouts,
             trace,
         })
     }
 
-    pub fn url(&self) -> &str {
+    pub(super) fn url(&self) -> &str {
         &self.url
     }
 
-    /// Sends one request and reads at most `limit` bytes of the answer.
-    pub async fn send(
+    /// True for an `http://` URL: nothing protects what it carries.
+    pub(super) fn is_plain(&self) -> bool {
+        !self.target.tls
+    }
+
+    /// Sends one request and reads at most `limit` bytes of the answer,
+    /// within the request deadline. A connection that failed or was left
+    /// mid-answer is not used again.
+    pub(super) async fn send(
         &mut self,
         method: Method,
         path: &str,
         body: Option<(String, Vec<u8>)>,
         limit: usize,
     ) -> Result<Response, RemoteError> {
-        let line = self.trace.then(|| format!("{method} {path}"));
+        let line = format!("{method} {path}");
+        let deadline = Instant::now() + self.timeouts.request;
+        let result = self.exchange(method, path, body, limit, deadline).await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        if self.trace {
+            match &result {
+                Ok(r) => eprintln!("{line} -> {} ({} bytes)", r.status.as_u16(), r.body.len()),
+                Err(e) => eprintln!("{line} -> {e}"),
+            }
+        }
+        result
+    }
+
+    async fn exchange(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<(String, Vec<u8>)>,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<Response, RemoteError> {
+        let what = format!("{method} {}", path.rsplit('/').next().unwrap_or(path));
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.target.prefix))
@@ -92,27 +157,42 @@ impl Http {
         let request = builder
             .body(Full::new(payload))
             .map_err(|e| RemoteError::Protocol(e.to_string()))?;
-        let sender = self.sender().await?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| self.unreachable(e.to_string()))?;
+        let (url, timeouts) = (self.url.clone(), self.timeouts);
+        let unreachable = |cause: String| RemoteError::Unreachable {
+            url: url.clone(),
+            cause,
+        };
+        let sender = self.sender(deadline).await?;
+        let response = bounded(&url, &timeouts, deadline, sender.send_request(request))
+            .await?
+            .map_err(|e| unreachable(e.to_string()))?;
         let status = response.status();
-        let body = Limited::new(response.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    RemoteError::TooLarge { limit }
-                } else {
-                    self.unreachable(e.to_string())
-                }
-            })?
-            .to_bytes();
-        if let Some(line) = line {
-            eprintln!("{line} -> {} ({} bytes)", status.as_u16(), body.len());
+        let too_large = || RemoteError::TooLarge {
+            what: what.clone(),
+            limit,
+        };
+        let announced = response
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|len| len > limit as u64) {
+            return Err(too_large());
         }
-        Ok(Response { status, body })
+        let mut stream = response.into_body();
+        let mut body = Vec::new();
+        while let Some(frame) = bounded(&url, &timeouts, deadline, stream.frame()).await? {
+            let frame = frame.map_err(|e| unreachable(e.to_string()))?;
+            if let Ok(chunk) = frame.into_data() {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+        Ok(Response {
+            status,
+            body: Bytes::from(body),
+        })
     }
 
     fn host_header(&self) -> String {
@@ -127,13 +207,23 @@ impl Http {
     }
 
     /// The open connection, or a new one if there is none or it closed.
-    async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, RemoteError> {
+    async fn sender(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<&mut SendRequest<Full<Bytes>>, RemoteError> {
         let reusable = match self.sender.as_mut() {
             Some(s) => s.ready().await.is_ok(),
             None => false,
         };
         if !reusable {
-            self.sender = Some(self.connect().await?);
+            let limit = self
+                .timeouts
+                .connect
+                .min(deadline.saturating_duration_since(Instant::now()));
+            let connected = tokio::time::timeout(limit, self.connect())
+                .await
+                .map_err(|_| self.unreachable(format!("no connection within {limit:?}")))??;
+            self.sender = Some(connected);
         }
         self.sender
             .as_mut()
@@ -161,6 +251,27 @@ impl Http {
             None => handshake(TokioIo::new(tcp)).await,
         }
         .map_err(|e| self.unreachable(e.to_string()))
+    }
+}
+
+/// Waits for `step` at most the read timeout, and not past `deadline`.
+async fn bounded<F: Future>(
+    url: &str,
+    timeouts: &Timeouts,
+    deadline: Instant,
+    step: F,
+) -> Result<F::Output, RemoteError> {
+    let too_slow = |why: String| RemoteError::TooSlow {
+        url: url.to_string(),
+        why,
+    };
+    match tokio::time::timeout_at(deadline, tokio::time::timeout(timeouts.read, step)).await {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(_)) => Err(too_slow(format!("it sent nothing for {:?}", timeouts.read))),
+        Err(_) => Err(too_slow(format!(
+            "one request took longer than {:?}",
+            timeouts.request
+        ))),
     }
 }
 
@@ -293,5 +404,123 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// A loopback HTTP server that answers one connection with `answer`.
+    async fn serve<F, Fut>(answer: F) -> String
+    where
+        F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            if let Ok((stream, _)) = listener.accept().await {
+                answer(stream).await;
+            }
+        });
+        url
+    }
+
+    fn client(url: &str, read_ms: u64, request_ms: u64) -> Http {
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_millis(read_ms),
+            request: Duration::from_millis(request_ms),
+        };
+        Http::new(url, &TlsFiles::default(), timeouts, false).unwrap()
+    }
+
+    async fn read_request(stream: &mut tokio::net::TcpStream) {
+        use tokio::io::AsyncReadExt;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn endless_answers_stop_at_the_limit() {
+        use tokio::io::AsyncWriteExt;
+        let url = serve(|mut s| async move {
+            read_request(&mut s).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            let chunk = format!("{:x}\r\n{}\r\n", 4096, " ".repeat(4096));
+            while s.write_all(chunk.as_bytes()).await.is_ok() {}
+        })
+        .await;
+        let err = client(&url, 5_000, 60_000)
+            .send(Method::GET, "/x.json", None, 10_000)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RemoteError::TooLarge { limit: 10_000, .. }),
+            "{err}"
+        );
+        let url = serve(|mut s| async move {
+            read_request(&mut s).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n")
+                .await;
+        })
+        .await;
+        let err = client(&url, 5_000, 60_000)
+            .send(Method::GET, "/x.json", None, 10_000)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("longer than 10000 bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn silent_and_trickling_servers_time_out() {
+        use tokio::io::AsyncWriteExt;
+        let url = serve(|mut s| async move {
+            read_request(&mut s).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        })
+        .await;
+        let err = client(&url, 200, 60_000)
+            .send(Method::GET, "/x.json", None, 10_000)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("it sent nothing for 200ms"),
+            "{err}"
+        );
+        assert!(
+            !err.is_offline(),
+            "a server that answers slowly is not offline"
+        );
+
+        // One byte every 50 ms never trips the silence limit; the request
+        // deadline ends it.
+        let url = serve(|mut s| async move {
+            read_request(&mut s).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                .await;
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if s.write_all(b" ").await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        let err = client(&url, 5_000, 500)
+            .send(Method::GET, "/x.json", None, 200_000)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("one request took longer than 500ms"),
+            "{err}"
+        );
     }
 }

@@ -15,24 +15,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The bytes the audit key signs for a checkpoint.
-pub fn message(head_seq: u64, head: &str, time: &str) -> Vec<u8> {
+pub(crate) fn message(head_seq: u64, head: &str, time: &str) -> Vec<u8> {
     format!("notary-keyd audit checkpoint\nseq {head_seq}\nhead {head}\ntime {time}\n").into_bytes()
 }
 
 /// A checkpoint line's fields.
 #[derive(Serialize)]
-pub struct Checkpoint<'a> {
-    pub time: &'a str,
-    pub head_seq: u64,
-    pub head: &'a str,
-    pub key_id: &'a str,
+pub(crate) struct Checkpoint<'a> {
+    pub(crate) time: &'a str,
+    pub(crate) head_seq: u64,
+    pub(crate) head: &'a str,
+    pub(crate) key_id: &'a str,
     /// Present when signed: the ECDSA P-256 signature (notary's raw r||s,
     /// base64) over `message`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sig: Option<&'a str>,
+    pub(crate) sig: Option<&'a str>,
     /// Present when the head could not be signed: why.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'a str>,
+    pub(crate) error: Option<&'a str>,
 }
 
 /// Signs the chain head every `checkpoint_records` records or
@@ -40,7 +40,7 @@ pub struct Checkpoint<'a> {
 /// when stopped. Each checkpoint also goes to the daemon's log (the
 /// journal under systemd) with the head as structured fields, so a copy
 /// of the head exists outside the audit files.
-pub struct Checkpointer {
+pub(crate) struct Checkpointer {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -48,7 +48,7 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// `key` is the audit key, or why there is none (each checkpoint then
     /// records that reason instead of a signature).
-    pub fn start(
+    pub(crate) fn start(
         log: AuditLog,
         key: Result<Arc<AuditKey>, String>,
         devices: &[Arc<Device>],
@@ -79,7 +79,7 @@ impl Checkpointer {
     }
 
     /// Signs the last checkpoint and waits until it is written.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand, Debug)]
-pub enum AuditCommand {
+pub(crate) enum AuditCommand {
     /// Check the audit log's chain and checkpoints, offline.
     ///
     /// Reads segment files (copies will do; nothing is written) and checks
@@ -30,7 +30,7 @@ pub enum AuditCommand {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Segment files (audit-NNNNNN.jsonl), or directories of them.
     /// Default: the configured log directory (--config, or personal mode's).
     #[arg(value_name = "PATH")]
@@ -43,17 +43,17 @@ pub struct VerifyArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct NewChainArgs {
+pub(crate) struct NewChainArgs {
     /// Why the chain is not continued; recorded in the new segment.
     #[arg(long, value_name = "TEXT")]
     reason: String,
 }
 
 /// The daemon's configuration, loaded only when a command needs it.
-pub type LoadConfig<'a> = &'a dyn Fn() -> Result<(AuditConfig, PathBuf)>;
+pub(crate) type LoadConfig<'a> = &'a dyn Fn() -> Result<(AuditConfig, PathBuf)>;
 
 /// Runs `command`; `config` gives the audit settings and the state dir.
-pub fn run(command: &AuditCommand, config: LoadConfig<'_>) -> ExitCode {
+pub(crate) fn run(command: &AuditCommand, config: LoadConfig<'_>) -> ExitCode {
     let outcome = match command {
         AuditCommand::Verify(args) => verify_command(args, config),
         AuditCommand::NewChain(args) => new_chain_command(args, config),

@@ -18,30 +18,30 @@ use std::path::{Path, PathBuf};
 
 /// Segments smaller than this would rotate every few requests; it is also
 /// the largest record (see `record::MAX_FIELD`), with room to spare.
-pub const MIN_SEGMENT: u64 = 64 * 1024;
+pub(crate) const MIN_SEGMENT: u64 = 64 * 1024;
 
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct AuditConfig {
+pub(crate) struct AuditConfig {
     /// Directory of the segments (created 0700 if missing).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// A segment is closed and a new one begun at this size.
     #[serde(default = "default_max_size")]
-    pub max_size: ByteSize,
+    pub(crate) max_size: ByteSize,
     /// How many segments to keep, the current one included; the oldest go
     /// first. 0 keeps every segment.
     #[serde(default)]
-    pub keep: usize,
+    pub(crate) keep: usize,
     /// A checkpoint is signed after this many records…
     #[serde(default = "default_checkpoint_records")]
-    pub checkpoint_records: u64,
+    pub(crate) checkpoint_records: u64,
     /// …or this many seconds after the last one, if anything was written.
     #[serde(default = "default_checkpoint_seconds")]
-    pub checkpoint_seconds: u64,
+    pub(crate) checkpoint_seconds: u64,
     /// The `[[backend]]` that holds the audit key. Default: the first TPM,
     /// else the first PKCS#11 token whose PIN the daemon reads itself,
     /// else a software keystore of the audit log's own.
-    pub key_backend: Option<String>,
+    pub(crate) key_backend: Option<String>,
 }
 
 fn default_max_size() -> ByteSize {
@@ -58,7 +58,7 @@ fn default_checkpoint_seconds() -> u64 {
 
 impl AuditConfig {
     /// The defaults for a log in `dir`.
-    pub fn in_dir(dir: PathBuf) -> AuditConfig {
+    pub(crate) fn in_dir(dir: PathBuf) -> AuditConfig {
         AuditConfig {
             dir,
             max_size: default_max_size(),
@@ -71,7 +71,7 @@ impl AuditConfig {
 
     /// The pre-segment `[server] audit_log = FILE`: segments go into FILE's
     /// directory; FILE itself (an unchained log) is left as it is.
-    pub fn from_legacy_path(file: &Path) -> Result<AuditConfig, String> {
+    pub(crate) fn from_legacy_path(file: &Path) -> Result<AuditConfig, String> {
         match file.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => Ok(AuditConfig::in_dir(dir.to_path_buf())),
             _ => Err(format!(
@@ -82,7 +82,7 @@ impl AuditConfig {
     }
 
     /// Checks the settings against the configured backends' names and types.
-    pub fn validate(&self, backends: &[(&str, BackendType)]) -> Result<(), String> {
+    pub(crate) fn validate(&self, backends: &[(&str, BackendType)]) -> Result<(), String> {
         if self.max_size.0 < MIN_SEGMENT {
             return Err(format!(
                 "[audit] max_size = {} is below the minimum of {MIN_SEGMENT} bytes",
@@ -122,7 +122,7 @@ impl AuditConfig {
 /// A size in bytes: a number, or a string with a K, M or G suffix
 /// (powers of 1024), e.g. `"64M"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
+pub(crate) struct ByteSize(pub u64);
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// `<state_dir>/audit-key.pem`.
-pub fn public_path(state_dir: &Path) -> PathBuf {
+pub(crate) fn public_path(state_dir: &Path) -> PathBuf {
     state_dir.join("audit-key.pem")
 }
 
@@ -45,7 +45,7 @@ const OWN: &str = "(audit keystore)";
 const LABEL: &str = "notary-keyd audit key (signs checkpoints only)";
 
 /// An audit public key from PEM (`PUBLIC KEY`, DER SubjectPublicKeyInfo).
-pub fn read_public(path: &Path) -> Result<PublicKey> {
+pub(crate) fn read_public(path: &Path) -> Result<PublicKey> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let blocks = notary_tuf::pem::parse_blocks(&text)
         .with_context(|| format!("{} is not PEM", path.display()))?;
@@ -55,7 +55,7 @@ pub fn read_public(path: &Path) -> Result<PublicKey> {
     Ok(PublicKey::new(KeyType::Ecdsa, block.der))
 }
 
-pub fn public_pem(key: &PublicKey) -> String {
+pub(crate) fn public_pem(key: &PublicKey) -> String {
     notary_tuf::pem::encode("PUBLIC KEY", key.public_bytes())
 }
 
@@ -71,7 +71,7 @@ struct KeyRecord {
 /// token with a PIN the daemon reads itself (a prompted PIN leaves it
 /// locked until a person comes), else the first software keystore; `None`:
 /// a keystore of the log's own.
-pub fn choose(backends: &[&BackendConfig]) -> Option<String> {
+pub(crate) fn choose(backends: &[&BackendConfig]) -> Option<String> {
     let first = |fits: &dyn Fn(&BackendConfig) -> bool| {
         backends.iter().find(|b| fits(b)).map(|b| b.name.clone())
     };
@@ -85,10 +85,10 @@ pub fn choose(backends: &[&BackendConfig]) -> Option<String> {
 }
 
 /// The audit key, found or made, and the backend that holds it.
-pub struct AuditKey {
-    pub backend: String,
-    pub key: BackendKey,
-    pub key_id: String,
+pub(crate) struct AuditKey {
+    pub(crate) backend: String,
+    pub(crate) key: BackendKey,
+    pub(crate) key_id: String,
     /// The backend itself, not guarded: only checkpoints sign with it.
     signer: Arc<dyn KeyBackend>,
 }
@@ -100,7 +100,7 @@ impl AuditKey {
     /// keystore of the log's own. Once made, `audit-key.json` says where
     /// it is. Fails when the key it names is gone, or its backend is not
     /// open, or the configuration names another backend.
-    pub async fn ensure(
+    pub(crate) async fn ensure(
         state_dir: &Path,
         configured: Option<&str>,
         preferred: Option<String>,
@@ -209,7 +209,7 @@ impl AuditKey {
     }
 
     /// `backend` as requests may use it: guarded if it holds this key.
-    pub fn guard(&self, name: &str, backend: Arc<dyn KeyBackend>) -> Arc<dyn KeyBackend> {
+    pub(crate) fn guard(&self, name: &str, backend: Arc<dyn KeyBackend>) -> Arc<dyn KeyBackend> {
         if name == self.backend {
             Arc::new(Guarded {
                 inner: backend,
@@ -224,7 +224,11 @@ impl AuditKey {
     /// Signs a checkpoint: on the key's device queue, so it waits its turn
     /// like any request and never uses a login someone's request brought;
     /// for the log's own keystore, in place.
-    pub async fn sign(&self, device: Option<&Device>, message: Vec<u8>) -> Result<Vec<u8>, String> {
+    pub(crate) async fn sign(
+        &self,
+        device: Option<&Device>,
+        message: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
         let signer = Arc::clone(&self.signer);
         let uri = self.key.uri.clone();
         let run = async move {
@@ -234,7 +238,7 @@ impl AuditKey {
                 .map_err(crate::device::DeviceError::from)
         };
         match device {
-            Some(d) => d.queued(String::new(), |_| {}, run).await,
+            Some(d) => d.queued(None, |_| {}, run).await,
             None => run.await,
         }
         .map_err(|e| e.to_string())
@@ -251,15 +255,13 @@ struct Guarded {
 }
 
 impl Guarded {
-    fn refuse_audit_key(&self, uri: &KeyUri, what: &str) -> Result<(), BackendError> {
+    /// To requests the audit key does not exist, as `list` says.
+    fn refuse_audit_key(&self, uri: &KeyUri) -> Result<(), BackendError> {
         if *uri == self.uri {
-            return Err(BackendError::Precondition {
-                reason: "audit_key",
-                message: format!(
-                    "key {} is notary-keyd's audit key: it signs audit checkpoints only, so it cannot {what}",
-                    self.key_id
-                ),
-            });
+            return Err(BackendError::KeyNotFound(format!(
+                "{} (notary-keyd's audit key, for checkpoints only)",
+                self.key_id
+            )));
         }
         Ok(())
     }
@@ -293,11 +295,11 @@ impl KeyBackend for Guarded {
         self.inner.generate(spec)
     }
     fn sign(&self, uri: &KeyUri, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
-        self.refuse_audit_key(uri, "sign this")?;
+        self.refuse_audit_key(uri)?;
         self.inner.sign(uri, payload)
     }
     fn delete(&self, uri: &KeyUri) -> Result<(), BackendError> {
-        self.refuse_audit_key(uri, "be deleted")?;
+        self.refuse_audit_key(uri)?;
         self.inner.delete(uri)
     }
     fn certificates(&self) -> Option<&dyn CertificateStore> {
@@ -318,7 +320,7 @@ impl KeyBackend for Guarded {
 
 impl CertificateStore for Guarded {
     fn put_certificate(&self, uri: &KeyUri, der: &[u8]) -> Result<(), BackendError> {
-        self.refuse_audit_key(uri, "get a certificate")?;
+        self.refuse_audit_key(uri)?;
         match self.inner.certificates() {
             Some(store) => store.put_certificate(uri, der),
             None => Err(BackendError::NotSupported("certificates")),
@@ -360,7 +362,7 @@ mod tests {
         let listed = guarded.list().unwrap();
         assert_eq!(listed, vec![other.clone()], "only the other key is listed");
         let refused = guarded.sign(&key.key.uri, b"x").unwrap_err().to_string();
-        assert!(refused.contains("audit key"), "{refused}");
+        assert!(refused.contains("no key"), "{refused}");
         assert!(guarded.delete(&key.key.uri).is_err());
         let certs = guarded.certificates().unwrap();
         assert!(certs.put_certificate(&key.key.uri, b"der").is_err());

@@ -13,38 +13,38 @@ use std::io::Write;
 
 /// The last line written: its sequence number and hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Head {
-    pub seq: u64,
-    pub hash: [u8; 32],
+pub(crate) struct Head {
+    pub(crate) seq: u64,
+    pub(crate) hash: [u8; 32],
 }
 
 impl Head {
     /// Before the first line of a chain.
-    pub const GENESIS: Head = Head {
+    pub(crate) const GENESIS: Head = Head {
         seq: 0,
         hash: [0; 32],
     };
 
     /// The head after `line` (its bytes without the newline).
-    pub fn after(seq: u64, line: &[u8]) -> Head {
+    pub(crate) fn after(seq: u64, line: &[u8]) -> Head {
         Head {
             seq,
             hash: Sha256::digest(line).into(),
         }
     }
 
-    pub fn hash_hex(&self) -> String {
+    pub(crate) fn hash_hex(&self) -> String {
         hex::encode(self.hash)
     }
 }
 
 /// Upper bound of what `append` adds to a body: the chain fields, the
 /// longest kind, the closing brace and the newline.
-pub const LINK_OVERHEAD: usize = 128;
+pub(crate) const LINK_OVERHEAD: usize = 128;
 
 /// Appends the line that follows `head` to `out` (with its newline) and
 /// returns the new head.
-pub fn append(out: &mut Vec<u8>, head: &Head, body: &Body) -> Head {
+pub(crate) fn append(out: &mut Vec<u8>, head: &Head, body: &Body) -> Head {
     let start = out.len();
     let seq = head.seq + 1;
     // Writing into a Vec cannot fail.
@@ -69,55 +69,55 @@ pub fn append(out: &mut Vec<u8>, head: &Head, body: &Body) -> Head {
 /// The fields of a line that the chain and the verifier read. Strings the
 /// daemon writes without escapes are borrowed; caller text may be escaped.
 #[derive(Debug, Deserialize)]
-pub struct Link<'a> {
-    pub seq: u64,
+pub(crate) struct Link<'a> {
+    pub(crate) seq: u64,
     #[serde(borrow)]
-    pub prev: &'a str,
+    pub(crate) prev: &'a str,
     #[serde(borrow)]
-    pub kind: &'a str,
+    pub(crate) kind: &'a str,
     #[serde(default, borrow)]
-    pub time: Option<&'a str>,
+    pub(crate) time: Option<&'a str>,
     /// segment: its number, and whether it begins a new chain.
     #[serde(default)]
-    pub segment: Option<u64>,
+    pub(crate) segment: Option<u64>,
     #[serde(default, borrow)]
-    pub new_chain: Option<Cow<'a, str>>,
+    pub(crate) new_chain: Option<Cow<'a, str>>,
     /// outcome: the `seq` of its request.
     #[serde(default)]
-    pub request: Option<u64>,
+    pub(crate) request: Option<u64>,
     /// checkpoint: the head it signs, and by which key.
     #[serde(default)]
-    pub head_seq: Option<u64>,
+    pub(crate) head_seq: Option<u64>,
     #[serde(default, borrow)]
-    pub head: Option<&'a str>,
+    pub(crate) head: Option<&'a str>,
     #[serde(default, borrow)]
-    pub sig: Option<&'a str>,
+    pub(crate) sig: Option<&'a str>,
     #[serde(default, borrow)]
-    pub error: Option<Cow<'a, str>>,
+    pub(crate) error: Option<Cow<'a, str>>,
     /// request: what was asked, by whom (for reporting open requests).
     #[serde(default, borrow)]
-    pub operation: Option<Cow<'a, str>>,
+    pub(crate) operation: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub key_id: Option<Cow<'a, str>>,
+    pub(crate) key_id: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub uid: Option<u32>,
+    pub(crate) uid: Option<u32>,
     #[serde(default, borrow)]
-    pub client: Option<Cow<'a, str>>,
+    pub(crate) client: Option<Cow<'a, str>>,
 }
 
 impl<'a> Link<'a> {
-    pub fn parse(line: &'a [u8]) -> Result<Link<'a>, serde_json::Error> {
+    pub(crate) fn parse(line: &'a [u8]) -> Result<Link<'a>, serde_json::Error> {
         serde_json::from_slice(line)
     }
 
     /// Whether `prev` names `hash`, without allocating.
-    pub fn follows(&self, hash: &[u8; 32]) -> bool {
+    pub(crate) fn follows(&self, hash: &[u8; 32]) -> bool {
         let mut buf = [0u8; 64];
         hex::encode_to_slice(hash, &mut buf).is_ok() && self.prev.as_bytes() == buf
     }
 
     /// The first line of a chain: seq 1 after 64 zeros.
-    pub fn begins_chain(&self) -> bool {
+    pub(crate) fn begins_chain(&self) -> bool {
         self.seq == 1 && self.follows(&Head::GENESIS.hash)
     }
 }

@@ -9,39 +9,42 @@
 //!   the writer shares; `verify`: the offline check; `config`: `[audit]`.
 
 mod checkpoint;
-pub mod cli;
-pub mod config;
-pub mod key;
+pub(crate) mod cli;
+pub(crate) mod config;
+pub(crate) mod key;
 mod line;
 mod record;
-pub mod rpc;
+pub(crate) mod rpc;
 mod segment;
 mod spare;
 mod status;
 mod tail;
-pub mod verify;
+pub(crate) mod verify;
 mod writer;
 
-pub use checkpoint::Checkpointer;
-pub use config::AuditConfig;
-pub use key::AuditKey;
-pub use record::{now_rfc3339, AuditRecord};
-pub use status::Snapshot;
-pub use tail::{new_chain, OpenError};
+pub(crate) use checkpoint::Checkpointer;
+pub(crate) use config::AuditConfig;
+pub(crate) use key::AuditKey;
+pub(crate) use record::{now_rfc3339, AuditRecord};
+pub(crate) use status::Snapshot;
+pub(crate) use tail::{new_chain, OpenError};
 
+use crate::status::refusal;
+use keyd_proto::Reason;
 use record::{Body, Kind, Start};
 use spare::Spare;
 use status::Shared;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
+use tonic::Status;
 use writer::{Job, Writer};
 
 #[derive(Debug, thiserror::Error, Clone)]
 #[error("audit log {path} cannot be written: {message}")]
-pub struct AuditError {
-    pub path: String,
-    pub message: String,
+pub(crate) struct AuditError {
+    pub(crate) path: String,
+    pub(crate) message: String,
 }
 
 impl AuditError {
@@ -54,7 +57,7 @@ impl AuditError {
 }
 
 #[derive(Clone)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     tx: mpsc::Sender<Job>,
     shared: Arc<Shared>,
     dir: PathBuf,
@@ -63,7 +66,7 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens the log (continuing its chain), starts the writer and records
     /// the start.
-    pub async fn open(config: &AuditConfig) -> Result<AuditLog, OpenError> {
+    pub(crate) async fn open(config: &AuditConfig) -> Result<AuditLog, OpenError> {
         let size = config.max_size.0;
         let tail = tail::open(&config.dir, size)?;
         let io = |e: std::io::Error| OpenError::Io(AuditError::io(&config.dir, &e));
@@ -107,7 +110,7 @@ impl AuditLog {
     }
 
     /// Where the chain stands.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         self.shared.snapshot()
     }
 
@@ -130,8 +133,19 @@ impl AuditLog {
         done.await.map_err(|_| self.gone())?
     }
 
+    /// Starts the record of an operation decided in one record: the work
+    /// fills it in through `Audited::record`, and `Audited::close` writes
+    /// it with the outcome.
+    pub(crate) fn begin(&self, record: AuditRecord) -> Audited {
+        Audited {
+            log: self.clone(),
+            record,
+            closed: false,
+        }
+    }
+
     /// Writes one record durably; resolves after its batch's write.
-    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
+    pub(crate) async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
         self.write(Body::of(Kind::Decision, &record))
             .await
             .map(drop)
@@ -143,7 +157,7 @@ impl AuditLog {
     /// pending. The reply must wait for [`Requested::durable`]; the outcome
     /// follows with [`Requested::outcome`] (or, if the request is dropped
     /// first, as abandoned), carrying the record as the request filled it in.
-    pub fn request(&self, record: AuditRecord) -> Requested {
+    pub(crate) fn request(&self, record: AuditRecord) -> Requested {
         let mut asked = record;
         asked.allowed = true;
         asked.result = PENDING.into();
@@ -175,6 +189,67 @@ impl AuditLog {
     }
 }
 
+/// An operation's record while its work runs. Closing it commits a success
+/// (a failed write turns it into an error, so no result leaves the daemon
+/// unrecorded) or records the refusal (which is sent even when the write
+/// fails: refusing is safe). Dropped before closing, it is written anyway,
+/// as abandoned.
+pub(crate) struct Audited {
+    log: AuditLog,
+    record: AuditRecord,
+    closed: bool,
+}
+
+impl Audited {
+    pub(crate) fn record(&mut self) -> &mut AuditRecord {
+        &mut self.record
+    }
+
+    pub(crate) async fn close<T>(mut self, outcome: Result<T, Status>) -> Result<T, Status> {
+        self.closed = true;
+        let mut record = std::mem::take(&mut self.record);
+        record.allowed = outcome.is_ok();
+        match outcome {
+            Ok(value) => {
+                record.result = "ok".into();
+                self.log.record(record).await.map_err(|e| withheld(&e))?;
+                Ok(value)
+            }
+            Err(status) => {
+                record.result = status.message().to_string();
+                if let Err(e) = self.log.record(record).await {
+                    tracing::error!(error = %e, "audit write failed for a refused request");
+                }
+                Err(status)
+            }
+        }
+    }
+}
+
+impl Drop for Audited {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let mut record = std::mem::take(&mut self.record);
+        record.allowed = false;
+        record.result = ABANDONED.into();
+        // Nobody waits for this write; it is still durable.
+        let job = Job {
+            body: Body::of(Kind::Decision, &record),
+            ack: None,
+        };
+        if self.log.tx.send(job).is_err() {
+            tracing::error!(dir = %self.log.dir.display(), "audit writer stopped; an abandoned request is unrecorded");
+        }
+    }
+}
+
+/// The status of a result withheld because its audit record is not on disk.
+pub(crate) fn withheld(e: &AuditError) -> Status {
+    refusal(Reason::AuditFailed, format!("{e}; the result was withheld"))
+}
+
 const PENDING: &str = "pending: the outcome follows";
 
 const ABANDONED: &str = "abandoned before the reply: the caller went away or its deadline \
@@ -183,7 +258,7 @@ const ABANDONED: &str = "abandoned before the reply: the caller went away or its
 const UNDELIVERED: &str = "not delivered: the result was made, but the caller had gone";
 
 /// A request record on its way to disk (see [`AuditLog::request`]).
-pub struct Requested {
+pub(crate) struct Requested {
     log: AuditLog,
     record: AuditRecord,
     receipt: Option<oneshot::Receiver<Result<u64, AuditError>>>,
@@ -193,13 +268,13 @@ pub struct Requested {
 
 impl Requested {
     /// The record the outcome will carry, for the request to fill in.
-    pub fn record_mut(&mut self) -> &mut AuditRecord {
+    pub(crate) fn record_mut(&mut self) -> &mut AuditRecord {
         &mut self.record
     }
 
     /// Waits until the request record is on disk. An error means it is
     /// not, and the request's result must be withheld.
-    pub async fn durable(&mut self) -> Result<u64, AuditError> {
+    pub(crate) async fn durable(&mut self) -> Result<u64, AuditError> {
         if let Some(seq) = self.seq {
             return Ok(seq);
         }
@@ -211,7 +286,7 @@ impl Requested {
 
     /// Appends the request's outcome. Nobody waits for it: the reply waited
     /// for the request record, which already says a signature may exist.
-    pub async fn outcome(mut self, allowed: bool, result: &str) {
+    pub(crate) async fn outcome(mut self, allowed: bool, result: &str) {
         self.done = true;
         // Without a request record there is nothing to follow; the
         // refusal the caller got says why.
@@ -225,7 +300,7 @@ impl Requested {
     }
 
     /// The result was made but its caller had gone before it could be sent.
-    pub async fn undelivered(self) {
+    pub(crate) async fn undelivered(self) {
         self.outcome(false, UNDELIVERED).await;
     }
 }

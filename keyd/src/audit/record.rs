@@ -3,48 +3,61 @@
 //! checkpoints). Each is serialised to a JSON object here, in the caller's
 //! thread; the writer only puts the chain fields in front (`line.rs`).
 
+use notary_tuf::metadata::{Gun, Role};
 use serde::{Serialize, Serializer};
 
 /// Caller-supplied text is cut to this many bytes per field, so a refused
 /// request costs the log a line of bounded size (review finding 9) and no
 /// record outgrows a segment (`config::MIN_SEGMENT`).
-pub const MAX_FIELD: usize = 1024;
+pub(crate) const MAX_FIELD: usize = 1024;
 
 /// The version of the line format, named in every segment header.
-pub const FORMAT: &str = "notary-keyd-audit/2";
+pub(crate) const FORMAT: &str = "notary-keyd-audit/2";
 
 #[derive(Debug, Serialize, Clone, Default)]
-pub struct AuditRecord {
+pub(crate) struct AuditRecord {
     #[serde(serialize_with = "bounded")]
-    pub time: String,
+    pub(crate) time: String,
     /// Unix-socket callers: their uid and gid (SO_PEERCRED).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
+    pub(crate) uid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gid: Option<u32>,
+    pub(crate) gid: Option<u32>,
     /// Signer-API callers: the subject of their TLS client certificate.
     #[serde(skip_serializing_if = "String::is_empty", serialize_with = "bounded")]
-    pub client: String,
+    pub(crate) client: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pid: Option<i32>,
+    pub(crate) pid: Option<i32>,
     /// `sign`, `generate`, `delete`, … or a signer-API method.
     #[serde(serialize_with = "bounded")]
-    pub operation: String,
+    pub(crate) operation: String,
     #[serde(skip_serializing_if = "String::is_empty", serialize_with = "bounded")]
-    pub key_id: String,
+    pub(crate) key_id: String,
     #[serde(skip_serializing_if = "String::is_empty", serialize_with = "bounded")]
-    pub backend: String,
-    #[serde(skip_serializing_if = "String::is_empty", serialize_with = "bounded")]
-    pub role: String,
-    #[serde(skip_serializing_if = "String::is_empty", serialize_with = "bounded")]
-    pub gun: String,
+    pub(crate) backend: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_text")]
+    pub(crate) role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_text")]
+    pub(crate) gun: Option<Gun>,
     /// Hex SHA-256 of the signed payload; the payload itself is never logged.
     #[serde(skip_serializing_if = "String::is_empty", serialize_with = "bounded")]
-    pub payload_sha256: String,
-    pub allowed: bool,
+    pub(crate) payload_sha256: String,
+    pub(crate) allowed: bool,
     /// `ok`, or the error that ended the request.
     #[serde(serialize_with = "bounded")]
-    pub result: String,
+    pub(crate) result: String,
+}
+
+/// A role or GUN as the text notary writes (both are bounded by their
+/// own parsers).
+fn as_text<S: Serializer, T: std::fmt::Display>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 /// Text longer than `MAX_FIELD` is cut at a character boundary and says
@@ -62,7 +75,7 @@ fn bounded<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
 
 /// What a line is. Every line of the log has exactly one kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The first line of every segment.
     Segment,
     /// The daemon started writing (after a restart, the chain continues).
@@ -79,7 +92,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Segment => "segment",
             Kind::Start => "start",
@@ -92,13 +105,13 @@ impl Kind {
 }
 
 /// A record's fields as a JSON object, ready for the writer.
-pub struct Body {
-    pub kind: Kind,
-    pub json: Vec<u8>,
+pub(crate) struct Body {
+    pub(crate) kind: Kind,
+    pub(crate) json: Vec<u8>,
 }
 
 impl Body {
-    pub fn of(kind: Kind, fields: &impl Serialize) -> Body {
+    pub(crate) fn of(kind: Kind, fields: &impl Serialize) -> Body {
         // Our own types hold only strings, numbers and booleans, which
         // always serialise; an empty object keeps the line well-formed
         // should that ever change.
@@ -109,22 +122,22 @@ impl Body {
 
 /// The first line of a segment.
 #[derive(Serialize)]
-pub struct SegmentHeader<'a> {
-    pub time: &'a str,
-    pub segment: u64,
-    pub format: &'static str,
+pub(crate) struct SegmentHeader<'a> {
+    pub(crate) time: &'a str,
+    pub(crate) segment: u64,
+    pub(crate) format: &'static str,
     /// Set when this segment begins a new chain: the operator's reason.
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "bounded_opt"
     )]
-    pub new_chain: Option<&'a str>,
+    pub(crate) new_chain: Option<&'a str>,
     /// With `new_chain`: how the previous segment ended.
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "bounded_opt"
     )]
-    pub after: Option<&'a str>,
+    pub(crate) after: Option<&'a str>,
 }
 
 fn bounded_opt<S: Serializer>(text: &Option<&str>, s: S) -> Result<S::Ok, S::Error> {
@@ -134,21 +147,21 @@ fn bounded_opt<S: Serializer>(text: &Option<&str>, s: S) -> Result<S::Ok, S::Err
 /// The outcome of a request record: the record as the request filled it
 /// in, and the `seq` of the request line it answers.
 #[derive(Serialize)]
-pub struct OutcomeOf<'a> {
-    pub request: u64,
+pub(crate) struct OutcomeOf<'a> {
+    pub(crate) request: u64,
     #[serde(flatten)]
-    pub record: &'a AuditRecord,
+    pub(crate) record: &'a AuditRecord,
 }
 
 /// The daemon began writing to the log.
 #[derive(Serialize)]
-pub struct Start<'a> {
-    pub time: &'a str,
-    pub version: &'static str,
-    pub pid: u32,
+pub(crate) struct Start<'a> {
+    pub(crate) time: &'a str,
+    pub(crate) version: &'static str,
+    pub(crate) pid: u32,
 }
 
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

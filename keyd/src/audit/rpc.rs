@@ -6,17 +6,17 @@ use super::key::{public_pem, AuditKey};
 use super::AuditLog;
 use crate::caller::Caller;
 use crate::policy::{Operation, Policy};
-use crate::service::status::{denied, with_reason};
+use crate::status::denied;
 use keyd_proto::keyd as pb;
 use std::sync::Arc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 #[derive(Clone)]
-pub struct AuditService {
-    pub log: AuditLog,
+pub(crate) struct AuditService {
+    pub(crate) log: AuditLog,
     /// The audit key, or why there is none.
-    pub key: Result<Arc<AuditKey>, String>,
-    pub policy: Arc<Policy>,
+    pub(crate) key: Result<Arc<AuditKey>, String>,
+    pub(crate) policy: Arc<Policy>,
 }
 
 impl AuditService {
@@ -41,11 +41,7 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::AuditKey>, Status> {
         self.check(&request)?;
         let key = self.key.as_ref().map_err(|why| {
-            with_reason(
-                Code::FailedPrecondition,
-                "no_audit_key",
-                format!("the daemon has no audit key: {why}"),
-            )
+            Status::failed_precondition(format!("the daemon has no audit key: {why}"))
         })?;
         Ok(Response::new(pb::AuditKey {
             key_id: key.key_id.clone(),

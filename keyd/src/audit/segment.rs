@@ -15,14 +15,14 @@ use std::path::{Path, PathBuf};
 const PREFIX: &str = "audit-";
 const SUFFIX: &str = ".jsonl";
 /// The next segment while it is being made; never a segment itself.
-pub const SPARE: &str = ".audit-next.jsonl.tmp";
+pub(crate) const SPARE: &str = ".audit-next.jsonl.tmp";
 
-pub fn file_name(index: u64) -> String {
+pub(crate) fn file_name(index: u64) -> String {
     format!("{PREFIX}{index:06}{SUFFIX}")
 }
 
 /// The segment number in a file name made by `file_name`.
-pub fn index_of(name: &str) -> Option<u64> {
+pub(crate) fn index_of(name: &str) -> Option<u64> {
     let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
     if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -31,7 +31,7 @@ pub fn index_of(name: &str) -> Option<u64> {
 }
 
 /// The segments in `dir`, oldest first.
-pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+pub(crate) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -45,7 +45,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 
 /// Where a segment's records end.
 #[derive(Debug, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// The records are `bytes[..at]`, each line ending in a newline; the
     /// rest is free space.
     Clean { at: usize },
@@ -62,7 +62,7 @@ fn is_free(b: u8) -> bool {
 /// Finds the end of the records in a segment's bytes. A record line never
 /// starts with a space or is empty, so the free space is the run of spaces
 /// and newlines at the end, minus the newline of the last record.
-pub fn records_end(bytes: &[u8]) -> End {
+pub(crate) fn records_end(bytes: &[u8]) -> End {
     let Some(last) = bytes.iter().rposition(|&b| !is_free(b)) else {
         return End::Clean { at: 0 };
     };
@@ -77,7 +77,7 @@ pub fn records_end(bytes: &[u8]) -> End {
 }
 
 /// 1-based line number of byte `at`.
-pub fn line_number(bytes: &[u8], at: usize) -> usize {
+pub(crate) fn line_number(bytes: &[u8], at: usize) -> usize {
     bytes[..at.min(bytes.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -87,7 +87,7 @@ pub fn line_number(bytes: &[u8], at: usize) -> usize {
 
 /// Makes `path` a segment of `size` bytes of free space and syncs it.
 /// A partial file (the disk filled up) is removed again.
-pub fn prepare(path: &Path, size: u64) -> io::Result<()> {
+pub(crate) fn prepare(path: &Path, size: u64) -> io::Result<()> {
     let made = (|| {
         let file = OpenOptions::new()
             .write(true)
@@ -111,18 +111,18 @@ pub fn prepare(path: &Path, size: u64) -> io::Result<()> {
     made
 }
 
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// The segment being written: every write is durable when it returns.
-pub struct Segment {
-    pub index: u64,
-    pub path: PathBuf,
+pub(crate) struct Segment {
+    pub(crate) index: u64,
+    pub(crate) path: PathBuf,
     file: File,
     /// Where the next record goes.
-    pub pos: u64,
-    pub size: u64,
+    pub(crate) pos: u64,
+    pub(crate) size: u64,
     /// The end of what a failed write may have left behind; the next
     /// write blanks up to here, so no fragment survives a failed write.
     dirty_end: u64,
@@ -130,7 +130,7 @@ pub struct Segment {
 
 impl Segment {
     /// Opens a made segment whose records end at `pos`.
-    pub fn open(index: u64, path: PathBuf, pos: u64) -> io::Result<Segment> {
+    pub(crate) fn open(index: u64, path: PathBuf, pos: u64) -> io::Result<Segment> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -148,14 +148,14 @@ impl Segment {
     }
 
     /// Free bytes left (the last byte stays a newline).
-    pub fn room(&self) -> u64 {
+    pub(crate) fn room(&self) -> u64 {
         self.size.saturating_sub(self.pos + 1)
     }
 
     /// Writes whole lines at the end of the records, durably. On failure
     /// nothing counts as written, and whatever part of `lines` reached the
     /// file is blanked (now, or by the next write if that fails too).
-    pub fn write(&mut self, lines: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&mut self, lines: &[u8]) -> io::Result<()> {
         let len = lines.len() as u64;
         if len > self.room() {
             return Err(io::Error::other("segment full"));

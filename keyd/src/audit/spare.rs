@@ -28,7 +28,7 @@ impl Inner {
     }
 }
 
-pub struct Spare {
+pub(crate) struct Spare {
     inner: Arc<Inner>,
     path: PathBuf,
     dir: PathBuf,
@@ -36,7 +36,7 @@ pub struct Spare {
 
 impl Spare {
     /// Starts making a segment of `size` bytes in `dir`.
-    pub fn start(dir: &Path, size: u64) -> io::Result<Spare> {
+    pub(crate) fn start(dir: &Path, size: u64) -> io::Result<Spare> {
         let path = dir.join(SPARE);
         let inner = Arc::new(Inner {
             state: Mutex::new(State::Wanted),
@@ -57,7 +57,7 @@ impl Spare {
     /// Moves the spare segment to `target` (which must not exist), waiting
     /// for it if it is still being made; a failed spare is tried once more
     /// first. The next spare is begun at once.
-    pub fn take(&self, target: &Path) -> io::Result<()> {
+    pub(crate) fn take(&self, target: &Path) -> io::Result<()> {
         let mut state = self.inner.lock();
         if matches!(*state, State::Failed(_)) {
             *state = State::Wanted;

@@ -10,35 +10,35 @@ use tokio::sync::Notify;
 
 /// The last signed checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckpointInfo {
+pub(crate) struct CheckpointInfo {
     /// Its own line.
-    pub seq: u64,
-    pub time: String,
+    pub(crate) seq: u64,
+    pub(crate) time: String,
     /// The head it signs.
-    pub head_seq: u64,
-    pub head: String,
+    pub(crate) head_seq: u64,
+    pub(crate) head: String,
 }
 
 #[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub head: Head,
-    pub segment: PathBuf,
-    pub segment_bytes: u64,
-    pub segment_size: u64,
-    pub last_checkpoint: Option<CheckpointInfo>,
+pub(crate) struct Snapshot {
+    pub(crate) head: Head,
+    pub(crate) segment: PathBuf,
+    pub(crate) segment_bytes: u64,
+    pub(crate) segment_size: u64,
+    pub(crate) last_checkpoint: Option<CheckpointInfo>,
 }
 
-pub struct Shared {
+pub(crate) struct Shared {
     snapshot: Mutex<Snapshot>,
     /// Records (other than checkpoints) since the last checkpoint began.
     unsigned: AtomicU64,
     /// After this many unsigned records the checkpointer is woken.
     every: u64,
-    pub checkpoint_due: Notify,
+    pub(crate) checkpoint_due: Notify,
 }
 
 impl Shared {
-    pub fn new(head: Head, segment: &Segment, every: u64) -> Shared {
+    pub(crate) fn new(head: Head, segment: &Segment, every: u64) -> Shared {
         Shared {
             snapshot: Mutex::new(Snapshot {
                 head,
@@ -53,7 +53,7 @@ impl Shared {
         }
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         self.snapshot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -61,7 +61,7 @@ impl Shared {
     }
 
     /// The writer wrote up to `head`, `counted` of them records to sign.
-    pub fn written(&self, segment: &Segment, head: Head, counted: u64) {
+    pub(crate) fn written(&self, segment: &Segment, head: Head, counted: u64) {
         {
             let mut s = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
             s.head = head;
@@ -77,12 +77,12 @@ impl Shared {
 
     /// A checkpoint is about to sign the head: what is written from now
     /// on counts toward the next one. Returns how many records it covers.
-    pub fn begin_checkpoint(&self) -> (Head, u64) {
+    pub(crate) fn begin_checkpoint(&self) -> (Head, u64) {
         let unsigned = self.unsigned.swap(0, Ordering::Relaxed);
         (self.snapshot().head, unsigned)
     }
 
-    pub fn checkpointed(&self, info: CheckpointInfo) {
+    pub(crate) fn checkpointed(&self, info: CheckpointInfo) {
         self.snapshot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -14,18 +14,18 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Held while the log is open: one writer per directory.
-pub struct DirLock(#[allow(dead_code)] Flock<File>);
+pub(crate) struct DirLock(#[allow(dead_code)] Flock<File>);
 
 /// Where writing continues.
-pub struct Tail {
-    pub segment: Segment,
-    pub needs_header: bool,
-    pub head: Head,
-    pub lock: DirLock,
+pub(crate) struct Tail {
+    pub(crate) segment: Segment,
+    pub(crate) needs_header: bool,
+    pub(crate) head: Head,
+    pub(crate) lock: DirLock,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     #[error(transparent)]
     Io(#[from] AuditError),
     #[error("another process writes the audit log in {0} (its .lock is held)")]
@@ -48,7 +48,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
 }
 
 /// Creates the directory (0700) if needed and takes its lock.
-pub fn lock(dir: &Path) -> Result<DirLock, OpenError> {
+pub(crate) fn lock(dir: &Path) -> Result<DirLock, OpenError> {
     if !dir.exists() {
         DirBuilder::new()
             .recursive(true)
@@ -71,7 +71,7 @@ pub fn lock(dir: &Path) -> Result<DirLock, OpenError> {
 
 /// Opens the log in `dir` for writing; a new log gets its first segment
 /// of `size` bytes.
-pub fn open(dir: &Path, size: u64) -> Result<Tail, OpenError> {
+pub(crate) fn open(dir: &Path, size: u64) -> Result<Tail, OpenError> {
     let lock = lock(dir)?;
     let _ = std::fs::remove_file(dir.join(SPARE));
     let segments = segment::list(dir).map_err(io(dir))?;
@@ -149,7 +149,7 @@ fn last_line(dir: &Path, index: u64, path: &Path) -> Result<Option<(Head, usize)
 /// Begins a new chain in a new segment: the operator's answer to a tail
 /// that cannot be read, or to a chain that must not be continued. The old
 /// segments stay as they are. Returns the new segment's path.
-pub fn new_chain(dir: &Path, size: u64, reason: &str) -> Result<PathBuf, OpenError> {
+pub(crate) fn new_chain(dir: &Path, size: u64, reason: &str) -> Result<PathBuf, OpenError> {
     let _lock = lock(dir)?;
     let segments = segment::list(dir).map_err(io(dir))?;
     let after = match segments.last() {

@@ -22,11 +22,11 @@ const RECENT: usize = 1 << 16;
 
 /// The first bad record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bad {
-    pub path: PathBuf,
-    pub line: usize,
-    pub seq: Option<u64>,
-    pub problem: String,
+pub(crate) struct Bad {
+    pub(crate) path: PathBuf,
+    pub(crate) line: usize,
+    pub(crate) seq: Option<u64>,
+    pub(crate) problem: String,
 }
 
 impl fmt::Display for Bad {
@@ -41,53 +41,53 @@ impl fmt::Display for Bad {
 
 /// A request whose outcome is not in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenRequest {
-    pub path: PathBuf,
-    pub line: usize,
-    pub seq: u64,
-    pub time: String,
-    pub what: String,
+pub(crate) struct OpenRequest {
+    pub(crate) path: PathBuf,
+    pub(crate) line: usize,
+    pub(crate) seq: u64,
+    pub(crate) time: String,
+    pub(crate) what: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastCheckpoint {
-    pub seq: u64,
-    pub time: String,
-    pub head_seq: u64,
-    pub key_id: String,
+pub(crate) struct LastCheckpoint {
+    pub(crate) seq: u64,
+    pub(crate) time: String,
+    pub(crate) head_seq: u64,
+    pub(crate) key_id: String,
 }
 
 /// What was checked, and the verdict.
 #[derive(Debug, Default)]
-pub struct Report {
-    pub segments: Vec<PathBuf>,
-    pub records: u64,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    pub first_time: Option<String>,
-    pub last_time: Option<String>,
-    pub checkpoints: u64,
-    pub last_checkpoint: Option<LastCheckpoint>,
+pub(crate) struct Report {
+    pub(crate) segments: Vec<PathBuf>,
+    pub(crate) records: u64,
+    pub(crate) first_seq: Option<u64>,
+    pub(crate) last_seq: Option<u64>,
+    pub(crate) first_time: Option<String>,
+    pub(crate) last_time: Option<String>,
+    pub(crate) checkpoints: u64,
+    pub(crate) last_checkpoint: Option<LastCheckpoint>,
     /// Checkpoints the daemon could not sign, with why.
-    pub unsigned_checkpoints: Vec<String>,
-    pub open_requests: Vec<OpenRequest>,
+    pub(crate) unsigned_checkpoints: Vec<String>,
+    pub(crate) open_requests: Vec<OpenRequest>,
     /// New chains begun by an operator: where, and the recorded reason.
-    pub restarts: Vec<String>,
+    pub(crate) restarts: Vec<String>,
     /// The first line checked does not begin a chain: earlier segments
     /// were not given (or were rotated out).
-    pub starts_mid_chain: bool,
-    pub bad: Option<Bad>,
+    pub(crate) starts_mid_chain: bool,
+    pub(crate) bad: Option<Bad>,
 }
 
 impl Report {
-    pub fn intact(&self) -> bool {
+    pub(crate) fn intact(&self) -> bool {
         self.bad.is_none()
     }
 }
 
 /// Checks the segments at `paths` (segment files, or directories whose
 /// `audit-NNNNNN.jsonl` files are taken) against the audit `keys`.
-pub fn verify(paths: &[PathBuf], keys: &[PublicKey]) -> Report {
+pub(crate) fn verify(paths: &[PathBuf], keys: &[PublicKey]) -> Report {
     let mut check = Check {
         keys: keys.iter().map(|k| (k.key_id(), k.clone())).collect(),
         report: Report::default(),

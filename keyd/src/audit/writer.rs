@@ -22,30 +22,30 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Answers a record with its `seq` once it is on disk.
-pub type Ack = oneshot::Sender<Result<u64, AuditError>>;
+pub(crate) type Ack = oneshot::Sender<Result<u64, AuditError>>;
 
-pub struct Job {
-    pub body: Body,
+pub(crate) struct Job {
+    pub(crate) body: Body,
     /// `None`: nobody waits (the record is still written durably).
-    pub ack: Option<Ack>,
+    pub(crate) ack: Option<Ack>,
 }
 
 /// Room kept for a segment header.
 const HEADER_ROOM: u64 = 512;
 
-pub struct Writer {
-    pub dir: PathBuf,
-    pub keep: usize,
-    pub segment: Segment,
+pub(crate) struct Writer {
+    pub(crate) dir: PathBuf,
+    pub(crate) keep: usize,
+    pub(crate) segment: Segment,
     /// The current segment has no header yet.
-    pub needs_header: bool,
-    pub head: Head,
-    pub spare: Spare,
-    pub shared: Arc<Shared>,
+    pub(crate) needs_header: bool,
+    pub(crate) head: Head,
+    pub(crate) spare: Spare,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Writer {
-    pub fn run(mut self, rx: mpsc::Receiver<Job>) {
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut buf = Vec::with_capacity(64 * 1024);
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];

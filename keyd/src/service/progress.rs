@@ -7,6 +7,7 @@
 //! signature in keyd-bench at 16 clients.
 
 use crate::audit::Requested;
+use crate::signing::ProgressSink;
 use keyd_proto::keyd as pb;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,15 +17,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::Status;
 
-pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Sends progress events to whichever stream type the RPC uses.
-pub(crate) type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
+pub(super) type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Builds the stream: `start` gets the sink for progress events and returns
 /// the work, whose output is the stream's last item. The work runs in a task
 /// of its own, so it finishes (and is audited) even if the client goes away.
-pub fn progress_stream<T, F>(
+pub(super) fn progress_stream<T, F>(
     wrap: fn(pb::Progress) -> T,
     start: impl FnOnce(ProgressSink) -> F,
 ) -> EventStream<T>
@@ -39,9 +37,10 @@ where
 }
 
 /// As `progress_stream`, for work whose audit record waits to hear whether
-/// its outcome reached the stream: a request whose caller has gone is
-/// recorded as abandoned, not as delivered.
-pub fn delivered_stream<T, F>(
+/// its result reached the stream: the work hands back its `Requested` with
+/// a result, and the outcome recorded is `ok` when the result was
+/// delivered and `not delivered` when the caller had gone.
+pub(super) fn delivered_stream<T, F>(
     wrap: fn(pb::Progress) -> T,
     start: impl FnOnce(ProgressSink) -> F,
 ) -> EventStream<T>
@@ -59,8 +58,6 @@ where
     });
     let work = start(sink);
     tokio::spawn(async move {
-        // `requested` comes with a result; an error's outcome was recorded
-        // where it was decided.
         let (outcome, requested) = work.await;
         let delivered = tx.send(outcome).await.is_ok();
         if let Some(requested) = requested {

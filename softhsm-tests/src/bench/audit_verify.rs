@@ -21,7 +21,7 @@ const FLOOR_RECORDS_PER_SEC: f64 = 200_000.0;
 const SIGNERS: usize = 64;
 
 /// Writes the log, verifies it, prints the line; returns the floors missed.
-pub fn run(records: u64, as_json: bool) -> Result<Vec<String>> {
+pub(crate) fn run(records: u64, as_json: bool) -> Result<Vec<String>> {
     let log_dir = tempfile::tempdir_in(std::env::temp_dir())?;
     let rest = format!(
         "[audit]\ndir = \"{}\"\nmax_size = \"64M\"\n\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",

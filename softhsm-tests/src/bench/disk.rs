@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 /// Median latencies in µs, and how many writes of each kind they are from.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct DurableWrite {
-    pub dsync_p50_us: u64,
-    pub append_fdatasync_p50_us: u64,
-    pub samples: usize,
+pub(crate) struct DurableWrite {
+    pub(crate) dsync_p50_us: u64,
+    pub(crate) append_fdatasync_p50_us: u64,
+    pub(crate) samples: usize,
 }
 
 const RECORD: usize = 300;
@@ -40,7 +40,7 @@ struct Samples {
 }
 
 /// Probes the disk until dropped.
-pub struct Probe {
+pub(crate) struct Probe {
     samples: Arc<Mutex<Samples>>,
     stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
@@ -58,7 +58,7 @@ fn micros(t: Instant) -> u64 {
 impl Probe {
     /// Starts probing in a temp dir inside `dir` (the filesystem the
     /// daemon under test writes its audit log on).
-    pub fn start(dir: &Path) -> Result<Probe> {
+    pub(crate) fn start(dir: &Path) -> Result<Probe> {
         let tmp = tempfile::tempdir_in(dir).context("temp dir for the disk probe")?;
         let allocated = tmp.path().join("allocated");
         {
@@ -114,7 +114,7 @@ impl Probe {
     }
 
     /// The medians since the last call.
-    pub fn take(&self) -> DurableWrite {
+    pub(crate) fn take(&self) -> DurableWrite {
         let mut s =
             std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner));
         DurableWrite {

@@ -11,7 +11,24 @@ pub enum Role {
     Snapshot,
     Timestamp,
     /// A delegation such as `targets/releases`, validated as notary does.
-    Delegation(String),
+    Delegation(DelegationName),
+}
+
+/// A delegation role name that passed notary's `IsDelegation`; only
+/// [`Role::parse`] makes one, so every `Role` names a safe relative path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DelegationName(String);
+
+impl DelegationName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The role that delegates to this one (`targets/a/b` → `targets/a`),
+    /// as notary's `path.Dir`.
+    pub fn parent(&self) -> &str {
+        self.0.rsplit_once('/').map_or("", |(parent, _)| parent)
+    }
 }
 
 impl Role {
@@ -23,7 +40,7 @@ impl Role {
             "timestamp" => Role::Timestamp,
             other => {
                 check_delegation_name(other)?;
-                Role::Delegation(other.to_string())
+                Role::Delegation(DelegationName(other.to_string()))
             }
         })
     }
@@ -34,7 +51,7 @@ impl Role {
             Role::Targets => "targets",
             Role::Snapshot => "snapshot",
             Role::Timestamp => "timestamp",
-            Role::Delegation(name) => name,
+            Role::Delegation(name) => name.as_str(),
         }
     }
 
@@ -103,6 +120,10 @@ mod tests {
             assert_eq!(Role::parse(name).unwrap().name(), name);
         }
         assert!(Role::parse("targets/releases").unwrap().is_delegation());
+        let Role::Delegation(nested) = Role::parse("targets/a/b").unwrap() else {
+            panic!("not a delegation")
+        };
+        assert_eq!(nested.parent(), "targets/a");
         assert!(!Role::Targets.is_delegation());
     }
 

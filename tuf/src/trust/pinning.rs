@@ -2,17 +2,10 @@
 //! notary's precedence: exact `certs` GUN, the longest matching wildcard
 //! `certs` entry, the longest matching `ca` prefix, then TOFU unless disabled.
 
+use super::cert_chain::{chains_to, key_chain, usable_anchors};
 use super::TrustError;
-use crate::keys::first_certificate;
-use crate::pem;
-use crate::rootcert::{verify_cert_signature, CertError};
-use der::{Decode, Encode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use x509_cert::Certificate;
-
-/// Intermediates a chain may pass through before reaching the pinned CA.
-const MAX_CHAIN: usize = 8;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct TrustPinning {
@@ -71,71 +64,20 @@ impl TrustPinning {
     }
 }
 
-/// Whether the leaf of `key_pem` (the PEM text of an x509 root key, leaf then
-/// intermediates) chains up to a certificate of `bundle_pem` at `now`.
+/// Whether the x509 root key `key_pem` (leaf, then intermediates) chains
+/// to a usable certificate of the CA bundle pinned for `prefix` at `now`.
+/// A key that is not a well-formed notary chain does not.
 pub(crate) fn chains_to_ca(
     key_pem: &[u8],
     prefix: &str,
     bundle_pem: &str,
     now: i64,
 ) -> Result<bool, TrustError> {
-    let bad_bundle = |source: CertError| TrustError::BadCaBundle {
+    let anchors = usable_anchors(bundle_pem, now).map_err(|e| TrustError::BadCaBundle {
         prefix: prefix.to_string(),
-        source,
-    };
-    let cas = certificates(bundle_pem.as_bytes()).map_err(bad_bundle)?;
-    for ca in &cas {
-        check_ca(ca, now).map_err(bad_bundle)?;
-    }
-    let Ok((_, leaf)) = first_certificate(key_pem) else {
-        return Ok(false);
-    };
-    let intermediates = certificates(key_pem).unwrap_or_default();
-    let mut current = leaf;
-    for _ in 0..MAX_CHAIN {
-        if cas.iter().any(|ca| issued_by(&current, ca)) {
-            return Ok(true);
-        }
-        match intermediates.iter().find(|i| issued_by(&current, i)) {
-            Some(next) if next != &current => current = next.clone(),
-            _ => return Ok(false),
-        }
-    }
-    Ok(false)
-}
-
-fn certificates(pem_text: &[u8]) -> Result<Vec<Certificate>, CertError> {
-    pem::parse_blocks(pem_text)
-        .map_err(|e| CertError::Der(e.to_string()))?
-        .into_iter()
-        .filter(|b| b.label == "CERTIFICATE")
-        .map(|b| Certificate::from_der(&b.der).map_err(CertError::from))
-        .collect()
-}
-
-fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
-    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
-        return false;
-    }
-    issuer
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .is_ok_and(|spki| verify_cert_signature(cert, &spki).is_ok())
-}
-
-fn check_ca(ca: &Certificate, now: i64) -> Result<(), CertError> {
-    let validity = &ca.tbs_certificate.validity;
-    let not_after = validity.not_after.to_unix_duration().as_secs();
-    if i64::try_from(not_after).unwrap_or(i64::MAX) < now {
-        return Err(CertError::Expired {
-            not_after: i64::try_from(not_after).unwrap_or(i64::MAX),
-        });
-    }
-    if crate::rootcert::is_sha1(&ca.signature_algorithm.oid) {
-        return Err(CertError::Sha1);
-    }
-    Ok(())
+        why: e.to_string(),
+    })?;
+    Ok(key_chain(key_pem).is_ok_and(|chain| chains_to(&chain, &anchors, now)))
 }
 
 #[cfg(test)]

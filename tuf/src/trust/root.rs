@@ -1,13 +1,23 @@
 //! Accepting a root, as notary's trustpinning.ValidateRoot does: its root
-//! keys must be valid certificates for the GUN; a first root must match the
-//! trust pinning (or TOFU); a later one must be signed by the previous root's
-//! keys and threshold; and in any case by its own.
+//! keys must be valid certificates for the GUN (one leaf, first, then CA
+//! certificates); a later root must be signed by the previous root's valid
+//! certificates and threshold; every root must be signed by its own.
+//!
+//! Trust pinning is checked on every root, rotations included: notary's
+//! ValidateRoot does so too, but notary's client hands it an empty pinning
+//! once a root is cached, so stock notary follows a rotation to certificates
+//! the pinning does not allow. A user who pins a CA or certificates expects
+//! the pins to hold for the life of the collection, and an operator who
+//! tightens them expects clients that already trust it to obey, so here a
+//! rotation away from the pins is refused. Only TOFU and `disable_tofu` are
+//! about the first root.
 
+use super::cert_chain::key_chain;
 use super::chain::{check_fresh, Checked};
 use super::pinning::{chains_to_ca, Pin, TrustPinning};
 use super::TrustError;
 use crate::metadata::RootRole;
-use crate::rootcert::check_root_cert;
+use crate::rootcert::{check_root_cert, check_trusted_root_cert};
 use crate::{verify_role, PublicKey, Root, SignedEnvelope};
 use std::collections::BTreeMap;
 
@@ -26,23 +36,20 @@ pub fn validate_root(
     let envelope = SignedEnvelope::parse(bytes).map_err(metadata_error)?;
     let root: Root = envelope.decode().map_err(metadata_error)?;
     let role = root_role(&root, "root")?;
-    let mut certs = valid_root_certs(&root, role, gun, now)?;
-    match prev {
-        Some(prev) => {
-            let prev_role = root_role(prev, "root")?;
-            verify_role(
-                &envelope,
-                &prev.keys,
-                &prev_role.keyids,
-                prev_role.threshold,
-            )
-            .map_err(|source| TrustError::RotationNotSigned {
-                version: root.version,
-                source,
-            })?;
-        }
-        None => certs = pinned(certs, gun, pinning, now)?,
+    let certs = valid_root_certs(&root, role, gun, Some(now))?;
+    if let Some(prev) = prev {
+        let prev_role = root_role(prev, "root")?;
+        let rotation_error = |source| TrustError::RotationNotSigned {
+            version: root.version,
+            source,
+        };
+        // The previous root's certificates for this GUN, expired or not.
+        let prev_certs = valid_root_certs(prev, prev_role, gun, None)?;
+        let prev_ids: Vec<String> = prev_certs.keys().cloned().collect();
+        verify_role(&envelope, &prev_certs, &prev_ids, prev_role.threshold)
+            .map_err(rotation_error)?;
     }
+    let certs = pinned(certs, gun, pinning, prev.is_some(), now)?;
     let ids: Vec<String> = certs.keys().cloned().collect();
     verify_role(&envelope, &certs, &ids, role.threshold).map_err(|source| {
         TrustError::Signatures {
@@ -67,12 +74,13 @@ fn root_role<'a>(root: &'a Root, role: &str) -> Result<&'a RootRole, TrustError>
         .ok_or_else(|| TrustError::RoleMissing(role.to_string()))
 }
 
-/// Root-role keys that are certificates notary accepts for `gun` now.
+/// Root-role keys that are certificates notary accepts for `gun`: at `now`,
+/// or with `None` whatever their validity window (a trusted root's).
 fn valid_root_certs(
     root: &Root,
     role: &RootRole,
     gun: &str,
-    now: i64,
+    now: Option<i64>,
 ) -> Result<BTreeMap<String, PublicKey>, TrustError> {
     let mut valid = BTreeMap::new();
     let mut problems = Vec::new();
@@ -88,8 +96,16 @@ fn valid_root_certs(
             ));
             continue;
         }
+        if let Err(e) = key_chain(key.public_bytes()) {
+            problems.push(format!("key {id}: {e}"));
+            continue;
+        }
         let pem = String::from_utf8_lossy(key.public_bytes());
-        match check_root_cert(&pem, gun, now) {
+        let checked = match now {
+            Some(now) => check_root_cert(&pem, gun, now),
+            None => check_trusted_root_cert(&pem, gun),
+        };
+        match checked {
             Ok(()) => {
                 valid.insert(id.clone(), key.clone());
             }
@@ -105,11 +121,13 @@ fn valid_root_certs(
     Ok(valid)
 }
 
-/// The certificates a first root may be trusted by.
+/// The certificates a root may be trusted by under the pinning; TOFU and
+/// `disable_tofu` only matter without a previously trusted root.
 fn pinned(
     certs: BTreeMap<String, PublicKey>,
     gun: &str,
     pinning: &TrustPinning,
+    has_prev: bool,
     now: i64,
 ) -> Result<BTreeMap<String, PublicKey>, TrustError> {
     let mismatch = |why: String| TrustError::PinMismatch {
@@ -118,6 +136,7 @@ fn pinned(
     };
     let kept: BTreeMap<String, PublicKey> = match pinning.pin_for(gun) {
         Pin::Tofu => return Ok(certs),
+        Pin::Refuse if has_prev => return Ok(certs),
         Pin::Refuse => {
             return Err(TrustError::TofuDisabled {
                 gun: gun.to_string(),
