@@ -31,6 +31,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         "{text:?} read as {unix}, written as {written:?}, which reads differently"
     );
     if text.len() == 20 && text.ends_with('Z') {
-        assert_eq!(written, text, "a whole-second UTC time is written back differently");
+        assert_eq!(
+            written, text,
+            "a whole-second UTC time is written back differently"
+        );
     }
 });

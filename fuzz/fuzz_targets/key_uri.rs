@@ -18,7 +18,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let again: KeyUri = printed
         .parse()
         .unwrap_or_else(|e| panic!("{text:?} printed as {printed:?}, which does not parse: {e}"));
-    assert_eq!(again, uri, "{text:?} printed as {printed:?} reads differently");
+    assert_eq!(
+        again, uri,
+        "{text:?} printed as {printed:?} reads differently"
+    );
     assert_eq!(again.to_string(), printed);
     for name in ["token", "object", "id", "name", "serial", "slot", "handle"] {
         if let Some(bytes) = uri.get_bytes(name) {

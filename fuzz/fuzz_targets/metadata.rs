@@ -15,6 +15,14 @@ fn typed_round_trip<T: Metadata + PartialEq + std::fmt::Debug>(envelope: &Signed
         return;
     };
     let _ = typed.expires_unix();
+    // Canonical bytes with a raw control byte are not JSON (see below), so
+    // an envelope of them is refused rather than made.
+    if let Ok(bytes) = typed.canonical_bytes() {
+        if bytes.iter().any(|&b| b < 0x20) {
+            assert!(SignedEnvelope::from_metadata(&typed).is_err());
+            return;
+        }
+    }
     let again = SignedEnvelope::from_metadata(&typed)
         .unwrap_or_else(|e| panic!("decoded {} does not re-encode: {e}", T::TYPE));
     let back: T = again
@@ -34,11 +42,25 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&file)
         )
     });
-    assert_eq!(reread, envelope, "the envelope changed on a write and read");
+    // What is signed and the signatures must survive; `signed` itself may
+    // differ in how a number is held (`1e2` is read as a float, written as
+    // `100` and read back as an integer).
+    assert_eq!(
+        reread.signed_bytes, envelope.signed_bytes,
+        "signed bytes changed on a write and read"
+    );
+    assert_eq!(
+        reread.signatures, envelope.signatures,
+        "signatures changed on a write and read"
+    );
 
     // `signed_bytes` is canonical by construction, so the signing path must
-    // read the same `_type` from it as the envelope does.
-    let kind = envelope.metadata_type().ok();
+    // read the same `_type` from it as the envelope does. The one exception
+    // is by design: canonical JSON writes control bytes raw, which is no
+    // longer JSON, so the daemon refuses to sign such a payload (notary
+    // cannot write one either).
+    let raw_control = envelope.signed_bytes.iter().any(|&b| b < 0x20);
+    let kind = envelope.metadata_type().ok().filter(|_| !raw_control);
     assert_eq!(
         payload_type(&envelope.signed_bytes).ok(),
         kind,

@@ -79,7 +79,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         } else {
             send(&mut stream, chunk);
             let answer = receive(&mut stream);
-            assert!(answer.len() >= 2, "answer without a status word: {answer:02x?}");
+            assert!(
+                answer.len() >= 2,
+                "answer without a status word: {answer:02x?}"
+            );
         }
     }
     drop(card);

@@ -31,7 +31,12 @@ fn signed_tbs() -> &'static Vec<Vec<u8>> {
             .iter()
             .flat_map(|c| c.trusted_root().keys.into_values())
             .filter_map(|key| key.x509_certificate_der().ok())
-            .chain(pem::parse_blocks(RSA_CERT).into_iter().flatten().map(|b| b.der))
+            .chain(
+                pem::parse_blocks(RSA_CERT)
+                    .into_iter()
+                    .flatten()
+                    .map(|b| b.der),
+            )
             .filter_map(|der| Certificate::from_der(&der).ok())
             .filter_map(|cert| cert.tbs_certificate.to_der().ok())
             .collect()

@@ -20,7 +20,11 @@ pub struct Collection {
 macro_rules! collection {
     ($dir:literal) => {
         Collection {
-            root: include_bytes!(concat!("../../tuf/tests/data/notary-0.7/", $dir, "/root.json")),
+            root: include_bytes!(concat!(
+                "../../tuf/tests/data/notary-0.7/",
+                $dir,
+                "/root.json"
+            )),
             targets: include_bytes!(concat!(
                 "../../tuf/tests/data/notary-0.7/",
                 $dir,
