@@ -17,34 +17,25 @@ pub struct Collection {
     pub timestamp: &'static [u8],
 }
 
+macro_rules! fixture {
+    ($dir:literal, $file:literal) => {
+        include_bytes!(concat!(
+            "../../tuf/tests/data/notary-0.7/",
+            $dir,
+            "/",
+            $file
+        ))
+    };
+}
+
 macro_rules! collection {
     ($dir:literal) => {
         Collection {
-            root: include_bytes!(concat!(
-                "../../tuf/tests/data/notary-0.7/",
-                $dir,
-                "/root.json"
-            )),
-            targets: include_bytes!(concat!(
-                "../../tuf/tests/data/notary-0.7/",
-                $dir,
-                "/targets.json"
-            )),
-            releases: include_bytes!(concat!(
-                "../../tuf/tests/data/notary-0.7/",
-                $dir,
-                "/targets_releases.json"
-            )),
-            snapshot: include_bytes!(concat!(
-                "../../tuf/tests/data/notary-0.7/",
-                $dir,
-                "/snapshot.json"
-            )),
-            timestamp: include_bytes!(concat!(
-                "../../tuf/tests/data/notary-0.7/",
-                $dir,
-                "/timestamp.json"
-            )),
+            root: fixture!($dir, "root.json"),
+            targets: fixture!($dir, "targets.json"),
+            releases: fixture!($dir, "targets_releases.json"),
+            snapshot: fixture!($dir, "snapshot.json"),
+            timestamp: fixture!($dir, "timestamp.json"),
         }
     };
 }
