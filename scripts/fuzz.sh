@@ -22,7 +22,9 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
 fi
 shift $(($# > 0 ? 1 : 0))
 
-all_targets=(canonical_scan metadata expires trust root_cert key_uri piv_apdu)
+# Every fuzz/fuzz_targets/<name>.rs is a target (and a [[bin]] in fuzz/Cargo.toml).
+all_targets=()
+for f in fuzz/fuzz_targets/*.rs; do all_targets+=("$(basename "$f" .rs)"); done
 targets=("${@:-${all_targets[@]}}")
 for t in "${targets[@]}"; do
   [[ -f fuzz/fuzz_targets/$t.rs ]] || { echo "unknown fuzz target $t (have: ${all_targets[*]})" >&2; exit 2; }
