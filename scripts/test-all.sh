@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole notary-keyd test suite on a fresh Debian 12 machine:
 # installs the system packages the tests need (when missing), then builds
-# and tests the workspace. Safe to run again; it only installs what is absent.
+# and tests the workspace, then runs each fuzz target briefly. Safe to run
+# again; it only installs what is absent.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +20,10 @@ log() { printf '[test-all] %s\n' "$*" >&2; }
 # systemd as PID 1; its root is cached in /var/cache/notary-keyd-tests),
 # dpkg-dev (dpkg-shlibdeps for scripts/build-deb.sh), curl and iproute2 (the
 # ceremony tests upload by hand to notary-server, and give an `unshare -n`
-# namespace a link and a default route).
+# namespace a link and a default route), g++ (libfuzzer-sys compiles
+# libFuzzer for the fuzz step).
 packages=(softhsm2 openssl util-linux notary swtpm swtpm-tools libtss2-dev pkg-config tpm2-tools
-  pcscd vsmartcard-vpcd libpcsclite-dev systemd systemd-container debootstrap dpkg-dev curl iproute2)
+  pcscd vsmartcard-vpcd libpcsclite-dev systemd systemd-container debootstrap dpkg-dev curl iproute2 g++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -63,5 +65,9 @@ NOTARY_KEYD_DEB=$(scripts/build-deb.sh | tail -n 1)
 export NOTARY_KEYD_DEB
 log "cargo test"
 cargo test --workspace -- --test-threads=4
+# Every fuzz target for a bounded time from its corpus; a crash fails the run
+# and leaves its input under target/fuzz/artifacts/ (docs/reliability.md).
+log "fuzzing each target for ${NOTARY_FUZZ_SECONDS:=25} s"
+scripts/fuzz.sh "$NOTARY_FUZZ_SECONDS"
 # The unit's hardening score, for the CI log (the tests hold it at OK or better).
 log "$(systemd-analyze security --offline=true --no-pager systemd/notary-keyd.service | tail -n 1)"
