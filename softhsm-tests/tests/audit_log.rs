@@ -662,3 +662,64 @@ async fn a_crash_between_a_requests_two_records_leaves_one_open_request() {
     );
     tpm.kill().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_whose_client_went_away_is_recorded_as_not_delivered() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut tpm = softhsm_tests::Swtpm::start().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let auth = secrets.path().join("key.auth");
+    softhsm_tests::write_secret(&auth, "tpm key auth\n").unwrap();
+    let mut daemon = Daemon::start(&tpm.backend_toml("tpm", &auth), &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", "").await;
+
+    // The TPM stops answering while a Sign waits on it; its client goes
+    // away (the connection closes), then the TPM answers again.
+    let swtpm = Pid::from_raw(i32::try_from(tpm.pid().unwrap()).unwrap());
+    kill(swtpm, Signal::SIGSTOP).unwrap();
+    let key_id = key.key_id.clone();
+    let mut gone_client = connect(&daemon.socket).await.unwrap();
+    let gone = tokio::spawn(async move {
+        sign(&mut gone_client, &key_id, targets_payload(7), "", "", "").await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sign_requests(&daemon) < 1 {
+        assert!(std::time::Instant::now() < deadline, "no request record");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    kill(swtpm, Signal::SIGCONT).unwrap();
+
+    // The device signed; the outcome says the signature never left.
+    let digest = hex::encode(Sha256::digest(targets_payload(7)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let outcome = loop {
+        let found = daemon
+            .audit_chain()
+            .into_iter()
+            .find(|l| l["kind"] == "outcome" && l["payload_sha256"] == digest.as_str());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "no outcome record");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(outcome["allowed"], false, "{outcome}");
+    assert!(
+        outcome["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("not delivered"),
+        "{outcome}"
+    );
+    // Nothing else was recorded as signed for that payload, and the log
+    // holds no open request.
+    assert_eq!(signatures(&daemon), 0);
+    daemon.stop().unwrap();
+    let text = assert_intact(&daemon, &[&daemon.audit_dir]);
+    assert!(!text.contains("open request:"), "{text}");
+    tpm.kill().unwrap();
+}
