@@ -590,15 +590,49 @@ async fn the_older_audit_log_setting_writes_segments_beside_the_old_file() {
     assert_intact(&daemon, &[dir.path()]);
 }
 
+/// A daemon whose only backend is a fresh swtpm; the auth file's directory
+/// lives as long as the test.
+fn tpm_daemon() -> (softhsm_tests::Swtpm, tempfile::TempDir, Daemon) {
+    let tpm = softhsm_tests::Swtpm::start().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let auth = secrets.path().join("key.auth");
+    softhsm_tests::write_secret(&auth, "tpm key auth\n").unwrap();
+    let daemon = Daemon::start(&tpm.backend_toml("tpm", &auth), &[]).unwrap();
+    (tpm, secrets, daemon)
+}
+
+/// Stops the TPM (SIGSTOP), starts a Sign of `payload` on a connection of
+/// its own and returns once its request record is on disk, the
+/// `requests`-th Sign request of the log: the Sign then waits on the
+/// device. The caller resumes the TPM with `SIGCONT` to `swtpm`.
+async fn sign_held_on_the_tpm(
+    daemon: &Daemon,
+    swtpm: nix::unistd::Pid,
+    key_id: &str,
+    payload: Vec<u8>,
+    requests: usize,
+) -> tokio::task::JoinHandle<(
+    Vec<pb::progress::Kind>,
+    Result<pb::SignResult, tonic::Status>,
+)> {
+    nix::sys::signal::kill(swtpm, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let key_id = key_id.to_string();
+    let mut held_client = connect(&daemon.socket).await.unwrap();
+    let held =
+        tokio::spawn(async move { sign(&mut held_client, &key_id, payload, "", "", "").await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sign_requests(daemon) < requests {
+        assert!(std::time::Instant::now() < deadline, "no request record");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    held
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_a_requests_two_records_leaves_one_open_request() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let mut tpm = softhsm_tests::Swtpm::start().unwrap();
-    let secrets = tempfile::tempdir().unwrap();
-    let auth = secrets.path().join("key.auth");
-    softhsm_tests::write_secret(&auth, "tpm key auth\n").unwrap();
-    let mut daemon = Daemon::start(&tpm.backend_toml("tpm", &auth), &[]).unwrap();
+    let (mut tpm, _secrets, mut daemon) = tpm_daemon();
     let audit_key: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(daemon.state_dir.join("audit-key.json")).unwrap(),
     )
@@ -615,17 +649,7 @@ async fn a_crash_between_a_requests_two_records_leaves_one_open_request() {
     // The TPM stops answering: the next Sign's request record is written,
     // then it waits on the device; the daemon is killed right there.
     let swtpm = Pid::from_raw(i32::try_from(tpm.pid().unwrap()).unwrap());
-    kill(swtpm, Signal::SIGSTOP).unwrap();
-    let key_id = key.key_id.clone();
-    let mut stuck_client = connect(&daemon.socket).await.unwrap();
-    let stuck = tokio::spawn(async move {
-        sign(&mut stuck_client, &key_id, targets_payload(2), "", "", "").await
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while sign_requests(&daemon) < 2 {
-        assert!(std::time::Instant::now() < deadline, "no request record");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let stuck = sign_held_on_the_tpm(&daemon, swtpm, &key.key_id, targets_payload(2), 2).await;
     kill(Pid::from_raw(daemon.pid().unwrap() as i32), Signal::SIGKILL).unwrap();
     assert!(
         stuck.await.unwrap().1.is_err(),
@@ -667,28 +691,14 @@ async fn a_crash_between_a_requests_two_records_leaves_one_open_request() {
 async fn a_sign_whose_client_went_away_is_recorded_as_not_delivered() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let mut tpm = softhsm_tests::Swtpm::start().unwrap();
-    let secrets = tempfile::tempdir().unwrap();
-    let auth = secrets.path().join("key.auth");
-    softhsm_tests::write_secret(&auth, "tpm key auth\n").unwrap();
-    let mut daemon = Daemon::start(&tpm.backend_toml("tpm", &auth), &[]).unwrap();
+    let (mut tpm, _secrets, mut daemon) = tpm_daemon();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", "").await;
 
     // The TPM stops answering while a Sign waits on it; its client goes
     // away (the connection closes), then the TPM answers again.
     let swtpm = Pid::from_raw(i32::try_from(tpm.pid().unwrap()).unwrap());
-    kill(swtpm, Signal::SIGSTOP).unwrap();
-    let key_id = key.key_id.clone();
-    let mut gone_client = connect(&daemon.socket).await.unwrap();
-    let gone = tokio::spawn(async move {
-        sign(&mut gone_client, &key_id, targets_payload(7), "", "", "").await
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while sign_requests(&daemon) < 1 {
-        assert!(std::time::Instant::now() < deadline, "no request record");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let gone = sign_held_on_the_tpm(&daemon, swtpm, &key.key_id, targets_payload(7), 1).await;
     gone.abort();
     assert!(gone.await.unwrap_err().is_cancelled());
     kill(swtpm, Signal::SIGCONT).unwrap();
