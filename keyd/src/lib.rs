@@ -45,4 +45,5 @@ mod status;
 mod systemd;
 mod wire;
 
+pub use logging::report_fatal;
 pub use start::{run, Args};

@@ -52,6 +52,19 @@ pub(crate) fn init() {
     }
 }
 
+/// Prints the error that stops the daemon as one line, `notary-keyd: …`
+/// with its causes after colons, at error priority when stderr is the
+/// journal. An operator's error is not a bug, so no backtrace comes with
+/// it, even with `RUST_BACKTRACE` set (that stays for panics); whoever
+/// wants the error's backtrace sets `RUST_LIB_BACKTRACE=1`.
+pub fn report_fatal(error: &anyhow::Error) {
+    let priority = if stderr_is_journal() { "<3>" } else { "" };
+    eprintln!("{priority}notary-keyd: {error:#}");
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {
+        eprintln!("{}", error.backtrace());
+    }
+}
+
 /// Colour on a terminal, unless `NO_COLOR` is set to anything but "".
 fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())

@@ -3,8 +3,15 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
+use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    notary_keyd::run(notary_keyd::Args::parse()).await
+async fn main() -> ExitCode {
+    match notary_keyd::run(notary_keyd::Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            notary_keyd::report_fatal(&error);
+            ExitCode::FAILURE
+        }
+    }
 }
