@@ -166,7 +166,7 @@ impl BackendConfig {
             ("owner_auth", &self.owner_auth),
             ("key_auth", &self.key_auth),
         ] {
-            if matches!(source, Some(PinSource::Prompt(_))) {
+            if matches!(source, Some(PinSource::Prompt)) {
                 return Err(format!(
                     "backend {name:?}: `{field}` must be a file, env or credential; the TPM \
                      backend has no prompt (a wrong typed value would count toward lockout)"
