@@ -34,9 +34,16 @@ pub struct Args {
     /// Listen on this socket instead of the configured one.
     #[arg(long, value_name = "PATH", env = "NOTARY_KEYD_SOCKET")]
     socket: Option<PathBuf>,
-    /// Check the configuration and exit (0 when valid).
+    /// Check the configuration and exit: its syntax and settings, and that
+    /// the PIN and passphrase files, PKCS#11 modules, signer-API
+    /// certificates and keys, state dir and audit log are there and usable
+    /// by this user. Each problem is printed as FILE:LINE:COLUMN: what is
+    /// wrong; exit status 0 when there is none.
     #[arg(long)]
     check_config: bool,
+    /// Print a minimal configuration to start from, and exit.
+    #[arg(long, conflicts_with_all = ["config", "check_config"])]
+    print_config: bool,
     /// Run as root even with a config file (by default refused: the daemon
     /// should run as its own user, like the systemd unit's notary-keyd).
     #[arg(long)]
@@ -88,6 +95,10 @@ fn listen(
 
 /// Runs the daemon until it is told to stop.
 pub async fn run(args: Args) -> Result<()> {
+    if args.print_config {
+        print!("{}", crate::config::STARTER);
+        return Ok(());
+    }
     logging::init();
     // No core dumps and no ptrace by other processes of the same uid: the
     // software keystore holds decrypted keys in memory, and ring's P-256
@@ -104,6 +115,11 @@ pub async fn run(args: Args) -> Result<()> {
         None => (Config::personal().map_err(anyhow::Error::msg)?, None),
     };
     if args.check_config {
+        let file = args.config.as_deref().zip(text.as_deref());
+        let problems = crate::check::report(&config, file);
+        if problems > 0 {
+            bail!("the configuration has {problems} problem(s), listed above");
+        }
         println!("configuration is valid");
         return Ok(());
     }
