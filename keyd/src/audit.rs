@@ -223,6 +223,7 @@ fn writer_loop(mut file: File, rx: mpsc::Receiver<(AuditRecord, Ack)>, path: Str
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         line.clear();
         for (record, _) in &batch {
             // Serialising our own struct cannot fail; a failure would only
@@ -238,8 +239,11 @@ fn writer_loop(mut file: File, rx: mpsc::Receiver<(AuditRecord, Ack)>, path: Str
                 path: path.clone(),
                 message: e.to_string(),
             });
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "audit write failed; refusing the affected requests");
+        match &result {
+            Ok(()) => crate::metrics::AUDIT.wrote(batch.len(), started.elapsed()),
+            Err(e) => {
+                tracing::error!(error = %e, "audit write failed; refusing the affected requests");
+            }
         }
         for (_, ack) in batch {
             let _ = ack.send(result.clone());

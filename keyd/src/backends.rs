@@ -168,7 +168,11 @@ impl BackendConfig {
                     ));
                 }
                 if self.token.is_some() == self.token_serial.is_some() {
-                    let at = if self.token.is_some() { "token" } else { "type" };
+                    let at = if self.token.is_some() {
+                        "token"
+                    } else {
+                        "type"
+                    };
                     return Err(Problem::field(
                         at,
                         format!(

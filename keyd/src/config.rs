@@ -4,6 +4,7 @@
 
 use crate::backends::BackendConfig;
 use crate::check::location::{locate, KeyPath, LineColumn, Problem};
+use crate::metrics::MetricsConfig;
 use crate::policy::PolicyRule;
 use crate::signer_api::SignerApiConfig;
 use serde::Deserialize;
@@ -20,6 +21,8 @@ pub(crate) struct Config {
     pub policies: Vec<PolicyRule>,
     /// notary-signer's API for a notary-server; off when absent.
     pub signer_api: Option<SignerApiConfig>,
+    /// The Prometheus endpoint; off when absent.
+    pub metrics: Option<MetricsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,7 +163,11 @@ impl Config {
             api.validate(&names)
                 .map_err(|e| Problem::new(KeyPath::root().key("signer_api"), e))?;
         }
-
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .validate()
+                .map_err(|e| Problem::new(KeyPath::root().key("metrics"), e))?;
+        }
         Ok(())
     }
 
@@ -190,6 +197,7 @@ impl Config {
             backends: vec![BackendConfig::personal_soft()],
             policies: Vec::new(),
             signer_api: None,
+            metrics: None,
         })
     }
 
@@ -237,14 +245,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_line_and_column() {
-        let semantic = "[server]\ndefault_backend = 'nope'\n[[backend]]\nname = 'soft'\ntype = 'soft'\n";
+        let semantic =
+            "[server]\ndefault_backend = 'nope'\n[[backend]]\nname = 'soft'\ntype = 'soft'\n";
         let err = error_of(semantic);
-        assert!(err.starts_with("/etc/k.toml:2:19: default_backend \"nope\""), "{err}");
-        let twice = "[[backend]]\nname = 'a'\ntype = 'soft'\n[[backend]]\nname = 'a'\ntype = 'yubikey'\n";
-        assert!(error_of(twice).starts_with("/etc/k.toml:5:8: "), "{}", error_of(twice));
+        assert!(
+            err.starts_with("/etc/k.toml:2:19: default_backend \"nope\""),
+            "{err}"
+        );
+        let twice =
+            "[[backend]]\nname = 'a'\ntype = 'soft'\n[[backend]]\nname = 'a'\ntype = 'yubikey'\n";
+        assert!(
+            error_of(twice).starts_with("/etc/k.toml:5:8: "),
+            "{}",
+            error_of(twice)
+        );
         let field = "[[backend]]\nname = 'p'\ntype = 'pkcs11'\nmodule = '/m.so'\ntoken = 't'\n\
                      pin = { env = 'P' }\nsessions = 2\ntcti = 'x'\n";
-        assert!(error_of(field).starts_with("/etc/k.toml:8:8: "), "{}", error_of(field));
+        assert!(
+            error_of(field).starts_with("/etc/k.toml:8:8: "),
+            "{}",
+            error_of(field)
+        );
         let syntax = "[[backend]]\nname = 'p'\ntype = 'soft'\npin = \"123456\"\n";
         let err = error_of(syntax);
         assert!(err.starts_with("/etc/k.toml:4:7: "), "{err}");
@@ -253,8 +274,8 @@ mod tests {
 
     #[test]
     fn a_minimal_config_needs_no_server_section() {
-        let config = Config::parse(Path::new("k.toml"), "[[backend]]\nname='s'\ntype='soft'\n")
-            .unwrap();
+        let config =
+            Config::parse(Path::new("k.toml"), "[[backend]]\nname='s'\ntype='soft'\n").unwrap();
         assert_eq!(config.server.state_dir, Path::new("/var/lib/notary-keyd"));
         assert_eq!(
             config.server.audit_log,

@@ -19,7 +19,8 @@
 //!   `start` (start-up), `lifecycle` (signals, watchdog), `reload`
 //!   (SIGHUP), `root` (refusing to run as root), `systemd` (socket
 //!   activation, readiness, journald's native protocol), `logging` (to
-//!   journald under systemd, else stderr)).
+//!   journald under systemd, else stderr), `metrics` (Prometheus counters
+//!   and their endpoint).
 
 mod audit;
 mod backends;
@@ -30,6 +31,7 @@ mod device;
 mod edge;
 mod lifecycle;
 mod logging;
+mod metrics;
 mod peer;
 mod pin_source;
 mod policy;

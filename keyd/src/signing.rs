@@ -7,6 +7,7 @@
 use crate::audit::{AuditLog, AuditRecord};
 use crate::device::DeviceError;
 use crate::edge::KeyRef;
+use crate::metrics::{SignOperation, UNROUTED};
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::{KeyEntry, Registry};
 use crate::status::{self, denied, key_not_found, refusal};
@@ -139,7 +140,21 @@ impl SigningCore {
         let outcome = self
             .sign_checked(requester, req, progress, audited.record())
             .await;
-        audited.close(outcome).await
+        let record = audited.record();
+        let operation = if record.operation == Operation::SignRaw.as_str() {
+            SignOperation::SignRaw
+        } else {
+            SignOperation::Sign
+        };
+        let device = self.registry.device(&record.backend).cloned();
+        let algorithm = outcome.as_ref().ok().map(|s| s.entry.key.algorithm);
+        let outcome = audited.close(outcome).await;
+        let result = outcome
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        let counts = device.as_ref().map_or(&UNROUTED, |d| &d.metrics.requests);
+        counts.count(operation, result, algorithm);
+        outcome
     }
 
     async fn sign_checked(

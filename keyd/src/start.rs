@@ -145,6 +145,7 @@ pub async fn run(args: Args) -> Result<()> {
     let state = state::StateStore::open(&config.server.state_dir)?;
     let audit = audit::AuditLog::open(&config.server.audit_log)?;
     let (devices, failed) = open_devices(&config);
+    let failed: Arc<[String]> = failed.into();
     if devices.is_empty() {
         bail!("no backend could be opened; see the errors above");
     }
@@ -184,8 +185,22 @@ pub async fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
+    let _metrics = match &config.metrics {
+        Some(metrics) => Some(
+            crate::metrics::endpoint::start(
+                metrics,
+                config.server.socket_group.as_deref(),
+                crate::metrics::endpoint::Source {
+                    registry: Arc::clone(&registry),
+                    failed: Arc::clone(&failed),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     // Bound last: a client that can connect to the socket finds the signer
-    // API listening too.
+    // API and the metrics endpoint listening too.
     let (listener, own_socket) = listen(&socket, config.server.socket_group.as_deref())?;
     let status = {
         let registry = Arc::clone(&registry);

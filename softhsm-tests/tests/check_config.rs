@@ -54,7 +54,10 @@ fn line_at(outcome: &Outcome, place: &str) -> String {
 fn a_good_config_passes_and_the_starter_config_is_good() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let ok = check(d, &format!("{}[[backend]]\nname = 'soft'\ntype = 'soft'\n", server(d)))?;
+    let ok = check(
+        d,
+        &format!("{}[[backend]]\nname = 'soft'\ntype = 'soft'\n", server(d)),
+    )?;
     assert!(ok.ok, "{}", ok.stderr);
     assert!(ok.stdout.contains("configuration is valid"));
 
@@ -95,7 +98,10 @@ fn syntax_and_setting_errors_are_placed() -> Result<()> {
         server(d)
     );
     let line = line_at(&check(d, &unknown_backend)?, &format!("{file}:4:19:"));
-    assert!(line.contains("\"hsm\" is not a configured backend"), "{line}");
+    assert!(
+        line.contains("\"hsm\" is not a configured backend"),
+        "{line}"
+    );
 
     let prompt = format!(
         "{}[[backend]]\nname = 'soft'\ntype = 'soft'\npassphrase = 'prompt'\n",

@@ -138,14 +138,27 @@ mod tests {
 
     #[test]
     fn values_tables_and_missing_settings_are_placed() {
-        assert_eq!(at(KeyPath::root().key("server").key("default_backend")), "3:19");
-        assert_eq!(at(KeyPath::root().key("backend").index(1).key("type")), "11:8");
         assert_eq!(
-            at(KeyPath::root().key("backend").index(1).key("pin").key("file")),
+            at(KeyPath::root().key("server").key("default_backend")),
+            "3:19"
+        );
+        assert_eq!(
+            at(KeyPath::root().key("backend").index(1).key("type")),
+            "11:8"
+        );
+        assert_eq!(
+            at(KeyPath::root()
+                .key("backend")
+                .index(1)
+                .key("pin")
+                .key("file")),
             "12:16"
         );
         // A setting that is not there: its table's header.
-        assert_eq!(at(KeyPath::root().key("backend").index(1).key("module")), "9:1");
+        assert_eq!(
+            at(KeyPath::root().key("backend").index(1).key("module")),
+            "9:1"
+        );
         assert_eq!(at(KeyPath::root().key("signer_api")), "1:1");
     }
 
@@ -153,8 +166,14 @@ mod tests {
     fn offsets_count_characters_from_one() {
         let text = "a = 'é'\nb = 1\n";
         assert_eq!(LineColumn::of_offset(text, 0).to_string(), "1:1");
-        assert_eq!(LineColumn::of_offset(text, text.find('b').unwrap()).to_string(), "2:1");
-        assert_eq!(LineColumn::of_offset(text, text.find('\'').unwrap() + 3).to_string(), "1:7");
+        assert_eq!(
+            LineColumn::of_offset(text, text.find('b').unwrap()).to_string(),
+            "2:1"
+        );
+        assert_eq!(
+            LineColumn::of_offset(text, text.find('\'').unwrap() + 3).to_string(),
+            "1:7"
+        );
         assert_eq!(LineColumn::of_offset(text, 999).to_string(), "3:1");
     }
 }

@@ -150,7 +150,9 @@ fn writable_dir(path: &Path) -> Result<(), String> {
 fn writable_file(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_dir() => Err("a directory, not a file".into()),
-        Ok(_) => access(path, AccessFlags::W_OK).map_err(|e| format!("not writable by this user: {e}")),
+        Ok(_) => {
+            access(path, AccessFlags::W_OK).map_err(|e| format!("not writable by this user: {e}"))
+        }
         Err(_) => creatable(path),
     }
 }
@@ -212,7 +214,11 @@ mod tests {
         let found = preflight(&c);
         let at: Vec<_> = found.iter().map(|p| p.at.clone()).collect();
         let b = |i, key| KeyPath::root().key("backend").index(i).key(key);
-        assert_eq!(at, [b(0, "pin"), b(0, "module"), b(1, "passphrase")], "{found:?}");
+        assert_eq!(
+            at,
+            [b(0, "pin"), b(0, "module"), b(1, "passphrase")],
+            "{found:?}"
+        );
         assert!(found[0].message.contains("hsm.pin"), "{}", found[0].message);
         assert!(!found[0].message.contains("1234"), "{}", found[0].message);
         assert!(found[1].message.contains("nope.so"), "{}", found[1].message);
