@@ -86,12 +86,12 @@ pub(crate) struct BackendConfig {
 }
 
 impl BackendConfig {
-    pub(crate) fn personal_soft() -> BackendConfig {
+    pub(crate) fn personal_soft(passphrase: Option<PinSource>) -> BackendConfig {
         BackendConfig {
             name: "soft".into(),
             kind: BackendType::Soft,
             dir: None,
-            passphrase: None,
+            passphrase,
             module: None,
             token: None,
             token_serial: None,

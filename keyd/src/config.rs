@@ -5,6 +5,7 @@
 use crate::backends::BackendConfig;
 use crate::check::location::{locate, KeyPath, LineColumn, Problem};
 use crate::metrics::MetricsConfig;
+use crate::pin_source::PinSource;
 use crate::policy::PolicyRule;
 use crate::signer_api::SignerApiConfig;
 use serde::Deserialize;
@@ -173,8 +174,9 @@ impl Config {
 
     /// Personal mode: software keystore under `$XDG_DATA_HOME/notary-keyd`
     /// (or `~/.local/share/notary-keyd`), socket from `personal_socket`,
-    /// only this user allowed.
-    pub(crate) fn personal() -> Result<Config, String> {
+    /// only this user allowed; the keystore encrypted with the passphrase
+    /// in `passphrase_file`, if given.
+    pub(crate) fn personal(passphrase_file: Option<PathBuf>) -> Result<Config, String> {
         let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             Some(d) => PathBuf::from(d),
             None => {
@@ -194,7 +196,9 @@ impl Config {
                 state_dir: data,
                 ..ServerConfig::default()
             },
-            backends: vec![BackendConfig::personal_soft()],
+            backends: vec![BackendConfig::personal_soft(
+                passphrase_file.map(|file| PinSource::File { file }),
+            )],
             policies: Vec::new(),
             signer_api: None,
             metrics: None,

@@ -41,6 +41,18 @@ pub struct Args {
     /// wrong; exit status 0 when there is none.
     #[arg(long)]
     check_config: bool,
+    /// Personal mode: encrypt the software keystore with the passphrase in
+    /// this file (owned by you, mode 0600 or 0400; a trailing newline is
+    /// not part of it). A keystore that is encrypted needs it on every
+    /// start; one that already holds unencrypted keys refuses it. With
+    /// --config, set `passphrase` in the [[backend]] section instead.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "NOTARY_KEYD_PASSPHRASE_FILE",
+        conflicts_with = "config"
+    )]
+    passphrase_file: Option<PathBuf>,
     /// Print a minimal configuration to start from, and exit.
     #[arg(long, conflicts_with_all = ["config", "check_config"])]
     print_config: bool,
@@ -112,7 +124,10 @@ pub async fn run(args: Args) -> Result<()> {
             let text = Config::read(path)?;
             (Config::parse(path, &text)?, Some(text))
         }
-        None => (Config::personal().map_err(anyhow::Error::msg)?, None),
+        None => (
+            Config::personal(args.passphrase_file.clone()).map_err(anyhow::Error::msg)?,
+            None,
+        ),
     };
     if args.check_config {
         let file = args.config.as_deref().zip(text.as_deref());
