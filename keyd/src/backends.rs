@@ -2,6 +2,7 @@
 //! flat table whose `type` decides which fields apply; fields of another type
 //! are an error rather than silently ignored.
 
+use crate::check::location::Problem;
 use crate::device::PinCache;
 use crate::pin_source::PinSource;
 use keyd_backends::pkcs11::{Pkcs11Backend, Pkcs11Config, TokenSelector};
@@ -85,12 +86,12 @@ pub(crate) struct BackendConfig {
 }
 
 impl BackendConfig {
-    pub(crate) fn personal_soft() -> BackendConfig {
+    pub(crate) fn personal_soft(passphrase: Option<PinSource>) -> BackendConfig {
         BackendConfig {
             name: "soft".into(),
             kind: BackendType::Soft,
             dir: None,
-            passphrase: None,
+            passphrase,
             module: None,
             token: None,
             token_serial: None,
@@ -124,8 +125,9 @@ impl BackendConfig {
         ]
     }
 
-    /// Checks fields against the type; returns a message naming the field.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Checks fields against the type; the problem names the field, at
+    /// its place in this section.
+    pub(crate) fn validate(&self) -> Result<(), Problem> {
         let name = &self.name;
         let applies = self.kind.fields();
         if let Some((field, _)) = self
@@ -133,25 +135,57 @@ impl BackendConfig {
             .into_iter()
             .find(|(field, set)| *set && !applies.contains(field))
         {
-            return Err(format!(
-                "backend {name:?}: `{field}` does not apply to type {:?}",
-                self.kind
+            return Err(Problem::field(
+                field,
+                format!(
+                    "backend {name:?}: `{field}` does not apply to type {:?}",
+                    self.kind
+                ),
             ));
         }
         match self.kind {
-            BackendType::Soft | BackendType::Yubikey => Ok(()),
+            BackendType::Yubikey => Ok(()),
+            BackendType::Soft => {
+                if matches!(self.passphrase, Some(PinSource::Prompt)) {
+                    // Nothing can answer the prompt, and a keystore without
+                    // its passphrase would write its keys in clear.
+                    return Err(Problem::field(
+                        "passphrase",
+                        format!(
+                            "backend {name:?}: the software keystore has no prompt; give \
+                             `passphrase` as a file, env or credential, or leave it out for \
+                             an unencrypted keystore"
+                        ),
+                    ));
+                }
+                Ok(())
+            }
             BackendType::Pkcs11 => {
                 if self.module.is_none() {
-                    return Err(format!("backend {name:?}: pkcs11 needs `module`"));
+                    return Err(Problem::field(
+                        "type",
+                        format!("backend {name:?}: pkcs11 needs `module`"),
+                    ));
                 }
                 if self.token.is_some() == self.token_serial.is_some() {
-                    return Err(format!(
-                        "backend {name:?}: give exactly one of `token` (label) or `token_serial`"
+                    let at = if self.token.is_some() {
+                        "token"
+                    } else {
+                        "type"
+                    };
+                    return Err(Problem::field(
+                        at,
+                        format!(
+                            "backend {name:?}: give exactly one of `token` (label) or `token_serial`"
+                        ),
                     ));
                 }
                 if self.pin.is_none() {
-                    return Err(format!(
-                        "backend {name:?}: pkcs11 needs `pin` (a file, env, credential, or \"prompt\")"
+                    return Err(Problem::field(
+                        "type",
+                        format!(
+                            "backend {name:?}: pkcs11 needs `pin` (a file, env, credential, or \"prompt\")"
+                        ),
                     ));
                 }
                 Ok(())
@@ -160,32 +194,54 @@ impl BackendConfig {
         }
     }
 
-    fn validate_tpm(&self) -> Result<(), String> {
+    fn validate_tpm(&self) -> Result<(), Problem> {
         let name = &self.name;
         for (field, source) in [
             ("owner_auth", &self.owner_auth),
             ("key_auth", &self.key_auth),
         ] {
-            if matches!(source, Some(PinSource::Prompt(_))) {
-                return Err(format!(
-                    "backend {name:?}: `{field}` must be a file, env or credential; the TPM \
-                     backend has no prompt (a wrong typed value would count toward lockout)"
+            if matches!(source, Some(PinSource::Prompt)) {
+                return Err(Problem::field(
+                    field,
+                    format!(
+                        "backend {name:?}: `{field}` must be a file, env or credential; the TPM \
+                         backend has no prompt (a wrong typed value would count toward lockout)"
+                    ),
                 ));
             }
         }
         if let Some(from) = self.persist_from {
             // The range is the TPM spec's; checked even without the feature.
             if !(0x8100_0000..=0x817F_FFFF).contains(&from) {
-                return Err(format!(
-                    "backend {name:?}: `persist_from` = {from:#x} is outside the owner's \
-                     persistent handles 0x81000000..=0x817fffff"
+                return Err(Problem::field(
+                    "persist_from",
+                    format!(
+                        "backend {name:?}: `persist_from` = {from:#x} is outside the owner's \
+                         persistent handles 0x81000000..=0x817fffff"
+                    ),
                 ));
             }
         }
         if self.tcti.as_deref().is_some_and(str::is_empty) {
-            return Err(format!("backend {name:?}: `tcti` is empty"));
+            return Err(Problem::field(
+                "tcti",
+                format!("backend {name:?}: `tcti` is empty"),
+            ));
         }
         Ok(())
+    }
+
+    /// The secrets this section reads at start, with the setting that
+    /// names each.
+    pub(crate) fn secret_sources(&self) -> impl Iterator<Item = (&'static str, &PinSource)> {
+        [
+            ("passphrase", &self.passphrase),
+            ("pin", &self.pin),
+            ("owner_auth", &self.owner_auth),
+            ("key_auth", &self.key_auth),
+        ]
+        .into_iter()
+        .filter_map(|(field, source)| Some((field, source.as_ref()?)))
     }
 
     /// Opens the backend. A device that cannot be reached yields a backend
@@ -268,6 +324,7 @@ impl BackendConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::location::KeyPath;
 
     fn parse(text: &str) -> BackendConfig {
         toml::from_str(text).unwrap()
@@ -279,29 +336,45 @@ mod tests {
         assert_eq!(ok.validate(), Ok(()));
 
         let prompt = parse("name='tpm'\ntype='tpm'\nkey_auth='prompt'\n");
-        let err = prompt.validate().unwrap_err();
+        let err = prompt.validate().unwrap_err().message;
         assert!(
             err.contains("`key_auth` must be a file, env or credential"),
             "{err}"
         );
 
         let pin = parse("name='tpm'\ntype='tpm'\npin={ env='P' }\n");
-        let err = pin.validate().unwrap_err();
+        let err = pin.validate().unwrap_err().message;
         assert!(err.contains("`pin` does not apply to type Tpm"), "{err}");
 
         let empty = parse("name='tpm'\ntype='tpm'\ntcti=''\n");
-        assert!(empty.validate().unwrap_err().contains("`tcti` is empty"));
+        assert!(empty
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("`tcti` is empty"));
 
         let handle = parse("name='tpm'\ntype='tpm'\npersist_from=0x80000001\n");
-        let err = handle.validate().unwrap_err();
+        let err = handle.validate().unwrap_err().message;
         assert!(
             err.contains("outside the owner's persistent handles"),
             "{err}"
         );
 
         let soft = parse("name='soft'\ntype='soft'\ntcti='device:/dev/tpmrm0'\n");
-        let err = soft.validate().unwrap_err();
+        let err = soft.validate().unwrap_err().message;
         assert!(err.contains("`tcti` does not apply to type Soft"), "{err}");
+    }
+
+    #[test]
+    fn a_software_keystore_refuses_a_prompted_passphrase() {
+        let err = parse("name='soft'\ntype='soft'\npassphrase='prompt'\n")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.at, KeyPath::root().key("passphrase"));
+        assert!(err.message.contains("has no prompt"), "{}", err.message);
+        parse("name='soft'\ntype='soft'\npassphrase={ env='P' }\n")
+            .validate()
+            .unwrap();
     }
 
     #[test]
@@ -312,11 +385,13 @@ mod tests {
         parse("name='yk'\ntype='yubikey'\n").validate().unwrap();
         let err = parse("name='yk'\ntype='yubikey'\npin={ file='/p' }\n")
             .validate()
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(err.contains("`pin` does not apply"), "{err}");
         let err = parse("name='s'\ntype='soft'\nserial=1\n")
             .validate()
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(err.contains("`serial` does not apply"), "{err}");
         assert!(
             toml::from_str::<BackendConfig>("name='yk'\ntype='yubikey'\nserial='x'\n").is_err()

@@ -4,6 +4,9 @@
 
 use crate::audit::AuditConfig;
 use crate::backends::{BackendConfig, BackendType};
+use crate::check::location::{locate, KeyPath, LineColumn, Problem};
+use crate::metrics::MetricsConfig;
+use crate::pin_source::PinSource;
 use crate::policy::PolicyRule;
 use crate::signer_api::SignerApiConfig;
 use serde::Deserialize;
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
+    #[serde(default)]
     pub server: ServerConfig,
     #[serde(default, rename = "backend")]
     pub backends: Vec<BackendConfig>,
@@ -21,6 +25,8 @@ pub(crate) struct Config {
     pub signer_api: Option<SignerApiConfig>,
     /// The audit log; `[server] audit_log` is the older way to name it.
     audit: Option<AuditConfig>,
+    /// The Prometheus endpoint; off when absent.
+    pub metrics: Option<MetricsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,6 +35,9 @@ pub(crate) struct ServerConfig {
     pub socket: Option<PathBuf>,
     /// Group that owns the socket (mode 0660), so its members may connect.
     pub socket_group: Option<String>,
+    /// Keys' bindings and the software keystore (default
+    /// `/var/lib/notary-keyd`, the unit's StateDirectory).
+    #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     /// Before `[audit]`: the log's file; its directory becomes `[audit] dir`.
     audit_log: Option<PathBuf>,
@@ -43,6 +52,26 @@ fn default_max_message_bytes() -> usize {
     16 * 1024 * 1024
 }
 
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/notary-keyd")
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            socket: None,
+            socket_group: None,
+            state_dir: default_state_dir(),
+            audit_log: None,
+            default_backend: None,
+            max_message_bytes: default_max_message_bytes(),
+        }
+    }
+}
+
+/// A minimal configuration to start from (`--print-config`).
+pub(crate) const STARTER: &str = include_str!("starter-config.toml");
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
     #[error("cannot read config {path}: {error}")]
@@ -50,13 +79,31 @@ pub(crate) enum ConfigError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("config {path} is invalid: {error}")]
+    /// Only toml's message: its full text quotes the line, which may hold
+    /// a secret typed where a PIN source belongs.
+    #[error("{}:{at}: {message}", path.display())]
     Parse {
         path: PathBuf,
-        error: toml::de::Error,
+        at: LineColumn,
+        message: String,
     },
-    #[error("config {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("{}:{at}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        at: LineColumn,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// `problem`, placed in `text` (read from `path`).
+    pub(crate) fn at(path: &Path, text: &str, problem: Problem) -> ConfigError {
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            at: locate(text, &problem.at),
+            message: problem.message,
+        }
+    }
 }
 
 impl Config {
@@ -71,48 +118,68 @@ impl Config {
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
-            error,
+            at: LineColumn::of_offset(text, error.span().map_or(0, |span| span.start)),
+            message: error.message().trim_end().to_string(),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|problem| ConfigError::at(path, text, problem))?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Problem> {
         if self.backends.is_empty() {
-            return Err("no [[backend]] configured".into());
+            return Err(Problem::new(KeyPath::root(), "no [[backend]] configured"));
         }
         let mut names = std::collections::HashSet::new();
-        for b in &self.backends {
-            b.validate()?;
+        for (i, b) in self.backends.iter().enumerate() {
+            let at = KeyPath::root().key("backend").index(i);
+            b.validate().map_err(|problem| problem.within(&at))?;
             if !names.insert(b.name.as_str()) {
-                return Err(format!("backend name {:?} is used twice", b.name));
+                return Err(Problem::new(
+                    at.key("name"),
+                    format!("backend name {:?} is used twice", b.name),
+                ));
             }
         }
         if let Some(d) = &self.server.default_backend {
             if !names.contains(d.as_str()) {
-                return Err(format!("default_backend {d:?} is not a configured backend"));
+                return Err(Problem::new(
+                    KeyPath::root().key("server").key("default_backend"),
+                    format!("default_backend {d:?} is not a configured backend"),
+                ));
             }
         }
         for (i, p) in self.policies.iter().enumerate() {
-            p.validate()
-                .map_err(|e| format!("[[policy]] #{}: {e}", i + 1))?;
+            p.validate().map_err(|e| {
+                Problem::new(
+                    KeyPath::root().key("policy").index(i),
+                    format!("[[policy]] #{}: {e}", i + 1),
+                )
+            })?;
         }
         if let Some(api) = &self.signer_api {
-            api.validate(&names)?;
+            api.validate(&names)
+                .map_err(|e| Problem::new(KeyPath::root().key("signer_api"), e))?;
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .validate()
+                .map_err(|e| Problem::new(KeyPath::root().key("metrics"), e))?;
         }
         let kinds: Vec<(&str, BackendType)> = self
             .backends
             .iter()
             .map(|b| (b.name.as_str(), b.kind))
             .collect();
-        self.audit()?.validate(&kinds)
+        self.audit()
+            .and_then(|audit| audit.validate(&kinds))
+            .map_err(|e| Problem::new(KeyPath::root().key("audit"), e))
     }
 
     /// The audit log's settings: `[audit]`, or the older `[server]
-    /// audit_log = FILE`, read as `[audit] dir = FILE's directory`.
+    /// audit_log = FILE`, read as `[audit] dir = FILE's directory`; with
+    /// neither, `/var/log/notary-keyd` (the unit's LogsDirectory).
     pub(crate) fn audit(&self) -> Result<AuditConfig, String> {
         match (&self.audit, &self.server.audit_log) {
             (Some(a), None) => Ok(a.clone()),
@@ -120,7 +187,7 @@ impl Config {
             (Some(_), Some(_)) => {
                 Err("both [audit] and [server] audit_log are set; keep only [audit]".into())
             }
-            (None, None) => Err("no audit log: add an [audit] table with dir = \"…\"".into()),
+            (None, None) => Ok(AuditConfig::in_dir(PathBuf::from("/var/log/notary-keyd"))),
         }
     }
 
@@ -132,8 +199,9 @@ impl Config {
 
     /// Personal mode: software keystore under `$XDG_DATA_HOME/notary-keyd`
     /// (or `~/.local/share/notary-keyd`), socket from `personal_socket`,
-    /// only this user allowed.
-    pub(crate) fn personal() -> Result<Config, String> {
+    /// only this user allowed; the keystore encrypted with the passphrase
+    /// in `passphrase_file`, if given.
+    pub(crate) fn personal(passphrase_file: Option<PathBuf>) -> Result<Config, String> {
         let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             Some(d) => PathBuf::from(d),
             None => {
@@ -149,13 +217,13 @@ impl Config {
         Ok(Config {
             server: ServerConfig {
                 socket: Some(socket),
-                socket_group: None,
                 audit_log: None,
                 state_dir: data.clone(),
-                default_backend: None,
-                max_message_bytes: default_max_message_bytes(),
+                ..ServerConfig::default()
             },
-            backends: vec![BackendConfig::personal_soft()],
+            backends: vec![BackendConfig::personal_soft(
+                passphrase_file.map(|file| PinSource::File { file }),
+            )],
             policies: Vec::new(),
             signer_api: None,
             audit: Some(AuditConfig {
@@ -163,6 +231,7 @@ impl Config {
                 max_size: crate::audit::config::ByteSize(8 << 20),
                 ..AuditConfig::in_dir(data.join("audit"))
             }),
+            metrics: None,
         })
     }
 
@@ -202,9 +271,9 @@ mod tests {
             base.replace("'/x'\n", "'/x'\naudit_log='/l/a.jsonl'\n")
         ))
         .unwrap();
-        assert!(both.validate().unwrap_err().contains("both"));
+        assert!(both.validate().unwrap_err().message.contains("both"));
         let none: Config = toml::from_str(base).unwrap();
-        assert!(none.validate().unwrap_err().contains("[audit]"));
+        assert_eq!(none.audit().unwrap().dir, Path::new("/var/log/notary-keyd"));
         let new: Config =
             toml::from_str(&format!("{base}[audit]\ndir='/l'\nmax_size='1M'\nkeep=4\n")).unwrap();
         new.validate().unwrap();
@@ -219,6 +288,53 @@ mod tests {
         let text = "[server]\nstate_dir='/x'\naudit_log='/y'\ndefault_backend='nope'\n\
                     [[backend]]\nname='soft'\ntype='soft'\n";
         let config: Config = toml::from_str(text).unwrap();
-        assert!(config.validate().unwrap_err().contains("nope"));
+        assert!(config.validate().unwrap_err().message.contains("nope"));
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::parse(Path::new("/etc/k.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_column() {
+        let semantic =
+            "[server]\ndefault_backend = 'nope'\n[[backend]]\nname = 'soft'\ntype = 'soft'\n";
+        let err = error_of(semantic);
+        assert!(
+            err.starts_with("/etc/k.toml:2:19: default_backend \"nope\""),
+            "{err}"
+        );
+        let twice =
+            "[[backend]]\nname = 'a'\ntype = 'soft'\n[[backend]]\nname = 'a'\ntype = 'yubikey'\n";
+        assert!(
+            error_of(twice).starts_with("/etc/k.toml:5:8: "),
+            "{}",
+            error_of(twice)
+        );
+        let field = "[[backend]]\nname = 'p'\ntype = 'pkcs11'\nmodule = '/m.so'\ntoken = 't'\n\
+                     pin = { env = 'P' }\nsessions = 2\ntcti = 'x'\n";
+        assert!(
+            error_of(field).starts_with("/etc/k.toml:8:8: "),
+            "{}",
+            error_of(field)
+        );
+        let syntax = "[[backend]]\nname = 'p'\ntype = 'soft'\npin = \"123456\"\n";
+        let err = error_of(syntax);
+        assert!(err.starts_with("/etc/k.toml:4:7: "), "{err}");
+        assert!(!err.contains("123456"), "{err}");
+    }
+
+    #[test]
+    fn a_minimal_config_needs_no_server_section() {
+        let config =
+            Config::parse(Path::new("k.toml"), "[[backend]]\nname='s'\ntype='soft'\n").unwrap();
+        assert_eq!(config.server.state_dir, Path::new("/var/lib/notary-keyd"));
+        assert_eq!(
+            config.audit().unwrap().dir,
+            Path::new("/var/log/notary-keyd")
+        );
+        Config::parse(Path::new("starter"), STARTER).unwrap();
     }
 }

@@ -15,6 +15,7 @@ mod touch;
 pub(crate) use pin_cache::{PinCache, PinCacheWord};
 pub(crate) use release::release_all;
 
+use crate::metrics::DeviceMetrics;
 use keyd_backends::{BackendError, BackendKey, KeyBackend, PinStatus};
 use secrecy::SecretString;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +37,7 @@ pub(crate) struct Device {
     width: u32,
     waiting: AtomicUsize,
     pin_cache: PinCache,
+    pub metrics: DeviceMetrics,
     /// When a person-supplied PIN unlock expires (`pin_cache = N`).
     unlock_expires: Mutex<Option<Instant>>,
 }
@@ -59,8 +61,14 @@ impl Device {
             width,
             waiting: AtomicUsize::new(0),
             pin_cache,
+            metrics: DeviceMetrics::new(),
             unlock_expires: Mutex::new(None),
         }
+    }
+
+    /// Requests waiting for a place now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Takes places on the device. `on_wait` is told how many requests were
@@ -147,14 +155,19 @@ impl Device {
         key: &BackendKey,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, DeviceError> {
-        if self.backend.signs_in_place(key.algorithm) {
-            return self
-                .backend
+        let started = Instant::now();
+        let signed = if self.backend.signs_in_place(key.algorithm) {
+            self.backend
                 .sign(&key.uri, &payload)
-                .map_err(DeviceError::from);
+                .map_err(DeviceError::from)
+        } else {
+            let uri = key.uri.clone();
+            self.run(move |b| b.sign(&uri, &payload)).await
+        };
+        if signed.is_ok() {
+            self.metrics.sign_latency.observe(started.elapsed());
         }
-        let uri = key.uri.clone();
-        self.run(move |b| b.sign(&uri, &payload)).await
+        signed
     }
 
     /// The token's PIN state, or `None` for backends without a login.
@@ -185,7 +198,12 @@ impl Device {
             Some(l) => l.login(&pin),
             None => Err(BackendError::NotSupported("this backend has no PIN")),
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if matches!(e, DeviceError::Backend(BackendError::WrongPin(_))) {
+                self.metrics.pin_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        })?;
         let expires = match self.pin_cache {
             PinCache::Seconds(s) => Some(Instant::now() + Duration::from_secs(s)),
             _ => None,

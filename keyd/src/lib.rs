@@ -14,21 +14,24 @@
 //! - Keys and devices: `registry` (every key the devices hold, joined with
 //!   `state`'s bindings), `device` (one backend's queue, PIN cache, touch
 //!   prompts, generation and release), `policy` (who may do what).
-//! - Configuration and life: `config`, `backends` (`[[backend]]` sections),
+//! - Configuration and life: `config`, `check` (`--check-config`), `backends` (`[[backend]]` sections),
 //!   `pin_source` (PIN files closed to others, systemd credentials),
 //!   `start` (start-up), `lifecycle` (signals, watchdog), `reload`
 //!   (SIGHUP), `root` (refusing to run as root), `systemd` (socket
 //!   activation, readiness, journald's native protocol), `logging` (to
-//!   journald under systemd, else stderr).
+//!   journald under systemd, else stderr), `metrics` (Prometheus counters
+//!   and their endpoint).
 
 mod audit;
 mod backends;
 mod caller;
+mod check;
 mod config;
 mod device;
 mod edge;
 mod lifecycle;
 mod logging;
+mod metrics;
 mod peer;
 mod pin_source;
 mod policy;
@@ -45,4 +48,5 @@ mod status;
 mod systemd;
 mod wire;
 
+pub use logging::report_fatal;
 pub use start::{offline_command, run, Args};

@@ -6,7 +6,8 @@
 //! entry. If journald's socket cannot be used, lines go to stderr starting
 //! with a syslog priority (`<3>` error … `<7>` debug) and without a
 //! timestamp (journald adds its own); fields stay `key=value`. Elsewhere:
-//! plain lines on stderr.
+//! plain lines on stderr, coloured only on a terminal and never when
+//! `NO_COLOR` is set (<https://no-color.org>).
 
 use crate::systemd::journal::{self, JournalLayer};
 use std::fmt;
@@ -26,7 +27,10 @@ pub(crate) fn init() {
         tracing_subscriber::fmt()
             .with_env_filter(filter())
             .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(colour(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            ))
             // A lost stderr (journald restarted, a closed pipe) must not take
             // the daemon down: reporting the write error would print to that
             // same stderr, which panics.
@@ -46,6 +50,24 @@ pub(crate) fn init() {
             stderr().event_format(Journal(plain)).init();
         }
     }
+}
+
+/// Prints the error that stops the daemon as one line, `notary-keyd: …`
+/// with its causes after colons, at error priority when stderr is the
+/// journal. An operator's error is not a bug, so no backtrace comes with
+/// it, even with `RUST_BACKTRACE` set (that stays for panics); whoever
+/// wants the error's backtrace sets `RUST_LIB_BACKTRACE=1`.
+pub fn report_fatal(error: &anyhow::Error) {
+    let priority = if stderr_is_journal() { "<3>" } else { "" };
+    eprintln!("{priority}notary-keyd: {error:#}");
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {
+        eprintln!("{}", error.backtrace());
+    }
+}
+
+/// Colour on a terminal, unless `NO_COLOR` is set to anything but "".
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `$JOURNAL_STREAM` is `DEV:INODE` of the stream systemd connected; it is
@@ -77,5 +99,19 @@ where
     ) -> fmt::Result {
         write!(writer, "<{}>", journal::priority(*event.metadata().level()))?;
         self.0.format_event(ctx, writer, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn no_color_and_pipes_turn_colour_off() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
     }
 }

@@ -6,10 +6,16 @@ use clap::Parser;
 use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+async fn main() -> ExitCode {
     let args = notary_keyd::Args::parse();
     if let Some(code) = notary_keyd::offline_command(&args) {
-        return Ok(code);
+        return code;
     }
-    notary_keyd::run(args).await.map(|()| ExitCode::SUCCESS)
+    match notary_keyd::run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            notary_keyd::report_fatal(&error);
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -13,19 +13,90 @@ use std::path::{Path, PathBuf};
 
 /// `pin = { file = "…" }`, `{ env = "NAME" }`, `{ credential = "NAME" }`
 /// (from `$CREDENTIALS_DIRECTORY`), or `"prompt"` (a client unlocks it).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum PinSource {
     File { file: PathBuf },
     Env { env: String },
     Credential { credential: String },
-    Prompt(PromptWord),
+    Prompt,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum PromptWord {
-    Prompt,
+/// What a PIN-source error says is expected. A value that does not parse
+/// is never repeated: it may be the PIN itself (`pin = "123456"`).
+const FORMS: &str =
+    "expected \"prompt\", { file = \"PATH\" }, { env = \"NAME\" } or { credential = \"NAME\" }";
+
+impl<'de> Deserialize<'de> for PinSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PinSourceVisitor)
+    }
+}
+
+struct PinSourceVisitor;
+
+fn not_a_source<E: serde::de::Error>() -> E {
+    E::custom(format!(
+        "not a PIN source (a PIN is never written in the config): {FORMS}"
+    ))
+}
+
+impl<'de> serde::de::Visitor<'de> for PinSourceVisitor {
+    type Value = PinSource;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(FORMS)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, word: &str) -> Result<PinSource, E> {
+        match word {
+            "prompt" => Ok(PinSource::Prompt),
+            _ => Err(not_a_source()),
+        }
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<PinSource, E> {
+        Err(not_a_source())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<PinSource, E> {
+        Err(not_a_source())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<PinSource, E> {
+        Err(not_a_source())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<PinSource, E> {
+        Err(not_a_source())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<PinSource, A::Error> {
+        Err(not_a_source())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PinSource, A::Error> {
+        use serde::de::Error;
+        let Some(kind) = map.next_key::<String>()? else {
+            return Err(A::Error::custom(format!("an empty table: {FORMS}")));
+        };
+        let value: String = map
+            .next_value()
+            .map_err(|_| A::Error::custom(format!("`{kind}` needs a string: {FORMS}")))?;
+        let source = match kind.as_str() {
+            "file" => PinSource::File {
+                file: PathBuf::from(value),
+            },
+            "env" => PinSource::Env { env: value },
+            "credential" => PinSource::Credential { credential: value },
+            other => return Err(A::Error::custom(format!("unknown key `{other}`: {FORMS}"))),
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(A::Error::custom(format!(
+                "one source only, `{extra}` is one too many: {FORMS}"
+            )));
+        }
+        Ok(source)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +120,7 @@ impl PinSource {
     /// Reads the secret. `Ok(None)` means "prompt": a client supplies it.
     pub(crate) fn resolve(&self) -> Result<Option<SecretString>, PinSourceError> {
         let (text, origin) = match self {
-            PinSource::Prompt(_) => return Ok(None),
+            PinSource::Prompt => return Ok(None),
             PinSource::File { file } => (
                 read_file(file, Access::OwnerOnly)?,
                 file.display().to_string(),
@@ -129,7 +200,7 @@ mod tests {
     use super::*;
     use secrecy::ExposeSecret;
 
-    #[derive(Deserialize)]
+    #[derive(Debug, Deserialize)]
     struct Wrap {
         pin: PinSource,
     }
@@ -152,8 +223,27 @@ mod tests {
             parse(r#"pin = { credential = "hsm.pin" }"#),
             PinSource::Credential { .. }
         ));
-        assert!(matches!(parse(r#"pin = "prompt""#), PinSource::Prompt(_)));
-        assert!(toml::from_str::<Wrap>(r#"pin = "123456""#).is_err());
+        assert_eq!(parse(r#"pin = "prompt""#), PinSource::Prompt);
+    }
+
+    #[test]
+    fn a_bad_source_lists_the_forms_and_hides_its_value() {
+        for bad in [
+            r#"pin = "123456""#,
+            r#"pin = "promt""#,
+            r#"pin = { fiel = "/x" }"#,
+            r#"pin = { file = 1234 }"#,
+            r#"pin = { file = "/x", env = "Y" }"#,
+            "pin = {}",
+            "pin = 123456",
+        ] {
+            // The message alone: toml's Display quotes the source line.
+            let err = toml::from_str::<Wrap>(bad).unwrap_err();
+            let err = err.message();
+            assert!(err.contains(FORMS), "{bad}: {err}");
+            assert!(!err.contains("1234"), "{bad}: {err}");
+            assert!(!err.contains("promt"), "{bad}: {err}");
+        }
     }
 
     fn write_with_mode(path: &Path, text: &str, mode: u32) {

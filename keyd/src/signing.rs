@@ -7,6 +7,7 @@
 use crate::audit::{withheld, AuditLog, AuditRecord, Requested};
 use crate::device::DeviceError;
 use crate::edge::KeyRef;
+use crate::metrics::{SignOperation, UNROUTED};
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::{KeyEntry, Registry};
 use crate::status::{self, denied, key_not_found, refusal};
@@ -144,14 +145,28 @@ impl SigningCore {
         let outcome = self
             .sign_checked(requester, req, progress, requested.record_mut())
             .await;
-        match (outcome, requested.durable().await) {
+        let record = requested.record_mut();
+        let operation = if record.operation == Operation::SignRaw.as_str() {
+            SignOperation::SignRaw
+        } else {
+            SignOperation::Sign
+        };
+        let device = self.registry.device(&record.backend).cloned();
+        let algorithm = outcome.as_ref().ok().map(|s| s.entry.key.algorithm);
+        let result = match (outcome, requested.durable().await) {
             (Ok(signed), Ok(_)) => Ok((signed, requested)),
             (Ok(_), Err(e)) => Err(withheld(&e)),
             (Err(status), _) => {
                 requested.outcome(false, status.message()).await;
                 Err(status)
             }
-        }
+        };
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        let counts = device.as_ref().map_or(&UNROUTED, |d| &d.metrics.requests);
+        counts.count(operation, code, algorithm);
+        result
     }
 
     async fn sign_checked(

@@ -36,9 +36,28 @@ pub struct Args {
     /// Listen on this socket instead of the configured one.
     #[arg(long, value_name = "PATH", env = "NOTARY_KEYD_SOCKET")]
     socket: Option<PathBuf>,
-    /// Check the configuration and exit (0 when valid).
+    /// Check the configuration and exit: its syntax and settings, and that
+    /// the PIN and passphrase files, PKCS#11 modules, signer-API
+    /// certificates and keys, state dir and audit log are there and usable
+    /// by this user. Each problem is printed as FILE:LINE:COLUMN: what is
+    /// wrong; exit status 0 when there is none.
     #[arg(long)]
     check_config: bool,
+    /// Personal mode: encrypt the software keystore with the passphrase in
+    /// this file (owned by you, mode 0600 or 0400; a trailing newline is
+    /// not part of it). A keystore that is encrypted needs it on every
+    /// start; one that already holds unencrypted keys refuses it. With
+    /// --config, set `passphrase` in the [[backend]] section instead.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "NOTARY_KEYD_PASSPHRASE_FILE",
+        conflicts_with = "config"
+    )]
+    passphrase_file: Option<PathBuf>,
+    /// Print a minimal configuration to start from, and exit.
+    #[arg(long, conflicts_with_all = ["config", "check_config"])]
+    print_config: bool,
     /// Run as root even with a config file (by default refused: the daemon
     /// should run as its own user, like the systemd unit's notary-keyd).
     #[arg(long)]
@@ -59,7 +78,7 @@ pub fn offline_command(args: &Args) -> Option<std::process::ExitCode> {
         return None;
     };
     let config = || {
-        let (config, _) = load_config(args.config.as_deref())?;
+        let (config, _) = load_config(args)?;
         let audit = config.audit().map_err(anyhow::Error::msg)?;
         Ok((audit, config.server.state_dir))
     };
@@ -67,13 +86,16 @@ pub fn offline_command(args: &Args) -> Option<std::process::ExitCode> {
 }
 
 /// The configuration `--config` names, or personal mode's.
-fn load_config(path: Option<&std::path::Path>) -> Result<(Config, Option<String>)> {
-    Ok(match path {
+fn load_config(args: &Args) -> Result<(Config, Option<String>)> {
+    Ok(match args.config.as_deref() {
         Some(path) => {
             let text = Config::read(path)?;
             (Config::parse(path, &text)?, Some(text))
         }
-        None => (Config::personal().map_err(anyhow::Error::msg)?, None),
+        None => (
+            Config::personal(args.passphrase_file.clone()).map_err(anyhow::Error::msg)?,
+            None,
+        ),
     })
 }
 
@@ -171,6 +193,10 @@ fn listen(
 
 /// Runs the daemon until it is told to stop.
 pub async fn run(args: Args) -> Result<()> {
+    if args.print_config {
+        print!("{}", crate::config::STARTER);
+        return Ok(());
+    }
     logging::init();
     // No core dumps and no ptrace by other processes of the same uid: the
     // software keystore holds decrypted keys in memory, and ring's P-256
@@ -179,8 +205,13 @@ pub async fn run(args: Args) -> Result<()> {
         tracing::warn!(error = %e, "cannot mark the process non-dumpable");
     }
     let uid = nix::unistd::geteuid().as_raw();
-    let (config, text) = load_config(args.config.as_deref())?;
+    let (config, text) = load_config(&args)?;
     if args.check_config {
+        let file = args.config.as_deref().zip(text.as_deref());
+        let problems = crate::check::report(&config, file);
+        if problems > 0 {
+            bail!("the configuration has {problems} problem(s), listed above");
+        }
         println!("configuration is valid");
         return Ok(());
     }
@@ -223,6 +254,7 @@ pub async fn run(args: Args) -> Result<()> {
         "audit log open"
     );
     let (opened, failed) = open_backends(&config);
+    let failed: Arc<[String]> = failed.into();
     if opened.is_empty() {
         bail!("no backend could be opened; see the errors above");
     }
@@ -269,8 +301,22 @@ pub async fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
+    let _metrics = match &config.metrics {
+        Some(metrics) => Some(
+            crate::metrics::endpoint::start(
+                metrics,
+                config.server.socket_group.as_deref(),
+                crate::metrics::endpoint::Source {
+                    registry: Arc::clone(&registry),
+                    failed: Arc::clone(&failed),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     // Bound last: a client that can connect to the socket finds the signer
-    // API listening too.
+    // API and the metrics endpoint listening too.
     let (listener, own_socket) = listen(&socket, config.server.socket_group.as_deref())?;
     let status = {
         let registry = Arc::clone(&registry);

@@ -294,36 +294,50 @@ fn find_token(ctx: &Pkcs11, config: &Pkcs11Config) -> Result<(Slot, TokenInfo), 
 }
 
 /// The algorithms the token can both generate and sign with, in sizes its
-/// mechanism info allows.
+/// mechanism info allows. Each mechanism is asked about by itself
+/// (C_GetMechanismInfo) rather than read from C_GetMechanismList: cryptoki
+/// logs an ERROR for every listed vendor mechanism it has no name for,
+/// about 30 on a healthy SoftHSM token.
 fn supported_algorithms(ctx: &Pkcs11, slot: Slot) -> Result<Vec<Algorithm>, Error> {
-    let mechanisms = ctx.get_mechanism_list(slot)?;
-    let fits = |mech: MechanismType, bits: usize| match ctx.get_mechanism_info(slot, mech) {
+    let info = |mech: MechanismType| match ctx.get_mechanism_info(slot, mech) {
+        Ok(info) => Ok(Some(info)),
+        Err(Error::Pkcs11(RvError::MechanismInvalid, _)) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let has = |gen: MechanismType, sign: MechanismType, bits: usize| -> Result<bool, Error> {
+        let (Some(gen), Some(_)) = (info(gen)?, info(sign)?) else {
+            return Ok(false);
+        };
         // Some tokens report 0/0 when they do not say.
-        Ok(info) if info.max_key_size() > 0 => {
-            (info.min_key_size()..=info.max_key_size()).contains(&bits)
-        }
-        _ => true,
+        Ok(gen.max_key_size() == 0 || (gen.min_key_size()..=gen.max_key_size()).contains(&bits))
     };
-    let has = |gen: MechanismType, sign: MechanismType, bits: usize| {
-        mechanisms.contains(&gen) && mechanisms.contains(&sign) && fits(gen, bits)
-    };
-    Ok(Algorithm::ALL
-        .into_iter()
-        .filter(|&a| match a {
-            Algorithm::EcdsaP256 => has(MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA, 256),
-            Algorithm::EcdsaP384 => has(MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA, 384),
+    let mut supported = Vec::new();
+    for algorithm in Algorithm::ALL {
+        let usable = match algorithm {
+            Algorithm::EcdsaP256 => {
+                has(MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA, 256)?
+            }
+            Algorithm::EcdsaP384 => {
+                has(MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA, 384)?
+            }
             Algorithm::Ed25519 => has(
                 MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
                 MechanismType::EDDSA,
                 256,
-            ),
+            )?,
             Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => has(
                 MechanismType::RSA_PKCS_KEY_PAIR_GEN,
                 MechanismType::SHA256_RSA_PKCS_PSS,
-                a.rsa_bits()
+                algorithm
+                    .rsa_bits()
                     .and_then(|b| usize::try_from(b).ok())
                     .unwrap_or(0),
-            ),
-        })
-        .collect())
+            )?,
+        };
+        if usable {
+            supported.push(algorithm);
+        }
+    }
+    tracing::debug!(?supported, "PKCS#11 token mechanisms probed");
+    Ok(supported)
 }

@@ -77,9 +77,7 @@ pub(crate) fn choose(backends: &[&BackendConfig]) -> Option<String> {
     };
     first(&|b| b.kind == BackendType::Tpm)
         .or_else(|| {
-            first(&|b| {
-                b.kind == BackendType::Pkcs11 && !matches!(b.pin, Some(PinSource::Prompt(_)))
-            })
+            first(&|b| b.kind == BackendType::Pkcs11 && !matches!(b.pin, Some(PinSource::Prompt)))
         })
         .or_else(|| first(&|b| b.kind == BackendType::Soft))
 }

@@ -123,8 +123,10 @@ impl Writer {
                 counted += 1;
             }
         }
+        let started = std::time::Instant::now();
         match self.segment.write(buf) {
             Ok(()) => {
+                crate::metrics::AUDIT.wrote(part.len(), started.elapsed());
                 self.head = head;
                 self.needs_header = false;
                 self.shared.written(&self.segment, head, counted);
