@@ -3,7 +3,9 @@
 //! YubiKey PIV attestation that ties a root key to the device it was made on.
 
 mod piv;
+mod piv_policy;
 mod root_rules;
 
 pub use piv::{verify_piv_attestation, PivAttestation, PivAttestationError};
+pub use piv_policy::{PinPolicy, TouchPolicy};
 pub use root_rules::{check_structure, tally, CountedKey, Excluded, RootPass, Tally};

@@ -7,10 +7,10 @@
 //! Validity periods are not checked: the statement says where a key was
 //! born, which stays true, and Yubico's device certificates are not renewed.
 
+use super::piv_policy::{PinPolicy, TouchPolicy};
 use crate::rootcert::verify_cert_signature;
 use der::asn1::ObjectIdentifier as Oid;
 use der::{Decode, Encode};
-use std::fmt;
 use x509_cert::Certificate;
 
 /// Yubico's PIV attestation extensions (1.3.6.1.4.1.41482.3.x), whose
@@ -19,40 +19,6 @@ use x509_cert::Certificate;
 const FIRMWARE: Oid = Oid::new_unwrap("1.3.6.1.4.1.41482.3.3");
 const SERIAL: Oid = Oid::new_unwrap("1.3.6.1.4.1.41482.3.7");
 const POLICY: Oid = Oid::new_unwrap("1.3.6.1.4.1.41482.3.8");
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PinPolicy {
-    Never,
-    Once,
-    Always,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TouchPolicy {
-    Never,
-    Always,
-    Cached,
-}
-
-impl fmt::Display for PinPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PinPolicy::Never => "never",
-            PinPolicy::Once => "once",
-            PinPolicy::Always => "always",
-        })
-    }
-}
-
-impl fmt::Display for TouchPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TouchPolicy::Never => "never",
-            TouchPolicy::Always => "always",
-            TouchPolicy::Cached => "cached",
-        })
-    }
-}
 
 /// What a verified attestation says about the slot key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,19 +147,7 @@ fn policies(value: &[u8]) -> Result<(Option<PinPolicy>, Option<TouchPolicy>), Pi
     let [pin, touch] = value else {
         return Err(PivAttestationError::BadExtension("PIN and touch policy"));
     };
-    let pin = match pin {
-        1 => Some(PinPolicy::Never),
-        2 => Some(PinPolicy::Once),
-        3 => Some(PinPolicy::Always),
-        _ => None,
-    };
-    let touch = match touch {
-        1 => Some(TouchPolicy::Never),
-        2 => Some(TouchPolicy::Always),
-        3 => Some(TouchPolicy::Cached),
-        _ => None,
-    };
-    Ok((pin, touch))
+    Ok((PinPolicy::from_code(*pin), TouchPolicy::from_code(*touch)))
 }
 
 #[cfg(test)]
