@@ -11,6 +11,7 @@ use crate::trust_dir::check_gun;
 use anyhow::{anyhow, bail, Result};
 use notary_tuf::ceremony::{tally, RootPass};
 use notary_tuf::metadata::parse_expires;
+use notary_tuf::trust::Pin;
 use notary_tuf::{KeyType, PublicKey, Root, SignedEnvelope};
 use serde::{Deserialize, Serialize};
 
@@ -516,9 +517,16 @@ impl Plan {
             );
         }
         let envelope = SignedEnvelope::from_metadata(previous)?;
-        let counted = tally(previous, RootPass::Previous, &envelope, &self.gun, now)
-            .map_err(|e| anyhow!("the previous root: {e}"))?;
-        let distinct = counted.keys.len() - duplicates(&counted);
+        let counted = tally(
+            previous,
+            RootPass::Previous,
+            &envelope,
+            &self.gun,
+            now,
+            &Pin::Tofu,
+        )
+        .map_err(|e| anyhow!("the previous root: {e}"))?;
+        let distinct = counted.distinct_keys();
         if distinct < counted.threshold as usize {
             bail!(
                 "the previous root v{} needs {} signatures but notary counts only {distinct} \
@@ -529,10 +537,6 @@ impl Plan {
         }
         Ok(())
     }
-}
-
-fn duplicates(t: &notary_tuf::ceremony::Tally) -> usize {
-    t.duplicates().iter().map(|g| g.len() - 1).sum()
 }
 
 /// Holder names become file names: lowercase letters, digits, `-`, `_`.
