@@ -100,7 +100,7 @@ pub(crate) async fn enroll(
         evidence,
     };
     let attestation = enrollment
-        .verify(plan, plan_digest, &checked.anchors, now)
+        .verify(plan, plan_digest, &checked.anchors, now, now)
         .map_err(|e| {
             anyhow!(
                 "{e:#}. {name} is not enrolled; key {} stays on the device (delete it with \

@@ -163,15 +163,17 @@ impl Enrollment {
 
     /// Checks the record against the plan (its hash, the holder, the
     /// device) and itself: the certificate is a notary root certificate for
-    /// the GUN valid until the root expires, in Go's PEM, for the key; the
-    /// attestation chains to `anchors` and certifies that key on the
-    /// planned device.
+    /// the GUN valid now and until the root expires, in Go's PEM, for the
+    /// key; the attestation chains to `anchors`, was valid at `enrolled_at`
+    /// (when the key was made, as the transcript records it), and certifies
+    /// that key on the planned device.
     pub(super) fn verify(
         &self,
         plan: &Plan,
         plan_digest: Digest,
         anchors: &[Vec<u8>],
         now: i64,
+        enrolled_at: i64,
     ) -> Result<Attestation> {
         let name = &self.holder;
         if self.plan_sha256 != plan_digest {
@@ -199,6 +201,7 @@ impl Enrollment {
                 slot_certificate_pem,
                 device_certificate_pem,
                 anchors,
+                enrolled_at,
             )?),
             Evidence::Tpm { .. } => {
                 self.check_tpm(device, plan_digest)?;
@@ -282,6 +285,7 @@ impl Enrollment {
         slot_pem: &str,
         device_pem: &str,
         anchors: &[Vec<u8>],
+        enrolled_at: i64,
     ) -> Result<PivAttestation> {
         let name = &self.holder;
         let Device::YubiKey { serial, .. } = device else {
@@ -290,8 +294,9 @@ impl Enrollment {
                 device.describe()
             );
         };
-        let attested = verify_piv_attestation(&der(slot_pem)?, &der(device_pem)?, anchors)
-            .map_err(|e| anyhow!("{name}'s attestation does not verify: {e}"))?;
+        let attested =
+            verify_piv_attestation(&der(slot_pem)?, &der(device_pem)?, anchors, enrolled_at)
+                .map_err(|e| anyhow!("{name}'s attestation does not verify: {e}"))?;
         let cert_key = self.root_key()?.bare_key()?;
         if attested.spki != cert_key.public_bytes() {
             bail!(
@@ -420,7 +425,7 @@ pub(super) mod tests {
     }
 
     fn check(p: &Plan, e: &Enrollment) -> Result<Attestation> {
-        e.verify(p, Digest::of(b"plan"), &[], NOW)
+        e.verify(p, Digest::of(b"plan"), &[], NOW, NOW)
     }
 
     #[test]

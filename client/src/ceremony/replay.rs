@@ -13,6 +13,7 @@ use super::root_builder;
 use super::transcript::{Action, Entry, Transcript};
 use super::votes::{Names, Votes};
 use anyhow::Result;
+use notary_tuf::metadata::parse_expires;
 use notary_tuf::trust::Pin;
 use notary_tuf::{pem, Root, SignedEnvelope};
 use std::collections::BTreeMap;
@@ -240,6 +241,8 @@ fn enrollments(
             ));
         };
         let step = format!("enrollment of {name} ({})", at(entry));
+        let enrolled_at = parse_expires(&entry.time)
+            .map_err(|e| refuse(&step, format!("the step's time {:?}: {e}", entry.time)))?;
         if entry.outputs_sha256 != digest {
             return Err(refuse(
                 step,
@@ -247,7 +250,7 @@ fn enrollments(
             ));
         }
         let attestation = enrollment
-            .verify(plan, plan_digest, anchors, now)
+            .verify(plan, plan_digest, anchors, now, enrolled_at)
             .map_err(|e| refuse(&step, e))?;
         attestations.insert(name.clone(), attestation);
         enrollments.insert(name, enrollment);
