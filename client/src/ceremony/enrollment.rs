@@ -8,7 +8,7 @@ use super::digest::Digest;
 use super::keyd::tpm_attestation_key;
 use super::plan::{Holding, Plan};
 use anyhow::{anyhow, bail, Context, Result};
-use notary_tuf::ceremony::{verify_piv_attestation, PivAttestation};
+use notary_tuf::ceremony::{verify_piv_attestation, Advisory, PivAttestation};
 use notary_tuf::metadata::parse_expires;
 use notary_tuf::rootcert::check_root_cert;
 use notary_tuf::{pem, PublicKey};
@@ -113,8 +113,12 @@ pub(super) struct Enrollment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Attestation {
     /// The attestation chain verified against the plan's roots and
-    /// certifies this very key on the planned YubiKey.
-    Piv(PivAttestation),
+    /// certifies this very key on the planned YubiKey; the advisories its
+    /// firmware is affected by, each accepted by the plan.
+    Piv {
+        attested: PivAttestation,
+        accepted: Vec<&'static Advisory>,
+    },
     /// The TPM's attestation key the plan pins certified this very key,
     /// for this plan.
     Tpm,
@@ -128,14 +132,20 @@ impl Attestation {
             Attestation::Tpm => {
                 "attested: TPM2_Certify by the attestation key the plan names".to_string()
             }
-            Attestation::Piv(a) => {
+            Attestation::Piv { attested, accepted } => {
                 let mut text =
                     "attested: YubiKey PIV chain verified against the plan's root".to_string();
-                if let Some(fw) = &a.firmware {
+                if let Some(fw) = &attested.firmware {
                     text.push_str(&format!(", firmware {fw}"));
                 }
-                if let (Some(pin), Some(touch)) = (a.pin_policy, a.touch_policy) {
+                if let (Some(pin), Some(touch)) = (attested.pin_policy, attested.touch_policy) {
                     text.push_str(&format!(", PIN {pin}, touch {touch}"));
+                }
+                for a in accepted {
+                    text.push_str(&format!(
+                        ", AFFECTED BY {} (accepted by the plan): {}",
+                        a.id, a.summary
+                    ));
                 }
                 text
             }
@@ -196,13 +206,24 @@ impl Enrollment {
             Evidence::Piv {
                 slot_certificate_pem,
                 device_certificate_pem,
-            } => Attestation::Piv(self.check_piv(
-                device,
-                slot_certificate_pem,
-                device_certificate_pem,
-                anchors,
-                enrolled_at,
-            )?),
+            } => {
+                let attested = self.check_piv(
+                    device,
+                    slot_certificate_pem,
+                    device_certificate_pem,
+                    anchors,
+                    enrolled_at,
+                )?;
+                let firmware = attested.firmware.as_deref().ok_or_else(|| {
+                    anyhow!(
+                        "{name}'s attestation states no firmware version, so the YubiKey \
+                         advisories cannot be checked"
+                    )
+                })?;
+                let key_type = self.root_key()?.bare_key()?.keytype();
+                let accepted = plan.advisories(name, firmware, key_type)?;
+                Attestation::Piv { attested, accepted }
+            }
             Evidence::Tpm { .. } => {
                 self.check_tpm(device, plan_digest)?;
                 Attestation::Tpm
