@@ -7,58 +7,12 @@ use secrecy::SecretString;
 use std::fmt;
 use std::str::FromStr;
 
-/// When the device wants the PIN for a slot's private-key operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PinPolicy {
-    Never,
-    /// Once per card session: the daemon keeps the card open so it lasts.
-    Once,
-    /// VERIFY must be the command right before each signature.
-    Always,
-}
-
-/// When the device wants a physical touch for a slot's operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TouchPolicy {
-    Never,
-    Always,
-    /// One touch covers 15 seconds.
-    Cached,
-}
+// One definition serves the backends and the attestation checks of
+// notary-tuf, which cannot depend on this crate.
+pub use notary_tuf::ceremony::{PinPolicy, TouchPolicy};
 
 /// How long a YubiKey waits for a touch before it refuses (about 15 s).
 pub const TOUCH_TIMEOUT_MS: u32 = 15_000;
-
-macro_rules! word_enum {
-    ($ty:ident, $what:literal, $($variant:ident => $word:literal),+) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $word),+ }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($word => Ok($ty::$variant),)+
-                    other => Err(format!(
-                        concat!("unknown ", $what, " {:?}: use {}"),
-                        other,
-                        [$($word),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-
-word_enum!(PinPolicy, "PIN policy", Never => "never", Once => "once", Always => "always");
-word_enum!(TouchPolicy, "touch policy", Never => "never", Always => "always", Cached => "cached");
 
 /// A PIV key slot that may hold a notary key: 9a, 9c, 9d, 9e or 82–95.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -228,11 +182,7 @@ mod tests {
     }
 
     #[test]
-    fn policies_parse_and_default() {
-        assert_eq!("always".parse::<PinPolicy>(), Ok(PinPolicy::Always));
-        assert_eq!("cached".parse::<TouchPolicy>(), Ok(TouchPolicy::Cached));
-        let err = "sometimes".parse::<PinPolicy>().unwrap_err();
-        assert!(err.contains("never, once, always"), "{err}");
+    fn policies_default_to_pin_once_touch_always() {
         let d = PivKeyOptions::default();
         assert_eq!(
             (d.pin_policy, d.touch_policy),

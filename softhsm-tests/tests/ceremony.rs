@@ -1213,7 +1213,11 @@ fn a_root_listing_one_key_twice_is_refused_by_notaryctl_though_notary_takes_it()
 
     let fresh = Notaryctl::new(&rig.server.url, &rig.server.ca_cert, &rig.ctl.socket).unwrap();
     let err = failed(fresh.run(&["list", GUN]).unwrap());
-    assert!(err.contains("root"), "{err}");
+    assert!(
+        err.contains("root is not validly signed: 1 valid signature(s) of 2 needed"),
+        "{err}"
+    );
+    assert!(err.contains("counts once"), "{err}");
 }
 
 #[test]
@@ -1306,4 +1310,80 @@ fn a_tpm_holder_is_attested_by_the_attestation_key_the_plan_pins() {
     rig.ok(&["ceremony", "verify", &bundle]);
     rig.ok(&["ceremony", "publish", &bundle]);
     rig.stock_cli_verifies(GUN, "v1");
+}
+
+#[test]
+fn a_yubikey_under_eucleak_is_refused_unless_the_plan_accepts_it() {
+    const SERIAL: u32 = 42_000_054;
+    const GUN: &str = "example.com/ceremony/eucleak";
+    let card = TestCard::start(Profile::yubikey_5_4(SERIAL)).unwrap();
+    let rig = rig("eucleak", &[], Some(SERIAL));
+    rig.setup_yubikey(SERIAL);
+    card.set_touch(TouchMode::After(Duration::from_millis(300)));
+    let targets = rig.targets_key(GUN);
+    let ca = rig.virtual_ca();
+    let holder = format!("alice=yubikey:serial={SERIAL}");
+    let plan = |name: &str, more: &[&str]| {
+        let bundle = rig.path(name).to_string_lossy().into_owned();
+        let mut args = vec![
+            "ceremony",
+            "plan",
+            GUN,
+            "--out",
+            &bundle,
+            "--holder",
+            &holder,
+            "--threshold",
+            "1",
+            "--targets-key",
+            &targets,
+            "--attestation-root",
+            &ca,
+        ];
+        args.extend_from_slice(more);
+        rig.ok(&args);
+        bundle
+    };
+
+    // Firmware 5.4.3 is below EUCLEAK's fix: refused before a key is made.
+    let refused = plan("refused", &[]);
+    let err = failed(rig.offline(
+        PIN,
+        &["ceremony", "enroll", &refused, "--holder", "alice"],
+        "",
+    ));
+    assert!(
+        err.contains("firmware 5.4.3, affected by YSA-2024-03"),
+        "{err}"
+    );
+    assert!(err.contains("--accept-advisory YSA-2024-03"), "{err}");
+    assert!(err.contains("nothing was generated"), "{err}");
+    assert_eq!(card.slot_key(0x9c), None);
+    assert_eq!(lines(&refused), 1);
+
+    // Accepted by the plan: enrolled, and the acceptance is on record.
+    let accepted = plan("accepted", &["--accept-advisory", "YSA-2024-03"]);
+    let plan_text = std::fs::read_to_string(Path::new(&accepted).join("plan.toml")).unwrap();
+    assert!(
+        plan_text.contains("accept_advisories = [\"YSA-2024-03\"]"),
+        "{plan_text}"
+    );
+    let enrolled = rig.enroll(&accepted, "alice", PIN);
+    assert!(
+        enrolled
+            .stdout
+            .contains("AFFECTED BY YSA-2024-03 (accepted by the plan)"),
+        "{}",
+        enrolled.stdout
+    );
+    let recorded = transcript(Path::new(&accepted)).unwrap();
+    assert!(
+        recorded.iter().any(|e| e["action"] == "key generated"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("AFFECTED BY YSA-2024-03")),
+        "{recorded:?}"
+    );
+    rig.ok(&["ceremony", "verify", &accepted]);
 }

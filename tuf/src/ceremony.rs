@@ -1,9 +1,16 @@
 //! What an offline root ceremony checks before it trusts its own output:
 //! notary 0.7's root rules, counted one vote per distinct key, and the
-//! YubiKey PIV attestation that ties a root key to the device it was made on.
+//! YubiKey PIV attestation that ties a root key to the device it was made on,
+//! and the YubiKey advisories that weaken such a key.
 
+mod advisory;
 mod piv;
+mod piv_policy;
 mod root_rules;
 
+pub use advisory::{
+    yubikey_advisories_for, yubikey_advisory, Advisory, Weakens, YUBIKEY_ADVISORIES,
+};
 pub use piv::{verify_piv_attestation, PivAttestation, PivAttestationError};
+pub use piv_policy::{PinPolicy, TouchPolicy};
 pub use root_rules::{check_structure, tally, CountedKey, Excluded, RootPass, Tally};

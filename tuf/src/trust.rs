@@ -9,6 +9,7 @@ mod root;
 mod targets;
 
 pub use chain::{check_fresh, verify_signed, Checked, Expected};
+pub(crate) use pinning::chains_to_ca;
 pub use pinning::{Pin, TrustPinning};
 pub use root::{root_signing_keys, validate_root};
 pub use targets::{delegated_roles, path_allowed, DelegatedRole, RoleTargets};

@@ -8,7 +8,7 @@ use super::clock;
 use super::device::Device;
 use super::digest::Digest;
 use super::enrollment::{DeviceRecord, Enrollment};
-use super::keyd::Keyd;
+use super::keyd::{Keyd, ROOT_KEY_TYPE};
 use super::plan::Holding;
 use super::replay::replay;
 use super::root_builder;
@@ -69,6 +69,11 @@ pub(crate) async fn enroll(
         );
     }
     let seen = device_record(&mut keyd, device, &backend).await?;
+    if matches!(device, Device::YubiKey { .. }) && !seen.firmware.is_empty() {
+        // Before a key is made; the attested firmware is checked again after.
+        plan.advisories(name, &seen.firmware, ROOT_KEY_TYPE)
+            .map_err(|e| anyhow!("{e:#}; nothing was generated"))?;
+    }
     eprintln!("Enrolling {name} for {} on {}", plan.gun, seen.describe());
     steps.record(
         Action::DeviceSeen,
@@ -100,7 +105,7 @@ pub(crate) async fn enroll(
         evidence,
     };
     let attestation = enrollment
-        .verify(plan, plan_digest, &checked.anchors, now)
+        .verify(plan, plan_digest, &checked.anchors, now, now)
         .map_err(|e| {
             anyhow!(
                 "{e:#}. {name} is not enrolled; key {} stays on the device (delete it with \

@@ -8,7 +8,7 @@ use super::digest::Digest;
 use super::keyd::tpm_attestation_key;
 use super::plan::{Holding, Plan};
 use anyhow::{anyhow, bail, Context, Result};
-use notary_tuf::ceremony::{verify_piv_attestation, PivAttestation};
+use notary_tuf::ceremony::{verify_piv_attestation, Advisory, PivAttestation};
 use notary_tuf::metadata::parse_expires;
 use notary_tuf::rootcert::check_root_cert;
 use notary_tuf::{pem, PublicKey};
@@ -113,8 +113,12 @@ pub(super) struct Enrollment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Attestation {
     /// The attestation chain verified against the plan's roots and
-    /// certifies this very key on the planned YubiKey.
-    Piv(PivAttestation),
+    /// certifies this very key on the planned YubiKey; the advisories its
+    /// firmware is affected by, each accepted by the plan.
+    Piv {
+        attested: PivAttestation,
+        accepted: Vec<&'static Advisory>,
+    },
     /// The TPM's attestation key the plan pins certified this very key,
     /// for this plan.
     Tpm,
@@ -128,14 +132,20 @@ impl Attestation {
             Attestation::Tpm => {
                 "attested: TPM2_Certify by the attestation key the plan names".to_string()
             }
-            Attestation::Piv(a) => {
+            Attestation::Piv { attested, accepted } => {
                 let mut text =
                     "attested: YubiKey PIV chain verified against the plan's root".to_string();
-                if let Some(fw) = &a.firmware {
+                if let Some(fw) = &attested.firmware {
                     text.push_str(&format!(", firmware {fw}"));
                 }
-                if let (Some(pin), Some(touch)) = (a.pin_policy, a.touch_policy) {
+                if let (Some(pin), Some(touch)) = (attested.pin_policy, attested.touch_policy) {
                     text.push_str(&format!(", PIN {pin}, touch {touch}"));
+                }
+                for a in accepted {
+                    text.push_str(&format!(
+                        ", AFFECTED BY {} (accepted by the plan): {}",
+                        a.id, a.summary
+                    ));
                 }
                 text
             }
@@ -163,15 +173,17 @@ impl Enrollment {
 
     /// Checks the record against the plan (its hash, the holder, the
     /// device) and itself: the certificate is a notary root certificate for
-    /// the GUN valid until the root expires, in Go's PEM, for the key; the
-    /// attestation chains to `anchors` and certifies that key on the
-    /// planned device.
+    /// the GUN valid now and until the root expires, in Go's PEM, for the
+    /// key; the attestation chains to `anchors`, was valid at `enrolled_at`
+    /// (when the key was made, as the transcript records it), and certifies
+    /// that key on the planned device.
     pub(super) fn verify(
         &self,
         plan: &Plan,
         plan_digest: Digest,
         anchors: &[Vec<u8>],
         now: i64,
+        enrolled_at: i64,
     ) -> Result<Attestation> {
         let name = &self.holder;
         if self.plan_sha256 != plan_digest {
@@ -194,12 +206,24 @@ impl Enrollment {
             Evidence::Piv {
                 slot_certificate_pem,
                 device_certificate_pem,
-            } => Attestation::Piv(self.check_piv(
-                device,
-                slot_certificate_pem,
-                device_certificate_pem,
-                anchors,
-            )?),
+            } => {
+                let attested = self.check_piv(
+                    device,
+                    slot_certificate_pem,
+                    device_certificate_pem,
+                    anchors,
+                    enrolled_at,
+                )?;
+                let firmware = attested.firmware.as_deref().ok_or_else(|| {
+                    anyhow!(
+                        "{name}'s attestation states no firmware version, so the YubiKey \
+                         advisories cannot be checked"
+                    )
+                })?;
+                let key_type = self.root_key()?.bare_key()?.keytype();
+                let accepted = plan.advisories(name, firmware, key_type)?;
+                Attestation::Piv { attested, accepted }
+            }
             Evidence::Tpm { .. } => {
                 self.check_tpm(device, plan_digest)?;
                 Attestation::Tpm
@@ -282,6 +306,7 @@ impl Enrollment {
         slot_pem: &str,
         device_pem: &str,
         anchors: &[Vec<u8>],
+        enrolled_at: i64,
     ) -> Result<PivAttestation> {
         let name = &self.holder;
         let Device::YubiKey { serial, .. } = device else {
@@ -290,8 +315,9 @@ impl Enrollment {
                 device.describe()
             );
         };
-        let attested = verify_piv_attestation(&der(slot_pem)?, &der(device_pem)?, anchors)
-            .map_err(|e| anyhow!("{name}'s attestation does not verify: {e}"))?;
+        let attested =
+            verify_piv_attestation(&der(slot_pem)?, &der(device_pem)?, anchors, enrolled_at)
+                .map_err(|e| anyhow!("{name}'s attestation does not verify: {e}"))?;
         let cert_key = self.root_key()?.bare_key()?;
         if attested.spki != cert_key.public_bytes() {
             bail!(
@@ -420,7 +446,7 @@ pub(super) mod tests {
     }
 
     fn check(p: &Plan, e: &Enrollment) -> Result<Attestation> {
-        e.verify(p, Digest::of(b"plan"), &[], NOW)
+        e.verify(p, Digest::of(b"plan"), &[], NOW, NOW)
     }
 
     #[test]

@@ -17,8 +17,11 @@ use keyd_proto::convert::role_fields;
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
 use notary_tuf::metadata::Role;
-use notary_tuf::{PublicKey, SignedEnvelope};
+use notary_tuf::{KeyType, PublicKey, SignedEnvelope};
 use std::path::Path;
+
+/// The type of every root key a ceremony makes (ECDSA P-256).
+pub(super) const ROOT_KEY_TYPE: KeyType = KeyType::Ecdsa;
 
 pub(super) struct Keyd {
     client: Client,

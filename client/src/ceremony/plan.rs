@@ -9,8 +9,9 @@ use super::device::Device;
 use super::digest::Digest;
 use crate::trust_dir::check_gun;
 use anyhow::{anyhow, bail, Result};
-use notary_tuf::ceremony::{tally, RootPass};
+use notary_tuf::ceremony::{tally, yubikey_advisories_for, yubikey_advisory, Advisory, RootPass};
 use notary_tuf::metadata::parse_expires;
+use notary_tuf::trust::Pin;
 use notary_tuf::{KeyType, PublicKey, Root, SignedEnvelope};
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +139,8 @@ struct PlanFile {
         skip_serializing_if = "Vec::is_empty"
     )]
     attestation_roots: Vec<FileRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    accept_advisories: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     keys: Option<OnlineKeys>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +182,9 @@ pub(super) struct Plan {
     pub holders: Vec<Holder>,
     pub retired: Vec<Retired>,
     pub attestation_roots: Vec<FileRef>,
+    /// IDs of YubiKey advisories under which a holder's device is still
+    /// accepted.
+    pub accept_advisories: Vec<String>,
     pub kind: Kind,
 }
 
@@ -247,6 +253,7 @@ impl Plan {
             holders,
             retired: file.retired,
             attestation_roots: file.attestation_roots,
+            accept_advisories: file.accept_advisories,
             kind,
         };
         plan.check()?;
@@ -295,6 +302,18 @@ impl Plan {
         }
         for root in &self.attestation_roots {
             check_bundle_path(&root.file, "attestation-roots/")?;
+        }
+        for (i, id) in self.accept_advisories.iter().enumerate() {
+            if yubikey_advisory(id).is_none() {
+                bail!(
+                    "accept_advisories names {id:?}, which is none of the YubiKey advisories \
+                     notaryctl knows ({})",
+                    known_advisories()
+                );
+            }
+            if self.accept_advisories[..i].contains(id) {
+                bail!("accept_advisories names {id} twice");
+            }
         }
         let created = parse_expires(&self.created)?;
         let expires = parse_expires(&self.root_expires)?;
@@ -407,6 +426,7 @@ impl Plan {
                 .collect(),
             retired: self.retired.clone(),
             attestation_roots: self.attestation_roots.clone(),
+            accept_advisories: self.accept_advisories.clone(),
             keys,
             previous_root,
         };
@@ -457,6 +477,32 @@ impl Plan {
                     .join(", ")
             )
         })
+    }
+
+    /// The advisories that weaken a `key` made by `holder`'s YubiKey with
+    /// `firmware`: refused unless the plan accepts every one of them.
+    pub(super) fn advisories(
+        &self,
+        holder: &str,
+        firmware: &str,
+        key: KeyType,
+    ) -> Result<Vec<&'static Advisory>> {
+        let found = yubikey_advisories_for(firmware, key)
+            .map_err(|e| anyhow!("{holder}'s YubiKey: {e}"))?;
+        if let Some(a) = found
+            .iter()
+            .find(|a| !self.accept_advisories.iter().any(|id| id == a.id))
+        {
+            bail!(
+                "{holder}'s YubiKey has firmware {firmware}, affected by {} ({}): a root key made \
+                 on it is refused unless the plan accepts the advisory (`ceremony plan … \
+                 --accept-advisory {}`); a device with fixed firmware is the better answer",
+                a.id,
+                a.summary,
+                a.id
+            );
+        }
+        Ok(found)
     }
 
     /// Checks a rotation plan against the root it replaces: every key of
@@ -516,9 +562,16 @@ impl Plan {
             );
         }
         let envelope = SignedEnvelope::from_metadata(previous)?;
-        let counted = tally(previous, RootPass::Previous, &envelope, &self.gun, now)
-            .map_err(|e| anyhow!("the previous root: {e}"))?;
-        let distinct = counted.keys.len() - duplicates(&counted);
+        let counted = tally(
+            previous,
+            RootPass::Previous,
+            &envelope,
+            &self.gun,
+            now,
+            &Pin::Tofu,
+        )
+        .map_err(|e| anyhow!("the previous root: {e}"))?;
+        let distinct = counted.distinct_keys();
         if distinct < counted.threshold as usize {
             bail!(
                 "the previous root v{} needs {} signatures but notary counts only {distinct} \
@@ -531,8 +584,12 @@ impl Plan {
     }
 }
 
-fn duplicates(t: &notary_tuf::ceremony::Tally) -> usize {
-    t.duplicates().iter().map(|g| g.len() - 1).sum()
+fn known_advisories() -> String {
+    notary_tuf::ceremony::YUBIKEY_ADVISORIES
+        .iter()
+        .map(|a| a.id)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Holder names become file names: lowercase letters, digits, `-`, `_`.
@@ -599,6 +656,7 @@ pub(super) mod tests {
                 file: "attestation-roots/1-ca.pem".into(),
                 sha256: Digest::of(b"ca"),
             }],
+            accept_advisories: vec![],
             kind: Kind::NewCollection(OnlineKeys {
                 targets: role_key(1),
                 snapshot: role_key(2),
@@ -618,6 +676,43 @@ pub(super) mod tests {
         );
         assert_eq!(Plan::parse(&text).unwrap(), p);
         assert!(p.warnings().is_empty());
+        let mut accepting = p.clone();
+        accepting.accept_advisories = vec!["YSA-2024-03".into()];
+        let text = accepting.to_toml().unwrap();
+        assert!(
+            text.contains("accept_advisories = [\"YSA-2024-03\"]"),
+            "{text}"
+        );
+        assert_eq!(Plan::parse(&text).unwrap(), accepting);
+    }
+
+    #[test]
+    fn yubikey_advisories_are_refused_unless_accepted() {
+        let mut p = plan(1, &["yubikey:serial=1"]);
+        let err = p
+            .advisories("h0", "5.4.3", KeyType::Ecdsa)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("firmware 5.4.3, affected by YSA-2024-03"),
+            "{err}"
+        );
+        assert!(err.contains("--accept-advisory YSA-2024-03"), "{err}");
+        assert!(p
+            .advisories("h0", "5.7.1", KeyType::Ecdsa)
+            .unwrap()
+            .is_empty());
+        assert!(p.advisories("h0", "5.7", KeyType::Ecdsa).is_err());
+        p.accept_advisories = vec!["YSA-2024-03".into()];
+        p.check().unwrap();
+        let accepted = p.advisories("h0", "5.4.3", KeyType::Ecdsa).unwrap();
+        assert_eq!(accepted.len(), 1);
+        assert_eq!(accepted[0].id, "YSA-2024-03");
+        p.accept_advisories = vec!["YSA-2024-3".into()];
+        let err = p.check().unwrap_err().to_string();
+        assert!(err.contains("none of the YubiKey advisories"), "{err}");
+        p.accept_advisories = vec!["YSA-2024-03".into(), "YSA-2024-03".into()];
+        assert!(p.check().unwrap_err().to_string().contains("twice"));
     }
 
     #[test]

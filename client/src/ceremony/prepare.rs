@@ -77,6 +77,12 @@ pub(crate) struct PlanArgs {
     /// CA); copied into the bundle. Repeatable.
     #[arg(long = "attestation-root", value_name = "PEMFILE")]
     pub attestation_roots: Vec<PathBuf>,
+    /// Accept a holder's YubiKey although its firmware is affected by this
+    /// published advisory (e.g. YSA-2024-03, EUCLEAK: ECDSA on firmware
+    /// below 5.7.0); without it such a device is refused at enroll. The
+    /// plan and the transcript record it. Repeatable.
+    #[arg(long = "accept-advisory", value_name = "ID")]
+    pub accept_advisories: Vec<String>,
     /// Stamp the bundle REHEARSAL: the whole flow works, publish refuses it.
     #[arg(long)]
     pub rehearsal: bool,
@@ -205,6 +211,7 @@ pub(crate) async fn prepare(ctx: &Context, req: &PlanArgs) -> Result<()> {
         holders,
         retired,
         attestation_roots,
+        accept_advisories: req.accept_advisories.clone(),
         kind,
     };
     let text = plan.to_toml()?;

@@ -32,7 +32,7 @@ pub(crate) async fn publish(ctx: &Context, dir: &Path) -> Result<()> {
             "this is a REHEARSAL bundle (plan.toml says rehearsal = true): it is never published"
         );
     }
-    let Some(votes) = checked.votes(now)? else {
+    let Some(votes) = checked.votes(now, &ctx.settings.pinning.pin_for(gun))? else {
         bail!("the bundle is incomplete: not every holder has enrolled, so there is no root yet");
     };
     if !votes.complete() {

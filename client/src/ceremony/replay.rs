@@ -13,6 +13,8 @@ use super::root_builder;
 use super::transcript::{Action, Entry, Transcript};
 use super::votes::{Names, Votes};
 use anyhow::Result;
+use notary_tuf::metadata::parse_expires;
+use notary_tuf::trust::Pin;
 use notary_tuf::{pem, Root, SignedEnvelope};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,16 +81,28 @@ impl Checked {
         Ok(Some((root.clone(), envelope)))
     }
 
-    /// The votes for the signatures so far (none before every holder enrolled).
-    pub(super) fn votes(&self, now: i64) -> Result<Option<Votes>> {
+    /// The votes for the signatures so far (none before every holder
+    /// enrolled), under the trust pinning `pin`.
+    pub(super) fn votes(&self, now: i64, pin: &Pin<'_>) -> Result<Option<Votes>> {
         let Some((root, envelope)) = self.envelope()? else {
             return Ok(None);
         };
-        Ok(Some(self.count(&root, &envelope, now)?))
+        Ok(Some(self.count_pinned(&root, &envelope, now, pin)?))
     }
 
-    /// The votes for `envelope`, a signed copy of the new root `root`.
+    /// The votes for `envelope`, a signed copy of the new root `root`, by
+    /// the bundle's own rules.
     pub(super) fn count(&self, root: &Root, envelope: &SignedEnvelope, now: i64) -> Result<Votes> {
+        self.count_pinned(root, envelope, now, &Pin::Tofu)
+    }
+
+    fn count_pinned(
+        &self,
+        root: &Root,
+        envelope: &SignedEnvelope,
+        now: i64,
+        pin: &Pin<'_>,
+    ) -> Result<Votes> {
         Votes::count(
             envelope,
             root,
@@ -96,6 +110,7 @@ impl Checked {
             &self.plan.gun,
             now,
             self.names(),
+            pin,
         )
     }
 }
@@ -226,6 +241,8 @@ fn enrollments(
             ));
         };
         let step = format!("enrollment of {name} ({})", at(entry));
+        let enrolled_at = parse_expires(&entry.time)
+            .map_err(|e| refuse(&step, format!("the step's time {:?}: {e}", entry.time)))?;
         if entry.outputs_sha256 != digest {
             return Err(refuse(
                 step,
@@ -233,7 +250,7 @@ fn enrollments(
             ));
         }
         let attestation = enrollment
-            .verify(plan, plan_digest, anchors, now)
+            .verify(plan, plan_digest, anchors, now, enrolled_at)
             .map_err(|e| refuse(&step, e))?;
         attestations.insert(name.clone(), attestation);
         enrollments.insert(name, enrollment);
@@ -288,8 +305,16 @@ fn signed_root(
             "its signed part is not the root the plan and the enrollments make",
         ));
     }
-    let votes = Votes::count(&envelope, root, previous, gun, now, Names::default())
-        .map_err(|e| refuse(&step, e))?;
+    let votes = Votes::count(
+        &envelope,
+        root,
+        previous,
+        gun,
+        now,
+        Names::default(),
+        &Pin::Tofu,
+    )
+    .map_err(|e| refuse(&step, e))?;
     let tallies = votes.previous.iter().chain(std::iter::once(&votes.new));
     for t in tallies.clone() {
         if let Some(problem) = t.problems.first() {

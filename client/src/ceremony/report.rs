@@ -8,7 +8,8 @@ use super::enroll::print_head;
 use super::plan::Holding;
 use super::renewal;
 use super::replay::{replay, Checked};
-use anyhow::{bail, Result};
+use anyhow::Result;
+use notary_tuf::trust::{Pin, TrustPinning};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -49,14 +50,14 @@ fn holders(checked: &Checked) -> String {
     out
 }
 
-/// Prints the state of the ceremony; fails only if the bundle does not
-/// replay or its root is refused outright.
-pub(crate) fn status(dir: &Path) -> Result<()> {
+/// Prints the state of the ceremony, counted under this client's trust
+/// `pinning` for the GUN; fails only if the bundle does not replay.
+pub(crate) fn status(dir: &Path, pinning: &TrustPinning) -> Result<()> {
     let (now, _) = clock::now();
     let checked = replay(dir, now)?;
     println!("{}", heading(&checked));
     print!("{}", holders(&checked));
-    let Some(votes) = checked.votes(now)? else {
+    let Some(votes) = checked.votes(now, &pinning.pin_for(&checked.plan.gun))? else {
         println!("Signing starts when every holder has enrolled.");
         return Ok(());
     };
@@ -79,10 +80,6 @@ pub(crate) fn status(dir: &Path) -> Result<()> {
     println!("{}", votes.line());
     for note in votes.notes() {
         println!("note: {note}");
-    }
-    let duplicates = votes.duplicated();
-    if !duplicates.is_empty() {
-        bail!("{}", duplicates.join("; "));
     }
     if checked.plan.rehearsal {
         println!("REHEARSAL bundle: `ceremony publish` refuses it.");
@@ -122,7 +119,7 @@ pub(crate) fn verify(dir: &Path) -> Result<()> {
         },
         checked.enrollments.len()
     );
-    if let Some(votes) = checked.votes(now)? {
+    if let Some(votes) = checked.votes(now, &Pin::Tofu)? {
         println!("{}", votes.line());
         for note in votes.notes() {
             println!("note: {note}");

@@ -7,7 +7,7 @@
 use super::enrollment::Enrollment;
 use super::plan::{Holding, Kind, Plan};
 use anyhow::{anyhow, bail, Result};
-use notary_tuf::metadata::RootRole;
+use notary_tuf::metadata::{canonical_key_id, duplicate_key, RootRole};
 use notary_tuf::{MetadataType, PublicKey, Root};
 use std::collections::BTreeMap;
 
@@ -45,17 +45,34 @@ pub(super) fn holder_keys(
                     })?
             }
         };
-        let bare = key.bare_key()?.key_id();
-        for (other, seen) in &keys {
-            if seen.bare_key()?.key_id() == bare {
-                bail!(
-                    "{other} and {} hold the same key {bare}: it would be listed twice and \
-                     count once, so the root is refused",
-                    holder.name
-                );
-            }
-        }
         keys.push((holder.name.clone(), key));
+    }
+    let holder_of = |id: &str| {
+        keys.iter()
+            .find(|(_, k)| k.key_id() == id)
+            .map_or("?", |(name, _)| name.as_str())
+    };
+    let mut by_id: BTreeMap<String, PublicKey> = BTreeMap::new();
+    for (name, key) in &keys {
+        if let Some(first) = by_id.insert(key.key_id(), key.clone()) {
+            bail!(
+                "{} and {name} hold the same certificate {}: it would count once, so the root \
+                 is refused",
+                holder_of(&first.key_id()),
+                first.key_id()
+            );
+        }
+    }
+    let ids: Vec<String> = keys.iter().map(|(_, k)| k.key_id()).collect();
+    if let Some((first, second)) = duplicate_key(&by_id, &ids)? {
+        let bare = by_id.get(&first).map(canonical_key_id).transpose()?;
+        bail!(
+            "{} and {} hold the same key {}: it would be listed twice and count once, so the \
+             root is refused",
+            holder_of(&first),
+            holder_of(&second),
+            bare.unwrap_or_default()
+        );
     }
     Ok(keys)
 }
@@ -169,9 +186,18 @@ mod tests {
         partial.remove("h1");
         let err = build(&p, &partial, None).unwrap_err().to_string();
         assert!(err.contains("still to enroll: h1"), "{err}");
-        // h2 enrolled with h0's key.
-        enrolled.insert("h2".into(), enrollment(&p, 2, 10));
+        // h2 enrolled with h0's key, under another certificate, and with
+        // h0's very certificate.
+        let mut twin = enrollment(&p, 2, 10);
+        let (pem, _) = crate::ceremony::enrollment::tests::certificate(10, &p.gun, 3000);
+        twin.x509_key_id = PublicKey::from_certificate_pem(&pem).unwrap().key_id();
+        twin.certificate_pem = pem;
+        enrolled.insert("h2".into(), twin);
         let err = build(&p, &enrolled, None).unwrap_err().to_string();
         assert!(err.contains("h0 and h2 hold the same key"), "{err}");
+        assert!(err.contains("count once"), "{err}");
+        enrolled.insert("h2".into(), enrollment(&p, 2, 10));
+        let err = build(&p, &enrolled, None).unwrap_err().to_string();
+        assert!(err.contains("h0 and h2 hold the same certificate"), "{err}");
     }
 }

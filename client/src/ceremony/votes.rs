@@ -6,6 +6,7 @@ use super::enrollment::Enrollment;
 use super::plan::{Holding, Plan};
 use anyhow::{anyhow, Result};
 use notary_tuf::ceremony::{tally, RootPass, Tally};
+use notary_tuf::trust::Pin;
 use notary_tuf::{Root, SignedEnvelope};
 use std::collections::BTreeMap;
 
@@ -59,27 +60,54 @@ pub(super) struct Votes {
     pub previous: Option<Tally>,
     pub new: Tally,
     names: Names,
+    /// How the client's trust pinning narrows the count, if it does.
+    pinning: Option<String>,
+    /// Why the client's trust pinning refuses the new root whatever its
+    /// signatures, if it does.
+    pin_refusal: Option<String>,
 }
 
 impl Votes {
+    /// Counts both passes. `pin` is the client's trust pinning for the GUN
+    /// (`Pin::Tofu` for the bundle's own rules, as on the offline machine).
     pub(super) fn count(
         envelope: &SignedEnvelope,
-        new: &Root,
-        previous: Option<&Root>,
+        new_root: &Root,
+        previous_root: Option<&Root>,
         gun: &str,
         now: i64,
         names: Names,
+        pin: &Pin<'_>,
     ) -> Result<Votes> {
-        let previous = previous
-            .map(|p| tally(p, RootPass::Previous, envelope, gun, now))
+        let previous = previous_root
+            .map(|p| tally(p, RootPass::Previous, envelope, gun, now, pin))
             .transpose()
             .map_err(|e| anyhow!("the previous root: {e}"))?;
-        let new = tally(new, RootPass::New, envelope, gun, now)
+        let new = tally(new_root, RootPass::New, envelope, gun, now, pin)
             .map_err(|e| anyhow!("the new root: {e}"))?;
+        let pin_refusal = (*pin == Pin::Refuse && previous_root.is_none()).then(|| {
+            format!(
+                "this client's trust pinning disables trust on first use and pins nothing for \
+                 {gun}: it refuses the new root until its certificate or CA is pinned"
+            )
+        });
+        let pinning = match pin {
+            Pin::Tofu | Pin::Refuse => None,
+            Pin::Certs(ids) => Some(format!(
+                "counted under this client's trust pinning for {gun}: only the certificates {}",
+                ids.join(", ")
+            )),
+            Pin::Ca { prefix, .. } => Some(format!(
+                "counted under this client's trust pinning for {gun}: only certificates that \
+                 chain to the CA pinned for {prefix:?}"
+            )),
+        };
         Ok(Votes {
             previous,
             new,
             names,
+            pinning,
+            pin_refusal,
         })
     }
 
@@ -90,41 +118,17 @@ impl Votes {
             .any(|(_, t)| t.signed.iter().any(|s| s == bare_id))
     }
 
-    /// Both rules hold and no key is listed twice.
+    /// Both rules hold, and the client's trust pinning allows the root.
     pub(super) fn complete(&self) -> bool {
         self.failing().is_empty()
     }
 
     /// Each rule that fails, in words.
     pub(super) fn failing(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .tallies()
+        self.tallies()
             .filter(|(_, t)| !t.met())
             .map(|(label, t)| self.rule(label, t))
-            .collect();
-        out.extend(self.duplicated());
-        out
-    }
-
-    /// Keys the new root lists more than once: such a root is refused
-    /// whatever its signatures.
-    pub(super) fn duplicated(&self) -> Vec<String> {
-        self.new
-            .duplicates()
-            .iter()
-            .map(|group| {
-                let holders: Vec<String> = group
-                    .iter()
-                    .map(|k| self.names.name(&k.listed_id))
-                    .collect();
-                format!(
-                    "new root v{} lists one key {} times ({}): it is one vote, so the root is \
-                     refused",
-                    self.new.version,
-                    group.len(),
-                    holders.join(", ")
-                )
-            })
+            .chain(self.pin_refusal.clone())
             .collect()
     }
 
@@ -175,7 +179,12 @@ impl Votes {
     /// What else a holder or verifier should know: keys notary will not
     /// count, IDs it derives differently, signatures that do not verify.
     pub(super) fn notes(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = self
+            .pinning
+            .iter()
+            .chain(&self.pin_refusal)
+            .cloned()
+            .collect();
         for (label, t) in self.tallies() {
             for x in &t.excluded {
                 out.push(format!(
@@ -237,6 +246,7 @@ mod tests {
                 &p.gun,
                 NOW,
                 Names::of(&p, &enrolled, None),
+                &Pin::Tofu,
             )
             .unwrap()
         };
@@ -268,5 +278,44 @@ mod tests {
         assert_eq!(two.line(), "new root v1: 2 of 2 needed (h1, h2) ✓");
         assert!(two.complete() && two.signed_by(&enrolled["h2"].key_id));
         assert!(two.notes().is_empty(), "{:?}", two.notes());
+
+        // Under a client that pins h1's certificate only, h2 does not count.
+        let pinned_ids = [enrolled["h1"].x509_key_id.clone()];
+        let pinned = Votes::count(
+            &envelope,
+            &root,
+            None,
+            &p.gun,
+            NOW,
+            Names::of(&p, &enrolled, None),
+            &Pin::Certs(&pinned_ids),
+        )
+        .unwrap();
+        assert_eq!(
+            pinned.line(),
+            "new root v1: 1 of 2 needed (h1) ✗, 1 more needed but only 0 key(s) left that \
+             notary counts"
+        );
+        let notes = pinned.notes();
+        assert!(notes[0].starts_with("counted under this client's trust pinning"));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("h0 does not count: the client's trust pinning")),
+            "{notes:?}"
+        );
+        let no_tofu = Votes::count(
+            &envelope,
+            &root,
+            None,
+            &p.gun,
+            NOW,
+            Names::default(),
+            &Pin::Refuse,
+        )
+        .unwrap();
+        assert!(!no_tofu.complete());
+        assert!(no_tofu.failing()[0].contains("disables trust on first use"));
+        assert!(no_tofu.notes()[0].contains("disables trust on first use"));
     }
 }

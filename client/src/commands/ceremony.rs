@@ -38,7 +38,8 @@ pub(crate) enum CeremonyCommand {
 
     /// Who has signed and who is still needed, counted as notary 0.7
     /// counts (one vote per distinct key), for the new root and, in a
-    /// rotation, the previous one.
+    /// rotation, the previous one. Where this client's config pins
+    /// certificates or a CA for the GUN, only those count for the new root.
     Status(BundleArgs),
 
     /// Replay the whole bundle (plan hash, attestations, enrollments, every
@@ -93,7 +94,7 @@ pub(crate) async fn run(ctx: &Context, command: &CeremonyCommand) -> Result<()> 
             )
             .await
         }
-        CeremonyCommand::Status(args) => ceremony::status(&args.bundle),
+        CeremonyCommand::Status(args) => ceremony::status(&args.bundle, &ctx.settings.pinning),
         CeremonyCommand::Verify(args) => ceremony::verify(&args.bundle),
         CeremonyCommand::Publish(args) => ceremony::publish(ctx, &args.bundle).await,
     }

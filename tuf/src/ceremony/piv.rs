@@ -4,13 +4,15 @@
 //! policies in Yubico's extensions. Checked here against anchors the caller
 //! pins; nothing is fetched.
 //!
-//! Validity periods are not checked: the statement says where a key was
-//! born, which stays true, and Yubico's device certificates are not renewed.
+//! Each certificate of the chain must be valid at the moment the key was
+//! made (the caller's `at`, the enrollment time a transcript records), not
+//! at the moment of checking: the statement says where a key was born,
+//! which stays true after the device certificate expires.
 
+use super::piv_policy::{PinPolicy, TouchPolicy};
 use crate::rootcert::verify_cert_signature;
 use der::asn1::ObjectIdentifier as Oid;
 use der::{Decode, Encode};
-use std::fmt;
 use x509_cert::Certificate;
 
 /// Yubico's PIV attestation extensions (1.3.6.1.4.1.41482.3.x), whose
@@ -19,40 +21,6 @@ use x509_cert::Certificate;
 const FIRMWARE: Oid = Oid::new_unwrap("1.3.6.1.4.1.41482.3.3");
 const SERIAL: Oid = Oid::new_unwrap("1.3.6.1.4.1.41482.3.7");
 const POLICY: Oid = Oid::new_unwrap("1.3.6.1.4.1.41482.3.8");
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PinPolicy {
-    Never,
-    Once,
-    Always,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TouchPolicy {
-    Never,
-    Always,
-    Cached,
-}
-
-impl fmt::Display for PinPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PinPolicy::Never => "never",
-            PinPolicy::Once => "once",
-            PinPolicy::Always => "always",
-        })
-    }
-}
-
-impl fmt::Display for TouchPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TouchPolicy::Never => "never",
-            TouchPolicy::Always => "always",
-            TouchPolicy::Cached => "cached",
-        })
-    }
-}
 
 /// What a verified attestation says about the slot key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,15 +54,28 @@ pub enum PivAttestationError {
     NotAnchored(usize),
     #[error("the attestation's {0} extension is malformed")]
     BadExtension(&'static str),
+    #[error(
+        "the {which} certificate is valid from {not_before} to {not_after} (Unix seconds), \
+         not at {at}, when the key was made"
+    )]
+    NotValidAt {
+        which: &'static str,
+        not_before: i64,
+        not_after: i64,
+        at: i64,
+    },
 }
 
 /// Checks that `device` (the F9 certificate) is one of `anchors` or issued
 /// by one, and that it signed `slot` (the slot's attestation certificate);
-/// all DER. Returns what the slot certificate attests.
+/// all DER. The slot and device certificates and the anchor must be valid
+/// at `at` (Unix seconds): when the key was made. Returns what the slot
+/// certificate attests.
 pub fn verify_piv_attestation(
     slot: &[u8],
     device: &[u8],
     anchors: &[Vec<u8>],
+    at: i64,
 ) -> Result<PivAttestation, PivAttestationError> {
     if anchors.is_empty() {
         return Err(PivAttestationError::NoAnchors);
@@ -113,6 +94,10 @@ pub fn verify_piv_attestation(
         }
     }
     let anchor = anchor.ok_or(PivAttestationError::NotAnchored(anchors.len()))?;
+    valid_at(&slot_cert, "slot attestation", at)?;
+    valid_at(&device_cert, "device attestation", at)?;
+    let anchor_cert = parse(&anchors[anchor], "attestation root")?;
+    valid_at(&anchor_cert, "attestation root", at)?;
     let spki = slot_cert
         .tbs_certificate
         .subject_public_key_info
@@ -140,6 +125,23 @@ fn parse(der: &[u8], which: &'static str) -> Result<Certificate, PivAttestationE
         which,
         why: e.to_string(),
     })
+}
+
+fn valid_at(cert: &Certificate, which: &'static str, at: i64) -> Result<(), PivAttestationError> {
+    let validity = &cert.tbs_certificate.validity;
+    let unix = |t: &x509_cert::time::Time| {
+        i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+    };
+    let (not_before, not_after) = (unix(&validity.not_before), unix(&validity.not_after));
+    if at < not_before || at > not_after {
+        return Err(PivAttestationError::NotValidAt {
+            which,
+            not_before,
+            not_after,
+            at,
+        });
+    }
+    Ok(())
 }
 
 fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
@@ -181,19 +183,7 @@ fn policies(value: &[u8]) -> Result<(Option<PinPolicy>, Option<TouchPolicy>), Pi
     let [pin, touch] = value else {
         return Err(PivAttestationError::BadExtension("PIN and touch policy"));
     };
-    let pin = match pin {
-        1 => Some(PinPolicy::Never),
-        2 => Some(PinPolicy::Once),
-        3 => Some(PinPolicy::Always),
-        _ => None,
-    };
-    let touch = match touch {
-        1 => Some(TouchPolicy::Never),
-        2 => Some(TouchPolicy::Always),
-        3 => Some(TouchPolicy::Cached),
-        _ => None,
-    };
-    Ok((pin, touch))
+    Ok((PinPolicy::from_code(*pin), TouchPolicy::from_code(*touch)))
 }
 
 #[cfg(test)]
@@ -291,6 +281,8 @@ mod tests {
         .unwrap()
     }
 
+    /// Inside the test certificates' validity (1_700_000_000 to 2_000_000_000).
+    const AT: i64 = 1_800_000_000;
     const ROOT: &str = "CN=Test PIV Root";
     const DEVICE: &str = "CN=Test PIV Attestation 41000001";
 
@@ -315,7 +307,8 @@ mod tests {
     fn verifies_a_chain_to_a_pinned_root() {
         let (root, device, slot, slot_key) = chain();
         let other = issue((ROOT, &key(9)), ROOT, &key(9), vec![]);
-        let got = verify_piv_attestation(&slot, &device, &[other.clone(), root.clone()]).unwrap();
+        let got =
+            verify_piv_attestation(&slot, &device, &[other.clone(), root.clone()], AT).unwrap();
         assert_eq!(got.spki, spki(&slot_key));
         assert_eq!(got.serial, Some(41_000_001));
         assert_eq!(got.firmware.as_deref(), Some("5.7.1"));
@@ -324,15 +317,37 @@ mod tests {
         assert_eq!(got.anchor, 1);
         // The device certificate itself may be what is pinned.
         assert_eq!(
-            verify_piv_attestation(&slot, &device, std::slice::from_ref(&device))
+            verify_piv_attestation(&slot, &device, std::slice::from_ref(&device), AT)
                 .unwrap()
                 .anchor,
             0
         );
         assert_eq!(
-            verify_piv_attestation(&slot, &device, &[other]),
+            verify_piv_attestation(&slot, &device, &[other], AT),
             Err(PivAttestationError::NotAnchored(1))
         );
+    }
+
+    #[test]
+    fn checks_validity_when_the_key_was_made_not_now() {
+        let (root, device, slot, _) = chain();
+        for at in [1_700_000_000, 2_000_000_000] {
+            verify_piv_attestation(&slot, &device, std::slice::from_ref(&root), at).unwrap();
+        }
+        for at in [1_699_999_999, 2_000_000_001] {
+            let err = verify_piv_attestation(&slot, &device, std::slice::from_ref(&root), at)
+                .unwrap_err();
+            assert_eq!(
+                err,
+                PivAttestationError::NotValidAt {
+                    which: "slot attestation",
+                    not_before: 1_700_000_000,
+                    not_after: 2_000_000_000,
+                    at,
+                }
+            );
+            assert!(err.to_string().contains("when the key was made"), "{err}");
+        }
     }
 
     #[test]
@@ -340,7 +355,7 @@ mod tests {
         let (root, device, _, slot_key) = chain();
         let forged = issue((DEVICE, &key(4)), "CN=forged", &slot_key, vec![]);
         assert_eq!(
-            verify_piv_attestation(&forged, &device, &[root]),
+            verify_piv_attestation(&forged, &device, &[root], AT),
             Err(PivAttestationError::SlotNotByDevice)
         );
     }
@@ -348,11 +363,11 @@ mod tests {
     #[test]
     fn refuses_without_anchors_or_garbage() {
         assert_eq!(
-            verify_piv_attestation(b"x", b"y", &[]),
+            verify_piv_attestation(b"x", b"y", &[], AT),
             Err(PivAttestationError::NoAnchors)
         );
         assert!(matches!(
-            verify_piv_attestation(b"x", b"y", &[b"z".to_vec()]),
+            verify_piv_attestation(b"x", b"y", &[b"z".to_vec()], AT),
             Err(PivAttestationError::Parse {
                 which: "slot attestation",
                 ..

@@ -1,7 +1,8 @@
 //! Notary 0.7's two passes over a new root, as notary-server runs them on
 //! upload and a client with a cached root runs them on update
-//! (`trustpinning.ValidateRoot`, trust on first use), with one change: a
-//! key is one vote however many IDs or certificates it is listed under.
+//! (`trustpinning.ValidateRoot`), with one change: a key is one vote
+//! however many IDs or certificates it is listed under, counted by
+//! [`valid_signers`], the threshold rule every notary-tuf check uses.
 //!
 //! For each root-role key notary decodes the PEM bundle (every block must be
 //! a CERTIFICATE), wants exactly one non-CA certificate and that one first,
@@ -12,10 +13,11 @@
 //! listed under root.json's own ID therefore counts only where the two IDs
 //! are the same.
 
-use crate::metadata::{MetadataType, Root};
+use crate::metadata::{canonical_key_id, valid_signers, MetadataType, Root};
 use crate::pem;
 use crate::rootcert::{check_common_name, validate_certificate};
-use crate::{verify, KeyType, PublicKey, SignedEnvelope};
+use crate::trust::{chains_to_ca, Pin};
+use crate::{KeyType, PublicKey, SignedEnvelope};
 use der::{Decode, Encode};
 use std::collections::{BTreeMap, BTreeSet};
 use x509_cert::ext::pkix::BasicConstraints;
@@ -41,7 +43,8 @@ pub struct CountedKey {
     /// The ID notary computes from the re-encoded chain; a signature must
     /// name this one to count.
     pub notary_id: String,
-    /// ID of the certificate's bare public key: one vote per distinct value.
+    /// notary-tuf's canonical key ID (the certificate's bare public key):
+    /// one vote per distinct value.
     pub bare_id: String,
     rebuilt: PublicKey,
 }
@@ -86,14 +89,14 @@ impl Tally {
             .collect()
     }
 
-    /// Keys listed more than once (under several IDs or certificates):
-    /// each group shares one bare key.
-    pub fn duplicates(&self) -> Vec<Vec<&CountedKey>> {
-        let mut groups: BTreeMap<&str, Vec<&CountedKey>> = BTreeMap::new();
-        for key in &self.keys {
-            groups.entry(&key.bare_id).or_default().push(key);
-        }
-        groups.into_values().filter(|g| g.len() > 1).collect()
+    /// How many distinct keys the pass counts (a key listed under two
+    /// certificates is one).
+    pub fn distinct_keys(&self) -> usize {
+        self.keys
+            .iter()
+            .map(|k| k.bare_id.as_str())
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 }
 
@@ -126,12 +129,20 @@ pub fn check_structure(root: &Root) -> Result<(), String> {
 /// Counts the signatures of `envelope` (a new root) against the root-role
 /// keys of `keys_from`: the trusted root for [`RootPass::Previous`], the new
 /// root itself for [`RootPass::New`]. `now` is Unix seconds.
+///
+/// `pin` is the client's trust pinning for `gun`. In the new-root pass it
+/// narrows the keys that count to the pinned certificate IDs (as notary
+/// derives them) or to certificates chaining to the pinned CA, as
+/// notaryctl's client does on every root, rotations included. The
+/// previous-root pass ignores it: that root is trusted already. TOFU and
+/// `disable_tofu` pin no key, so they narrow nothing.
 pub fn tally(
     keys_from: &Root,
     pass: RootPass,
     envelope: &SignedEnvelope,
     gun: &str,
     now: i64,
+    pin: &Pin<'_>,
 ) -> Result<Tally, String> {
     check_structure(keys_from).map_err(|e| format!("root v{}: {e}", keys_from.version))?;
     let role = keys_from
@@ -143,7 +154,11 @@ pub fn tally(
         let Some(listed) = keys_from.keys.get(id) else {
             continue;
         };
-        match counted_key(id, listed, gun, pass, now) {
+        let counted = counted_key(id, listed, gun, pass, now).and_then(|key| match pass {
+            RootPass::New => pinned(key, pin, now),
+            RootPass::Previous => Ok(key),
+        });
+        match counted {
             Ok(key) if keys.iter().any(|k| k.notary_id == key.notary_id) => {}
             Ok(key) => keys.push(key),
             Err(reason) => excluded.push(Excluded {
@@ -152,36 +167,35 @@ pub fn tally(
             }),
         }
     }
-    let mut valid_ids = BTreeSet::new();
-    let mut valid_keys = BTreeSet::new();
-    let mut problems = Vec::new();
-    for sig in &envelope.signatures {
-        let Some(key) = keys.iter().find(|k| k.notary_id == sig.keyid) else {
-            continue;
-        };
-        match verify(&key.rebuilt, sig.method, &envelope.signed_bytes, &sig.sig) {
-            Ok(()) => {
-                valid_ids.insert(sig.keyid.as_str());
-                valid_keys.insert(key.bare_id.as_str());
-            }
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
+    let by_id: BTreeMap<String, PublicKey> = keys
+        .iter()
+        .map(|k| (k.notary_id.clone(), k.rebuilt.clone()))
+        .collect();
+    let ids: Vec<String> = keys.iter().map(|k| k.notary_id.clone()).collect();
+    let signers = valid_signers(envelope, &by_id, &ids).map_err(|e| e.to_string())?;
     let mut signed: Vec<String> = Vec::new();
     for key in &keys {
-        if valid_keys.contains(key.bare_id.as_str()) && !signed.contains(&key.bare_id) {
+        if signers.keys.contains(&key.bare_id) && !signed.contains(&key.bare_id) {
             signed.push(key.bare_id.clone());
         }
     }
+    // Notary 0.7 counts IDs: each ID with a valid signature is a vote.
+    let notary_count = ids
+        .iter()
+        .filter(|id| {
+            valid_signers(envelope, &by_id, std::slice::from_ref(id))
+                .is_ok_and(|s| !s.keys.is_empty())
+        })
+        .count();
     Ok(Tally {
         pass,
         version: keys_from.version,
         threshold: role.threshold,
-        notary_count: valid_ids.len(),
+        notary_count,
         keys,
         excluded,
         signed,
-        problems,
+        problems: signers.rejected,
     })
 }
 
@@ -246,9 +260,30 @@ fn counted_key(
     Ok(CountedKey {
         listed_id: listed_id.to_string(),
         notary_id: rebuilt.key_id(),
-        bare_id: bare.key_id(),
+        bare_id: canonical_key_id(&rebuilt).map_err(|e| e.to_string())?,
         rebuilt,
     })
+}
+
+/// `key` if the pinning lets it count.
+fn pinned(key: CountedKey, pin: &Pin<'_>, now: i64) -> Result<CountedKey, String> {
+    match pin {
+        Pin::Tofu | Pin::Refuse => Ok(key),
+        Pin::Certs(ids) if ids.contains(&key.notary_id) => Ok(key),
+        Pin::Certs(ids) => Err(format!(
+            "the client's trust pinning allows only the certificates {}",
+            ids.join(", ")
+        )),
+        Pin::Ca { prefix, bundle_pem } => {
+            match chains_to_ca(key.rebuilt.public_bytes(), prefix, bundle_pem, now) {
+                Ok(true) => Ok(key),
+                Ok(false) => Err(format!(
+                    "it does not chain to the CA the client's trust pinning names for {prefix:?}"
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
 }
 
 /// Go's `IsCA`: a basicConstraints extension saying CA.
@@ -347,13 +382,13 @@ mod tests {
         let mut env = SignedEnvelope::from_metadata(&new).unwrap();
         sign(&mut env, &hs[0], &hs[0].cert.key_id());
         sign(&mut env, &hs[0], &hs[0].cert.key_id());
-        let t = tally(&new, RootPass::New, &env, GUN, NOW).unwrap();
+        let t = tally(&new, RootPass::New, &env, GUN, NOW, &Pin::Tofu).unwrap();
         assert!(!t.met());
         assert_eq!(t.signed.len(), 1);
         assert_eq!(t.unsigned().len(), 2);
         assert!(t.keys.iter().all(|k| k.listed_id == k.notary_id));
         sign(&mut env, &hs[2], &hs[2].cert.key_id());
-        let t = tally(&new, RootPass::New, &env, GUN, NOW).unwrap();
+        let t = tally(&new, RootPass::New, &env, GUN, NOW, &Pin::Tofu).unwrap();
         assert!(t.met());
         assert_eq!(t.notary_count, 2);
         assert_eq!(t.unsigned(), [hs[1].cert.bare_key().unwrap().key_id()]);
@@ -368,12 +403,11 @@ mod tests {
         let mut env = SignedEnvelope::from_metadata(&new).unwrap();
         sign(&mut env, &a, &a.cert.key_id());
         sign(&mut env, &a, &again.cert.key_id());
-        let t = tally(&new, RootPass::New, &env, GUN, NOW).unwrap();
+        let t = tally(&new, RootPass::New, &env, GUN, NOW, &Pin::Tofu).unwrap();
         assert_eq!(t.notary_count, 2, "notary 0.7 counts IDs");
         assert_eq!(t.signed.len(), 1);
         assert!(!t.met());
-        assert_eq!(t.duplicates().len(), 1);
-        assert_eq!(t.duplicates()[0].len(), 2);
+        assert_eq!(t.distinct_keys(), 1);
     }
 
     #[test]
@@ -385,7 +419,7 @@ mod tests {
         let new = root(&[&respelled], 1, 1);
         let mut env = SignedEnvelope::from_metadata(&new).unwrap();
         sign(&mut env, &a, &respelled.key_id());
-        let t = tally(&new, RootPass::New, &env, GUN, NOW).unwrap();
+        let t = tally(&new, RootPass::New, &env, GUN, NOW, &Pin::Tofu).unwrap();
         assert_eq!(t.keys[0].notary_id, a.cert.key_id());
         assert_ne!(t.keys[0].listed_id, t.keys[0].notary_id);
         assert!(
@@ -393,7 +427,9 @@ mod tests {
             "a signature under root.json's ID is unknown to notary"
         );
         sign(&mut env, &a, &a.cert.key_id());
-        assert!(tally(&new, RootPass::New, &env, GUN, NOW).unwrap().met());
+        assert!(tally(&new, RootPass::New, &env, GUN, NOW, &Pin::Tofu)
+            .unwrap()
+            .met());
     }
 
     #[test]
@@ -404,10 +440,10 @@ mod tests {
         let mut env = SignedEnvelope::from_metadata(&root(&[&fresh.cert], 1, 4)).unwrap();
         sign(&mut env, &expired, &expired.cert.key_id());
         sign(&mut env, &fresh, &fresh.cert.key_id());
-        let prev = tally(&old, RootPass::Previous, &env, GUN, NOW).unwrap();
+        let prev = tally(&old, RootPass::Previous, &env, GUN, NOW, &Pin::Tofu).unwrap();
         assert!(prev.met());
         assert_eq!(prev.version, 3);
-        let as_new = tally(&old, RootPass::New, &env, GUN, NOW).unwrap();
+        let as_new = tally(&old, RootPass::New, &env, GUN, NOW, &Pin::Tofu).unwrap();
         assert_eq!(as_new.excluded.len(), 1);
         assert!(
             as_new.excluded[0].reason.contains("expired"),
@@ -415,9 +451,73 @@ mod tests {
             as_new.excluded
         );
         assert!(!as_new.met());
-        let other_gun = tally(&old, RootPass::Previous, &env, "example.com/other", NOW).unwrap();
+        let other_gun = tally(
+            &old,
+            RootPass::Previous,
+            &env,
+            "example.com/other",
+            NOW,
+            &Pin::Tofu,
+        )
+        .unwrap();
         assert_eq!(other_gun.excluded.len(), 2);
         assert!(other_gun.excluded[0].reason.contains("does not match GUN"));
+    }
+
+    #[test]
+    fn the_trust_pinning_narrows_the_new_root_only() {
+        let a = holder(1, 1, NOW - DAY, 3650);
+        let b = holder(2, 2, NOW - DAY, 3650);
+        let new = root(&[&a.cert, &b.cert], 2, 2);
+        let mut env = SignedEnvelope::from_metadata(&new).unwrap();
+        sign(&mut env, &a, &a.cert.key_id());
+        sign(&mut env, &b, &b.cert.key_id());
+        assert!(tally(&new, RootPass::New, &env, GUN, NOW, &Pin::Refuse)
+            .unwrap()
+            .met());
+        let only_a = [a.cert.key_id()];
+        let certs = Pin::Certs(&only_a);
+        let pinned = tally(&new, RootPass::New, &env, GUN, NOW, &certs).unwrap();
+        assert!(!pinned.met(), "b's signature does not count under the pin");
+        assert_eq!(pinned.signed, [a.cert.bare_key().unwrap().key_id()]);
+        assert_eq!(pinned.excluded.len(), 1);
+        assert_eq!(pinned.excluded[0].listed_id, b.cert.key_id());
+        assert!(
+            pinned.excluded[0]
+                .reason
+                .contains("trust pinning allows only"),
+            "{:?}",
+            pinned.excluded
+        );
+        assert!(tally(&new, RootPass::Previous, &env, GUN, NOW, &certs)
+            .unwrap()
+            .met());
+        let a_pem = String::from_utf8(a.cert.public_bytes().to_vec()).unwrap();
+        let ca = Pin::Ca {
+            prefix: "example.com/",
+            bundle_pem: &a_pem,
+        };
+        let by_ca = tally(&new, RootPass::New, &env, GUN, NOW, &ca).unwrap();
+        assert_eq!(by_ca.keys.len(), 1);
+        assert_eq!(by_ca.keys[0].listed_id, a.cert.key_id());
+        assert!(
+            by_ca.excluded[0]
+                .reason
+                .contains("does not chain to the CA"),
+            "{:?}",
+            by_ca.excluded
+        );
+        let broken = Pin::Ca {
+            prefix: "example.com/",
+            bundle_pem: "not a certificate",
+        };
+        let t = tally(&new, RootPass::New, &env, GUN, NOW, &broken).unwrap();
+        assert!(t.keys.is_empty() && t.excluded.len() == 2);
+        assert!(
+            t.excluded[0].reason.contains("pinned CA bundle"),
+            "{:?}",
+            t.excluded
+        );
     }
 
     #[test]
@@ -426,7 +526,7 @@ mod tests {
         let bare = a.cert.bare_key().unwrap();
         let new = root(&[&a.cert, &bare], 1, 1);
         let env = SignedEnvelope::from_metadata(&new).unwrap();
-        let t = tally(&new, RootPass::New, &env, GUN, NOW).unwrap();
+        let t = tally(&new, RootPass::New, &env, GUN, NOW, &Pin::Tofu).unwrap();
         assert_eq!(t.keys.len(), 1);
         assert!(t.excluded[0].reason.contains("bare ecdsa key"));
         let mut broken = new.clone();
@@ -435,7 +535,7 @@ mod tests {
             check_structure(&broken).unwrap_err(),
             "it defines no snapshot role"
         );
-        assert!(tally(&broken, RootPass::New, &env, GUN, NOW).is_err());
+        assert!(tally(&broken, RootPass::New, &env, GUN, NOW, &Pin::Tofu).is_err());
         let mut zero = new;
         zero.roles.get_mut("root").unwrap().threshold = 0;
         assert!(check_structure(&zero)
