@@ -14,9 +14,10 @@ log() { printf '[test-all] %s\n' "$*" >&2; }
 # read and set the TPM's dictionary-attack counters in them), pcscd +
 # vsmartcard-vpcd + libpcsclite-dev (YubiKey backend against the project's
 # virtual PIV card), systemd (systemd-analyze verify/security on the units,
-# systemd-socket-activate for the socket-activation tests).
+# systemd-socket-activate for the socket-activation tests), strace (the fault
+# tests kill the daemon at an exact system call with it).
 packages=(softhsm2 openssl util-linux notary swtpm swtpm-tools libtss2-dev pkg-config tpm2-tools
-  pcscd vsmartcard-vpcd libpcsclite-dev systemd)
+  pcscd vsmartcard-vpcd libpcsclite-dev systemd strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

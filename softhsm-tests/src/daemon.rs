@@ -169,6 +169,36 @@ impl Daemon {
         self.restart()
     }
 
+    /// SIGKILL by pid, as a crash would end it: no cleanup, no last write.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the daemon to end by itself (a fault injected into it
+    /// killed it) and returns how it ended; fails after `limit`, leaving it
+    /// running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let Some(child) = self.child.as_mut() else {
+            bail!("notary-keyd is not running");
+        };
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "notary-keyd still runs after {limit:?}:\n{}",
+            self.log_text()
+        )
+    }
+
     pub fn restart(&mut self) -> Result<()> {
         self.stop()?;
         self.spawn()

@@ -1,11 +1,12 @@
 //! Test support: real SoftHSM2 tokens and swtpm TPMs in temp dirs, the real `notary-keyd`
 //! and `notaryctl` binaries on temp sockets, and a gRPC client for them.
 //! Debian's notary-server and notary CLI (`notary_stack`), and an attacker's
-//! notary server (`hostile`).
+//! notary server (`hostile`); faults injected into them (`faults`).
 //! Every process started here is stopped by its pid when its guard drops.
 
 pub mod client;
 pub mod daemon;
+pub mod faults;
 pub mod hostile;
 pub mod notary_stack;
 pub mod notaryctl_cli;
