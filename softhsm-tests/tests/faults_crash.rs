@@ -1,0 +1,134 @@
+//! `kill -9` of the daemon in the middle of its work: a state write (killed
+//! by strace at each system call of the crash-safe write), a GenerateKey
+//! (an RSA-4096 key generation in SoftHSM). After a restart the state
+//! store must be whole and consistent with the devices: no key without the
+//! binding it was made with, no binding without its key, no half-written
+//! file; the audit log must parse line by line.
+
+mod common;
+
+use common::{generate, root_payload, sign, targets_payload};
+use keyd_proto::keyd as pb;
+use keyd_proto::keyd::keyd_client::KeydClient;
+use softhsm_tests::faults::{audit_records, leftovers, KillAt, StateFile, WriteStep};
+use softhsm_tests::{connect, Daemon};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+const GUN: &str = "example.com/crash";
+const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+
+async fn keys_in(client: &mut KeydClient<Channel>, backend: &str) -> Vec<pb::Key> {
+    client
+        .list_keys(pb::ListKeysRequest {
+            backend: backend.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListKeys after the restart")
+        .into_inner()
+        .keys
+}
+
+/// After a restart: the state file is whole, no temp file is left, every
+/// key of `backend` has the binding it was generated with (role targets,
+/// GUN), every binding has its key, no generation is left pending, and the
+/// audit log parses. Returns the keys.
+async fn consistent(daemon: &Daemon, backend: &str, dirs: &[&std::path::Path]) -> Vec<pb::Key> {
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let keys = keys_in(&mut client, backend).await;
+    let state = StateFile::read(&daemon.state_dir).unwrap();
+    for dir in dirs {
+        let left = leftovers(dir).unwrap();
+        assert!(left.is_empty(), "half-written files left: {left:?}");
+    }
+    for key in &keys {
+        assert_eq!(
+            (key.role.as_str(), key.gun.as_str()),
+            ("targets", GUN),
+            "key {} lost the binding it was generated with",
+            key.key_id
+        );
+        assert!(
+            state.bindings.contains_key(&key.key_id),
+            "key {} has no record in keys.json",
+            key.key_id
+        );
+    }
+    for (key_id, (b, _, _)) in &state.bindings {
+        if b == backend {
+            assert!(
+                keys.iter().any(|k| &k.key_id == key_id),
+                "keys.json binds {key_id}, which {backend} does not hold"
+            );
+        }
+    }
+    assert_eq!(
+        state.pending, 0,
+        "a generation is still recorded as pending"
+    );
+    audit_records(&daemon.audit_log).unwrap();
+    keys
+}
+
+/// A key made after the restart works, and a key that survived the crash
+/// signs for its role only.
+async fn still_serves(daemon: &Daemon, backend: &str, survivors: &[pb::Key]) {
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let fresh = generate(&mut client, backend, "ecdsa", "p256", 0, "targets", GUN).await;
+    for key in survivors.iter().chain([&fresh]) {
+        let (_, ok) = sign(&mut client, &key.key_id, targets_payload(3), "", "", "").await;
+        ok.unwrap_or_else(|s| panic!("sign with {}: {s:?}", key.key_id));
+        let (_, root) = sign(&mut client, &key.key_id, root_payload(), "", "", "").await;
+        let refused = root.expect_err("a targets key signed a Root");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    }
+}
+
+/// Generates a key bound to (targets, GUN) on the software keystore of a
+/// daemon that strace kills at `step` of its `nth` write of keys.json; the
+/// request must fail. Returns the stopped daemon, to be started again.
+async fn generate_killed(step: WriteStep, nth: u32) -> Daemon {
+    let mut daemon = Daemon::start(SOFT, &[("TOKIO_WORKER_THREADS", "1")]).unwrap();
+    let pid = daemon.pid().unwrap();
+    let kill = KillAt::write_of(pid, &daemon.state_dir.join("keys.json"), step, nth).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let answer = client
+        .generate_key(pb::GenerateKeyRequest {
+            backend: "soft".into(),
+            algorithm: "ecdsa".into(),
+            curve: "p256".into(),
+            label: "crash test".into(),
+            role: "targets".into(),
+            gun: GUN.into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        answer.is_err(),
+        "GenerateKey finished although the daemon was to die at {kill:?}: {answer:?}"
+    );
+    let ended = daemon.wait_exit(Duration::from_secs(30)).unwrap();
+    kill.check_killed_there(ended).unwrap();
+    daemon
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_at_each_step_of_a_state_write_keys_and_bindings_stay_consistent() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: strace needs root to trace the daemon (it makes itself undumpable)");
+        return;
+    }
+    // A generation writes keys.json twice: the pending record before the
+    // device is asked, the binding after. Each write dies at each of its
+    // steps.
+    for nth in [1, 2] {
+        for step in WriteStep::ALL {
+            let mut daemon = generate_killed(step, nth).await;
+            daemon.restart().unwrap();
+            let soft_keys = daemon.state_dir.join("soft").join("keys");
+            let keys = consistent(&daemon, "soft", &[&daemon.state_dir, &soft_keys]).await;
+            still_serves(&daemon, "soft", &keys).await;
+        }
+    }
+}
