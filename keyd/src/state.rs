@@ -2,7 +2,7 @@
 //! bindings and certificate PEM text per key, in one JSON file written
 //! atomically (a crash leaves the old or the new file, never a torn one).
 
-use keyd_backends::atomic_file::write_atomic;
+use keyd_backends::atomic_file::{remove_leftovers, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,7 @@ impl StateError {
 
 impl StateStore {
     pub fn open(state_dir: &Path) -> Result<StateStore, StateError> {
+        remove_leftovers(state_dir);
         let path = state_dir.join("keys.json");
         let err = |message: String| StateError {
             path: path.clone(),
@@ -142,5 +143,19 @@ mod tests {
             std::fs::read(dir.path().join("keys.json")).unwrap(),
             b"{not json"
         );
+    }
+
+    #[test]
+    fn temp_files_of_a_cut_short_write_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        StateStore::open(dir.path())
+            .unwrap()
+            .put("k", KeyRecord::default())
+            .unwrap();
+        let torn = dir.path().join(".keys.json.tmp4294967295");
+        std::fs::write(&torn, b"{\"format\":1,\"ke").unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        assert!(store.get("k").is_some());
+        assert!(!torn.exists());
     }
 }
