@@ -3,7 +3,7 @@
 //! Device metadata is the source of truth for which keys exist.
 
 use crate::device::Device;
-use crate::state::{KeyRecord, StateError, StateStore};
+use crate::state::{KeyRecord, PendingKey, StateError, StateStore};
 use keyd_backends::{Availability, BackendKey};
 use notary_tuf::PublicKey;
 use std::collections::HashMap;
@@ -102,10 +102,24 @@ impl Registry {
                     continue;
                 }
             };
-            let state = match self.state.lock() {
+            let mut state = match self.state.lock() {
                 Ok(s) => s,
                 Err(_) => continue,
             };
+            let labels: Vec<(String, String)> = listed
+                .iter()
+                .map(|(k, _)| (k.public.key_id(), k.label.clone()))
+                .collect();
+            match state.recover(&device.name, &labels) {
+                Ok(bound) => {
+                    for (key_id, r) in bound {
+                        tracing::warn!(backend = %device.name, %key_id, role = %r.role, gun = %r.gun, "a key generated when the daemon stopped before binding it is bound as its request asked");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(backend = %device.name, error = %e, "cannot recover generations a crash interrupted")
+                }
+            }
             for (key, device_cert) in listed {
                 let key_id = key.public.key_id();
                 let record = state.get(&key_id).cloned().unwrap_or_default();
@@ -164,35 +178,36 @@ impl Registry {
             .unwrap_or(0)
     }
 
-    /// Records a newly generated key with its binding.
-    pub fn add(
+    /// Records that a key is about to be generated on `device` with this
+    /// label and binding, before the device is asked (see `state`). The
+    /// generation ends with [`Generation::add`] or, when dropped without,
+    /// as having made nothing.
+    pub fn begin_generate(
         &self,
         device: &str,
-        key: BackendKey,
+        label: &str,
         role: &str,
         gun: &str,
-    ) -> Result<Arc<KeyEntry>, StateError> {
-        let key_id = key.public.key_id();
-        let record = KeyRecord {
-            backend: device.to_string(),
-            role: role.to_string(),
-            gun: gun.to_string(),
-            certificate_pem: None,
-        };
-        self.with_state(|s| s.put(&key_id, record))?;
-        let entry = Arc::new(KeyEntry {
-            key_id: key_id.clone(),
-            device: device.to_string(),
-            key,
-            role: role.to_string(),
-            gun: gun.to_string(),
-            certificate_pem: None,
-            x509_key_id: None,
-        });
-        if let Ok(mut keys) = self.keys.write() {
-            keys.insert(key_id, Arc::clone(&entry));
-        }
-        Ok(entry)
+    ) -> Result<Generation<'_>, StateError> {
+        let known = self.all();
+        let id = self.with_state(|state| {
+            let unrecorded = known
+                .iter()
+                .filter(|e| e.device == device && state.get(&e.key_id).is_none())
+                .map(|e| e.key_id.clone())
+                .collect();
+            state.begin(PendingKey {
+                backend: device.to_string(),
+                label: label.to_string(),
+                role: role.to_string(),
+                gun: gun.to_string(),
+                unrecorded,
+            })
+        })?;
+        Ok(Generation {
+            registry: self,
+            id: Some(id),
+        })
     }
 
     /// Stores certificate PEM text for a key (already checked to match it).
@@ -227,11 +242,65 @@ impl Registry {
         Ok(())
     }
 
+    fn finish_generate(&self, id: &str, key: BackendKey) -> Result<Arc<KeyEntry>, StateError> {
+        let key_id = key.public.key_id();
+        let record = self.with_state(|s| {
+            let pending = s.pending(id).cloned().unwrap_or_default();
+            let record = KeyRecord {
+                backend: pending.backend,
+                role: pending.role,
+                gun: pending.gun,
+                certificate_pem: None,
+            };
+            s.finish(id, Some((&key_id, record.clone())))?;
+            Ok(record)
+        })?;
+        let entry = Arc::new(KeyEntry {
+            key_id: key_id.clone(),
+            device: record.backend,
+            key,
+            role: record.role,
+            gun: record.gun,
+            certificate_pem: None,
+            x509_key_id: None,
+        });
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(key_id, Arc::clone(&entry));
+        }
+        Ok(entry)
+    }
+
     fn with_state<T>(
         &self,
         f: impl FnOnce(&mut StateStore) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let mut state = self.state.lock().map_err(|_| StateError::poisoned())?;
         f(&mut state)
+    }
+}
+
+/// A key generation under way (see [`Registry::begin_generate`]).
+pub struct Generation<'a> {
+    registry: &'a Registry,
+    /// `None` once finished.
+    id: Option<String>,
+}
+
+impl Generation<'_> {
+    /// The device made `key`: records it with the binding asked for.
+    pub fn add(mut self, key: BackendKey) -> Result<Arc<KeyEntry>, StateError> {
+        let id = self.id.take().unwrap_or_default();
+        self.registry.finish_generate(&id, key)
+    }
+}
+
+impl Drop for Generation<'_> {
+    /// The generation failed or was given up: no key to bind.
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            if let Err(e) = self.registry.with_state(|s| s.finish(&id, None)) {
+                tracing::warn!(error = %e, "cannot clear a failed key generation from the state store; it is cleared at the next start");
+            }
+        }
     }
 }

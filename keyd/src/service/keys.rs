@@ -153,18 +153,24 @@ impl KeydService {
         } else {
             req.label.clone()
         };
+        let state_error =
+            |e: crate::state::StateError| with_reason(Code::Internal, "state_error", e.to_string());
+        let generation = match self
+            .registry
+            .begin_generate(&backend, &label, &req.role, &req.gun)
+        {
+            Ok(g) => g,
+            Err(e) => return Err(self.refuse(record, state_error(e)).await),
+        };
         let spec = KeySpec { algorithm, label };
         let key = match self.generate_on(device, spec, &req, pin).await {
             Ok(k) => k,
             Err(st) => return Err(self.refuse(record, st).await),
         };
         record.key_id = key.public.key_id();
-        let entry = match self.registry.add(&backend, key, &req.role, &req.gun) {
+        let entry = match generation.add(key) {
             Ok(e) => e,
-            Err(e) => {
-                let st = with_reason(Code::Internal, "state_error", e.to_string());
-                return Err(self.refuse(record, st).await);
-            }
+            Err(e) => return Err(self.refuse(record, state_error(e)).await),
         };
         self.commit(record).await?;
         tracing::info!(key_id = %entry.key_id, backend = %backend, role = %entry.role, gun = %entry.gun, "generated key");

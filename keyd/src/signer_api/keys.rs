@@ -116,6 +116,11 @@ impl SignerApi {
                     algorithm,
                     label: format!("{} {}", req.gun, req.role),
                 };
+                let generation = self
+                    .keyd
+                    .registry
+                    .begin_generate(&self.backend, &spec.label, &req.role, &req.gun)
+                    .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
                 let key = self
                     .on_signing_device(async {
                         device
@@ -124,10 +129,8 @@ impl SignerApi {
                             .map_err(|e| status::from_device(&self.backend, &e))
                     })
                     .await?;
-                let entry = self
-                    .keyd
-                    .registry
-                    .add(&self.backend, key, &req.role, &req.gun)
+                let entry = generation
+                    .add(key)
                     .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
                 let api_key = ApiKey {
                     backend: self.backend.clone(),
