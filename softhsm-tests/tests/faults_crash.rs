@@ -11,8 +11,8 @@ use common::{generate, root_payload, sign, targets_payload};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use softhsm_tests::faults::{audit_records, leftovers, KillAt, StateFile, WriteStep};
-use softhsm_tests::{connect, Daemon};
-use std::time::Duration;
+use softhsm_tests::{connect, Daemon, SoftHsm};
+use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 const GUN: &str = "example.com/crash";
@@ -131,4 +131,42 @@ async fn killed_at_each_step_of_a_state_write_keys_and_bindings_stay_consistent(
             still_serves(&daemon, "soft", &keys).await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_softhsm_makes_an_rsa_4096_key_leaves_no_key_without_binding() {
+    let hsm = SoftHsm::new("crash", "2468").unwrap();
+    let conf = hsm.conf();
+    let env = [("SOFTHSM2_CONF", conf.to_str().unwrap())];
+    let mut daemon = Daemon::start(&hsm.backend_toml("hsm").unwrap(), &env).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let generating = tokio::spawn(async move {
+        client
+            .generate_key(pb::GenerateKeyRequest {
+                backend: "hsm".into(),
+                algorithm: "rsa".into(),
+                bits: 4096,
+                label: "crash test".into(),
+                role: "targets".into(),
+                gun: GUN.into(),
+                ..Default::default()
+            })
+            .await
+    });
+    // The daemon records the generation as pending right before it asks
+    // the token, and SoftHSM takes seconds over an RSA-4096 key pair.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while StateFile::read(&daemon.state_dir).unwrap().pending == 0 {
+        assert!(Instant::now() < deadline, "the generation never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    daemon.kill().unwrap();
+    let answer = generating.await.unwrap();
+    assert!(
+        answer.is_err(),
+        "GenerateKey finished before the kill: {answer:?}"
+    );
+    daemon.restart().unwrap();
+    let keys = consistent(&daemon, "hsm", &[&daemon.state_dir]).await;
+    still_serves(&daemon, "hsm", &keys).await;
 }
