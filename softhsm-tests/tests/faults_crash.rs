@@ -14,6 +14,7 @@ use softhsm_tests::faults::{audit_records, leftovers, KillAt, StateFile, WriteSt
 use softhsm_tests::{connect, Daemon, SoftHsm};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
+use virtual_piv::{ins, Profile, TestCard};
 
 const GUN: &str = "example.com/crash";
 const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
@@ -28,6 +29,30 @@ async fn keys_in(client: &mut KeydClient<Channel>, backend: &str) -> Vec<pb::Key
         .expect("ListKeys after the restart")
         .into_inner()
         .keys
+}
+
+/// Waits until `backend` is listed as available (bounded: a backend that
+/// never comes back fails the test).
+async fn available(client: &mut KeydClient<Channel>, backend: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = client
+            .list_backends(pb::ListBackendsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .backends;
+        let b = listed.iter().find(|b| b.name == backend).unwrap();
+        if b.available {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend} stayed unavailable: {}",
+            b.unavailable_reason
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// After a restart: the state file is whole, no temp file is left, every
@@ -169,4 +194,89 @@ async fn killed_while_softhsm_makes_an_rsa_4096_key_leaves_no_key_without_bindin
     daemon.restart().unwrap();
     let keys = consistent(&daemon, "hsm", &[&daemon.state_dir]).await;
     still_serves(&daemon, "hsm", &keys).await;
+}
+
+const YUBIKEY_PIN: &str = "24681357";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_a_yubikey_takes_its_new_management_key_the_card_stays_usable() {
+    let card = TestCard::start(Profile::yubikey_5_4(7_140_001)).unwrap();
+    let backend = format!(
+        "[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {}\n",
+        card.serial()
+    );
+    let mut daemon = Daemon::start(&backend, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    // Setup replaces the PUK, the PIN, then the management key with a
+    // random one the card keeps PIN-protected. The card stops before it
+    // executes SET MANAGEMENT KEY, and the daemon dies there.
+    card.hold_before(ins::SET_MANAGEMENT_KEY);
+    let serial = card.serial();
+    let setup = tokio::spawn(async move {
+        client
+            .yubikey_setup(pb::YubiKeySetupRequest {
+                serial,
+                current_pin: "123456".into(),
+                new_pin: YUBIKEY_PIN.into(),
+                current_puk: "12345678".into(),
+                new_puk: "13572468".into(),
+                force: false,
+            })
+            .await
+    });
+    assert!(
+        card.wait_for_hold(Duration::from_secs(60)),
+        "setup never reached SET MANAGEMENT KEY"
+    );
+    daemon.kill().unwrap();
+    // The command reached the card whole, so the card executes it although
+    // the host is gone: from now on only the new key manages the card.
+    card.release_hold();
+    let answer = setup.await.unwrap();
+    assert!(
+        answer.is_err(),
+        "setup finished although the daemon died: {answer:?}"
+    );
+
+    daemon.restart().unwrap();
+    audit_records(&daemon.audit_log).unwrap();
+    // pcscd resets the card once it has cleaned up after the dead client;
+    // until then the card is busy.
+    let mut client = connect(&daemon.socket).await.unwrap();
+    available(&mut client, "yk").await;
+    // The daemon can still manage the card: it makes a key and signs.
+    let key = client
+        .generate_key(pb::GenerateKeyRequest {
+            backend: "yk".into(),
+            algorithm: "ecdsa".into(),
+            curve: "p256".into(),
+            role: "targets".into(),
+            gun: GUN.into(),
+            slot: "9c".into(),
+            pin: YUBIKEY_PIN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("the card cannot be managed after the crash: {s:?}"))
+        .into_inner();
+    let payload = targets_payload(1);
+    let (_, signed) = sign(
+        &mut client,
+        &key.key_id,
+        payload.clone(),
+        "",
+        "",
+        YUBIKEY_PIN,
+    )
+    .await;
+    let signed = signed.unwrap();
+    let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
+    notary_tuf::verify(
+        &public,
+        signed.method.parse().unwrap(),
+        &payload,
+        &signed.signature,
+    )
+    .unwrap();
+    consistent(&daemon, "yk", &[&daemon.state_dir]).await;
 }
