@@ -280,3 +280,45 @@ async fn killed_while_a_yubikey_takes_its_new_management_key_the_card_stays_usab
     .unwrap();
     consistent(&daemon, "yk", &[&daemon.state_dir]).await;
 }
+
+/// What a crash between setting and storing the management key left
+/// before setup stored it first (and what another tool may leave): the
+/// daemon must say so, not call the card absent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_management_key_nobody_stored_is_named_not_taken_for_a_missing_card() {
+    let card = TestCard::start(Profile::yubikey_5_4(7_140_002)).unwrap();
+    let serial = card.serial();
+    tokio::task::spawn_blocking(move || {
+        let mut yk = yubikey::YubiKey::open_by_serial(yubikey::Serial(serial)).unwrap();
+        yk.verify_pin(b"123456").unwrap();
+        yk.authenticate(&yubikey::MgmKey::get_default(&yk).unwrap())
+            .unwrap();
+        let key = yubikey::MgmKey::from_bytes([0x5a; 24], None).unwrap();
+        key.set_manual(&mut yk, false).unwrap();
+    })
+    .await
+    .unwrap();
+    let backend = format!("[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {serial}\n");
+    let daemon = Daemon::start(&backend, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let refused = client
+        .generate_key(pb::GenerateKeyRequest {
+            backend: "yk".into(),
+            algorithm: "ecdsa".into(),
+            curve: "p256".into(),
+            slot: "9c".into(),
+            pin: "123456".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("generated with a management key the daemon does not hold");
+    assert_eq!(
+        common::reason(&refused),
+        "management_key_unknown",
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("not stored PIN-protected"),
+        "{refused:?}"
+    );
+}
