@@ -200,7 +200,12 @@ impl PivCard for YubiKeyCard {
     }
 
     fn authenticate_protected_management_key(&mut self) -> Result<(), CardError> {
-        let key = MgmKey::get_protected(&mut self.0)?;
+        let key = MgmKey::get_protected(&mut self.0).map_err(|e| match e {
+            // No protected data object, or none holding a management key:
+            // the card is there, its management key is just not stored.
+            yubikey::Error::NotFound | yubikey::Error::GenericError => CardError::SecurityStatus,
+            other => other.into(),
+        })?;
         Ok(self.0.authenticate(&key)?)
     }
 
