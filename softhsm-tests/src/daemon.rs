@@ -39,10 +39,20 @@ impl Daemon {
     /// Writes a config from `[server]` defaults in a temp dir plus `rest`
     /// (backend and policy sections) and starts the daemon with `env`.
     pub fn start(rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
+        Self::start_auditing_to(None, rest, env)
+    }
+
+    /// As [`start`](Self::start), with the audit log at `audit_log` when
+    /// given (on a filesystem a test fills, say) instead of the temp dir.
+    pub fn start_auditing_to(
+        audit_log: Option<&Path>,
+        rest: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("keyd.sock");
         let state_dir = dir.path().join("state");
-        let audit_log = dir.path().join("audit.jsonl");
+        let audit_log = audit_log.map_or_else(|| dir.path().join("audit.jsonl"), Path::to_path_buf);
         let config = dir.path().join("keyd.toml");
         std::fs::write(
             &config,
