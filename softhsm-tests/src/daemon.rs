@@ -33,6 +33,8 @@ pub struct Daemon {
     pub state_dir: PathBuf,
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// The (uid, gid) the daemon runs as, when not this process's.
+    user: Option<(u32, u32)>,
 }
 
 impl Daemon {
@@ -42,6 +44,23 @@ impl Daemon {
         Self::start_auditing_to(None, rest, env)
     }
 
+    /// As [`start`](Self::start), with the daemon running as `uid`:`gid`
+    /// (this process must be root), owning its temp dir. Whatever else it
+    /// needs (a token, PIN files) the test hands over itself; callers
+    /// other than `uid` need a `[[policy]]` rule.
+    pub fn start_as(uid: u32, gid: u32, rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
+        let mut daemon = Self::configure(None, rest, env)?;
+        std::os::unix::fs::chown(daemon.dir.path(), Some(uid), Some(gid))?;
+        daemon.user = Some((uid, gid));
+        daemon.spawn()?;
+        Ok(daemon)
+    }
+
+    /// The (uid, gid) the daemon runs as, if not this process's.
+    pub fn user(&self) -> Option<(u32, u32)> {
+        self.user
+    }
+
     /// As [`start`](Self::start), with the audit log at `audit_log` when
     /// given (on a filesystem a test fills, say) instead of the temp dir.
     pub fn start_auditing_to(
@@ -49,6 +68,12 @@ impl Daemon {
         rest: &str,
         env: &[(&str, &str)],
     ) -> Result<Daemon> {
+        let mut daemon = Self::configure(audit_log, rest, env)?;
+        daemon.spawn()?;
+        Ok(daemon)
+    }
+
+    fn configure(audit_log: Option<&Path>, rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("keyd.sock");
         let state_dir = dir.path().join("state");
@@ -63,7 +88,7 @@ impl Daemon {
                 audit_log.display()
             ),
         )?;
-        let mut daemon = Daemon {
+        Ok(Daemon {
             child: None,
             log: dir.path().join("keyd.log"),
             dir,
@@ -75,9 +100,8 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        daemon.spawn()?;
-        Ok(daemon)
+            user: None,
+        })
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -96,9 +120,13 @@ impl Daemon {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
         // CI runs as root; the daemon refuses root with a config file
         // unless told otherwise.
-        if nix::unistd::geteuid().is_root() {
+        if nix::unistd::geteuid().is_root() && self.user.is_none() {
             cmd.arg("--allow-root");
         }
         let child = cmd.spawn().context("starting notary-keyd")?;

@@ -3,11 +3,13 @@
 //! that what it left on disk is whole, a filesystem that fills up, and a
 //! signer that keeps one backend busy while another one fails.
 
+mod backend_state;
 mod inject;
 mod on_disk;
 mod sign_loop;
 mod tmpfs;
 
+pub use backend_state::{backend_state, wait_backend};
 pub use inject::{KillAt, WriteStep};
 pub use on_disk::{audit_records, leftovers, StateFile};
 pub use sign_loop::SignLoop;
