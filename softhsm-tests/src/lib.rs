@@ -15,6 +15,7 @@ mod process;
 mod secret;
 pub mod softhsm;
 pub mod swtpm;
+pub mod tls_server;
 pub mod verify;
 
 pub use client::connect;
