@@ -54,31 +54,6 @@ impl Algorithm {
             _ => None,
         }
     }
-
-    /// Maps the API's (algorithm, curve, bits) triple to one algorithm.
-    /// `curve` applies to ecdsa (default p256), `bits` to rsa (default 3072).
-    pub fn from_parts(
-        algorithm: &str,
-        curve: Option<&str>,
-        bits: Option<u32>,
-    ) -> Result<Algorithm, UnknownAlgorithm> {
-        let unknown = || UnknownAlgorithm(format!("{algorithm} {curve:?} {bits:?}"));
-        match algorithm {
-            "ecdsa" => match curve.unwrap_or("p256") {
-                "p256" | "P-256" | "prime256v1" => Ok(Algorithm::EcdsaP256),
-                "p384" | "P-384" | "secp384r1" => Ok(Algorithm::EcdsaP384),
-                _ => Err(unknown()),
-            },
-            "ed25519" => Ok(Algorithm::Ed25519),
-            "rsa" => match bits.unwrap_or(3072) {
-                2048 => Ok(Algorithm::Rsa2048),
-                3072 => Ok(Algorithm::Rsa3072),
-                4096 => Ok(Algorithm::Rsa4096),
-                _ => Err(unknown()),
-            },
-            other => other.parse().map_err(|_| unknown()),
-        }
-    }
 }
 
 impl fmt::Display for Algorithm {
@@ -89,7 +64,7 @@ impl fmt::Display for Algorithm {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown algorithm {0}: use ecdsa (curve p256|p384), ed25519, or rsa (bits 2048|3072|4096)"
+    "unknown algorithm {0}: use ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072 or rsa-4096"
 )]
 pub struct UnknownAlgorithm(pub String);
 
@@ -112,23 +87,5 @@ mod tests {
         for a in Algorithm::ALL {
             assert_eq!(a.as_str().parse::<Algorithm>(), Ok(a));
         }
-    }
-
-    #[test]
-    fn parts_map_to_algorithms() {
-        assert_eq!(
-            Algorithm::from_parts("ecdsa", None, None),
-            Ok(Algorithm::EcdsaP256)
-        );
-        assert_eq!(
-            Algorithm::from_parts("ecdsa", Some("p384"), None),
-            Ok(Algorithm::EcdsaP384)
-        );
-        assert_eq!(
-            Algorithm::from_parts("rsa", None, Some(4096)),
-            Ok(Algorithm::Rsa4096)
-        );
-        assert!(Algorithm::from_parts("rsa", None, Some(1024)).is_err());
-        assert!(Algorithm::from_parts("dsa", None, None).is_err());
     }
 }

@@ -90,6 +90,24 @@ pub trait KeyBackend: Send + Sync {
     fn attestation(&self) -> Option<&dyn KeyAttest> {
         None
     }
+    /// How a key came onto the device, as a token without attestation
+    /// reports it (PKCS#11).
+    fn key_origin(&self) -> Option<&dyn KeyOriginReport> {
+        None
+    }
+}
+
+/// What a PKCS#11 token says about a private key: CKA_LOCAL (generated on
+/// the token) and CKA_NEVER_EXTRACTABLE. The token's word, not a signed
+/// statement anyone else can check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyOrigin {
+    pub local: bool,
+    pub never_extractable: bool,
+}
+
+pub trait KeyOriginReport: Send + Sync {
+    fn key_origin(&self, uri: &KeyUri) -> Result<KeyOrigin, BackendError>;
 }
 
 /// A device's signed statement that it holds a key (for a TPM, TPM2_Certify

@@ -75,11 +75,31 @@ pub enum BackendError {
     Storage(String),
     #[error("the device was not touched in time: {0}")]
     TouchTimeout(String),
-    /// The device is not in a state for this operation; `reason` is a
-    /// stable word for clients (`setup_needed`, `already_set_up`, …).
+    /// The device is not in a state for this operation; `reason` says
+    /// which state, so clients can tell the cases apart.
     #[error("{message}")]
     Precondition {
-        reason: &'static str,
+        reason: Precondition,
         message: String,
     },
+}
+
+/// Why a device refuses an operation in its present state (YubiKey setup
+/// and slot placement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// The device still has its factory management key: set it up first.
+    SetupNeeded,
+    /// The device was set up already; setting it up again needs `force`.
+    AlreadySetUp,
+    /// Neither the factory nor a stored management key opens the device.
+    ManagementKeyUnknown,
+    /// Every slot that may hold a notary key is taken.
+    NoFreeSlot,
+    /// The slot asked for holds a key.
+    SlotOccupied,
+    /// A new PIN or PUK does not meet the device's rules.
+    BadNewSecret,
+    WrongPuk,
+    PukBlocked,
 }

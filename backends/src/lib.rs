@@ -2,8 +2,11 @@
 //!
 //! A backend owns private keys and never hands them out: it generates, lists,
 //! reports public keys and signs. Optional capabilities (certificates beside
-//! a key, token login) are separate traits a backend may offer. This crate
-//! knows nothing of gRPC, callers or policy; the daemon adds those.
+//! a key, token login, attestation, PIV slots) are separate traits a backend
+//! may offer. This crate knows nothing of gRPC, callers or policy; the
+//! daemon adds those.
+
+#![forbid(unsafe_code)]
 
 pub mod algorithm;
 pub mod atomic_file;
@@ -28,7 +31,7 @@ pub mod yubikey;
 pub use algorithm::Algorithm;
 pub use backend::{
     Availability, BackendKey, CertificateStore, DeviceInfo, KeyAttest, KeyAttestation, KeyBackend,
-    KeySpec, PinStatus, TokenLogin,
+    KeyOrigin, KeyOriginReport, KeySpec, PinStatus, TokenLogin,
 };
-pub use error::{BackendError, TriesLeft};
+pub use error::{BackendError, Precondition, TriesLeft};
 pub use uri::KeyUri;

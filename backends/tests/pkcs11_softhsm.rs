@@ -177,6 +177,9 @@ fn generate_and_sign_every_algorithm() -> HashMap<Algorithm, BackendKey> {
             let sig = backend.sign(&uri, payload).unwrap();
             verify(&key, payload, &sig);
         }
+        // Generated on the token and never extractable, as the token says.
+        let origin = backend.key_origin().unwrap().key_origin(&uri).unwrap();
+        assert!(origin.local && origin.never_extractable, "{origin:?}");
         keys.insert(algorithm, key);
     }
 

@@ -18,7 +18,7 @@ const ST_ATTEST_CERTIFY: u16 = 0x8017;
 const ALG_SHA256: [u8; 2] = [0x00, 0x0b];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AttestationError {
+pub(crate) enum AttestationError {
     #[error("unknown attestation format {0:?} (this notaryctl checks tpm2-certify)")]
     Format(String),
     #[error("the attestation signature does not verify with the attestation key")]
@@ -64,7 +64,11 @@ impl<'a> Reader<'a> {
 
 /// Checks `a` for `key` and `nonce`; on success returns the SHA-256
 /// fingerprint (hex) of the attestation key's SubjectPublicKeyInfo.
-pub fn check(a: &pb::TpmCertify, key: &pb::Key, nonce: &[u8]) -> Result<String, AttestationError> {
+pub(crate) fn check(
+    a: &pb::TpmCertify,
+    key: &pb::Key,
+    nonce: &[u8],
+) -> Result<String, AttestationError> {
     if a.format != "tpm2-certify" {
         return Err(AttestationError::Format(a.format.clone()));
     }

@@ -1,9 +1,9 @@
 //! A trusted collection: verifying it from the server, staging and
 //! publishing changes, signing with notary-keyd.
 
-pub mod apply;
-pub mod expiry;
+pub(crate) mod apply;
+pub(crate) mod expiry;
 mod floor;
-pub mod publish;
-pub mod signer;
-pub mod update;
+pub(crate) mod publish;
+pub(crate) mod signer;
+pub(crate) mod update;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-pub type Client = KeydClient<Channel>;
+pub(crate) type Client = KeydClient<Channel>;
 
 /// Replies are small (keys, certificates, signatures) but leave room for a
 /// long key list; requests are not limited here so the daemon's own
@@ -86,7 +86,7 @@ async fn open_checked(path: PathBuf, trusted: TrustedUids) -> std::io::Result<Un
 
 /// Connects now (not lazily), so an absent daemon (or an impostor) is
 /// reported before any request is built.
-pub async fn connect(socket: &Path) -> Result<Client> {
+pub(crate) async fn connect(socket: &Path) -> Result<Client> {
     let path: PathBuf = socket.to_path_buf();
     let trusted = TrustedUids::now();
     // The URI is required by tonic but unused: the connector ignores it.

@@ -4,7 +4,10 @@
 //! sends requests over the daemon's Unix socket, shows progress, and checks
 //! what comes back.
 
+#![forbid(unsafe_code)]
+
 mod attestation;
+mod ceremony;
 mod collection;
 mod commands;
 mod connect;
@@ -17,6 +20,7 @@ mod settings;
 mod trust_dir;
 
 use clap::{Parser, Subcommand};
+use commands::ceremony::CeremonyCommand;
 use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
 use commands::{attest, backend, certificate, key, key_transfer, sign, yubikey};
 use std::path::PathBuf;
@@ -158,6 +162,14 @@ enum Command {
     /// Set up YubiKeys, show their state, release them for other programs.
     #[command(subcommand)]
     Yubikey(YubikeyCommand),
+
+    /// Offline root-key ceremonies: an M-of-N root on hardware tokens,
+    /// signed holder by holder on an air-gapped machine (docs/ceremonies.md).
+    ///
+    /// In order: plan (online), enroll each holder and sign (offline),
+    /// status and verify (anywhere), publish (online).
+    #[command(subcommand)]
+    Ceremony(CeremonyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,6 +337,7 @@ async fn run_repo(cli: &Cli, socket: &std::path::Path) -> Option<anyhow::Result<
         Command::Delete(args) => async { status::delete(&ctx()?, args).await }.await,
         Command::Key(KeyCommand::Rotate(args)) => async { rotate::run(&ctx()?, args).await }.await,
         Command::Witness(args) => async { delegation::witness(&ctx()?, args).await }.await,
+        Command::Ceremony(cmd) => async { commands::ceremony::run(&ctx()?, cmd).await }.await,
         Command::Delegation(cmd) => {
             async {
                 let ctx = ctx()?;

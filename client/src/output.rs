@@ -1,21 +1,22 @@
 //! How keys and backends are shown: text for people, `--json` for scripts.
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use keyd_proto::convert::role_name;
 use keyd_proto::keyd as pb;
 use serde::Serialize;
 
 /// A key as `--json` shows it; field names follow notary's key objects
 /// (`keyid`, `keytype`, `public` in standard base64).
 #[derive(Debug, Serialize)]
-pub struct KeyJson<'a> {
+pub(crate) struct KeyJson<'a> {
     pub keyid: &'a str,
     pub keytype: &'a str,
     pub public: String,
-    pub algorithm: &'a str,
+    pub algorithm: &'static str,
     pub backend: &'a str,
     pub uri: &'a str,
     pub label: &'a str,
-    pub role: &'a str,
+    pub role: String,
     pub gun: &'a str,
     pub x509_keyid: &'a str,
 }
@@ -26,11 +27,11 @@ impl<'a> From<&'a pb::Key> for KeyJson<'a> {
             keyid: &k.key_id,
             keytype: &k.keytype,
             public: B64.encode(&k.public),
-            algorithm: &k.algorithm,
+            algorithm: k.algorithm().word(),
             backend: &k.backend,
             uri: &k.uri,
             label: &k.label,
-            role: &k.role,
+            role: role_name(k.role, &k.delegation),
             gun: &k.gun,
             x509_keyid: &k.x509_key_id,
         }
@@ -38,7 +39,7 @@ impl<'a> From<&'a pb::Key> for KeyJson<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct DeviceJson<'a> {
+pub(crate) struct DeviceJson<'a> {
     pub manufacturer: &'a str,
     pub model: &'a str,
     pub label: &'a str,
@@ -46,14 +47,14 @@ pub struct DeviceJson<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct BackendJson<'a> {
+pub(crate) struct BackendJson<'a> {
     pub name: &'a str,
     #[serde(rename = "type")]
-    pub kind: &'a str,
+    pub kind: &'static str,
     pub available: bool,
     pub unavailable_reason: &'a str,
     pub device: DeviceJson<'a>,
-    pub algorithms: &'a [String],
+    pub algorithms: Vec<&'static str>,
     pub has_login: bool,
     pub logged_in: bool,
     pub key_count: u32,
@@ -66,7 +67,7 @@ impl<'a> From<&'a pb::Backend> for BackendJson<'a> {
         let field = |f: fn(&pb::DeviceInfo) -> &str| device.map_or("", f);
         BackendJson {
             name: &b.name,
-            kind: &b.r#type,
+            kind: b.r#type().word(),
             available: b.available,
             unavailable_reason: &b.unavailable_reason,
             device: DeviceJson {
@@ -75,7 +76,7 @@ impl<'a> From<&'a pb::Backend> for BackendJson<'a> {
                 label: field(|d| &d.label),
                 serial: field(|d| &d.serial),
             },
-            algorithms: &b.algorithms,
+            algorithms: b.algorithms().map(pb::Algorithm::word).collect(),
             has_login: b.has_login,
             logged_in: b.logged_in,
             key_count: b.key_count,
@@ -85,7 +86,7 @@ impl<'a> From<&'a pb::Backend> for BackendJson<'a> {
 }
 
 /// Pretty JSON of a serialisable value.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<String> {
+pub(crate) fn json<T: Serialize>(value: &T) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(value)?)
 }
 
@@ -129,16 +130,16 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `notaryctl key list` as text.
-pub fn key_table(keys: &[pb::Key]) -> String {
+pub(crate) fn key_table(keys: &[pb::Key]) -> String {
     let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|k| {
             vec![
-                cell(&k.role).to_string(),
+                cell(&role_name(k.role, &k.delegation)).to_string(),
                 cell(&k.gun).to_string(),
                 k.key_id.clone(),
                 cell(&k.backend).to_string(),
-                cell(&k.algorithm).to_string(),
+                cell(k.algorithm().word()).to_string(),
             ]
         })
         .collect();
@@ -146,21 +147,22 @@ pub fn key_table(keys: &[pb::Key]) -> String {
 }
 
 /// `notaryctl key info` as text.
-pub fn key_details(k: &pb::Key) -> String {
+pub(crate) fn key_details(k: &pb::Key) -> String {
+    let role = role_name(k.role, &k.delegation);
     let fields = [
         ("Key ID", k.key_id.clone()),
         ("X509 key ID", cell(&k.x509_key_id).to_string()),
         ("Key type", k.keytype.clone()),
-        ("Algorithm", k.algorithm.clone()),
+        ("Algorithm", k.algorithm().word().to_string()),
         ("Backend", k.backend.clone()),
         ("URI", k.uri.clone()),
         ("Label", cell(&k.label).to_string()),
         (
             "Role",
-            if k.role.is_empty() {
+            if role.is_empty() {
                 "(any)".into()
             } else {
-                k.role.clone()
+                role
             },
         ),
         (
@@ -206,7 +208,7 @@ fn device_text(d: Option<&pb::DeviceInfo>) -> String {
 }
 
 /// `notaryctl backend list` as text; STATE comes last because a reason can be long.
-pub fn backend_table(backends: &[pb::Backend]) -> String {
+pub(crate) fn backend_table(backends: &[pb::Backend]) -> String {
     let rows: Vec<Vec<String>> = backends
         .iter()
         .map(|b| {
@@ -218,7 +220,7 @@ pub fn backend_table(backends: &[pb::Backend]) -> String {
             vec![
                 b.name.clone(),
                 if b.is_default { "*".into() } else { "-".into() },
-                b.r#type.clone(),
+                b.r#type().word().to_string(),
                 b.key_count.to_string(),
                 login_state(b).to_string(),
                 device_text(b.device.as_ref()),
@@ -244,11 +246,12 @@ mod tests {
             key_id: "ab12".into(),
             keytype: "ecdsa".into(),
             public: vec![1, 2, 3],
-            algorithm: "ecdsa-p256".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
             backend: "hsm".into(),
             uri: "pkcs11:token=notary;id=%01".into(),
             label: "example.com/app targets".into(),
-            role: "targets".into(),
+            role: pb::KeyRole::Targets as i32,
+            delegation: String::new(),
             gun: "example.com/app".into(),
             x509_key_id: String::new(),
         }
@@ -296,11 +299,11 @@ mod tests {
     fn backend_json_shape() {
         let b = pb::Backend {
             name: "hsm".into(),
-            r#type: "pkcs11".into(),
+            r#type: pb::BackendType::Pkcs11 as i32,
             available: false,
             unavailable_reason: "token absent".into(),
             device: None,
-            algorithms: vec!["ecdsa-p256".into()],
+            algorithms: vec![pb::Algorithm::EcdsaP256 as i32],
             has_login: true,
             logged_in: false,
             key_count: 2,
@@ -326,7 +329,7 @@ mod tests {
     #[test]
     fn key_table_columns() {
         let mut unbound = sample_key();
-        unbound.role.clear();
+        unbound.role = pb::KeyRole::Unspecified as i32;
         unbound.gun.clear();
         let text = key_table(&[sample_key(), unbound]);
         let lines: Vec<&str> = text.lines().collect();

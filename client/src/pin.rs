@@ -14,11 +14,11 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub const PIN_ENV: &str = "NOTARY_KEYD_PIN";
-pub const PIN_FILE_ENV: &str = "NOTARY_KEYD_PIN_FILE";
+pub(crate) const PIN_ENV: &str = "NOTARY_KEYD_PIN";
+pub(crate) const PIN_FILE_ENV: &str = "NOTARY_KEYD_PIN_FILE";
 
 #[derive(Debug)]
-pub enum PinSource {
+pub(crate) enum PinSource {
     File(PathBuf),
     Env(SecretString),
     Prompt,
@@ -46,7 +46,7 @@ static ENV_PIN: OnceLock<Option<SecretString>> = OnceLock::new();
 /// notaryctl starts inherits it. Called first thing in `main`, while the
 /// process has a single thread (changing the environment is not safe
 /// while another thread may read it).
-pub fn take_env_pin() {
+pub(crate) fn take_env_pin() {
     let pin = std::env::var(PIN_ENV)
         .ok()
         .filter(|v| !v.is_empty())
@@ -72,13 +72,13 @@ fn env_pin_file() -> Option<PathBuf> {
 }
 
 /// The PIN source available now, if any.
-pub fn source(pin_file: Option<&Path>) -> Option<PinSource> {
+pub(crate) fn source(pin_file: Option<&Path>) -> Option<PinSource> {
     let file = pin_file.map(Path::to_path_buf).or_else(env_pin_file);
     choose(file.as_deref(), env_pin(), interactive())
 }
 
 /// Reads the PIN for `backend` from a source.
-pub fn read(source: PinSource, backend: &str) -> Result<SecretString> {
+pub(crate) fn read(source: PinSource, backend: &str) -> Result<SecretString> {
     match source {
         PinSource::File(path) => read_file(&path),
         PinSource::Env(pin) => Ok(pin),
@@ -93,7 +93,7 @@ pub fn read(source: PinSource, backend: &str) -> Result<SecretString> {
 }
 
 /// The PIN for `backend`, or a refusal saying how to provide one.
-pub fn require(pin_file: Option<&Path>, backend: &str) -> Result<SecretString> {
+pub(crate) fn require(pin_file: Option<&Path>, backend: &str) -> Result<SecretString> {
     match source(pin_file) {
         Some(src) => read(src, backend),
         None => bail!(
@@ -127,7 +127,7 @@ fn read_file(path: &Path) -> Result<SecretString> {
 /// PIN notaryctl makes, for the one attempt that sends it (see
 /// `with_pin_retry`). prost's field is a `String` that the message takes
 /// into tonic, where it is encoded and freed without being wiped.
-pub fn for_request(secret: &SecretString) -> String {
+pub(crate) fn for_request(secret: &SecretString) -> String {
     use secrecy::ExposeSecret;
     secret.expose_secret().to_owned()
 }

@@ -6,7 +6,7 @@ use pb::progress::Kind;
 use tonic::{Status, Streaming};
 
 /// What one event of a progress stream carries.
-pub enum Step<T> {
+pub(crate) enum Step<T> {
     Progress(pb::Progress),
     Done(T),
     /// An event with no content (a newer daemon's unknown variant).
@@ -14,7 +14,7 @@ pub enum Step<T> {
 }
 
 /// Stream events that carry progress and end with a result.
-pub trait Event {
+pub(crate) trait Event {
     type Output;
     fn into_step(self) -> Step<Self::Output>;
 }
@@ -42,7 +42,7 @@ impl Event for pb::IssueRootCertificateEvent {
 }
 
 /// Reads the stream to its result, reporting progress on stderr.
-pub async fn follow<E: Event>(mut stream: Streaming<E>) -> Result<E::Output, Status> {
+pub(crate) async fn follow<E: Event>(mut stream: Streaming<E>) -> Result<E::Output, Status> {
     while let Some(event) = stream.message().await? {
         match event.into_step() {
             Step::Progress(p) => {
@@ -60,7 +60,7 @@ pub async fn follow<E: Event>(mut stream: Streaming<E>) -> Result<E::Output, Sta
 }
 
 /// What a person should read for one progress event.
-pub fn line(p: &pb::Progress) -> Option<String> {
+pub(crate) fn line(p: &pb::Progress) -> Option<String> {
     Some(match p.kind.as_ref()? {
         Kind::Queued(q) => {
             let requests = if q.ahead == 1 { "request" } else { "requests" };
@@ -82,7 +82,8 @@ pub fn line(p: &pb::Progress) -> Option<String> {
         Kind::TouchNeeded(t) => {
             format!(
                 "Touch your YubiKey (serial {}, slot {})…",
-                t.device_serial, t.slot
+                t.device_serial,
+                t.slot().word()
             )
         }
     })
@@ -133,7 +134,7 @@ mod tests {
         let t = progress(Kind::TouchNeeded(pb::TouchNeeded {
             backend: "yk".into(),
             device_serial: "123".into(),
-            slot: "9c".into(),
+            slot: pb::PivSlot::Signature as i32,
             timeout_ms: 15000,
         }));
         assert_eq!(

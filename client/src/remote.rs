@@ -5,22 +5,22 @@ mod errcode;
 mod http;
 mod multipart;
 
-pub use http::{Timeouts, TlsFiles};
+pub(crate) use http::{Timeouts, TlsFiles};
 
 use http::Http;
 use hyper::{Method, StatusCode};
 use notary_tuf::PublicKey;
 
 /// notary's cap for timestamp.json, and for a root of unknown size.
-pub const TIMESTAMP_LIMIT: usize = 1 << 20;
-pub const ROOT_LIMIT: usize = 100 << 20;
+pub(crate) const TIMESTAMP_LIMIT: usize = 1 << 20;
+pub(crate) const ROOT_LIMIT: usize = 100 << 20;
 /// The most a signed length may make notaryctl download (notary has no cap).
-pub const SIGNED_LENGTH_LIMIT: usize = 100 << 20;
+pub(crate) const SIGNED_LENGTH_LIMIT: usize = 100 << 20;
 /// Answers that carry no metadata (keys, errors) are small.
 const SMALL_LIMIT: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
+pub(crate) enum RemoteError {
     #[error("notary server URL {0:?} is invalid: {1}")]
     BadUrl(String, String),
     #[error("TLS setup for the notary server: {0}")]
@@ -73,7 +73,7 @@ pub enum RemoteError {
 impl RemoteError {
     /// True for failures to talk to the server at all (as opposed to a
     /// refusal): reads may fall back to the verified cache then.
-    pub fn is_offline(&self) -> bool {
+    pub(crate) fn is_offline(&self) -> bool {
         matches!(
             self,
             RemoteError::Unreachable { .. }
@@ -83,14 +83,14 @@ impl RemoteError {
     }
 }
 
-pub struct Remote {
+pub(crate) struct Remote {
     http: Http,
     gun: String,
 }
 
 impl Remote {
     /// `trace` prints each request and its status on stderr (`-D`).
-    pub fn new(
+    pub(crate) fn new(
         url: &str,
         tls: &TlsFiles,
         timeouts: Timeouts,
@@ -103,12 +103,12 @@ impl Remote {
         })
     }
 
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.http.url()
     }
 
     /// True for an `http://` server: nothing protects what it serves.
-    pub fn is_plain_http(&self) -> bool {
+    pub(crate) fn is_plain_http(&self) -> bool {
         self.http.is_plain()
     }
 
@@ -117,7 +117,7 @@ impl Remote {
     }
 
     /// The current `<role>.json`, or `None` if the server has none (404).
-    pub async fn get_meta(
+    pub(crate) async fn get_meta(
         &mut self,
         role: &str,
         limit: usize,
@@ -128,7 +128,7 @@ impl Remote {
 
     /// `<role>.<sha256 hex>.json`, as the stock client downloads snapshot,
     /// targets and delegations.
-    pub async fn get_meta_by_hash(
+    pub(crate) async fn get_meta_by_hash(
         &mut self,
         role: &str,
         sha256: &[u8],
@@ -139,18 +139,21 @@ impl Remote {
     }
 
     /// `<version>.root.json`, for following root rotations.
-    pub async fn get_root_version(&mut self, version: u64) -> Result<Option<Vec<u8>>, RemoteError> {
+    pub(crate) async fn get_root_version(
+        &mut self,
+        version: u64,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
         self.get_optional(&self.tuf_path(&format!("{version}.root.json")), ROOT_LIMIT)
             .await
     }
 
     /// The server's timestamp or snapshot key (created on first ask).
-    pub async fn get_key(&mut self, role: &str) -> Result<PublicKey, RemoteError> {
+    pub(crate) async fn get_key(&mut self, role: &str) -> Result<PublicKey, RemoteError> {
         self.key(Method::GET, role).await
     }
 
     /// A new server key for `role`, pending until a root naming it is published.
-    pub async fn rotate_key(&mut self, role: &str) -> Result<PublicKey, RemoteError> {
+    pub(crate) async fn rotate_key(&mut self, role: &str) -> Result<PublicKey, RemoteError> {
         self.key(Method::POST, role).await
     }
 
@@ -166,7 +169,7 @@ impl Remote {
     }
 
     /// Uploads metadata files in one atomic update.
-    pub async fn publish(&mut self, files: &[(String, Vec<u8>)]) -> Result<(), RemoteError> {
+    pub(crate) async fn publish(&mut self, files: &[(String, Vec<u8>)]) -> Result<(), RemoteError> {
         let (content_type, body) = multipart::form(files);
         let path = self.tuf_path("");
         let response = self
@@ -177,7 +180,7 @@ impl Remote {
     }
 
     /// Deletes all of the GUN's metadata on the server.
-    pub async fn delete(&mut self) -> Result<(), RemoteError> {
+    pub(crate) async fn delete(&mut self) -> Result<(), RemoteError> {
         let path = self.tuf_path("");
         let response = self
             .http

@@ -17,7 +17,7 @@ const DEFAULT_SERVER: &str = "https://notary.docker.io";
 
 /// The global flags that decide the settings (as notary spells them).
 #[derive(Debug, Default, Clone)]
-pub struct Flags {
+pub(crate) struct Flags {
     pub server: Option<String>,
     pub trust_dir: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
@@ -70,7 +70,7 @@ impl RemoteServer {
 }
 
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub trust_dir: PathBuf,
     pub server: String,
     pub tls: TlsFiles,
@@ -80,7 +80,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn load(flags: &Flags) -> Result<Settings> {
+    pub(crate) fn load(flags: &Flags) -> Result<Settings> {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_default();

@@ -7,8 +7,8 @@
 mod atomic;
 mod changelist;
 
-pub use atomic::write_atomic;
-pub use changelist::{Change, ChangeAction, ChangeKind, Changelist, DelegationEdit};
+pub(crate) use atomic::write_atomic;
+pub(crate) use changelist::{Change, ChangeAction, ChangeKind, Changelist, DelegationEdit};
 
 use anyhow::{bail, Context, Result};
 use notary_tuf::Role;
@@ -17,22 +17,22 @@ use std::path::{Component, Path, PathBuf};
 /// Longest GUN accepted (notary-server stores GUNs in a 255-character column).
 const MAX_GUN_LEN: usize = 255;
 
-pub struct TrustDir {
+pub(crate) struct TrustDir {
     root: PathBuf,
 }
 
 /// The local state of one collection.
-pub struct GunDir {
+pub(crate) struct GunDir {
     dir: PathBuf,
     pub gun: String,
 }
 
 impl TrustDir {
-    pub fn new(root: PathBuf) -> TrustDir {
+    pub(crate) fn new(root: PathBuf) -> TrustDir {
         TrustDir { root }
     }
 
-    pub fn gun(&self, gun: &str) -> Result<GunDir> {
+    pub(crate) fn gun(&self, gun: &str) -> Result<GunDir> {
         check_gun(gun)?;
         let tuf = self.root.join("tuf");
         let dir = tuf.join(gun);
@@ -55,7 +55,7 @@ impl GunDir {
     }
 
     /// Cached metadata of `role`, if any.
-    pub fn read_cached(&self, role: &Role) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_cached(&self, role: &Role) -> Result<Option<Vec<u8>>> {
         let path = self.metadata_path(role)?;
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
@@ -66,7 +66,7 @@ impl GunDir {
 
     /// Replaces the cached metadata of `role`; only for verified bytes.
     /// An unchanged file is left alone (no rewrite, no fsync).
-    pub fn write_cached(&self, role: &Role, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write_cached(&self, role: &Role, bytes: &[u8]) -> Result<()> {
         let path = self.metadata_path(role)?;
         if std::fs::read(&path).is_ok_and(|old| old == bytes) {
             return Ok(());
@@ -75,7 +75,7 @@ impl GunDir {
     }
 
     /// Forgets every cached metadata file (staged changes are kept).
-    pub fn remove_cache(&self) -> Result<()> {
+    pub(crate) fn remove_cache(&self) -> Result<()> {
         let dir = self.dir.join("metadata");
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -84,7 +84,7 @@ impl GunDir {
         }
     }
 
-    pub fn changelist(&self) -> Changelist {
+    pub(crate) fn changelist(&self) -> Changelist {
         Changelist::new(self.dir.join("changelist"))
     }
 }
@@ -94,7 +94,7 @@ impl GunDir {
 /// be a clean relative path (no empty, `.` or `..` segment, no trailing
 /// `/`) of printable characters other than `*`, `\`, `?`, `#`, `%` and
 /// spaces, at most 255 bytes.
-pub fn check_gun(gun: &str) -> Result<()> {
+pub(crate) fn check_gun(gun: &str) -> Result<()> {
     if gun.is_empty() {
         bail!("the GUN is empty");
     }

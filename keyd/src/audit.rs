@@ -6,16 +6,20 @@
 //! devices can sign. If a write or fsync fails, every record in that batch
 //! gets the error, and the caller must not return its result.
 
-use serde::Serialize;
+use crate::status::refusal;
+use keyd_proto::Reason;
+use notary_tuf::metadata::{Gun, Role};
+use serde::{Serialize, Serializer};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
+use tonic::Status;
 
 #[derive(Debug, Serialize, Clone, Default)]
-pub struct AuditRecord {
+pub(crate) struct AuditRecord {
     pub time: String,
     /// Unix-socket callers: their uid and gid (SO_PEERCRED).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,10 +37,10 @@ pub struct AuditRecord {
     pub key_id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub backend: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub role: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub gun: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_text")]
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_text")]
+    pub gun: Option<Gun>,
     /// Hex SHA-256 of the signed payload; the payload itself is never logged.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub payload_sha256: String,
@@ -45,9 +49,20 @@ pub struct AuditRecord {
     pub result: String,
 }
 
+/// A role or GUN as the text notary writes.
+fn as_text<S: Serializer, T: std::fmt::Display>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
 #[derive(Debug, thiserror::Error, Clone)]
 #[error("audit log {path} cannot be written: {message}")]
-pub struct AuditError {
+pub(crate) struct AuditError {
     pub path: String,
     pub message: String,
 }
@@ -55,12 +70,12 @@ pub struct AuditError {
 type Ack = oneshot::Sender<Result<(), AuditError>>;
 
 #[derive(Clone)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     tx: mpsc::Sender<(AuditRecord, Ack)>,
     path: PathBuf,
 }
 
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -76,7 +91,7 @@ fn open_log(path: &Path) -> std::io::Result<File> {
 
 impl AuditLog {
     /// Opens (creating with mode 0600) the log and starts the writer thread.
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+    pub(crate) fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let fail = |e: std::io::Error| AuditError {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -98,7 +113,7 @@ impl AuditLog {
     }
 
     /// Writes one record durably; resolves after its batch's fsync.
-    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
+    pub(crate) async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
         let (ack_tx, ack_rx) = oneshot::channel();
         let gone = || AuditError {
             path: self.path.display().to_string(),
@@ -109,19 +124,67 @@ impl AuditLog {
     }
 }
 
+impl AuditLog {
+    /// Starts the record of an operation that uses or changes a key: the
+    /// work fills it in through `Audited::record`, and `Audited::close`
+    /// writes it with the outcome.
+    pub(crate) fn begin(&self, record: AuditRecord) -> Audited {
+        Audited {
+            in_flight: InFlight::new(self, record),
+        }
+    }
+}
+
+/// An operation's record while its work runs. Closing it commits a success
+/// (a failed write turns it into an error, so no result leaves the daemon
+/// unrecorded) or records the refusal (which is sent even when the write
+/// fails: refusing is safe). Dropped before closing, it is written anyway,
+/// as abandoned.
+pub(crate) struct Audited {
+    in_flight: InFlight,
+}
+
+impl Audited {
+    pub(crate) fn record(&mut self) -> &mut AuditRecord {
+        self.in_flight.record_mut()
+    }
+
+    pub(crate) async fn close<T>(self, outcome: Result<T, Status>) -> Result<T, Status> {
+        let log = self.in_flight.log.clone();
+        let mut record = self.in_flight.finish();
+        record.allowed = outcome.is_ok();
+        match outcome {
+            Ok(value) => {
+                record.result = "ok".into();
+                log.record(record).await.map_err(|e| {
+                    refusal(Reason::AuditFailed, format!("{e}; the result was withheld"))
+                })?;
+                Ok(value)
+            }
+            Err(status) => {
+                record.result = status.message().to_string();
+                if let Err(e) = log.record(record).await {
+                    tracing::error!(error = %e, "audit write failed for a refused request");
+                }
+                Err(status)
+            }
+        }
+    }
+}
+
 /// The record of a request whose handler can be dropped before it finishes
 /// (a unary call whose client went away, or whose deadline passed while a
 /// device was signing). Normally `finish` hands the record back to be
 /// written with the outcome; if the handler is dropped first, the record is
 /// written anyway, saying so, so no decision leaves the log without a line.
-pub struct InFlight {
+struct InFlight {
     log: AuditLog,
     record: AuditRecord,
     finished: bool,
 }
 
 impl InFlight {
-    pub fn new(log: &AuditLog, record: AuditRecord) -> InFlight {
+    fn new(log: &AuditLog, record: AuditRecord) -> InFlight {
         InFlight {
             log: log.clone(),
             record,
@@ -129,11 +192,11 @@ impl InFlight {
         }
     }
 
-    pub fn record_mut(&mut self) -> &mut AuditRecord {
+    fn record_mut(&mut self) -> &mut AuditRecord {
         &mut self.record
     }
 
-    pub fn finish(mut self) -> AuditRecord {
+    fn finish(mut self) -> AuditRecord {
         self.finished = true;
         std::mem::take(&mut self.record)
     }

@@ -2,6 +2,7 @@
 //! flat table whose `type` decides which fields apply; fields of another type
 //! are an error rather than silently ignored.
 
+use crate::device::PinCache;
 use crate::pin_source::PinSource;
 use keyd_backends::pkcs11::{Pkcs11Backend, Pkcs11Config, TokenSelector};
 use keyd_backends::soft::{SoftBackend, SoftConfig};
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum BackendType {
+pub(crate) enum BackendType {
     Soft,
     Pkcs11,
     Tpm,
@@ -46,29 +47,9 @@ impl BackendType {
     }
 }
 
-/// How long a PIN typed by a person keeps a token unlocked.
-#[derive(Debug, Deserialize, Clone, PartialEq, Eq, Default)]
-#[serde(untagged)]
-pub enum PinCache {
-    /// `"until-lock"` (default) or `"none"`.
-    Word(PinCacheWord),
-    /// Seconds after unlocking.
-    Seconds(u64),
-    #[default]
-    #[serde(skip)]
-    Default,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum PinCacheWord {
-    UntilLock,
-    None,
-}
-
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct BackendConfig {
+pub(crate) struct BackendConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: BackendType,
@@ -104,7 +85,7 @@ pub struct BackendConfig {
 }
 
 impl BackendConfig {
-    pub fn personal_soft() -> BackendConfig {
+    pub(crate) fn personal_soft() -> BackendConfig {
         BackendConfig {
             name: "soft".into(),
             kind: BackendType::Soft,
@@ -144,7 +125,7 @@ impl BackendConfig {
     }
 
     /// Checks fields against the type; returns a message naming the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let name = &self.name;
         let applies = self.kind.fields();
         if let Some((field, _)) = self
@@ -211,7 +192,7 @@ impl BackendConfig {
     /// reporting itself unavailable; only configuration errors (a PIN source
     /// that cannot be read, a keystore that refuses to open) are reported as
     /// `Err`, and the caller marks the backend failed with that reason.
-    pub fn open(&self, state_dir: &Path) -> Result<Arc<dyn KeyBackend>, String> {
+    pub(crate) fn open(&self, state_dir: &Path) -> Result<Arc<dyn KeyBackend>, String> {
         match self.kind {
             BackendType::Soft => {
                 let passphrase = match &self.passphrase {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tonic::{Request, Status};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub uid: u32,
     pub gid: u32,
     /// Supplementary groups: a user added to a group (`usermod -aG`) is a
@@ -18,7 +18,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn of<T>(request: &Request<T>) -> Result<Caller, Status> {
+    pub(crate) fn of<T>(request: &Request<T>) -> Result<Caller, Status> {
         let info = request.extensions().get::<PeerInfo>();
         let (cred, groups) = info
             .and_then(|info| info.cred.map(|cred| (cred, Arc::clone(&info.groups))))
@@ -34,7 +34,7 @@ impl Caller {
     }
 
     /// In group `gid`, as primary or supplementary group.
-    pub fn in_group(&self, gid: u32) -> bool {
+    pub(crate) fn in_group(&self, gid: u32) -> bool {
         self.gid == gid || self.groups.contains(&gid)
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     pub server: ServerConfig,
     #[serde(default, rename = "backend")]
     pub backends: Vec<BackendConfig>,
@@ -22,7 +22,7 @@ pub struct Config {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     pub socket: Option<PathBuf>,
     /// Group that owns the socket (mode 0660), so its members may connect.
     pub socket_group: Option<String>,
@@ -40,7 +40,7 @@ fn default_max_message_bytes() -> usize {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read config {path}: {error}")]
     Read {
         path: PathBuf,
@@ -56,7 +56,7 @@ pub enum ConfigError {
 }
 
 impl Config {
-    pub fn read(path: &Path) -> Result<String, ConfigError> {
+    pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
         std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
@@ -64,7 +64,7 @@ impl Config {
     }
 
     /// Parses and validates `text`, read from `path` (named in errors).
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
             error,
@@ -105,7 +105,7 @@ impl Config {
     /// Personal mode: software keystore under `$XDG_DATA_HOME/notary-keyd`
     /// (or `~/.local/share/notary-keyd`), socket from `personal_socket`,
     /// only this user allowed.
-    pub fn personal() -> Result<Config, String> {
+    pub(crate) fn personal() -> Result<Config, String> {
         let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             Some(d) => PathBuf::from(d),
             None => {
@@ -133,7 +133,7 @@ impl Config {
         })
     }
 
-    pub fn default_backend(&self) -> &str {
+    pub(crate) fn default_backend(&self) -> &str {
         self.server
             .default_backend
             .as_deref()

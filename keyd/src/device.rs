@@ -1,11 +1,20 @@
-//! One device: its backend, its work queue and its PIN cache.
+//! One device: its backend, its work queue and its PIN cache, and what
+//! every caller does with a device whatever the API: touch prompts
+//! (`touch.rs`), generating (`generate.rs`), releasing (`release.rs`).
 //!
 //! Hardware is serial per token (or has a few sessions), so each device gets
 //! a queue as wide as its backend's concurrency. Blocking device calls run on
 //! tokio's blocking pool, never on the reactor; only signatures a backend
 //! calls quick in-process work run in place.
 
-use crate::backends::{PinCache, PinCacheWord};
+mod generate;
+mod pin_cache;
+mod release;
+mod touch;
+
+pub(crate) use pin_cache::{PinCache, PinCacheWord};
+pub(crate) use release::release_all;
+
 use keyd_backends::{BackendError, BackendKey, KeyBackend, PinStatus};
 use secrecy::SecretString;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +26,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// queued.
 const QUEUED_NOTICE_AFTER: Duration = Duration::from_millis(100);
 
-pub struct Device {
+pub(crate) struct Device {
     pub name: String,
     pub backend: Arc<dyn KeyBackend>,
     queue: Semaphore,
@@ -33,7 +42,7 @@ pub struct Device {
 
 /// Where a device error happened, for mapping to a status.
 #[derive(Debug, thiserror::Error)]
-pub enum DeviceError {
+pub(crate) enum DeviceError {
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error("device worker failed: {0}")]
@@ -41,7 +50,7 @@ pub enum DeviceError {
 }
 
 impl Device {
-    pub fn new(name: String, backend: Arc<dyn KeyBackend>, pin_cache: PinCache) -> Device {
+    pub(crate) fn new(name: String, backend: Arc<dyn KeyBackend>, pin_cache: PinCache) -> Device {
         let width = u32::try_from(backend.concurrency().max(1)).unwrap_or(u32::MAX);
         Device {
             name,
@@ -90,19 +99,19 @@ impl Device {
     /// operation only), and no other request is on the token while the PIN
     /// is checked; `pin_cache` decides when it is forgotten afterwards
     /// (`"none"`: before anyone else gets the device).
-    pub async fn queued<T>(
+    pub(crate) async fn queued<T>(
         &self,
-        pin: String,
+        pin: Option<SecretString>,
         on_wait: impl FnOnce(usize),
         work: impl std::future::Future<Output = Result<T, DeviceError>>,
     ) -> Result<T, DeviceError> {
         self.expire_unlock().await;
-        if pin.is_empty() {
+        let Some(pin) = pin else {
             let _place = self.take(1, on_wait).await?;
             return work.await;
-        }
+        };
         let _alone = self.take(self.width, on_wait).await?;
-        self.login(SecretString::from(pin)).await?;
+        self.login(pin).await?;
         let result = work.await;
         if self.forgets_pins() {
             if let Err(e) = self.lock().await {
@@ -114,12 +123,12 @@ impl Device {
 
     /// `pin_cache = "none"`: a PIN serves only the request that brings it,
     /// so an unlock that outlives a request has no place.
-    pub fn forgets_pins(&self) -> bool {
+    pub(crate) fn forgets_pins(&self) -> bool {
         self.pin_cache == PinCache::Word(PinCacheWord::None)
     }
 
     /// Runs a blocking backend call off the reactor.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, DeviceError>
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, DeviceError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn KeyBackend) -> Result<T, BackendError> + Send + 'static,
@@ -133,7 +142,11 @@ impl Device {
 
     /// Signs with `key`: in place when its backend says that is quick,
     /// otherwise on the blocking pool.
-    pub async fn sign(&self, key: &BackendKey, payload: Vec<u8>) -> Result<Vec<u8>, DeviceError> {
+    pub(crate) async fn sign(
+        &self,
+        key: &BackendKey,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, DeviceError> {
         if self.backend.signs_in_place(key.algorithm) {
             return self
                 .backend
@@ -145,7 +158,7 @@ impl Device {
     }
 
     /// The token's PIN state, or `None` for backends without a login.
-    pub async fn pin_status(&self) -> Result<Option<PinStatus>, DeviceError> {
+    pub(crate) async fn pin_status(&self) -> Result<Option<PinStatus>, DeviceError> {
         if self.backend.token_login().is_none() {
             return Ok(None);
         }
@@ -158,7 +171,7 @@ impl Device {
 
     /// Logs in with a PIN a person supplied (`notaryctl key unlock`), with
     /// the device to itself as in `queued`. Never retried.
-    pub async fn unlock(&self, pin: SecretString) -> Result<(), DeviceError> {
+    pub(crate) async fn unlock(&self, pin: SecretString) -> Result<(), DeviceError> {
         let _alone = self.take(self.width, |_| {}).await?;
         self.login(pin).await
     }
@@ -183,7 +196,7 @@ impl Device {
         Ok(())
     }
 
-    pub async fn lock(&self) -> Result<(), DeviceError> {
+    pub(crate) async fn lock(&self) -> Result<(), DeviceError> {
         if let Ok(mut slot) = self.unlock_expires.lock() {
             *slot = None;
         }
@@ -196,7 +209,7 @@ impl Device {
 
     /// Locks the token when a person's unlock has outlived `pin_cache`.
     /// Cheap when nothing expired: no device call.
-    pub async fn expire_unlock(&self) {
+    pub(crate) async fn expire_unlock(&self) {
         let expired = match self.unlock_expires.lock() {
             Ok(slot) => slot.is_some_and(|t| Instant::now() >= t),
             Err(_) => false,

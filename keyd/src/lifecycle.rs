@@ -14,14 +14,14 @@ use tokio::time::{interval, Interval, MissedTickBehavior};
 /// The signals the daemon handles. Installed at start-up, before systemd
 /// hears `READY=1`: until then SIGTERM and SIGHUP would kill the process
 /// (their default action), and one sent right after readiness must not.
-pub struct Signals {
+pub(crate) struct Signals {
     term: Signal,
     int: Signal,
     hup: Signal,
 }
 
 impl Signals {
-    pub fn install() -> std::io::Result<Signals> {
+    pub(crate) fn install() -> std::io::Result<Signals> {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
@@ -30,7 +30,7 @@ impl Signals {
     }
 }
 
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     pub signals: Signals,
     /// `None` in personal mode: there is no file to re-read.
     pub reloader: Option<Reloader>,
@@ -43,7 +43,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// Returns when the daemon should stop, after telling systemd so.
-    pub async fn run_until_stopped(mut self) {
+    pub(crate) async fn run_until_stopped(mut self) {
         let mut watchdog = Notifier::watchdog_interval().map(|every| {
             tracing::info!(every_ms = every.as_millis(), "feeding the systemd watchdog");
             let mut ticks = interval(every);
@@ -62,7 +62,7 @@ impl Lifecycle {
                 }
                 _ = self.signals.hup.recv() => {
                     self.reload();
-                    crate::service::yubikey::release_all(self.registry.devices()).await;
+                    crate::device::release_all(self.registry.devices()).await;
                 }
                 _ = tick(&mut watchdog) => self.notifier.watchdog(),
             }

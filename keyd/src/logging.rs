@@ -1,32 +1,50 @@
-//! Diagnostics on stderr (the audit log is separate). When stderr is the
-//! journal (`$JOURNAL_STREAM` names it), each line starts with a syslog
-//! priority (`<3>` error … `<7>` debug) so journald records the level as
-//! PRIORITY and `journalctl -p warning` works, and carries no timestamp
-//! (journald adds its own); fields stay `key=value`.
+//! Diagnostics (the audit log is separate). When stderr is the journal
+//! (`$JOURNAL_STREAM` names it), events go to journald over its native
+//! protocol: the level is PRIORITY (`journalctl -p warning` works) and each
+//! field is a journal field of its own (`journalctl BACKEND=hsm`), with
+//! values sent length-prefixed, so a newline in one cannot start a forged
+//! entry. If journald's socket cannot be used, lines go to stderr starting
+//! with a syslog priority (`<3>` error … `<7>` debug) and without a
+//! timestamp (journald adds its own); fields stay `key=value`. Elsewhere:
+//! plain lines on stderr.
 
+use crate::systemd::journal::{self, JournalLayer};
 use std::fmt;
 use std::io::IsTerminal;
-use tracing::{Event, Level, Subscriber};
+use std::path::Path;
+use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{self, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        // A lost stderr (journald restarted, a closed pipe) must not take
-        // the daemon down: reporting the write error would print to that
-        // same stderr, which panics.
-        .log_internal_errors(false);
-    if stderr_is_journal() {
-        let plain = format::format().without_time().with_ansi(false);
-        builder.event_format(Journal(plain)).init();
-    } else {
-        builder.init();
+pub(crate) fn init() {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr = || {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            // A lost stderr (journald restarted, a closed pipe) must not take
+            // the daemon down: reporting the write error would print to that
+            // same stderr, which panics.
+            .log_internal_errors(false)
+    };
+    if !stderr_is_journal() {
+        stderr().init();
+        return;
+    }
+    match JournalLayer::connect(Path::new(journal::SOCKET)) {
+        Ok(journal) => tracing_subscriber::registry()
+            .with(filter())
+            .with(journal)
+            .init(),
+        Err(_) => {
+            let plain = format::format().without_time().with_ansi(false);
+            stderr().event_format(Journal(plain)).init();
+        }
     }
 }
 
@@ -57,16 +75,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        write!(writer, "<{}>", journal::priority(*event.metadata().level()))?;
         self.0.format_event(ctx, writer, event)
-    }
-}
-
-fn priority(level: Level) -> u8 {
-    match level {
-        Level::ERROR => 3,
-        Level::WARN => 4,
-        Level::INFO => 6,
-        Level::DEBUG | Level::TRACE => 7,
     }
 }

@@ -16,7 +16,7 @@ use tonic::transport::server::Connected;
 
 /// What the kernel says about the process at the other end.
 #[derive(Clone, Debug)]
-pub struct PeerInfo {
+pub(crate) struct PeerInfo {
     pub cred: Option<UCred>,
     /// Supplementary groups (without the primary one unless the process
     /// also lists it there).
@@ -24,7 +24,7 @@ pub struct PeerInfo {
 }
 
 /// A connection to serve, carrying its `PeerInfo` for every request on it.
-pub struct PeerStream {
+pub(crate) struct PeerStream {
     stream: UnixStream,
     info: PeerInfo,
 }
@@ -32,7 +32,7 @@ pub struct PeerStream {
 impl PeerStream {
     /// Reads the peer's identity; a connection whose groups cannot be read
     /// is refused rather than served with fewer groups than it has.
-    pub fn accept(stream: UnixStream) -> io::Result<PeerStream> {
+    pub(crate) fn accept(stream: UnixStream) -> io::Result<PeerStream> {
         let cred = stream.peer_cred().ok();
         let groups = peer_groups(&stream)?.into();
         Ok(PeerStream {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// (from `$CREDENTIALS_DIRECTORY`), or `"prompt"` (a client unlocks it).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
-pub enum PinSource {
+pub(crate) enum PinSource {
     File { file: PathBuf },
     Env { env: String },
     Credential { credential: String },
@@ -24,12 +24,12 @@ pub enum PinSource {
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum PromptWord {
+pub(crate) enum PromptWord {
     Prompt,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PinSourceError {
+pub(crate) enum PinSourceError {
     #[error("cannot read PIN file {path}: {error}")]
     File {
         path: PathBuf,
@@ -47,7 +47,7 @@ pub enum PinSourceError {
 
 impl PinSource {
     /// Reads the secret. `Ok(None)` means "prompt": a client supplies it.
-    pub fn resolve(&self) -> Result<Option<SecretString>, PinSourceError> {
+    pub(crate) fn resolve(&self) -> Result<Option<SecretString>, PinSourceError> {
         let (text, origin) = match self {
             PinSource::Prompt(_) => return Ok(None),
             PinSource::File { file } => (

@@ -13,12 +13,13 @@
 //! nobody else may do anything.
 
 use crate::caller::Caller;
+use notary_tuf::metadata::{Gun, Role};
 use serde::Deserialize;
 use std::sync::{Arc, PoisonError, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Operation {
+pub(crate) enum Operation {
     /// See backends, keys and certificates.
     List,
     /// Sign notary metadata whose `_type` fits the key's role.
@@ -34,7 +35,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Operation::List => "list",
             Operation::Sign => "sign",
@@ -49,16 +50,26 @@ impl Operation {
 /// The facts about a key that selectors test. For `generate`, the key does
 /// not exist yet: its requested backend, role and GUN are tested.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KeyFacts<'a> {
+pub(crate) struct KeyFacts<'a> {
     pub key_ids: &'a [&'a str],
     pub backend: &'a str,
-    pub role: &'a str,
-    pub gun: &'a str,
+    pub role: Option<&'a Role>,
+    pub gun: Option<&'a Gun>,
+}
+
+impl<'a> KeyFacts<'a> {
+    /// For operations on a backend rather than a key (unlock, setup).
+    pub(crate) fn backend(backend: &'a str) -> KeyFacts<'a> {
+        KeyFacts {
+            backend,
+            ..KeyFacts::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyRule {
+pub(crate) struct PolicyRule {
     #[serde(default)]
     pub uids: Vec<u32>,
     #[serde(default)]
@@ -83,7 +94,7 @@ fn glob(pattern: &str, value: &str) -> bool {
 }
 
 impl PolicyRule {
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.uids.is_empty() && self.gids.is_empty() {
             return Err("a rule needs `uids` or `gids`".into());
         }
@@ -111,9 +122,9 @@ impl PolicyRule {
             if sel == "*" {
                 true
             } else if let Some(role) = sel.strip_prefix("role:") {
-                !key.role.is_empty() && glob(role, key.role)
+                key.role.is_some_and(|r| glob(role, r.name()))
             } else if let Some(gun) = sel.strip_prefix("gun:") {
-                !key.gun.is_empty() && glob(gun, key.gun)
+                key.gun.is_some_and(|g| glob(gun, g.as_str()))
             } else if let Some(backend) = sel.strip_prefix("backend:") {
                 backend == key.backend
             } else {
@@ -123,14 +134,14 @@ impl PolicyRule {
     }
 }
 
-pub struct Policy {
+pub(crate) struct Policy {
     owner_uid: u32,
     /// Swapped whole by a reload; each check reads one version.
     rules: RwLock<Arc<Vec<PolicyRule>>>,
 }
 
 impl Policy {
-    pub fn new(owner_uid: u32, rules: Vec<PolicyRule>) -> Policy {
+    pub(crate) fn new(owner_uid: u32, rules: Vec<PolicyRule>) -> Policy {
         Policy {
             owner_uid,
             rules: RwLock::new(Arc::new(rules)),
@@ -139,7 +150,7 @@ impl Policy {
 
     /// Applies reloaded rules to every decision from now on; decisions
     /// already taken (a signature in progress) stand.
-    pub fn replace_rules(&self, rules: Vec<PolicyRule>) {
+    pub(crate) fn replace_rules(&self, rules: Vec<PolicyRule>) {
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
     }
 
@@ -147,7 +158,7 @@ impl Policy {
         Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub fn allows(&self, caller: &Caller, op: Operation, key: &KeyFacts<'_>) -> bool {
+    pub(crate) fn allows(&self, caller: &Caller, op: Operation, key: &KeyFacts<'_>) -> bool {
         (caller.uid == self.owner_uid && op != Operation::SignRaw)
             || self
                 .rules()
@@ -157,7 +168,7 @@ impl Policy {
 
     /// For operations not about one key (listing backends, unlocking): does
     /// any rule grant the operation to this caller at all?
-    pub fn allows_any(&self, caller: &Caller, op: Operation) -> bool {
+    pub(crate) fn allows_any(&self, caller: &Caller, op: Operation) -> bool {
         caller.uid == self.owner_uid
             || self
                 .rules()
@@ -220,18 +231,21 @@ mod tests {
                 "#,
             ),
         );
+        let releases = Role::parse("targets/releases").unwrap();
+        let app_x = Gun::parse("example.com/app/x").unwrap();
+        let other_org = Gun::parse("other.org/x").unwrap();
         let deleg = KeyFacts {
-            role: "targets/releases",
+            role: Some(&releases),
             ..Default::default()
         };
         let gun = KeyFacts {
-            role: "targets",
-            gun: "example.com/app/x",
+            role: Some(&Role::Targets),
+            gun: Some(&app_x),
             ..Default::default()
         };
         let other = KeyFacts {
-            role: "root",
-            gun: "other.org/x",
+            role: Some(&Role::Root),
+            gun: Some(&other_org),
             ..Default::default()
         };
         assert!(p.allows(&caller(9, 50), Operation::Sign, &deleg));

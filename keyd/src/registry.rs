@@ -5,18 +5,21 @@
 use crate::device::Device;
 use crate::state::{KeyRecord, PendingKey, StateError, StateStore};
 use keyd_backends::{Availability, BackendKey};
+use notary_tuf::metadata::{Gun, Role};
 use notary_tuf::PublicKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Clone, Debug)]
-pub struct KeyEntry {
+pub(crate) struct KeyEntry {
     /// Notary key ID of the bare public key.
     pub key_id: String,
     pub device: String,
     pub key: BackendKey,
-    pub role: String,
-    pub gun: String,
+    /// The role binding: the key signs only metadata of this role.
+    pub role: Option<Role>,
+    /// The GUN binding: the key signs only for this collection.
+    pub gun: Option<Gun>,
     pub certificate_pem: Option<String>,
     /// ID of the `*-x509` key made from the certificate, when there is one.
     pub x509_key_id: Option<String>,
@@ -31,10 +34,38 @@ impl KeyEntry {
     }
 }
 
-pub struct Registry {
+pub(crate) struct Registry {
     devices: Vec<Arc<Device>>,
     keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
     state: Mutex<StateStore>,
+}
+
+/// A stored binding as typed values. One that does not parse (a state
+/// file edited by hand) hides its key rather than leaving it unbound.
+fn binding(key_id: &str, record: &KeyRecord) -> Option<(Option<Role>, Option<Gun>)> {
+    Some((
+        stored(key_id, &record.role, Role::parse)?,
+        stored(key_id, &record.gun, Gun::parse)?,
+    ))
+}
+
+/// One stored binding field: `Some(None)` when empty, `None` when it does
+/// not parse.
+fn stored<T, E: std::fmt::Display>(
+    key_id: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Option<Option<T>> {
+    if text.is_empty() {
+        return Some(None);
+    }
+    match parse(text) {
+        Ok(value) => Some(Some(value)),
+        Err(e) => {
+            tracing::error!(%key_id, error = %e, "keys.json binds the key to something that does not parse; key hidden until fixed");
+            None
+        }
+    }
 }
 
 fn x509_id(pem: &str) -> Option<String> {
@@ -48,7 +79,7 @@ fn x509_id(pem: &str) -> Option<String> {
 }
 
 impl Registry {
-    pub fn new(devices: Vec<Arc<Device>>, state: StateStore) -> Registry {
+    pub(crate) fn new(devices: Vec<Arc<Device>>, state: StateStore) -> Registry {
         Registry {
             devices,
             keys: RwLock::new(HashMap::new()),
@@ -56,11 +87,11 @@ impl Registry {
         }
     }
 
-    pub fn devices(&self) -> &[Arc<Device>] {
+    pub(crate) fn devices(&self) -> &[Arc<Device>] {
         &self.devices
     }
 
-    pub fn device(&self, name: &str) -> Option<&Arc<Device>> {
+    pub(crate) fn device(&self, name: &str) -> Option<&Arc<Device>> {
         self.devices.iter().find(|d| d.name == name)
     }
 
@@ -68,7 +99,7 @@ impl Registry {
     /// or cannot list keeps the keys it was last seen with, so a request for
     /// one gets the device's reason (a TPM gone for a moment) rather than
     /// "no such key".
-    pub async fn refresh(&self) {
+    pub(crate) async fn refresh(&self) {
         let previous = self.keys.read().map(|k| k.clone()).unwrap_or_default();
         let keep_known = |device: &str, fresh: &mut HashMap<String, Arc<KeyEntry>>| {
             for (id, entry) in previous.iter().filter(|(_, e)| e.device == device) {
@@ -123,6 +154,9 @@ impl Registry {
             for (key, device_cert) in listed {
                 let key_id = key.public.key_id();
                 let record = state.get(&key_id).cloned().unwrap_or_default();
+                let Some((role, gun)) = binding(&key_id, &record) else {
+                    continue;
+                };
                 let certificate_pem = record.certificate_pem.clone().or_else(|| {
                     device_cert.map(|der| notary_tuf::pem::encode("CERTIFICATE", &der))
                 });
@@ -133,8 +167,8 @@ impl Registry {
                         key_id,
                         device: device.name.clone(),
                         key,
-                        role: record.role,
-                        gun: record.gun,
+                        role,
+                        gun,
                         certificate_pem,
                         x509_key_id,
                     }),
@@ -146,7 +180,7 @@ impl Registry {
         }
     }
 
-    pub fn all(&self) -> Vec<Arc<KeyEntry>> {
+    pub(crate) fn all(&self) -> Vec<Arc<KeyEntry>> {
         self.keys
             .read()
             .map(|k| k.values().cloned().collect())
@@ -163,7 +197,7 @@ impl Registry {
 
     /// Finds a key by bare ID, x509 ID or URI; refreshes once on a miss so a
     /// token inserted since the last look is seen.
-    pub async fn find(&self, id: &str) -> Option<Arc<KeyEntry>> {
+    pub(crate) async fn find(&self, id: &str) -> Option<Arc<KeyEntry>> {
         if let Some(e) = self.find_cached(id) {
             return Some(e);
         }
@@ -171,7 +205,7 @@ impl Registry {
         self.find_cached(id)
     }
 
-    pub fn count_in(&self, device: &str) -> usize {
+    pub(crate) fn count_in(&self, device: &str) -> usize {
         self.keys
             .read()
             .map(|k| k.values().filter(|e| e.device == device).count())
@@ -182,12 +216,12 @@ impl Registry {
     /// label and binding, before the device is asked (see `state`). The
     /// generation ends with [`Generation::add`] or, when dropped without,
     /// as having made nothing.
-    pub fn begin_generate(
+    pub(crate) fn begin_generate(
         &self,
         device: &str,
         label: &str,
-        role: &str,
-        gun: &str,
+        role: Option<&Role>,
+        gun: Option<&Gun>,
     ) -> Result<Generation<'_>, StateError> {
         let known = self.all();
         let id = self.with_state(|state| {
@@ -199,27 +233,38 @@ impl Registry {
             state.begin(PendingKey {
                 backend: device.to_string(),
                 label: label.to_string(),
-                role: role.to_string(),
-                gun: gun.to_string(),
+                role: role.map(|r| r.name().to_string()).unwrap_or_default(),
+                gun: gun.map(|g| g.as_str().to_string()).unwrap_or_default(),
                 unrecorded,
             })
         })?;
         Ok(Generation {
             registry: self,
             id: Some(id),
+            device: device.to_string(),
+            role: role.cloned(),
+            gun: gun.cloned(),
         })
     }
 
     /// Stores certificate PEM text for a key (already checked to match it).
-    pub fn set_certificate(
+    pub(crate) fn set_certificate(
         &self,
         entry: &KeyEntry,
         pem: &str,
     ) -> Result<Arc<KeyEntry>, StateError> {
         let record = KeyRecord {
             backend: entry.device.clone(),
-            role: entry.role.clone(),
-            gun: entry.gun.clone(),
+            role: entry
+                .role
+                .as_ref()
+                .map(|r| r.name().to_string())
+                .unwrap_or_default(),
+            gun: entry
+                .gun
+                .as_ref()
+                .map(|g| g.as_str().to_string())
+                .unwrap_or_default(),
             certificate_pem: Some(pem.to_string()),
         };
         self.with_state(|s| s.put(&entry.key_id, record))?;
@@ -234,7 +279,7 @@ impl Registry {
         Ok(updated)
     }
 
-    pub fn remove(&self, key_id: &str) -> Result<(), StateError> {
+    pub(crate) fn remove(&self, key_id: &str) -> Result<(), StateError> {
         self.with_state(|s| s.remove(key_id))?;
         if let Ok(mut keys) = self.keys.write() {
             keys.remove(key_id);
@@ -242,25 +287,28 @@ impl Registry {
         Ok(())
     }
 
-    fn finish_generate(&self, id: &str, key: BackendKey) -> Result<Arc<KeyEntry>, StateError> {
+    fn finish_generate(
+        &self,
+        id: &str,
+        key: BackendKey,
+        device: String,
+        role: Option<Role>,
+        gun: Option<Gun>,
+    ) -> Result<Arc<KeyEntry>, StateError> {
         let key_id = key.public.key_id();
-        let record = self.with_state(|s| {
-            let pending = s.pending(id).cloned().unwrap_or_default();
-            let record = KeyRecord {
-                backend: pending.backend,
-                role: pending.role,
-                gun: pending.gun,
-                certificate_pem: None,
-            };
-            s.finish(id, Some((&key_id, record.clone())))?;
-            Ok(record)
-        })?;
+        let record = KeyRecord {
+            backend: device.clone(),
+            role: role.as_ref().map(|r| r.name().to_string()).unwrap_or_default(),
+            gun: gun.as_ref().map(|g| g.as_str().to_string()).unwrap_or_default(),
+            certificate_pem: None,
+        };
+        self.with_state(|s| s.finish(id, Some((&key_id, record))))?;
         let entry = Arc::new(KeyEntry {
             key_id: key_id.clone(),
-            device: record.backend,
+            device,
             key,
-            role: record.role,
-            gun: record.gun,
+            role,
+            gun,
             certificate_pem: None,
             x509_key_id: None,
         });
@@ -280,17 +328,25 @@ impl Registry {
 }
 
 /// A key generation under way (see [`Registry::begin_generate`]).
-pub struct Generation<'a> {
+pub(crate) struct Generation<'a> {
     registry: &'a Registry,
     /// `None` once finished.
     id: Option<String>,
+    device: String,
+    role: Option<Role>,
+    gun: Option<Gun>,
 }
 
 impl Generation<'_> {
     /// The device made `key`: records it with the binding asked for.
-    pub fn add(mut self, key: BackendKey) -> Result<Arc<KeyEntry>, StateError> {
+    pub(crate) fn add(mut self, key: BackendKey) -> Result<Arc<KeyEntry>, StateError> {
         let id = self.id.take().unwrap_or_default();
-        self.registry.finish_generate(&id, key)
+        let (device, role, gun) = (
+            std::mem::take(&mut self.device),
+            self.role.take(),
+            self.gun.take(),
+        );
+        self.registry.finish_generate(&id, key, device, role, gun)
     }
 }
 
@@ -302,5 +358,33 @@ impl Drop for Generation<'_> {
                 tracing::warn!(error = %e, "cannot clear a failed key generation from the state store; it is cleared at the next start");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(role: &str, gun: &str) -> KeyRecord {
+        KeyRecord {
+            backend: "soft".into(),
+            role: role.into(),
+            gun: gun.into(),
+            certificate_pem: None,
+        }
+    }
+
+    #[test]
+    fn stored_bindings_parse_or_hide_the_key() {
+        assert_eq!(binding("k", &record("", "")), Some((None, None)));
+        assert_eq!(
+            binding("k", &record("targets", "example.com/app")),
+            Some((
+                Some(Role::Targets),
+                Some(Gun::parse("example.com/app").unwrap())
+            ))
+        );
+        assert_eq!(binding("k", &record("Targets", "")), None);
+        assert_eq!(binding("k", &record("", "a\nb")), None);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Top-level config keys a reload applies.
 const RELOADABLE: &[&str] = &["policy"];
 
-pub struct Reloader {
+pub(crate) struct Reloader {
     path: PathBuf,
     /// The running configuration's fixed sections, to spot changes that
     /// need a restart.
@@ -23,7 +23,7 @@ pub struct Reloader {
 
 /// What a successful reload did.
 #[derive(Debug)]
-pub struct Reloaded {
+pub(crate) struct Reloaded {
     pub policy_rules: usize,
     /// Sections that changed in the file but apply only after a restart.
     pub needs_restart: Vec<String>,
@@ -31,7 +31,7 @@ pub struct Reloaded {
 
 impl Reloader {
     /// `text` is the file as loaded at startup.
-    pub fn new(path: PathBuf, text: &str, policy: Arc<Policy>) -> Reloader {
+    pub(crate) fn new(path: PathBuf, text: &str, policy: Arc<Policy>) -> Reloader {
         Reloader {
             path,
             fixed: fixed_sections(text),
@@ -39,7 +39,7 @@ impl Reloader {
         }
     }
 
-    pub fn reload(&self) -> Result<Reloaded, ConfigError> {
+    pub(crate) fn reload(&self) -> Result<Reloaded, ConfigError> {
         let text = Config::read(&self.path)?;
         let config = Config::parse(&self.path, &text)?;
         let fixed = fixed_sections(&text);

@@ -9,11 +9,11 @@
      unprivileged user (the systemd unit uses User=notary-keyd), so that a flaw in it or \
      in a PKCS#11 module does not compromise the host; pass --allow-root to run as root anyway"
 )]
-pub struct RootRefused;
+pub(crate) struct RootRefused;
 
 /// Personal (zero-config) mode only warns, so a newcomer who happens to be
 /// root can still try the daemon.
-pub fn check(euid: u32, config_file: bool, allow_root: bool) -> Result<(), RootRefused> {
+pub(crate) fn check(euid: u32, config_file: bool, allow_root: bool) -> Result<(), RootRefused> {
     if euid != 0 {
         return Ok(());
     }

@@ -11,7 +11,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ListenError {
+pub(crate) enum ListenError {
     #[error("another notary-keyd is already listening on {0}")]
     InUse(String),
     #[error("{path} exists and is not a socket; refusing to replace it")]
@@ -30,7 +30,7 @@ pub enum ListenError {
 /// socket's directory must be this user's alone (`check_private_dir`):
 /// clients look for the daemon there, so whoever else could write it could
 /// listen in the daemon's place.
-pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenError> {
+pub(crate) fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenError> {
     let io = |error: std::io::Error| ListenError::Io {
         path: path.display().to_string(),
         error,
@@ -78,7 +78,7 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ListenErro
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
 /// requests finish.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: UnixListener,
     service: KeydService,
     max_message_bytes: usize,

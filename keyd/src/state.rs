@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KeyRecord {
+pub(crate) struct KeyRecord {
     pub backend: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
@@ -29,7 +29,7 @@ pub struct KeyRecord {
 /// backend had no record when it began (none of them is the new key,
 /// whatever its label).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PendingKey {
+pub(crate) struct PendingKey {
     pub backend: String,
     pub label: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -48,7 +48,7 @@ struct StateFile {
     pending: BTreeMap<String, PendingKey>,
 }
 
-pub struct StateStore {
+pub(crate) struct StateStore {
     path: PathBuf,
     file: StateFile,
     /// Pending generations begun by this process (still running, so not
@@ -59,13 +59,13 @@ pub struct StateStore {
 
 #[derive(Debug, thiserror::Error)]
 #[error("state store {path}: {message}")]
-pub struct StateError {
+pub(crate) struct StateError {
     path: PathBuf,
     message: String,
 }
 
 impl StateError {
-    pub fn poisoned() -> StateError {
+    pub(crate) fn poisoned() -> StateError {
         StateError {
             path: PathBuf::new(),
             message: "state lock poisoned by a panic".into(),
@@ -74,7 +74,7 @@ impl StateError {
 }
 
 impl StateStore {
-    pub fn open(state_dir: &Path) -> Result<StateStore, StateError> {
+    pub(crate) fn open(state_dir: &Path) -> Result<StateStore, StateError> {
         remove_leftovers(state_dir);
         let path = state_dir.join("keys.json");
         let err = |message: String| StateError {
@@ -104,12 +104,12 @@ impl StateStore {
         })
     }
 
-    pub fn get(&self, key_id: &str) -> Option<&KeyRecord> {
+    pub(crate) fn get(&self, key_id: &str) -> Option<&KeyRecord> {
         self.file.keys.get(key_id)
     }
 
     /// Sets a record and persists before returning.
-    pub fn put(&mut self, key_id: &str, record: KeyRecord) -> Result<(), StateError> {
+    pub(crate) fn put(&mut self, key_id: &str, record: KeyRecord) -> Result<(), StateError> {
         let previous = self.file.keys.insert(key_id.to_string(), record);
         self.save().inspect_err(|_| {
             // Keep memory equal to disk when the write fails.
@@ -125,7 +125,7 @@ impl StateStore {
     }
 
     /// Records a generation as pending and persists before returning its ID.
-    pub fn begin(&mut self, pending: PendingKey) -> Result<String, StateError> {
+    pub(crate) fn begin(&mut self, pending: PendingKey) -> Result<String, StateError> {
         let id = self.next_pending.to_string();
         self.file.pending.insert(id.clone(), pending);
         if let Err(e) = self.save() {
@@ -137,13 +137,9 @@ impl StateStore {
         Ok(id)
     }
 
-    pub fn pending(&self, id: &str) -> Option<&PendingKey> {
-        self.file.pending.get(id)
-    }
-
     /// Ends a pending generation: with the key it made bound (one write for
     /// both), or with nothing when the device made none.
-    pub fn finish(&mut self, id: &str, made: Option<(&str, KeyRecord)>) -> Result<(), StateError> {
+    pub(crate) fn finish(&mut self, id: &str, made: Option<(&str, KeyRecord)>) -> Result<(), StateError> {
         let Some(pending) = self.file.pending.remove(id) else {
             return match made {
                 Some((key_id, record)) => self.put(key_id, record),
@@ -176,7 +172,7 @@ impl StateStore {
     /// generation asked for, and drops the pending generations of
     /// `backend` that this process did not begin. `listed` is every key
     /// the backend holds now: (key ID, label). Returns the keys bound.
-    pub fn recover(
+    pub(crate) fn recover(
         &mut self,
         backend: &str,
         listed: &[(String, String)],
@@ -227,7 +223,7 @@ impl StateStore {
         Ok(bound)
     }
 
-    pub fn remove(&mut self, key_id: &str) -> Result<(), StateError> {
+    pub(crate) fn remove(&mut self, key_id: &str) -> Result<(), StateError> {
         if let Some(previous) = self.file.keys.remove(key_id) {
             self.save().inspect_err(|_| {
                 self.file.keys.insert(key_id.to_string(), previous);

@@ -1,4 +1,8 @@
-//! Generated gRPC code for notary-keyd's API and notary-signer's API.
+//! notary-keyd's API and notary-signer's API (generated), the typed
+//! failures both the daemon and its clients read (`Reason`, `Failure`), and
+//! the API's enums beside notary's vocabulary (`convert`).
+
+#![forbid(unsafe_code)]
 
 /// notary-keyd's own API, `notary.keyd.v1`.
 pub mod keyd {
@@ -14,6 +18,10 @@ pub mod signer {
 /// Encoded `FileDescriptorSet` of both APIs, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
+pub mod convert;
+mod reason;
 mod redact;
 pub mod secret_file;
 pub mod socket;
+
+pub use reason::{Failure, Reason};

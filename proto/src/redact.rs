@@ -28,7 +28,8 @@ impl fmt::Debug for SignRequest {
             .field("key_id", &self.key_id)
             .field("payload_len", &self.payload.len())
             .field("gun", &self.gun)
-            .field("role", &self.role)
+            .field("role", &self.role())
+            .field("delegation", &self.delegation)
             .field("pin", &Hidden(&self.pin))
             .finish()
     }
@@ -59,14 +60,13 @@ impl fmt::Debug for GenerateKeyRequest {
         f.debug_struct("GenerateKeyRequest")
             .field("backend", &self.backend)
             .field("algorithm", &self.algorithm)
-            .field("curve", &self.curve)
-            .field("bits", &self.bits)
             .field("label", &self.label)
-            .field("role", &self.role)
+            .field("role", &self.role())
+            .field("delegation", &self.delegation)
             .field("gun", &self.gun)
-            .field("slot", &self.slot)
-            .field("pin_policy", &self.pin_policy)
-            .field("touch_policy", &self.touch_policy)
+            .field("slot", &self.slot())
+            .field("pin_policy", &self.pin_policy())
+            .field("touch_policy", &self.touch_policy())
             .field("pin", &Hidden(&self.pin))
             .finish()
     }
@@ -97,7 +97,8 @@ mod tests {
             key_id: "abc".into(),
             payload: b"{}".to_vec(),
             gun: "example.com/app".into(),
-            role: "targets".into(),
+            role: crate::keyd::KeyRole::Targets as i32,
+            delegation: String::new(),
             pin: PIN.into(),
         };
         let issue = IssueRootCertificateRequest {
@@ -111,7 +112,7 @@ mod tests {
             pin: PIN.into(),
         };
         let generate = GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
+            algorithm: crate::keyd::Algorithm::EcdsaP256 as i32,
             pin: PIN.into(),
             ..Default::default()
         };

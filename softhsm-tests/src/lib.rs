@@ -1,10 +1,15 @@
 //! Test support: real SoftHSM2 tokens and swtpm TPMs in temp dirs, the real `notary-keyd`
 //! and `notaryctl` binaries on temp sockets, and a gRPC client for them.
-//! Debian's notary-server and notary CLI (`notary_stack`), and an attacker's
-//! notary server (`hostile`); faults injected into them (`faults`).
+//! Debian's notary-server and notary CLI (`notary_stack`), an attacker's
+//! notary server (`hostile`), faults injected into them (`faults`), and a
+//! Debian 12 container with systemd as PID 1 (`container`).
 //! Every process started here is stopped by its pid when its guard drops.
 
+#![forbid(unsafe_code)]
+
+pub mod ceremony;
 pub mod client;
+pub mod container;
 pub mod daemon;
 pub mod faults;
 pub mod hostile;

@@ -50,7 +50,27 @@ impl Notaryctl {
         flags: &[&str],
         args: &[&str],
     ) -> Result<CliOutput> {
-        let out = Command::new(bin_path("notaryctl")?)
+        let out = self
+            .command(Command::new(bin_path("notaryctl")?), env, flags, args)
+            .stdin(Stdio::null())
+            .output()?;
+        Ok(CliOutput {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// `command` (notaryctl itself, or a wrapper such as `unshare -n
+    /// notaryctl`) with this client's flags, environment and working dir.
+    pub fn command(
+        &self,
+        mut command: Command,
+        env: &[(&str, &str)],
+        flags: &[&str],
+        args: &[&str],
+    ) -> Command {
+        command
             .arg("--keyd")
             .arg(&self.socket)
             .arg("-s")
@@ -64,13 +84,7 @@ impl Notaryctl {
             .current_dir(self.dir.path())
             .env_remove("NOTARY_KEYD_SOCKET")
             .env("HOME", self.dir.path())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()?;
-        Ok(CliOutput {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+            .envs(env.iter().copied());
+        command
     }
 }

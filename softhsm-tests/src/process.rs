@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// SIGTERM by pid, then waits; SIGKILL after `grace`.
-pub fn terminate(child: &mut Child, name: &str, grace: Duration) -> Result<()> {
+pub(crate) fn terminate(child: &mut Child, name: &str, grace: Duration) -> Result<()> {
     let pid = Pid::from_raw(i32::try_from(child.id())?);
     let _ = kill(pid, Signal::SIGTERM);
     let deadline = Instant::now() + grace;

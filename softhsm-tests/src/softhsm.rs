@@ -36,8 +36,13 @@ impl SoftHsm {
             pin: pin.to_string(),
             so_pin: "so-secret-1".into(),
         };
+        hsm.init_token(label, pin)?;
+        Ok(hsm)
+    }
+
+    fn init_token(&self, label: &str, pin: &str) -> Result<()> {
         let out = Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", hsm.conf())
+            .env("SOFTHSM2_CONF", self.conf())
             .args([
                 "--init-token",
                 "--free",
@@ -46,7 +51,7 @@ impl SoftHsm {
                 "--pin",
                 pin,
                 "--so-pin",
-                &hsm.so_pin,
+                &self.so_pin,
             ])
             .output()
             .context("running softhsm2-util")?;
@@ -56,7 +61,25 @@ impl SoftHsm {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Ok(hsm)
+        Ok(())
+    }
+
+    /// Initialises another token in this token directory, so one
+    /// `SOFTHSM2_CONF` serves both, and returns a `[[backend]]` section
+    /// named `name` for it: with the PIN in a file, or `locked` until a
+    /// request brings the PIN.
+    pub fn add_token(&self, name: &str, label: &str, pin: &str, locked: bool) -> Result<String> {
+        self.init_token(label, pin)?;
+        if locked {
+            return Ok(self.token_toml(name, label, "\"prompt\""));
+        }
+        let pin_file = self.dir.path().join(format!("{name}.pin"));
+        crate::write_secret(&pin_file, &format!("{pin}\n"))?;
+        Ok(self.token_toml(
+            name,
+            label,
+            &format!("{{ file = \"{}\" }}", pin_file.display()),
+        ))
     }
 
     /// Hands the token, its config and PIN files to `uid`:`gid`, for a
@@ -98,9 +121,12 @@ impl SoftHsm {
     }
 
     fn backend_toml_with_pin(&self, name: &str, pin: &str) -> String {
+        self.token_toml(name, &self.label, pin)
+    }
+
+    fn token_toml(&self, name: &str, label: &str, pin: &str) -> String {
         format!(
-            "[[backend]]\nname = \"{name}\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken = \"{}\"\npin = {pin}\n",
-            self.label
+            "[[backend]]\nname = \"{name}\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken = \"{label}\"\npin = {pin}\n"
         )
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{generate, reason, sign, targets_payload};
+use common::{generate, reason, sign, targets_payload, Reason};
 use softhsm_tests::faults::{audit_records, Tmpfs};
 use softhsm_tests::Daemon;
 
@@ -52,7 +52,7 @@ async fn a_full_audit_filesystem_refuses_every_sign_tears_nothing_and_recovers()
             Ok(_) if refused == 0 => signed += 1,
             Ok(_) => panic!("a signature left the daemon after the audit log was full"),
             Err(status) => {
-                assert_eq!(reason(&status), "audit_failed", "{status:?}");
+                assert_eq!(reason(&status), Some(Reason::AuditFailed), "{status:?}");
                 assert!(
                     status.message().contains(&log.display().to_string())
                         && status.message().contains("No space left on device"),

@@ -69,8 +69,8 @@ async fn consistent(daemon: &Daemon, backend: &str, dirs: &[&std::path::Path]) -
     }
     for key in &keys {
         assert_eq!(
-            (key.role.as_str(), key.gun.as_str()),
-            ("targets", GUN),
+            (key.role(), key.gun.as_str()),
+            (pb::KeyRole::Targets, GUN),
             "key {} lost the binding it was generated with",
             key.key_id
         );
@@ -121,10 +121,9 @@ async fn generate_killed(step: WriteStep, nth: u32) -> Daemon {
     let answer = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "soft".into(),
-            algorithm: "ecdsa".into(),
-            curve: "p256".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
             label: "crash test".into(),
-            role: "targets".into(),
+            role: pb::KeyRole::Targets as i32,
             gun: GUN.into(),
             ..Default::default()
         })
@@ -169,10 +168,9 @@ async fn killed_while_softhsm_makes_an_rsa_4096_key_leaves_no_key_without_bindin
         client
             .generate_key(pb::GenerateKeyRequest {
                 backend: "hsm".into(),
-                algorithm: "rsa".into(),
-                bits: 4096,
+                algorithm: pb::Algorithm::Rsa4096 as i32,
                 label: "crash test".into(),
-                role: "targets".into(),
+                role: pb::KeyRole::Targets as i32,
                 gun: GUN.into(),
                 ..Default::default()
             })
@@ -248,11 +246,10 @@ async fn killed_while_a_yubikey_takes_its_new_management_key_the_card_stays_usab
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "yk".into(),
-            algorithm: "ecdsa".into(),
-            curve: "p256".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
             gun: GUN.into(),
-            slot: "9c".into(),
+            slot: pb::PivSlot::Signature as i32,
             pin: YUBIKEY_PIN.into(),
             ..Default::default()
         })
@@ -273,7 +270,7 @@ async fn killed_while_a_yubikey_takes_its_new_management_key_the_card_stays_usab
     let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
     notary_tuf::verify(
         &public,
-        signed.method.parse().unwrap(),
+        signed.method().notary().unwrap(),
         &payload,
         &signed.signature,
     )
@@ -304,9 +301,8 @@ async fn a_management_key_nobody_stored_is_named_not_taken_for_a_missing_card() 
     let refused = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "yk".into(),
-            algorithm: "ecdsa".into(),
-            curve: "p256".into(),
-            slot: "9c".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            slot: pb::PivSlot::Signature as i32,
             pin: "123456".into(),
             ..Default::default()
         })
@@ -314,7 +310,7 @@ async fn a_management_key_nobody_stored_is_named_not_taken_for_a_missing_card() 
         .expect_err("generated with a management key the daemon does not hold");
     assert_eq!(
         common::reason(&refused),
-        "management_key_unknown",
+        Some(common::Reason::ManagementKeyUnknown),
         "{refused:?}"
     );
     assert!(

@@ -65,13 +65,12 @@ async fn killed_while_the_publish_waits_for_a_touch_nothing_staged_or_cached_is_
     let targets_key = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "yk".into(),
-            algorithm: "ecdsa".into(),
-            curve: "p256".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
             gun: GUN.into(),
-            slot: "9a".into(),
-            pin_policy: "never".into(),
-            touch_policy: "always".into(),
+            slot: pb::PivSlot::Authentication as i32,
+            pin_policy: pb::PinPolicy::Never as i32,
+            touch_policy: pb::TouchPolicy::Always as i32,
             pin: PIN.into(),
             ..Default::default()
         })

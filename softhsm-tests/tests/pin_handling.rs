@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{generate, notaryctl, reason, sign, targets_payload};
+use common::{generate, notaryctl, reason, sign, targets_payload, Failure, Reason};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use softhsm_tests::{connect, write_secret, Daemon, SoftHsm};
@@ -90,8 +90,8 @@ async fn locked_with_key(
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "hsm".into(),
-            algorithm: "ecdsa".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
             pin: PIN.into(),
             ..Default::default()
         })
@@ -119,7 +119,7 @@ async fn a_wrong_pin_on_an_unlocked_token_is_refused_and_audited_as_such() {
     let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
     let st = unlock(&mut client, "0000").await.unwrap_err();
     assert_eq!(st.code(), Code::Unauthenticated, "{st:?}");
-    assert_eq!(reason(&st), "wrong_pin", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::WrongPin), "{st:?}");
 
     let lines = unlock_lines(&daemon);
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -135,7 +135,7 @@ async fn a_wrong_pin_on_an_unlocked_token_is_refused_and_audited_as_such() {
     // token locked; the right one unlocks it again.
     assert!(!logged_in(&mut client).await);
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     unlock(&mut client, PIN).await.unwrap();
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
     r.unwrap();
@@ -162,12 +162,12 @@ async fn garbage_pins_sent_with_signs_do_not_keep_the_token_unlocked() {
         )
         .await;
         let st = r.unwrap_err();
-        assert_eq!(reason(&st), "wrong_pin", "{st:?}");
+        assert_eq!(reason(&st), Some(Reason::WrongPin), "{st:?}");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(9), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     let signs: Vec<_> = daemon
         .audit_lines()
         .into_iter()
@@ -184,7 +184,9 @@ async fn pin_cache_none_refuses_unlock_and_a_pin_serves_one_request() {
 
     let st = unlock(&mut client, PIN).await.unwrap_err();
     assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
-    assert_eq!(reason(&st), "pin_per_request", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::PinPerRequest), "{st:?}");
+    let refused = Failure::of(&st).unwrap();
+    assert_eq!(refused.backend.as_deref(), Some("hsm"), "{st:?}");
     assert!(st.message().contains("pin_cache = \"none\""), "{st:?}");
     let lines = unlock_lines(&daemon);
     assert_eq!(lines.len(), 1);
@@ -201,13 +203,13 @@ async fn pin_cache_none_refuses_unlock_and_a_pin_serves_one_request() {
             "",
         )
         .await;
-        assert_eq!(reason(&r.unwrap_err()), "login_required");
+        assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     }
     // A PIN sent with one sign serves that sign only.
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", PIN).await;
     r.unwrap();
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(4), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     assert!(!logged_in(&mut client).await);
 }
 

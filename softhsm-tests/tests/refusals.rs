@@ -29,7 +29,7 @@ async fn content_checks_and_bad_requests() {
     let (_, r) = sign(&mut client, &key.key_id, root_payload(), "", "", "").await;
     let st = r.unwrap_err();
     assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
-    assert_eq!(reason(&st), "payload_type");
+    assert_eq!(reason(&st), Some(Reason::PayloadType));
     // Nor for another role or GUN.
     let (_, r) = sign(
         &mut client,
@@ -40,7 +40,7 @@ async fn content_checks_and_bad_requests() {
         "",
     )
     .await;
-    assert_eq!(reason(&r.unwrap_err()), "role_mismatch");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::RoleMismatch));
     let (_, r) = sign(
         &mut client,
         &key.key_id,
@@ -50,13 +50,13 @@ async fn content_checks_and_bad_requests() {
         "",
     )
     .await;
-    assert_eq!(reason(&r.unwrap_err()), "gun_mismatch");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::GunMismatch));
     // Non-metadata and non-canonical payloads need sign-raw, which nobody has.
     let (_, r) = sign(&mut client, &key.key_id, b"just bytes".to_vec(), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "payload_type");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::PayloadType));
     let spaced = br#"{ "_type": "Targets" }"#.to_vec();
     let (_, r) = sign(&mut client, &key.key_id, spaced, "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "payload_type");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::PayloadType));
     // Unknown key, empty request, bad role.
     let (_, r) = sign(&mut client, &"0".repeat(64), targets_payload(1), "", "", "").await;
     let st = r.unwrap_err();
@@ -78,7 +78,7 @@ async fn content_checks_and_bad_requests() {
     // Bad generate requests.
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "dsa".into(),
+            algorithm: 99,
             ..Default::default()
         })
         .await
@@ -87,7 +87,7 @@ async fn content_checks_and_bad_requests() {
     assert!(st.message().contains("unknown algorithm"), "{st:?}");
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
             backend: "nope".into(),
             ..Default::default()
         })
@@ -143,7 +143,7 @@ async fn raw_signing_needs_an_explicit_rule() {
     let (_, r) = sign(&mut client, &plain.key_id, b"bytes".to_vec(), "", "", "").await;
     assert_eq!(
         reason(&r.unwrap_err()),
-        "payload_type",
+        Some(Reason::PayloadType),
         "even the daemon's own uid needs a rule"
     );
     let raw = generate(&mut client, "raw", "ed25519", "", 0, "", "").await;
@@ -152,7 +152,7 @@ async fn raw_signing_needs_an_explicit_rule() {
     softhsm_tests::openssl_verify(
         &raw.keytype,
         &raw.public,
-        &result.method,
+        method_of(&result),
         b"bytes",
         &result.signature,
     )
@@ -201,13 +201,13 @@ async fn unwritable_audit_log_withholds_the_signature() {
     // Generating is refused too: its audit record cannot be written.
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
             ..Default::default()
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&st), "audit_failed", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::AuditFailed), "{st:?}");
     assert!(st.message().contains("/dev/full"), "{st:?}");
     // The key was made before the audit failed; signing with it is withheld.
     let keys = client
@@ -219,7 +219,7 @@ async fn unwritable_audit_log_withholds_the_signature() {
     let key = keys.first().expect("the generated key exists");
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
     let st = r.unwrap_err();
-    assert_eq!(reason(&st), "audit_failed", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::AuditFailed), "{st:?}");
     assert!(st.message().contains("withheld"), "{st:?}");
 }
 
@@ -262,7 +262,7 @@ async fn missing_module_or_token_leaves_the_keystore_working() {
 
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
             backend: "gone".into(),
             ..Default::default()
         })
@@ -297,13 +297,13 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
     // Locked: generating needs a login.
     let st = client
         .generate_key(pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
             ..Default::default()
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&st), "login_required", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::LoginRequired), "{st:?}");
 
     // A wrong PIN is reported with what the token says about tries left.
     let st = client
@@ -314,8 +314,10 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         .await
         .unwrap_err();
     assert_eq!(st.code(), Code::Unauthenticated, "{st:?}");
-    assert_eq!(reason(&st), "wrong_pin");
-    assert!(st.metadata().get("keyd-tries-left").is_some(), "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::WrongPin));
+    // Typed facts, not message text: the backend, and tries when SoftHSM says.
+    let failure = Failure::of(&st).expect("a keyd failure");
+    assert_eq!(failure.backend.as_deref(), Some("hsm"), "{st:?}");
     assert!(
         st.message().to_lowercase().contains("tr"),
         "mentions tries: {st:?}"
@@ -339,7 +341,7 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         .await
         .unwrap();
     let (events, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     assert!(
         events
             .iter()
@@ -394,4 +396,63 @@ async fn wrong_configured_pin_marks_backend_unavailable() {
         !daemon.log_text().contains("2222"),
         "the PIN must never be logged"
     );
+}
+
+/// Caller text is bounded and checked before it is logged or audited: a
+/// huge key name costs the audit log one short line, and a GUN that could
+/// forge log lines is refused (security review findings 9 and 13).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_unprintable_caller_text_is_refused_before_the_audit_log() {
+    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let huge = format!("soft:{}", "\u{1}".repeat(1 << 20));
+    let (_, r) = sign(&mut client, &huge, targets_payload(1), "", "", "").await;
+    let st = r.unwrap_err();
+    assert_eq!(reason(&st), Some(Reason::InvalidArgument), "{st:?}");
+    assert!(st.message().len() < 300, "{}", st.message().len());
+    let (_, r) = sign(&mut client, "abc", targets_payload(1), "", "", "").await;
+    assert!(r.unwrap_err().message().contains("neither a key ID"));
+
+    let st = client
+        .generate_key(pb::GenerateKeyRequest {
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            gun: "example.com/x\n<3>notary-keyd: forged".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&st), Some(Reason::InvalidArgument), "{st:?}");
+    assert!(st.message().contains("control character"), "{st:?}");
+    let st = client
+        .generate_key(pb::GenerateKeyRequest {
+            gun: "a".repeat(256),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(st.message().contains("at most 255"), "{st:?}");
+    let st = client
+        .generate_key(pb::GenerateKeyRequest {
+            label: "x".repeat(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(st.message().contains("label"), "{st:?}");
+
+    // Every refusal is in the log, each line short, none made a key.
+    let audit = daemon.audit_lines();
+    assert_eq!(audit.len(), 5, "{audit:?}");
+    for line in &audit {
+        assert_eq!(line["allowed"], false, "{line}");
+        assert!(line.to_string().len() < 1024, "{line}");
+        assert!(line.get("gun").is_none(), "{line}");
+    }
+    assert!(client
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .keys
+        .is_empty());
 }

@@ -618,8 +618,8 @@ async fn api_semantics_match_notary_signer() -> Result<()> {
     let own = local
         .generate_key(keyd_proto::keyd::GenerateKeyRequest {
             backend: "soft".into(),
-            algorithm: "ecdsa".into(),
-            role: "timestamp".into(),
+            algorithm: keyd_proto::keyd::Algorithm::EcdsaP256 as i32,
+            role: keyd_proto::keyd::KeyRole::Timestamp as i32,
             gun: "example.com/app".into(),
             ..Default::default()
         })

@@ -71,7 +71,7 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
                 panic!("key {} ({}) lost across restart", key.key_id, key.algorithm)
             });
         assert_eq!(again.public, key.public);
-        assert_eq!(again.role, "targets");
+        assert_eq!(again.role(), keyd_proto::keyd::KeyRole::Targets);
         assert_eq!(again.gun, "example.com/app");
         assert_eq!(again.backend, key.backend);
 
@@ -83,7 +83,7 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
         openssl_verify(
             &key.keytype,
             &key.public,
-            &result.method,
+            method_of(&result),
             &payload,
             &result.signature,
         )
@@ -92,7 +92,7 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
         assert!(openssl_verify(
             &key.keytype,
             &key.public,
-            &result.method,
+            method_of(&result),
             &targets_payload(4),
             &result.signature
         )

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{generate, sign, targets_payload};
+use common::{generate, method_of, sign, targets_payload};
 use keyd_proto::keyd as pb;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -457,7 +457,7 @@ async fn pin_from_credentials_directory_unlocks_softhsm() {
     openssl_verify(
         "ecdsa",
         &key.public,
-        &result.method,
+        method_of(&result),
         &targets_payload(2),
         &result.signature,
     )

@@ -29,13 +29,13 @@ fn tpm_backend(tpm: &Swtpm, key_auth: &Path) -> String {
 
 fn verify(key: &pb::Key, payload: &[u8], result: &pb::SignResult) {
     let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
-    let method = result.method.parse().unwrap();
+    let method = result.method().notary().unwrap();
     notary_tuf::verify(&public, method, payload, &result.signature)
-        .unwrap_or_else(|e| panic!("notary verifier rejects {}: {e}", key.algorithm));
+        .unwrap_or_else(|e| panic!("notary verifier rejects {}: {e}", key.algorithm().word()));
     openssl_verify(
         &key.keytype,
         &key.public,
-        &result.method,
+        method_of(result),
         payload,
         &result.signature,
     )
@@ -131,8 +131,8 @@ async fn every_algorithm_signs_and_ed25519_is_refused() {
     let refused = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "tpm".into(),
-            algorithm: "ed25519".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::Ed25519 as i32,
+            role: pb::KeyRole::Targets as i32,
             gun: GUN.into(),
             ..Default::default()
         })
@@ -223,21 +223,13 @@ async fn wrong_key_auth_is_refused_once_and_never_retried() {
 
     let first = sign_refused(&mut client, &key, 2).await;
     assert_eq!(first.code(), Code::Unauthenticated, "{first:?}");
-    assert_eq!(reason(&first), "wrong_auth");
+    assert_eq!(reason(&first), Some(Reason::WrongAuth));
     assert!(
         first.message().contains("rejected the key's auth value"),
         "{first:?}"
     );
     assert!(first.message().contains("not retried"), "{first:?}");
-    assert_eq!(
-        first
-            .metadata()
-            .get("keyd-tries-left")
-            .unwrap()
-            .to_str()
-            .unwrap(),
-        "2"
-    );
+    assert_eq!(tries_left(&first), Some(2));
 
     // The backend stops using the refused value: the next request does not
     // reach the TPM's auth check at all.
@@ -285,7 +277,7 @@ async fn lockout_is_reported_with_its_duration() {
         restart_with_secret(&mut daemon, dir.path(), "key.auth", "the right auth").await;
     let locked = sign_refused(&mut client, &key, 2).await;
     assert_eq!(locked.code(), Code::FailedPrecondition, "{locked:?}");
-    assert_eq!(reason(&locked), "auth_lockout");
+    assert_eq!(reason(&locked), Some(Reason::AuthLockout));
     assert!(
         locked.message().contains("dictionary-attack lockout"),
         "{locked:?}"

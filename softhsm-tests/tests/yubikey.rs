@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{reason, root_payload, sign, targets_payload};
+use common::{reason, root_payload, sign, targets_payload, Reason};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use notary_tuf::{verify, PublicKey, SignatureMethod};
@@ -115,21 +115,40 @@ async fn generate(
     touch_policy: &str,
     role: &str,
 ) -> pb::Key {
+    let (role, delegation) = common::role(role);
+    let slot = match slot {
+        "" => pb::PivSlot::Unspecified,
+        hex => pb::PivSlot::from_id(u8::from_str_radix(hex, 16).unwrap()).unwrap(),
+    };
+    let pin_policy = match pin_policy {
+        "" => pb::PinPolicy::Unspecified,
+        "never" => pb::PinPolicy::Never,
+        "once" => pb::PinPolicy::Once,
+        "always" => pb::PinPolicy::Always,
+        other => panic!("PIN policy {other}"),
+    };
+    let touch_policy = match touch_policy {
+        "" => pb::TouchPolicy::Unspecified,
+        "never" => pb::TouchPolicy::Never,
+        "always" => pb::TouchPolicy::Always,
+        "cached" => pb::TouchPolicy::Cached,
+        other => panic!("touch policy {other}"),
+    };
     client
         .generate_key(pb::GenerateKeyRequest {
             backend: backend.into(),
-            algorithm: "ecdsa".into(),
-            curve: curve.into(),
-            role: role.into(),
+            algorithm: common::algorithm("ecdsa", curve, 0) as i32,
+            role,
+            delegation,
             gun: GUN.into(),
-            slot: slot.into(),
-            pin_policy: pin_policy.into(),
-            touch_policy: touch_policy.into(),
+            slot: slot as i32,
+            pin_policy: pin_policy as i32,
+            touch_policy: touch_policy as i32,
             pin: PIN.into(),
             ..Default::default()
         })
         .await
-        .unwrap_or_else(|s| panic!("generate in {slot}: {s:?}"))
+        .unwrap_or_else(|s| panic!("generate in {slot:?}: {s:?}"))
         .into_inner()
 }
 
@@ -228,13 +247,13 @@ async fn setup_changes_pin_puk_and_management_key_and_refuses_a_second_time() {
         let st = client
             .generate_key(pb::GenerateKeyRequest {
                 backend: "yk".into(),
-                algorithm: "ecdsa".into(),
+                algorithm: pb::Algorithm::EcdsaP256 as i32,
                 pin: FACTORY_PIN.into(),
                 ..Default::default()
             })
             .await
             .unwrap_err();
-        assert_eq!(reason(&st), "setup_needed", "{st:?}");
+        assert_eq!(reason(&st), Some(Reason::SetupNeeded), "{st:?}");
         assert!(st
             .message()
             .contains(&format!("notaryctl yubikey setup --serial {serial}")));
@@ -284,7 +303,7 @@ async fn setup_changes_pin_puk_and_management_key_and_refuses_a_second_time() {
             .yubikey_setup(setup_again(card.serial()))
             .await
             .unwrap_err();
-        assert_eq!(reason(&st), "already_set_up", "{st:?}");
+        assert_eq!(reason(&st), Some(Reason::AlreadySetUp), "{st:?}");
         // Forced, with the current (new) PIN and PUK from files.
         let forced = [
             "yubikey",
@@ -349,7 +368,7 @@ async fn generates_with_each_policy_and_signs_p256_and_p384() {
 
     // PIN always: each signature needs the PIN, VERIFY right before it.
     let (events, r) = sign(&mut client, &k9c.key_id, payload.clone(), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     assert!(events
         .iter()
         .any(|e| matches!(e, pb::progress::Kind::PinNeeded(p) if p.tries_left == 3)));
@@ -361,8 +380,8 @@ async fn generates_with_each_policy_and_signs_p256_and_p384() {
         let touch = touch_events(&events);
         assert_eq!(touch.len(), 1, "{events:?}");
         assert_eq!(
-            (touch[0].slot.as_str(), touch[0].device_serial.as_str()),
-            ("9c", "33000001")
+            (touch[0].slot(), touch[0].device_serial.as_str()),
+            (pb::PivSlot::Signature, "33000001")
         );
         let commands = card.commands();
         let sign_at = commands
@@ -398,11 +417,10 @@ async fn rsa_2048_signs_with_host_side_pss() {
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "yk".into(),
-            algorithm: "rsa".into(),
-            bits: 2048,
-            role: "targets".into(),
-            slot: "9d".into(),
-            touch_policy: "never".into(),
+            algorithm: pb::Algorithm::Rsa2048 as i32,
+            role: pb::KeyRole::Targets as i32,
+            slot: pb::PivSlot::KeyManagement as i32,
+            touch_policy: pb::TouchPolicy::Never as i32,
             pin: PIN.into(),
             ..Default::default()
         })
@@ -410,14 +428,14 @@ async fn rsa_2048_signs_with_host_side_pss() {
         .unwrap()
         .into_inner();
     assert_eq!(
-        (key.keytype.as_str(), key.algorithm.as_str()),
-        ("rsa", "rsa-2048")
+        (key.keytype.as_str(), key.algorithm()),
+        ("rsa", pb::Algorithm::Rsa2048)
     );
     assert_eq!(card.slot_key(0x9d), Some((0x07, 2, 1)));
     let payload = targets_payload(1);
     let (_, r) = sign(&mut client, &key.key_id, payload.clone(), "", "", "").await;
     let r = r.unwrap();
-    assert_eq!(r.method, "rsapss");
+    assert_eq!(r.method(), pb::SignatureMethod::Rsapss);
     verify(
         &public(&key),
         SignatureMethod::RsaPss,
@@ -434,7 +452,7 @@ async fn firmware_without_metadata_lists_from_certificates_and_prompts_touch_whe
         .yubikey_setup(setup_again(card.serial()))
         .await
         .unwrap_err();
-    assert_eq!(reason(&st), "already_set_up", "{st:?}");
+    assert_eq!(reason(&st), Some(Reason::AlreadySetUp), "{st:?}");
     let key = generate(&mut client, "yk", "9a", "p256", "once", "always", "targets").await;
     drop(client);
     drop(daemon);
@@ -472,7 +490,7 @@ async fn firmware_without_metadata_lists_from_certificates_and_prompts_touch_whe
     else {
         panic!("expected a touch prompt first, got {first:?}");
     };
-    assert_eq!(touch.slot, "9a");
+    assert_eq!(touch.slot(), pb::PivSlot::Authentication);
     assert!(card.wait_for_touch_request(Duration::from_secs(20)));
     assert!(card.touch());
     let last = stream.message().await.unwrap().unwrap();
@@ -554,7 +572,7 @@ async fn touch_prompt_before_the_signature_and_a_missed_touch_is_not_a_pin_error
     assert!(!err.contains("wrong PIN"), "{err}");
     assert_eq!(card.pin_tries_left(), tries);
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "touch_timeout");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::TouchTimeout));
 
     // notaryctl key generate: locked card, so the PIN comes from the file on
     // the second attempt; the touch for the slot certificate is announced.
@@ -600,11 +618,11 @@ async fn a_card_removed_and_inserted_again_signs_without_a_daemon_restart() {
     let key = generate(&mut client, "yk", "83", "p256", "once", "never", "targets").await;
     card.remove().unwrap();
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", PIN).await;
-    assert_eq!(reason(&r.unwrap_err()), "backend_unavailable");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::BackendUnavailable));
     card.reinsert().unwrap();
     // The card forgot its PIN with the re-insertion: the daemon asks again.
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
-    assert_eq!(reason(&r.unwrap_err()), "login_required");
+    assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", PIN).await;
     assert_verifies(&key, &targets_payload(3), &r.unwrap());
     // The same process served before and after: no restart, no crash.
@@ -754,6 +772,8 @@ async fn real_yubikey() {
         .expect("a serial number");
     let pin = std::env::var("NOTARY_KEYD_PIN").expect("NOTARY_KEYD_PIN");
     let slot = std::env::var("NOTARY_TEST_YUBIKEY_SLOT").unwrap_or_else(|_| "95".into());
+    let slot = pb::PivSlot::from_id(u8::from_str_radix(&slot, 16).expect("a hex slot"))
+        .expect("a PIV slot for notary keys");
     let daemon = start(&yubikey_backend("yk", Some(serial)));
     let (out, _) = ok(notaryctl(&daemon, &["yubikey", "status"], &[]));
     println!("{out}");
@@ -761,10 +781,10 @@ async fn real_yubikey() {
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             backend: "yk".into(),
-            algorithm: "ecdsa".into(),
-            role: "targets".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
             gun: GUN.into(),
-            slot,
+            slot: slot as i32,
             pin: pin.clone(),
             ..Default::default()
         })

@@ -4,8 +4,11 @@
 //! (see `docs/notary-protocol.md` in the repository); it knows nothing about
 //! where private keys live.
 
+#![forbid(unsafe_code)]
+
 pub mod b64;
 pub mod canonical;
+pub mod ceremony;
 pub mod keys;
 pub mod metadata;
 mod oids;
@@ -17,7 +20,7 @@ pub mod trust;
 pub use canonical::{canonicalize, to_canonical, to_canonical_vec, CanonicalError};
 pub use keys::{Curve, KeyError, KeyType, PublicKey};
 pub use metadata::{
-    payload_type, verify_role, FileMeta, Metadata, MetadataError, MetadataType, Role, Root,
+    payload_type, verify_role, FileMeta, Gun, Metadata, MetadataError, MetadataType, Role, Root,
     SignedEnvelope, Snapshot, Targets, Timestamp,
 };
 pub use signature::{verify, Signature, SignatureMethod, VerifyError};

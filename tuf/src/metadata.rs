@@ -4,6 +4,7 @@
 mod canonical_scan;
 mod envelope;
 mod file_meta;
+mod gun;
 mod payload;
 mod role;
 mod threshold;
@@ -12,6 +13,7 @@ mod types;
 
 pub use envelope::SignedEnvelope;
 pub use file_meta::FileMeta;
+pub use gun::{Gun, GunError};
 pub use payload::{payload_type, MetadataType};
 pub use role::{DelegationName, Role};
 pub use threshold::{canonical_key_id, duplicate_key, valid_signers, verify_role, Signers};

@@ -1,34 +1,34 @@
 //! Short command APDUs in, response APDUs out.
 
 /// ISO 7816 / PIV status words the card answers with.
-pub mod sw {
-    pub const OK: u16 = 0x9000;
+pub(crate) mod sw {
+    pub(crate) const OK: u16 = 0x9000;
     /// Security status not satisfied: PIN, management key or touch missing.
-    pub const SECURITY: u16 = 0x6982;
+    pub(crate) const SECURITY: u16 = 0x6982;
     /// PIN or PUK blocked.
-    pub const BLOCKED: u16 = 0x6983;
-    pub const CONDITIONS: u16 = 0x6985;
-    pub const INCORRECT_DATA: u16 = 0x6A80;
+    pub(crate) const BLOCKED: u16 = 0x6983;
+    pub(crate) const CONDITIONS: u16 = 0x6985;
+    pub(crate) const INCORRECT_DATA: u16 = 0x6A80;
     /// File or application (data object, AID) not found.
-    pub const NOT_FOUND: u16 = 0x6A82;
+    pub(crate) const NOT_FOUND: u16 = 0x6A82;
     /// Referenced data (a key in a slot) not found.
-    pub const REFERENCE_NOT_FOUND: u16 = 0x6A88;
-    pub const WRONG_P1P2: u16 = 0x6B00;
-    pub const WRONG_LENGTH: u16 = 0x6700;
-    pub const INS_NOT_SUPPORTED: u16 = 0x6D00;
-    pub const CLA_NOT_SUPPORTED: u16 = 0x6E00;
+    pub(crate) const REFERENCE_NOT_FOUND: u16 = 0x6A88;
+    pub(crate) const WRONG_P1P2: u16 = 0x6B00;
+    pub(crate) const WRONG_LENGTH: u16 = 0x6700;
+    pub(crate) const INS_NOT_SUPPORTED: u16 = 0x6D00;
+    pub(crate) const CLA_NOT_SUPPORTED: u16 = 0x6E00;
 
     /// `63Cx`: verification failed, `tries` left.
-    pub fn tries_left(tries: u8) -> u16 {
+    pub(crate) fn tries_left(tries: u8) -> u16 {
         0x63C0 | u16::from(tries.min(0x0F))
     }
 }
 
 /// Command chaining bit in CLA (ISO 7816-4 5.1.1).
-pub const CLA_CHAIN: u8 = 0x10;
+pub(crate) const CLA_CHAIN: u8 = 0x10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
+pub(crate) struct Command {
     pub cla: u8,
     pub ins: u8,
     pub p1: u8,
@@ -38,7 +38,7 @@ pub struct Command {
 
 impl Command {
     /// Parses a short APDU (cases 1-4; a lone fifth byte is Le, ignored).
-    pub fn parse(raw: &[u8]) -> Option<Command> {
+    pub(crate) fn parse(raw: &[u8]) -> Option<Command> {
         let (header, body) = raw.split_at_checked(4)?;
         let data = match body {
             [] | [_] => Vec::new(),
@@ -60,31 +60,31 @@ impl Command {
         })
     }
 
-    pub fn is_chained(&self) -> bool {
+    pub(crate) fn is_chained(&self) -> bool {
         self.cla & CLA_CHAIN != 0
     }
 }
 
 /// Response data plus status word.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
+pub(crate) struct Response {
     pub data: Vec<u8>,
     pub sw: u16,
 }
 
 impl Response {
-    pub fn ok(data: Vec<u8>) -> Response {
+    pub(crate) fn ok(data: Vec<u8>) -> Response {
         Response { data, sw: sw::OK }
     }
 
-    pub fn status(sw: u16) -> Response {
+    pub(crate) fn status(sw: u16) -> Response {
         Response {
             data: Vec::new(),
             sw,
         }
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.data.clone();
         out.extend_from_slice(&self.sw.to_be_bytes());
         out

@@ -56,14 +56,14 @@ fn root() -> &'static Root {
 }
 
 /// A card's device attestation key (slot F9) and its certificate.
-pub struct DeviceAttestation {
+pub(crate) struct DeviceAttestation {
     key: SigningKey,
     subject: Name,
     cert_der: Vec<u8>,
 }
 
 impl DeviceAttestation {
-    pub fn new(profile: &Profile) -> DeviceAttestation {
+    pub(crate) fn new(profile: &Profile) -> DeviceAttestation {
         let key = SigningKey::random(&mut OsRng);
         let subject = name(&format!(
             "CN=Virtual Yubico PIV Attestation {}",
@@ -84,12 +84,12 @@ impl DeviceAttestation {
         }
     }
 
-    pub fn cert_der(&self) -> &[u8] {
+    pub(crate) fn cert_der(&self) -> &[u8] {
         &self.cert_der
     }
 
     /// The attestation certificate for the key in `slot`.
-    pub fn attest(
+    pub(crate) fn attest(
         &self,
         profile: &Profile,
         slot: u8,

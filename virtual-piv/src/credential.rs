@@ -5,9 +5,9 @@ use zeroize::Zeroizing;
 
 pub const DEFAULT_PIN: &[u8] = b"123456";
 pub const DEFAULT_PUK: &[u8] = b"12345678";
-pub const DEFAULT_TRIES: u8 = 3;
+pub(crate) const DEFAULT_TRIES: u8 = 3;
 
-pub struct Credential {
+pub(crate) struct Credential {
     value: Zeroizing<Vec<u8>>,
     factory: &'static [u8],
     tries: u8,
@@ -15,7 +15,7 @@ pub struct Credential {
 }
 
 impl Credential {
-    pub fn factory(value: &'static [u8]) -> Credential {
+    pub(crate) fn factory(value: &'static [u8]) -> Credential {
         Credential {
             value: Zeroizing::new(value.to_vec()),
             factory: value,
@@ -26,7 +26,7 @@ impl Credential {
 
     /// Checks `attempt`: a hit resets the counter, a miss uses one try.
     /// The error is the status word to answer: `63Cx` or `6983` (blocked).
-    pub fn check(&mut self, attempt: &[u8]) -> Result<(), u16> {
+    pub(crate) fn check(&mut self, attempt: &[u8]) -> Result<(), u16> {
         if self.left == 0 {
             return Err(sw::BLOCKED);
         }
@@ -39,7 +39,7 @@ impl Credential {
     }
 
     /// `63Cx` with the tries left, or `6983` when blocked.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         if self.left == 0 {
             sw::BLOCKED
         } else {
@@ -47,42 +47,42 @@ impl Credential {
         }
     }
 
-    pub fn set(&mut self, value: &[u8]) {
+    pub(crate) fn set(&mut self, value: &[u8]) {
         self.value = Zeroizing::new(value.to_vec());
     }
 
     /// New value and unblocked (PUK unblock of the PIN).
-    pub fn reset_to(&mut self, value: &[u8]) {
+    pub(crate) fn reset_to(&mut self, value: &[u8]) {
         self.set(value);
         self.left = self.tries;
     }
 
     /// SET PIN RETRIES: new limit, and the factory value again.
-    pub fn set_tries(&mut self, tries: u8) {
+    pub(crate) fn set_tries(&mut self, tries: u8) {
         self.tries = tries;
         self.left = tries;
         self.set(self.factory);
     }
 
-    pub fn is_blocked(&self) -> bool {
+    pub(crate) fn is_blocked(&self) -> bool {
         self.left == 0
     }
 
-    pub fn is_default(&self) -> bool {
+    pub(crate) fn is_default(&self) -> bool {
         self.value.as_slice() == self.factory
     }
 
-    pub fn tries(&self) -> u8 {
+    pub(crate) fn tries(&self) -> u8 {
         self.tries
     }
 
-    pub fn left(&self) -> u8 {
+    pub(crate) fn left(&self) -> u8 {
         self.left
     }
 }
 
 /// Removes the 0xFF padding PIV puts after PINs shorter than 8 bytes.
-pub fn unpad(padded: &[u8]) -> &[u8] {
+pub(crate) fn unpad(padded: &[u8]) -> &[u8] {
     let end = padded
         .iter()
         .position(|&b| b == 0xFF)

@@ -6,22 +6,22 @@ use rand_core::OsRng;
 use rsa::traits::PublicKeyParts;
 use rsa::BigUint;
 
-pub const ALG_RSA2048: u8 = 0x07;
-pub const ALG_P256: u8 = 0x11;
-pub const ALG_P384: u8 = 0x14;
+pub(crate) const ALG_RSA2048: u8 = 0x07;
+pub(crate) const ALG_P256: u8 = 0x11;
+pub(crate) const ALG_P384: u8 = 0x14;
 /// Firmware 5.7 and later.
-pub const ALG_ED25519: u8 = 0xE0;
+pub(crate) const ALG_ED25519: u8 = 0xE0;
 
 /// Why a key operation was refused (mapped to a status word by the applet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("algorithm not supported by this card")]
     UnsupportedAlgorithm,
     #[error("input has the wrong length or value for this key")]
     BadInput,
 }
 
-pub enum KeyPair {
+pub(crate) enum KeyPair {
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
     Rsa2048(Box<rsa::RsaPrivateKey>),
@@ -29,7 +29,7 @@ pub enum KeyPair {
 }
 
 impl KeyPair {
-    pub fn generate(alg: u8) -> Result<KeyPair, KeyError> {
+    pub(crate) fn generate(alg: u8) -> Result<KeyPair, KeyError> {
         Ok(match alg {
             ALG_P256 => KeyPair::P256(p256::ecdsa::SigningKey::random(&mut OsRng)),
             ALG_P384 => KeyPair::P384(p384::ecdsa::SigningKey::random(&mut OsRng)),
@@ -41,7 +41,7 @@ impl KeyPair {
         })
     }
 
-    pub fn alg(&self) -> u8 {
+    pub(crate) fn alg(&self) -> u8 {
         match self {
             KeyPair::P256(_) => ALG_P256,
             KeyPair::P384(_) => ALG_P384,
@@ -52,7 +52,7 @@ impl KeyPair {
 
     /// The inner public-key TLVs: `86 <SEC1 point>` for EC (`86 <key>` for
     /// Ed25519), `81 <n> 82 <e>` for RSA.
-    pub fn public_tlvs(&self) -> Vec<u8> {
+    pub(crate) fn public_tlvs(&self) -> Vec<u8> {
         match self {
             KeyPair::P256(k) => tlv(0x86, k.verifying_key().to_encoded_point(false).as_bytes()),
             KeyPair::P384(k) => tlv(0x86, k.verifying_key().to_encoded_point(false).as_bytes()),
@@ -66,7 +66,7 @@ impl KeyPair {
     }
 
     /// DER SubjectPublicKeyInfo (for attestation certificates).
-    pub fn spki_der(&self) -> Vec<u8> {
+    pub(crate) fn spki_der(&self) -> Vec<u8> {
         use p256::pkcs8::EncodePublicKey;
         let der = match self {
             KeyPair::P256(k) => k.verifying_key().to_public_key_der(),
@@ -80,7 +80,7 @@ impl KeyPair {
     /// EC: ECDSA over the given digest (left-padded to the field size), DER.
     /// RSA: the raw private-key operation on a host-padded block.
     /// Ed25519: PureEdDSA over the message itself.
-    pub fn sign(&self, input: &[u8]) -> Result<Vec<u8>, KeyError> {
+    pub(crate) fn sign(&self, input: &[u8]) -> Result<Vec<u8>, KeyError> {
         use p256::ecdsa::signature::hazmat::PrehashSigner;
         match self {
             KeyPair::P256(k) => {

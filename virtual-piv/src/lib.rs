@@ -10,6 +10,8 @@
 //! Touch, removal and re-insertion are driven through the card's handle.
 //! Never use this crate outside tests: its keys are not protected.
 
+#![forbid(unsafe_code)]
+
 mod apdu;
 mod applet;
 mod attest;

@@ -4,17 +4,17 @@
 use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use zeroize::Zeroizing;
 
-pub const ALG_3DES: u8 = 0x03;
-pub const ALG_AES128: u8 = 0x08;
-pub const ALG_AES192: u8 = 0x0A;
-pub const ALG_AES256: u8 = 0x0C;
+pub(crate) const ALG_3DES: u8 = 0x03;
+pub(crate) const ALG_AES128: u8 = 0x08;
+pub(crate) const ALG_AES192: u8 = 0x0A;
+pub(crate) const ALG_AES256: u8 = 0x0C;
 
 /// Factory default key of every YubiKey (3DES before 5.7, AES-192 from 5.7).
 pub const DEFAULT_KEY: [u8; 24] = [
     1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
 ];
 
-pub struct MgmKey {
+pub(crate) struct MgmKey {
     alg: u8,
     key: Zeroizing<Vec<u8>>,
     /// Set with SET MANAGEMENT KEY P2=FE: authentication needs a touch.
@@ -23,7 +23,7 @@ pub struct MgmKey {
 
 impl MgmKey {
     /// `None` when `alg` is unknown or `key` has the wrong length for it.
-    pub fn new(alg: u8, key: &[u8]) -> Option<MgmKey> {
+    pub(crate) fn new(alg: u8, key: &[u8]) -> Option<MgmKey> {
         let len = match alg {
             ALG_3DES | ALG_AES192 => 24,
             ALG_AES128 => 16,
@@ -37,19 +37,19 @@ impl MgmKey {
         })
     }
 
-    pub fn factory(alg: u8) -> MgmKey {
+    pub(crate) fn factory(alg: u8) -> MgmKey {
         MgmKey::new(alg, &DEFAULT_KEY).expect("default key fits 3DES and AES-192")
     }
 
-    pub fn alg(&self) -> u8 {
+    pub(crate) fn alg(&self) -> u8 {
         self.alg
     }
 
-    pub fn is_default(&self) -> bool {
+    pub(crate) fn is_default(&self) -> bool {
         self.key[..] == DEFAULT_KEY
     }
 
-    pub fn block_len(&self) -> usize {
+    pub(crate) fn block_len(&self) -> usize {
         if self.alg == ALG_3DES {
             8
         } else {
@@ -58,12 +58,12 @@ impl MgmKey {
     }
 
     /// Encrypts one block; `None` if `block` is not exactly one block long.
-    pub fn encrypt(&self, block: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn encrypt(&self, block: &[u8]) -> Option<Vec<u8>> {
         self.crypt(block, true)
     }
 
     #[cfg(test)]
-    pub fn decrypt(&self, block: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn decrypt(&self, block: &[u8]) -> Option<Vec<u8>> {
         self.crypt(block, false)
     }
 

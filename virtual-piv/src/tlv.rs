@@ -3,10 +3,10 @@
 /// A TLV that ends early or has a length form PIV never uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed TLV")]
-pub struct Malformed;
+pub(crate) struct Malformed;
 
 /// Encodes one TLV.
-pub fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
+pub(crate) fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 5);
     if tag > 0xFF {
         out.extend_from_slice(&tag.to_be_bytes());
@@ -27,7 +27,7 @@ pub fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
 }
 
 /// Splits `data` into its top-level TLVs, in order.
-pub fn parse(mut data: &[u8]) -> Result<Vec<(u16, &[u8])>, Malformed> {
+pub(crate) fn parse(mut data: &[u8]) -> Result<Vec<(u16, &[u8])>, Malformed> {
     let mut out = Vec::new();
     while !data.is_empty() {
         let (tag, rest) = take_tag(data)?;
@@ -42,7 +42,7 @@ pub fn parse(mut data: &[u8]) -> Result<Vec<(u16, &[u8])>, Malformed> {
 }
 
 /// The value of the first TLV with `tag`, if any.
-pub fn find(tlvs: &[(u16, &'_ [u8])], tag: u16) -> Option<Vec<u8>> {
+pub(crate) fn find(tlvs: &[(u16, &'_ [u8])], tag: u16) -> Option<Vec<u8>> {
     tlvs.iter()
         .find(|(t, _)| *t == tag)
         .map(|(_, v)| v.to_vec())

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 
 /// What the reader asks of the card.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Message {
+pub(crate) enum Message {
     PowerOff,
     PowerOn,
     Reset,
@@ -15,7 +15,7 @@ pub enum Message {
 }
 
 /// Reads one message; `Ok(None)` when vpcd closed the connection.
-pub fn read_message(stream: &mut impl Read) -> io::Result<Option<Message>> {
+pub(crate) fn read_message(stream: &mut impl Read) -> io::Result<Option<Message>> {
     let mut len = [0u8; 2];
     match stream.read_exact(&mut len) {
         Ok(()) => {}
@@ -40,7 +40,7 @@ pub fn read_message(stream: &mut impl Read) -> io::Result<Option<Message>> {
 }
 
 /// Sends an ATR or a response APDU.
-pub fn write_message(stream: &mut impl Write, payload: &[u8]) -> io::Result<()> {
+pub(crate) fn write_message(stream: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     let len = u16::try_from(payload.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "vpcd message too long"))?;
     let mut frame = Vec::with_capacity(payload.len() + 2);

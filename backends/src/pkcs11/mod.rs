@@ -11,6 +11,7 @@ mod errors;
 mod keygen;
 mod module;
 mod objects;
+mod origin;
 mod session_pool;
 mod sign;
 mod token;
@@ -19,7 +20,7 @@ pub use config::{default_max_sessions, Pkcs11Config, TokenSelector};
 
 use crate::{
     Algorithm, Availability, BackendError, BackendKey, CertificateStore, DeviceInfo, KeyBackend,
-    KeySpec, KeyUri, PinStatus, TokenLogin,
+    KeyOrigin, KeyOriginReport, KeySpec, KeyUri, PinStatus, TokenLogin,
 };
 use errors::OpError;
 use secrecy::SecretString;
@@ -304,6 +305,18 @@ impl KeyBackend for Pkcs11Backend {
 
     fn token_login(&self) -> Option<&dyn TokenLogin> {
         Some(self)
+    }
+
+    fn key_origin(&self) -> Option<&dyn KeyOriginReport> {
+        Some(self)
+    }
+}
+
+impl KeyOriginReport for Pkcs11Backend {
+    fn key_origin(&self, uri: &KeyUri) -> Result<KeyOrigin, BackendError> {
+        let token = self.token()?;
+        let id = self.key_id(&token, uri)?;
+        self.run(&token, uri, |token| token.key_origin(id))
     }
 }
 

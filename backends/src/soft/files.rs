@@ -45,7 +45,7 @@ enum PrivatePart {
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct KeyFile {
+pub(super) struct KeyFile {
     format: u32,
     algorithm: String,
     pub label: String,
@@ -57,7 +57,7 @@ fn storage(what: &str, path: &Path, e: impl std::fmt::Display) -> BackendError {
 }
 
 /// A random, URI-safe identifier for a new key file.
-pub fn new_key_id() -> String {
+pub(super) fn new_key_id() -> String {
     let mut id = [0u8; 16];
     OsRng.fill_bytes(&mut id);
     hex::encode(id)
@@ -73,7 +73,7 @@ fn aad(id: &str, algorithm: &str) -> Vec<u8> {
 }
 
 impl KeyFile {
-    pub fn seal(
+    pub(super) fn seal(
         id: &str,
         label: &str,
         key: &SigningKey,
@@ -93,7 +93,11 @@ impl KeyFile {
         })
     }
 
-    pub fn load(&self, id: &str, sealer: Option<&Sealer>) -> Result<SigningKey, BackendError> {
+    pub(super) fn load(
+        &self,
+        id: &str,
+        sealer: Option<&Sealer>,
+    ) -> Result<SigningKey, BackendError> {
         let algorithm: Algorithm = self
             .algorithm
             .parse()
@@ -115,7 +119,7 @@ impl KeyFile {
     }
 }
 
-pub struct KeystoreDir {
+pub(super) struct KeystoreDir {
     root: PathBuf,
     keys: PathBuf,
 }
@@ -166,7 +170,7 @@ fn create_private_dir(path: &Path) -> Result<(), BackendError> {
 }
 
 impl KeystoreDir {
-    pub fn open(root: &Path) -> Result<KeystoreDir, BackendError> {
+    pub(super) fn open(root: &Path) -> Result<KeystoreDir, BackendError> {
         create_private_dir(root)?;
         check_private_dir(root)?;
         let keys = root.join("keys");
@@ -180,14 +184,14 @@ impl KeystoreDir {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.root
     }
 
     /// Reads or initialises `keystore.json` and returns the sealer for the
     /// configured passphrase. A keystore created with a passphrase cannot be
     /// opened without one, and vice versa.
-    pub fn sealer(
+    pub(super) fn sealer(
         &self,
         passphrase: Option<&SecretString>,
     ) -> Result<Option<Sealer>, BackendError> {
@@ -272,7 +276,7 @@ impl KeystoreDir {
         Ok(sealer)
     }
 
-    pub fn read_key_files(&self) -> Result<Vec<(String, KeyFile)>, BackendError> {
+    pub(super) fn read_key_files(&self) -> Result<Vec<(String, KeyFile)>, BackendError> {
         let mut out = Vec::new();
         let entries =
             fs::read_dir(&self.keys).map_err(|e| storage("cannot list", &self.keys, e))?;
@@ -295,7 +299,7 @@ impl KeystoreDir {
         Ok(out)
     }
 
-    pub fn write_key_file(&self, id: &str, file: &KeyFile) -> Result<(), BackendError> {
+    pub(super) fn write_key_file(&self, id: &str, file: &KeyFile) -> Result<(), BackendError> {
         let path = self.keys.join(format!("{id}.json"));
         let bytes = Zeroizing::new(
             serde_json::to_vec_pretty(file).map_err(|e| storage("cannot encode", &path, e))?,
@@ -310,7 +314,7 @@ impl KeystoreDir {
         Ok(self.keys.join(format!("{id}.{ext}")))
     }
 
-    pub fn remove_key(&self, id: &str) -> Result<(), BackendError> {
+    pub(super) fn remove_key(&self, id: &str) -> Result<(), BackendError> {
         let cert = self.checked(id, "crt")?;
         if let Err(e) = fs::remove_file(&cert) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -321,12 +325,12 @@ impl KeystoreDir {
         fs::remove_file(&path).map_err(|e| storage("cannot remove", &path, e))
     }
 
-    pub fn write_certificate(&self, id: &str, der: &[u8]) -> Result<(), BackendError> {
+    pub(super) fn write_certificate(&self, id: &str, der: &[u8]) -> Result<(), BackendError> {
         let path = self.checked(id, "crt")?;
         write_atomic(&path, der, 0o600).map_err(|e| storage("cannot write", &path, e))
     }
 
-    pub fn read_certificate(&self, id: &str) -> Result<Option<Vec<u8>>, BackendError> {
+    pub(super) fn read_certificate(&self, id: &str) -> Result<Option<Vec<u8>>, BackendError> {
         let path = self.checked(id, "crt")?;
         match fs::read(&path) {
             Ok(der) => Ok(Some(der)),

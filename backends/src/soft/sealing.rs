@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 /// KDF parameters, stored in the keystore so they can be raised later.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KdfParams {
+pub(super) struct KdfParams {
     pub kdf: String,
     pub m_kib: u32,
     pub t: u32,
@@ -25,7 +25,7 @@ pub struct KdfParams {
 impl KdfParams {
     /// Argon2id at OWASP's 19 MiB / 2 passes: memory-hard, yet small enough
     /// to keep the daemon's resident size low.
-    pub fn new_random() -> KdfParams {
+    pub(super) fn new_random() -> KdfParams {
         let mut salt = [0u8; 16];
         OsRng.fill_bytes(&mut salt);
         KdfParams {
@@ -40,12 +40,12 @@ impl KdfParams {
 
 /// A sealed blob as stored in JSON.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Sealed {
+pub(super) struct Sealed {
     pub nonce: String,
     pub ciphertext: String,
 }
 
-pub struct Sealer {
+pub(super) struct Sealer {
     cipher: XChaCha20Poly1305,
 }
 
@@ -55,7 +55,10 @@ const CHECK_PLAINTEXT: &[u8] = b"notary-keyd keystore passphrase check";
 const CHECK_AAD: &[u8] = b"keystore-check";
 
 impl Sealer {
-    pub fn derive(passphrase: &SecretString, params: &KdfParams) -> Result<Sealer, BackendError> {
+    pub(super) fn derive(
+        passphrase: &SecretString,
+        params: &KdfParams,
+    ) -> Result<Sealer, BackendError> {
         if params.kdf != "argon2id" {
             return Err(BackendError::Storage(format!(
                 "keystore uses unknown KDF {:?}",
@@ -77,7 +80,7 @@ impl Sealer {
         Ok(Sealer { cipher })
     }
 
-    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, BackendError> {
+    pub(super) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, BackendError> {
         let mut nonce = [0u8; 24];
         OsRng.fill_bytes(&mut nonce);
         let ciphertext = self
@@ -96,7 +99,11 @@ impl Sealer {
         })
     }
 
-    pub fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, BackendError> {
+    pub(super) fn open(
+        &self,
+        sealed: &Sealed,
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, BackendError> {
         let bad = || BackendError::Storage("sealed data is not valid base64".into());
         let nonce = B64.decode(&sealed.nonce).map_err(|_| bad())?;
         let ciphertext = B64.decode(&sealed.ciphertext).map_err(|_| bad())?;
@@ -117,13 +124,13 @@ impl Sealer {
             })
     }
 
-    pub fn make_check(&self) -> Result<Sealed, BackendError> {
+    pub(super) fn make_check(&self) -> Result<Sealed, BackendError> {
         self.seal(CHECK_PLAINTEXT, CHECK_AAD)
     }
 
     /// Fails with a clear message when the passphrase does not open the
     /// keystore's check value.
-    pub fn verify_check(&self, check: &Sealed) -> Result<(), BackendError> {
+    pub(super) fn verify_check(&self, check: &Sealed) -> Result<(), BackendError> {
         match self.open(check, CHECK_AAD) {
             Ok(p) if p.as_slice() == CHECK_PLAINTEXT => Ok(()),
             _ => Err(BackendError::Storage(

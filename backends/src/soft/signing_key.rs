@@ -7,7 +7,7 @@ use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-pub enum SigningKey {
+pub(super) enum SigningKey {
     /// P-256 signs through ring (its assembly is several times faster than
     /// the `p256` crate here, and the software keystore is what the signer
     /// API is measured on); `p256` keeps the key for storage and its public
@@ -44,7 +44,7 @@ fn p256_key(key: p256::ecdsa::SigningKey) -> Result<SigningKey, BackendError> {
 }
 
 impl SigningKey {
-    pub fn generate(algorithm: Algorithm) -> Result<SigningKey, BackendError> {
+    pub(super) fn generate(algorithm: Algorithm) -> Result<SigningKey, BackendError> {
         Ok(match algorithm {
             Algorithm::EcdsaP256 => p256_key(p256::ecdsa::SigningKey::random(&mut OsRng))?,
             Algorithm::EcdsaP384 => SigningKey::P384(p384::ecdsa::SigningKey::random(&mut OsRng)),
@@ -59,7 +59,7 @@ impl SigningKey {
         })
     }
 
-    pub fn algorithm(&self) -> Algorithm {
+    pub(super) fn algorithm(&self) -> Algorithm {
         match self {
             SigningKey::P256(..) => Algorithm::EcdsaP256,
             SigningKey::P384(_) => Algorithm::EcdsaP384,
@@ -68,7 +68,7 @@ impl SigningKey {
         }
     }
 
-    pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, BackendError> {
+    pub(super) fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, BackendError> {
         let doc = match self {
             SigningKey::P256(k, _) => k.to_pkcs8_der(),
             SigningKey::P384(k) => k.to_pkcs8_der(),
@@ -79,7 +79,7 @@ impl SigningKey {
         Ok(Zeroizing::new(doc.as_bytes().to_vec()))
     }
 
-    pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<SigningKey, BackendError> {
+    pub(super) fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<SigningKey, BackendError> {
         let bad = |e: &dyn std::fmt::Display| {
             BackendError::Storage(format!("stored {algorithm} key does not decode: {e}"))
         };
@@ -102,7 +102,7 @@ impl SigningKey {
 
     /// The notary public key object: DER SPKI for ECDSA and RSA, raw 32
     /// bytes for Ed25519.
-    pub fn public_key(&self) -> Result<PublicKey, BackendError> {
+    pub(super) fn public_key(&self) -> Result<PublicKey, BackendError> {
         let (keytype, bytes) = match self {
             SigningKey::P256(k, _) => (
                 KeyType::Ecdsa,
@@ -134,7 +134,7 @@ impl SigningKey {
 
     /// Signs as notary does: ECDSA (both curves) over SHA-256 with raw r||s,
     /// pure Ed25519, RSA-PSS SHA-256 with a 32-byte salt.
-    pub fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
+    pub(super) fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
         use p256::ecdsa::signature::hazmat::PrehashSigner;
         use rsa::signature::{RandomizedSigner, SignatureEncoding};
         let failed =

@@ -33,7 +33,7 @@ const SUFFIX: &str = ".tpmkey.json";
 
 impl BlobDir {
     /// Opens (creating 0700) the blob directory.
-    pub fn open(dir: &Path) -> Result<BlobDir, BackendError> {
+    pub(super) fn open(dir: &Path) -> Result<BlobDir, BackendError> {
         let storage = |e: std::io::Error| {
             BackendError::Storage(format!("TPM key directory {}: {e}", dir.display()))
         };
@@ -52,11 +52,11 @@ impl BlobDir {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.dir
     }
 
-    pub fn read_all(&self) -> Result<Vec<(String, KeyBlob)>, BackendError> {
+    pub(super) fn read_all(&self) -> Result<Vec<(String, KeyBlob)>, BackendError> {
         let storage = |e: String| {
             BackendError::Storage(format!("TPM key directory {}: {e}", self.dir.display()))
         };
@@ -78,14 +78,14 @@ impl BlobDir {
         Ok(out)
     }
 
-    pub fn write(&self, id: &str, blob: &KeyBlob) -> Result<(), BackendError> {
+    pub(super) fn write(&self, id: &str, blob: &KeyBlob) -> Result<(), BackendError> {
         let bytes =
             serde_json::to_vec_pretty(blob).map_err(|e| BackendError::Storage(e.to_string()))?;
         write_atomic(&self.file(id), &bytes, 0o600)
             .map_err(|e| BackendError::Storage(format!("writing TPM key blob {id}: {e}")))
     }
 
-    pub fn remove(&self, id: &str) -> Result<(), BackendError> {
+    pub(super) fn remove(&self, id: &str) -> Result<(), BackendError> {
         fs::remove_file(self.file(id))
             .map_err(|e| BackendError::Storage(format!("removing TPM key blob {id}: {e}")))
     }

@@ -51,7 +51,7 @@ struct Loaded {
 impl Connection {
     /// Connects, recreates the storage key under the owner hierarchy (with
     /// `owner_auth` if the hierarchy has one) and starts the session.
-    pub fn open(tcti: &str, owner_auth: Option<Auth>) -> Result<Connection> {
+    pub(super) fn open(tcti: &str, owner_auth: Option<Auth>) -> Result<Connection> {
         let mut ctx = Context::new(TctiNameConf::from_str(tcti)?)?;
         flush_leftovers(&mut ctx);
         if let Some(auth) = owner_auth {
@@ -93,7 +93,11 @@ impl Connection {
 
     /// Creates a key under the storage key; returns its public and wrapped
     /// private areas. The auth value travels encrypted (parameter encryption).
-    pub fn create(&mut self, template: Public, auth: Option<Auth>) -> Result<(Public, Private)> {
+    pub(super) fn create(
+        &mut self,
+        template: Public,
+        auth: Option<Auth>,
+    ) -> Result<(Public, Private)> {
         let (primary, session) = (self.primary, self.session);
         set_parameter_encryption(&mut self.ctx, session, true)?;
         let created = self.authorized(|c| c.create(primary, template, auth, None, None, None));
@@ -103,7 +107,7 @@ impl Connection {
     }
 
     /// The key `id` loaded from its blob, reusing it when already loaded.
-    pub fn load(
+    pub(super) fn load(
         &mut self,
         id: &str,
         public: &Public,
@@ -122,7 +126,7 @@ impl Connection {
 
     /// The key `id` at persistent handle `at`, and the public area found
     /// there (the caller checks it is still the key).
-    pub fn open_persistent(
+    pub(super) fn open_persistent(
         &mut self,
         id: &str,
         at: u32,
@@ -175,7 +179,7 @@ impl Connection {
 
     /// Makes `key` persistent at the first free owner handle from `from`;
     /// returns the handle.
-    pub fn persist(&mut self, key: KeyHandle, from: u32) -> Result<u32> {
+    pub(super) fn persist(&mut self, key: KeyHandle, from: u32) -> Result<u32> {
         let (data, _) = self
             .ctx
             .execute_without_session(|c| c.get_capability(CapabilityType::Handles, from, 256))?;
@@ -199,7 +203,7 @@ impl Connection {
     }
 
     /// Removes the persistent object at `at` (the key is being deleted).
-    pub fn evict(&mut self, at: u32) -> Result<()> {
+    pub(super) fn evict(&mut self, at: u32) -> Result<()> {
         self.unload();
         let handle = PersistentTpmHandle::new(at)?;
         let object = self.ctx.tr_from_tpm_public(TpmHandle::Persistent(handle))?;
@@ -209,19 +213,19 @@ impl Connection {
     }
 
     /// The TPM manufacturer, as the TPM reports it.
-    pub fn vendor(&mut self) -> String {
+    pub(super) fn vendor(&mut self) -> String {
         tss_esapi::utils::get_tpm_vendor(&mut self.ctx).unwrap_or_else(|_| "unknown".into())
     }
 
     /// Unloads `id` if it is the loaded key (it is being deleted).
-    pub fn forget(&mut self, id: &str) {
+    pub(super) fn forget(&mut self, id: &str) {
         if self.loaded.as_ref().is_some_and(|l| l.id == id) {
             self.unload();
         }
     }
 
     /// Flushes the loaded key (after delete, or to make room).
-    pub fn unload(&mut self) {
+    pub(super) fn unload(&mut self) {
         if let Some(loaded) = self.loaded.take() {
             let mut object = ObjectHandle::from(loaded.handle);
             let _ = if loaded.persistent {
@@ -232,7 +236,7 @@ impl Connection {
         }
     }
 
-    pub fn sign(
+    pub(super) fn sign(
         &mut self,
         key: KeyHandle,
         digest: Digest,
@@ -244,7 +248,11 @@ impl Connection {
 
     /// TPM2_Certify of `key` by the owner-hierarchy attestation key, over
     /// `nonce`. Returns the attestation, its signature and the AK public.
-    pub fn certify(&mut self, key: KeyHandle, nonce: Data) -> Result<(Attest, Signature, Public)> {
+    pub(super) fn certify(
+        &mut self,
+        key: KeyHandle,
+        nonce: Data,
+    ) -> Result<(Attest, Signature, Public)> {
         let ak = self.ctx.execute_with_nullauth_session(|c| {
             c.create_primary(
                 Hierarchy::Owner,
@@ -269,7 +277,7 @@ impl Connection {
     }
 
     /// The TPM's dictionary-attack counters.
-    pub fn da_state(&mut self) -> Result<DaState> {
+    pub(super) fn da_state(&mut self) -> Result<DaState> {
         let (data, _) = self.ctx.execute_without_session(|c| {
             c.get_capability(
                 CapabilityType::TpmProperties,

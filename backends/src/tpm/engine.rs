@@ -62,7 +62,7 @@ pub(super) fn auth_value(what: &str, secret: &SecretString) -> Result<Auth, Stri
 }
 
 impl Engine {
-    pub fn open(
+    pub(super) fn open(
         name: &str,
         config: TpmConfig,
         status: Arc<RwLock<Status>>,
@@ -173,7 +173,7 @@ impl Engine {
     }
 
     /// Called by the idle TPM thread: brings a lost TPM back on its own.
-    pub fn reconnect_if_down(&mut self) {
+    pub(super) fn reconnect_if_down(&mut self) {
         if matches!(self.link, Link::Down) {
             let _ = self.connection();
         }
@@ -252,11 +252,11 @@ impl Engine {
         uri.require("id")
     }
 
-    pub fn list(&self) -> Vec<BackendKey> {
+    pub(super) fn list(&self) -> Vec<BackendKey> {
         self.keys.values().map(|k| k.info.clone()).collect()
     }
 
-    pub fn generate(&mut self, spec: &KeySpec) -> Result<BackendKey, BackendError> {
+    pub(super) fn generate(&mut self, spec: &KeySpec) -> Result<BackendKey, BackendError> {
         let Some(template) = templates::signing_key(spec.algorithm) else {
             return Err(BackendError::UnsupportedAlgorithm(format!(
                 "{}: a TPM 2.0 cannot create it (TPM 2.0 has no {}); use ecdsa p256/p384 or rsa 2048/3072",
@@ -361,7 +361,7 @@ impl Engine {
         made.map_err(|e| self.fail(&e, "making the new key persistent"))
     }
 
-    pub fn sign(&mut self, uri: &KeyUri, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
+    pub(super) fn sign(&mut self, uri: &KeyUri, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
         let (handle, info) = self.load(uri)?;
         let digest = Digest::try_from(Sha256::digest(payload).to_vec())
             .map_err(|e| BackendError::Device(e.to_string()))?;
@@ -390,7 +390,7 @@ impl Engine {
         Ok(sig)
     }
 
-    pub fn delete(&mut self, uri: &KeyUri) -> Result<(), BackendError> {
+    pub(super) fn delete(&mut self, uri: &KeyUri) -> Result<(), BackendError> {
         let id = Self::id_of(uri)?.to_string();
         if !self.keys.contains_key(&id) {
             return Err(BackendError::KeyNotFound(uri.to_string()));
@@ -407,7 +407,11 @@ impl Engine {
         Ok(())
     }
 
-    pub fn attest(&mut self, uri: &KeyUri, nonce: &[u8]) -> Result<KeyAttestation, BackendError> {
+    pub(super) fn attest(
+        &mut self,
+        uri: &KeyUri,
+        nonce: &[u8],
+    ) -> Result<KeyAttestation, BackendError> {
         let (handle, _) = self.load(uri)?;
         let nonce = Data::try_from(nonce.to_vec()).map_err(|_| {
             BackendError::Device("the attestation nonce is at most 64 bytes".into())

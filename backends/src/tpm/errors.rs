@@ -91,17 +91,17 @@ pub(super) struct DaState {
 }
 
 impl DaState {
-    pub fn tries_left(&self) -> u32 {
+    pub(super) fn tries_left(&self) -> u32 {
         self.max_failures.saturating_sub(self.failures)
     }
 
     /// Seconds until the TPM accepts a DA-protected auth again.
-    pub fn lockout_seconds(&self) -> u64 {
+    pub(super) fn lockout_seconds(&self) -> u64 {
         let excess = u64::from(self.failures.saturating_sub(self.max_failures)) + 1;
         excess * u64::from(self.interval_s)
     }
 
-    pub fn lockout_message(&self) -> String {
+    pub(super) fn lockout_message(&self) -> String {
         format!(
             "the TPM is in dictionary-attack lockout ({} failed authorizations, limit {}); \
              it accepts key auth again in about {} s (one failure is forgiven every {} s), \

@@ -25,7 +25,7 @@ fn stopped() -> BackendError {
 }
 
 impl Worker {
-    pub fn spawn(name: &str, mut engine: Engine) -> Result<Worker, BackendError> {
+    pub(super) fn spawn(name: &str, mut engine: Engine) -> Result<Worker, BackendError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name(format!("tpm-{name}"))
@@ -44,7 +44,7 @@ impl Worker {
     }
 
     /// Runs `f` on the TPM thread and waits for its result.
-    pub fn call<R: Send + 'static>(
+    pub(super) fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Engine) -> Result<R, BackendError> + Send + 'static,
     ) -> Result<R, BackendError> {

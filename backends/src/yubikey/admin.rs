@@ -5,6 +5,7 @@ use super::record::{classify, KeyRecord, SlotCertificate};
 use super::session::{Session, SlotFacts};
 use super::YubiKeyBackend;
 use crate::backend::{BackendKey, CertificateStore, KeyBackend, KeySpec};
+use crate::error::Precondition;
 use crate::piv::{
     Attestation, PinPolicy, PivAdmin, PivKeyOptions, PivSlotInfo, PivStatus, SetupSecrets, Slot,
     TouchHint,
@@ -15,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 /// Record certificates are valid for 10 years, like notary's root certificates.
 const RECORD_VALIDITY_DAYS: u32 = 3650;
 
-fn precondition(reason: &'static str, message: String) -> BackendError {
+fn precondition(reason: Precondition, message: String) -> BackendError {
     BackendError::Precondition { reason, message }
 }
 
@@ -31,7 +32,7 @@ fn authenticate_management(
         .is_some_and(|m| m.is_default)
     {
         return Err(precondition(
-            "setup_needed",
+            Precondition::SetupNeeded,
             format!(
                 "YubiKey {serial} still has the factory management key, which notary-keyd \
                  never uses silently; run `notaryctl yubikey setup --serial {serial}` first"
@@ -46,7 +47,7 @@ fn authenticate_management(
     card.authenticate_protected_management_key()
         .map_err(|e| match e {
             CardError::SecurityStatus | CardError::Other(_) => precondition(
-                "management_key_unknown",
+                Precondition::ManagementKeyUnknown,
                 format!(
                     "YubiKey {serial}'s management key is not stored PIN-protected on it \
                      (was it set up by another tool?); run \
@@ -118,7 +119,7 @@ impl Session {
             }
         }
         Err(precondition(
-            "no_free_slot",
+            Precondition::NoFreeSlot,
             format!("every PIV slot of YubiKey {} holds a key", card.serial()),
         ))
     }
@@ -144,7 +145,7 @@ impl Session {
                         None => "a key or certificate notary-keyd does not use".into(),
                     };
                     return Err(precondition(
-                        "slot_occupied",
+                        Precondition::SlotOccupied,
                         format!(
                             "YubiKey {serial} slot {slot} already holds {what}; \
                              choose another slot, or clear this one yourself with ykman"
@@ -242,14 +243,14 @@ fn setup_card(
         let len = value.expose_secret().len();
         if !(6..=8).contains(&len) {
             return Err(precondition(
-                "bad_new_secret",
+                Precondition::BadNewSecret,
                 format!("the new {what} must be 6 to 8 characters"),
             ));
         }
     }
     let already = || {
         precondition(
-            "already_set_up",
+            Precondition::AlreadySetUp,
             format!(
                 "YubiKey {serial} was set up already (its management key is not the factory \
                  one); to change its PIN, PUK and management key again pass --force"
@@ -277,7 +278,7 @@ fn setup_card(
         card.authenticate_default_management_key()
             .map_err(|e| match e {
                 CardError::SecurityStatus => precondition(
-                    "management_key_unknown",
+                    Precondition::ManagementKeyUnknown,
                     format!(
                         "YubiKey {serial}'s management key is neither the factory one nor \
                          stored PIN-protected; reset it with ykman first"
@@ -291,11 +292,11 @@ fn setup_card(
     card.change_puk(bytes(&secrets.current_puk), bytes(&secrets.new_puk))
         .map_err(|e| match e {
             CardError::WrongPin(n) => precondition(
-                "wrong_puk",
+                Precondition::WrongPuk,
                 format!("wrong PUK ({n} tries left); nothing was changed"),
             ),
             CardError::PinBlocked => precondition(
-                "puk_blocked",
+                Precondition::PukBlocked,
                 "the PUK is blocked; only a PIV reset (ykman piv reset) can recover the \
                  card, and it erases every key"
                     .into(),

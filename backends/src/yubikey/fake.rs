@@ -47,7 +47,7 @@ pub(crate) struct CardState {
 }
 
 impl CardState {
-    pub fn new(serial: u32) -> CardState {
+    pub(super) fn new(serial: u32) -> CardState {
         CardState {
             serial,
             present: true,
@@ -69,7 +69,7 @@ impl CardState {
     }
 
     /// Pull the card out and put it back: all session state is gone.
-    pub fn reinsert(&mut self) {
+    pub(super) fn reinsert(&mut self) {
         self.insertion += 1;
         self.pin_verified = false;
         self.mgmt_authenticated = false;
@@ -350,7 +350,7 @@ pub(crate) struct FakeConnector {
 }
 
 impl FakeConnector {
-    pub fn plug(&self, serial: u32) -> Shared {
+    pub(super) fn plug(&self, serial: u32) -> Shared {
         let card = Arc::new(Mutex::new(CardState::new(serial)));
         self.cards.lock().expect("lock").push(Arc::clone(&card));
         card

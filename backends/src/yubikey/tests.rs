@@ -3,6 +3,7 @@
 use super::fake::{FakeConnector, Shared, DEFAULT_PIN, DEFAULT_PUK};
 use super::{YubiKeyBackend, YubiKeyConfig};
 use crate::backend::{CertificateStore, KeyBackend, KeySpec};
+use crate::error::Precondition;
 use crate::piv::{PinPolicy, PivKeyOptions, SetupSecrets, Slot, TouchNeed, TouchPolicy};
 use crate::{Algorithm, BackendError, BackendKey, TriesLeft};
 use notary_tuf::{verify, SignatureMethod};
@@ -105,7 +106,7 @@ fn factory_management_key_is_never_used_for_generation() {
         matches!(
             err,
             BackendError::Precondition {
-                reason: "setup_needed",
+                reason: Precondition::SetupNeeded,
                 ..
             }
         ),
@@ -134,7 +135,7 @@ fn setup_changes_pin_puk_and_management_key_once() {
         matches!(
             err,
             BackendError::Precondition {
-                reason: "already_set_up",
+                reason: Precondition::AlreadySetUp,
                 ..
             }
         ),
@@ -164,7 +165,7 @@ fn setup_with_a_wrong_puk_changes_nothing() {
         matches!(
             err,
             BackendError::Precondition {
-                reason: "wrong_puk",
+                reason: Precondition::WrongPuk,
                 ..
             }
         ),
@@ -249,7 +250,7 @@ fn an_occupied_slot_is_never_overwritten() {
         matches!(
             err,
             BackendError::Precondition {
-                reason: "slot_occupied",
+                reason: Precondition::SlotOccupied,
                 ..
             }
         ),

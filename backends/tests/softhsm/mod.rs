@@ -10,16 +10,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-pub const SO_PIN: &str = "87654321";
+pub(crate) const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub(crate) const SO_PIN: &str = "87654321";
 
-pub struct SoftHsm {
+pub(crate) struct SoftHsm {
     dir: tempfile::TempDir,
 }
 
 impl SoftHsm {
     /// Writes the config and points this process (and softhsm2-util) at it.
-    pub fn new() -> SoftHsm {
+    pub(crate) fn new() -> SoftHsm {
         assert!(
             Path::new(MODULE).exists(),
             "{MODULE} not found: install softhsm2 (apt-get install softhsm2)"
@@ -40,11 +40,11 @@ impl SoftHsm {
         SoftHsm { dir }
     }
 
-    pub fn conf(&self) -> PathBuf {
+    pub(crate) fn conf(&self) -> PathBuf {
         self.dir.path().join("softhsm2.conf")
     }
 
-    pub fn init_token(&self, label: &str, pin: &str) {
+    pub(crate) fn init_token(&self, label: &str, pin: &str) {
         let out = Command::new("softhsm2-util")
             .args([
                 "--init-token",

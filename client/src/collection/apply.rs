@@ -7,7 +7,7 @@ use notary_tuf::{MetadataType, PublicKey, Targets};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An empty role file, as a new collection or delegation starts.
-pub fn empty_targets() -> Targets {
+pub(crate) fn empty_targets() -> Targets {
     Targets {
         kind: MetadataType::Targets,
         delegations: Default::default(),
@@ -18,12 +18,12 @@ pub fn empty_targets() -> Targets {
 }
 
 /// The role that delegates to `role` (`targets/a/b` → `targets/a`).
-pub fn parent_of(role: &str) -> Option<&str> {
+pub(crate) fn parent_of(role: &str) -> Option<&str> {
     role.rsplit_once('/').map(|(parent, _)| parent)
 }
 
 /// Applies `changes` in order; returns the roles whose metadata changed.
-pub fn apply(
+pub(crate) fn apply(
     roles: &mut BTreeMap<String, Targets>,
     changes: &[Change],
 ) -> Result<BTreeSet<String>> {

@@ -2,14 +2,14 @@
 
 use notary_tuf::metadata::format_expires;
 
-pub const ROOT_YEARS: i64 = 10;
-pub const TARGETS_YEARS: i64 = 3;
-pub const SNAPSHOT_YEARS: i64 = 3;
+pub(crate) const ROOT_YEARS: i64 = 10;
+pub(crate) const TARGETS_YEARS: i64 = 3;
+pub(crate) const SNAPSHOT_YEARS: i64 = 3;
 
 const YEAR_SECS: i64 = 365 * 86_400;
 
 /// Go's RFC3339Nano of now + `years`.
-pub fn expires_in_years(years: i64) -> String {
+pub(crate) fn expires_in_years(years: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

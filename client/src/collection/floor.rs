@@ -13,7 +13,7 @@ use notary_tuf::{PublicKey, Role, Root, SignedEnvelope};
 use std::collections::BTreeMap;
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Floor {
+pub(super) enum Floor {
     /// No cached copy.
     None,
     Version(u64),
@@ -22,7 +22,7 @@ pub enum Floor {
 }
 
 impl Floor {
-    pub fn version(&self) -> Option<u64> {
+    pub(super) fn version(&self) -> Option<u64> {
         match self {
             Floor::Version(v) => Some(*v),
             Floor::None | Floor::KeysChanged => None,
@@ -36,14 +36,14 @@ impl Floor {
      checked; refusing to update (`notaryctl delete {gun}` forgets the local trust data and \
      the next use trusts the server's root again)"
 )]
-pub struct DamagedCache {
+pub(super) struct DamagedCache {
     pub gun: String,
     pub role: String,
     pub why: String,
 }
 
 /// The keys a role is trusted with now.
-pub struct RoleKeys<'a> {
+pub(super) struct RoleKeys<'a> {
     pub keys: &'a BTreeMap<String, PublicKey>,
     pub keyids: &'a [String],
     pub threshold: u32,
@@ -51,7 +51,7 @@ pub struct RoleKeys<'a> {
 
 impl<'a> RoleKeys<'a> {
     /// A top-level role's keys in `root`.
-    pub fn of(root: &'a Root, role: &'a RootRole) -> RoleKeys<'a> {
+    pub(super) fn of(root: &'a Root, role: &'a RootRole) -> RoleKeys<'a> {
         RoleKeys {
             keys: &root.keys,
             keyids: &role.keyids,
@@ -61,7 +61,7 @@ impl<'a> RoleKeys<'a> {
 }
 
 /// The floor the cached copy of `role` sets under `trusted`.
-pub fn floor<T: Metadata>(
+pub(super) fn floor<T: Metadata>(
     dir: &GunDir,
     role: &Role,
     trusted: &RoleKeys<'_>,

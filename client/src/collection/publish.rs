@@ -26,12 +26,12 @@ struct Base {
 }
 
 /// Outcome of a publish, for the caller's message.
-pub struct Published {
+pub(crate) struct Published {
     pub changes: usize,
     pub roles: Vec<String>,
 }
 
-pub async fn publish(
+pub(crate) async fn publish(
     remote: &mut Remote,
     dir: &GunDir,
     signer: &mut KeydSigner,
@@ -41,7 +41,7 @@ pub async fn publish(
 }
 
 /// Publishes, replacing root with `new_root` (signed, bytes) when given.
-pub async fn publish_with_root(
+pub(crate) async fn publish_with_root(
     remote: &mut Remote,
     dir: &GunDir,
     signer: &mut KeydSigner,

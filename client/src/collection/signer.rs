@@ -5,33 +5,35 @@
 
 use crate::commands::with_pin_retry;
 use crate::connect::Client;
-use crate::errors::{reason, KeydError};
+use crate::errors::KeydError;
 use crate::progress;
 use anyhow::{anyhow, bail, Result};
+use keyd_proto::convert::role_fields;
 use keyd_proto::keyd as pb;
-use notary_tuf::metadata::canonical_key_id;
-use notary_tuf::{verify, PublicKey, Signature, SignatureMethod, SignedEnvelope};
+use keyd_proto::Reason;
+use notary_tuf::metadata::{canonical_key_id, Role};
+use notary_tuf::{verify, PublicKey, Signature, SignedEnvelope};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub struct KeydSigner {
+pub(crate) struct KeydSigner {
     client: Client,
     gun: String,
 }
 
 impl KeydSigner {
-    pub fn new(client: Client, gun: &str) -> KeydSigner {
+    pub(crate) fn new(client: Client, gun: &str) -> KeydSigner {
         KeydSigner {
             client,
             gun: gun.to_string(),
         }
     }
 
-    pub fn client(&mut self) -> &mut Client {
+    pub(crate) fn client(&mut self) -> &mut Client {
         &mut self.client
     }
 
     /// The notary-keyd key behind a metadata key, if the caller can see one.
-    pub async fn find(&mut self, listed: &PublicKey) -> Result<Option<pb::Key>> {
+    pub(crate) async fn find(&mut self, listed: &PublicKey) -> Result<Option<pb::Key>> {
         let bare = if listed.keytype().is_x509() {
             listed.bare_key()?.key_id()
         } else {
@@ -44,7 +46,7 @@ impl KeydSigner {
             // person must hear about.
             Err(status)
                 if status.code() == tonic::Code::NotFound
-                    || reason(&status) == Some("key_not_found") =>
+                    || Reason::of(&status) == Some(Reason::KeyNotFound) =>
             {
                 Ok(None)
             }
@@ -56,7 +58,7 @@ impl KeydSigner {
     /// notary-keyd holds, each key once however many IDs the role lists it
     /// under (verifiers count it once); fails if that is fewer than
     /// `threshold` keys.
-    pub async fn sign_role(
+    pub(crate) async fn sign_role(
         &mut self,
         envelope: &mut SignedEnvelope,
         role: &str,
@@ -95,7 +97,7 @@ impl KeydSigner {
     }
 
     /// One signature by `key`, listed in the metadata as `listed_id`.
-    pub async fn sign_with(
+    pub(crate) async fn sign_with(
         &mut self,
         envelope: &mut SignedEnvelope,
         role: &str,
@@ -104,19 +106,24 @@ impl KeydSigner {
         key: &pb::Key,
     ) -> Result<()> {
         let payload = envelope.signed_bytes.clone();
+        let (role_kind, delegation) = role_fields(Some(&Role::parse(role)?));
         let result = with_pin_retry(&key.backend, None, |pin| {
             let request = pb::SignRequest {
                 key_id: key.key_id.clone(),
                 payload: payload.clone(),
                 gun: self.gun.clone(),
-                role: role.to_string(),
+                role: role_kind,
+                delegation: delegation.clone(),
                 pin: pin.map(crate::pin::for_request).unwrap_or_default(),
             };
             let mut client = self.client.clone();
             async move { progress::follow(client.sign(request).await?.into_inner()).await }
         })
         .await?;
-        let method: SignatureMethod = result.method.parse()?;
+        let method = result
+            .method()
+            .notary()
+            .ok_or_else(|| anyhow!("notary-keyd returned a {role} signature without a method"))?;
         verify(listed, method, &payload, &result.signature).map_err(|e| {
             anyhow!(
                 "notary-keyd returned a {role} signature that does not verify; not using it ({e})"

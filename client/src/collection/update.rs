@@ -18,14 +18,14 @@ use std::collections::VecDeque;
 
 /// One verified metadata file and the exact bytes it came in.
 #[derive(Clone, Debug)]
-pub struct Fetched<T> {
+pub(crate) struct Fetched<T> {
     pub checked: Checked<T>,
     pub bytes: Vec<u8>,
 }
 
 /// A collection verified from its trusted root.
 #[derive(Debug)]
-pub struct Repo {
+pub(crate) struct Repo {
     pub root: Fetched<Root>,
     pub timestamp: Fetched<Timestamp>,
     pub snapshot: Fetched<Snapshot>,
@@ -35,7 +35,7 @@ pub struct Repo {
 
 /// Why there is no remote collection to update from.
 #[derive(Debug, thiserror::Error)]
-pub enum Missing {
+pub(crate) enum Missing {
     #[error("{gun} does not exist on the notary server {url} (nothing published yet)")]
     NotOnServer { gun: String, url: String },
 }
@@ -85,7 +85,7 @@ impl Source<'_> {
     }
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -93,7 +93,7 @@ pub fn now() -> i64 {
 }
 
 /// The cached root, trusted as it is (it passed verification, or we made it).
-pub fn cached_root(dir: &GunDir) -> Result<Option<Fetched<Root>>> {
+pub(crate) fn cached_root(dir: &GunDir) -> Result<Option<Fetched<Root>>> {
     let Some(bytes) = dir.read_cached(&Role::Root)? else {
         return Ok(None);
     };
@@ -111,7 +111,7 @@ pub fn cached_root(dir: &GunDir) -> Result<Option<Fetched<Root>>> {
 /// Updates from the server and caches the result. When the server cannot be
 /// reached and `allow_offline`, verifies the cached copy instead (with a
 /// warning), as the stock client does for reads.
-pub async fn update(
+pub(crate) async fn update(
     remote: &mut Remote,
     dir: &GunDir,
     pinning: &TrustPinning,

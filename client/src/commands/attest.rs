@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct AttestArgs {
+pub(crate) struct AttestArgs {
     /// Key ID, x509 key ID, or key URI (tpm:…, yubikey:…).
     key: String,
     /// TPM: nonce as hex (up to 64 bytes), e.g. from the party that will
@@ -48,7 +48,7 @@ fn random_nonce() -> anyhow::Result<Vec<u8>> {
     Ok(nonce)
 }
 
-pub async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Result<()> {
     let nonce = match &args.nonce {
         Some(hex) => parse_hex(hex)?,
         None => random_nonce()?,
@@ -76,6 +76,7 @@ pub async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Result<()> {
             show_tpm(&tpm, &key, &nonce, args.out.as_deref())
         }
         Some(pb::key_attestation::Evidence::Piv(piv)) => show_piv(&piv, &key),
+        Some(pb::key_attestation::Evidence::Pkcs11Origin(origin)) => show_origin(&origin, &key),
         None => bail!("the daemon sent an attestation without evidence"),
     }
 }
@@ -141,5 +142,25 @@ fn show_piv(attestation: &pb::PivAttestation, key: &pb::Key) -> anyhow::Result<(
     );
     print!("{}", attestation.slot_certificate_pem);
     print!("{}", attestation.intermediate_pem);
+    Ok(())
+}
+
+/// A PKCS#11 token's own report: shown for what it is.
+fn show_origin(origin: &pb::Pkcs11KeyOrigin, key: &pb::Key) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        output::json(&serde_json::json!({
+            "key_id": key.key_id,
+            "backend": key.backend,
+            "local": origin.local,
+            "never_extractable": origin.never_extractable,
+            "attested": false,
+        }))?
+    );
+    eprintln!(
+        "Key {} is not attested: a PKCS#11 token cannot prove where a key was made. The token \
+         reports CKA_LOCAL={} (generated on the token) and CKA_NEVER_EXTRACTABLE={}.",
+        key.key_id, origin.local, origin.never_extractable
+    );
     Ok(())
 }

@@ -7,13 +7,13 @@ use clap::Args;
 use keyd_proto::keyd as pb;
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Print a JSON array of backend objects instead of a table.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
+pub(crate) async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
     let backends = client
         .list_backends(pb::ListBackendsRequest {})
         .await

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// Key ID (bare or x509) or key URI.
     key_id: String,
 }
@@ -23,7 +23,7 @@ fn print_pem(pem: &str) {
     println!("{}", pem.trim_end_matches('\n'));
 }
 
-pub async fn show(client: &mut Client, args: &ShowArgs) -> Result<()> {
+pub(crate) async fn show(client: &mut Client, args: &ShowArgs) -> Result<()> {
     let cert = client
         .get_certificate(pb::GetCertificateRequest {
             key_id: args.key_id.clone(),
@@ -40,7 +40,7 @@ pub async fn show(client: &mut Client, args: &ShowArgs) -> Result<()> {
 }
 
 #[derive(Debug, Args)]
-pub struct AttachArgs {
+pub(crate) struct AttachArgs {
     /// Key ID of the key the certificate is for.
     key_id: String,
     /// PEM file: the leaf certificate first, then any intermediates.
@@ -48,7 +48,7 @@ pub struct AttachArgs {
     pem_file: PathBuf,
 }
 
-pub async fn attach(client: &mut Client, args: &AttachArgs) -> Result<()> {
+pub(crate) async fn attach(client: &mut Client, args: &AttachArgs) -> Result<()> {
     let pem = std::fs::read_to_string(&args.pem_file)
         .with_context(|| format!("cannot read {}", args.pem_file.display()))?;
     let cert = client
@@ -68,7 +68,7 @@ pub async fn attach(client: &mut Client, args: &AttachArgs) -> Result<()> {
 }
 
 #[derive(Debug, Args)]
-pub struct IssueRootArgs {
+pub(crate) struct IssueRootArgs {
     /// Key ID of an ECDSA key to make the root certificate for.
     key_id: String,
     /// The collection (GUN) the certificate is for; it becomes the CN.
@@ -116,7 +116,7 @@ fn check_issued(key: &pb::Key, gun: &str, cert: &pb::Certificate) -> Result<()> 
 
 /// Has notary-keyd issue (and store) a root certificate for `key` and checks
 /// it before returning it. `days` 0 means notary's 10 years.
-pub async fn issue_checked(
+pub(crate) async fn issue_checked(
     client: &mut Client,
     key: &pb::Key,
     gun: &str,
@@ -141,7 +141,7 @@ pub async fn issue_checked(
     Ok(cert)
 }
 
-pub async fn issue_root(client: &mut Client, args: &IssueRootArgs) -> Result<()> {
+pub(crate) async fn issue_root(client: &mut Client, args: &IssueRootArgs) -> Result<()> {
     if args.gun.is_empty() {
         bail!("--gun must name the collection, e.g. --gun example.com/app");
     }

@@ -5,13 +5,15 @@ use crate::connect::Client;
 use crate::errors::KeydError;
 use crate::output::{self, KeyJson};
 use crate::pin;
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use clap::{Args, ValueEnum};
+use keyd_proto::convert::{role_fields, role_name};
 use keyd_proto::keyd as pb;
+use notary_tuf::metadata::Role;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Print a JSON array of key objects instead of a table.
     #[arg(long)]
     json: bool,
@@ -26,10 +28,20 @@ pub struct ListArgs {
     gun: Option<String>,
 }
 
-pub async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
+/// A `--role` value: a base role or a `targets/<name>` delegation.
+pub(crate) fn role_arg(role: Option<&str>) -> anyhow::Result<(i32, String)> {
+    let role = role
+        .map(|r| Role::parse(r).map_err(|e| anyhow!("--role {r:?}: {e}")))
+        .transpose()?;
+    Ok(role_fields(role.as_ref()))
+}
+
+pub(crate) async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
+    let (role, delegation) = role_arg(args.role.as_deref())?;
     let request = pb::ListKeysRequest {
         backend: args.backend.clone().unwrap_or_default(),
-        role: args.role.clone().unwrap_or_default(),
+        role,
+        delegation,
         gun: args.gun.clone().unwrap_or_default(),
     };
     let keys = client
@@ -50,7 +62,7 @@ pub async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, Args)]
-pub struct InfoArgs {
+pub(crate) struct InfoArgs {
     /// Key ID, x509 key ID, or key URI (pkcs11:… or soft:…).
     key: String,
     /// Print a JSON key object instead of text.
@@ -58,7 +70,7 @@ pub struct InfoArgs {
     json: bool,
 }
 
-pub async fn info(client: &mut Client, args: &InfoArgs) -> anyhow::Result<()> {
+pub(crate) async fn info(client: &mut Client, args: &InfoArgs) -> anyhow::Result<()> {
     let key = client
         .get_key(pb::GetKeyRequest {
             key: args.key.clone(),
@@ -75,20 +87,20 @@ pub async fn info(client: &mut Client, args: &InfoArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AlgorithmArg {
+pub(crate) enum AlgorithmArg {
     Ecdsa,
     Ed25519,
     Rsa,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CurveArg {
+pub(crate) enum CurveArg {
     P256,
     P384,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RsaBits {
+pub(crate) enum RsaBits {
     #[value(name = "2048")]
     B2048,
     #[value(name = "3072")]
@@ -98,7 +110,7 @@ pub enum RsaBits {
 }
 
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// Key algorithm. Notary root keys with certificates need ecdsa.
     #[arg(long, value_enum, default_value_t = AlgorithmArg::Ecdsa)]
     pub algorithm: AlgorithmArg,
@@ -137,14 +149,14 @@ pub struct GenerateArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PinPolicyArg {
+pub(crate) enum PinPolicyArg {
     Never,
     Once,
     Always,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TouchPolicyArg {
+pub(crate) enum TouchPolicyArg {
     Never,
     Always,
     Cached,
@@ -158,42 +170,44 @@ impl GenerateArgs {
         if self.bits.is_some() && self.algorithm != AlgorithmArg::Rsa {
             bail!("--bits only applies to --algorithm rsa");
         }
-        let algorithm = match self.algorithm {
-            AlgorithmArg::Ecdsa => "ecdsa",
-            AlgorithmArg::Ed25519 => "ed25519",
-            AlgorithmArg::Rsa => "rsa",
+        let algorithm = match (self.algorithm, self.curve, self.bits) {
+            (AlgorithmArg::Ecdsa, Some(CurveArg::P256) | None, _) => pb::Algorithm::EcdsaP256,
+            (AlgorithmArg::Ecdsa, Some(CurveArg::P384), _) => pb::Algorithm::EcdsaP384,
+            (AlgorithmArg::Ed25519, ..) => pb::Algorithm::Ed25519,
+            (AlgorithmArg::Rsa, _, Some(RsaBits::B2048)) => pb::Algorithm::Rsa2048,
+            (AlgorithmArg::Rsa, _, Some(RsaBits::B3072) | None) => pb::Algorithm::Rsa3072,
+            (AlgorithmArg::Rsa, _, Some(RsaBits::B4096)) => pb::Algorithm::Rsa4096,
         };
-        let curve = match self.curve {
-            Some(CurveArg::P256) => "p256",
-            Some(CurveArg::P384) => "p384",
-            None => "",
+        let (role, delegation) = role_arg(self.role.as_deref())?;
+        let slot = match &self.slot {
+            None => pb::PivSlot::Unspecified,
+            Some(s) => u8::from_str_radix(s, 16)
+                .ok()
+                .and_then(pb::PivSlot::from_id)
+                .ok_or_else(|| anyhow!("--slot {s:?}: use 9a, 9c, 9d, 9e or 82-95"))?,
         };
-        // 0 and "" ask the daemon for its defaults (3072 bits, p256).
-        let bits = match self.bits {
-            Some(RsaBits::B2048) => 2048,
-            Some(RsaBits::B3072) => 3072,
-            Some(RsaBits::B4096) => 4096,
-            None => 0,
+        let pin_policy = match self.pin_policy {
+            None => pb::PinPolicy::Unspecified,
+            Some(PinPolicyArg::Never) => pb::PinPolicy::Never,
+            Some(PinPolicyArg::Once) => pb::PinPolicy::Once,
+            Some(PinPolicyArg::Always) => pb::PinPolicy::Always,
+        };
+        let touch_policy = match self.touch_policy {
+            None => pb::TouchPolicy::Unspecified,
+            Some(TouchPolicyArg::Never) => pb::TouchPolicy::Never,
+            Some(TouchPolicyArg::Always) => pb::TouchPolicy::Always,
+            Some(TouchPolicyArg::Cached) => pb::TouchPolicy::Cached,
         };
         Ok(pb::GenerateKeyRequest {
             backend: self.backend.clone().unwrap_or_default(),
-            algorithm: algorithm.into(),
-            curve: curve.into(),
-            bits,
+            algorithm: algorithm as i32,
             label: self.label.clone().unwrap_or_default(),
-            role: self.role.clone().unwrap_or_default(),
+            role,
+            delegation,
             gun: self.gun.clone().unwrap_or_default(),
-            slot: self.slot.clone().unwrap_or_default(),
-            pin_policy: self
-                .pin_policy
-                .and_then(|p| p.to_possible_value())
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default(),
-            touch_policy: self
-                .touch_policy
-                .and_then(|t| t.to_possible_value())
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default(),
+            slot: slot as i32,
+            pin_policy: pin_policy as i32,
+            touch_policy: touch_policy as i32,
             pin: String::new(),
         })
     }
@@ -215,7 +229,7 @@ async fn touch_notice(client: &mut Client, args: &GenerateArgs, backend: &str) {
             b.name == backend
         }
     });
-    if let Some(b) = target.filter(|b| b.r#type == "yubikey") {
+    if let Some(b) = target.filter(|b| b.r#type() == pb::BackendType::Yubikey) {
         let serial = b.device.map(|d| d.serial).unwrap_or_default();
         eprintln!(
             "Touch your YubiKey (serial {serial}) when it blinks: the new key signs its slot certificate…"
@@ -224,7 +238,7 @@ async fn touch_notice(client: &mut Client, args: &GenerateArgs, backend: &str) {
 }
 
 /// GenerateKey; a locked token gets its PIN once (see `with_pin_retry`).
-pub async fn generate_with_pin(
+pub(crate) async fn generate_with_pin(
     client: &mut Client,
     request: pb::GenerateKeyRequest,
     pin_file: Option<&Path>,
@@ -239,12 +253,13 @@ pub async fn generate_with_pin(
     .await
 }
 
-pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Result<()> {
+pub(crate) async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Result<()> {
     let request = args.request()?;
     let backend = request.backend.clone();
     touch_notice(client, args, &backend).await;
     let key = generate_with_pin(client, request, args.pin_file.as_deref()).await?;
-    let binding = match (key.role.as_str(), key.gun.as_str()) {
+    let role = role_name(key.role, &key.delegation);
+    let binding = match (role.as_str(), key.gun.as_str()) {
         ("", "") => "unbound".to_string(),
         (role, "") => format!("role {role}"),
         ("", gun) => format!("GUN {gun}"),
@@ -252,7 +267,8 @@ pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Resul
     };
     eprintln!(
         "Generated {} key in backend {} ({binding})",
-        key.algorithm, key.backend
+        key.algorithm().word(),
+        key.backend
     );
     eprintln!("URI: {}", key.uri);
     // Last line of stdout, for scripts.
@@ -261,7 +277,7 @@ pub async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow::Resul
 }
 
 #[derive(Debug, Args)]
-pub struct DeleteArgs {
+pub(crate) struct DeleteArgs {
     /// Key ID of the key to delete.
     key_id: String,
     /// Confirm the deletion; the private key is destroyed in its backend.
@@ -270,7 +286,7 @@ pub struct DeleteArgs {
 }
 
 /// Refuses before contacting the daemon unless the deletion is confirmed.
-pub fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
+pub(crate) fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
     if !args.yes {
         bail!(
             "not deleting key {}: deletion is irreversible (the private key is destroyed in its \
@@ -281,7 +297,7 @@ pub fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn delete(client: &mut Client, args: &DeleteArgs) -> anyhow::Result<()> {
+pub(crate) async fn delete(client: &mut Client, args: &DeleteArgs) -> anyhow::Result<()> {
     check_delete(args)?;
     client
         .delete_key(pb::DeleteKeyRequest {
@@ -295,7 +311,7 @@ pub async fn delete(client: &mut Client, args: &DeleteArgs) -> anyhow::Result<()
 }
 
 #[derive(Debug, Args)]
-pub struct UnlockArgs {
+pub(crate) struct UnlockArgs {
     /// Backend whose token to log in.
     #[arg(long, value_name = "NAME")]
     backend: String,
@@ -305,7 +321,7 @@ pub struct UnlockArgs {
     pin_file: Option<PathBuf>,
 }
 
-pub async fn unlock(client: &mut Client, args: &UnlockArgs) -> anyhow::Result<()> {
+pub(crate) async fn unlock(client: &mut Client, args: &UnlockArgs) -> anyhow::Result<()> {
     let pin = pin::require(args.pin_file.as_deref(), &args.backend)?;
     client
         .unlock(pb::UnlockRequest {
@@ -319,13 +335,13 @@ pub async fn unlock(client: &mut Client, args: &UnlockArgs) -> anyhow::Result<()
 }
 
 #[derive(Debug, Args)]
-pub struct LockArgs {
+pub(crate) struct LockArgs {
     /// Backend whose token to log out.
     #[arg(long, value_name = "NAME")]
     backend: String,
 }
 
-pub async fn lock(client: &mut Client, args: &LockArgs) -> anyhow::Result<()> {
+pub(crate) async fn lock(client: &mut Client, args: &LockArgs) -> anyhow::Result<()> {
     client
         .lock(pb::LockRequest {
             backend: args.backend.clone(),
@@ -364,15 +380,20 @@ mod tests {
         args.touch_policy = Some(TouchPolicyArg::Cached);
         let req = args.request().unwrap();
         assert_eq!(
+            (req.slot(), req.pin_policy(), req.touch_policy()),
             (
-                req.slot.as_str(),
-                req.pin_policy.as_str(),
-                req.touch_policy.as_str()
-            ),
-            ("9c", "always", "cached")
+                pb::PivSlot::Signature,
+                pb::PinPolicy::Always,
+                pb::TouchPolicy::Cached
+            )
         );
         let req = generate_args(AlgorithmArg::Ecdsa).request().unwrap();
-        assert_eq!((req.slot.as_str(), req.pin_policy.as_str()), ("", ""));
+        assert_eq!(
+            (req.slot(), req.pin_policy()),
+            (pb::PivSlot::Unspecified, pb::PinPolicy::Unspecified)
+        );
+        args.slot = Some("9b".into());
+        assert!(args.request().unwrap_err().to_string().contains("--slot"));
     }
 
     #[test]
@@ -380,20 +401,30 @@ mod tests {
         let mut args = generate_args(AlgorithmArg::Rsa);
         args.bits = Some(RsaBits::B4096);
         let req = args.request().unwrap();
-        assert_eq!(
-            (req.algorithm.as_str(), req.bits, req.curve.as_str()),
-            ("rsa", 4096, "")
-        );
-        assert_eq!(req.role, "targets");
+        assert_eq!(req.algorithm(), pb::Algorithm::Rsa4096);
+        assert_eq!(req.role(), pb::KeyRole::Targets);
         assert_eq!(req.backend, "");
+        assert_eq!(
+            generate_args(AlgorithmArg::Rsa)
+                .request()
+                .unwrap()
+                .algorithm(),
+            pb::Algorithm::Rsa3072
+        );
+        let mut args = generate_args(AlgorithmArg::Ed25519);
+        args.role = Some("targets/releases".into());
+        let req = args.request().unwrap();
+        assert_eq!(
+            (req.role(), req.delegation.as_str()),
+            (pb::KeyRole::Delegation, "targets/releases")
+        );
+        args.role = Some("Targets".into());
+        assert!(args.request().unwrap_err().to_string().contains("--role"));
 
         let mut args = generate_args(AlgorithmArg::Ecdsa);
         args.curve = Some(CurveArg::P384);
         let req = args.request().unwrap();
-        assert_eq!(
-            (req.algorithm.as_str(), req.bits, req.curve.as_str()),
-            ("ecdsa", 0, "p384")
-        );
+        assert_eq!(req.algorithm(), pb::Algorithm::EcdsaP384);
     }
 
     #[test]

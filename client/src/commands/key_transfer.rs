@@ -6,7 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// Key IDs to export (as notary accepts them).
     #[arg(long = "key", value_name = "KEYID")]
     pub keys: Vec<String>,
@@ -18,7 +18,7 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// PEM files with private keys.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
@@ -28,7 +28,7 @@ pub struct ImportArgs {
     pub gun: Option<String>,
 }
 
-pub fn export(_: &ExportArgs) -> Result<()> {
+pub(crate) fn export(_: &ExportArgs) -> Result<()> {
     bail!(
         "key export is refused: notary-keyd never lets a private key leave its backend (the \
          token or the daemon's keystore), so there is nothing to export. Public halves: \
@@ -37,7 +37,7 @@ pub fn export(_: &ExportArgs) -> Result<()> {
     )
 }
 
-pub fn import(args: &ImportArgs) -> Result<()> {
+pub(crate) fn import(args: &ImportArgs) -> Result<()> {
     bail!(
         "key import is refused: notaryctl never reads private key files ({} not read), so a \
          key that existed outside notary-keyd cannot be trusted to be held only by it. \

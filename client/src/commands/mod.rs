@@ -1,16 +1,18 @@
 //! One file per command group.
 
-pub mod attest;
-pub mod backend;
-pub mod certificate;
-pub mod key;
-pub mod key_transfer;
-pub mod repo;
-pub mod sign;
-pub mod yubikey;
+pub(crate) mod attest;
+pub(crate) mod backend;
+pub(crate) mod ceremony;
+pub(crate) mod certificate;
+pub(crate) mod key;
+pub(crate) mod key_transfer;
+pub(crate) mod repo;
+pub(crate) mod sign;
+pub(crate) mod yubikey;
 
-use crate::errors::{backend_in_message, reason, KeydError};
+use crate::errors::KeydError;
 use crate::pin;
+use keyd_proto::{Failure, Reason};
 use secrecy::SecretString;
 use std::future::Future;
 use std::path::Path;
@@ -19,7 +21,7 @@ use tonic::Status;
 /// Runs a PIN-capable request without a PIN; if the token turns out to be
 /// locked and a PIN can be had, runs it once more with the PIN. A wrong PIN
 /// is never retried: the second attempt's outcome is final.
-pub async fn with_pin_retry<T, F, Fut>(
+pub(crate) async fn with_pin_retry<T, F, Fut>(
     backend: &str,
     pin_file: Option<&Path>,
     mut attempt: F,
@@ -32,15 +34,18 @@ where
         Ok(result) => return Ok(result),
         Err(status) => status,
     };
-    let source = (reason(&status) == Some("login_required"))
-        .then(|| pin::source(pin_file))
-        .flatten();
+    let failure = Failure::of(&status);
+    let locked = failure
+        .as_ref()
+        .is_some_and(|f| f.reason == Reason::LoginRequired);
+    let source = locked.then(|| pin::source(pin_file)).flatten();
     let Some(source) = source else {
         return Err(KeydError::on_backend(status, backend).into());
     };
     // A request for the default backend learns its name from the refusal.
+    let named_by_daemon = failure.and_then(|f| f.backend);
     let prompt_name = match backend {
-        "" => backend_in_message(status.message()).unwrap_or("(default)"),
+        "" => named_by_daemon.as_deref().unwrap_or("(default)"),
         named => named,
     };
     let pin = pin::read(source, prompt_name)?;

@@ -1,13 +1,13 @@
 //! The notary CLI's repository commands (`init`, `add`, `publish`, `list`,
 //! …) with the same names, arguments and flags, keys in notary-keyd.
 
-pub mod delegation;
-pub mod init;
-pub mod publish;
-pub mod read;
-pub mod rotate;
-pub mod stage;
-pub mod status;
+pub(crate) mod delegation;
+pub(crate) mod init;
+pub(crate) mod publish;
+pub(crate) mod read;
+pub(crate) mod rotate;
+pub(crate) mod stage;
+pub(crate) mod status;
 
 use crate::collection::signer::KeydSigner;
 use crate::connect;
@@ -18,7 +18,7 @@ use anyhow::Result;
 use std::path::PathBuf;
 
 /// What every repository command needs: the settings and the daemon socket.
-pub struct Context {
+pub(crate) struct Context {
     pub settings: Settings,
     pub keyd_socket: PathBuf,
     pub verbose: bool,
@@ -27,11 +27,11 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn gun_dir(&self, gun: &str) -> Result<GunDir> {
+    pub(crate) fn gun_dir(&self, gun: &str) -> Result<GunDir> {
         TrustDir::new(self.settings.trust_dir.clone()).gun(gun)
     }
 
-    pub fn remote(&self, gun: &str) -> Result<Remote> {
+    pub(crate) fn remote(&self, gun: &str) -> Result<Remote> {
         Ok(Remote::new(
             &self.settings.server,
             &self.settings.tls,
@@ -42,12 +42,12 @@ impl Context {
     }
 
     /// Connects to notary-keyd; only commands that sign need it.
-    pub async fn signer(&self, gun: &str) -> Result<KeydSigner> {
+    pub(crate) async fn signer(&self, gun: &str) -> Result<KeydSigner> {
         let client = connect::connect(&self.keyd_socket).await?;
         Ok(KeydSigner::new(client, gun))
     }
 
-    pub fn note(&self, line: impl AsRef<str>) {
+    pub(crate) fn note(&self, line: impl AsRef<str>) {
         if self.verbose {
             eprintln!("{}", line.as_ref());
         }

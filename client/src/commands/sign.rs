@@ -1,6 +1,7 @@
 //! `notaryctl sign`: one signature over the canonical bytes of `signed`,
 //! checked against the key's public key before it is printed.
 
+use super::key::role_arg;
 use super::with_pin_retry;
 use crate::connect::Client;
 use crate::errors::KeydError;
@@ -8,12 +9,12 @@ use crate::progress;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use keyd_proto::keyd as pb;
-use notary_tuf::{verify, KeyType, PublicKey, Signature, SignatureMethod};
+use notary_tuf::{verify, KeyType, PublicKey, Signature};
 use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// Key ID (bare or x509) of the signing key.
     #[arg(long, value_name = "KEYID")]
     pub key: String,
@@ -75,7 +76,10 @@ fn check_signature(key: &pb::Key, payload: &[u8], result: pb::SignResult) -> Res
             key.key_id
         );
     }
-    let method: SignatureMethod = result.method.parse()?;
+    let method = result
+        .method()
+        .notary()
+        .ok_or_else(|| anyhow!("notary-keyd returned a signature without a method"))?;
     verify(&public, method, payload, &result.signature).map_err(|e| {
         anyhow!("notary-keyd returned a signature that does not verify; not using it ({e})")
     })?;
@@ -86,7 +90,7 @@ fn check_signature(key: &pb::Key, payload: &[u8], result: pb::SignResult) -> Res
     })
 }
 
-pub async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
+pub(crate) async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
     let payload = read_payload(&args.file)?;
     let lookup = pb::GetKeyRequest {
         key: args.key.clone(),
@@ -102,13 +106,15 @@ pub async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
         .as_ref()
         .map(|k| k.backend.clone())
         .unwrap_or_default();
+    let (role, delegation) = role_arg(args.role.as_deref())?;
     let result = with_pin_retry(&backend, args.pin_file.as_deref(), |pin| {
-        // Empty role/GUN let the daemon apply the key's binding.
+        // No role and no GUN let the daemon apply the key's binding.
         let request = pb::SignRequest {
             key_id: args.key.clone(),
             payload: payload.clone(),
             gun: args.gun.clone().unwrap_or_default(),
-            role: args.role.clone().unwrap_or_default(),
+            role,
+            delegation: delegation.clone(),
             pin: pin.map(crate::pin::for_request).unwrap_or_default(),
         };
         let mut client = client.clone();
@@ -150,7 +156,7 @@ mod tests {
             key_id,
             keytype: "ecdsa".into(),
             public: spki,
-            algorithm: "ecdsa-p256".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
             backend: "hsm".into(),
             ..Default::default()
         };
@@ -160,7 +166,7 @@ mod tests {
     fn result_for(key: &pb::Key, sig: Vec<u8>) -> pb::SignResult {
         pb::SignResult {
             key_id: key.key_id.clone(),
-            method: "ecdsa".into(),
+            method: pb::SignatureMethod::Ecdsa as i32,
             signature: sig,
         }
     }

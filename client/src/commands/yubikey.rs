@@ -16,7 +16,7 @@ const FACTORY_PIN: &str = "123456";
 const FACTORY_PUK: &str = "12345678";
 
 #[derive(Debug, Args)]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     /// Serial of the YubiKey; may be left out when the daemon has one.
     #[arg(long, value_name = "N")]
     serial: Option<u32>,
@@ -46,14 +46,14 @@ pub struct SetupArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Only the YubiKey with this serial.
     #[arg(long, value_name = "N")]
     serial: Option<u32>,
 }
 
 #[derive(Debug, Args)]
-pub struct ReleaseArgs {
+pub(crate) struct ReleaseArgs {
     /// Only this backend; default: every YubiKey the daemon holds.
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
@@ -143,7 +143,7 @@ fn confirm(serial: u32) -> Result<()> {
     Ok(())
 }
 
-pub async fn setup(client: &mut Client, args: &SetupArgs) -> Result<()> {
+pub(crate) async fn setup(client: &mut Client, args: &SetupArgs) -> Result<()> {
     let yubikeys = status_of(client, args.serial.unwrap_or(0)).await?;
     let target = match yubikeys.as_slice() {
         [one] => one,
@@ -222,7 +222,7 @@ fn factory_note(default: Option<bool>, what: &str) -> String {
 }
 
 /// One YubiKey as `status` prints it.
-pub fn describe(y: &pb::YubiKeyStatus) -> String {
+pub(crate) fn describe(y: &pb::YubiKeyStatus) -> String {
     if !y.available {
         return format!(
             "backend {}: unavailable: {}\n",
@@ -263,10 +263,10 @@ pub fn describe(y: &pb::YubiKeyStatus) -> String {
         };
         out.push_str(&format!(
             "  slot {}: {}, PIN {}, touch {}, {origin}, key {} {}\n",
-            s.slot,
-            or_unknown(&s.algorithm),
-            or_unknown(&s.pin_policy),
-            or_unknown(&s.touch_policy),
+            s.slot().word(),
+            or_unknown(s.algorithm().word()),
+            or_unknown(s.pin_policy().word()),
+            or_unknown(s.touch_policy().word()),
             s.key_id,
             s.label
         ));
@@ -274,7 +274,7 @@ pub fn describe(y: &pb::YubiKeyStatus) -> String {
     out
 }
 
-pub async fn status(client: &mut Client, args: &StatusArgs) -> Result<()> {
+pub(crate) async fn status(client: &mut Client, args: &StatusArgs) -> Result<()> {
     let yubikeys = status_of(client, args.serial.unwrap_or(0)).await?;
     if yubikeys.is_empty() {
         eprintln!("notary-keyd has no YubiKey backend.");
@@ -285,7 +285,7 @@ pub async fn status(client: &mut Client, args: &StatusArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn release(client: &mut Client, args: &ReleaseArgs) -> Result<()> {
+pub(crate) async fn release(client: &mut Client, args: &ReleaseArgs) -> Result<()> {
     let released = client
         .release_device(pb::ReleaseDeviceRequest {
             backend: args.backend.clone().unwrap_or_default(),
@@ -317,10 +317,10 @@ mod tests {
             default_pin: Some(true),
             default_management_key: Some(false),
             slots: vec![pb::YubiKeySlot {
-                slot: "9c".into(),
-                algorithm: "ecdsa-p256".into(),
-                pin_policy: "always".into(),
-                touch_policy: String::new(),
+                slot: pb::PivSlot::Signature as i32,
+                algorithm: pb::Algorithm::EcdsaP256 as i32,
+                pin_policy: pb::PinPolicy::Always as i32,
+                touch_policy: pb::TouchPolicy::Unspecified as i32,
                 generated_on_device: Some(true),
                 key_id: "ab12".into(),
                 label: "root".into(),

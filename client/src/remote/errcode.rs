@@ -19,7 +19,7 @@ struct Entry {
 }
 
 /// The codes of the body, if it is an errcode body.
-pub fn codes(body: &[u8]) -> Vec<String> {
+pub(super) fn codes(body: &[u8]) -> Vec<String> {
     serde_json::from_slice::<Body>(body)
         .map(|b| b.errors.into_iter().map(|e| e.code).collect())
         .unwrap_or_default()
@@ -27,7 +27,7 @@ pub fn codes(body: &[u8]) -> Vec<String> {
 
 /// `CODE: message (detail)` for each error, joined by "; "; for a body that
 /// is not errcode JSON, its first line (bounded).
-pub fn describe(body: &[u8]) -> String {
+pub(super) fn describe(body: &[u8]) -> String {
     match serde_json::from_slice::<Body>(body) {
         Ok(parsed) if !parsed.errors.is_empty() => parsed
             .errors

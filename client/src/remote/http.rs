@@ -24,7 +24,7 @@ use tokio_rustls::TlsConnector;
 /// TLS settings: notary's `--tlscacert`, `--tlscert`, `--tlskey` (or the
 /// config's `root_ca`, `tls_client_cert`, `tls_client_key`).
 #[derive(Clone, Debug, Default)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -41,7 +41,7 @@ struct Target {
 
 /// How long notaryctl waits on the notary server.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// TCP connect plus the TLS and HTTP handshakes.
     pub connect: Duration,
     /// Longest silence while waiting for an answer or between its parts.
@@ -60,7 +60,7 @@ impl Default for Timeouts {
     }
 }
 
-pub struct Http {
+pub(super) struct Http {
     url: String,
     target: Target,
     connector: Option<TlsConnector>,
@@ -71,13 +71,13 @@ pub struct Http {
 }
 
 #[derive(Debug)]
-pub struct Response {
+pub(super) struct Response {
     pub status: StatusCode,
     pub body: Bytes,
 }
 
 impl Http {
-    pub fn new(
+    pub(super) fn new(
         url: &str,
         tls: &TlsFiles,
         timeouts: Timeouts,
@@ -99,19 +99,19 @@ impl Http {
         })
     }
 
-    pub fn url(&self) -> &str {
+    pub(super) fn url(&self) -> &str {
         &self.url
     }
 
     /// True for an `http://` URL: nothing protects what it carries.
-    pub fn is_plain(&self) -> bool {
+    pub(super) fn is_plain(&self) -> bool {
         !self.target.tls
     }
 
     /// Sends one request and reads at most `limit` bytes of the answer,
     /// within the request deadline. A connection that failed or was left
     /// mid-answer is not used again.
-    pub async fn send(
+    pub(super) async fn send(
         &mut self,
         method: Method,
         path: &str,

@@ -2,7 +2,7 @@
 //! `files`, filename = role name (slashes included for delegations).
 
 /// Content type and body for `files`, a list of (role, metadata bytes).
-pub fn form(files: &[(String, Vec<u8>)]) -> (String, Vec<u8>) {
+pub(super) fn form(files: &[(String, Vec<u8>)]) -> (String, Vec<u8>) {
     let boundary = boundary(files);
     let mut body = Vec::new();
     for (role, bytes) in files {

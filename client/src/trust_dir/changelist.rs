@@ -13,14 +13,14 @@ const SUFFIX: &str = ".change";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ChangeAction {
+pub(crate) enum ChangeAction {
     Create,
     Delete,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
+pub(crate) enum ChangeKind {
     Target,
     Delegation,
     Witness,
@@ -28,7 +28,7 @@ pub enum ChangeKind {
 
 /// Edits to a delegation role, as `notary delegation add/remove` stage them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DelegationEdit {
+pub(crate) struct DelegationEdit {
     #[serde(default)]
     pub add_keys: Vec<notary_tuf::PublicKey>,
     #[serde(default)]
@@ -42,7 +42,7 @@ pub struct DelegationEdit {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
+pub(crate) struct Change {
     pub action: ChangeAction,
     pub kind: ChangeKind,
     /// The role whose metadata changes (`targets`, `targets/releases`).
@@ -58,22 +58,22 @@ pub struct Change {
 
 /// One staged file and its changes.
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     pub file: PathBuf,
     pub changes: Vec<Change>,
 }
 
-pub struct Changelist {
+pub(crate) struct Changelist {
     dir: PathBuf,
 }
 
 impl Changelist {
-    pub fn new(dir: PathBuf) -> Changelist {
+    pub(crate) fn new(dir: PathBuf) -> Changelist {
         Changelist { dir }
     }
 
     /// Stages `changes` as one file.
-    pub fn add(&self, changes: &[Change]) -> Result<()> {
+    pub(crate) fn add(&self, changes: &[Change]) -> Result<()> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -83,7 +83,7 @@ impl Changelist {
     }
 
     /// Staged files in the order they were staged.
-    pub fn list(&self) -> Result<Vec<Staged>> {
+    pub(crate) fn list(&self) -> Result<Vec<Staged>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -104,7 +104,7 @@ impl Changelist {
     }
 
     /// Removes staged files (after a successful publish, or on reset).
-    pub fn remove(&self, files: &[PathBuf]) -> Result<()> {
+    pub(crate) fn remove(&self, files: &[PathBuf]) -> Result<()> {
         for file in files {
             match std::fs::remove_file(file) {
                 Ok(()) => {}
@@ -118,7 +118,7 @@ impl Changelist {
     }
 
     /// Replaces a staged file's changes (or removes it when none are left).
-    pub fn rewrite(&self, staged: &Staged, changes: &[Change]) -> Result<()> {
+    pub(crate) fn rewrite(&self, staged: &Staged, changes: &[Change]) -> Result<()> {
         if changes.is_empty() {
             self.remove(std::slice::from_ref(&staged.file))
         } else {

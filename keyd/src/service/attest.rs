@@ -1,14 +1,18 @@
 //! AttestKey: the device's own evidence that it holds a key: TPM2_Certify
 //! by the TPM's attestation key, or a YubiKey's slot attestation
-//! certificate with the device intermediate that signed it.
+//! certificate with the device intermediate that signed it; for a PKCS#11
+//! token, its CKA_LOCAL and CKA_NEVER_EXTRACTABLE.
 
-use super::status::{self, invalid, with_reason};
 use super::KeydService;
+use crate::audit::AuditRecord;
 use crate::caller::Caller;
+use crate::edge::KeyRef;
+use crate::status::{self, invalid, refusal};
 use keyd_backends::BackendError;
 use keyd_proto::keyd as pb;
+use keyd_proto::Reason;
 use notary_tuf::pem;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// TPM2B_DATA holds at most 64 bytes of qualifying data.
 const MAX_NONCE: usize = 64;
@@ -20,24 +24,31 @@ impl KeydService {
     ) -> Result<Response<pb::KeyAttestation>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "attest");
-        let entry = match self.visible_key(&caller, &req.key).await {
-            Ok(e) => e,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
-        record.key_id = entry.key_id.clone();
-        record.backend = entry.device.clone();
+        let mut audited = self.audit.begin(Self::audit_base(&caller, "attest"));
+        let outcome = self.attest_checked(&caller, req, audited.record()).await;
+        audited.close(outcome).await.map(Response::new)
+    }
+
+    async fn attest_checked(
+        &self,
+        caller: &Caller,
+        req: pb::AttestKeyRequest,
+        record: &mut AuditRecord,
+    ) -> Result<pb::KeyAttestation, Status> {
+        let key = KeyRef::parse(&req.key)?;
+        let entry = self.visible_key(caller, &key).await?;
+        record.key_id.clone_from(&entry.key_id);
+        record.backend.clone_from(&entry.device);
         if req.nonce.len() > MAX_NONCE {
-            let st = invalid(format!(
+            return Err(invalid(format!(
                 "nonce is {} bytes; at most {MAX_NONCE}",
                 req.nonce.len()
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
-        let Some(device) = self.registry.device(&entry.device) else {
-            let st = status::key_not_found(&entry.key_id);
-            return Err(self.refuse(record, st).await);
-        };
+        let device = self
+            .registry
+            .device(&entry.device)
+            .ok_or_else(|| status::key_not_found(&entry.key_id))?;
         let uri = entry.key.uri.clone();
         let nonce = req.nonce;
         let evidence = if device.backend.attestation().is_some() {
@@ -69,29 +80,34 @@ impl KeydService {
                         intermediate_pem: pem::encode("CERTIFICATE", &a.intermediate_der),
                     })
                 })
+        } else if device.backend.key_origin().is_some() {
+            device
+                .run(move |b| match b.key_origin() {
+                    Some(o) => o.key_origin(&uri),
+                    None => Err(BackendError::NotSupported("key origin")),
+                })
+                .await
+                .map(|o| {
+                    pb::key_attestation::Evidence::Pkcs11Origin(pb::Pkcs11KeyOrigin {
+                        local: o.local,
+                        never_extractable: o.never_extractable,
+                    })
+                })
         } else {
-            let st = with_reason(
-                Code::Unimplemented,
-                "not_supported",
+            return Err(refusal(
+                Reason::NotSupported,
                 format!(
-                    "backend {:?} ({}) cannot attest its keys; TPM and YubiKey backends can",
+                    "backend {:?} ({}) cannot attest its keys; TPM and YubiKey backends can, \
+                     PKCS#11 backends report CKA_LOCAL and CKA_NEVER_EXTRACTABLE",
                     entry.device,
                     device.backend.kind()
                 ),
-            );
-            return Err(self.refuse(record, st).await);
+            ));
         };
-        let evidence = match evidence {
-            Ok(e) => e,
-            Err(e) => {
-                let st = status::from_device(&entry.device, &e);
-                return Err(self.refuse(record, st).await);
-            }
-        };
-        self.commit(record).await?;
-        Ok(Response::new(pb::KeyAttestation {
+        let evidence = evidence.map_err(|e| status::from_device(&entry.device, &e))?;
+        Ok(pb::KeyAttestation {
             key_id: entry.key_id.clone(),
             evidence: Some(evidence),
-        }))
+        })
     }
 }

@@ -1,23 +1,61 @@
 //! Key management RPCs: list, get, generate, delete, certificates.
 
-use super::status::{self, denied, invalid, key_not_found, with_reason};
 use super::{key_message, KeydService};
+use crate::audit::AuditRecord;
 use crate::caller::Caller;
+use crate::edge::{self, KeyRef};
 use crate::policy::{KeyFacts, Operation};
 use crate::registry::KeyEntry;
+use crate::status::{self, denied, invalid, key_not_found, refusal};
 use keyd_backends::{Algorithm, KeySpec};
 use keyd_proto::keyd as pb;
-use notary_tuf::metadata::Role;
+use keyd_proto::Reason;
+use notary_tuf::metadata::{Gun, Role};
 use notary_tuf::PublicKey;
+use secrecy::SecretString;
 use std::sync::Arc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
+/// The facts policy selectors test for a key that exists.
 fn facts<'a>(e: &'a KeyEntry, ids: &'a [&'a str]) -> KeyFacts<'a> {
     KeyFacts {
         key_ids: ids,
         backend: &e.device,
-        role: &e.role,
-        gun: &e.gun,
+        role: e.role.as_ref(),
+        gun: e.gun.as_ref(),
+    }
+}
+
+/// A GenerateKey request as typed values.
+struct NewKey {
+    backend: Option<String>,
+    algorithm: Algorithm,
+    label: Option<String>,
+    role: Option<Role>,
+    gun: Option<Gun>,
+    pin: Option<SecretString>,
+}
+
+impl NewKey {
+    fn parse(req: &mut pb::GenerateKeyRequest) -> Result<NewKey, Status> {
+        Ok(NewKey {
+            backend: edge::name("backend name", &req.backend)?.map(str::to_string),
+            algorithm: crate::wire::algorithm(req.algorithm).map_err(invalid)?,
+            label: edge::name("label", &req.label)?.map(str::to_string),
+            role: edge::role(req.role, &req.delegation)?,
+            gun: edge::gun(&req.gun)?,
+            pin: edge::pin(std::mem::take(&mut req.pin)),
+        })
+    }
+
+    /// The label given, else "<GUN> <role>", the role, or a default.
+    fn label(&self) -> String {
+        match (&self.label, &self.role, &self.gun) {
+            (Some(label), _, _) => label.clone(),
+            (None, Some(role), Some(gun)) => format!("{gun} {role}"),
+            (None, Some(role), None) => role.name().to_string(),
+            (None, None, _) => "notary-keyd key".into(),
+        }
     }
 }
 
@@ -33,17 +71,33 @@ impl KeydService {
     pub(super) async fn visible_key(
         &self,
         caller: &Caller,
-        id: &str,
+        key: &KeyRef,
     ) -> Result<Arc<KeyEntry>, Status> {
-        match self.registry.find(id).await {
+        match self.registry.find(key.as_str()).await {
             Some(e)
                 if self.may(caller, Operation::List, &e)
                     || self.may(caller, Operation::Sign, &e) =>
             {
                 Ok(e)
             }
-            _ => Err(key_not_found(id)),
+            _ => Err(key_not_found(key.as_str())),
         }
+    }
+
+    /// A key the request names, for an operation that uses or changes it.
+    pub(super) async fn named_key(
+        &self,
+        key: &KeyRef,
+        record: &mut AuditRecord,
+    ) -> Result<Arc<KeyEntry>, Status> {
+        let entry = self
+            .registry
+            .find(key.as_str())
+            .await
+            .ok_or_else(|| key_not_found(key.as_str()))?;
+        record.key_id.clone_from(&entry.key_id);
+        record.backend.clone_from(&entry.device);
+        Ok(entry)
     }
 
     pub(super) async fn list_keys_rpc(
@@ -52,6 +106,9 @@ impl KeydService {
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
+        let backend = edge::name("backend name", &req.backend)?;
+        let role = edge::role(req.role, &req.delegation)?;
+        let gun = edge::gun(&req.gun)?;
         if !self.policy.allows_any(&caller, Operation::List) {
             return Err(denied(format!("uid {} may not list keys", caller.uid)));
         }
@@ -61,13 +118,18 @@ impl KeydService {
             .all()
             .iter()
             .filter(|e| self.may(&caller, Operation::List, e))
-            .filter(|e| req.backend.is_empty() || e.device == req.backend)
-            .filter(|e| req.role.is_empty() || e.role == req.role)
-            .filter(|e| req.gun.is_empty() || e.gun == req.gun)
+            .filter(|e| backend.is_none_or(|b| e.device == b))
+            .filter(|e| role.is_none() || e.role == role)
+            .filter(|e| gun.is_none() || e.gun == gun)
             .map(|e| key_message(e))
             .collect();
         keys.sort_by(|a, b| {
-            (&a.backend, &a.role, &a.key_id).cmp(&(&b.backend, &b.role, &b.key_id))
+            (&a.backend, &a.role, &a.delegation, &a.key_id).cmp(&(
+                &b.backend,
+                &b.role,
+                &b.delegation,
+                &b.key_id,
+            ))
         });
         Ok(Response::new(pb::ListKeysResponse { keys }))
     }
@@ -77,7 +139,8 @@ impl KeydService {
         request: Request<pb::GetKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
         let caller = Caller::of(&request)?;
-        let entry = self.visible_key(&caller, &request.get_ref().key).await?;
+        let key = KeyRef::parse(&request.get_ref().key)?;
+        let entry = self.visible_key(&caller, &key).await?;
         Ok(Response::new(key_message(&entry)))
     }
 
@@ -90,90 +153,63 @@ impl KeydService {
         // Runs to the end even if the client goes away: a PIN login must be
         // undone, and a key made on the device bound and audited.
         let this = self.clone();
-        tokio::spawn(async move { this.generate_key_checked(caller, req).await })
-            .await
-            .map_err(|e| Status::internal(format!("generate failed: {e}")))?
-            .map(Response::new)
+        tokio::spawn(async move {
+            let mut audited = this.audit.begin(Self::audit_base(&caller, "generate"));
+            let outcome = this.generate_checked(&caller, req, audited.record()).await;
+            audited.close(outcome).await
+        })
+        .await
+        .map_err(|e| Status::internal(format!("generate failed: {e}")))?
+        .map(Response::new)
     }
 
-    async fn generate_key_checked(
+    async fn generate_checked(
         &self,
-        caller: Caller,
+        caller: &Caller,
         mut req: pb::GenerateKeyRequest,
+        record: &mut AuditRecord,
     ) -> Result<pb::Key, Status> {
-        let pin = std::mem::take(&mut req.pin);
-        let backend = if req.backend.is_empty() {
-            self.default_backend.clone()
-        } else {
-            req.backend.clone()
-        };
-        let mut record = Self::audit_base(&caller, "generate");
-        record.backend = backend.clone();
-        record.role = req.role.clone();
-        record.gun = req.gun.clone();
-
-        let curve = (!req.curve.is_empty()).then_some(req.curve.as_str());
-        let bits = (req.bits != 0).then_some(req.bits);
-        let algorithm = match Algorithm::from_parts(&req.algorithm, curve, bits) {
-            Ok(a) => a,
-            Err(e) => return Err(self.refuse(record, invalid(e.to_string())).await),
-        };
-        if !req.role.is_empty() {
-            if let Err(e) = req.role.parse::<Role>() {
-                return Err(self
-                    .refuse(record, invalid(format!("role {:?}: {e}", req.role)))
-                    .await);
-            }
-        }
+        let new = NewKey::parse(&mut req)?;
+        let backend = new.backend.as_deref().unwrap_or(&self.default_backend);
+        record.backend = backend.to_string();
+        record.role.clone_from(&new.role);
+        record.gun.clone_from(&new.gun);
         let facts = KeyFacts {
-            key_ids: &[],
-            backend: &backend,
-            role: &req.role,
-            gun: &req.gun,
+            role: new.role.as_ref(),
+            gun: new.gun.as_ref(),
+            ..KeyFacts::backend(backend)
         };
-        if !self.policy.allows(&caller, Operation::Generate, &facts) {
-            let st = denied(format!(
+        if !self.policy.allows(caller, Operation::Generate, &facts) {
+            return Err(denied(format!(
                 "uid {} may not generate keys in backend {backend:?}",
                 caller.uid
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
-        let Some(device) = self.registry.device(&backend) else {
-            let st = invalid(format!(
+        let device = self.registry.device(backend).ok_or_else(|| {
+            invalid(format!(
                 "no backend named {backend:?} (see `notaryctl backend list`)"
-            ));
-            return Err(self.refuse(record, st).await);
-        };
-        let label = if req.label.is_empty() {
-            match (req.role.is_empty(), req.gun.is_empty()) {
-                (false, false) => format!("{} {}", req.gun, req.role),
-                (false, true) => req.role.clone(),
-                _ => "notary-keyd key".into(),
-            }
-        } else {
-            req.label.clone()
-        };
-        let state_error =
-            |e: crate::state::StateError| with_reason(Code::Internal, "state_error", e.to_string());
-        let generation = match self
+            ))
+        })?;
+        let placement =
+            super::yubikey::piv_placement(device, &req, new.role.as_ref(), new.gun.as_ref())?;
+        let label = new.label();
+        let generation = self
             .registry
-            .begin_generate(&backend, &label, &req.role, &req.gun)
-        {
-            Ok(g) => g,
-            Err(e) => return Err(self.refuse(record, state_error(e)).await),
+            .begin_generate(backend, &label, new.role.as_ref(), new.gun.as_ref())
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
+        let spec = KeySpec {
+            algorithm: new.algorithm,
+            label,
         };
-        let spec = KeySpec { algorithm, label };
-        let key = match self.generate_on(device, spec, &req, pin).await {
-            Ok(k) => k,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
+        let key = device
+            .generate(spec, placement, new.pin)
+            .await
+            .map_err(|e| status::from_device(&device.name, &e))?;
         record.key_id = key.public.key_id();
-        let entry = match generation.add(key) {
-            Ok(e) => e,
-            Err(e) => return Err(self.refuse(record, state_error(e)).await),
-        };
-        self.commit(record).await?;
-        tracing::info!(key_id = %entry.key_id, backend = %backend, role = %entry.role, gun = %entry.gun, "generated key");
+        let entry = generation
+            .add(key)
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
+        tracing::info!(key_id = %entry.key_id, backend = %backend, role = ?entry.role.as_ref().map(Role::name), gun = ?entry.gun.as_ref().map(Gun::as_str), "generated key");
         Ok(key_message(&entry))
     }
 
@@ -183,40 +219,46 @@ impl KeydService {
     ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "delete");
-        record.key_id = req.key_id.clone();
-        if req.key_id.is_empty() || req.confirm_key_id != req.key_id {
-            let st = invalid("delete needs key_id and the same ID again in confirm_key_id");
-            return Err(self.refuse(record, st).await);
+        let mut audited = self.audit.begin(Self::audit_base(&caller, "delete"));
+        let outcome = self.delete_checked(&caller, &req, audited.record()).await;
+        audited.close(outcome).await.map(Response::new)
+    }
+
+    async fn delete_checked(
+        &self,
+        caller: &Caller,
+        req: &pb::DeleteKeyRequest,
+        record: &mut AuditRecord,
+    ) -> Result<pb::DeleteKeyResponse, Status> {
+        let key = KeyRef::parse(&req.key_id)?;
+        record.key_id = key.as_str().to_string();
+        if req.confirm_key_id != req.key_id {
+            return Err(invalid(
+                "delete needs key_id and the same ID again in confirm_key_id",
+            ));
         }
-        let Some(entry) = self.registry.find(&req.key_id).await else {
-            return Err(self.refuse(record, key_not_found(&req.key_id)).await);
-        };
-        record.key_id = entry.key_id.clone();
-        record.backend = entry.device.clone();
-        record.role = entry.role.clone();
-        record.gun = entry.gun.clone();
-        if !self.may(&caller, Operation::Delete, &entry) {
-            let st = denied(format!(
+        let entry = self.named_key(&key, record).await?;
+        record.role.clone_from(&entry.role);
+        record.gun.clone_from(&entry.gun);
+        if !self.may(caller, Operation::Delete, &entry) {
+            return Err(denied(format!(
                 "uid {} may not delete key {}",
                 caller.uid, entry.key_id
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
-        let Some(device) = self.registry.device(&entry.device) else {
-            return Err(self.refuse(record, key_not_found(&req.key_id)).await);
-        };
+        let device = self
+            .registry
+            .device(&entry.device)
+            .ok_or_else(|| key_not_found(key.as_str()))?;
         let uri = entry.key.uri.clone();
-        if let Err(e) = device.run(move |b| b.delete(&uri)).await {
-            return Err(self
-                .refuse(record, status::from_device(&entry.device, &e))
-                .await);
-        }
+        device
+            .run(move |b| b.delete(&uri))
+            .await
+            .map_err(|e| status::from_device(&entry.device, &e))?;
         if let Err(e) = self.registry.remove(&entry.key_id) {
             tracing::warn!(error = %e, key_id = %entry.key_id, "key deleted but its binding could not be removed");
         }
-        self.commit(record).await?;
-        Ok(Response::new(pb::DeleteKeyResponse {}))
+        Ok(pb::DeleteKeyResponse {})
     }
 
     /// Keeps PEM text in the state store and the leaf in the device.
@@ -228,7 +270,7 @@ impl KeydService {
         let updated = self
             .registry
             .set_certificate(entry, pem)
-            .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
         let der = PublicKey::from_certificate_pem(pem)
             .and_then(|k| k.x509_certificate_der())
             .map_err(|e| invalid(e.to_string()))?;
@@ -253,48 +295,44 @@ impl KeydService {
     ) -> Result<Response<pb::Certificate>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "attach-certificate");
-        record.key_id = req.key_id.clone();
-        let Some(entry) = self.registry.find(&req.key_id).await else {
-            return Err(self.refuse(record, key_not_found(&req.key_id)).await);
-        };
-        record.key_id = entry.key_id.clone();
-        record.backend = entry.device.clone();
-        if !self.may(&caller, Operation::Generate, &entry) {
-            let st = denied(format!(
+        let mut audited = self
+            .audit
+            .begin(Self::audit_base(&caller, "attach-certificate"));
+        let outcome = self.attach_checked(&caller, req, audited.record()).await;
+        audited.close(outcome).await.map(Response::new)
+    }
+
+    async fn attach_checked(
+        &self,
+        caller: &Caller,
+        req: pb::AttachCertificateRequest,
+        record: &mut AuditRecord,
+    ) -> Result<pb::Certificate, Status> {
+        let key = KeyRef::parse(&req.key_id)?;
+        record.key_id = key.as_str().to_string();
+        let entry = self.named_key(&key, record).await?;
+        if !self.may(caller, Operation::Generate, &entry) {
+            return Err(denied(format!(
                 "uid {} may not attach certificates to key {}",
                 caller.uid, entry.key_id
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
-        let cert_key = match PublicKey::from_certificate_pem(&req.certificate_pem)
+        let cert_key = PublicKey::from_certificate_pem(&req.certificate_pem)
             .and_then(|k| k.bare_key())
-        {
-            Ok(k) => k,
-            Err(e) => {
-                return Err(self
-                    .refuse(record, invalid(format!("certificate: {e}")))
-                    .await)
-            }
-        };
+            .map_err(|e| invalid(format!("certificate: {e}")))?;
         if cert_key.key_id() != entry.key_id {
-            let st = invalid(format!(
+            return Err(invalid(format!(
                 "the certificate is for key {}, not for key {}",
                 cert_key.key_id(),
                 entry.key_id
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
-        let updated = match self.store_certificate(&entry, &req.certificate_pem).await {
-            Ok(u) => u,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
-        self.commit(record).await?;
-        Ok(Response::new(pb::Certificate {
+        let updated = self.store_certificate(&entry, &req.certificate_pem).await?;
+        Ok(pb::Certificate {
             key_id: updated.key_id.clone(),
             x509_key_id: updated.x509_key_id.clone().unwrap_or_default(),
             certificate_pem: req.certificate_pem,
-        }))
+        })
     }
 
     pub(super) async fn get_certificate_rpc(
@@ -302,11 +340,11 @@ impl KeydService {
         request: Request<pb::GetCertificateRequest>,
     ) -> Result<Response<pb::Certificate>, Status> {
         let caller = Caller::of(&request)?;
-        let entry = self.visible_key(&caller, &request.get_ref().key_id).await?;
+        let key = KeyRef::parse(&request.get_ref().key_id)?;
+        let entry = self.visible_key(&caller, &key).await?;
         let pem = entry.certificate_pem.clone().ok_or_else(|| {
-            with_reason(
-                Code::NotFound,
-                "no_certificate",
+            refusal(
+                Reason::NoCertificate,
                 format!("key {} has no certificate", entry.key_id),
             )
         })?;

@@ -5,24 +5,24 @@ mod attest;
 mod keys;
 mod progress;
 mod signing;
-pub(crate) use progress::ProgressSink;
-pub mod status;
 mod tokens;
-pub mod yubikey;
+mod yubikey;
 
 use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
 use crate::caller::Caller;
 use crate::policy::Policy;
 use crate::registry::{KeyEntry, Registry};
+use crate::signing::SigningCore;
 use keyd_proto::keyd as pb;
 use std::sync::Arc;
 use tonic::Status;
 
 #[derive(Clone)]
-pub struct KeydService {
+pub(crate) struct KeydService {
     pub registry: Arc<Registry>,
     pub policy: Arc<Policy>,
     pub audit: AuditLog,
+    pub signing: SigningCore,
     pub default_backend: String,
 }
 
@@ -37,44 +37,25 @@ impl KeydService {
             ..Default::default()
         }
     }
-
-    /// Records a refusal and returns the status to send. A refusal is sent
-    /// even when the audit write fails (it is logged): refusing is safe.
-    pub(crate) async fn refuse(&self, mut record: AuditRecord, status: Status) -> Status {
-        record.allowed = false;
-        record.result = status.message().to_string();
-        if let Err(e) = self.audit.record(record).await {
-            tracing::error!(error = %e, "audit write failed for a refused request");
-        }
-        status
-    }
-
-    /// Records a success; an audit failure turns it into an error, so no
-    /// result leaves the daemon unrecorded.
-    pub(crate) async fn commit(&self, mut record: AuditRecord) -> Result<(), Status> {
-        record.allowed = true;
-        record.result = "ok".into();
-        self.audit.record(record).await.map_err(|e| {
-            status::with_reason(
-                tonic::Code::Unavailable,
-                "audit_failed",
-                format!("{e}; the result was withheld"),
-            )
-        })
-    }
 }
 
 fn key_message(e: &KeyEntry) -> pb::Key {
+    let (role, delegation) = keyd_proto::convert::role_fields(e.role.as_ref());
     pb::Key {
         key_id: e.key_id.clone(),
         keytype: e.key.public.keytype().as_str().to_string(),
         public: e.key.public.public_bytes().to_vec(),
-        algorithm: e.key.algorithm.as_str().to_string(),
+        algorithm: crate::wire::algorithm_message(e.key.algorithm) as i32,
         backend: e.device.clone(),
         uri: e.key.uri.to_string(),
         label: e.key.label.clone(),
-        role: e.role.clone(),
-        gun: e.gun.clone(),
+        role,
+        delegation,
+        gun: e
+            .gun
+            .as_ref()
+            .map(|g| g.as_str().to_string())
+            .unwrap_or_default(),
         x509_key_id: e.x509_key_id.clone().unwrap_or_default(),
     }
 }

@@ -6,6 +6,7 @@
 //! was measured slower: 410 against 355 µs of daemon CPU per P-256
 //! signature in keyd-bench at 16 clients.
 
+use crate::signing::ProgressSink;
 use keyd_proto::keyd as pb;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,15 +16,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::Status;
 
-pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Sends progress events to whichever stream type the RPC uses.
-pub(crate) type ProgressSink = Arc<dyn Fn(pb::progress::Kind) + Send + Sync>;
+pub(super) type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Builds the stream: `start` gets the sink for progress events and returns
 /// the work, whose output is the stream's last item. The work runs in a task
 /// of its own, so it finishes (and is audited) even if the client goes away.
-pub fn progress_stream<T, F>(
+pub(super) fn progress_stream<T, F>(
     wrap: fn(pb::Progress) -> T,
     start: impl FnOnce(ProgressSink) -> F,
 ) -> EventStream<T>

@@ -1,14 +1,15 @@
 //! Backend listing and token login RPCs.
 
-use super::status::{self, denied, invalid};
 use super::KeydService;
 use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::device::Device;
+use crate::edge;
 use crate::policy::{KeyFacts, Operation};
+use crate::status::{self, denied, invalid};
 use keyd_backends::Availability;
 use keyd_proto::keyd as pb;
-use secrecy::SecretString;
+use keyd_proto::{Failure, Reason};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -41,7 +42,7 @@ impl KeydService {
             };
             backends.push(pb::Backend {
                 name: device.name.clone(),
-                r#type: device.backend.kind().to_string(),
+                r#type: crate::wire::backend_type(device.backend.kind()) as i32,
                 available,
                 unavailable_reason,
                 device: Some(pb::DeviceInfo {
@@ -54,7 +55,7 @@ impl KeydService {
                     .backend
                     .algorithms()
                     .iter()
-                    .map(|a| a.as_str().to_string())
+                    .map(|&a| crate::wire::algorithm_message(a) as i32)
                     .collect(),
                 has_login: device.backend.token_login().is_some(),
                 logged_in,
@@ -65,35 +66,29 @@ impl KeydService {
         Ok(Response::new(pb::ListBackendsResponse { backends }))
     }
 
-    /// The device a lock/unlock request names, if the caller may use it;
-    /// refusals are audited.
-    async fn token_device(
+    /// The device a lock/unlock request names, if the caller may use it.
+    fn token_device(
         &self,
         caller: &Caller,
-        record: &AuditRecord,
+        record: &mut AuditRecord,
         backend: &str,
         verb: &str,
     ) -> Result<Arc<Device>, Status> {
-        let facts = KeyFacts {
-            key_ids: &[],
-            backend,
-            role: "",
-            gun: "",
-        };
-        if !self.policy.allows(caller, Operation::Unlock, &facts) {
-            let st = denied(format!(
+        let backend = edge::name("backend name", backend)?.unwrap_or_default();
+        record.backend = backend.to_string();
+        if !self
+            .policy
+            .allows(caller, Operation::Unlock, &KeyFacts::backend(backend))
+        {
+            return Err(denied(format!(
                 "uid {} may not {verb} backend {backend:?}",
                 caller.uid
-            ));
-            return Err(self.refuse(record.clone(), st).await);
+            )));
         }
-        match self.registry.device(backend) {
-            Some(device) => Ok(Arc::clone(device)),
-            None => {
-                let st = invalid(format!("no backend named {backend:?}"));
-                Err(self.refuse(record.clone(), st).await)
-            }
-        }
+        self.registry
+            .device(backend)
+            .cloned()
+            .ok_or_else(|| invalid(format!("no backend named {backend:?}")))
     }
 
     pub(super) async fn unlock_rpc(
@@ -102,23 +97,20 @@ impl KeydService {
     ) -> Result<Response<pb::UnlockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "unlock");
-        record.backend = req.backend.clone();
-        let device = self
-            .token_device(&caller, &record, &req.backend, "unlock")
-            .await?;
-        if req.pin.is_empty() {
-            return Err(self.refuse(record, invalid("unlock needs a PIN")).await);
+        let mut audited = self.audit.begin(Self::audit_base(&caller, "unlock"));
+        let outcome = async {
+            let device = self.token_device(&caller, audited.record(), &req.backend, "unlock")?;
+            let pin = edge::pin(req.pin).ok_or_else(|| invalid("unlock needs a PIN"))?;
+            if device.forgets_pins() {
+                return Err(per_request_only(&device.name));
+            }
+            device
+                .unlock(pin)
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))
         }
-        if device.forgets_pins() {
-            return Err(self.refuse(record, per_request_only(&device.name)).await);
-        }
-        if let Err(e) = device.unlock(SecretString::from(req.pin)).await {
-            return Err(self
-                .refuse(record, status::from_device(&device.name, &e))
-                .await);
-        }
-        self.commit(record).await?;
+        .await;
+        audited.close(outcome).await?;
         // Keys become visible to listing only after login on some tokens.
         self.registry.refresh().await;
         Ok(Response::new(pb::UnlockResponse {}))
@@ -130,17 +122,16 @@ impl KeydService {
     ) -> Result<Response<pb::LockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "lock");
-        record.backend = req.backend.clone();
-        let device = self
-            .token_device(&caller, &record, &req.backend, "lock")
-            .await?;
-        if let Err(e) = device.lock().await {
-            return Err(self
-                .refuse(record, status::from_device(&device.name, &e))
-                .await);
+        let mut audited = self.audit.begin(Self::audit_base(&caller, "lock"));
+        let outcome = async {
+            let device = self.token_device(&caller, audited.record(), &req.backend, "lock")?;
+            device
+                .lock()
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))
         }
-        self.commit(record).await?;
+        .await;
+        audited.close(outcome).await?;
         Ok(Response::new(pb::LockResponse {}))
     }
 }
@@ -148,14 +139,12 @@ impl KeydService {
 /// `Unlock` on a backend with `pin_cache = "none"`: an unlock would outlive
 /// the one request a PIN may serve there.
 fn per_request_only(backend: &str) -> Status {
-    status::with_reason(
-        tonic::Code::FailedPrecondition,
-        "pin_per_request",
-        format!(
+    Failure::new(Reason::PinPerRequest)
+        .on_backend(backend)
+        .into_status(format!(
             "backend {backend:?} has pin_cache = \"none\": a PIN serves only the request \
              that brings it, so the token is never left unlocked; send the PIN with the \
              request instead (notaryctl asks for it, or reads --pin-file or \
              $NOTARY_KEYD_PIN_FILE)"
-        ),
-    )
+        ))
 }

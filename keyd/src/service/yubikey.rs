@@ -1,39 +1,37 @@
-//! YubiKey RPCs: status, setup, release, and the PIV options
-//! of `GenerateKey`.
+//! YubiKey RPCs: status, setup, release, and the PIV placement of
+//! `GenerateKey`.
 
-use super::progress::ProgressSink;
-use super::status::{self, denied, invalid, with_reason};
 use super::KeydService;
+use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::device::Device;
+use crate::edge;
 use crate::policy::{KeyFacts, Operation};
-use keyd_backends::piv::{
-    PinPolicy, PivKeyOptions, PivStatus, SetupSecrets, Slot, TouchHint, TouchNeed, TouchPolicy,
-};
-use keyd_backends::{Availability, BackendKey, KeyBackend, KeySpec, KeyUri};
+use crate::status::{self, denied, invalid, refusal};
+use crate::wire;
+use keyd_backends::piv::{PivKeyOptions, PivStatus, SetupSecrets};
+use keyd_backends::Availability;
 use keyd_proto::keyd as pb;
-use secrecy::SecretString;
-use std::future::Future;
+use keyd_proto::Reason;
+use notary_tuf::metadata::{Gun, Role};
 use std::sync::Arc;
-use std::time::Duration;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// The PIV placement a generate request asks for; `None` when it names none.
 fn piv_options(req: &pb::GenerateKeyRequest) -> Result<Option<PivKeyOptions>, String> {
-    if req.slot.is_empty() && req.pin_policy.is_empty() && req.touch_policy.is_empty() {
+    let slot = wire::slot(req.slot)?;
+    let pin_policy = wire::pin_policy(req.pin_policy)?;
+    let touch_policy = wire::touch_policy(req.touch_policy)?;
+    if slot.is_none() && pin_policy.is_none() && touch_policy.is_none() {
         return Ok(None);
     }
-    let mut options = PivKeyOptions::default();
-    if !req.slot.is_empty() {
-        options.slot = Some(req.slot.parse::<Slot>()?);
-    }
-    if !req.pin_policy.is_empty() {
-        options.pin_policy = req.pin_policy.parse::<PinPolicy>()?;
-    }
-    if !req.touch_policy.is_empty() {
-        options.touch_policy = req.touch_policy.parse::<TouchPolicy>()?;
-    }
-    Ok(Some(options))
+    let defaults = PivKeyOptions::default();
+    Ok(Some(PivKeyOptions {
+        slot,
+        pin_policy: pin_policy.unwrap_or(defaults.pin_policy),
+        touch_policy: touch_policy.unwrap_or(defaults.touch_policy),
+        ..defaults
+    }))
 }
 
 fn tries(n: Option<u8>) -> i32 {
@@ -56,10 +54,13 @@ fn status_message(backend: &str, s: PivStatus) -> pb::YubiKeyStatus {
             .slots
             .into_iter()
             .map(|slot| pb::YubiKeySlot {
-                slot: slot.slot.to_string(),
-                algorithm: slot.algorithm.map(|a| a.to_string()).unwrap_or_default(),
-                pin_policy: slot.pin_policy.map(|p| p.to_string()).unwrap_or_default(),
-                touch_policy: slot.touch_policy.map(|t| t.to_string()).unwrap_or_default(),
+                slot: wire::slot_message(slot.slot) as i32,
+                algorithm: slot
+                    .algorithm
+                    .map_or(pb::Algorithm::Unspecified, wire::algorithm_message)
+                    as i32,
+                pin_policy: wire::pin_policy_message(slot.pin_policy) as i32,
+                touch_policy: wire::touch_policy_message(slot.touch_policy) as i32,
                 generated_on_device: slot.generated_on_device,
                 key_id: slot.key_id.unwrap_or_default(),
                 label: slot.label,
@@ -68,82 +69,30 @@ fn status_message(backend: &str, s: PivStatus) -> pb::YubiKeyStatus {
     }
 }
 
-/// When the touch policy is unknown, how long a signature may take before
-/// the person is told a touch may be needed.
-const TOUCH_PROMPT_DELAY: Duration = Duration::from_millis(500);
-
-fn touch_needed(backend: &str, hint: &TouchHint) -> pb::progress::Kind {
-    pb::progress::Kind::TouchNeeded(pb::TouchNeeded {
-        backend: backend.to_string(),
-        device_serial: hint.serial.clone(),
-        slot: hint.slot.clone(),
-        timeout_ms: hint.timeout_ms,
-    })
-}
-
-/// Runs a private-key operation, telling the person to touch the device:
-/// before it when the slot's policy wants a touch, or after a short delay
-/// when the policy is unknown.
-pub(super) async fn with_touch_prompts<T>(
+/// Where a generate request places its key: the PIV options for a
+/// backend with PIV slots (recording the key's binding in the slot), none
+/// for other backends, which refuse PIV options.
+pub(super) fn piv_placement(
     device: &Device,
-    uri: &KeyUri,
-    progress: &ProgressSink,
-    operation: impl Future<Output = T>,
-) -> T {
+    req: &pb::GenerateKeyRequest,
+    role: Option<&Role>,
+    gun: Option<&Gun>,
+) -> Result<Option<PivKeyOptions>, Status> {
+    let options = piv_options(req).map_err(invalid)?;
     if device.backend.piv().is_none() {
-        return operation.await;
-    }
-    let lookup = uri.clone();
-    let hint = device
-        .run(move |b| match b.piv() {
-            Some(p) => p.touch_hint(&lookup).map(Some),
+        return match options {
             None => Ok(None),
-        })
-        .await
-        .ok()
-        .flatten();
-    let Some(hint) = hint else {
-        return operation.await;
-    };
-    match hint.need {
-        TouchNeed::NotNeeded => operation.await,
-        TouchNeed::Required => {
-            progress(touch_needed(&device.name, &hint));
-            operation.await
-        }
-        TouchNeed::Unknown => {
-            tokio::pin!(operation);
-            tokio::select! {
-                done = &mut operation => done,
-                () = tokio::time::sleep(TOUCH_PROMPT_DELAY) => {
-                    progress(touch_needed(&device.name, &hint));
-                    operation.await
-                }
-            }
-        }
+            Some(_) => Err(invalid(format!(
+                "slot, PIN policy and touch policy apply to YubiKey backends; {:?} is a {} backend",
+                device.name,
+                device.backend.kind()
+            ))),
+        };
     }
-}
-
-async fn release(device: &Device) -> Result<(), crate::device::DeviceError> {
-    device
-        .run(|b| match b.piv() {
-            Some(p) => p.release(),
-            None => Ok(()),
-        })
-        .await
-}
-
-/// SIGHUP: lets other programs use the YubiKeys until the daemon next
-/// needs them.
-pub async fn release_all(devices: &[Arc<Device>]) {
-    for device in devices.iter().filter(|d| d.backend.piv().is_some()) {
-        match release(device).await {
-            Ok(()) => tracing::info!(backend = %device.name, "device released (SIGHUP)"),
-            Err(e) => {
-                tracing::warn!(backend = %device.name, error = %e, "could not release device")
-            }
-        }
-    }
+    let mut options = options.unwrap_or_default();
+    options.role = role.map(|r| r.name().to_string()).unwrap_or_default();
+    options.gun = gun.map(|g| g.as_str().to_string()).unwrap_or_default();
+    Ok(Some(options))
 }
 
 impl KeydService {
@@ -181,52 +130,10 @@ impl KeydService {
                 return Ok(device);
             }
         }
-        Err(with_reason(
-            Code::NotFound,
-            "device_not_found",
+        Err(refusal(
+            Reason::DeviceNotFound,
             format!("no YubiKey backend holds YubiKey {serial} (see `notaryctl yubikey status`)"),
         ))
-    }
-
-    fn backend_facts(backend: &str) -> KeyFacts<'_> {
-        KeyFacts {
-            key_ids: &[],
-            backend,
-            role: "",
-            gun: "",
-        }
-    }
-
-    /// Generates on the device, in a PIV slot when the backend has them,
-    /// through the device queue; `pin` (from the request) unlocks the token
-    /// for this request.
-    pub(super) async fn generate_on(
-        &self,
-        device: &Device,
-        spec: KeySpec,
-        req: &pb::GenerateKeyRequest,
-        pin: String,
-    ) -> Result<BackendKey, Status> {
-        let options = piv_options(req).map_err(invalid)?;
-        let is_piv = device.backend.piv().is_some();
-        if options.is_some() && !is_piv {
-            return Err(invalid(format!(
-                "slot, PIN policy and touch policy apply to YubiKey backends; {:?} is a {} backend",
-                device.name,
-                device.backend.kind()
-            )));
-        }
-        let mut options = options.unwrap_or_default();
-        options.role = req.role.clone();
-        options.gun = req.gun.clone();
-        let generating = device.run(move |b: &dyn KeyBackend| match b.piv() {
-            Some(piv) => piv.generate_in_slot(&spec, &options),
-            None => b.generate(&spec),
-        });
-        device
-            .queued(pin, |_| {}, generating)
-            .await
-            .map_err(|e| status::from_device(&device.name, &e))
     }
 
     pub(super) async fn release_device_rpc(
@@ -234,44 +141,50 @@ impl KeydService {
         request: Request<pb::ReleaseDeviceRequest>,
     ) -> Result<Response<pb::ReleaseDeviceResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut record = Self::audit_base(&caller, "release");
-        record.backend = req.backend.clone();
+        let mut audited = self.audit.begin(Self::audit_base(&caller, "release"));
+        let outcome = self
+            .release_checked(&caller, request.get_ref(), audited.record())
+            .await;
+        audited.close(outcome).await.map(Response::new)
+    }
+
+    async fn release_checked(
+        &self,
+        caller: &Caller,
+        req: &pb::ReleaseDeviceRequest,
+        record: &mut AuditRecord,
+    ) -> Result<pb::ReleaseDeviceResponse, Status> {
+        let backend = edge::name("backend name", &req.backend)?;
+        record.backend = backend.unwrap_or_default().to_string();
         let devices: Vec<Arc<Device>> = self
             .piv_devices()
             .into_iter()
-            .filter(|d| req.backend.is_empty() || d.name == req.backend)
+            .filter(|d| backend.is_none_or(|b| d.name == b))
             .collect();
         if devices.is_empty() {
-            let st = invalid(if req.backend.is_empty() {
-                "the daemon holds no device it can release".to_string()
-            } else {
-                format!("no YubiKey backend named {:?}", req.backend)
-            });
-            return Err(self.refuse(record, st).await);
+            return Err(invalid(match backend {
+                None => "the daemon holds no device it can release".to_string(),
+                Some(name) => format!("no YubiKey backend named {name:?}"),
+            }));
         }
         let mut released = Vec::new();
         for device in devices {
-            if !self.policy.allows(
-                &caller,
-                Operation::Unlock,
-                &Self::backend_facts(&device.name),
-            ) {
-                let st = denied(format!(
+            if !self
+                .policy
+                .allows(caller, Operation::Unlock, &KeyFacts::backend(&device.name))
+            {
+                return Err(denied(format!(
                     "uid {} may not release backend {:?}",
                     caller.uid, device.name
-                ));
-                return Err(self.refuse(record, st).await);
+                )));
             }
-            if let Err(e) = release(&device).await {
-                return Err(self
-                    .refuse(record, status::from_device(&device.name, &e))
-                    .await);
-            }
+            device
+                .release()
+                .await
+                .map_err(|e| status::from_device(&device.name, &e))?;
             released.push(device.name.clone());
         }
-        self.commit(record).await?;
-        Ok(Response::new(pb::ReleaseDeviceResponse { released }))
+        Ok(pb::ReleaseDeviceResponse { released })
     }
 
     pub(super) async fn yubikey_status_rpc(
@@ -289,7 +202,7 @@ impl KeydService {
         for device in devices {
             if !self
                 .policy
-                .allows(&caller, Operation::List, &Self::backend_facts(&device.name))
+                .allows(&caller, Operation::List, &KeyFacts::backend(&device.name))
             {
                 continue;
             }
@@ -334,70 +247,54 @@ impl KeydService {
         // Runs to the end even if the client goes away: a card whose PIN and
         // PUK were changed must get its audit line.
         let this = self.clone();
-        tokio::spawn(async move { this.yubikey_setup_checked(caller, req).await })
-            .await
-            .map_err(|e| Status::internal(format!("setup failed: {e}")))?
-            .map(Response::new)
+        tokio::spawn(async move {
+            let mut audited = this.audit.begin(Self::audit_base(&caller, "yubikey-setup"));
+            let outcome = this.setup_checked(&caller, req, audited.record()).await;
+            audited.close(outcome).await
+        })
+        .await
+        .map_err(|e| Status::internal(format!("setup failed: {e}")))?
+        .map(Response::new)
     }
 
-    async fn yubikey_setup_checked(
+    async fn setup_checked(
         &self,
-        caller: Caller,
+        caller: &Caller,
         req: pb::YubiKeySetupRequest,
+        record: &mut AuditRecord,
     ) -> Result<pb::YubiKeySetupResponse, Status> {
-        let mut record = Self::audit_base(&caller, "yubikey-setup");
-        let device = match self.piv_device(req.serial).await {
-            Ok(d) => d,
-            Err(st) => return Err(self.refuse(record, st).await),
-        };
-        record.backend = device.name.clone();
+        let secrets = [req.current_pin, req.new_pin, req.current_puk, req.new_puk].map(edge::pin);
+        let device = self.piv_device(req.serial).await?;
+        record.backend.clone_from(&device.name);
         if !self.policy.allows(
-            &caller,
+            caller,
             Operation::Generate,
-            &Self::backend_facts(&device.name),
+            &KeyFacts::backend(&device.name),
         ) {
-            let st = denied(format!(
+            return Err(denied(format!(
                 "uid {} may not set up backend {:?} (needs the generate permission)",
                 caller.uid, device.name
-            ));
-            return Err(self.refuse(record, st).await);
+            )));
         }
-        if [
-            &req.current_pin,
-            &req.new_pin,
-            &req.current_puk,
-            &req.new_puk,
-        ]
-        .iter()
-        .any(|s| s.is_empty())
-        {
-            let st = invalid("setup needs the current and new PIN and PUK");
-            return Err(self.refuse(record, st).await);
-        }
+        let [Some(current_pin), Some(new_pin), Some(current_puk), Some(new_puk)] = secrets else {
+            return Err(invalid("setup needs the current and new PIN and PUK"));
+        };
         let secrets = SetupSecrets {
-            current_pin: SecretString::from(req.current_pin),
-            new_pin: SecretString::from(req.new_pin),
-            current_puk: SecretString::from(req.current_puk),
-            new_puk: SecretString::from(req.new_puk),
+            current_pin,
+            new_pin,
+            current_puk,
+            new_puk,
         };
         let force = req.force;
-        let outcome = device
+        let info = device
             .run(move |b| match b.piv() {
                 Some(p) => p.setup(&secrets, force).map(|()| b.device_info()),
                 None => Err(keyd_backends::BackendError::NotSupported(
                     "setup is for YubiKey backends",
                 )),
             })
-            .await;
-        let info = match outcome {
-            Ok(info) => info,
-            Err(e) => {
-                return Err(self
-                    .refuse(record, status::from_device(&device.name, &e))
-                    .await)
-            }
-        };
-        self.commit(record).await?;
+            .await
+            .map_err(|e| status::from_device(&device.name, &e))?;
         Ok(pb::YubiKeySetupResponse {
             serial: info.serial.parse().unwrap_or(0),
             backend: device.name.clone(),
@@ -411,18 +308,19 @@ mod tests {
 
     #[test]
     fn generate_options_parse_and_name_bad_values() {
+        use keyd_backends::piv::{PinPolicy, TouchPolicy};
         let mut req = pb::GenerateKeyRequest::default();
         assert_eq!(piv_options(&req), Ok(None));
-        req.slot = "9c".into();
-        req.pin_policy = "always".into();
+        req.slot = pb::PivSlot::Signature as i32;
+        req.pin_policy = pb::PinPolicy::Always as i32;
         let o = piv_options(&req).unwrap().unwrap();
         assert_eq!(o.slot, Some("9c".parse().unwrap()));
         assert_eq!(o.pin_policy, PinPolicy::Always);
         assert_eq!(o.touch_policy, TouchPolicy::Always);
-        req.touch_policy = "sometimes".into();
+        req.touch_policy = 17;
         assert!(piv_options(&req).unwrap_err().contains("touch policy"));
-        req.touch_policy.clear();
-        req.slot = "9b".into();
+        req.touch_policy = 0;
+        req.slot = 0x9b;
         assert!(piv_options(&req).unwrap_err().contains("82-95"));
     }
 }

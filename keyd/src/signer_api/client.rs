@@ -14,14 +14,14 @@ const COMMON_NAME: &str = "2.5.4.3";
 
 /// An authenticated, allowed caller.
 #[derive(Clone, Debug)]
-pub struct Client {
+pub(super) struct Client {
     /// The certificate's subject (RFC 4514), recorded in the audit log.
     pub subject: String,
 }
 
 /// Why a caller was refused; the subject is known when the certificate
 /// parsed, so refusals can be audited with it.
-pub struct Refusal {
+pub(super) struct Refusal {
     pub subject: String,
     pub status: Status,
 }
@@ -40,13 +40,13 @@ struct Verdict {
 const VERDICT_CACHE: usize = 32;
 
 #[derive(Clone)]
-pub struct AllowedClients {
+pub(super) struct AllowedClients {
     names: Arc<Vec<String>>,
     verdicts: Arc<Mutex<HashMap<Vec<u8>, Verdict>>>,
 }
 
 impl AllowedClients {
-    pub fn new(names: &[String]) -> AllowedClients {
+    pub(super) fn new(names: &[String]) -> AllowedClients {
         AllowedClients {
             names: Arc::new(
                 names
@@ -59,7 +59,7 @@ impl AllowedClients {
         }
     }
 
-    pub fn identify<T>(&self, request: &Request<T>) -> Result<Client, Refusal> {
+    pub(super) fn identify<T>(&self, request: &Request<T>) -> Result<Client, Refusal> {
         let refuse = |subject: String, status| Refusal { subject, status };
         let certs = request.peer_certs().ok_or_else(|| {
             refuse(
@@ -110,7 +110,9 @@ impl AllowedClients {
         Ok(verdict)
     }
 
-    pub fn interceptor(&self) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    pub(super) fn interceptor(
+        &self,
+    ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
         let allowed = self.clone();
         move |request| match allowed.identify(&request) {
             Ok(_) => Ok(request),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct SignerApiConfig {
+pub(crate) struct SignerApiConfig {
     /// TCP address, for example `127.0.0.1:7899`.
     pub listen: SocketAddr,
     /// Server certificate (PEM, with its chain) and its private key.
@@ -38,7 +38,7 @@ fn default_device_timeout() -> u64 {
 }
 
 impl SignerApiConfig {
-    pub fn validate(&self, backends: &HashSet<&str>) -> Result<(), String> {
+    pub(crate) fn validate(&self, backends: &HashSet<&str>) -> Result<(), String> {
         if self.allowed_clients.iter().all(|c| c.trim().is_empty()) {
             return Err("[signer_api] allowed_clients is empty: nobody could call it".into());
         }
@@ -58,7 +58,7 @@ impl SignerApiConfig {
         Ok(())
     }
 
-    pub fn device_timeout(&self) -> Duration {
+    pub(crate) fn device_timeout(&self) -> Duration {
         Duration::from_secs(self.device_timeout_seconds)
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::device::Device;
 use keyd_backends::Availability;
+use keyd_proto::Reason;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tonic::Status;
@@ -18,7 +19,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 /// Service names notary-server's health check asks for.
-pub const HEALTH_NAMES: [&str; 2] = [
+pub(super) const HEALTH_NAMES: [&str; 2] = [
     "grpc.health.v1.Health.KeyManagement",
     "grpc.health.v1.Health.Signer",
 ];
@@ -27,19 +28,35 @@ pub const HEALTH_NAMES: [&str; 2] = [
 const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Failures after which no signature can succeed until something changes.
-const STOPS_SIGNING: [&str; 5] = [
-    "backend_unavailable",
-    "login_required",
-    "pin_blocked",
-    "auth_lockout",
-    "device_timeout",
+const STOPS_SIGNING: [Reason; 5] = [
+    Reason::BackendUnavailable,
+    Reason::LoginRequired,
+    Reason::PinBlocked,
+    Reason::AuthLockout,
+    Reason::DeviceTimeout,
 ];
 
-pub struct SignerHealth {
+/// Why the backend cannot sign: the reason, and what it said.
+#[derive(Clone, Debug)]
+struct Failing {
+    reason: Reason,
+    detail: String,
+}
+
+impl Failing {
+    fn new(reason: Reason, detail: impl std::fmt::Display) -> Failing {
+        Failing {
+            reason,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+pub(super) struct SignerHealth {
     reporter: HealthReporter,
     device: Option<Arc<Device>>,
     /// Why the backend cannot sign now; `None` while it can.
-    failing: Mutex<Option<String>>,
+    failing: Mutex<Option<Failing>>,
     /// One publisher at a time, each publishing the state as it is then,
     /// so two changes racing cannot leave the older one published.
     publishing: tokio::sync::Mutex<()>,
@@ -47,10 +64,17 @@ pub struct SignerHealth {
 
 impl SignerHealth {
     /// Starts SERVING (or NOT_SERVING if the backend is not configured).
-    pub async fn new(reporter: HealthReporter, device: Option<Arc<Device>>) -> Arc<SignerHealth> {
+    pub(super) async fn new(
+        reporter: HealthReporter,
+        device: Option<Arc<Device>>,
+    ) -> Arc<SignerHealth> {
         let health = Arc::new(SignerHealth {
             reporter,
-            failing: Mutex::new(device.is_none().then(|| "no such backend".to_string())),
+            failing: Mutex::new(
+                device
+                    .is_none()
+                    .then(|| Failing::new(Reason::BackendUnavailable, "no such backend")),
+            ),
             device,
             publishing: tokio::sync::Mutex::new(()),
         });
@@ -59,7 +83,7 @@ impl SignerHealth {
         health
     }
 
-    fn failing(&self) -> Option<String> {
+    fn failing(&self) -> Option<Failing> {
         self.failing
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -79,7 +103,7 @@ impl SignerHealth {
 
     /// Moves to `now` (None = can sign) and tells the health service if
     /// that is a change. Cheap when nothing changes: one lock, no await.
-    async fn set(&self, now: Option<String>) {
+    async fn set(&self, now: Option<Failing>) {
         let changed = {
             let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
             let changed = failing.is_some() != now.is_some();
@@ -90,7 +114,9 @@ impl SignerHealth {
             return;
         }
         match &now {
-            Some(why) => tracing::warn!(reason = %why, "signer API health: NOT_SERVING"),
+            Some(why) => {
+                tracing::warn!(reason = %why.reason, detail = ?why.detail, "signer API health: NOT_SERVING")
+            }
             None => tracing::info!("signer API health: SERVING again"),
         }
         let _one = self.publishing.lock().await;
@@ -99,25 +125,19 @@ impl SignerHealth {
     }
 
     /// Learns from the outcome of a device call.
-    pub async fn observe<T>(&self, outcome: &Result<T, Status>) {
+    pub(super) async fn observe<T>(&self, outcome: &Result<T, Status>) {
         match outcome {
             Ok(_) => self.set(None).await,
             Err(status) => {
-                let reason = status
-                    .metadata()
-                    .get("keyd-reason")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                if STOPS_SIGNING.contains(&reason) {
-                    self.set(Some(format!("{reason}: {}", status.message())))
-                        .await;
+                if let Some(reason) = Reason::of(status).filter(|r| STOPS_SIGNING.contains(r)) {
+                    self.set(Some(Failing::new(reason, status.message()))).await;
                 }
             }
         }
     }
 
     /// Looks at the backend every `CHECK_EVERY` until the process ends.
-    pub fn watch(self: &Arc<Self>) {
+    pub(super) fn watch(self: &Arc<Self>) {
         let health = Arc::clone(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(CHECK_EVERY);
@@ -133,26 +153,26 @@ impl SignerHealth {
     /// Why the backend cannot sign, by asking it (availability; the login
     /// only while a call has found it locked, because asking a card about
     /// its PIN is not free).
-    async fn check(&self) -> Option<String> {
+    async fn check(&self) -> Option<Failing> {
         let Some(device) = &self.device else {
-            return Some("no such backend".into());
+            return Some(Failing::new(Reason::BackendUnavailable, "no such backend"));
         };
         let available = device.run(|b| Ok(b.availability())).await;
         match available {
             Ok(Availability::Available) => {}
             Ok(Availability::Unavailable(why)) => {
-                return Some(format!("backend_unavailable: {why}"))
+                return Some(Failing::new(Reason::BackendUnavailable, why))
             }
-            Err(e) => return Some(format!("device_error: {e}")),
+            Err(e) => return Some(Failing::new(Reason::DeviceError, e)),
         }
         let was = self.failing()?;
-        if !was.starts_with("login_required") {
+        if was.reason != Reason::LoginRequired {
             return None;
         }
         match device.pin_status().await {
             Ok(Some(pin)) if !pin.logged_in => Some(was),
             Ok(_) => None,
-            Err(e) => Some(format!("device_error: {e}")),
+            Err(e) => Some(Failing::new(Reason::DeviceError, e)),
         }
     }
 }

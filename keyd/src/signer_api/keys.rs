@@ -4,53 +4,72 @@
 use super::store::ApiKey;
 use super::{key_info, SignerApi};
 use crate::audit::now_rfc3339;
+use crate::edge::{self, KeyRef};
 use crate::registry::KeyEntry;
-use crate::service::status::{self, invalid, with_reason};
+use crate::status::{self, invalid, refusal};
 use keyd_backends::{Algorithm, KeySpec};
 use keyd_proto::signer as pb;
+use keyd_proto::Reason;
+use notary_tuf::metadata::{Gun, Role};
 use std::collections::HashSet;
 use std::sync::Arc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
-/// Roles notary-server keeps online.
-const ROLES: [&str; 2] = ["timestamp", "snapshot"];
+/// What CreateKey asks for, as typed values.
+struct NewKey {
+    role: Role,
+    gun: Gun,
+    algorithm: Algorithm,
+    /// The TUF key type, as the store records it.
+    keytype: &'static str,
+}
 
-fn key_id_of(id: &Option<pb::KeyId>) -> String {
-    id.as_ref().map(|k| k.id.clone()).unwrap_or_default()
+impl NewKey {
+    fn parse(req: &pb::CreateKeyRequest) -> Result<NewKey, Status> {
+        let role = match req.role.as_str() {
+            "timestamp" => Role::Timestamp,
+            "snapshot" => Role::Snapshot,
+            other => {
+                return Err(invalid(format!(
+                    "role {}: the signer API makes only timestamp and snapshot keys",
+                    edge::quoted(other)
+                )))
+            }
+        };
+        let gun = edge::gun(&req.gun)?
+            .ok_or_else(|| invalid("CreateKey needs the GUN the key is for"))?;
+        let (algorithm, keytype) = match req.algorithm.as_str() {
+            "ecdsa" => (Algorithm::EcdsaP256, "ecdsa"),
+            "ed25519" => (Algorithm::Ed25519, "ed25519"),
+            other => {
+                return Err(invalid(format!(
+                    "algorithm {} not supported for create key (ecdsa or ed25519)",
+                    edge::quoted(other)
+                )))
+            }
+        };
+        Ok(NewKey {
+            role,
+            gun,
+            algorithm,
+            keytype,
+        })
+    }
 }
 
 impl SignerApi {
-    fn check_create(req: &pb::CreateKeyRequest) -> Result<Algorithm, Status> {
-        if !ROLES.contains(&req.role.as_str()) {
-            return Err(invalid(format!(
-                "role {:?}: the signer API makes only timestamp and snapshot keys",
-                req.role
-            )));
-        }
-        if req.gun.is_empty() {
-            return Err(invalid("CreateKey needs the GUN the key is for"));
-        }
-        match req.algorithm.as_str() {
-            "ecdsa" => Ok(Algorithm::EcdsaP256),
-            "ed25519" => Ok(Algorithm::Ed25519),
-            other => Err(invalid(format!(
-                "algorithm {other:?} not supported for create key (ecdsa or ed25519)"
-            ))),
-        }
-    }
-
     /// An unused key this API already made for the same GUN, role and
     /// algorithm in the configured backend, if the device still has it.
-    async fn reusable(&self, req: &pb::CreateKeyRequest) -> Option<Arc<KeyEntry>> {
+    async fn reusable(&self, new: &NewKey) -> Option<Arc<KeyEntry>> {
         let candidates = self.store.find(|k| {
             !k.used
-                && k.gun == req.gun
-                && k.role == req.role
-                && k.keytype == req.algorithm
+                && k.gun == new.gun.as_str()
+                && k.role == new.role.name()
+                && k.keytype == new.keytype
                 && k.backend == self.backend
         });
         for (id, _) in candidates {
-            if let Some(entry) = self.keyd.registry.find(&id).await {
+            if let Some(entry) = self.registry.find(&id).await {
                 return Some(entry);
             }
         }
@@ -63,7 +82,6 @@ impl SignerApi {
         };
         // Keys deleted behind the API's back (notaryctl) no longer count.
         let present: HashSet<String> = self
-            .keyd
             .registry
             .all()
             .iter()
@@ -76,10 +94,7 @@ impl SignerApi {
             .filter(|(id, _)| present.contains(id))
             .count();
         if held >= max {
-            return Err(with_reason(
-                Code::ResourceExhausted,
-                "max_keys",
-                format!(
+            return Err(refusal(Reason::MaxKeys, format!(
                     "backend {:?} already holds {held} signer-API keys ([signer_api] max_keys = {max}); delete keys that no published metadata uses",
                     self.backend
                 ),
@@ -88,39 +103,32 @@ impl SignerApi {
         Ok(())
     }
 
-    async fn create(
-        &self,
-        subject: &str,
-        req: &pb::CreateKeyRequest,
-    ) -> Result<pb::PublicKey, Status> {
-        let algorithm = Self::check_create(req)?;
+    async fn create(&self, subject: &str, new: &NewKey) -> Result<pb::PublicKey, Status> {
         let _one_at_a_time = self.create_lock.lock().await;
         let reused = self
-            .on_device(async { Ok(self.reusable(req).await) })
+            .on_device(async { Ok(self.reusable(new).await) })
             .await?;
         let entry = match reused {
             Some(entry) => {
-                tracing::info!(key_id = %entry.key_id, gun = %req.gun, role = %req.role, "CreateKey: handing out the unused key made earlier");
+                tracing::info!(key_id = %entry.key_id, gun = %new.gun, role = %new.role, "CreateKey: handing out the unused key made earlier");
                 entry
             }
             None => {
                 self.check_capacity()?;
-                let device = self.keyd.registry.device(&self.backend).ok_or_else(|| {
-                    with_reason(
-                        Code::Unavailable,
-                        "backend_unavailable",
+                let device = self.registry.device(&self.backend).ok_or_else(|| {
+                    refusal(
+                        Reason::BackendUnavailable,
                         format!("backend {:?} is not open", self.backend),
                     )
                 })?;
                 let spec = KeySpec {
-                    algorithm,
-                    label: format!("{} {}", req.gun, req.role),
+                    algorithm: new.algorithm,
+                    label: format!("{} {}", new.gun, new.role),
                 };
                 let generation = self
-                    .keyd
                     .registry
-                    .begin_generate(&self.backend, &spec.label, &req.role, &req.gun)
-                    .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
+                    .begin_generate(&self.backend, &spec.label, Some(&new.role), Some(&new.gun))
+                    .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
                 let key = self
                     .on_signing_device(async {
                         device
@@ -131,20 +139,20 @@ impl SignerApi {
                     .await?;
                 let entry = generation
                     .add(key)
-                    .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
+                    .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
                 let api_key = ApiKey {
                     backend: self.backend.clone(),
-                    gun: req.gun.clone(),
-                    role: req.role.clone(),
-                    keytype: req.algorithm.clone(),
+                    gun: new.gun.as_str().to_string(),
+                    role: new.role.name().to_string(),
+                    keytype: new.keytype.to_string(),
                     created_by: subject.to_string(),
                     created: now_rfc3339(),
                     used: false,
                 };
                 self.store
                     .insert(&entry.key_id, api_key)
-                    .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))?;
-                tracing::info!(key_id = %entry.key_id, gun = %req.gun, role = %req.role, backend = %self.backend, "CreateKey: generated key");
+                    .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
+                tracing::info!(key_id = %entry.key_id, gun = %new.gun, role = %new.role, backend = %self.backend, "CreateKey: generated key");
                 entry
             }
         };
@@ -158,11 +166,10 @@ impl SignerApi {
         if self.store.get(key_id).is_none() {
             return Ok(());
         }
-        if let Some(entry) = self.keyd.registry.find(key_id).await {
-            let device = self.keyd.registry.device(&entry.device).ok_or_else(|| {
-                with_reason(
-                    Code::Unavailable,
-                    "backend_unavailable",
+        if let Some(entry) = self.registry.find(key_id).await {
+            let device = self.registry.device(&entry.device).ok_or_else(|| {
+                refusal(
+                    Reason::BackendUnavailable,
                     format!("backend {:?} is not open", entry.device),
                 )
             })?;
@@ -171,13 +178,13 @@ impl SignerApi {
                 .run(move |b| b.delete(&uri))
                 .await
                 .map_err(|e| status::from_device(&entry.device, &e))?;
-            if let Err(e) = self.keyd.registry.remove(key_id) {
+            if let Err(e) = self.registry.remove(key_id) {
                 tracing::warn!(error = %e, %key_id, "key deleted but its binding could not be removed");
             }
         }
         self.store
             .remove(key_id)
-            .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))
     }
 }
 
@@ -187,66 +194,68 @@ impl pb::key_management_server::KeyManagement for SignerApi {
         &self,
         request: Request<pb::CreateKeyRequest>,
     ) -> Result<Response<pb::PublicKey>, Status> {
-        let client = self.client(&request, "signer-create-key", "").await?;
-        let req = request.into_inner();
-        let mut record = Self::record(&client.subject, "signer-create-key", "");
-        record.backend = self.backend.clone();
-        record.role = req.role.clone();
-        record.gun = req.gun.clone();
-        match self.create(&client.subject, &req).await {
-            Ok(public) => {
-                record.key_id = key_id_of(&public.key_info.as_ref().and_then(|k| k.key_id.clone()));
-                self.keyd.commit(record).await?;
-                Ok(Response::new(public))
+        let mut record = self.record("signer-create-key", "");
+        let client = self.client(&request, &record).await?;
+        record.client.clone_from(&client.subject);
+        record.backend.clone_from(&self.backend);
+        let mut audited = self.audit.begin(record);
+        let outcome = async {
+            let new = NewKey::parse(request.get_ref())?;
+            audited.record().role = Some(new.role.clone());
+            audited.record().gun = Some(new.gun.clone());
+            let public = self.create(&client.subject, &new).await?;
+            if let Some(id) = public.key_info.as_ref().and_then(|k| k.key_id.as_ref()) {
+                audited.record().key_id.clone_from(&id.id);
             }
-            Err(st) => Err(self.keyd.refuse(record, st).await),
+            Ok(public)
         }
+        .await;
+        audited.close(outcome).await.map(Response::new)
     }
 
     async fn get_key_info(
         &self,
         request: Request<pb::KeyId>,
     ) -> Result<Response<pb::GetKeyInfoResponse>, Status> {
-        let key_id = request.get_ref().id.clone();
-        let client = self
-            .client(&request, "signer-get-key-info", &key_id)
-            .await?;
-        let mut record = Self::record(&client.subject, "signer-get-key-info", &key_id);
-        let not_found = || {
-            with_reason(
-                Code::NotFound,
-                "key_not_found",
-                format!("key {key_id} not found"),
-            )
-        };
-        let (api_key, entry) = match self.api_key(&key_id, not_found).await {
-            Ok(found) => found,
-            Err(st) => return Err(self.keyd.refuse(record, st).await),
-        };
-        record.backend = entry.device.clone();
-        record.role = api_key.role.clone();
-        record.gun = api_key.gun.clone();
-        if let Err(st) = self.mark_used(&key_id, &api_key) {
-            return Err(self.keyd.refuse(record, st).await);
+        let key = KeyRef::parse(&request.get_ref().id);
+        let shown_id = key.as_ref().map(KeyRef::as_str).unwrap_or_default();
+        let mut record = self.record("signer-get-key-info", shown_id);
+        let client = self.client(&request, &record).await?;
+        record.client = client.subject;
+        let mut audited = self.audit.begin(record);
+        let outcome = async {
+            let key = key?;
+            let not_found = |id: &str| refusal(Reason::KeyNotFound, format!("key {id} not found"));
+            let (api_key, entry) = self.api_key(key.as_str(), not_found).await?;
+            let record = audited.record();
+            record.backend.clone_from(&entry.device);
+            record.role = Role::parse(&api_key.role).ok();
+            record.gun = Gun::parse(&api_key.gun).ok();
+            self.mark_used(key.as_str(), &api_key)?;
+            Ok(pb::GetKeyInfoResponse {
+                key_info: Some(key_info(&entry)),
+                public_key: entry.key.public.public_bytes().to_vec(),
+                role: api_key.role,
+            })
         }
-        self.keyd.commit(record).await?;
-        Ok(Response::new(pb::GetKeyInfoResponse {
-            key_info: Some(key_info(&entry)),
-            public_key: entry.key.public.public_bytes().to_vec(),
-            role: api_key.role,
-        }))
+        .await;
+        audited.close(outcome).await.map(Response::new)
     }
 
     async fn delete_key(&self, request: Request<pb::KeyId>) -> Result<Response<pb::Void>, Status> {
-        let key_id = request.get_ref().id.clone();
-        let client = self.client(&request, "signer-delete-key", &key_id).await?;
-        let record = Self::record(&client.subject, "signer-delete-key", &key_id);
-        match self.on_device(self.delete(&key_id)).await {
-            Ok(()) => {
-                self.keyd.commit(record).await?;
-                Ok(Response::new(pb::Void {}))
-            }
-            Err(st) => Err(self.keyd.refuse(record, st).await),
-        }
+        let key = KeyRef::parse(&request.get_ref().id);
+        let shown_id = key.as_ref().map(KeyRef::as_str).unwrap_or_default();
+        let mut record = self.record("signer-delete-key", shown_id);
+        let client = self.client(&request, &record).await?;
+        record.client = client.subject;
+        let outcome = match key {
+            Ok(key) => self.on_device(self.delete(key.as_str())).await,
+            Err(st) => Err(st),
+        };
+        self.audit
+            .begin(record)
+            .close(outcome)
+            .await
+            .map(|()| Response::new(pb::Void {}))
     }
 }

@@ -15,26 +15,29 @@ mod keys;
 mod sign;
 mod store;
 
-pub use config::SignerApiConfig;
+pub(crate) use config::SignerApiConfig;
 
-use crate::audit::{now_rfc3339, AuditRecord};
-use crate::registry::KeyEntry;
-use crate::service::status::with_reason;
-use crate::service::KeydService;
+use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
+use crate::registry::{KeyEntry, Registry};
+use crate::signing::SigningCore;
+use crate::status::refusal;
 use client::{AllowedClients, Client};
 use health::SignerHealth;
 use keyd_proto::signer as pb;
+use keyd_proto::Reason;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use store::ApiKeyStore;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
 #[derive(Clone)]
-pub struct SignerApi {
-    keyd: KeydService,
+pub(crate) struct SignerApi {
+    registry: Arc<Registry>,
+    audit: AuditLog,
+    signing: SigningCore,
     store: Arc<ApiKeyStore>,
     allowed: AllowedClients,
     backend: String,
@@ -47,7 +50,7 @@ pub struct SignerApi {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("[signer_api] cannot read {path}: {error}")]
     Read { path: String, error: std::io::Error },
     #[error("[signer_api] TLS setup failed: {0}")]
@@ -67,10 +70,11 @@ fn read(path: &Path) -> Result<Vec<u8>, StartError> {
 
 /// Loads the TLS material, binds the listener and serves until `shutdown`
 /// resolves. Errors in the configuration surface here, before serving.
-pub async fn start(
+pub(crate) async fn start(
     config: &SignerApiConfig,
     state_dir: &Path,
-    keyd: KeydService,
+    signing: SigningCore,
+    keys: (Arc<Registry>, AuditLog, &str),
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
@@ -89,12 +93,13 @@ pub async fn start(
             addr: config.listen.to_string(),
             error,
         })?;
+    let (registry, audit, default_backend) = keys;
     let backend = config
         .backend
         .clone()
-        .unwrap_or_else(|| keyd.default_backend.clone());
+        .unwrap_or_else(|| default_backend.to_string());
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    let health = SignerHealth::new(reporter, keyd.registry.device(&backend).cloned()).await;
+    let health = SignerHealth::new(reporter, registry.device(&backend).cloned()).await;
     health.watch();
     let api = SignerApi {
         health,
@@ -104,7 +109,9 @@ pub async fn start(
         device_timeout: config.device_timeout(),
         max_keys: config.max_keys,
         create_lock: Arc::new(tokio::sync::Mutex::new(())),
-        keyd,
+        registry,
+        audit,
+        signing,
     };
     let health_service = tonic::service::interceptor::InterceptedService::new(
         health_service,
@@ -137,28 +144,29 @@ pub async fn start(
 }
 
 impl SignerApi {
-    fn record(subject: &str, operation: &str, key_id: &str) -> AuditRecord {
+    /// A record of `operation` on `key_id` (already bounded, as `KeyRef`
+    /// makes it); the caller's subject comes with `client`.
+    fn record(&self, operation: &str, key_id: &str) -> AuditRecord {
         AuditRecord {
             time: now_rfc3339(),
-            client: subject.to_string(),
             operation: operation.to_string(),
             key_id: key_id.to_string(),
             ..Default::default()
         }
     }
 
-    /// The allowed caller, or the (audited) refusal.
+    /// The allowed caller, or the refusal, audited with `record`.
     async fn client<T>(
         &self,
         request: &Request<T>,
-        operation: &str,
-        key_id: &str,
+        record: &AuditRecord,
     ) -> Result<Client, Status> {
         match self.allowed.identify(request) {
             Ok(c) => Ok(c),
             Err(refusal) => {
-                let record = Self::record(&refusal.subject, operation, key_id);
-                Err(self.keyd.refuse(record, refusal.status).await)
+                let mut record = record.clone();
+                record.client = refusal.subject;
+                self.audit.begin(record).close(Err(refusal.status)).await
             }
         }
     }
@@ -191,24 +199,33 @@ impl SignerApi {
         }
         self.store
             .mark_used(key_id)
-            .map_err(|e| with_reason(Code::Internal, "state_error", e.to_string()))
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))
     }
 
     /// A key this API made and the device still holds.
     async fn api_key(
         &self,
         key_id: &str,
-        not_found: impl Fn() -> Status,
+        not_found: impl Fn(&str) -> Status,
     ) -> Result<(store::ApiKey, Arc<KeyEntry>), Status> {
-        let api_key = self.store.get(key_id).ok_or_else(&not_found)?;
-        let registry = Arc::clone(&self.keyd.registry);
+        let not_found = || not_found(key_id);
+        let api_key = self.store.get(key_id).ok_or_else(not_found)?;
+        let registry = Arc::clone(&self.registry);
         let id = key_id.to_string();
         let entry = self
             .on_device(async move { Ok(registry.find(&id).await) })
             .await?
-            .ok_or_else(&not_found)?;
+            .ok_or_else(not_found)?;
         Ok((api_key, entry))
     }
+}
+
+/// The refusal for a signing key this API does not have.
+fn not_found(key_id: &str) -> Status {
+    refusal(
+        Reason::KeyNotFound,
+        format!("signing key not found: {key_id}"),
+    )
 }
 
 /// `work`'s result, or DEADLINE_EXCEEDED once `limit` has passed: a stuck
@@ -220,9 +237,8 @@ async fn with_deadline<T>(
     work: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
     tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-        Err(with_reason(
-            Code::DeadlineExceeded,
-            "device_timeout",
+        Err(refusal(
+            Reason::DeviceTimeout,
             format!(
                 "backend did not answer within {limit:?} ([signer_api] device_timeout_seconds)"
             ),
@@ -251,7 +267,8 @@ mod tests {
         let err = with_deadline(Duration::from_millis(50), stuck)
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::DeadlineExceeded);
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(Reason::of(&err), Some(Reason::DeviceTimeout));
         assert!(err.message().contains("device_timeout_seconds"), "{err:?}");
         let quick = async { Ok::<_, Status>(7) };
         assert_eq!(

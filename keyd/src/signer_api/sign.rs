@@ -1,74 +1,71 @@
 //! `proto.Signer/Sign`: a signer-API key signs only canonical notary
-//! metadata of its own role, through the daemon's device queue and audit.
+//! metadata of the role it was made for, through the daemon's signing core.
 
-use super::{key_info, SignerApi};
-use crate::audit::InFlight;
-use crate::service::status::with_reason;
-use crate::service::ProgressSink;
+use super::store::ApiKey;
+use super::{key_info, not_found, SignerApi};
+use crate::edge::KeyRef;
+use crate::policy::{KeyFacts, Operation};
+use crate::registry::{KeyEntry, Registry};
+use crate::signing::{ProgressSink, Requester, SignRequest};
+use crate::status::refusal;
 use keyd_proto::signer as pb;
-use notary_tuf::metadata::{payload_type, Role};
+use keyd_proto::Reason;
+use notary_tuf::metadata::{Gun, Role};
 use notary_tuf::signature::SignatureMethod;
-use sha2::{Digest, Sha256};
+use std::future::Future;
 use std::sync::Arc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
-impl SignerApi {
-    /// Refuses payloads that are not canonical metadata of `role`.
-    fn check_payload(key_id: &str, role: &str, payload: &[u8]) -> Result<(), Status> {
-        let refuse = |why: String| {
-            with_reason(
-                Code::PermissionDenied,
-                "payload_type",
-                format!("key {key_id} signs only {role} metadata: {why}"),
-            )
-        };
-        let role: Role = role
-            .parse()
-            .map_err(|e| refuse(format!("its role does not parse ({e})")))?;
-        match payload_type(payload) {
-            Ok(kind) if kind.fits_role(&role) => Ok(()),
-            Ok(kind) => Err(refuse(format!("the payload is {kind:?} metadata"))),
-            Err(e) => Err(refuse(format!("the payload is not notary metadata ({e})"))),
+/// An allowed signer-API client asking to sign with one of the API's keys.
+struct ApiCaller<'a> {
+    api: &'a SignerApi,
+    subject: &'a str,
+    api_key: ApiKey,
+}
+
+impl Requester for ApiCaller<'_> {
+    /// `allowed_clients` admitted the caller; its keys sign metadata only.
+    fn allows(&self, op: Operation, _facts: &KeyFacts<'_>) -> bool {
+        op == Operation::Sign
+    }
+
+    fn who(&self) -> String {
+        format!("client {:?}", self.subject)
+    }
+
+    async fn find(&self, _registry: &Registry, key: &KeyRef) -> Result<Arc<KeyEntry>, Status> {
+        let (_, entry) = self.api.api_key(key.as_str(), not_found).await?;
+        Ok(entry)
+    }
+
+    fn before_signing(&self, entry: &KeyEntry) -> Result<(), Status> {
+        self.api.mark_used(&entry.key_id, &self.api_key)
+    }
+
+    async fn on_device<T: Send + Sync>(
+        &self,
+        entry: &KeyEntry,
+        work: impl Future<Output = Result<T, Status>> + Send,
+    ) -> Result<T, Status> {
+        if entry.device == self.api.backend {
+            self.api.on_signing_device(work).await
+        } else {
+            self.api.on_device(work).await
         }
     }
+}
 
-    async fn sign_checked(
-        &self,
-        key_id: &str,
-        content: Vec<u8>,
-        record: &mut crate::audit::AuditRecord,
-    ) -> Result<pb::Signature, Status> {
-        let not_found = || {
-            with_reason(
-                Code::NotFound,
-                "key_not_found",
-                format!("signing key not found: {key_id}"),
-            )
-        };
-        let (api_key, entry) = self.api_key(key_id, not_found).await?;
-        record.backend = entry.device.clone();
-        record.role = api_key.role.clone();
-        record.gun = api_key.gun.clone();
-        Self::check_payload(key_id, &api_key.role, &content)?;
-        self.mark_used(key_id, &api_key)?;
-        let no_progress: ProgressSink = Arc::new(|_| {});
-        let signing = self
-            .keyd
-            .sign_on_device(&entry, content, String::new(), &no_progress);
-        let signature = if entry.device == self.backend {
-            self.on_signing_device(signing).await?
-        } else {
-            self.on_device(signing).await?
-        };
-        let method = SignatureMethod::for_key_type(entry.key.public.keytype());
-        Ok(pb::Signature {
-            key_info: Some(key_info(&entry)),
-            algorithm: Some(pb::Algorithm {
-                algorithm: method.as_str().to_string(),
-            }),
-            content: signature,
-        })
-    }
+/// The binding the API's store gave a key, as typed values.
+fn stored_binding(key_id: &str, api_key: &ApiKey) -> Result<(Role, Gun), Status> {
+    let unusable = |e: String| {
+        refusal(
+            Reason::StateError,
+            format!("signer-api.json binds key {key_id} to {e}"),
+        )
+    };
+    let role = Role::parse(&api_key.role).map_err(|e| unusable(e.to_string()))?;
+    let gun = Gun::parse(&api_key.gun).map_err(|e| unusable(e.to_string()))?;
+    Ok((role, gun))
 }
 
 #[tonic::async_trait]
@@ -77,29 +74,55 @@ impl pb::signer_server::Signer for SignerApi {
         &self,
         request: Request<pb::SignatureRequest>,
     ) -> Result<Response<pb::Signature>, Status> {
-        let key_id = request
+        let raw_id = request
             .get_ref()
             .key_id
             .as_ref()
-            .map(|k| k.id.clone())
+            .map(|k| k.id.as_str())
             .unwrap_or_default();
-        let client = self.client(&request, "signer-sign", &key_id).await?;
+        let key = KeyRef::parse(raw_id);
+        let shown_id = key.as_ref().map(KeyRef::as_str).unwrap_or_default();
+        let mut record = self.record("signer-sign", shown_id);
+        let client = self.client(&request, &record).await?;
+        record.client = client.subject.clone();
         let content = request.into_inner().content;
-        let mut record = Self::record(&client.subject, "signer-sign", &key_id);
-        record.payload_sha256 = hex::encode(Sha256::digest(&content));
-        // notary-server's deadline can drop this call mid-signature; the
-        // record is written either way.
-        let mut in_flight = InFlight::new(&self.keyd.audit, record);
-        let outcome = self
-            .sign_checked(&key_id, content, in_flight.record_mut())
-            .await;
-        let record = in_flight.finish();
-        match outcome {
-            Ok(signature) => {
-                self.keyd.commit(record).await?;
-                Ok(Response::new(signature))
-            }
-            Err(st) => Err(self.keyd.refuse(record, st).await),
-        }
+        let key = match key {
+            Ok(key) => key,
+            Err(st) => return self.audit.begin(record).close(Err(st)).await,
+        };
+        let binding = self
+            .store
+            .get(key.as_str())
+            .ok_or_else(|| not_found(key.as_str()))
+            .and_then(|api_key| Ok((stored_binding(key.as_str(), &api_key)?, api_key)));
+        let ((role, gun), api_key) = match binding {
+            Ok(found) => found,
+            Err(st) => return self.audit.begin(record).close(Err(st)).await,
+        };
+        let requester = ApiCaller {
+            api: self,
+            subject: &client.subject,
+            api_key,
+        };
+        let req = SignRequest {
+            key,
+            payload: content,
+            role: Some(role),
+            gun: Some(gun),
+            pin: None,
+        };
+        let no_progress: ProgressSink = Arc::new(|_| {});
+        let signed = self
+            .signing
+            .sign(&requester, req, &no_progress, record)
+            .await?;
+        let method = SignatureMethod::for_key_type(signed.entry.key.public.keytype());
+        Ok(Response::new(pb::Signature {
+            key_info: Some(key_info(&signed.entry)),
+            algorithm: Some(pb::Algorithm {
+                algorithm: method.as_str().to_string(),
+            }),
+            content: signed.signature,
+        }))
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ApiKey {
+pub(super) struct ApiKey {
     pub backend: String,
     pub gun: String,
     pub role: String,
@@ -36,20 +36,20 @@ struct StoreFile {
     keys: BTreeMap<String, ApiKey>,
 }
 
-pub struct ApiKeyStore {
+pub(super) struct ApiKeyStore {
     path: PathBuf,
     file: Mutex<StoreFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("signer-API key store {path}: {message}")]
-pub struct StoreError {
+pub(crate) struct StoreError {
     path: String,
     message: String,
 }
 
 impl ApiKeyStore {
-    pub fn open(state_dir: &Path) -> Result<ApiKeyStore, StoreError> {
+    pub(super) fn open(state_dir: &Path) -> Result<ApiKeyStore, StoreError> {
         let path = state_dir.join("signer-api.json");
         let err = |message: String| StoreError {
             path: path.display().to_string(),
@@ -95,12 +95,12 @@ impl ApiKeyStore {
         })
     }
 
-    pub fn get(&self, key_id: &str) -> Option<ApiKey> {
+    pub(super) fn get(&self, key_id: &str) -> Option<ApiKey> {
         self.file.lock().ok()?.keys.get(key_id).cloned()
     }
 
     /// Keys matching `pred`, newest first.
-    pub fn find(&self, pred: impl Fn(&ApiKey) -> bool) -> Vec<(String, ApiKey)> {
+    pub(super) fn find(&self, pred: impl Fn(&ApiKey) -> bool) -> Vec<(String, ApiKey)> {
         let Ok(file) = self.file.lock() else {
             return Vec::new();
         };
@@ -114,7 +114,7 @@ impl ApiKeyStore {
         found
     }
 
-    pub fn insert(&self, key_id: &str, key: ApiKey) -> Result<(), StoreError> {
+    pub(super) fn insert(&self, key_id: &str, key: ApiKey) -> Result<(), StoreError> {
         self.update(|f| {
             f.keys.insert(key_id.to_string(), key);
             true
@@ -122,7 +122,7 @@ impl ApiKeyStore {
     }
 
     /// Marks a key as used; a no-op (no write) when it already is.
-    pub fn mark_used(&self, key_id: &str) -> Result<(), StoreError> {
+    pub(super) fn mark_used(&self, key_id: &str) -> Result<(), StoreError> {
         self.update(|f| match f.keys.get_mut(key_id) {
             Some(k) if !k.used => {
                 k.used = true;
@@ -132,7 +132,7 @@ impl ApiKeyStore {
         })
     }
 
-    pub fn remove(&self, key_id: &str) -> Result<(), StoreError> {
+    pub(super) fn remove(&self, key_id: &str) -> Result<(), StoreError> {
         self.update(|f| f.keys.remove(key_id).is_some())
     }
 }

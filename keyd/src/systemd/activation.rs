@@ -10,7 +10,7 @@ use std::os::unix::net::UnixListener;
 const FIRST_FD: RawFd = 3;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ActivationError {
+pub(crate) enum ActivationError {
     #[error("${var} is {value:?}, not a number")]
     BadNumber { var: &'static str, value: String },
     #[error("systemd passed {count} sockets named {names:?} and none is named {wanted:?} (set FileDescriptorName={wanted} in the .socket unit)")]
@@ -31,7 +31,7 @@ pub enum ActivationError {
 /// process. When exactly one socket was passed it is used whatever its name
 /// (`systemd-socket-activate` without `--fdname`, or a unit without
 /// `FileDescriptorName=`). `Ok(None)`: not socket-activated.
-pub fn take_listener(name: &str) -> Result<Option<UnixListener>, ActivationError> {
+pub(crate) fn take_listener(name: &str) -> Result<Option<UnixListener>, ActivationError> {
     let Some(passed) = passed_fds()? else {
         return Ok(None);
     };

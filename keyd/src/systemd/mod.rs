@@ -1,9 +1,11 @@
 //! Running under systemd: socket activation, readiness/watchdog
-//! notifications and the status line `systemctl status` shows.
+//! notifications, the status line `systemctl status` shows, and journald's
+//! native log protocol.
 
-pub mod activation;
-pub mod notify;
-pub mod status;
+pub(crate) mod activation;
+pub(crate) mod journal;
+pub(crate) mod notify;
+pub(crate) mod status;
 
 /// The name the socket unit gives the API socket (`FileDescriptorName=`).
-pub const API_SOCKET_NAME: &str = "keyd";
+pub(crate) const API_SOCKET_NAME: &str = "keyd";

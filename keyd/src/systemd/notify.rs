@@ -8,13 +8,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
 
-pub struct Notifier {
+pub(crate) struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
 }
 
 impl Notifier {
     /// Reads `$NOTIFY_SOCKET`: a path, or `@name` for an abstract socket.
-    pub fn from_env() -> Notifier {
+    pub(crate) fn from_env() -> Notifier {
         let Some(value) = std::env::var_os("NOTIFY_SOCKET") else {
             return Notifier { target: None };
         };
@@ -30,34 +30,34 @@ impl Notifier {
     }
 
     /// Startup is done: the config is loaded and the backends are opened.
-    pub fn ready(&self, status: &str) {
+    pub(crate) fn ready(&self, status: &str) {
         self.send(&format!("READY=1\nSTATUS={}", one_line(status)));
     }
 
-    pub fn status(&self, status: &str) {
+    pub(crate) fn status(&self, status: &str) {
         self.send(&format!("STATUS={}", one_line(status)));
     }
 
     /// A reload starts; `ready` ends it. systemd matches the two by the
     /// monotonic timestamp (required by `Type=notify-reload`).
-    pub fn reloading(&self) {
+    pub(crate) fn reloading(&self) {
         let usec = monotonic_usec();
         self.send(&format!(
             "RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS=reloading configuration"
         ));
     }
 
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.send("STOPPING=1\nSTATUS=stopping: finishing in-flight requests");
     }
 
-    pub fn watchdog(&self) {
+    pub(crate) fn watchdog(&self) {
         self.send("WATCHDOG=1");
     }
 
     /// How often to send `WATCHDOG=1`: half the `WatchdogSec=` systemd asked
     /// for, or `None` when no watchdog is set for this process.
-    pub fn watchdog_interval() -> Option<Duration> {
+    pub(crate) fn watchdog_interval() -> Option<Duration> {
         if let Ok(pid) = std::env::var("WATCHDOG_PID") {
             if pid.parse::<u32>().ok() != Some(std::process::id()) {
                 return None;

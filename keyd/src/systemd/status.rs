@@ -5,7 +5,7 @@ use crate::registry::Registry;
 use keyd_backends::Availability;
 
 /// `failed` are configured backends that could not be opened at all.
-pub fn summary(registry: &Registry, failed: &[String]) -> String {
+pub(crate) fn summary(registry: &Registry, failed: &[String]) -> String {
     let mut available = Vec::new();
     let mut unavailable = failed.to_vec();
     for device in registry.devices() {

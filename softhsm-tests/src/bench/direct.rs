@@ -26,7 +26,7 @@ const PSS: PkcsPssParams = PkcsPssParams {
     s_len: cryptoki::types::Ulong::new(32),
 };
 
-pub struct DirectToken {
+pub(crate) struct DirectToken {
     ctx: Pkcs11,
     slot: Slot,
     /// Keeps the login alive: closing every session logs the user out.
@@ -34,7 +34,7 @@ pub struct DirectToken {
 }
 
 /// What one direct run did inside its window.
-pub struct DirectRun {
+pub(crate) struct DirectRun {
     pub ops: u64,
     pub seconds: f64,
     /// CPU time this process spent during the whole run (warm-up included).
@@ -42,7 +42,7 @@ pub struct DirectRun {
 }
 
 impl DirectRun {
-    pub fn ops_per_sec(&self) -> f64 {
+    pub(crate) fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.seconds
     }
 }
@@ -50,7 +50,7 @@ impl DirectRun {
 impl DirectToken {
     /// Loads the module (reading `SOFTHSM2_CONF` from this process's
     /// environment), finds the token by label and logs in once.
-    pub fn open(label: &str, pin: &str) -> Result<DirectToken> {
+    pub(crate) fn open(label: &str, pin: &str) -> Result<DirectToken> {
         let ctx = Pkcs11::new(MODULE).with_context(|| format!("loading {MODULE}"))?;
         ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
             .context("C_Initialize")?;
@@ -72,7 +72,7 @@ impl DirectToken {
 
     /// The private key with this CKA_ID. Object handles are valid in every
     /// session of this application.
-    pub fn find_key(&self, cka_id: &[u8]) -> Result<ObjectHandle> {
+    pub(crate) fn find_key(&self, cka_id: &[u8]) -> Result<ObjectHandle> {
         let found = self.anchor.find_objects(&[
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::Id(cka_id.to_vec()),
@@ -89,13 +89,13 @@ impl DirectToken {
     }
 
     /// One signature, exactly as the daemon's backend makes it.
-    pub fn sign_once(&self, key: ObjectHandle, alg: Alg, payload: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn sign_once(&self, key: ObjectHandle, alg: Alg, payload: &[u8]) -> Result<Vec<u8>> {
         Ok(sign(&self.anchor, key, alg, payload)?)
     }
 
     /// `threads` OS threads, each with its own session, sign in a loop from
     /// now until the end of a window that opens after `warmup`.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         key: ObjectHandle,
         alg: Alg,

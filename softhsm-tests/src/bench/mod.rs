@@ -4,19 +4,19 @@
 //! signer-API comparison (notary-keyd's `proto.Signer` vs the stock
 //! notary-signer).
 
-pub mod direct;
-pub mod keyd;
-pub mod procfs;
-pub mod report;
-pub mod signer;
-pub mod tpm;
+pub(crate) mod direct;
+pub(crate) mod keyd;
+pub(crate) mod procfs;
+pub(crate) mod report;
+pub(crate) mod signer;
+pub(crate) mod tpm;
 
 use anyhow::{bail, Result};
 use std::time::{Duration, Instant};
 
 /// An algorithm both sides sign with, on the same SoftHSM token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Alg {
+pub(crate) enum Alg {
     EcdsaP256,
     Ed25519,
     Rsa3072,
@@ -24,7 +24,7 @@ pub enum Alg {
 
 impl Alg {
     /// The name in the JSON output (and the daemon's `Key.algorithm`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Alg::EcdsaP256 => "ecdsa-p256",
             Alg::Ed25519 => "ed25519",
@@ -32,7 +32,7 @@ impl Alg {
         }
     }
 
-    pub fn parse(s: &str) -> Result<Alg> {
+    pub(crate) fn parse(s: &str) -> Result<Alg> {
         match s {
             "ecdsa-p256" | "p256" | "ecdsa" => Ok(Alg::EcdsaP256),
             "ed25519" => Ok(Alg::Ed25519),
@@ -42,16 +42,17 @@ impl Alg {
     }
 
     /// `GenerateKeyRequest` fields: (algorithm, curve, bits).
-    pub fn generate_params(self) -> (&'static str, &'static str, u32) {
+    /// The algorithm as `GenerateKey` names it.
+    pub(crate) fn wire(self) -> keyd_proto::keyd::Algorithm {
         match self {
-            Alg::EcdsaP256 => ("ecdsa", "p256", 0),
-            Alg::Ed25519 => ("ed25519", "", 0),
-            Alg::Rsa3072 => ("rsa", "", 3072),
+            Alg::EcdsaP256 => keyd_proto::keyd::Algorithm::EcdsaP256,
+            Alg::Ed25519 => keyd_proto::keyd::Algorithm::Ed25519,
+            Alg::Rsa3072 => keyd_proto::keyd::Algorithm::Rsa3072,
         }
     }
 
     /// The floor for keyd/direct at 16 concurrent clients.
-    pub fn floor(self) -> f64 {
+    pub(crate) fn floor(self) -> f64 {
         match self {
             Alg::EcdsaP256 => 0.6,
             Alg::Ed25519 => 0.8,
@@ -61,23 +62,23 @@ impl Alg {
 }
 
 /// The client count the ratio floors apply to.
-pub const FLOOR_CLIENTS: usize = 16;
+pub(crate) const FLOOR_CLIENTS: usize = 16;
 
 /// The ceiling for the daemon's peak RSS (VmHWM), in KiB.
-pub const RSS_CEILING_KB: u64 = 64 * 1024;
+pub(crate) const RSS_CEILING_KB: u64 = 64 * 1024;
 
 /// When operations count: those completing inside `[start, end]`. Workers
 /// run from when they are handed the window until `end`; what completes
 /// before `start` is warm-up.
 #[derive(Clone, Copy, Debug)]
-pub struct Window {
+pub(crate) struct Window {
     pub start: Instant,
     pub end: Instant,
 }
 
 impl Window {
     /// A window that opens after `warmup` from now and lasts `measure`.
-    pub fn after(warmup: Duration, measure: Duration) -> Window {
+    pub(crate) fn after(warmup: Duration, measure: Duration) -> Window {
         let start = Instant::now() + warmup;
         Window {
             start,
@@ -85,22 +86,22 @@ impl Window {
         }
     }
 
-    pub fn seconds(&self) -> f64 {
+    pub(crate) fn seconds(&self) -> f64 {
         (self.end - self.start).as_secs_f64()
     }
 
-    pub fn open(&self) -> bool {
+    pub(crate) fn open(&self) -> bool {
         Instant::now() < self.end
     }
 
-    pub fn counts(&self, done: Instant) -> bool {
+    pub(crate) fn counts(&self, done: Instant) -> bool {
         done >= self.start && done <= self.end
     }
 }
 
 /// One OS thread per worker, each calling its `op` in a loop while the
 /// window is open; returns how many calls completed inside the window.
-pub fn count_in_window<F>(window: Window, workers: Vec<F>) -> Result<u64>
+pub(crate) fn count_in_window<F>(window: Window, workers: Vec<F>) -> Result<u64>
 where
     F: FnMut() -> Result<()> + Send,
 {
@@ -132,7 +133,7 @@ where
 
 /// CPU µs per operation, from CPU measured over warm-up plus window
 /// (`span_s` seconds in all) and the rate in the window.
-pub fn cpu_us_per_op(cpu: Duration, rate: f64, span_s: f64) -> f64 {
+pub(crate) fn cpu_us_per_op(cpu: Duration, rate: f64, span_s: f64) -> f64 {
     if rate > 0.0 {
         cpu.as_secs_f64() * 1e6 / (rate * span_s)
     } else {
@@ -143,7 +144,7 @@ pub fn cpu_us_per_op(cpu: Duration, rate: f64, span_s: f64) -> f64 {
 /// A canonical notary `Targets` payload (the `signed` bytes), about 1.1 KB
 /// with eight targets, so the daemon's content check accepts it for a key
 /// bound to role "targets" without raw-signing permission.
-pub fn targets_payload() -> Result<Vec<u8>> {
+pub(crate) fn targets_payload() -> Result<Vec<u8>> {
     use serde_json::{json, Map, Value};
     use sha2::{Digest, Sha256};
     let mut targets = Map::new();
@@ -194,7 +195,7 @@ fn base64_std(data: &[u8]) -> String {
 
 /// The CKA_ID in a `pkcs11:` key URI's `id` attribute (RFC 7512,
 /// percent-encoded bytes).
-pub fn cka_id_from_uri(uri: &str) -> Result<Vec<u8>> {
+pub(crate) fn cka_id_from_uri(uri: &str) -> Result<Vec<u8>> {
     let Some(path) = uri.strip_prefix("pkcs11:") else {
         bail!("{uri} is not a pkcs11: URI");
     };

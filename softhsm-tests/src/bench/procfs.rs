@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use std::time::Duration;
 
 /// `VmHWM` (peak resident set size) of a process, in KiB.
-pub fn peak_rss_kb(pid: u32) -> Result<u64> {
+pub(crate) fn peak_rss_kb(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     for line in text.lines() {
@@ -21,7 +21,7 @@ pub fn peak_rss_kb(pid: u32) -> Result<u64> {
 
 /// User plus system CPU time of a whole process (all its threads, including
 /// those that have exited), from `/proc/<pid>/stat`.
-pub fn cpu_time(pid: &str) -> Result<Duration> {
+pub(crate) fn cpu_time(pid: &str) -> Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // The command name is in parentheses and may contain spaces: count

@@ -5,7 +5,7 @@ use super::{Alg, FLOOR_CLIENTS, RSS_CEILING_KB};
 use serde_json::json;
 use std::fmt::Write as _;
 
-pub struct Row {
+pub(crate) struct Row {
     /// The device: "softhsm" or "swtpm".
     pub backend: &'static str,
     pub alg: Alg,
@@ -29,7 +29,7 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn ratio(&self) -> f64 {
+    pub(crate) fn ratio(&self) -> f64 {
         if self.direct_ops > 0.0 {
             self.keyd_ops / self.direct_ops
         } else {
@@ -38,7 +38,7 @@ impl Row {
     }
 
     /// The JSON object, one line.
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         json!({
             "backend": self.backend,
             "alg": self.alg.name(),
@@ -54,7 +54,7 @@ impl Row {
     }
 
     /// The ratio floor for this row, if one applies.
-    pub fn floor(&self) -> Option<f64> {
+    pub(crate) fn floor(&self) -> Option<f64> {
         (self.clients == FLOOR_CLIENTS).then_some(self.ratio_floor)
     }
 
@@ -72,9 +72,9 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * scale).round() / scale
 }
 
-pub const TABLE_HEADER: &str = "alg          clients  direct op/s    keyd op/s   ratio     p50 µs    p99 µs  keyd CPU µs/op (daemon+client)  direct CPU µs/op  peak RSS KiB  floor";
+pub(crate) const TABLE_HEADER: &str = "alg          clients  direct op/s    keyd op/s   ratio     p50 µs    p99 µs  keyd CPU µs/op (daemon+client)  direct CPU µs/op  peak RSS KiB  floor";
 
-pub fn table_line(r: &Row) -> String {
+pub(crate) fn table_line(r: &Row) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -97,7 +97,7 @@ pub fn table_line(r: &Row) -> String {
 }
 
 /// Every floor the rows (and the daemon's final peak RSS) miss.
-pub fn missed_floors(rows: &[Row], peak_rss_kb: u64) -> Vec<String> {
+pub(crate) fn missed_floors(rows: &[Row], peak_rss_kb: u64) -> Vec<String> {
     let mut missed = Vec::new();
     for r in rows {
         if let Some(f) = r.floor() {

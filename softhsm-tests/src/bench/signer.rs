@@ -29,7 +29,7 @@ struct Target {
 /// A canonical Snapshot `signed` object of 659 bytes (near the 600 bytes of
 /// the issue's reference numbers; sha256 and sha512 as notary writes them);
 /// keys are made for role "snapshot".
-pub fn snapshot_payload() -> Result<Vec<u8>> {
+pub(crate) fn snapshot_payload() -> Result<Vec<u8>> {
     use serde_json::{Map, Value};
     let mut meta = Map::new();
     for (i, role) in ["root", "targets", "targets/releases"].iter().enumerate() {
@@ -133,13 +133,13 @@ async fn run(
 }
 
 /// Which notary-keyd backends and key algorithms a signer run measures.
-pub struct Selection {
+pub(crate) struct Selection {
     backends: Vec<&'static str>,
     algorithms: Vec<&'static str>,
 }
 
 impl Selection {
-    pub fn parse(backends: &[String], algorithms: &[String]) -> Result<Selection> {
+    pub(crate) fn parse(backends: &[String], algorithms: &[String]) -> Result<Selection> {
         let pick = |given: &[String], known: &[&'static str], what: &str| {
             given
                 .iter()
@@ -163,7 +163,7 @@ impl Selection {
 
 /// How each comparison runs: concurrent streams, warm-up and window per
 /// run, and how many keyd/stock alternations are summed.
-pub struct Shape<'a> {
+pub(crate) struct Shape<'a> {
     pub streams: &'a [usize],
     pub warmup: Duration,
     pub measure: Duration,
@@ -173,7 +173,7 @@ pub struct Shape<'a> {
 /// Starts notary-keyd (the selected backends: software keystore and
 /// SoftHSM2, one daemon and signer API each) and the stock notary-signer, then measures every (backend,
 /// algorithm, streams) against the stock signer, alternating the two.
-pub fn compare(only: &Selection, shape: &Shape, as_json: bool) -> Result<()> {
+pub(crate) fn compare(only: &Selection, shape: &Shape, as_json: bool) -> Result<()> {
     let (warmup, measure) = (shape.warmup, shape.measure);
     let pki = Pki::new("signer-bench")?;
     let client = pki.issue("notary-server", "clientAuth")?;

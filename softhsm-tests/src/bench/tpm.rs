@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The floor for keyd/direct at 16 clients on the TPM.
-pub const FLOOR: f64 = 0.9;
+pub(crate) const FLOOR: f64 = 0.9;
 const KEY_AUTH: &str = "keyd-bench key auth";
 
-pub struct Settings {
+pub(crate) struct Settings {
     pub clients: Vec<usize>,
     pub rounds: u32,
     pub warmup: Duration,
@@ -30,7 +30,7 @@ pub struct Settings {
 }
 
 /// Runs both sides; returns one row per client count and the daemon's peak RSS.
-pub fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)> {
+pub(crate) fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row>, u64)> {
     let tpm = Swtpm::start()?;
     let secrets = tempfile::tempdir()?;
     let auth_file = secrets.path().join("key.auth");

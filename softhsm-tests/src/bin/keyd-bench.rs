@@ -334,11 +334,11 @@ fn check_same_key(
         let mut client = softhsm_tests::connect(&daemon.socket).await?;
         bench::keyd::sign(&mut client, &key.key_id, payload).await
     })?;
-    if result.method != method.as_str() {
+    if result.method().notary() != Some(method) {
         bail!(
-            "{}: daemon used method {}, expected {}",
+            "{}: daemon used method {:?}, expected {}",
             alg.name(),
-            result.method,
+            result.method(),
             method.as_str()
         );
     }

@@ -61,7 +61,10 @@ impl SignLoop {
                 let outcome = sign_once(&mut client, &key_id, &payload)
                     .await
                     .and_then(|r| {
-                        let method = r.method.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                        let method = r
+                            .method()
+                            .notary()
+                            .ok_or_else(|| anyhow::anyhow!("no signature method"))?;
                         notary_tuf::verify(&public, method, &payload, &r.signature)?;
                         Ok(())
                     });
@@ -128,7 +131,7 @@ async fn sign_once(
         .sign(pb::SignRequest {
             key_id: key_id.to_string(),
             payload: payload.to_vec(),
-            role: "targets".into(),
+            role: pb::KeyRole::Targets as i32,
             ..Default::default()
         })
         .await?

@@ -2,14 +2,15 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
-pub mod outage;
+pub(crate) mod outage;
 
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
+pub(crate) use keyd_proto::{Failure, Reason};
 use tonic::transport::Channel;
 
 /// Runs the real `notaryctl` against `daemon`.
-pub fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::process::Output {
+pub(crate) fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::process::Output {
     std::process::Command::new(softhsm_tests::bin_path("notaryctl").unwrap())
         .arg("--keyd")
         .arg(&daemon.socket)
@@ -20,18 +21,42 @@ pub fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::process:
 }
 
 /// A canonical Targets `signed` object, as notary would sign it.
-pub fn targets_payload(version: u32) -> Vec<u8> {
+pub(crate) fn targets_payload(version: u32) -> Vec<u8> {
     format!(
         r#"{{"_type":"Targets","delegations":{{"keys":{{}},"roles":[]}},"expires":"2029-11-25T12:00:00Z","targets":{{}},"version":{version}}}"#
     )
     .into_bytes()
 }
 
-pub fn root_payload() -> Vec<u8> {
+pub(crate) fn root_payload() -> Vec<u8> {
     br#"{"_type":"Root","consistent_snapshot":false,"expires":"2036-11-25T12:00:00Z","keys":{},"roles":{},"version":1}"#.to_vec()
 }
 
-pub async fn generate(
+/// The API's algorithm for the CLI's words (curve and bits default as the
+/// daemon does).
+pub(crate) fn algorithm(algorithm: &str, curve: &str, bits: u32) -> pb::Algorithm {
+    match (algorithm, curve, bits) {
+        ("ecdsa", "" | "p256", _) => pb::Algorithm::EcdsaP256,
+        ("ecdsa", "p384", _) => pb::Algorithm::EcdsaP384,
+        ("ed25519", ..) => pb::Algorithm::Ed25519,
+        ("rsa", _, 2048) => pb::Algorithm::Rsa2048,
+        ("rsa", _, 0 | 3072) => pb::Algorithm::Rsa3072,
+        ("rsa", _, 4096) => pb::Algorithm::Rsa4096,
+        other => panic!("no algorithm {other:?}"),
+    }
+}
+
+/// A role name as the API's fields; "" is no role. A name that is not a
+/// role goes out as a delegation name, for the daemon to refuse.
+pub(crate) fn role(name: &str) -> (i32, String) {
+    match notary_tuf::metadata::Role::parse(name) {
+        _ if name.is_empty() => keyd_proto::convert::role_fields(None),
+        Ok(role) => keyd_proto::convert::role_fields(Some(&role)),
+        Err(_) => (pb::KeyRole::Delegation as i32, name.to_string()),
+    }
+}
+
+pub(crate) async fn generate(
     client: &mut KeydClient<Channel>,
     backend: &str,
     algorithm: &str,
@@ -40,14 +65,14 @@ pub async fn generate(
     role: &str,
     gun: &str,
 ) -> pb::Key {
+    let (role, delegation) = self::role(role);
     client
         .generate_key(pb::GenerateKeyRequest {
             backend: backend.into(),
-            algorithm: algorithm.into(),
-            curve: curve.into(),
-            bits,
+            algorithm: self::algorithm(algorithm, curve, bits) as i32,
             label: format!("e2e {algorithm}{curve}{bits}"),
-            role: role.into(),
+            role,
+            delegation,
             gun: gun.into(),
             ..Default::default()
         })
@@ -57,7 +82,7 @@ pub async fn generate(
 }
 
 /// Runs a Sign stream to its end: the progress events seen and the result.
-pub async fn sign(
+pub(crate) async fn sign(
     client: &mut KeydClient<Channel>,
     key_id: &str,
     payload: Vec<u8>,
@@ -68,11 +93,13 @@ pub async fn sign(
     Vec<pb::progress::Kind>,
     Result<pb::SignResult, tonic::Status>,
 ) {
+    let (role, delegation) = self::role(role);
     let request = pb::SignRequest {
         key_id: key_id.into(),
         payload,
         gun: gun.into(),
-        role: role.into(),
+        role,
+        delegation,
         pin: pin.into(),
     };
     let mut stream = match client.sign(request).await {
@@ -104,11 +131,21 @@ pub async fn sign(
     }
 }
 
-pub fn reason(status: &tonic::Status) -> String {
-    status
-        .metadata()
-        .get("keyd-reason")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
+/// A signature's method as notary (and openssl_verify) writes it.
+pub(crate) fn method_of(result: &pb::SignResult) -> &'static str {
+    result
+        .method()
+        .notary()
+        .expect("a signature method")
+        .as_str()
+}
+
+/// The daemon's reason for a failed request.
+pub(crate) fn reason(status: &tonic::Status) -> Option<Reason> {
+    Reason::of(status)
+}
+
+/// PIN (or auth value) tries left that a failed request reports.
+pub(crate) fn tries_left(status: &tonic::Status) -> Option<u32> {
+    Failure::of(status).and_then(|f| f.tries_left)
 }

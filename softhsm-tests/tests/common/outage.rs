@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 /// How long a device may take to be noticed gone or back (a safety net
 /// against hangs, not a measured time).
 const LIMIT: Duration = Duration::from_secs(90);
-pub const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+pub(crate) const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
 
 async fn sign_with(
     client: &mut KeydClient<Channel>,
@@ -23,7 +23,7 @@ async fn sign_with(
     let (_, result) = sign(client, &key.key_id, payload.clone(), "", "", "").await;
     let r = result?;
     let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
-    notary_tuf::verify(&public, r.method.parse().unwrap(), &payload, &r.signature)
+    notary_tuf::verify(&public, r.method().notary().unwrap(), &payload, &r.signature)
         .unwrap_or_else(|e| panic!("a signature by {} does not verify: {e}", key.key_id));
     Ok(())
 }
@@ -62,7 +62,7 @@ async fn until_signing_is(
 /// Breaks the device behind `broken` (on `backend`) with `fail`, repairs it
 /// with `repair`, and checks everything the file's header promises. The
 /// reason shown meanwhile must contain one of `reason_has`.
-pub async fn outage(
+pub(crate) async fn outage(
     daemon: &mut Daemon,
     backend: &str,
     broken: &pb::Key,
@@ -106,7 +106,7 @@ pub async fn outage(
 
 /// Sets a YubiKey up and makes a key in slot 9a that signs with neither
 /// PIN nor touch, bound to role targets.
-pub async fn card_key(client: &mut KeydClient<Channel>, backend: &str, serial: u32) -> pb::Key {
+pub(crate) async fn card_key(client: &mut KeydClient<Channel>, backend: &str, serial: u32) -> pb::Key {
     client
         .yubikey_setup(pb::YubiKeySetupRequest {
             serial,
@@ -121,12 +121,11 @@ pub async fn card_key(client: &mut KeydClient<Channel>, backend: &str, serial: u
     client
         .generate_key(pb::GenerateKeyRequest {
             backend: backend.into(),
-            algorithm: "ecdsa".into(),
-            curve: "p256".into(),
-            role: "targets".into(),
-            slot: "9a".into(),
-            pin_policy: "never".into(),
-            touch_policy: "never".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Targets as i32,
+            slot: pb::PivSlot::Authentication as i32,
+            pin_policy: pb::PinPolicy::Never as i32,
+            touch_policy: pb::TouchPolicy::Never as i32,
             pin: "24681357".into(),
             ..Default::default()
         })
@@ -136,6 +135,6 @@ pub async fn card_key(client: &mut KeydClient<Channel>, backend: &str, serial: u
 }
 
 /// A key on the software keystore bound to role targets.
-pub async fn soft_key(client: &mut KeydClient<Channel>) -> pb::Key {
+pub(crate) async fn soft_key(client: &mut KeydClient<Channel>) -> pb::Key {
     generate(client, "soft", "ecdsa", "p256", 0, "targets", "").await
 }

@@ -74,7 +74,8 @@ impl SignedEnvelope {
 
     /// The file bytes exactly as notary writes them: Go's `json.Marshal` of
     /// its envelope struct, so `signed` comes first, there is no whitespace,
-    /// and Go's HTML escaping applies inside strings.
+    /// and Go's HTML escaping applies inside strings. Control bytes in
+    /// strings, which Go cannot write at all, are `\u` escapes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = b"{\"signed\":".to_vec();
         out.extend_from_slice(&self.signed_bytes);
@@ -92,19 +93,23 @@ impl SignedEnvelope {
             out.push(b'}');
         }
         out.extend_from_slice(b"]}");
-        go_html_escape(&out)
+        escape_for_file(&out)
     }
 }
 
 /// Go's encoder writes `<`, `>`, `&`, U+2028 and U+2029 as `\u` escapes, also
-/// inside the pre-encoded `signed` (a RawMessage). These bytes only occur
-/// inside strings, so a byte-level pass is exact. Verifiers re-canonicalise,
-/// so signatures are unaffected.
-fn go_html_escape(json: &[u8]) -> Vec<u8> {
+/// inside the pre-encoded `signed` (a RawMessage). Control bytes, which
+/// canonical JSON leaves raw, become `\u00XX` as well: JSON forbids them raw
+/// (Go refuses to write such a file, and no reader would take it back).
+/// These bytes only occur inside strings (the file has no whitespace), so a
+/// byte-level pass is exact. Verifiers re-canonicalise, so signatures are
+/// unaffected.
+fn escape_for_file(json: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len());
     let mut i = 0;
     while i < json.len() {
         match json[i] {
+            control @ 0x00..=0x1F => out.extend_from_slice(format!("\\u{control:04x}").as_bytes()),
             b'<' => out.extend_from_slice(b"\\u003c"),
             b'>' => out.extend_from_slice(b"\\u003e"),
             b'&' => out.extend_from_slice(b"\\u0026"),
@@ -169,6 +174,18 @@ mod tests {
             SignedEnvelope::parse(&env.to_bytes()).unwrap().signed_bytes,
             env.signed_bytes
         );
+    }
+
+    #[test]
+    fn escapes_control_bytes_in_the_file() {
+        let env = SignedEnvelope::parse(br#"{"signed":{"":"\n\u0000\u001f"}}"#).unwrap();
+        assert_eq!(env.signed_bytes, b"{\"\":\"\n\x00\x1f\"}");
+        let file = env.to_bytes();
+        assert_eq!(
+            file,
+            br#"{"signed":{"":"\u000a\u0000\u001f"},"signatures":[]}"#
+        );
+        assert_eq!(SignedEnvelope::parse(&file).unwrap(), env);
     }
 
     #[test]

@@ -33,13 +33,35 @@ pub fn check_trusted_root_cert(pem: &str, gun: &str) -> Result<(), CertError> {
 fn check(pem: &str, gun: &str, now_unix: Option<i64>) -> Result<(), CertError> {
     let (_, cert) = first_certificate(pem.as_bytes())?;
     let tbs = &cert.tbs_certificate;
-    let cn = read_common_name(&tbs.subject).ok_or(CertError::NoCommonName)?;
+    check_common_name(&cert, gun)?;
+    validate_certificate(&cert, now_unix)?;
+    if tbs.issuer == tbs.subject {
+        let spki = tbs.subject_public_key_info.to_der()?;
+        verify_cert_signature(&cert, &spki)?;
+    }
+    Ok(())
+}
+
+/// Notary's MatchCNToGun on the subject's common name.
+pub(crate) fn check_common_name(cert: &Certificate, gun: &str) -> Result<(), CertError> {
+    let cn = read_common_name(&cert.tbs_certificate.subject).ok_or(CertError::NoCommonName)?;
     if !cn_matches_gun(&cn, gun) {
         return Err(CertError::GunMismatch {
             cn,
             gun: gun.to_string(),
         });
     }
+    Ok(())
+}
+
+/// Notary's ValidateCertificate: a sane validity window, no SHA-1, RSA of at
+/// least 2048 bits, and with `now_unix` also not expired (NotBefore up to a
+/// day ahead). Notary skips the expiry part for a previous root's keys.
+pub(crate) fn validate_certificate(
+    cert: &Certificate,
+    now_unix: Option<i64>,
+) -> Result<(), CertError> {
+    let tbs = &cert.tbs_certificate;
     let not_before = unix(&tbs.validity.not_before);
     let not_after = unix(&tbs.validity.not_after);
     if not_before > not_after {
@@ -56,16 +78,14 @@ fn check(pem: &str, gun: &str, now_unix: Option<i64>) -> Result<(), CertError> {
             return Err(CertError::RsaTooSmall(bits));
         }
     }
-    if let Some(now_unix) = now_unix {
-        if now_unix.saturating_add(NOT_BEFORE_LEEWAY) < not_before {
-            return Err(CertError::NotYetValid { not_before });
-        }
-        if now_unix > not_after {
-            return Err(CertError::Expired { not_after });
-        }
+    let Some(now_unix) = now_unix else {
+        return Ok(());
+    };
+    if now_unix.saturating_add(NOT_BEFORE_LEEWAY) < not_before {
+        return Err(CertError::NotYetValid { not_before });
     }
-    if tbs.issuer == tbs.subject {
-        verify_cert_signature(&cert, &spki)?;
+    if now_unix > not_after {
+        return Err(CertError::Expired { not_after });
     }
     Ok(())
 }

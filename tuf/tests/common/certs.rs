@@ -22,12 +22,12 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 /// The moment the tests verify at (2027-01-15).
-pub const NOW: i64 = 1_800_000_000;
+pub(crate) const NOW: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
 
 /// What goes into one certificate.
 #[derive(Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     pub cn: String,
     /// basicConstraints: `None` leaves the extension out.
     pub ca: Option<bool>,
@@ -43,7 +43,7 @@ pub struct Spec {
 
 impl Spec {
     /// An end entity (CA:FALSE, digitalSignature) valid around [`NOW`].
-    pub fn leaf(cn: &str, seed: u8) -> Spec {
+    pub(crate) fn leaf(cn: &str, seed: u8) -> Spec {
         Spec {
             cn: cn.into(),
             ca: Some(false),
@@ -57,7 +57,7 @@ impl Spec {
     }
 
     /// A CA (CA:TRUE, keyCertSign) valid around [`NOW`].
-    pub fn ca(cn: &str, seed: u8) -> Spec {
+    pub(crate) fn ca(cn: &str, seed: u8) -> Spec {
         Spec {
             ca: Some(true),
             key_usage: Some(KeyUsage(KeyUsages::KeyCertSign.into())),
@@ -66,7 +66,7 @@ impl Spec {
     }
 }
 
-pub struct TestCert {
+pub(crate) struct TestCert {
     pub cert: Certificate,
     pub pem: String,
     pub key: SigningKey,
@@ -74,7 +74,7 @@ pub struct TestCert {
 
 impl TestCert {
     /// The `ecdsa-x509` key of this certificate followed by `chain`.
-    pub fn root_key(&self, chain: &[&TestCert]) -> PublicKey {
+    pub(crate) fn root_key(&self, chain: &[&TestCert]) -> PublicKey {
         let mut pem = self.pem.clone();
         for c in chain {
             pem.push_str(&c.pem);
@@ -88,7 +88,7 @@ fn signing_key(seed: u8) -> SigningKey {
 }
 
 /// Issues `spec`, signed by `issuer` (self-signed without one).
-pub fn issue(spec: &Spec, issuer: Option<&TestCert>) -> TestCert {
+pub(crate) fn issue(spec: &Spec, issuer: Option<&TestCert>) -> TestCert {
     let key = signing_key(spec.seed);
     let spki_der = key.verifying_key().to_public_key_der().unwrap();
     let subject = Name::from_str(&format!("CN={}", spec.cn)).unwrap();
@@ -148,7 +148,7 @@ fn time(unix: i64) -> Time {
 
 /// Root `version` whose root role is `root_keys` (threshold `threshold`)
 /// and whose other roles are the first of them.
-pub fn root(version: u64, root_keys: &[&PublicKey], threshold: u32) -> Root {
+pub(crate) fn root(version: u64, root_keys: &[&PublicKey], threshold: u32) -> Root {
     let ids: Vec<String> = root_keys.iter().map(|k| k.key_id()).collect();
     let role = |keyids: Vec<String>, threshold| RootRole { keyids, threshold };
     Root {
@@ -170,7 +170,7 @@ pub fn root(version: u64, root_keys: &[&PublicKey], threshold: u32) -> Root {
 }
 
 /// `root` as a file, signed by each `(key, listed key)` pair.
-pub fn signed(root: &Root, signers: &[(&SigningKey, &PublicKey)]) -> Vec<u8> {
+pub(crate) fn signed(root: &Root, signers: &[(&SigningKey, &PublicKey)]) -> Vec<u8> {
     let mut envelope = SignedEnvelope::from_metadata(root).unwrap();
     assert_eq!(envelope.signed_bytes, root.canonical_bytes().unwrap());
     for (key, listed) in signers {

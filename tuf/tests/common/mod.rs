@@ -2,15 +2,15 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-pub mod certs;
+pub(crate) mod certs;
 
 use notary_tuf::metadata::parse_expires;
 use notary_tuf::{Metadata, PublicKey, Root, SignedEnvelope, Targets};
 use std::path::PathBuf;
 
-pub const GUN: &str = "example.com/notary-keyd/test";
-pub const COLLECTIONS: [&str; 2] = ["local", "remote-ed25519"];
-pub const FILES: [&str; 5] = [
+pub(crate) const GUN: &str = "example.com/notary-keyd/test";
+pub(crate) const COLLECTIONS: [&str; 2] = ["local", "remote-ed25519"];
+pub(crate) const FILES: [&str; 5] = [
     "root.json",
     "targets.json",
     "targets_releases.json",
@@ -19,12 +19,12 @@ pub const FILES: [&str; 5] = [
 ];
 
 /// A moment when the fixtures' certificates are valid (just after creation).
-pub fn fixture_now() -> i64 {
+pub(crate) fn fixture_now() -> i64 {
     parse_expires("2026-11-25T13:00:00Z").unwrap()
 }
 
 /// A file under tests/data.
-pub fn read_data(relative: &str) -> Vec<u8> {
+pub(crate) fn read_data(relative: &str) -> Vec<u8> {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/data", relative]
         .iter()
         .collect();
@@ -32,24 +32,24 @@ pub fn read_data(relative: &str) -> Vec<u8> {
 }
 
 /// A file of a fixture collection.
-pub fn read(collection: &str, file: &str) -> Vec<u8> {
+pub(crate) fn read(collection: &str, file: &str) -> Vec<u8> {
     read_data(&format!("notary-0.7/{collection}/{file}"))
 }
 
-pub fn envelope(collection: &str, file: &str) -> SignedEnvelope {
+pub(crate) fn envelope(collection: &str, file: &str) -> SignedEnvelope {
     SignedEnvelope::parse(&read(collection, file)).unwrap()
 }
 
-pub fn root(collection: &str) -> Root {
+pub(crate) fn root(collection: &str) -> Root {
     envelope(collection, "root.json").decode().unwrap()
 }
 
-pub fn targets(collection: &str) -> Targets {
+pub(crate) fn targets(collection: &str) -> Targets {
     Targets::from_signed(&envelope(collection, "targets.json").signed).unwrap()
 }
 
 /// The root role's x509 certificate key.
-pub fn root_cert_key(collection: &str) -> PublicKey {
+pub(crate) fn root_cert_key(collection: &str) -> PublicKey {
     let root = root(collection);
     let id = &root.role("root").unwrap().keyids[0];
     root.keys[id].clone()

@@ -15,21 +15,21 @@ use crate::profile::Profile;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-pub use slots::SlotKey;
+pub(crate) use slots::SlotKey;
 
 /// PIV application identifier (the YubiKey answers to any longer AID with this prefix).
-pub const PIV_AID: [u8; 5] = [0xA0, 0x00, 0x00, 0x03, 0x08];
+pub(crate) const PIV_AID: [u8; 5] = [0xA0, 0x00, 0x00, 0x03, 0x08];
 
 /// Largest response body in one short APDU; the rest waits for GET RESPONSE.
 const MAX_RESPONSE_CHUNK: usize = 256;
 
 /// Waits for the user's touch on behalf of the applet.
-pub trait TouchSensor {
+pub(crate) trait TouchSensor {
     /// Blocks until touched (`true`) or the touch timeout passed (`false`).
     fn wait_for_touch(&self, slot: u8) -> bool;
 }
 
-pub struct PivApplet {
+pub(crate) struct PivApplet {
     profile: Profile,
     pin: Credential,
     puk: Credential,
@@ -68,7 +68,7 @@ struct Chain {
 }
 
 impl PivApplet {
-    pub fn new(profile: Profile) -> PivApplet {
+    pub(crate) fn new(profile: Profile) -> PivApplet {
         let mut applet = PivApplet {
             profile,
             pin: Credential::factory(DEFAULT_PIN),
@@ -85,24 +85,24 @@ impl PivApplet {
     }
 
     /// Power off/on or warm reset: all session state is gone.
-    pub fn power_cycle(&mut self) {
+    pub(crate) fn power_cycle(&mut self) {
         self.session = Session::default();
     }
 
-    pub fn pin_tries_left(&self) -> u8 {
+    pub(crate) fn pin_tries_left(&self) -> u8 {
         self.pin.left()
     }
 
-    pub fn puk_tries_left(&self) -> u8 {
+    pub(crate) fn puk_tries_left(&self) -> u8 {
         self.puk.left()
     }
 
-    pub fn slot(&self, slot: u8) -> Option<&SlotKey> {
+    pub(crate) fn slot(&self, slot: u8) -> Option<&SlotKey> {
         self.slots.get(&slot)
     }
 
     /// Answers one raw command APDU.
-    pub fn process(&mut self, raw: &[u8], touch: &dyn TouchSensor) -> Response {
+    pub(crate) fn process(&mut self, raw: &[u8], touch: &dyn TouchSensor) -> Response {
         let Some(cmd) = Command::parse(raw) else {
             self.session.pin_just_verified = false;
             return Response::status(sw::WRONG_LENGTH);

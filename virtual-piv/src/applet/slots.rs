@@ -7,14 +7,14 @@ use crate::keys::{KeyError, KeyPair};
 use crate::tlv::{self, tlv};
 use std::time::{Duration, Instant};
 
-pub const PIN_POLICY_DEFAULT: u8 = 0;
-pub const PIN_POLICY_NEVER: u8 = 1;
-pub const PIN_POLICY_ONCE: u8 = 2;
-pub const PIN_POLICY_ALWAYS: u8 = 3;
-pub const TOUCH_POLICY_DEFAULT: u8 = 0;
-pub const TOUCH_POLICY_NEVER: u8 = 1;
-pub const TOUCH_POLICY_ALWAYS: u8 = 2;
-pub const TOUCH_POLICY_CACHED: u8 = 3;
+pub(super) const PIN_POLICY_DEFAULT: u8 = 0;
+pub(super) const PIN_POLICY_NEVER: u8 = 1;
+pub(super) const PIN_POLICY_ONCE: u8 = 2;
+pub(super) const PIN_POLICY_ALWAYS: u8 = 3;
+pub(super) const TOUCH_POLICY_DEFAULT: u8 = 0;
+pub(super) const TOUCH_POLICY_NEVER: u8 = 1;
+pub(super) const TOUCH_POLICY_ALWAYS: u8 = 2;
+pub(super) const TOUCH_POLICY_CACHED: u8 = 3;
 /// A touch covers "cached" slots for this long.
 const TOUCH_CACHE: Duration = Duration::from_secs(15);
 const SLOT_ATTESTATION: u8 = 0xF9;
@@ -22,7 +22,7 @@ const SLOT_ATTESTATION: u8 = 0xF9;
 /// Metadata origin byte: generated on the card (import is not emulated).
 const ORIGIN_GENERATED: u8 = 1;
 
-pub struct SlotKey {
+pub(crate) struct SlotKey {
     pub key: KeyPair,
     pub pin_policy: u8,
     pub touch_policy: u8,

@@ -8,14 +8,14 @@ use virtual_piv::TestCard;
 use yubikey::piv::{self, AlgorithmId, SlotId};
 use yubikey::{MgmKey, PinPolicy, Serial, TouchPolicy, YubiKey};
 
-pub const PIN: &[u8] = b"123456";
+pub(crate) const PIN: &[u8] = b"123456";
 
-pub fn open(card: &TestCard) -> YubiKey {
+pub(crate) fn open(card: &TestCard) -> YubiKey {
     YubiKey::open_by_serial(Serial(card.serial())).expect("open by serial")
 }
 
 /// Opened, PIN verified and authenticated with the factory management key.
-pub fn open_as_admin(card: &TestCard) -> YubiKey {
+pub(crate) fn open_as_admin(card: &TestCard) -> YubiKey {
     let mut yk = open(card);
     yk.verify_pin(PIN).expect("factory PIN");
     let key = MgmKey::get_default(&yk).expect("default management key");
@@ -24,7 +24,7 @@ pub fn open_as_admin(card: &TestCard) -> YubiKey {
 }
 
 /// The DER inside a PIV certificate object (`70 <DER> 71 .. FE ..`).
-pub fn certificate_from_object(object: &[u8]) -> Vec<u8> {
+pub(crate) fn certificate_from_object(object: &[u8]) -> Vec<u8> {
     assert_eq!(object[0], 0x70, "certificate tag");
     let (len, start) = match object[1] {
         0x82 => (usize::from(u16::from_be_bytes([object[2], object[3]])), 4),
@@ -36,7 +36,7 @@ pub fn certificate_from_object(object: &[u8]) -> Vec<u8> {
 
 /// A P-256 key in `slot` with PIN once and no touch (the plain case);
 /// returns its SEC1 public point.
-pub fn generate_p256(yk: &mut YubiKey, slot: SlotId) -> Vec<u8> {
+pub(crate) fn generate_p256(yk: &mut YubiKey, slot: SlotId) -> Vec<u8> {
     piv::generate(
         yk,
         slot,
@@ -51,7 +51,7 @@ pub fn generate_p256(yk: &mut YubiKey, slot: SlotId) -> Vec<u8> {
 }
 
 /// Signs a digest with the P-256 key in `slot` and checks it with `point`.
-pub fn assert_p256_signs(yk: &mut YubiKey, slot: SlotId, point: &[u8]) {
+pub(crate) fn assert_p256_signs(yk: &mut YubiKey, slot: SlotId, point: &[u8]) {
     let digest = Sha256::digest(b"targets.json");
     let der = piv::sign_data(yk, &digest, AlgorithmId::EccP256, slot).expect("sign");
     p256::ecdsa::VerifyingKey::from_sec1_bytes(point)

@@ -15,7 +15,7 @@ use notary_tuf::{PublicKey, Role};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Delegation role, e.g. targets/releases (lowercase).
@@ -38,7 +38,7 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RemoveArgs {
+pub(crate) struct RemoveArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Delegation role, e.g. targets/releases.
@@ -56,13 +56,13 @@ pub struct RemoveArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
 }
 
 #[derive(Debug, Args)]
-pub struct PurgeArgs {
+pub(crate) struct PurgeArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Key ID to remove from every delegation; repeatable.
@@ -73,7 +73,7 @@ pub struct PurgeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct WitnessArgs {
+pub(crate) struct WitnessArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Roles to re-sign unchanged at the next publish.
@@ -106,7 +106,7 @@ fn change(
     }
 }
 
-pub async fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
+pub(crate) async fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
     delegation_role(&args.role)?;
     let mut keys = Vec::new();
     for path in &args.certs {
@@ -168,7 +168,7 @@ async fn finish(ctx: &Context, gun: &str, publish: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
+pub(crate) async fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
     delegation_role(&args.role)?;
     let edit = DelegationEdit {
         remove_keys: args.key_ids.clone(),
@@ -190,7 +190,7 @@ pub async fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
     finish(ctx, &args.gun, args.publish).await
 }
 
-pub async fn purge(ctx: &Context, args: &PurgeArgs) -> Result<()> {
+pub(crate) async fn purge(ctx: &Context, args: &PurgeArgs) -> Result<()> {
     let edit = DelegationEdit {
         remove_keys: args.keys.clone(),
         ..Default::default()
@@ -210,7 +210,7 @@ pub async fn purge(ctx: &Context, args: &PurgeArgs) -> Result<()> {
     finish(ctx, &args.gun, args.publish).await
 }
 
-pub async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
+pub(crate) async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
     let dir = ctx.gun_dir(&args.gun)?;
     let mut remote = ctx.remote(&args.gun)?;
     let repo = update(&mut remote, &dir, &ctx.settings.pinning, true).await?;
@@ -243,7 +243,7 @@ pub async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn witness(ctx: &Context, args: &WitnessArgs) -> Result<()> {
+pub(crate) async fn witness(ctx: &Context, args: &WitnessArgs) -> Result<()> {
     let mut changes = Vec::new();
     for role in &args.roles {
         match Role::parse(role)? {

@@ -15,6 +15,7 @@ use crate::errors::KeydError;
 use crate::remote::ROOT_LIMIT;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
+use keyd_proto::convert::role_fields;
 use keyd_proto::keyd as pb;
 use notary_tuf::metadata::RootRole;
 use notary_tuf::rootcert::check_root_cert;
@@ -24,7 +25,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Root key in notary-keyd (key ID or key URI); default: the first root
@@ -48,7 +49,7 @@ pub struct InitArgs {
     pub publish: bool,
 }
 
-pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
+pub(crate) async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     let dir = ctx.gun_dir(&args.gun)?;
     if dir.read_cached(&Role::Root)?.is_some() {
         bail!(
@@ -157,7 +158,7 @@ async fn root_key(
     }
     let listed = client
         .list_keys(pb::ListKeysRequest {
-            role: "root".into(),
+            role: pb::KeyRole::Root as i32,
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
         })
@@ -192,8 +193,8 @@ pub(super) async fn new_root_key(client: &mut Client, backend: Option<&str>) -> 
     let key = generate_with_pin(
         client,
         pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
-            role: "root".into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: pb::KeyRole::Root as i32,
             backend: backend.unwrap_or_default().into(),
             ..Default::default()
         },
@@ -215,11 +216,13 @@ pub(super) async fn generate(
     gun: &str,
     backend: Option<&str>,
 ) -> Result<PublicKey> {
+    let (role_kind, delegation) = role_fields(Some(&Role::parse(role)?));
     let key = generate_with_pin(
         client,
         pb::GenerateKeyRequest {
-            algorithm: "ecdsa".into(),
-            role: role.into(),
+            algorithm: pb::Algorithm::EcdsaP256 as i32,
+            role: role_kind,
+            delegation,
             gun: gun.into(),
             backend: backend.unwrap_or_default().into(),
             ..Default::default()

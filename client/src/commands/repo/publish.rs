@@ -1,25 +1,27 @@
 //! `publish GUN`.
 
 use super::Context;
+use crate::ceremony::renewal;
 use crate::collection::publish::publish;
 use crate::collection::signer::KeydSigner;
+use crate::collection::update::cached_root;
 use crate::remote::Remote;
 use anyhow::Result;
 use clap::Args;
 
 #[derive(Debug, Args)]
-pub struct PublishArgs {
+pub(crate) struct PublishArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
 }
 
-pub async fn run(ctx: &Context, args: &PublishArgs) -> Result<()> {
+pub(crate) async fn run(ctx: &Context, args: &PublishArgs) -> Result<()> {
     let mut remote = ctx.remote(&args.gun)?;
     let mut signer = ctx.signer(&args.gun).await?;
     publish_and_report(ctx, &args.gun, &mut remote, &mut signer).await
 }
 
-pub async fn publish_and_report(
+pub(crate) async fn publish_and_report(
     ctx: &Context,
     gun: &str,
     remote: &mut Remote,
@@ -28,6 +30,9 @@ pub async fn publish_and_report(
     let dir = ctx.gun_dir(gun)?;
     println!("Pushing changes to {gun}");
     let done = publish(remote, &dir, signer, &ctx.settings.pinning).await?;
+    if let Some(root) = cached_root(&dir)? {
+        renewal::warn(gun, &root.checked.metadata);
+    }
     if done.roles.is_empty() {
         println!("No unpublished changes for {gun}");
         return Ok(());

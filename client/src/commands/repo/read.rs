@@ -2,6 +2,7 @@
 //! trusted root (offline from the verified cache when the server is down).
 
 use super::Context;
+use crate::ceremony::renewal;
 use crate::collection::update::{update, Repo};
 use anyhow::{anyhow, Context as _, Result};
 use clap::Args;
@@ -12,7 +13,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Only targets of these roles.
@@ -21,7 +22,7 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LookupArgs {
+pub(crate) struct LookupArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Target name.
@@ -29,7 +30,7 @@ pub struct LookupArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Target name.
@@ -80,8 +81,9 @@ fn sha256_hex(meta: &FileMeta) -> String {
         .unwrap_or_default()
 }
 
-pub async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
+pub(crate) async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
     let repo = fetch(ctx, &args.gun).await?;
+    renewal::warn(&args.gun, &repo.root.checked.metadata);
     let targets = all_targets(&repo, &args.roles);
     if targets.is_empty() {
         println!("\nNo targets present in this repository.\n");
@@ -110,7 +112,7 @@ pub async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn lookup(ctx: &Context, args: &LookupArgs) -> Result<()> {
+pub(crate) async fn lookup(ctx: &Context, args: &LookupArgs) -> Result<()> {
     let repo = fetch(ctx, &args.gun).await?;
     let (meta, _) = find(&repo, &args.target).ok_or_else(|| not_found(&args.gun, &args.target))?;
     println!(
@@ -126,7 +128,7 @@ fn not_found(gun: &str, target: &str) -> anyhow::Error {
     anyhow!("{gun} has no trusted target named {target:?}")
 }
 
-pub async fn verify(ctx: &Context, args: &VerifyArgs) -> Result<()> {
+pub(crate) async fn verify(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let content = match &args.input {
         Some(path) => {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?

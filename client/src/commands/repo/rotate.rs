@@ -20,7 +20,7 @@ use notary_tuf::{PublicKey, Root, SignedEnvelope};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Args)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// root, targets, snapshot or timestamp.
@@ -41,7 +41,7 @@ pub struct RotateArgs {
     pub legacy: u64,
 }
 
-pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
+pub(crate) async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let role = args.role.as_str();
     match (role, args.server_managed) {
         ("timestamp", false) => bail!("the timestamp key is always held by the server: use -r"),

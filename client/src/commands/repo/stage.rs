@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Target name.
@@ -32,7 +32,7 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AddHashArgs {
+pub(crate) struct AddHashArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Target name.
@@ -52,7 +52,7 @@ pub struct AddHashArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RemoveArgs {
+pub(crate) struct RemoveArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Target name.
@@ -61,7 +61,7 @@ pub struct RemoveArgs {
     pub roles: Vec<String>,
 }
 
-pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
+pub(crate) fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
     let roles = roles(&args.roles)?;
     let mut changes = Vec::new();
     let entries = match (&args.from_file, &args.target, &args.file) {
@@ -92,7 +92,7 @@ pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn add_hash(ctx: &Context, args: &AddHashArgs) -> Result<()> {
+pub(crate) fn add_hash(ctx: &Context, args: &AddHashArgs) -> Result<()> {
     let roles = roles(&args.roles)?;
     let mut hashes = BTreeMap::new();
     for (name, hex_text, len) in [("sha256", &args.sha256, 32), ("sha512", &args.sha512, 64)] {
@@ -128,7 +128,7 @@ pub fn add_hash(ctx: &Context, args: &AddHashArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
+pub(crate) fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
     let changes: Vec<Change> = roles(&args.roles)?
         .into_iter()
         .map(|role| Change {
@@ -166,7 +166,7 @@ fn push_creates(changes: &mut Vec<Change>, roles: &[String], target: &str, meta:
 }
 
 /// `--roles`, checked; `targets` when none is given.
-pub fn roles(given: &[String]) -> Result<Vec<String>> {
+pub(crate) fn roles(given: &[String]) -> Result<Vec<String>> {
     if given.is_empty() {
         return Ok(vec!["targets".into()]);
     }

@@ -6,13 +6,13 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
 }
 
 #[derive(Debug, Args)]
-pub struct ResetArgs {
+pub(crate) struct ResetArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Drop every staged change.
@@ -24,7 +24,7 @@ pub struct ResetArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DeleteArgs {
+pub(crate) struct DeleteArgs {
     /// Globally unique name of the collection, e.g. example.com/org/app.
     pub gun: String,
     /// Also delete the collection's metadata on the server.
@@ -32,7 +32,7 @@ pub struct DeleteArgs {
     pub remote: bool,
 }
 
-pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
+pub(crate) fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let staged = ctx.gun_dir(&args.gun)?.changelist().list()?;
     let changes: Vec<_> = staged.iter().flat_map(|s| s.changes.iter()).collect();
     if changes.is_empty() {
@@ -63,7 +63,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn reset(ctx: &Context, args: &ResetArgs) -> Result<()> {
+pub(crate) fn reset(ctx: &Context, args: &ResetArgs) -> Result<()> {
     if !args.all && args.numbers.is_empty() {
         bail!("say what to reset: --all, or -n N for each change number `notaryctl status` shows");
     }
@@ -97,7 +97,7 @@ pub fn reset(ctx: &Context, args: &ResetArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn delete(ctx: &Context, args: &DeleteArgs) -> Result<()> {
+pub(crate) async fn delete(ctx: &Context, args: &DeleteArgs) -> Result<()> {
     let dir = ctx.gun_dir(&args.gun)?;
     if args.remote {
         ctx.remote(&args.gun)?.delete().await?;

@@ -1,0 +1,48 @@
+//! notary-keyd: keeps Notary signing keys in hardware and signs for
+//! authorised callers over a Unix socket (and, when configured, for a
+//! notary-server through notary-signer's API). The binary (`main.rs`)
+//! only parses its arguments and calls [`run`].
+//!
+//! # Layout
+//!
+//! - The request path: `server` (the Unix socket, with `peer` reading the
+//!   caller's credentials into `caller`), `service` (the `notary.keyd.v1`
+//!   RPCs), `signer_api` (notary-signer's API over mutual TLS). Both APIs
+//!   turn requests into typed values with `edge` and `wire`, sign through
+//!   `signing` (the one signing core), report failures through `status`
+//!   and record every decision with `audit`.
+//! - Keys and devices: `registry` (every key the devices hold, joined with
+//!   `state`'s bindings), `device` (one backend's queue, PIN cache, touch
+//!   prompts, generation and release), `policy` (who may do what).
+//! - Configuration and life: `config`, `backends` (`[[backend]]` sections),
+//!   `pin_source` (PIN files closed to others, systemd credentials),
+//!   `start` (start-up), `lifecycle` (signals, watchdog), `reload`
+//!   (SIGHUP), `root` (refusing to run as root), `systemd` (socket
+//!   activation, readiness, journald's native protocol), `logging` (to
+//!   journald under systemd, else stderr).
+
+mod audit;
+mod backends;
+mod caller;
+mod config;
+mod device;
+mod edge;
+mod lifecycle;
+mod logging;
+mod peer;
+mod pin_source;
+mod policy;
+mod registry;
+mod reload;
+mod root;
+mod server;
+mod service;
+mod signer_api;
+mod signing;
+mod start;
+mod state;
+mod status;
+mod systemd;
+mod wire;
+
+pub use start::{run, Args};
