@@ -298,8 +298,14 @@ impl Registry {
         let key_id = key.public.key_id();
         let record = KeyRecord {
             backend: device.clone(),
-            role: role.as_ref().map(|r| r.name().to_string()).unwrap_or_default(),
-            gun: gun.as_ref().map(|g| g.as_str().to_string()).unwrap_or_default(),
+            role: role
+                .as_ref()
+                .map(|r| r.name().to_string())
+                .unwrap_or_default(),
+            gun: gun
+                .as_ref()
+                .map(|g| g.as_str().to_string())
+                .unwrap_or_default(),
             certificate_pem: None,
         };
         self.with_state(|s| s.finish(id, Some((&key_id, record))))?;

@@ -139,7 +139,11 @@ impl StateStore {
 
     /// Ends a pending generation: with the key it made bound (one write for
     /// both), or with nothing when the device made none.
-    pub(crate) fn finish(&mut self, id: &str, made: Option<(&str, KeyRecord)>) -> Result<(), StateError> {
+    pub(crate) fn finish(
+        &mut self,
+        id: &str,
+        made: Option<(&str, KeyRecord)>,
+    ) -> Result<(), StateError> {
         let Some(pending) = self.file.pending.remove(id) else {
             return match made {
                 Some((key_id, record)) => self.put(key_id, record),

@@ -23,8 +23,13 @@ async fn sign_with(
     let (_, result) = sign(client, &key.key_id, payload.clone(), "", "", "").await;
     let r = result?;
     let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
-    notary_tuf::verify(&public, r.method().notary().unwrap(), &payload, &r.signature)
-        .unwrap_or_else(|e| panic!("a signature by {} does not verify: {e}", key.key_id));
+    notary_tuf::verify(
+        &public,
+        r.method().notary().unwrap(),
+        &payload,
+        &r.signature,
+    )
+    .unwrap_or_else(|e| panic!("a signature by {} does not verify: {e}", key.key_id));
     Ok(())
 }
 
@@ -106,7 +111,11 @@ pub(crate) async fn outage(
 
 /// Sets a YubiKey up and makes a key in slot 9a that signs with neither
 /// PIN nor touch, bound to role targets.
-pub(crate) async fn card_key(client: &mut KeydClient<Channel>, backend: &str, serial: u32) -> pb::Key {
+pub(crate) async fn card_key(
+    client: &mut KeydClient<Channel>,
+    backend: &str,
+    serial: u32,
+) -> pb::Key {
     client
         .yubikey_setup(pb::YubiKeySetupRequest {
             serial,
