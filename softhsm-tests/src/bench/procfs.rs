@@ -9,13 +9,8 @@ pub(crate) fn peak_rss_kb(pid: u32) -> Result<u64> {
     status_kb(pid, "VmHWM")
 }
 
-/// `VmRSS` (resident set size now) of a process, in KiB.
-pub(crate) fn rss_kb(pid: u32) -> Result<u64> {
-    status_kb(pid, "VmRSS")
-}
-
 /// A `kB` field of `/proc/<pid>/status`.
-fn status_kb(pid: u32, field: &str) -> Result<u64> {
+pub(crate) fn status_kb(pid: u32, field: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     for line in text.lines() {
@@ -27,14 +22,6 @@ fn status_kb(pid: u32, field: &str) -> Result<u64> {
         }
     }
     bail!("{path} has no {field}")
-}
-
-/// File descriptors a process has open now.
-pub(crate) fn open_fds(pid: u32) -> Result<usize> {
-    let path = format!("/proc/{pid}/fd");
-    Ok(std::fs::read_dir(&path)
-        .with_context(|| format!("reading {path}"))?
-        .count())
 }
 
 /// User plus system CPU time of a whole process (all its threads, including

@@ -192,8 +192,8 @@ async fn soak(
         let sample = Period {
             socket: socket_run,
             signer: signer_run,
-            rss_kb: procfs::rss_kb(pid)?,
-            fds: procfs::open_fds(pid)?,
+            rss_kb: procfs::status_kb(pid, "VmRSS")?,
+            fds: open_fds(pid)?,
         };
         println!(
             "{n:>6}  {:>11.0}  {:>13.1}  {:>11.0}  {:>13.1}  {:>7}  {:>3}",
@@ -263,6 +263,14 @@ async fn generate_keys(
         counts.generated.fetch_add(1, Ordering::SeqCst);
     }
     Ok(())
+}
+
+/// File descriptors a process has open now.
+fn open_fds(pid: u32) -> Result<usize> {
+    let path = format!("/proc/{pid}/fd");
+    Ok(std::fs::read_dir(&path)
+        .with_context(|| format!("reading {path}"))?
+        .count())
 }
 
 /// Least-squares slope of `ys` per step.
