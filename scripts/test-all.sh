@@ -21,9 +21,11 @@ log() { printf '[test-all] %s\n' "$*" >&2; }
 # dpkg-dev (dpkg-shlibdeps for scripts/build-deb.sh), curl and iproute2 (the
 # ceremony tests upload by hand to notary-server, and give an `unshare -n`
 # namespace a link and a default route), g++ (libfuzzer-sys compiles
-# libFuzzer for the fuzz step).
+# libFuzzer for the fuzz step), strace (the fault tests kill the daemon at an
+# exact system call with it).
 packages=(softhsm2 openssl util-linux notary swtpm swtpm-tools libtss2-dev pkg-config tpm2-tools
-  pcscd vsmartcard-vpcd libpcsclite-dev systemd systemd-container debootstrap dpkg-dev curl iproute2 g++)
+  pcscd vsmartcard-vpcd libpcsclite-dev systemd systemd-container debootstrap dpkg-dev curl iproute2 g++
+  strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

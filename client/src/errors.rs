@@ -63,6 +63,10 @@ pub(crate) fn describe(status: &Status, backend: Option<&str>) -> String {
             Code::ResourceExhausted | Code::OutOfRange => {
                 format!("request too large for notary-keyd's max_message_bytes ({message})")
             }
+            _ if connection_lost(status) => format!(
+                "the connection to notary-keyd broke before it answered (did the daemon stop or \
+                 crash? see its log); nothing it was doing was confirmed: {message}"
+            ),
             _ => message,
         };
     };
@@ -98,6 +102,16 @@ pub(crate) fn describe(status: &Status, backend: Option<&str>) -> String {
         ),
         _ => message,
     }
+}
+
+/// A status the client made itself from a broken connection (the daemon
+/// died or closed it mid-request), not one the daemon sent: only those
+/// carry the transport error that caused them.
+fn connection_lost(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unknown | Code::Unavailable | Code::Internal | Code::Cancelled
+    ) && std::error::Error::source(status).is_some()
 }
 
 #[cfg(test)]
@@ -235,6 +249,20 @@ mod tests {
                 "request too large for notary-keyd's max_message_bytes (decoded message length too large)"
             );
         }
+    }
+
+    #[test]
+    fn a_broken_connection_says_the_daemon_went_away() {
+        let broken = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed");
+        let st = Status::from_error(Box::new(broken));
+        let line = describe(&st, None);
+        assert!(
+            line.starts_with("the connection to notary-keyd broke before it answered"),
+            "{line}"
+        );
+        assert!(line.ends_with("connection closed"), "{line}");
+        // The same code sent by the daemon is its own message.
+        assert_eq!(describe(&Status::unknown("odd"), None), "odd");
     }
 
     #[test]

@@ -32,6 +32,23 @@ pub(crate) enum RemoteError {
     Unreachable { url: String, cause: String },
     #[error("TLS handshake with the notary server at {url} failed: {cause}")]
     Tls { url: String, cause: String },
+    #[error(
+        "the connection to the notary server at {url} broke during {what} ({cause}); whether \
+         the server finished it is unknown: run the command again once the server is back"
+    )]
+    Broken {
+        url: String,
+        what: String,
+        cause: String,
+    },
+    #[error(
+        "the notary server at {url} answered {what} with something that is not HTTP ({cause})"
+    )]
+    NotHttp {
+        url: String,
+        what: String,
+        cause: String,
+    },
     #[error("unexpected HTTP exchange with the notary server: {0}")]
     Protocol(String),
     #[error(
@@ -54,9 +71,15 @@ pub(crate) enum RemoteError {
 }
 
 impl RemoteError {
-    /// True for failures to talk to the server at all (as opposed to a refusal).
+    /// True for failures to talk to the server at all (as opposed to a
+    /// refusal): reads may fall back to the verified cache then.
     pub(crate) fn is_offline(&self) -> bool {
-        matches!(self, RemoteError::Unreachable { .. })
+        matches!(
+            self,
+            RemoteError::Unreachable { .. }
+                | RemoteError::Broken { .. }
+                | RemoteError::NotHttp { .. }
+        )
     }
 }
 

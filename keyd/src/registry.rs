@@ -3,7 +3,7 @@
 //! Device metadata is the source of truth for which keys exist.
 
 use crate::device::Device;
-use crate::state::{KeyRecord, StateError, StateStore};
+use crate::state::{KeyRecord, PendingKey, StateError, StateStore};
 use keyd_backends::{Availability, BackendKey};
 use notary_tuf::metadata::{Gun, Role};
 use notary_tuf::PublicKey;
@@ -133,10 +133,24 @@ impl Registry {
                     continue;
                 }
             };
-            let state = match self.state.lock() {
+            let mut state = match self.state.lock() {
                 Ok(s) => s,
                 Err(_) => continue,
             };
+            let labels: Vec<(String, String)> = listed
+                .iter()
+                .map(|(k, _)| (k.public.key_id(), k.label.clone()))
+                .collect();
+            match state.recover(&device.name, &labels) {
+                Ok(bound) => {
+                    for (key_id, r) in bound {
+                        tracing::warn!(backend = %device.name, %key_id, role = %r.role, gun = %r.gun, "a key generated when the daemon stopped before binding it is bound as its request asked");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(backend = %device.name, error = %e, "cannot recover generations a crash interrupted")
+                }
+            }
             for (key, device_cert) in listed {
                 let key_id = key.public.key_id();
                 let record = state.get(&key_id).cloned().unwrap_or_default();
@@ -198,35 +212,39 @@ impl Registry {
             .unwrap_or(0)
     }
 
-    /// Records a newly generated key with its binding.
-    pub(crate) fn add(
+    /// Records that a key is about to be generated on `device` with this
+    /// label and binding, before the device is asked (see `state`). The
+    /// generation ends with [`Generation::add`] or, when dropped without,
+    /// as having made nothing.
+    pub(crate) fn begin_generate(
         &self,
         device: &str,
-        key: BackendKey,
+        label: &str,
         role: Option<&Role>,
         gun: Option<&Gun>,
-    ) -> Result<Arc<KeyEntry>, StateError> {
-        let key_id = key.public.key_id();
-        let record = KeyRecord {
-            backend: device.to_string(),
-            role: role.map(|r| r.name().to_string()).unwrap_or_default(),
-            gun: gun.map(|g| g.as_str().to_string()).unwrap_or_default(),
-            certificate_pem: None,
-        };
-        self.with_state(|s| s.put(&key_id, record))?;
-        let entry = Arc::new(KeyEntry {
-            key_id: key_id.clone(),
+    ) -> Result<Generation<'_>, StateError> {
+        let known = self.all();
+        let id = self.with_state(|state| {
+            let unrecorded = known
+                .iter()
+                .filter(|e| e.device == device && state.get(&e.key_id).is_none())
+                .map(|e| e.key_id.clone())
+                .collect();
+            state.begin(PendingKey {
+                backend: device.to_string(),
+                label: label.to_string(),
+                role: role.map(|r| r.name().to_string()).unwrap_or_default(),
+                gun: gun.map(|g| g.as_str().to_string()).unwrap_or_default(),
+                unrecorded,
+            })
+        })?;
+        Ok(Generation {
+            registry: self,
+            id: Some(id),
             device: device.to_string(),
-            key,
             role: role.cloned(),
             gun: gun.cloned(),
-            certificate_pem: None,
-            x509_key_id: None,
-        });
-        if let Ok(mut keys) = self.keys.write() {
-            keys.insert(key_id, Arc::clone(&entry));
-        }
-        Ok(entry)
+        })
     }
 
     /// Stores certificate PEM text for a key (already checked to match it).
@@ -269,12 +287,83 @@ impl Registry {
         Ok(())
     }
 
+    fn finish_generate(
+        &self,
+        id: &str,
+        key: BackendKey,
+        device: String,
+        role: Option<Role>,
+        gun: Option<Gun>,
+    ) -> Result<Arc<KeyEntry>, StateError> {
+        let key_id = key.public.key_id();
+        let record = KeyRecord {
+            backend: device.clone(),
+            role: role
+                .as_ref()
+                .map(|r| r.name().to_string())
+                .unwrap_or_default(),
+            gun: gun
+                .as_ref()
+                .map(|g| g.as_str().to_string())
+                .unwrap_or_default(),
+            certificate_pem: None,
+        };
+        self.with_state(|s| s.finish(id, Some((&key_id, record))))?;
+        let entry = Arc::new(KeyEntry {
+            key_id: key_id.clone(),
+            device,
+            key,
+            role,
+            gun,
+            certificate_pem: None,
+            x509_key_id: None,
+        });
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(key_id, Arc::clone(&entry));
+        }
+        Ok(entry)
+    }
+
     fn with_state<T>(
         &self,
         f: impl FnOnce(&mut StateStore) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let mut state = self.state.lock().map_err(|_| StateError::poisoned())?;
         f(&mut state)
+    }
+}
+
+/// A key generation under way (see [`Registry::begin_generate`]).
+pub(crate) struct Generation<'a> {
+    registry: &'a Registry,
+    /// `None` once finished.
+    id: Option<String>,
+    device: String,
+    role: Option<Role>,
+    gun: Option<Gun>,
+}
+
+impl Generation<'_> {
+    /// The device made `key`: records it with the binding asked for.
+    pub(crate) fn add(mut self, key: BackendKey) -> Result<Arc<KeyEntry>, StateError> {
+        let id = self.id.take().unwrap_or_default();
+        let (device, role, gun) = (
+            std::mem::take(&mut self.device),
+            self.role.take(),
+            self.gun.take(),
+        );
+        self.registry.finish_generate(&id, key, device, role, gun)
+    }
+}
+
+impl Drop for Generation<'_> {
+    /// The generation failed or was given up: no key to bind.
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            if let Err(e) = self.registry.with_state(|s| s.finish(&id, None)) {
+                tracing::warn!(error = %e, "cannot clear a failed key generation from the state store; it is cleared at the next start");
+            }
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Daemon {
     pub state_dir: PathBuf,
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// The (uid, gid) the daemon runs as, when not this process's.
+    user: Option<(u32, u32)>,
 }
 
 impl Daemon {
@@ -41,6 +43,29 @@ impl Daemon {
     /// dir plus `rest` (backend and policy sections; an `[audit]` table of
     /// its own replaces the default one) and starts the daemon with `env`.
     pub fn start(rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
+        let mut daemon = Self::configure(rest, env)?;
+        daemon.spawn()?;
+        Ok(daemon)
+    }
+
+    /// As [`start`](Self::start), with the daemon running as `uid`:`gid`
+    /// (this process must be root), owning its temp dir. Whatever else it
+    /// needs (a token, PIN files) the test hands over itself; callers
+    /// other than `uid` need a `[[policy]]` rule.
+    pub fn start_as(uid: u32, gid: u32, rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
+        let mut daemon = Self::configure(rest, env)?;
+        std::os::unix::fs::chown(daemon.dir.path(), Some(uid), Some(gid))?;
+        daemon.user = Some((uid, gid));
+        daemon.spawn()?;
+        Ok(daemon)
+    }
+
+    /// The (uid, gid) the daemon runs as, if not this process's.
+    pub fn user(&self) -> Option<(u32, u32)> {
+        self.user
+    }
+
+    fn configure(rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("keyd.sock");
         let state_dir = dir.path().join("state");
@@ -64,7 +89,7 @@ impl Daemon {
                 state_dir.display(),
             ),
         )?;
-        let mut daemon = Daemon {
+        Ok(Daemon {
             child: None,
             log: dir.path().join("keyd.log"),
             dir,
@@ -76,9 +101,8 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        daemon.spawn()?;
-        Ok(daemon)
+            user: None,
+        })
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -97,9 +121,13 @@ impl Daemon {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
         // CI runs as root; the daemon refuses root with a config file
         // unless told otherwise.
-        if nix::unistd::geteuid().is_root() {
+        if nix::unistd::geteuid().is_root() && self.user.is_none() {
             cmd.arg("--allow-root");
         }
         let child = cmd.spawn().context("starting notary-keyd")?;
@@ -166,6 +194,24 @@ impl Daemon {
             .collect()
     }
 
+    /// `notary-keyd audit verify` over the log with the daemon's audit key:
+    /// its report when the log is intact, an error with it otherwise (a
+    /// torn or broken record, a gap, a bad checkpoint).
+    pub fn audit_verify(&self) -> Result<String> {
+        let out = std::process::Command::new(bin_path("notary-keyd")?)
+            .args(["audit", "verify", "--key"])
+            .arg(self.state_dir.join("audit-key.pem"))
+            .arg(&self.audit_dir)
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        anyhow::ensure!(out.status.success(), "audit verify: {text}");
+        Ok(text)
+    }
+
     /// Every line of the audit log, oldest first: the records of requests
     /// and the log's own (segment headers, starts, checkpoints).
     pub fn audit_chain(&self) -> Vec<serde_json::Value> {
@@ -208,6 +254,36 @@ impl Daemon {
         )?;
         std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711))?;
         self.restart()
+    }
+
+    /// SIGKILL by pid, as a crash would end it: no cleanup, no last write.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the daemon to end by itself (a fault injected into it
+    /// killed it) and returns how it ended; fails after `limit`, leaving it
+    /// running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let Some(child) = self.child.as_mut() else {
+            bail!("notary-keyd is not running");
+        };
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "notary-keyd still runs after {limit:?}:\n{}",
+            self.log_text()
+        )
     }
 
     pub fn restart(&mut self) -> Result<()> {

@@ -1,8 +1,8 @@
 //! Test support: real SoftHSM2 tokens and swtpm TPMs in temp dirs, the real `notary-keyd`
 //! and `notaryctl` binaries on temp sockets, and a gRPC client for them.
 //! Debian's notary-server and notary CLI (`notary_stack`), an attacker's
-//! notary server (`hostile`), and a Debian 12 container with systemd as
-//! PID 1 (`container`).
+//! notary server (`hostile`), faults injected into them (`faults`), and a
+//! Debian 12 container with systemd as PID 1 (`container`).
 //! Every process started here is stopped by its pid when its guard drops.
 
 #![forbid(unsafe_code)]
@@ -11,6 +11,7 @@ pub mod ceremony;
 pub mod client;
 pub mod container;
 pub mod daemon;
+pub mod faults;
 pub mod hostile;
 pub mod notary_stack;
 pub mod notaryctl_cli;
@@ -19,6 +20,7 @@ mod process;
 mod secret;
 pub mod softhsm;
 pub mod swtpm;
+pub mod tls_server;
 pub mod verify;
 
 pub use client::connect;

@@ -82,6 +82,26 @@ impl SoftHsm {
         ))
     }
 
+    /// Hands the token, its config and PIN files to `uid`:`gid`, for a
+    /// daemon that runs as that user.
+    pub fn give_to(&self, uid: u32, gid: u32) -> Result<()> {
+        let mut stack = vec![self.dir.path().to_path_buf()];
+        while let Some(path) = stack.pop() {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path)? {
+                    stack.push(entry?.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory holding the token's files (`directories.tokendir`).
+    pub fn token_dir(&self) -> PathBuf {
+        self.dir.path().join("tokens")
+    }
+
     /// The `SOFTHSM2_CONF` to give processes that use this token.
     pub fn conf(&self) -> PathBuf {
         self.dir.path().join("softhsm2.conf")

@@ -55,6 +55,10 @@ struct Control {
     stop: bool,
     socket: Option<TcpStream>,
     log: Vec<LoggedCommand>,
+    /// Instruction byte of the next command to stop at, before executing it.
+    hold: Option<u8>,
+    /// Stopped at a held command, waiting for `release_hold` or removal.
+    holding: bool,
 }
 
 struct Shared {
@@ -125,6 +129,8 @@ impl VirtualYubiKey {
                 stop: false,
                 socket: None,
                 log: Vec::new(),
+                hold: None,
+                holding: false,
             }),
             changed: Condvar::new(),
         });
@@ -213,6 +219,27 @@ impl VirtualYubiKey {
         self.shared.changed.notify_all();
         self.shared
             .wait_until(Duration::MAX, |c| c.connected || c.stop);
+    }
+
+    /// Stops the card at the next command with instruction byte `ins`,
+    /// before it executes it, until [`release_hold`](Self::release_hold)
+    /// (it then executes the command, as a card that received it whole
+    /// does, whatever became of the host) or removal (it never does).
+    /// Once: later commands run as usual.
+    pub fn hold_before(&self, ins: u8) {
+        self.shared.control().hold = Some(ins);
+        self.shared.changed.notify_all();
+    }
+
+    /// Waits until the card has stopped at the held command.
+    pub fn wait_for_hold(&self, timeout: Duration) -> bool {
+        self.shared.wait_until(timeout, |c| c.holding)
+    }
+
+    /// Lets the held command execute.
+    pub fn release_hold(&self) {
+        self.shared.control().holding = false;
+        self.shared.changed.notify_all();
     }
 
     /// Commands answered so far, oldest first.
@@ -312,6 +339,9 @@ fn serve(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
             Message::GetAtr => write_message(&mut stream, &ATR)?,
             Message::PowerOff | Message::PowerOn | Message::Reset => shared.applet().power_cycle(),
             Message::Apdu(apdu) => {
+                if !held_until_released(shared, &apdu) {
+                    return Ok(());
+                }
                 let response = shared.applet().process(&apdu, &Touch(shared));
                 if let [_, ins, p1, p2, ..] = apdu[..] {
                     shared.control().log.push(LoggedCommand {
@@ -326,6 +356,30 @@ fn serve(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Stops at a command the test holds; `false` if the card was pulled out
+/// meanwhile (the command is then never executed).
+fn held_until_released(shared: &Shared, apdu: &[u8]) -> bool {
+    let mut control = shared.control();
+    if control.hold.is_none() || control.hold != apdu.get(1).copied() {
+        return true;
+    }
+    control.hold = None;
+    control.holding = true;
+    shared.changed.notify_all();
+    tracing::info!(ins = format!("{:02x}", apdu[1]), "holding a command");
+    while control.holding && control.inserted && !control.stop {
+        control = shared
+            .changed
+            .wait(control)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    let released = !control.holding;
+    control.holding = false;
+    drop(control);
+    shared.changed.notify_all();
+    released
 }
 
 /// The test-controlled touch sensor.

@@ -38,4 +38,6 @@ pub mod ins {
     pub const GENERAL_AUTHENTICATE: u8 = 0x87;
     pub const GENERATE: u8 = 0x47;
     pub const SELECT: u8 = 0xA4;
+    pub const PUT_DATA: u8 = 0xDB;
+    pub const SET_MANAGEMENT_KEY: u8 = 0xFF;
 }

@@ -118,8 +118,31 @@ impl Pkcs11Backend {
         }
     }
 
+    /// Takes the token down unless it still answers for itself: its
+    /// storage may have become unreadable (it then finds no objects, and
+    /// only a fresh C_Initialize sees them again, once they can be read).
+    fn check_answers(&self, token: &Arc<Token>) -> Result<(), BackendError> {
+        token.answers().map_err(|e| {
+            let reason = format!(
+                "token {:?} stopped answering ({}; is its storage readable?); it is reopened \
+                 on the next request",
+                token.label,
+                errors::describe(&e)
+            );
+            self.take_down(token, &reason, true);
+            BackendError::Unavailable(reason)
+        })
+    }
+
     /// Maps an operation's failure, taking the token down if it is gone.
     fn fail(&self, token: &Arc<Token>, err: OpError, what: &dyn fmt::Display) -> BackendError {
+        // A key the daemon knows is missing: gone for good, or the token
+        // can no longer read its objects.
+        if matches!(err, OpError::KeyNotFound) {
+            if let Err(unavailable) = self.check_answers(token) {
+                return unavailable;
+            }
+        }
         let gone = err.token_gone();
         let err = err.into_backend(what);
         if gone {
@@ -211,8 +234,8 @@ impl KeyBackend for Pkcs11Backend {
     }
 
     fn availability(&self) -> Availability {
-        match self.token() {
-            Ok(_) => Availability::Available,
+        match self.token().and_then(|t| self.check_answers(&t)) {
+            Ok(()) => Availability::Available,
             Err(e) => Availability::Unavailable(match e {
                 BackendError::Unavailable(reason) => reason,
                 other => other.to_string(),

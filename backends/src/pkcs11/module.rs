@@ -57,11 +57,16 @@ pub(super) fn load(path: &Path) -> Result<Arc<Module>, String> {
             Ok(()) => true,
             Err(Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => false,
             Err(e) => {
+                let hint = if path.to_string_lossy().contains("softhsm") {
+                    " (SoftHSM fails so when it cannot read its config or token directory)"
+                } else {
+                    ""
+                };
                 return Err(format!(
-                    "PKCS#11 module {} failed to initialise: {}",
+                    "PKCS#11 module {} failed to initialise: {}{hint}",
                     path.display(),
                     describe(&e)
-                ))
+                ));
             }
         };
         let module = Arc::new(Module {

@@ -133,6 +133,14 @@ impl Token {
         Ok(self.ctx().open_rw_session(self.slot)?)
     }
 
+    /// Whether the token still answers for itself (C_GetTokenInfo). A
+    /// token whose storage became unreadable keeps its sessions but finds
+    /// no objects; this is the call that fails then (SoftHSM:
+    /// CKR_GENERAL_ERROR).
+    pub(super) fn answers(&self) -> Result<(), Error> {
+        self.ctx().get_token_info(self.slot).map(|_| ())
+    }
+
     pub(super) fn logged_in(&self) -> Result<bool, OpError> {
         Ok(is_user(
             lock(&self.anchor).get_session_info()?.session_state(),

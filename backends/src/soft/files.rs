@@ -9,7 +9,7 @@
 
 use super::sealing::{KdfParams, Sealed, Sealer};
 use super::signing_key::SigningKey;
-use crate::atomic_file::write_atomic;
+use crate::atomic_file::{remove_leftovers, write_atomic};
 use crate::{Algorithm, BackendError};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use rand_core::{OsRng, RngCore};
@@ -176,6 +176,8 @@ impl KeystoreDir {
         let keys = root.join("keys");
         create_private_dir(&keys)?;
         check_private_dir(&keys)?;
+        remove_leftovers(root);
+        remove_leftovers(&keys);
         Ok(KeystoreDir {
             root: root.to_path_buf(),
             keys,

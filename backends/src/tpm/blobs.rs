@@ -3,7 +3,7 @@
 //! (useless off this TPM), written crash-safely. No NV space is used unless
 //! an operator asks for persistent handles.
 
-use crate::atomic_file::write_atomic;
+use crate::atomic_file::{remove_leftovers, write_atomic};
 use crate::BackendError;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -46,6 +46,7 @@ impl BlobDir {
         if mode & 0o077 != 0 {
             tracing::warn!(dir = %dir.display(), "TPM key directory is accessible to other users; key blobs are bound to this TPM but their labels are not secret");
         }
+        remove_leftovers(dir);
         Ok(BlobDir {
             dir: dir.to_path_buf(),
         })

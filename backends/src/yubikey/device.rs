@@ -9,6 +9,12 @@ use yubikey::certificate::CertInfo;
 use yubikey::piv::{self, AlgorithmId, ManagementSlotId, Origin, SlotAlgorithmId, SlotId};
 use yubikey::{Certificate, MgmAlgorithmId, MgmKey, YubiKey};
 
+/// The PIN-protected data object, where the management key is kept.
+const PROTECTED_DATA: u32 = 0x005f_c109;
+/// Its outer tag, and the tag of the management key inside it.
+const TAG_PROTECTED: u8 = 0x88;
+const TAG_PROTECTED_MGM: u8 = 0x89;
+
 impl From<yubikey::Error> for CardError {
     fn from(e: yubikey::Error) -> CardError {
         match e {
@@ -24,6 +30,16 @@ impl From<yubikey::Error> for CardError {
             other => CardError::Other(other.to_string()),
         }
     }
+}
+
+/// Writes `key` as the PIN-protected data object's management key (the
+/// object holds nothing else when notary-keyd sets a card up).
+fn store_protected_management_key(yk: &mut YubiKey, key: &[u8]) -> Result<(), CardError> {
+    let len = u8::try_from(key.len()).map_err(|_| CardError::NotSupported)?;
+    let mut object = zeroize::Zeroizing::new(Vec::with_capacity(key.len() + 4));
+    object.extend_from_slice(&[TAG_PROTECTED, len + 2, TAG_PROTECTED_MGM, len]);
+    object.extend_from_slice(key);
+    Ok(yk.save_object(PROTECTED_DATA, &mut object)?)
 }
 
 fn slot_id(slot: Slot) -> Result<SlotId, CardError> {
@@ -184,7 +200,12 @@ impl PivCard for YubiKeyCard {
     }
 
     fn authenticate_protected_management_key(&mut self) -> Result<(), CardError> {
-        let key = MgmKey::get_protected(&mut self.0)?;
+        let key = MgmKey::get_protected(&mut self.0).map_err(|e| match e {
+            // No protected data object, or none holding a management key:
+            // the card is there, its management key is just not stored.
+            yubikey::Error::NotFound | yubikey::Error::GenericError => CardError::SecurityStatus,
+            other => other.into(),
+        })?;
         Ok(self.0.authenticate(&key)?)
     }
 
@@ -200,6 +221,11 @@ impl PivCard for YubiKeyCard {
         let mut bytes = zeroize::Zeroizing::new(vec![0u8; 24]);
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
         let key = MgmKey::from_bytes(&*bytes, Some(alg))?;
+        // `set_protected` sets the key, then stores it: a crash in between
+        // leaves the card managed by a key nobody holds, and only a PIV
+        // reset (which erases every key) recovers it. Stored first, a crash
+        // leaves the old key in force and the new one merely unused.
+        store_protected_management_key(&mut self.0, &bytes)?;
         Ok(key.set_protected(&mut self.0)?)
     }
 

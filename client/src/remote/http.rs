@@ -141,7 +141,8 @@ impl Http {
         limit: usize,
         deadline: Instant,
     ) -> Result<Response, RemoteError> {
-        let what = format!("{method} {}", path.rsplit('/').next().unwrap_or(path));
+        let file = path.rsplit('/').next().filter(|f| !f.is_empty());
+        let what = format!("{method} {}", file.unwrap_or(path));
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.target.prefix))
@@ -158,14 +159,19 @@ impl Http {
             .body(Full::new(payload))
             .map_err(|e| RemoteError::Protocol(e.to_string()))?;
         let (url, timeouts) = (self.url.clone(), self.timeouts);
-        let unreachable = |cause: String| RemoteError::Unreachable {
-            url: url.clone(),
-            cause,
+        // The server was reached: what fails now is the exchange itself.
+        let failed = |e: hyper::Error| {
+            let (url, what, cause) = (url.clone(), what.clone(), e.to_string());
+            if e.is_parse() {
+                RemoteError::NotHttp { url, what, cause }
+            } else {
+                RemoteError::Broken { url, what, cause }
+            }
         };
         let sender = self.sender(deadline).await?;
         let response = bounded(&url, &timeouts, deadline, sender.send_request(request))
             .await?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(failed)?;
         let status = response.status();
         let too_large = || RemoteError::TooLarge {
             what: what.clone(),
@@ -181,7 +187,7 @@ impl Http {
         let mut stream = response.into_body();
         let mut body = Vec::new();
         while let Some(frame) = bounded(&url, &timeouts, deadline, stream.frame()).await? {
-            let frame = frame.map_err(|e| unreachable(e.to_string()))?;
+            let frame = frame.map_err(failed)?;
             if let Ok(chunk) = frame.into_data() {
                 if body.len() + chunk.len() > limit {
                     return Err(too_large());
@@ -475,6 +481,42 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("longer than 10000 bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn garbage_and_a_connection_cut_short_are_named() {
+        use tokio::io::AsyncWriteExt;
+        let url = serve(|mut s| async move {
+            read_request(&mut s).await;
+            let _ = s.write_all(b"\x00\xffnot http\r\n\r\n").await;
+        })
+        .await;
+        let err = client(&url, 5_000, 60_000)
+            .send(Method::POST, "/v2/g/_trust/tuf/", None, 10_000)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, RemoteError::NotHttp { what, .. } if what == "POST /v2/g/_trust/tuf/"),
+            "{err}"
+        );
+        let url = serve(|mut s| async move {
+            read_request(&mut s).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part")
+                .await;
+        })
+        .await;
+        let err = client(&url, 5_000, 60_000)
+            .send(Method::GET, "/x.json", None, 10_000)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "the connection to the notary server at {url} broke during GET x.json"
+            )),
+            "{err}"
+        );
+        assert!(err.is_offline(), "a read may still use the cache");
     }
 
     #[tokio::test]

@@ -192,18 +192,22 @@ impl KeydService {
         })?;
         let placement =
             super::yubikey::piv_placement(device, &req, new.role.as_ref(), new.gun.as_ref())?;
+        let label = new.label();
+        let generation = self
+            .registry
+            .begin_generate(backend, &label, new.role.as_ref(), new.gun.as_ref())
+            .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
         let spec = KeySpec {
             algorithm: new.algorithm,
-            label: new.label(),
+            label,
         };
         let key = device
             .generate(spec, placement, new.pin)
             .await
             .map_err(|e| status::from_device(&device.name, &e))?;
         record.key_id = key.public.key_id();
-        let entry = self
-            .registry
-            .add(backend, key, new.role.as_ref(), new.gun.as_ref())
+        let entry = generation
+            .add(key)
             .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
         tracing::info!(key_id = %entry.key_id, backend = %backend, role = ?entry.role.as_ref().map(Role::name), gun = ?entry.gun.as_ref().map(Gun::as_str), "generated key");
         Ok(key_message(&entry))

@@ -125,6 +125,10 @@ impl SignerApi {
                     algorithm: new.algorithm,
                     label: format!("{} {}", new.gun, new.role),
                 };
+                let generation = self
+                    .registry
+                    .begin_generate(&self.backend, &spec.label, Some(&new.role), Some(&new.gun))
+                    .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
                 let key = self
                     .on_signing_device(async {
                         device
@@ -133,9 +137,8 @@ impl SignerApi {
                             .map_err(|e| status::from_device(&self.backend, &e))
                     })
                     .await?;
-                let entry = self
-                    .registry
-                    .add(&self.backend, key, Some(&new.role), Some(&new.gun))
+                let entry = generation
+                    .add(key)
                     .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
                 let api_key = ApiKey {
                     backend: self.backend.clone(),

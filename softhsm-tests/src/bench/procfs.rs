@@ -6,17 +6,22 @@ use std::time::Duration;
 
 /// `VmHWM` (peak resident set size) of a process, in KiB.
 pub(crate) fn peak_rss_kb(pid: u32) -> Result<u64> {
+    status_kb(pid, "VmHWM")
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+pub(crate) fn status_kb(pid: u32, field: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("VmHWM:") {
+        if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
             let kb = rest.trim().trim_end_matches("kB").trim();
             return kb
                 .parse()
-                .with_context(|| format!("{path}: VmHWM {rest:?}"));
+                .with_context(|| format!("{path}: {field} {rest:?}"));
         }
     }
-    bail!("{path} has no VmHWM")
+    bail!("{path} has no {field}")
 }
 
 /// User plus system CPU time of a whole process (all its threads, including

@@ -57,7 +57,7 @@ pub(crate) fn snapshot_payload() -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-async fn channel(
+pub(crate) async fn channel(
     pki: &Pki,
     client: &softhsm_tests::notary_stack::CertPair,
     addr: SocketAddr,
@@ -84,6 +84,15 @@ async fn channel(
 }
 
 async fn create_key(ch: &Channel, algorithm: &str) -> Result<String> {
+    Ok(create_key_public(ch, algorithm).await?.0)
+}
+
+/// `CreateKey` for role "snapshot" of the bench GUN: the key's ID and its
+/// public key, to verify what it signs.
+pub(crate) async fn create_key_public(
+    ch: &Channel,
+    algorithm: &str,
+) -> Result<(String, notary_tuf::PublicKey)> {
     let made = KeyManagementClient::new(ch.clone())
         .create_key(pb::CreateKeyRequest {
             algorithm: algorithm.into(),
@@ -93,10 +102,18 @@ async fn create_key(ch: &Channel, algorithm: &str) -> Result<String> {
         .await
         .with_context(|| format!("CreateKey {algorithm}"))?
         .into_inner();
-    made.key_info
-        .and_then(|k| k.key_id)
+    let info = made.key_info.context("CreateKey returned no key info")?;
+    let id = info
+        .key_id
         .map(|k| k.id)
-        .context("CreateKey returned no key ID")
+        .context("CreateKey returned no key ID")?;
+    let keytype: notary_tuf::KeyType = info
+        .algorithm
+        .map(|a| a.algorithm)
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("CreateKey key type: {e:?}"))?;
+    Ok((id, notary_tuf::PublicKey::new(keytype, made.public_key)))
 }
 
 /// `streams` concurrent Sign loops on one connection over a window.

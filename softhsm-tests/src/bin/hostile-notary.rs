@@ -12,10 +12,8 @@
 //! long as the client reads). The bound port goes to `D/port`, one line per
 //! finished answer to `D/requests.log`: `GET P STATUS BYTES-SENT OUTCOME`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -46,16 +44,7 @@ enum Behaviour {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let certs = CertificateDer::pem_file_iter(&args.cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .context("reading --cert")?;
-    let key = PrivateKeyDer::from_pem_file(&args.key).context("reading --key")?;
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
-    let config = Arc::new(config);
+    let config = softhsm_tests::tls_server::server_config(&args.cert, &args.key)?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let log = Arc::new(Mutex::new(
@@ -64,10 +53,7 @@ fn main() -> Result<()> {
             .append(true)
             .open(args.dir.join("requests.log"))?,
     ));
-    // Written last and renamed, so the harness never reads half a number.
-    let tmp = args.dir.join("port.tmp");
-    std::fs::write(&tmp, format!("{port}\n"))?;
-    std::fs::rename(&tmp, args.dir.join("port"))?;
+    softhsm_tests::tls_server::announce_port(&args.dir, port)?;
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let (config, dir, log) = (config.clone(), args.dir.clone(), log.clone());

@@ -1,0 +1,145 @@
+//! A real `faulty-front` process in front of a notary-server: told what to
+//! fail by a rule file, killed and started again on the same port.
+
+use crate::daemon::bin_path;
+use crate::notary_stack::{NotaryServer, Pki};
+use crate::process::terminate;
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct FaultyFront {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    command: Vec<std::ffi::OsString>,
+    pub port: u16,
+    pub url: String,
+}
+
+impl FaultyFront {
+    /// Starts it in front of `server`, with a certificate from `pki`
+    /// (which issued the server's too, so clients trust both alike).
+    pub fn start(pki: &Pki, server: &NotaryServer) -> Result<FaultyFront> {
+        let tls = pki.issue("faulty-front", "serverAuth")?;
+        let dir = tempfile::tempdir()?;
+        let command = vec![
+            "--cert".into(),
+            tls.cert.into_os_string(),
+            "--key".into(),
+            tls.key.into_os_string(),
+            "--upstream".into(),
+            server.addr.to_string().into(),
+            "--upstream-ca".into(),
+            pki.ca_cert.clone().into_os_string(),
+            "--dir".into(),
+            dir.path().as_os_str().to_owned(),
+        ];
+        let mut front = FaultyFront {
+            child: None,
+            dir,
+            command,
+            port: 0,
+            url: String::new(),
+        };
+        front.spawn(0)?;
+        Ok(front)
+    }
+
+    fn spawn(&mut self, port: u16) -> Result<()> {
+        let port_file = self.dir.path().join("port");
+        let _ = std::fs::remove_file(&port_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("front.log"))?;
+        let child = Command::new(bin_path("faulty-front")?)
+            .args(&self.command)
+            .arg("--port")
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_file.exists() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!("faulty-front exited ({status}): {}", self.log());
+            }
+            if Instant::now() > deadline {
+                bail!("faulty-front did not start: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.port = std::fs::read_to_string(&port_file)?.trim().parse()?;
+        self.url = format!("https://127.0.0.1:{}", self.port);
+        Ok(())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("front.log")).unwrap_or_default()
+    }
+
+    /// Replaces the rule file (`METHOD PATH-SUFFIX ACTION` lines; empty:
+    /// forward everything). Takes effect from the next request.
+    pub fn fail(&self, rules: &str) -> Result<()> {
+        let tmp = self.dir.path().join("rule.tmp");
+        std::fs::write(&tmp, rules)?;
+        std::fs::rename(&tmp, self.dir.path().join("rule"))?;
+        Ok(())
+    }
+
+    /// `requests.log`: one `METHOD PATH WHAT` line per request.
+    pub fn requests(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("requests.log")).unwrap_or_default()
+    }
+
+    /// Waits until a `hold` rule holds a request; returns it (`METHOD PATH`).
+    pub fn wait_held(&self, limit: Duration) -> Result<String> {
+        let held: PathBuf = self.dir.path().join("held");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&held) {
+                if text.ends_with('\n') {
+                    return Ok(text.trim().to_string());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no request held within {limit:?}:\n{}", self.requests());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL by pid: the server dies in the middle of what it does.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        let _ = std::fs::remove_file(self.dir.path().join("held"));
+        Ok(())
+    }
+
+    /// Starts it again on the same port.
+    pub fn start_again(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("faulty-front still runs");
+        }
+        self.spawn(self.port)
+    }
+}
+
+impl Drop for FaultyFront {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = terminate(&mut child, "faulty-front", Duration::from_secs(5));
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! One device fails while the others keep serving: swtpm killed and
+//! started again, the virtual YubiKey pulled out and put back, the SoftHSM
+//! token directory made unreadable. Throughout, a client signs on the
+//! software keystore without a single failure; the broken backend's
+//! requests are refused as unavailable, `notaryctl backend list` shows it
+//! unavailable with the reason, and it serves again once repaired, in the
+//! same daemon process. (pcscd killed and restarted: faults_pcscd.rs.)
+
+mod common;
+
+use common::generate;
+use common::outage::{card_key, outage, soft_key, SOFT};
+use softhsm_tests::{connect, write_secret, Daemon, SoftHsm, Swtpm};
+use std::os::unix::fs::PermissionsExt;
+use virtual_piv::{Profile, TestCard};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swtpm_killed_and_started_again() {
+    let mut tpm = Swtpm::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("key.auth");
+    write_secret(&auth, "tpm key auth\n").unwrap();
+    let config = format!("{}\n{SOFT}", tpm.backend_toml("tpm", &auth));
+    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let on_tpm = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", "").await;
+    let on_soft = soft_key(&mut client).await;
+    let tpm = std::cell::RefCell::new(&mut tpm);
+    outage(
+        &mut daemon,
+        "tpm",
+        &on_tpm,
+        &on_soft,
+        &["TPM unavailable"],
+        || tpm.borrow_mut().kill().unwrap(),
+        || tpm.borrow_mut().start_again().unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_yubikey_pulled_out_and_put_back() {
+    let card = TestCard::start(Profile::yubikey_5_7(7_160_001)).unwrap();
+    let config = format!(
+        "[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {}\n\n{SOFT}",
+        card.serial()
+    );
+    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let on_card = card_key(&mut client, "yk", card.serial()).await;
+    let on_soft = soft_key(&mut client).await;
+    outage(
+        &mut daemon,
+        "yk",
+        &on_card,
+        &on_soft,
+        &["not found", "no YubiKey"],
+        || card.remove().unwrap(),
+        || card.reinsert().unwrap(),
+    )
+    .await;
+}
+
+/// The daemon's own user, as on a release host (root would read the
+/// directory whatever its mode).
+const DAEMON_USER: (u32, u32) = (65534, 65534);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_softhsm_token_directory_made_unreadable() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run the daemon as its own user");
+        return;
+    }
+    let hsm = SoftHsm::new("faults", "1357").unwrap();
+    let root_may_use =
+        "[[policy]]\nuids = [0]\nallow = [\"list\", \"sign\", \"generate\"]\nkeys = [\"*\"]\n";
+    let config = format!(
+        "{}\n{SOFT}\n{root_may_use}",
+        hsm.backend_toml("hsm").unwrap()
+    );
+    let (uid, gid) = DAEMON_USER;
+    hsm.give_to(uid, gid).unwrap();
+    let conf = hsm.conf();
+    let mut daemon = Daemon::start_as(
+        uid,
+        gid,
+        &config,
+        &[("SOFTHSM2_CONF", conf.to_str().unwrap())],
+    )
+    .unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let on_hsm = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    let on_soft = soft_key(&mut client).await;
+    let tokens = hsm.token_dir();
+    let mode =
+        |m: u32| std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(m)).unwrap();
+    outage(
+        &mut daemon,
+        "hsm",
+        &on_hsm,
+        &on_soft,
+        &["token directory", "stopped answering"],
+        || mode(0o000),
+        || mode(0o700),
+    )
+    .await;
+}
