@@ -3,7 +3,7 @@
 //! (`backends::BackendConfig`, `policy::PolicyRule`).
 
 use crate::backends::BackendConfig;
-use crate::policy::PolicyRule;
+use crate::policy::{self, PolicyRule, Rule};
 use crate::signer_api::SignerApiConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,9 @@ pub(crate) struct Config {
     pub backends: Vec<BackendConfig>,
     #[serde(default, rename = "policy")]
     pub policies: Vec<PolicyRule>,
+    /// `policies` with their user and group names resolved (`parse`).
+    #[serde(skip)]
+    pub rules: Vec<Rule>,
     /// notary-signer's API for a notary-server; off when absent.
     pub signer_api: Option<SignerApiConfig>,
 }
@@ -65,14 +68,16 @@ impl Config {
 
     /// Parses and validates `text`, read from `path` (named in errors).
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
             error,
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
+        let invalid = |message| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
-        })?;
+        };
+        config.validate().map_err(invalid)?;
+        config.rules = policy::resolve_all(&config.policies, &policy::Nss).map_err(invalid)?;
         Ok(config)
     }
 
@@ -129,6 +134,7 @@ impl Config {
             },
             backends: vec![BackendConfig::personal_soft()],
             policies: Vec::new(),
+            rules: Vec::new(),
             signer_api: None,
         })
     }

@@ -158,10 +158,9 @@ impl SigningCore {
         let purpose = Purpose::of(&entry, req.role, req.gun)?;
         record.role.clone_from(&purpose.role);
         record.gun.clone_from(&purpose.gun);
-        let x509 = entry.x509_key_id.as_deref().unwrap_or("");
-        let ids = [entry.key_id.as_str(), x509];
         let facts = KeyFacts {
-            key_ids: &ids,
+            key_id: Some(&entry.key_id),
+            x509_key_id: entry.x509_key_id.as_deref(),
             backend: &entry.device,
             role: purpose.role.as_ref(),
             gun: purpose.gun.as_ref(),

@@ -134,7 +134,11 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let registry = Arc::new(registry::Registry::new(devices, state));
     registry.refresh().await;
-    let policy = Arc::new(policy::Policy::new(uid, config.policies.clone()));
+    let policy = Arc::new(policy::Policy::new(
+        uid,
+        policy::Directory::user_name(&policy::Nss, uid),
+        config.rules.clone(),
+    ));
     let service = service::KeydService {
         registry: Arc::clone(&registry),
         policy: Arc::clone(&policy),

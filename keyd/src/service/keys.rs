@@ -17,9 +17,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// The facts policy selectors test for a key that exists.
-fn facts<'a>(e: &'a KeyEntry, ids: &'a [&'a str]) -> KeyFacts<'a> {
+fn facts(e: &KeyEntry) -> KeyFacts<'_> {
     KeyFacts {
-        key_ids: ids,
+        key_id: Some(&e.key_id),
+        x509_key_id: e.x509_key_id.as_deref(),
         backend: &e.device,
         role: e.role.as_ref(),
         gun: e.gun.as_ref(),
@@ -61,9 +62,7 @@ impl NewKey {
 
 impl KeydService {
     fn may(&self, caller: &Caller, op: Operation, e: &KeyEntry) -> bool {
-        let x509 = e.x509_key_id.as_deref().unwrap_or("");
-        let ids = [e.key_id.as_str(), x509];
-        self.policy.allows(caller, op, &facts(e, &ids))
+        self.policy.allows(caller, op, &facts(e))
     }
 
     /// Finds a key the caller may list or sign with (a signer needs the

@@ -152,9 +152,9 @@ impl KeydService {
         // Root keys are shared across GUNs in notary, so only the role
         // binding is enforced here; a GUN binding must still match.
         let purpose = Purpose::of(&entry, Some(Role::Root), Some(gun.clone()))?;
-        let ids = [entry.key_id.as_str()];
         let facts = KeyFacts {
-            key_ids: &ids,
+            key_id: Some(&entry.key_id),
+            x509_key_id: None,
             backend: &entry.device,
             role: purpose.role.as_ref(),
             gun: purpose.gun.as_ref(),
