@@ -26,6 +26,9 @@ pub(crate) struct AuditRecord {
     pub uid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
+    /// The uid's user name, when the configuration resolved one for it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
     /// Signer-API callers: the subject of their TLS client certificate.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client: String,

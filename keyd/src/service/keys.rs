@@ -153,7 +153,7 @@ impl KeydService {
         // undone, and a key made on the device bound and audited.
         let this = self.clone();
         tokio::spawn(async move {
-            let mut audited = this.audit.begin(Self::audit_base(&caller, "generate"));
+            let mut audited = this.audit.begin(this.audit_base(&caller, "generate"));
             let outcome = this.generate_checked(&caller, req, audited.record()).await;
             audited.close(outcome).await
         })
@@ -214,7 +214,7 @@ impl KeydService {
     ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut audited = self.audit.begin(Self::audit_base(&caller, "delete"));
+        let mut audited = self.audit.begin(self.audit_base(&caller, "delete"));
         let outcome = self.delete_checked(&caller, &req, audited.record()).await;
         audited.close(outcome).await.map(Response::new)
     }
@@ -292,7 +292,7 @@ impl KeydService {
         let req = request.into_inner();
         let mut audited = self
             .audit
-            .begin(Self::audit_base(&caller, "attach-certificate"));
+            .begin(self.audit_base(&caller, "attach-certificate"));
         let outcome = self.attach_checked(&caller, req, audited.record()).await;
         audited.close(outcome).await.map(Response::new)
     }

@@ -66,7 +66,7 @@ impl KeydService {
         Ok(Response::new(progress_stream(
             wrap,
             |progress| async move {
-                let record = Self::audit_base(&caller, "sign");
+                let record = this.audit_base(&caller, "sign");
                 let req = match sign_request(req) {
                     Ok(req) => req,
                     Err(st) => return this.audit.begin(record).close(Err(st)).await,
@@ -114,7 +114,7 @@ impl KeydService {
             |progress| async move {
                 let mut audited = this
                     .audit
-                    .begin(Self::audit_base(&caller, "issue-root-certificate"));
+                    .begin(this.audit_base(&caller, "issue-root-certificate"));
                 let outcome = this
                     .issue_checked(&caller, req, &progress, audited.record())
                     .await;

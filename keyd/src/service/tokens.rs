@@ -97,7 +97,7 @@ impl KeydService {
     ) -> Result<Response<pb::UnlockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut audited = self.audit.begin(Self::audit_base(&caller, "unlock"));
+        let mut audited = self.audit.begin(self.audit_base(&caller, "unlock"));
         let outcome = async {
             let device = self.token_device(&caller, audited.record(), &req.backend, "unlock")?;
             let pin = edge::pin(req.pin).ok_or_else(|| invalid("unlock needs a PIN"))?;
@@ -122,7 +122,7 @@ impl KeydService {
     ) -> Result<Response<pb::LockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut audited = self.audit.begin(Self::audit_base(&caller, "lock"));
+        let mut audited = self.audit.begin(self.audit_base(&caller, "lock"));
         let outcome = async {
             let device = self.token_device(&caller, audited.record(), &req.backend, "lock")?;
             device
