@@ -3,9 +3,11 @@
 //! Device metadata is the source of truth for which keys exist.
 
 use crate::device::Device;
+use crate::policy::KeyFacts;
 use crate::state::{KeyRecord, StateError, StateStore};
 use keyd_backends::{Availability, BackendKey};
 use notary_tuf::metadata::{Gun, Role};
+use notary_tuf::rootcert::root_cert_common_name;
 use notary_tuf::PublicKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,9 +25,37 @@ pub(crate) struct KeyEntry {
     pub certificate_pem: Option<String>,
     /// ID of the `*-x509` key made from the certificate, when there is one.
     pub x509_key_id: Option<String>,
+    /// The GUN the certificate's CN names (notary's root certificates are
+    /// CN=GUN); `None` for a wildcard CN or a CN that is no GUN.
+    pub certificate_gun: Option<Gun>,
 }
 
 impl KeyEntry {
+    /// What the key is, for policy: never what a request says it is for.
+    /// A key without a GUN binding (a root key, which notary shares across
+    /// collections) belongs to a GUN only through its certificate.
+    pub(crate) fn facts(&self) -> KeyFacts<'_> {
+        KeyFacts {
+            key_id: Some(&self.key_id),
+            x509_key_id: self.x509_key_id.as_deref(),
+            backend: &self.device,
+            role: self.role.as_ref(),
+            gun: self.gun.as_ref().or(self.certificate_gun.as_ref()),
+        }
+    }
+
+    /// A copy with `pem` as its certificate.
+    fn with_certificate(&self, pem: Option<String>) -> KeyEntry {
+        let (x509_key_id, certificate_gun) =
+            pem.as_deref().map(certificate_facts).unwrap_or_default();
+        KeyEntry {
+            certificate_pem: pem,
+            x509_key_id,
+            certificate_gun,
+            ..self.clone()
+        }
+    }
+
     /// True when `id` names this key (bare ID, x509 ID, or URI).
     fn answers_to(&self, id: &str) -> bool {
         self.key_id == id
@@ -68,12 +98,18 @@ fn stored<T, E: std::fmt::Display>(
     }
 }
 
-fn x509_id(pem: &str) -> Option<String> {
+/// A certificate's x509 key ID and the GUN its CN names.
+pub(crate) fn certificate_facts(pem: &str) -> (Option<String>, Option<Gun>) {
     match PublicKey::from_certificate_pem(pem) {
-        Ok(k) => Some(k.key_id()),
+        Ok(k) => {
+            let gun = root_cert_common_name(pem)
+                .ok()
+                .and_then(|cn| Gun::parse(&cn).ok());
+            (Some(k.key_id()), gun)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "stored certificate does not parse; ignoring it");
-            None
+            (None, None)
         }
     }
 }
@@ -146,19 +182,17 @@ impl Registry {
                 let certificate_pem = record.certificate_pem.clone().or_else(|| {
                     device_cert.map(|der| notary_tuf::pem::encode("CERTIFICATE", &der))
                 });
-                let x509_key_id = certificate_pem.as_deref().and_then(x509_id);
-                fresh.insert(
-                    key_id.clone(),
-                    Arc::new(KeyEntry {
-                        key_id,
-                        device: device.name.clone(),
-                        key,
-                        role,
-                        gun,
-                        certificate_pem,
-                        x509_key_id,
-                    }),
-                );
+                let entry = KeyEntry {
+                    key_id: key_id.clone(),
+                    device: device.name.clone(),
+                    key,
+                    role,
+                    gun,
+                    certificate_pem: None,
+                    x509_key_id: None,
+                    certificate_gun: None,
+                };
+                fresh.insert(key_id, Arc::new(entry.with_certificate(certificate_pem)));
             }
         }
         if let Ok(mut keys) = self.keys.write() {
@@ -222,6 +256,7 @@ impl Registry {
             gun: gun.cloned(),
             certificate_pem: None,
             x509_key_id: None,
+            certificate_gun: None,
         });
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(key_id, Arc::clone(&entry));
@@ -250,11 +285,7 @@ impl Registry {
             certificate_pem: Some(pem.to_string()),
         };
         self.with_state(|s| s.put(&entry.key_id, record))?;
-        let updated = Arc::new(KeyEntry {
-            certificate_pem: Some(pem.to_string()),
-            x509_key_id: x509_id(pem),
-            ..entry.clone()
-        });
+        let updated = Arc::new(entry.with_certificate(Some(pem.to_string())));
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(entry.key_id.clone(), Arc::clone(&updated));
         }

@@ -158,13 +158,9 @@ impl SigningCore {
         let purpose = Purpose::of(&entry, req.role, req.gun)?;
         record.role.clone_from(&purpose.role);
         record.gun.clone_from(&purpose.gun);
-        let facts = KeyFacts {
-            key_id: Some(&entry.key_id),
-            x509_key_id: entry.x509_key_id.as_deref(),
-            backend: &entry.device,
-            role: purpose.role.as_ref(),
-            gun: purpose.gun.as_ref(),
-        };
+        // The policy decides on what the key is; the role and GUN asked
+        // for only had to fit its binding (above).
+        let facts = entry.facts();
         // Content-aware: notary metadata must fit the role; anything else
         // needs the sign-raw permission.
         match payload_type(&req.payload) {

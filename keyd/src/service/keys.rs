@@ -5,7 +5,7 @@ use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::edge::{self, KeyRef};
 use crate::policy::{KeyFacts, Operation};
-use crate::registry::KeyEntry;
+use crate::registry::{certificate_facts, KeyEntry};
 use crate::status::{self, denied, invalid, key_not_found, refusal};
 use keyd_backends::{Algorithm, KeySpec};
 use keyd_proto::keyd as pb;
@@ -15,17 +15,6 @@ use notary_tuf::PublicKey;
 use secrecy::SecretString;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-
-/// The facts policy selectors test for a key that exists.
-fn facts(e: &KeyEntry) -> KeyFacts<'_> {
-    KeyFacts {
-        key_id: Some(&e.key_id),
-        x509_key_id: e.x509_key_id.as_deref(),
-        backend: &e.device,
-        role: e.role.as_ref(),
-        gun: e.gun.as_ref(),
-    }
-}
 
 /// A GenerateKey request as typed values.
 struct NewKey {
@@ -62,7 +51,7 @@ impl NewKey {
 
 impl KeydService {
     fn may(&self, caller: &Caller, op: Operation, e: &KeyEntry) -> bool {
-        self.policy.allows(caller, op, &facts(e))
+        self.policy.allows(caller, op, &e.facts())
     }
 
     /// Finds a key the caller may list or sign with (a signer needs the
@@ -81,6 +70,39 @@ impl KeydService {
             }
             _ => Err(key_not_found(key.as_str())),
         }
+    }
+
+    /// Whether `caller` may give `entry` a certificate whose CN names
+    /// `cn_gun`. A certificate decides which x509 key ID the key answers to
+    /// and, for a key without a GUN binding, which GUN policy sees it in
+    /// (`KeyEntry::facts`), so it takes `generate` on the key as it is and
+    /// as it will be: nobody moves a key into a GUN they hold no rights in,
+    /// or out of one they do not.
+    pub(super) fn may_certify(
+        &self,
+        caller: &Caller,
+        entry: &KeyEntry,
+        cn_gun: Option<&Gun>,
+        what: &str,
+    ) -> Result<(), Status> {
+        let now = entry.facts();
+        let then = KeyFacts {
+            x509_key_id: None,
+            gun: entry.gun.as_ref().or(cn_gun),
+            ..now
+        };
+        if self.policy.allows(caller, Operation::Generate, &now)
+            && self.policy.allows(caller, Operation::Generate, &then)
+        {
+            return Ok(());
+        }
+        let gun = then.gun.map_or(String::new(), |g| {
+            format!(" (then a key of GUN {:?})", g.as_str())
+        });
+        Err(denied(format!(
+            "uid {} may not {what} key {}: that needs `generate` on the key as it is and as it will be{gun}",
+            caller.uid, entry.key_id
+        )))
     }
 
     /// A key the request names, for an operation that uses or changes it.
@@ -306,15 +328,11 @@ impl KeydService {
         let key = KeyRef::parse(&req.key_id)?;
         record.key_id = key.as_str().to_string();
         let entry = self.named_key(&key, record).await?;
-        if !self.may(caller, Operation::Generate, &entry) {
-            return Err(denied(format!(
-                "uid {} may not attach certificates to key {}",
-                caller.uid, entry.key_id
-            )));
-        }
         let cert_key = PublicKey::from_certificate_pem(&req.certificate_pem)
             .and_then(|k| k.bare_key())
             .map_err(|e| invalid(format!("certificate: {e}")))?;
+        let (_, cn_gun) = certificate_facts(&req.certificate_pem);
+        self.may_certify(caller, &entry, cn_gun.as_ref(), "attach a certificate to")?;
         if cert_key.key_id() != entry.key_id {
             return Err(invalid(format!(
                 "the certificate is for key {}, not for key {}",

@@ -10,7 +10,7 @@ use crate::edge::{self, KeyRef};
 use crate::policy::{KeyFacts, Operation, Policy};
 use crate::registry::{KeyEntry, Registry};
 use crate::signing::{ProgressSink, Purpose, Requester, SignRequest};
-use crate::status::{denied, invalid, key_not_found, refusal};
+use crate::status::{invalid, key_not_found, refusal};
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
 use notary_tuf::metadata::{Gun, Role};
@@ -151,20 +151,8 @@ impl KeydService {
         let entry = self.named_key(&key, record).await?;
         // Root keys are shared across GUNs in notary, so only the role
         // binding is enforced here; a GUN binding must still match.
-        let purpose = Purpose::of(&entry, Some(Role::Root), Some(gun.clone()))?;
-        let facts = KeyFacts {
-            key_id: Some(&entry.key_id),
-            x509_key_id: None,
-            backend: &entry.device,
-            role: purpose.role.as_ref(),
-            gun: purpose.gun.as_ref(),
-        };
-        if !self.policy.allows(caller, Operation::Sign, &facts) {
-            return Err(denied(format!(
-                "uid {} may not sign with key {}",
-                caller.uid, entry.key_id
-            )));
-        }
+        Purpose::of(&entry, Some(Role::Root), Some(gun.clone()))?;
+        self.may_certify(caller, &entry, Some(&gun), "issue a root certificate for")?;
         if entry.key.public.keytype() != KeyType::Ecdsa {
             return Err(invalid(format!(
                 "key {} is {}: notary root certificates need an ECDSA key",
