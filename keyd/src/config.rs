@@ -3,6 +3,7 @@
 //! (`backends::BackendConfig`, `policy::PolicyRule`).
 
 use crate::backends::BackendConfig;
+use crate::limits::ServerLimits;
 use crate::policy::{self, PolicyRule, Rule};
 use crate::signer_api::SignerApiConfig;
 use serde::Deserialize;
@@ -36,6 +37,9 @@ pub(crate) struct ServerConfig {
     /// Largest request accepted, in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// What one caller may cost the daemon.
+    #[serde(default)]
+    pub limits: ServerLimits,
 }
 
 fn default_max_message_bytes() -> usize {
@@ -131,6 +135,7 @@ impl Config {
                 state_dir: data,
                 default_backend: None,
                 max_message_bytes: default_max_message_bytes(),
+                limits: ServerLimits::default(),
             },
             backends: vec![BackendConfig::personal_soft()],
             policies: Vec::new(),
@@ -162,6 +167,56 @@ mod tests {
         let api = config.signer_api.expect("example shows [signer_api]");
         assert_eq!(api.allowed_clients, ["notary-server"]);
         assert_eq!(api.max_keys, Some(16));
+    }
+
+    /// The shipped rules, as a host with their users and group resolves
+    /// them: CI signs its targets keys but not the root key of its own GUN
+    /// (review finding 2), the root rule does.
+    #[test]
+    fn example_policy_keeps_ci_away_from_root() {
+        use crate::caller::Caller;
+        use crate::policy::tests::Fixed;
+        use crate::policy::{KeyFacts, Operation, Policy};
+        use notary_tuf::metadata::{Gun, Role};
+        let text = include_str!("../../docs/notary-keyd.example.toml");
+        let config: Config = toml::from_str(text).unwrap();
+        let names = Fixed {
+            users: &[("ci", 1001), ("release-manager", 1002)],
+            groups: &[("release", 990)],
+        };
+        let rules = policy::resolve_all(&config.policies, &names).unwrap();
+        let policy = Policy::new(0, None, rules);
+        let who = |uid: u32| Caller {
+            uid,
+            gid: 100,
+            groups: std::sync::Arc::from([]),
+            pid: None,
+        };
+        let app = Gun::parse("example.com/app").unwrap();
+        let evil = Gun::parse("example.com/app-evil").unwrap();
+        let key = |role: &'static Role, gun: &Gun| -> bool {
+            let facts = KeyFacts {
+                role: Some(role),
+                gun: Some(gun),
+                backend: "hsm",
+                ..KeyFacts::default()
+            };
+            policy.allows(&who(1001), Operation::Sign, &facts)
+        };
+        assert!(key(&Role::Targets, &app));
+        assert!(!key(&Role::Root, &app), "CI must not sign root");
+        assert!(!key(&Role::Targets, &evil), "a sibling GUN is not CI's");
+        let root = KeyFacts {
+            role: Some(&Role::Root),
+            gun: Some(&app),
+            backend: "hsm",
+            ..KeyFacts::default()
+        };
+        assert!(policy.allows(&who(1002), Operation::Sign, &root));
+        let unbound = KeyFacts::backend("hsm");
+        for uid in [990, 1001, 1002] {
+            assert!(!policy.allows(&who(uid), Operation::Sign, &unbound));
+        }
     }
 
     #[test]

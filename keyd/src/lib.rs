@@ -28,6 +28,7 @@ mod config;
 mod device;
 mod edge;
 mod lifecycle;
+mod limits;
 mod logging;
 mod peer;
 mod pin_source;

@@ -11,6 +11,7 @@ use notary_tuf::rootcert::root_cert_common_name;
 use notary_tuf::PublicKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub(crate) struct KeyEntry {
@@ -68,6 +69,24 @@ pub(crate) struct Registry {
     devices: Vec<Arc<Device>>,
     keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
     state: Mutex<StateStore>,
+    /// Shared by every change that spans a device and the index (see
+    /// `IndexChange`), exclusive for a rescan: a rescan never sees a key a
+    /// device already holds but whose binding is not stored yet (it would
+    /// index it unbound), nor replaces an entry changed while it listed.
+    changes: tokio::sync::RwLock<()>,
+    /// When the last rescan finished. Held across a rescan, so rescans are
+    /// single-flight: who waits for one uses its result.
+    rescanned: tokio::sync::Mutex<Option<Instant>>,
+    /// Rescans on a miss or a listing are at least this far apart.
+    rescan_interval: Duration,
+}
+
+/// Proof that a change of a key on a device and in the index (generate
+/// and `add`, delete and `remove`, a certificate) runs outside any rescan.
+/// Take it with `Registry::change` before the device step, and do not look
+/// keys up (`find` may rescan) while holding it.
+pub(crate) struct IndexChange<'a> {
+    _shared: tokio::sync::RwLockReadGuard<'a, ()>,
 }
 
 /// A stored binding as typed values. One that does not parse (a state
@@ -115,11 +134,27 @@ pub(crate) fn certificate_facts(pem: &str) -> (Option<String>, Option<Gun>) {
 }
 
 impl Registry {
-    pub(crate) fn new(devices: Vec<Arc<Device>>, state: StateStore) -> Registry {
+    /// `rescan_interval`: the least time between two rescans that a miss
+    /// or a listing asks for (`[server] key_rescan_interval_seconds`).
+    pub(crate) fn new(
+        devices: Vec<Arc<Device>>,
+        state: StateStore,
+        rescan_interval: Duration,
+    ) -> Registry {
         Registry {
             devices,
             keys: RwLock::new(HashMap::new()),
             state: Mutex::new(state),
+            changes: tokio::sync::RwLock::new(()),
+            rescanned: tokio::sync::Mutex::new(None),
+            rescan_interval,
+        }
+    }
+
+    /// Waits for a running rescan to finish; see `IndexChange`.
+    pub(crate) async fn change(&self) -> IndexChange<'_> {
+        IndexChange {
+            _shared: self.changes.read().await,
         }
     }
 
@@ -131,11 +166,33 @@ impl Registry {
         self.devices.iter().find(|d| d.name == name)
     }
 
+    /// Rescans now (at start, after an unlock), or right after a rescan
+    /// that was running.
+    pub(crate) async fn refresh(&self) {
+        let mut rescanned = self.rescanned.lock().await;
+        self.rescan("forced").await;
+        *rescanned = Some(Instant::now());
+    }
+
+    /// Rescans unless a rescan finished within the interval: a flood of
+    /// unknown key IDs or listings costs the devices at most one listing
+    /// per interval, and callers that arrive during a rescan share it.
+    pub(crate) async fn refresh_if_stale(&self, why: &str) {
+        let mut rescanned = self.rescanned.lock().await;
+        if rescanned.is_some_and(|t| t.elapsed() < self.rescan_interval) {
+            return;
+        }
+        self.rescan(why).await;
+        *rescanned = Some(Instant::now());
+    }
+
     /// Re-reads every available device's keys. A device that is unavailable
     /// or cannot list keeps the keys it was last seen with, so a request for
     /// one gets the device's reason (a TPM gone for a moment) rather than
     /// "no such key".
-    pub(crate) async fn refresh(&self) {
+    async fn rescan(&self, why: &str) {
+        let _no_changes = self.changes.write().await;
+        tracing::debug!(reason = why, "rescanning devices for keys");
         let previous = self.keys.read().map(|k| k.clone()).unwrap_or_default();
         let keep_known = |device: &str, fresh: &mut HashMap<String, Arc<KeyEntry>>| {
             for (id, entry) in previous.iter().filter(|(_, e)| e.device == device) {
@@ -215,14 +272,25 @@ impl Registry {
         keys.values().find(|e| e.answers_to(id)).cloned()
     }
 
-    /// Finds a key by bare ID, x509 ID or URI; refreshes once on a miss so a
-    /// token inserted since the last look is seen.
+    /// Finds a key by bare ID, x509 ID or URI; on a miss rescans (at most
+    /// once per interval) so a token inserted since the last look is seen.
     pub(crate) async fn find(&self, id: &str) -> Option<Arc<KeyEntry>> {
         if let Some(e) = self.find_cached(id) {
             return Some(e);
         }
-        self.refresh().await;
+        self.refresh_if_stale("key not in the index").await;
         self.find_cached(id)
+    }
+
+    /// `find` for a caller: only one a rule grants the operation it asks
+    /// for may make a miss rescan the devices; for anyone else a miss is
+    /// final, so a caller without rights costs the devices nothing.
+    pub(crate) async fn find_for(&self, id: &str, may_rescan: bool) -> Option<Arc<KeyEntry>> {
+        if may_rescan {
+            self.find(id).await
+        } else {
+            self.find_cached(id)
+        }
     }
 
     pub(crate) fn count_in(&self, device: &str) -> usize {
@@ -235,6 +303,7 @@ impl Registry {
     /// Records a newly generated key with its binding.
     pub(crate) fn add(
         &self,
+        _change: &IndexChange<'_>,
         device: &str,
         key: BackendKey,
         role: Option<&Role>,
@@ -267,6 +336,7 @@ impl Registry {
     /// Stores certificate PEM text for a key (already checked to match it).
     pub(crate) fn set_certificate(
         &self,
+        _change: &IndexChange<'_>,
         entry: &KeyEntry,
         pem: &str,
     ) -> Result<Arc<KeyEntry>, StateError> {
@@ -292,7 +362,7 @@ impl Registry {
         Ok(updated)
     }
 
-    pub(crate) fn remove(&self, key_id: &str) -> Result<(), StateError> {
+    pub(crate) fn remove(&self, _change: &IndexChange<'_>, key_id: &str) -> Result<(), StateError> {
         self.with_state(|s| s.remove(key_id))?;
         if let Ok(mut keys) = self.keys.write() {
             keys.remove(key_id);
@@ -312,6 +382,102 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::PinCache;
+    use keyd_backends::soft::{SoftBackend, SoftConfig};
+    use keyd_backends::{Algorithm, KeySpec};
+
+    fn soft_registry(dir: &std::path::Path) -> Registry {
+        let backend = SoftBackend::open(SoftConfig {
+            dir: dir.join("soft"),
+            passphrase: None,
+        })
+        .unwrap();
+        let device = Device::new("soft".into(), Arc::new(backend), PinCache::default());
+        let state = StateStore::open(dir).unwrap();
+        Registry::new(vec![Arc::new(device)], state, Duration::ZERO)
+    }
+
+    /// Every key is generated bound to a role; a rescan that ran between a
+    /// key's generation and its stored binding would index it unbound (and
+    /// an unbound key signs for any role), and one that listed before an
+    /// `add` and swapped after it would drop the key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rescans_never_show_a_new_key_unbound_or_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(soft_registry(dir.path()));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rescans = {
+            let (registry, done) = (Arc::clone(&registry), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut rescans = 0u32;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    registry.refresh().await;
+                    rescans += 1;
+                    for e in registry.all() {
+                        assert_eq!(
+                            e.role,
+                            Some(Role::Targets),
+                            "key {} indexed unbound",
+                            e.key_id
+                        );
+                    }
+                }
+                rescans
+            })
+        };
+        let device = Arc::clone(&registry.devices()[0]);
+        let mut made = Vec::new();
+        for i in 0..40 {
+            let change = registry.change().await;
+            let spec = KeySpec {
+                algorithm: Algorithm::EcdsaP256,
+                label: format!("race {i}"),
+            };
+            let key = device.run(move |b| b.generate(&spec)).await.unwrap();
+            let entry = registry
+                .add(&change, "soft", key, Some(&Role::Targets), None)
+                .unwrap();
+            drop(change);
+            made.push(entry.key_id.clone());
+            let listed: Vec<String> = registry.all().iter().map(|e| e.key_id.clone()).collect();
+            for id in &made {
+                assert!(listed.contains(id), "key {id} missing after a rescan");
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let rescans = rescans.await.unwrap();
+        assert!(rescans > 0, "the rescans ran alongside");
+        assert_eq!(registry.all().len(), made.len());
+    }
+
+    #[tokio::test]
+    async fn misses_rescan_once_per_interval_and_only_for_callers_with_rights() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = soft_registry(dir.path());
+        registry.rescan_interval = Duration::from_secs(3600);
+        registry.refresh().await;
+        let first = *registry.rescanned.lock().await;
+        let device = Arc::clone(&registry.devices()[0]);
+        let spec = KeySpec {
+            algorithm: Algorithm::EcdsaP256,
+            label: "behind the daemon's back".into(),
+        };
+        // A key the index has not seen: within the interval a miss stays a
+        // miss, and no rescan is recorded.
+        let key = device.run(move |b| b.generate(&spec)).await.unwrap();
+        let id = key.public.key_id();
+        for _ in 0..100 {
+            assert!(registry.find(&id).await.is_none());
+        }
+        assert_eq!(*registry.rescanned.lock().await, first);
+        // Past the interval, a caller without rights still costs nothing;
+        // one with rights rescans and finds it.
+        registry.rescan_interval = Duration::ZERO;
+        assert!(registry.find_for(&id, false).await.is_none());
+        assert_eq!(*registry.rescanned.lock().await, first);
+        assert!(registry.find_for(&id, true).await.is_some());
+        assert_ne!(*registry.rescanned.lock().await, first);
+    }
 
     fn record(role: &str, gun: &str) -> KeyRecord {
         KeyRecord {

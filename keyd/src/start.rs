@@ -132,7 +132,11 @@ pub async fn run(args: Args) -> Result<()> {
     if devices.is_empty() {
         bail!("no backend could be opened; see the errors above");
     }
-    let registry = Arc::new(registry::Registry::new(devices, state));
+    let registry = Arc::new(registry::Registry::new(
+        devices,
+        state,
+        config.server.limits.key_rescan_interval(),
+    ));
     registry.refresh().await;
     let policy = Arc::new(policy::Policy::new(
         uid,

@@ -61,7 +61,9 @@ impl KeydService {
         caller: &Caller,
         key: &KeyRef,
     ) -> Result<Arc<KeyEntry>, Status> {
-        match self.registry.find(key.as_str()).await {
+        let may_rescan = self.policy.allows_any(caller, Operation::List)
+            || self.policy.allows_any(caller, Operation::Sign);
+        match self.registry.find_for(key.as_str(), may_rescan).await {
             Some(e)
                 if self.may(caller, Operation::List, &e)
                     || self.may(caller, Operation::Sign, &e) =>
@@ -105,15 +107,18 @@ impl KeydService {
         )))
     }
 
-    /// A key the request names, for an operation that uses or changes it.
+    /// A key the request names, for `op` (which uses or changes it).
     pub(super) async fn named_key(
         &self,
+        caller: &Caller,
+        op: Operation,
         key: &KeyRef,
         record: &mut AuditRecord,
     ) -> Result<Arc<KeyEntry>, Status> {
+        let may_rescan = self.policy.allows_any(caller, op);
         let entry = self
             .registry
-            .find(key.as_str())
+            .find_for(key.as_str(), may_rescan)
             .await
             .ok_or_else(|| key_not_found(key.as_str()))?;
         record.key_id.clone_from(&entry.key_id);
@@ -133,7 +138,7 @@ impl KeydService {
         if !self.policy.allows_any(&caller, Operation::List) {
             return Err(denied(format!("uid {} may not list keys", caller.uid)));
         }
-        self.registry.refresh().await;
+        self.registry.refresh_if_stale("listing keys").await;
         let mut keys: Vec<pb::Key> = self
             .registry
             .all()
@@ -217,6 +222,9 @@ impl KeydService {
             algorithm: new.algorithm,
             label: new.label(),
         };
+        // No rescan between the device step and the stored binding: it
+        // would index the new key unbound.
+        let change = self.registry.change().await;
         let key = device
             .generate(spec, placement, new.pin)
             .await
@@ -224,7 +232,7 @@ impl KeydService {
         record.key_id = key.public.key_id();
         let entry = self
             .registry
-            .add(backend, key, new.role.as_ref(), new.gun.as_ref())
+            .add(&change, backend, key, new.role.as_ref(), new.gun.as_ref())
             .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
         tracing::info!(key_id = %entry.key_id, backend = %backend, role = ?entry.role.as_ref().map(Role::name), gun = ?entry.gun.as_ref().map(Gun::as_str), "generated key");
         Ok(key_message(&entry))
@@ -254,7 +262,9 @@ impl KeydService {
                 "delete needs key_id and the same ID again in confirm_key_id",
             ));
         }
-        let entry = self.named_key(&key, record).await?;
+        let entry = self
+            .named_key(caller, Operation::Delete, &key, record)
+            .await?;
         record.role.clone_from(&entry.role);
         record.gun.clone_from(&entry.gun);
         if !self.may(caller, Operation::Delete, &entry) {
@@ -268,11 +278,12 @@ impl KeydService {
             .device(&entry.device)
             .ok_or_else(|| key_not_found(key.as_str()))?;
         let uri = entry.key.uri.clone();
+        let change = self.registry.change().await;
         device
             .run(move |b| b.delete(&uri))
             .await
             .map_err(|e| status::from_device(&entry.device, &e))?;
-        if let Err(e) = self.registry.remove(&entry.key_id) {
+        if let Err(e) = self.registry.remove(&change, &entry.key_id) {
             tracing::warn!(error = %e, key_id = %entry.key_id, "key deleted but its binding could not be removed");
         }
         Ok(pb::DeleteKeyResponse {})
@@ -284,9 +295,10 @@ impl KeydService {
         entry: &KeyEntry,
         pem: &str,
     ) -> Result<Arc<KeyEntry>, Status> {
+        let change = self.registry.change().await;
         let updated = self
             .registry
-            .set_certificate(entry, pem)
+            .set_certificate(&change, entry, pem)
             .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
         let der = PublicKey::from_certificate_pem(pem)
             .and_then(|k| k.x509_certificate_der())
@@ -327,7 +339,9 @@ impl KeydService {
     ) -> Result<pb::Certificate, Status> {
         let key = KeyRef::parse(&req.key_id)?;
         record.key_id = key.as_str().to_string();
-        let entry = self.named_key(&key, record).await?;
+        let entry = self
+            .named_key(caller, Operation::Generate, &key, record)
+            .await?;
         let cert_key = PublicKey::from_certificate_pem(&req.certificate_pem)
             .and_then(|k| k.bare_key())
             .map_err(|e| invalid(format!("certificate: {e}")))?;

@@ -35,8 +35,10 @@ impl Requester for LocalCaller<'_> {
     }
 
     async fn find(&self, registry: &Registry, key: &KeyRef) -> Result<Arc<KeyEntry>, Status> {
+        let may_rescan = self.policy.allows_any(self.caller, Operation::Sign)
+            || self.policy.allows_any(self.caller, Operation::SignRaw);
         registry
-            .find(key.as_str())
+            .find_for(key.as_str(), may_rescan)
             .await
             .ok_or_else(|| key_not_found(key.as_str()))
     }
@@ -148,7 +150,9 @@ impl KeydService {
         let gun: Gun = edge::gun(&req.gun)?
             .ok_or_else(|| invalid("a root certificate needs the GUN (its CN)"))?;
         record.gun = Some(gun.clone());
-        let entry = self.named_key(&key, record).await?;
+        let entry = self
+            .named_key(caller, Operation::Generate, &key, record)
+            .await?;
         // Root keys are shared across GUNs in notary, so only the role
         // binding is enforced here; a GUN binding must still match.
         Purpose::of(&entry, Some(Role::Root), Some(gun.clone()))?;

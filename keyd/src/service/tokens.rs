@@ -22,7 +22,7 @@ impl KeydService {
         if !self.policy.allows_any(&caller, Operation::List) {
             return Err(denied(format!("uid {} may not list backends", caller.uid)));
         }
-        self.registry.refresh().await;
+        self.registry.refresh_if_stale("listing backends").await;
         let mut backends = Vec::new();
         for device in self.registry.devices() {
             let (available, unavailable_reason) = match device.backend.availability() {

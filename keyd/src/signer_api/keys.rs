@@ -125,6 +125,7 @@ impl SignerApi {
                     algorithm: new.algorithm,
                     label: format!("{} {}", new.gun, new.role),
                 };
+                let change = self.registry.change().await;
                 let key = self
                     .on_signing_device(async {
                         device
@@ -135,7 +136,7 @@ impl SignerApi {
                     .await?;
                 let entry = self
                     .registry
-                    .add(&self.backend, key, Some(&new.role), Some(&new.gun))
+                    .add(&change, &self.backend, key, Some(&new.role), Some(&new.gun))
                     .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
                 let api_key = ApiKey {
                     backend: self.backend.clone(),
@@ -171,11 +172,12 @@ impl SignerApi {
                 )
             })?;
             let uri = entry.key.uri.clone();
+            let change = self.registry.change().await;
             device
                 .run(move |b| b.delete(&uri))
                 .await
                 .map_err(|e| status::from_device(&entry.device, &e))?;
-            if let Err(e) = self.registry.remove(key_id) {
+            if let Err(e) = self.registry.remove(&change, key_id) {
                 tracing::warn!(error = %e, %key_id, "key deleted but its binding could not be removed");
             }
         }
