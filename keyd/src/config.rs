@@ -89,6 +89,7 @@ impl Config {
         if self.backends.is_empty() {
             return Err("no [[backend]] configured".into());
         }
+        self.server.limits.validate()?;
         let mut names = std::collections::HashSet::new();
         for b in &self.backends {
             b.validate()?;

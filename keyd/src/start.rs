@@ -200,6 +200,7 @@ pub async fn run(args: Args) -> Result<()> {
         listener,
         service,
         config.server.max_message_bytes,
+        &config.server.limits,
         async move {
             lifecycle.run_until_stopped().await;
             let _ = stop_tx.send(());
