@@ -9,9 +9,9 @@ use std::time::Duration;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ServerLimits {
-    /// Least time between two device rescans that an unknown key ID or a
-    /// listing asks for. A key on a token plugged in since the last rescan
-    /// shows up at most this long after the rescan.
+    /// Least time between two device rescans that unknown key IDs ask
+    /// for. A key on a token plugged in since the last rescan is found by
+    /// its ID at most this long later.
     pub key_rescan_interval_seconds: u64,
     /// Most Unix-socket connections one uid may have open; more are closed
     /// at once (and logged). notaryctl uses one per command.

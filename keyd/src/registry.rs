@@ -74,10 +74,10 @@ pub(crate) struct Registry {
     /// device already holds but whose binding is not stored yet (it would
     /// index it unbound), nor replaces an entry changed while it listed.
     changes: tokio::sync::RwLock<()>,
-    /// When the last rescan finished. Held across a rescan, so rescans are
-    /// single-flight: who waits for one uses its result.
+    /// When the last rescan started. Held across a rescan, so rescans are
+    /// single-flight: who waits for one may use its result.
     rescanned: tokio::sync::Mutex<Option<Instant>>,
-    /// Rescans on a miss or a listing are at least this far apart.
+    /// Rescans for unknown key IDs are at least this far apart.
     rescan_interval: Duration,
 }
 
@@ -135,7 +135,7 @@ pub(crate) fn certificate_facts(pem: &str) -> (Option<String>, Option<Gun>) {
 
 impl Registry {
     /// `rescan_interval`: the least time between two rescans that a miss
-    /// or a listing asks for (`[server] key_rescan_interval_seconds`).
+    /// asks for (`[server.limits] key_rescan_interval_seconds`).
     pub(crate) fn new(
         devices: Vec<Arc<Device>>,
         state: StateStore,
@@ -166,24 +166,30 @@ impl Registry {
         self.devices.iter().find(|d| d.name == name)
     }
 
-    /// Rescans now (at start, after an unlock), or right after a rescan
-    /// that was running.
-    pub(crate) async fn refresh(&self) {
+    /// Makes the index at least as new as this call (at start, for a
+    /// listing, after an unlock): rescans, unless a rescan that started
+    /// after this call came has run meanwhile. Callers that queue behind
+    /// a rescan share the next one.
+    pub(crate) async fn refresh(&self, why: &str) {
+        let asked = Instant::now();
         let mut rescanned = self.rescanned.lock().await;
-        self.rescan("forced").await;
+        if rescanned.is_some_and(|started| started >= asked) {
+            return;
+        }
         *rescanned = Some(Instant::now());
+        self.rescan(why).await;
     }
 
-    /// Rescans unless a rescan finished within the interval: a flood of
-    /// unknown key IDs or listings costs the devices at most one listing
-    /// per interval, and callers that arrive during a rescan share it.
-    pub(crate) async fn refresh_if_stale(&self, why: &str) {
+    /// Rescans unless a rescan started within the interval: a flood of
+    /// unknown key IDs costs the devices at most one listing per interval,
+    /// and callers that arrive during a rescan share it.
+    async fn refresh_if_stale(&self, why: &str) {
         let mut rescanned = self.rescanned.lock().await;
         if rescanned.is_some_and(|t| t.elapsed() < self.rescan_interval) {
             return;
         }
-        self.rescan(why).await;
         *rescanned = Some(Instant::now());
+        self.rescan(why).await;
     }
 
     /// Re-reads every available device's keys. A device that is unavailable
@@ -411,7 +417,7 @@ mod tests {
             tokio::spawn(async move {
                 let mut rescans = 0u32;
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    registry.refresh().await;
+                    registry.refresh("test").await;
                     rescans += 1;
                     for e in registry.all() {
                         assert_eq!(
@@ -455,7 +461,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut registry = soft_registry(dir.path());
         registry.rescan_interval = Duration::from_secs(3600);
-        registry.refresh().await;
+        registry.refresh("start").await;
         let first = *registry.rescanned.lock().await;
         let device = Arc::clone(&registry.devices()[0]);
         let spec = KeySpec {

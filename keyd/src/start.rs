@@ -137,7 +137,7 @@ pub async fn run(args: Args) -> Result<()> {
         state,
         config.server.limits.key_rescan_interval(),
     ));
-    registry.refresh().await;
+    registry.refresh("start").await;
     let policy = Arc::new(policy::Policy::new(
         uid,
         policy::Directory::user_name(&policy::Nss, uid),

@@ -138,7 +138,7 @@ impl KeydService {
         if !self.policy.allows_any(&caller, Operation::List) {
             return Err(denied(format!("uid {} may not list keys", caller.uid)));
         }
-        self.registry.refresh_if_stale("listing keys").await;
+        self.registry.refresh("listing keys").await;
         let mut keys: Vec<pb::Key> = self
             .registry
             .all()

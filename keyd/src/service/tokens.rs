@@ -22,7 +22,7 @@ impl KeydService {
         if !self.policy.allows_any(&caller, Operation::List) {
             return Err(denied(format!("uid {} may not list backends", caller.uid)));
         }
-        self.registry.refresh_if_stale("listing backends").await;
+        self.registry.refresh("listing backends").await;
         let mut backends = Vec::new();
         for device in self.registry.devices() {
             let (available, unavailable_reason) = match device.backend.availability() {
@@ -112,7 +112,7 @@ impl KeydService {
         .await;
         audited.close(outcome).await?;
         // Keys become visible to listing only after login on some tokens.
-        self.registry.refresh().await;
+        self.registry.refresh("unlocked").await;
         Ok(Response::new(pb::UnlockResponse {}))
     }
 
