@@ -113,21 +113,31 @@ async fn idle_connections_of_one_uid_leave_the_daemon_serving_others() {
     )
     .unwrap();
     daemon.open_to_group("nogroup").unwrap();
-    // 500 connections that never send a byte. The daemon closes all but
-    // 16 of them: reading those gives end-of-file.
+    // 500 connections that never send a byte. The daemon serves at most 16
+    // of them (it greets those with its HTTP/2 settings, or stays silent)
+    // and closes the rest: reading those gives end-of-file. (The harness's
+    // own readiness probe may still hold a slot for a moment, so "at most".)
     let mut idle = Vec::new();
     for _ in 0..500 {
         idle.push(std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap());
     }
-    let mut closed = 0;
-    for conn in &mut idle[16..] {
+    let (mut closed, mut served) = (0, 0);
+    for conn in &mut idle {
         use std::io::Read;
-        let mut byte = [0u8; 1];
-        if matches!(conn.read(&mut byte), Ok(0) | Err(_)) {
-            closed += 1;
+        // Only so that a silent kept connection cannot hang the test.
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut bytes = [0u8; 64];
+        match conn.read(&mut bytes) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => served += 1,
         }
     }
-    assert_eq!(closed, 500 - 16);
+    assert!(
+        served <= 16 && closed >= 500 - 16,
+        "served {served}, closed {closed}"
+    );
     let o = notaryctl_as(65534, 65534, &daemon, &["key", "list"]);
     assert!(o.status.success(), "{o:?}");
     // The refusals went to the log, not the audit log.
