@@ -5,9 +5,10 @@
 use crate::audit::AuditConfig;
 use crate::backends::{BackendConfig, BackendType};
 use crate::check::location::{locate, KeyPath, LineColumn, Problem};
+use crate::limits::ServerLimits;
 use crate::metrics::MetricsConfig;
 use crate::pin_source::PinSource;
-use crate::policy::PolicyRule;
+use crate::policy::{self, PolicyRule, Rule};
 use crate::signer_api::SignerApiConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,9 @@ pub(crate) struct Config {
     pub backends: Vec<BackendConfig>,
     #[serde(default, rename = "policy")]
     pub policies: Vec<PolicyRule>,
+    /// `policies` with their user and group names resolved (`parse`).
+    #[serde(skip)]
+    pub rules: Vec<Rule>,
     /// notary-signer's API for a notary-server; off when absent.
     pub signer_api: Option<SignerApiConfig>,
     /// The audit log; `[server] audit_log` is the older way to name it.
@@ -46,6 +50,9 @@ pub(crate) struct ServerConfig {
     /// Largest request accepted, in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// What one caller may cost the daemon.
+    #[serde(default)]
+    pub limits: ServerLimits,
 }
 
 fn default_max_message_bytes() -> usize {
@@ -65,6 +72,7 @@ impl Default for ServerConfig {
             audit_log: None,
             default_backend: None,
             max_message_bytes: default_max_message_bytes(),
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -116,7 +124,7 @@ impl Config {
 
     /// Parses and validates `text`, read from `path` (named in errors).
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
             at: LineColumn::of_offset(text, error.span().map_or(0, |span| span.start)),
             message: error.message().trim_end().to_string(),
@@ -124,6 +132,13 @@ impl Config {
         config
             .validate()
             .map_err(|problem| ConfigError::at(path, text, problem))?;
+        config.rules = policy::resolve_all(&config.policies, &policy::Nss).map_err(|message| {
+            ConfigError::at(
+                path,
+                text,
+                Problem::new(KeyPath::root().key("policy"), message),
+            )
+        })?;
         Ok(config)
     }
 
@@ -131,6 +146,10 @@ impl Config {
         if self.backends.is_empty() {
             return Err(Problem::new(KeyPath::root(), "no [[backend]] configured"));
         }
+        self.server
+            .limits
+            .validate()
+            .map_err(|e| Problem::new(KeyPath::root().key("server").key("limits"), e))?;
         let mut names = std::collections::HashSet::new();
         for (i, b) in self.backends.iter().enumerate() {
             let at = KeyPath::root().key("backend").index(i);
@@ -225,6 +244,7 @@ impl Config {
                 passphrase_file.map(|file| PinSource::File { file }),
             )],
             policies: Vec::new(),
+            rules: Vec::new(),
             signer_api: None,
             audit: Some(AuditConfig {
                 // Personal logs are small: no need for large segments.
@@ -258,6 +278,56 @@ mod tests {
         let api = config.signer_api.expect("example shows [signer_api]");
         assert_eq!(api.allowed_clients, ["notary-server"]);
         assert_eq!(api.max_keys, Some(16));
+    }
+
+    /// The shipped rules, as a host with their users and group resolves
+    /// them: CI signs its targets keys but not the root key of its own GUN
+    /// (review finding 2), the root rule does.
+    #[test]
+    fn example_policy_keeps_ci_away_from_root() {
+        use crate::caller::Caller;
+        use crate::policy::tests::Fixed;
+        use crate::policy::{KeyFacts, Operation, Policy};
+        use notary_tuf::metadata::{Gun, Role};
+        let text = include_str!("../../docs/notary-keyd.example.toml");
+        let config: Config = toml::from_str(text).unwrap();
+        let names = Fixed {
+            users: &[("ci", 1001), ("release-manager", 1002)],
+            groups: &[("release", 990)],
+        };
+        let rules = policy::resolve_all(&config.policies, &names).unwrap();
+        let policy = Policy::new(0, None, rules);
+        let who = |uid: u32| Caller {
+            uid,
+            gid: 100,
+            groups: std::sync::Arc::from([]),
+            pid: None,
+        };
+        let app = Gun::parse("example.com/app").unwrap();
+        let evil = Gun::parse("example.com/app-evil").unwrap();
+        let key = |role: &'static Role, gun: &Gun| -> bool {
+            let facts = KeyFacts {
+                role: Some(role),
+                gun: Some(gun),
+                backend: "hsm",
+                ..KeyFacts::default()
+            };
+            policy.allows(&who(1001), Operation::Sign, &facts)
+        };
+        assert!(key(&Role::Targets, &app));
+        assert!(!key(&Role::Root, &app), "CI must not sign root");
+        assert!(!key(&Role::Targets, &evil), "a sibling GUN is not CI's");
+        let root = KeyFacts {
+            role: Some(&Role::Root),
+            gun: Some(&app),
+            backend: "hsm",
+            ..KeyFacts::default()
+        };
+        assert!(policy.allows(&who(1002), Operation::Sign, &root));
+        let unbound = KeyFacts::backend("hsm");
+        for uid in [990, 1001, 1002] {
+            assert!(!policy.allows(&who(uid), Operation::Sign, &unbound));
+        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod config;
 mod device;
 mod edge;
 mod lifecycle;
+mod limits;
 mod logging;
 mod metrics;
 mod peer;

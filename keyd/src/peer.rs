@@ -4,6 +4,7 @@
 //! connection, from the socket, so nothing the caller says counts and a
 //! process that exits cannot be mistaken for another with its pid.
 
+use crate::limits::ConnectionSlot;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -27,6 +28,8 @@ pub(crate) struct PeerInfo {
 pub(crate) struct PeerStream {
     stream: UnixStream,
     info: PeerInfo,
+    /// The caller's place among its uid's open connections.
+    _slot: Option<ConnectionSlot>,
 }
 
 impl PeerStream {
@@ -38,7 +41,20 @@ impl PeerStream {
         Ok(PeerStream {
             stream,
             info: PeerInfo { cred, groups },
+            _slot: None,
         })
+    }
+
+    pub(crate) fn uid(&self) -> Option<u32> {
+        self.info.cred.map(|c| c.uid())
+    }
+
+    /// Keeps `slot` taken for as long as the connection is open.
+    pub(crate) fn holding(self, slot: ConnectionSlot) -> PeerStream {
+        PeerStream {
+            _slot: Some(slot),
+            ..self
+        }
     }
 }
 

@@ -3,12 +3,15 @@
 //! Device metadata is the source of truth for which keys exist.
 
 use crate::device::Device;
+use crate::policy::KeyFacts;
 use crate::state::{KeyRecord, PendingKey, StateError, StateStore};
 use keyd_backends::{Availability, BackendKey};
 use notary_tuf::metadata::{Gun, Role};
+use notary_tuf::rootcert::root_cert_common_name;
 use notary_tuf::PublicKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub(crate) struct KeyEntry {
@@ -23,9 +26,37 @@ pub(crate) struct KeyEntry {
     pub certificate_pem: Option<String>,
     /// ID of the `*-x509` key made from the certificate, when there is one.
     pub x509_key_id: Option<String>,
+    /// The GUN the certificate's CN names (notary's root certificates are
+    /// CN=GUN); `None` for a wildcard CN or a CN that is no GUN.
+    pub certificate_gun: Option<Gun>,
 }
 
 impl KeyEntry {
+    /// What the key is, for policy: never what a request says it is for.
+    /// A key without a GUN binding (a root key, which notary shares across
+    /// collections) belongs to a GUN only through its certificate.
+    pub(crate) fn facts(&self) -> KeyFacts<'_> {
+        KeyFacts {
+            key_id: Some(&self.key_id),
+            x509_key_id: self.x509_key_id.as_deref(),
+            backend: &self.device,
+            role: self.role.as_ref(),
+            gun: self.gun.as_ref().or(self.certificate_gun.as_ref()),
+        }
+    }
+
+    /// A copy with `pem` as its certificate.
+    fn with_certificate(&self, pem: Option<String>) -> KeyEntry {
+        let (x509_key_id, certificate_gun) =
+            pem.as_deref().map(certificate_facts).unwrap_or_default();
+        KeyEntry {
+            certificate_pem: pem,
+            x509_key_id,
+            certificate_gun,
+            ..self.clone()
+        }
+    }
+
     /// True when `id` names this key (bare ID, x509 ID, or URI).
     fn answers_to(&self, id: &str) -> bool {
         self.key_id == id
@@ -38,6 +69,24 @@ pub(crate) struct Registry {
     devices: Vec<Arc<Device>>,
     keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
     state: Mutex<StateStore>,
+    /// Shared by every change that spans a device and the index (see
+    /// `IndexChange`), exclusive for a rescan: a rescan never sees a key a
+    /// device already holds but whose binding is not stored yet (it would
+    /// index it unbound), nor replaces an entry changed while it listed.
+    changes: tokio::sync::RwLock<()>,
+    /// When the last rescan started. Held across a rescan, so rescans are
+    /// single-flight: who waits for one may use its result.
+    rescanned: tokio::sync::Mutex<Option<Instant>>,
+    /// Rescans for unknown key IDs are at least this far apart.
+    rescan_interval: Duration,
+}
+
+/// Proof that a change of a key on a device and in the index (generate
+/// and `add`, delete and `remove`, a certificate) runs outside any rescan.
+/// Take it with `Registry::change` before the device step, and do not look
+/// keys up (`find` may rescan) while holding it.
+pub(crate) struct IndexChange<'a> {
+    _shared: tokio::sync::RwLockReadGuard<'a, ()>,
 }
 
 /// A stored binding as typed values. One that does not parse (a state
@@ -68,22 +117,44 @@ fn stored<T, E: std::fmt::Display>(
     }
 }
 
-fn x509_id(pem: &str) -> Option<String> {
+/// A certificate's x509 key ID and the GUN its CN names.
+pub(crate) fn certificate_facts(pem: &str) -> (Option<String>, Option<Gun>) {
     match PublicKey::from_certificate_pem(pem) {
-        Ok(k) => Some(k.key_id()),
+        Ok(k) => {
+            let gun = root_cert_common_name(pem)
+                .ok()
+                .and_then(|cn| Gun::parse(&cn).ok());
+            (Some(k.key_id()), gun)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "stored certificate does not parse; ignoring it");
-            None
+            (None, None)
         }
     }
 }
 
 impl Registry {
-    pub(crate) fn new(devices: Vec<Arc<Device>>, state: StateStore) -> Registry {
+    /// `rescan_interval`: the least time between two rescans that a miss
+    /// asks for (`[server.limits] key_rescan_interval_seconds`).
+    pub(crate) fn new(
+        devices: Vec<Arc<Device>>,
+        state: StateStore,
+        rescan_interval: Duration,
+    ) -> Registry {
         Registry {
             devices,
             keys: RwLock::new(HashMap::new()),
             state: Mutex::new(state),
+            changes: tokio::sync::RwLock::new(()),
+            rescanned: tokio::sync::Mutex::new(None),
+            rescan_interval,
+        }
+    }
+
+    /// Waits for a running rescan to finish; see `IndexChange`.
+    pub(crate) async fn change(&self) -> IndexChange<'_> {
+        IndexChange {
+            _shared: self.changes.read().await,
         }
     }
 
@@ -95,11 +166,39 @@ impl Registry {
         self.devices.iter().find(|d| d.name == name)
     }
 
+    /// Makes the index at least as new as this call (at start, for a
+    /// listing, after an unlock): rescans, unless a rescan that started
+    /// after this call came has run meanwhile. Callers that queue behind
+    /// a rescan share the next one.
+    pub(crate) async fn refresh(&self, why: &str) {
+        let asked = Instant::now();
+        let mut rescanned = self.rescanned.lock().await;
+        if rescanned.is_some_and(|started| started >= asked) {
+            return;
+        }
+        *rescanned = Some(Instant::now());
+        self.rescan(why).await;
+    }
+
+    /// Rescans unless a rescan started within the interval: a flood of
+    /// unknown key IDs costs the devices at most one listing per interval,
+    /// and callers that arrive during a rescan share it.
+    async fn refresh_if_stale(&self, why: &str) {
+        let mut rescanned = self.rescanned.lock().await;
+        if rescanned.is_some_and(|t| t.elapsed() < self.rescan_interval) {
+            return;
+        }
+        *rescanned = Some(Instant::now());
+        self.rescan(why).await;
+    }
+
     /// Re-reads every available device's keys. A device that is unavailable
     /// or cannot list keeps the keys it was last seen with, so a request for
     /// one gets the device's reason (a TPM gone for a moment) rather than
     /// "no such key".
-    pub(crate) async fn refresh(&self) {
+    async fn rescan(&self, why: &str) {
+        let _no_changes = self.changes.write().await;
+        tracing::debug!(reason = why, "rescanning devices for keys");
         let previous = self.keys.read().map(|k| k.clone()).unwrap_or_default();
         let keep_known = |device: &str, fresh: &mut HashMap<String, Arc<KeyEntry>>| {
             for (id, entry) in previous.iter().filter(|(_, e)| e.device == device) {
@@ -160,19 +259,17 @@ impl Registry {
                 let certificate_pem = record.certificate_pem.clone().or_else(|| {
                     device_cert.map(|der| notary_tuf::pem::encode("CERTIFICATE", &der))
                 });
-                let x509_key_id = certificate_pem.as_deref().and_then(x509_id);
-                fresh.insert(
-                    key_id.clone(),
-                    Arc::new(KeyEntry {
-                        key_id,
-                        device: device.name.clone(),
-                        key,
-                        role,
-                        gun,
-                        certificate_pem,
-                        x509_key_id,
-                    }),
-                );
+                let entry = KeyEntry {
+                    key_id: key_id.clone(),
+                    device: device.name.clone(),
+                    key,
+                    role,
+                    gun,
+                    certificate_pem: None,
+                    x509_key_id: None,
+                    certificate_gun: None,
+                };
+                fresh.insert(key_id, Arc::new(entry.with_certificate(certificate_pem)));
             }
         }
         if let Ok(mut keys) = self.keys.write() {
@@ -195,14 +292,25 @@ impl Registry {
         keys.values().find(|e| e.answers_to(id)).cloned()
     }
 
-    /// Finds a key by bare ID, x509 ID or URI; refreshes once on a miss so a
-    /// token inserted since the last look is seen.
+    /// Finds a key by bare ID, x509 ID or URI; on a miss rescans (at most
+    /// once per interval) so a token inserted since the last look is seen.
     pub(crate) async fn find(&self, id: &str) -> Option<Arc<KeyEntry>> {
         if let Some(e) = self.find_cached(id) {
             return Some(e);
         }
-        self.refresh().await;
+        self.refresh_if_stale("key not in the index").await;
         self.find_cached(id)
+    }
+
+    /// `find` for a caller: only one a rule grants the operation it asks
+    /// for may make a miss rescan the devices; for anyone else a miss is
+    /// final, so a caller without rights costs the devices nothing.
+    pub(crate) async fn find_for(&self, id: &str, may_rescan: bool) -> Option<Arc<KeyEntry>> {
+        if may_rescan {
+            self.find(id).await
+        } else {
+            self.find_cached(id)
+        }
     }
 
     pub(crate) fn count_in(&self, device: &str) -> usize {
@@ -215,9 +323,11 @@ impl Registry {
     /// Records that a key is about to be generated on `device` with this
     /// label and binding, before the device is asked (see `state`). The
     /// generation ends with [`Generation::add`] or, when dropped without,
-    /// as having made nothing.
+    /// as having made nothing. The caller holds `_change` until then, so no
+    /// rescan indexes the new key unbound.
     pub(crate) fn begin_generate(
         &self,
+        _change: &IndexChange<'_>,
         device: &str,
         label: &str,
         role: Option<&Role>,
@@ -250,6 +360,7 @@ impl Registry {
     /// Stores certificate PEM text for a key (already checked to match it).
     pub(crate) fn set_certificate(
         &self,
+        _change: &IndexChange<'_>,
         entry: &KeyEntry,
         pem: &str,
     ) -> Result<Arc<KeyEntry>, StateError> {
@@ -268,18 +379,14 @@ impl Registry {
             certificate_pem: Some(pem.to_string()),
         };
         self.with_state(|s| s.put(&entry.key_id, record))?;
-        let updated = Arc::new(KeyEntry {
-            certificate_pem: Some(pem.to_string()),
-            x509_key_id: x509_id(pem),
-            ..entry.clone()
-        });
+        let updated = Arc::new(entry.with_certificate(Some(pem.to_string())));
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(entry.key_id.clone(), Arc::clone(&updated));
         }
         Ok(updated)
     }
 
-    pub(crate) fn remove(&self, key_id: &str) -> Result<(), StateError> {
+    pub(crate) fn remove(&self, _change: &IndexChange<'_>, key_id: &str) -> Result<(), StateError> {
         self.with_state(|s| s.remove(key_id))?;
         if let Ok(mut keys) = self.keys.write() {
             keys.remove(key_id);
@@ -317,6 +424,7 @@ impl Registry {
             gun,
             certificate_pem: None,
             x509_key_id: None,
+            certificate_gun: None,
         });
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(key_id, Arc::clone(&entry));
@@ -370,6 +478,104 @@ impl Drop for Generation<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::PinCache;
+    use keyd_backends::soft::{SoftBackend, SoftConfig};
+    use keyd_backends::{Algorithm, KeySpec};
+
+    fn soft_registry(dir: &std::path::Path) -> Registry {
+        let backend = SoftBackend::open(SoftConfig {
+            dir: dir.join("soft"),
+            passphrase: None,
+        })
+        .unwrap();
+        let device = Device::new("soft".into(), Arc::new(backend), PinCache::default());
+        let state = StateStore::open(dir).unwrap();
+        Registry::new(vec![Arc::new(device)], state, Duration::ZERO)
+    }
+
+    /// Every key is generated bound to a role; a rescan that ran between a
+    /// key's generation and its stored binding would index it unbound (and
+    /// an unbound key signs for any role), and one that listed before an
+    /// `add` and swapped after it would drop the key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rescans_never_show_a_new_key_unbound_or_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(soft_registry(dir.path()));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rescans = {
+            let (registry, done) = (Arc::clone(&registry), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut rescans = 0u32;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    registry.refresh("test").await;
+                    rescans += 1;
+                    for e in registry.all() {
+                        assert_eq!(
+                            e.role,
+                            Some(Role::Targets),
+                            "key {} indexed unbound",
+                            e.key_id
+                        );
+                    }
+                }
+                rescans
+            })
+        };
+        let device = Arc::clone(&registry.devices()[0]);
+        let mut made = Vec::new();
+        for i in 0..40 {
+            let change = registry.change().await;
+            let label = format!("race {i}");
+            let generation = registry
+                .begin_generate(&change, "soft", &label, Some(&Role::Targets), None)
+                .unwrap();
+            let spec = KeySpec {
+                algorithm: Algorithm::EcdsaP256,
+                label,
+            };
+            let key = device.run(move |b| b.generate(&spec)).await.unwrap();
+            let entry = generation.add(key).unwrap();
+            drop(change);
+            made.push(entry.key_id.clone());
+            let listed: Vec<String> = registry.all().iter().map(|e| e.key_id.clone()).collect();
+            for id in &made {
+                assert!(listed.contains(id), "key {id} missing after a rescan");
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let rescans = rescans.await.unwrap();
+        assert!(rescans > 0, "the rescans ran alongside");
+        assert_eq!(registry.all().len(), made.len());
+    }
+
+    #[tokio::test]
+    async fn misses_rescan_once_per_interval_and_only_for_callers_with_rights() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = soft_registry(dir.path());
+        registry.rescan_interval = Duration::from_secs(3600);
+        registry.refresh("start").await;
+        let first = *registry.rescanned.lock().await;
+        let device = Arc::clone(&registry.devices()[0]);
+        let spec = KeySpec {
+            algorithm: Algorithm::EcdsaP256,
+            label: "behind the daemon's back".into(),
+        };
+        // A key the index has not seen: within the interval a miss stays a
+        // miss, and no rescan is recorded.
+        let key = device.run(move |b| b.generate(&spec)).await.unwrap();
+        let id = key.public.key_id();
+        for _ in 0..100 {
+            assert!(registry.find(&id).await.is_none());
+        }
+        assert_eq!(*registry.rescanned.lock().await, first);
+        // Past the interval, a caller without rights still costs nothing;
+        // one with rights rescans and finds it.
+        registry.rescan_interval = Duration::ZERO;
+        assert!(registry.find_for(&id, false).await.is_none());
+        assert_eq!(*registry.rescanned.lock().await, first);
+        assert!(registry.find_for(&id, true).await.is_some());
+        assert_ne!(*registry.rescanned.lock().await, first);
+    }
 
     fn record(role: &str, gun: &str) -> KeyRecord {
         KeyRecord {

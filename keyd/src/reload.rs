@@ -56,8 +56,8 @@ impl Reloader {
             )
             .collect();
         needs_restart.sort();
-        let policy_rules = config.policies.len();
-        self.policy.replace_rules(config.policies);
+        let policy_rules = config.rules.len();
+        self.policy.replace_rules(config.rules);
         Ok(Reloaded {
             policy_rules,
             needs_restart,
@@ -89,7 +89,7 @@ mod tests {
         let path = dir.path().join("keyd.toml");
         std::fs::write(&path, text).unwrap();
         let config = Config::parse(&path, text).unwrap();
-        let policy = Arc::new(Policy::new(0, config.policies));
+        let policy = Arc::new(Policy::new(0, None, config.rules));
         let reloader = Reloader::new(path.clone(), text, Arc::clone(&policy));
         (dir, path, policy, reloader)
     }

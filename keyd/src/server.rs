@@ -1,6 +1,7 @@
 //! The Unix-socket listener and the gRPC server around the service.
 
 use crate::audit::rpc::AuditService;
+use crate::limits::{ConnectionCounts, ServerLimits};
 use crate::peer::PeerStream;
 use crate::service::KeydService;
 use keyd_proto::keyd::audit_server::AuditServer;
@@ -8,6 +9,7 @@ use keyd_proto::keyd::keyd_server::KeydServer;
 use keyd_proto::socket::{check_private_dir, personal_socket, UntrustedDir};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
+use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
@@ -85,6 +87,7 @@ pub(crate) async fn serve(
     service: KeydService,
     audit: AuditService,
     max_message_bytes: usize,
+    limits: &ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -97,7 +100,10 @@ pub(crate) async fn serve(
     let keyd = KeydServer::new(service)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
-    let mut builder = Server::builder();
+    let mut builder = Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_seconds)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_seconds)));
     let router = builder
         .add_service(health_service)
         .add_service(keyd)
@@ -109,12 +115,33 @@ pub(crate) async fn serve(
             router
         }
     };
+    let counts = ConnectionCounts::new(limits.max_connections_per_uid);
+    let incoming =
+        tokio_stream::StreamExt::filter_map(UnixListenerStream::new(listener), move |accepted| {
+            match accepted.and_then(PeerStream::accept) {
+                Ok(stream) => admit(&counts, stream).map(Ok),
+                Err(e) => Some(Err(e)),
+            }
+        });
     router
-        .serve_with_incoming_shutdown(
-            tokio_stream::StreamExt::map(UnixListenerStream::new(listener), |accepted| {
-                accepted.and_then(PeerStream::accept)
-            }),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// The connection, holding a slot of its uid's, or `None` (it is closed)
+/// when that uid already has `max_connections_per_uid` open.
+fn admit(counts: &ConnectionCounts, stream: PeerStream) -> Option<PeerStream> {
+    let Some(uid) = stream.uid() else {
+        return Some(stream);
+    };
+    match counts.take(uid) {
+        Some(slot) => Some(stream.holding(slot)),
+        None => {
+            tracing::warn!(
+                uid,
+                "connection closed: the uid has [server.limits] max_connections_per_uid connections open"
+            );
+            None
+        }
+    }
 }

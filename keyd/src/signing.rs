@@ -185,14 +185,9 @@ impl SigningCore {
         let purpose = Purpose::of(&entry, req.role, req.gun)?;
         record.role.clone_from(&purpose.role);
         record.gun.clone_from(&purpose.gun);
-        let x509 = entry.x509_key_id.as_deref().unwrap_or("");
-        let ids = [entry.key_id.as_str(), x509];
-        let facts = KeyFacts {
-            key_ids: &ids,
-            backend: &entry.device,
-            role: purpose.role.as_ref(),
-            gun: purpose.gun.as_ref(),
-        };
+        // The policy decides on what the key is; the role and GUN asked
+        // for only had to fit its binding (above).
+        let facts = entry.facts();
         // Content-aware: notary metadata must fit the role; anything else
         // needs the sign-raw permission.
         match payload_type(&req.payload) {

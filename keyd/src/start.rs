@@ -265,9 +265,17 @@ pub async fn run(args: Args) -> Result<()> {
         &devices,
         std::time::Duration::from_secs(audit_config.checkpoint_seconds),
     );
-    let registry = Arc::new(registry::Registry::new(devices, state));
-    registry.refresh().await;
-    let policy = Arc::new(policy::Policy::new(uid, config.policies.clone()));
+    let registry = Arc::new(registry::Registry::new(
+        devices,
+        state,
+        config.server.limits.key_rescan_interval(),
+    ));
+    registry.refresh("start").await;
+    let policy = Arc::new(policy::Policy::new(
+        uid,
+        policy::Directory::user_name(&policy::Nss, uid),
+        config.rules.clone(),
+    ));
     let service = service::KeydService {
         registry: Arc::clone(&registry),
         policy: Arc::clone(&policy),
@@ -345,6 +353,7 @@ pub async fn run(args: Args) -> Result<()> {
         service,
         audit_service,
         config.server.max_message_bytes,
+        &config.server.limits,
         async move {
             lifecycle.run_until_stopped().await;
             let _ = stop_tx.send(());

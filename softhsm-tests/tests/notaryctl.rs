@@ -4,44 +4,10 @@
 
 mod common;
 
-use common::{notaryctl, targets_payload};
-use softhsm_tests::{bin_path, openssl_verify, Daemon, SoftHsm};
+use common::{notaryctl, notaryctl_as, notaryctl_with_groups, targets_payload};
+use softhsm_tests::{openssl_verify, Daemon, SoftHsm};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
-
-/// Runs notaryctl as another uid/gid with no supplementary groups.
-fn notaryctl_as(uid: u32, gid: u32, daemon: &Daemon, args: &[&str]) -> Output {
-    notaryctl_with_groups(uid, gid, &[], daemon, args)
-}
-
-/// Runs notaryctl as another uid/gid with exactly these supplementary groups.
-fn notaryctl_with_groups(
-    uid: u32,
-    gid: u32,
-    groups: &[u32],
-    daemon: &Daemon,
-    args: &[&str],
-) -> Output {
-    let groups = if groups.is_empty() {
-        "--clear-groups".to_string()
-    } else {
-        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
-        format!("--groups={}", list.join(","))
-    };
-    Command::new("setpriv")
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={gid}"),
-            &groups,
-        ])
-        .arg(bin_path("notaryctl").unwrap())
-        .arg("--keyd")
-        .arg(&daemon.socket)
-        .args(args)
-        .env_remove("NOTARY_KEYD_SOCKET")
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 /// A soft-keystore daemon with `policy` whose socket members of nogroup
 /// (65534) can reach, so setpriv'd callers get as far as the policy.

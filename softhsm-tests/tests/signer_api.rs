@@ -638,6 +638,92 @@ async fn api_semantics_match_notary_signer() -> Result<()> {
     Ok(())
 }
 
+/// Two allowed clients (two certificates the same CA signed): each reaches
+/// only the keys it created, and nobody deletes a key once it has been
+/// used (review finding 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reach_only_their_own_keys_and_used_keys_stay() -> Result<()> {
+    use keyd_proto::signer::key_management_client::KeyManagementClient;
+    use keyd_proto::signer::signer_client::SignerClient;
+    use keyd_proto::signer::{CreateKeyRequest, KeyId, SignatureRequest};
+    use tonic::Code;
+    let mut signer = KeydSigner::start("soft", "")?;
+    let config = signer.daemon.config_path().to_path_buf();
+    let text = std::fs::read_to_string(&config)?;
+    let two = "allowed_clients = [\"notary-server\", \"mirror\"]";
+    std::fs::write(
+        &config,
+        text.replace("allowed_clients = [\"notary-server\"]", two),
+    )?;
+    signer.daemon.restart()?;
+    let ca = &signer.pki.ca_cert;
+    let a = channel(
+        signer.addr,
+        ca,
+        &signer.pki.issue("notary-server", "clientAuth")?,
+    )
+    .await?;
+    let b = channel(signer.addr, ca, &signer.pki.issue("mirror", "clientAuth")?).await?;
+    let (mut km_a, mut sg_a) = (KeyManagementClient::new(a.clone()), SignerClient::new(a));
+    let (mut km_b, mut sg_b) = (KeyManagementClient::new(b.clone()), SignerClient::new(b));
+    let create = |role: &str| CreateKeyRequest {
+        algorithm: "ecdsa".into(),
+        gun: "example.com/app".into(),
+        role: role.into(),
+    };
+    let id = |id: &str| KeyId { id: id.into() };
+    let key_id = |k: keyd_proto::signer::PublicKey| k.key_info.and_then(|i| i.key_id).map(|i| i.id);
+
+    // A's timestamp key, used: looked up and signed with.
+    let used = key_id(km_a.create_key(create("timestamp")).await?.into_inner()).context("id")?;
+    km_a.get_key_info(id(&used)).await?;
+    let sign = |key: &str| SignatureRequest {
+        key_id: Some(id(key)),
+        content: timestamp_payload(1),
+    };
+    sg_a.sign(sign(&used)).await?;
+    // A's unused snapshot key: CreateKey would hand it out again, but only to A.
+    let unused = key_id(km_a.create_key(create("snapshot")).await?.into_inner()).context("id")?;
+
+    let err = sg_b.sign(sign(&used)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = km_b.get_key_info(id(&used)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    // B's DeleteKey of A's keys does what it does for an unknown key:
+    // nothing, successfully.
+    km_b.delete_key(id(&used)).await?;
+    km_b.delete_key(id(&unused)).await?;
+    let mine = key_id(km_b.create_key(create("snapshot")).await?.into_inner()).context("id")?;
+    assert_ne!(mine, unused, "A's unused key is not handed to B");
+    assert_eq!(
+        km_a.create_key(create("snapshot"))
+            .await?
+            .into_inner()
+            .key_info
+            .and_then(|i| i.key_id)
+            .map(|i| i.id)
+            .as_deref(),
+        Some(unused.as_str())
+    );
+
+    // A may not delete its used key either; the key still signs.
+    let err = km_a.delete_key(id(&used)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("notaryctl key delete"), "{err:?}");
+    sg_a.sign(sign(&used)).await?;
+    let held: Vec<String> = signer.api_keys()?.into_iter().map(|k| k.0).collect();
+    for k in [&used, &unused, &mine] {
+        assert!(held.contains(k), "{k} still in the store: {held:?}");
+    }
+    let audit = signer.daemon.audit_lines();
+    assert!(audit.iter().any(|r| r["operation"] == "signer-sign"
+        && r["allowed"] == false
+        && r["client"]
+            .as_str()
+            .is_some_and(|c| c.contains("CN=mirror"))));
+    Ok(())
+}
+
 #[test]
 fn locked_backend_gives_notary_an_error_not_a_hang() -> Result<()> {
     let signer = KeydSigner::start("locked-hsm", "device_timeout_seconds = 5\n")?;

@@ -9,7 +9,7 @@ mod name;
 
 pub use build::{assemble_root_cert, root_cert_tbs};
 pub(crate) use check::{check_common_name, is_sha1, validate_certificate, verify_cert_signature};
-pub use check::{check_root_cert, check_trusted_root_cert};
+pub use check::{check_root_cert, check_trusted_root_cert, root_cert_common_name};
 
 use crate::keys::KeyError;
 

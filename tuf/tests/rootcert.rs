@@ -278,3 +278,13 @@ fn openssl(args: &[&str]) -> Result<String, String> {
         Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
     }
 }
+
+#[test]
+fn the_common_name_is_read_back() {
+    let (pem, _) = make_cert("example.com/app", 1_700_000_000);
+    assert_eq!(
+        notary_tuf::rootcert::root_cert_common_name(&pem).unwrap(),
+        "example.com/app"
+    );
+    assert!(notary_tuf::rootcert::root_cert_common_name("no certificate").is_err());
+}

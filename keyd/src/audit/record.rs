@@ -23,6 +23,9 @@ pub(crate) struct AuditRecord {
     pub(crate) uid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) gid: Option<u32>,
+    /// The uid's user name, when the configuration resolved one for it.
+    #[serde(skip_serializing_if = "String::is_empty", serialize_with = "bounded")]
+    pub(crate) user: String,
     /// Signer-API callers: the subject of their TLS client certificate.
     #[serde(skip_serializing_if = "String::is_empty", serialize_with = "bounded")]
     pub(crate) client: String,

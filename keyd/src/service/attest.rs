@@ -24,7 +24,7 @@ impl KeydService {
     ) -> Result<Response<pb::KeyAttestation>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut audited = self.audit.begin(Self::audit_base(&caller, "attest"));
+        let mut audited = self.audit.begin(self.audit_base(&caller, "attest"));
         let outcome = self.attest_checked(&caller, req, audited.record()).await;
         audited.close(outcome).await.map(Response::new)
     }

@@ -5,7 +5,7 @@ use crate::audit::AuditRecord;
 use crate::caller::Caller;
 use crate::edge::{self, KeyRef};
 use crate::policy::{KeyFacts, Operation};
-use crate::registry::KeyEntry;
+use crate::registry::{certificate_facts, KeyEntry};
 use crate::status::{self, denied, invalid, key_not_found, refusal};
 use keyd_backends::{Algorithm, KeySpec};
 use keyd_proto::keyd as pb;
@@ -15,16 +15,6 @@ use notary_tuf::PublicKey;
 use secrecy::SecretString;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-
-/// The facts policy selectors test for a key that exists.
-fn facts<'a>(e: &'a KeyEntry, ids: &'a [&'a str]) -> KeyFacts<'a> {
-    KeyFacts {
-        key_ids: ids,
-        backend: &e.device,
-        role: e.role.as_ref(),
-        gun: e.gun.as_ref(),
-    }
-}
 
 /// A GenerateKey request as typed values.
 struct NewKey {
@@ -61,9 +51,7 @@ impl NewKey {
 
 impl KeydService {
     fn may(&self, caller: &Caller, op: Operation, e: &KeyEntry) -> bool {
-        let x509 = e.x509_key_id.as_deref().unwrap_or("");
-        let ids = [e.key_id.as_str(), x509];
-        self.policy.allows(caller, op, &facts(e, &ids))
+        self.policy.allows(caller, op, &e.facts())
     }
 
     /// Finds a key the caller may list or sign with (a signer needs the
@@ -73,7 +61,9 @@ impl KeydService {
         caller: &Caller,
         key: &KeyRef,
     ) -> Result<Arc<KeyEntry>, Status> {
-        match self.registry.find(key.as_str()).await {
+        let may_rescan = self.policy.allows_any(caller, Operation::List)
+            || self.policy.allows_any(caller, Operation::Sign);
+        match self.registry.find_for(key.as_str(), may_rescan).await {
             Some(e)
                 if self.may(caller, Operation::List, &e)
                     || self.may(caller, Operation::Sign, &e) =>
@@ -84,15 +74,51 @@ impl KeydService {
         }
     }
 
-    /// A key the request names, for an operation that uses or changes it.
+    /// Whether `caller` may give `entry` a certificate whose CN names
+    /// `cn_gun`. A certificate decides which x509 key ID the key answers to
+    /// and, for a key without a GUN binding, which GUN policy sees it in
+    /// (`KeyEntry::facts`), so it takes `generate` on the key as it is and
+    /// as it will be: nobody moves a key into a GUN they hold no rights in,
+    /// or out of one they do not.
+    pub(super) fn may_certify(
+        &self,
+        caller: &Caller,
+        entry: &KeyEntry,
+        cn_gun: Option<&Gun>,
+        what: &str,
+    ) -> Result<(), Status> {
+        let now = entry.facts();
+        let then = KeyFacts {
+            x509_key_id: None,
+            gun: entry.gun.as_ref().or(cn_gun),
+            ..now
+        };
+        if self.policy.allows(caller, Operation::Generate, &now)
+            && self.policy.allows(caller, Operation::Generate, &then)
+        {
+            return Ok(());
+        }
+        let gun = then.gun.map_or(String::new(), |g| {
+            format!(" (then a key of GUN {:?})", g.as_str())
+        });
+        Err(denied(format!(
+            "uid {} may not {what} key {}: that needs `generate` on the key as it is and as it will be{gun}",
+            caller.uid, entry.key_id
+        )))
+    }
+
+    /// A key the request names, for `op` (which uses or changes it).
     pub(super) async fn named_key(
         &self,
+        caller: &Caller,
+        op: Operation,
         key: &KeyRef,
         record: &mut AuditRecord,
     ) -> Result<Arc<KeyEntry>, Status> {
+        let may_rescan = self.policy.allows_any(caller, op);
         let entry = self
             .registry
-            .find(key.as_str())
+            .find_for(key.as_str(), may_rescan)
             .await
             .ok_or_else(|| key_not_found(key.as_str()))?;
         record.key_id.clone_from(&entry.key_id);
@@ -112,7 +138,7 @@ impl KeydService {
         if !self.policy.allows_any(&caller, Operation::List) {
             return Err(denied(format!("uid {} may not list keys", caller.uid)));
         }
-        self.registry.refresh().await;
+        self.registry.refresh("listing keys").await;
         let mut keys: Vec<pb::Key> = self
             .registry
             .all()
@@ -154,7 +180,7 @@ impl KeydService {
         // undone, and a key made on the device bound and audited.
         let this = self.clone();
         tokio::spawn(async move {
-            let mut audited = this.audit.begin(Self::audit_base(&caller, "generate"));
+            let mut audited = this.audit.begin(this.audit_base(&caller, "generate"));
             let outcome = this.generate_checked(&caller, req, audited.record()).await;
             audited.close(outcome).await
         })
@@ -192,10 +218,19 @@ impl KeydService {
         })?;
         let placement =
             super::yubikey::piv_placement(device, &req, new.role.as_ref(), new.gun.as_ref())?;
+        // No rescan between the device step and the stored binding: it
+        // would index the new key unbound.
+        let change = self.registry.change().await;
         let label = new.label();
         let generation = self
             .registry
-            .begin_generate(backend, &label, new.role.as_ref(), new.gun.as_ref())
+            .begin_generate(
+                &change,
+                backend,
+                &label,
+                new.role.as_ref(),
+                new.gun.as_ref(),
+            )
             .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
         let spec = KeySpec {
             algorithm: new.algorithm,
@@ -219,7 +254,7 @@ impl KeydService {
     ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut audited = self.audit.begin(Self::audit_base(&caller, "delete"));
+        let mut audited = self.audit.begin(self.audit_base(&caller, "delete"));
         let outcome = self.delete_checked(&caller, &req, audited.record()).await;
         audited.close(outcome).await.map(Response::new)
     }
@@ -237,7 +272,9 @@ impl KeydService {
                 "delete needs key_id and the same ID again in confirm_key_id",
             ));
         }
-        let entry = self.named_key(&key, record).await?;
+        let entry = self
+            .named_key(caller, Operation::Delete, &key, record)
+            .await?;
         record.role.clone_from(&entry.role);
         record.gun.clone_from(&entry.gun);
         if !self.may(caller, Operation::Delete, &entry) {
@@ -251,11 +288,12 @@ impl KeydService {
             .device(&entry.device)
             .ok_or_else(|| key_not_found(key.as_str()))?;
         let uri = entry.key.uri.clone();
+        let change = self.registry.change().await;
         device
             .run(move |b| b.delete(&uri))
             .await
             .map_err(|e| status::from_device(&entry.device, &e))?;
-        if let Err(e) = self.registry.remove(&entry.key_id) {
+        if let Err(e) = self.registry.remove(&change, &entry.key_id) {
             tracing::warn!(error = %e, key_id = %entry.key_id, "key deleted but its binding could not be removed");
         }
         Ok(pb::DeleteKeyResponse {})
@@ -267,9 +305,10 @@ impl KeydService {
         entry: &KeyEntry,
         pem: &str,
     ) -> Result<Arc<KeyEntry>, Status> {
+        let change = self.registry.change().await;
         let updated = self
             .registry
-            .set_certificate(entry, pem)
+            .set_certificate(&change, entry, pem)
             .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
         let der = PublicKey::from_certificate_pem(pem)
             .and_then(|k| k.x509_certificate_der())
@@ -297,7 +336,7 @@ impl KeydService {
         let req = request.into_inner();
         let mut audited = self
             .audit
-            .begin(Self::audit_base(&caller, "attach-certificate"));
+            .begin(self.audit_base(&caller, "attach-certificate"));
         let outcome = self.attach_checked(&caller, req, audited.record()).await;
         audited.close(outcome).await.map(Response::new)
     }
@@ -310,16 +349,14 @@ impl KeydService {
     ) -> Result<pb::Certificate, Status> {
         let key = KeyRef::parse(&req.key_id)?;
         record.key_id = key.as_str().to_string();
-        let entry = self.named_key(&key, record).await?;
-        if !self.may(caller, Operation::Generate, &entry) {
-            return Err(denied(format!(
-                "uid {} may not attach certificates to key {}",
-                caller.uid, entry.key_id
-            )));
-        }
+        let entry = self
+            .named_key(caller, Operation::Generate, &key, record)
+            .await?;
         let cert_key = PublicKey::from_certificate_pem(&req.certificate_pem)
             .and_then(|k| k.bare_key())
             .map_err(|e| invalid(format!("certificate: {e}")))?;
+        let (_, cn_gun) = certificate_facts(&req.certificate_pem);
+        self.may_certify(caller, &entry, cn_gun.as_ref(), "attach a certificate to")?;
         if cert_key.key_id() != entry.key_id {
             return Err(invalid(format!(
                 "the certificate is for key {}, not for key {}",

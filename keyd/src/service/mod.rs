@@ -27,11 +27,12 @@ pub(crate) struct KeydService {
 }
 
 impl KeydService {
-    fn audit_base(caller: &Caller, operation: &str) -> AuditRecord {
+    fn audit_base(&self, caller: &Caller, operation: &str) -> AuditRecord {
         AuditRecord {
             time: now_rfc3339(),
             uid: Some(caller.uid),
             gid: Some(caller.gid),
+            user: self.policy.user_name(caller.uid).unwrap_or_default(),
             pid: caller.pid,
             operation: operation.to_string(),
             ..Default::default()

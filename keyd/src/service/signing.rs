@@ -10,7 +10,7 @@ use crate::edge::{self, KeyRef};
 use crate::policy::{KeyFacts, Operation, Policy};
 use crate::registry::{KeyEntry, Registry};
 use crate::signing::{ProgressSink, Purpose, Requester, SignRequest};
-use crate::status::{denied, invalid, key_not_found, refusal};
+use crate::status::{invalid, key_not_found, refusal};
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
 use notary_tuf::metadata::{Gun, Role};
@@ -35,8 +35,10 @@ impl Requester for LocalCaller<'_> {
     }
 
     async fn find(&self, registry: &Registry, key: &KeyRef) -> Result<Arc<KeyEntry>, Status> {
+        let may_rescan = self.policy.allows_any(self.caller, Operation::Sign)
+            || self.policy.allows_any(self.caller, Operation::SignRaw);
         registry
-            .find(key.as_str())
+            .find_for(key.as_str(), may_rescan)
             .await
             .ok_or_else(|| key_not_found(key.as_str()))
     }
@@ -66,7 +68,7 @@ impl KeydService {
         Ok(Response::new(delivered_stream(
             wrap,
             |progress| async move {
-                let record = Self::audit_base(&caller, "sign");
+                let record = this.audit_base(&caller, "sign");
                 let req = match sign_request(req) {
                     Ok(req) => req,
                     Err(st) => return (this.audit.begin(record).close(Err(st)).await, None),
@@ -116,7 +118,7 @@ impl KeydService {
             |progress| async move {
                 let mut audited = this
                     .audit
-                    .begin(Self::audit_base(&caller, "issue-root-certificate"));
+                    .begin(this.audit_base(&caller, "issue-root-certificate"));
                 let outcome = this
                     .issue_checked(&caller, req, &progress, audited.record())
                     .await;
@@ -150,23 +152,13 @@ impl KeydService {
         let gun: Gun = edge::gun(&req.gun)?
             .ok_or_else(|| invalid("a root certificate needs the GUN (its CN)"))?;
         record.gun = Some(gun.clone());
-        let entry = self.named_key(&key, record).await?;
+        let entry = self
+            .named_key(caller, Operation::Generate, &key, record)
+            .await?;
         // Root keys are shared across GUNs in notary, so only the role
         // binding is enforced here; a GUN binding must still match.
-        let purpose = Purpose::of(&entry, Some(Role::Root), Some(gun.clone()))?;
-        let ids = [entry.key_id.as_str()];
-        let facts = KeyFacts {
-            key_ids: &ids,
-            backend: &entry.device,
-            role: purpose.role.as_ref(),
-            gun: purpose.gun.as_ref(),
-        };
-        if !self.policy.allows(caller, Operation::Sign, &facts) {
-            return Err(denied(format!(
-                "uid {} may not sign with key {}",
-                caller.uid, entry.key_id
-            )));
-        }
+        Purpose::of(&entry, Some(Role::Root), Some(gun.clone()))?;
+        self.may_certify(caller, &entry, Some(&gun), "issue a root certificate for")?;
         if entry.key.public.keytype() != KeyType::Ecdsa {
             return Err(invalid(format!(
                 "key {} is {}: notary root certificates need an ECDSA key",

@@ -22,7 +22,7 @@ impl KeydService {
         if !self.policy.allows_any(&caller, Operation::List) {
             return Err(denied(format!("uid {} may not list backends", caller.uid)));
         }
-        self.registry.refresh().await;
+        self.registry.refresh("listing backends").await;
         let mut backends = Vec::new();
         for device in self.registry.devices() {
             let (available, unavailable_reason) = match device.backend.availability() {
@@ -97,7 +97,7 @@ impl KeydService {
     ) -> Result<Response<pb::UnlockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut audited = self.audit.begin(Self::audit_base(&caller, "unlock"));
+        let mut audited = self.audit.begin(self.audit_base(&caller, "unlock"));
         let outcome = async {
             let device = self.token_device(&caller, audited.record(), &req.backend, "unlock")?;
             let pin = edge::pin(req.pin).ok_or_else(|| invalid("unlock needs a PIN"))?;
@@ -112,7 +112,7 @@ impl KeydService {
         .await;
         audited.close(outcome).await?;
         // Keys become visible to listing only after login on some tokens.
-        self.registry.refresh().await;
+        self.registry.refresh("unlocked").await;
         Ok(Response::new(pb::UnlockResponse {}))
     }
 
@@ -122,7 +122,7 @@ impl KeydService {
     ) -> Result<Response<pb::LockResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        let mut audited = self.audit.begin(Self::audit_base(&caller, "lock"));
+        let mut audited = self.audit.begin(self.audit_base(&caller, "lock"));
         let outcome = async {
             let device = self.token_device(&caller, audited.record(), &req.backend, "lock")?;
             device

@@ -141,7 +141,7 @@ impl KeydService {
         request: Request<pb::ReleaseDeviceRequest>,
     ) -> Result<Response<pb::ReleaseDeviceResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let mut audited = self.audit.begin(Self::audit_base(&caller, "release"));
+        let mut audited = self.audit.begin(self.audit_base(&caller, "release"));
         let outcome = self
             .release_checked(&caller, request.get_ref(), audited.record())
             .await;
@@ -248,7 +248,7 @@ impl KeydService {
         // PUK were changed must get its audit line.
         let this = self.clone();
         tokio::spawn(async move {
-            let mut audited = this.audit.begin(Self::audit_base(&caller, "yubikey-setup"));
+            let mut audited = this.audit.begin(this.audit_base(&caller, "yubikey-setup"));
             let outcome = this.setup_checked(&caller, req, audited.record()).await;
             audited.close(outcome).await
         })

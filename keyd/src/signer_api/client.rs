@@ -1,7 +1,13 @@
 //! Who is calling the signer API: the TLS client certificate, already
 //! chained to `client_ca` by the handshake. Allowed when its CN or one of
-//! its DNS/URI SANs is in `allowed_clients`.
+//! its DNS/URI SANs is in `allowed_clients`; the first entry of that list
+//! it names is the client's name, which owns the keys it creates.
+//!
+//! A client reaches only its own keys, and those of the clients
+//! `[signer_api] shares` lists for it (two notary-servers of one
+//! deployment); another client's key looks like no key at all.
 
+use super::store::ApiKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tonic::{Request, Status};
@@ -17,6 +23,8 @@ const COMMON_NAME: &str = "2.5.4.3";
 pub(super) struct Client {
     /// The certificate's subject (RFC 4514), recorded in the audit log.
     pub subject: String,
+    /// The `allowed_clients` entry it matched: who owns what it creates.
+    pub name: String,
 }
 
 /// Why a caller was refused; the subject is known when the certificate
@@ -31,7 +39,8 @@ pub(super) struct Refusal {
 #[derive(Clone)]
 struct Verdict {
     subject: String,
-    allowed: bool,
+    /// The first `allowed_clients` entry the certificate names.
+    allowed: Option<String>,
 }
 
 /// notary-server presents the same certificate on every call, and parsing it
@@ -42,11 +51,13 @@ const VERDICT_CACHE: usize = 32;
 #[derive(Clone)]
 pub(super) struct AllowedClients {
     names: Arc<Vec<String>>,
+    /// Client name -> the other clients whose keys it reaches too.
+    shares: Arc<HashMap<String, Vec<String>>>,
     verdicts: Arc<Mutex<HashMap<Vec<u8>, Verdict>>>,
 }
 
 impl AllowedClients {
-    pub(super) fn new(names: &[String]) -> AllowedClients {
+    pub(super) fn new(names: &[String], shares: &HashMap<String, Vec<String>>) -> AllowedClients {
         AllowedClients {
             names: Arc::new(
                 names
@@ -55,8 +66,23 @@ impl AllowedClients {
                     .filter(|n| !n.is_empty())
                     .collect(),
             ),
+            shares: Arc::new(shares.clone()),
             verdicts: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Whether `client` may use `key`: one it created, or one a client it
+    /// shares with created. A key recorded without an owner belongs to the
+    /// certificate subject that created it.
+    pub(super) fn reaches(&self, client: &Client, key: &ApiKey) -> bool {
+        if key.owner.is_empty() {
+            return key.created_by == client.subject;
+        }
+        key.owner == client.name
+            || self
+                .shares
+                .get(&client.name)
+                .is_some_and(|others| others.contains(&key.owner))
     }
 
     pub(super) fn identify<T>(&self, request: &Request<T>) -> Result<Client, Refusal> {
@@ -79,9 +105,10 @@ impl AllowedClients {
                 Status::unauthenticated(format!("client certificate does not parse: {e}")),
             )
         })?;
-        if verdict.allowed {
+        if let Some(name) = verdict.allowed {
             Ok(Client {
                 subject: verdict.subject,
+                name,
             })
         } else {
             let status = Status::permission_denied(format!(
@@ -100,7 +127,10 @@ impl AllowedClients {
         let cert = Certificate::from_der(der)?;
         let verdict = Verdict {
             subject: cert.tbs_certificate.subject.to_string(),
-            allowed: names(&cert).iter().any(|n| self.names.contains(n)),
+            allowed: {
+                let named = names(&cert);
+                self.names.iter().find(|n| named.contains(n)).cloned()
+            },
         };
         let mut verdicts = lock();
         if verdicts.len() >= VERDICT_CACHE {

@@ -2,7 +2,7 @@
 //! may call it and where its keys go.
 
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +24,11 @@ pub(crate) struct SignerApiConfig {
     /// Certificate subjects allowed to call: a client certificate's CN or
     /// one of its DNS/URI SANs must be in this list.
     pub allowed_clients: Vec<String>,
+    /// Client name -> other clients whose keys it may also use (both
+    /// names from `allowed_clients`). Default: each client reaches only
+    /// the keys it created.
+    #[serde(default)]
+    pub shares: HashMap<String, Vec<String>>,
     /// Longest a device operation may take before the call fails with
     /// DEADLINE_EXCEEDED (default 10 s).
     #[serde(default = "default_device_timeout")]
@@ -41,6 +46,14 @@ impl SignerApiConfig {
     pub(crate) fn validate(&self, backends: &HashSet<&str>) -> Result<(), String> {
         if self.allowed_clients.iter().all(|c| c.trim().is_empty()) {
             return Err("[signer_api] allowed_clients is empty: nobody could call it".into());
+        }
+        let allowed = |name: &String| self.allowed_clients.iter().any(|c| c.trim() == name);
+        for (client, others) in &self.shares {
+            if let Some(unknown) = std::iter::once(client).chain(others).find(|n| !allowed(n)) {
+                return Err(format!(
+                    "[signer_api] shares names {unknown:?}, which is not in allowed_clients"
+                ));
+            }
         }
         if let Some(b) = &self.backend {
             if !backends.contains(b.as_str()) {
@@ -92,6 +105,10 @@ mod tests {
                 "device_timeout_seconds",
             ),
             ("allowed_clients = [\"a\"]\nmax_keys = 0", "max_keys = 0"),
+            (
+                "allowed_clients = [\"a\"]\nshares = { a = [\"b\"] }",
+                "shares names \"b\"",
+            ),
         ] {
             let err = parse(extra).validate(&backends).unwrap_err();
             assert!(err.contains(needle), "{extra}: {err}");

@@ -1,6 +1,7 @@
 //! `proto.KeyManagement`: CreateKey (with reuse of unused keys),
 //! GetKeyInfo and an idempotent DeleteKey.
 
+use super::client::Client;
 use super::store::ApiKey;
 use super::{key_info, SignerApi};
 use crate::audit::now_rfc3339;
@@ -60,9 +61,10 @@ impl NewKey {
 impl SignerApi {
     /// An unused key this API already made for the same GUN, role and
     /// algorithm in the configured backend, if the device still has it.
-    async fn reusable(&self, new: &NewKey) -> Option<Arc<KeyEntry>> {
+    async fn reusable(&self, client: &Client, new: &NewKey) -> Option<Arc<KeyEntry>> {
         let candidates = self.store.find(|k| {
-            !k.used
+            self.allowed.reaches(client, k)
+                && !k.used
                 && k.gun == new.gun.as_str()
                 && k.role == new.role.name()
                 && k.keytype == new.keytype
@@ -103,10 +105,10 @@ impl SignerApi {
         Ok(())
     }
 
-    async fn create(&self, subject: &str, new: &NewKey) -> Result<pb::PublicKey, Status> {
+    async fn create(&self, client: &Client, new: &NewKey) -> Result<pb::PublicKey, Status> {
         let _one_at_a_time = self.create_lock.lock().await;
         let reused = self
-            .on_device(async { Ok(self.reusable(new).await) })
+            .on_device(async { Ok(self.reusable(client, new).await) })
             .await?;
         let entry = match reused {
             Some(entry) => {
@@ -125,9 +127,16 @@ impl SignerApi {
                     algorithm: new.algorithm,
                     label: format!("{} {}", new.gun, new.role),
                 };
+                let change = self.registry.change().await;
                 let generation = self
                     .registry
-                    .begin_generate(&self.backend, &spec.label, Some(&new.role), Some(&new.gun))
+                    .begin_generate(
+                        &change,
+                        &self.backend,
+                        &spec.label,
+                        Some(&new.role),
+                        Some(&new.gun),
+                    )
                     .map_err(|e| refusal(Reason::StateError, e.to_string()))?;
                 let key = self
                     .on_signing_device(async {
@@ -145,7 +154,8 @@ impl SignerApi {
                     gun: new.gun.as_str().to_string(),
                     role: new.role.name().to_string(),
                     keytype: new.keytype.to_string(),
-                    created_by: subject.to_string(),
+                    created_by: client.subject.clone(),
+                    owner: client.name.clone(),
                     created: now_rfc3339(),
                     used: false,
                 };
@@ -162,9 +172,23 @@ impl SignerApi {
         })
     }
 
-    async fn delete(&self, key_id: &str) -> Result<(), Status> {
-        if self.store.get(key_id).is_none() {
+    /// Deletes an unused key the client reaches. Another client's key is
+    /// left alone as if unknown (DeleteKey of an unknown key succeeds, as
+    /// notary-signer's does). A used key may be in published metadata, so
+    /// deleting it would strand the collection: that is an operator's call
+    /// (`notaryctl key delete`), never a client's; notary-server never
+    /// deletes keys.
+    async fn delete(&self, client: &Client, key_id: &str) -> Result<(), Status> {
+        let Some(api_key) = self.reached(client, key_id) else {
             return Ok(());
+        };
+        if api_key.used {
+            return Err(refusal(
+                Reason::PermissionDenied,
+                format!(
+                    "key {key_id} has been used (it may be in published metadata); an operator deletes it with `notaryctl key delete`"
+                ),
+            ));
         }
         if let Some(entry) = self.registry.find(key_id).await {
             let device = self.registry.device(&entry.device).ok_or_else(|| {
@@ -174,11 +198,12 @@ impl SignerApi {
                 )
             })?;
             let uri = entry.key.uri.clone();
+            let change = self.registry.change().await;
             device
                 .run(move |b| b.delete(&uri))
                 .await
                 .map_err(|e| status::from_device(&entry.device, &e))?;
-            if let Err(e) = self.registry.remove(key_id) {
+            if let Err(e) = self.registry.remove(&change, key_id) {
                 tracing::warn!(error = %e, %key_id, "key deleted but its binding could not be removed");
             }
         }
@@ -203,7 +228,7 @@ impl pb::key_management_server::KeyManagement for SignerApi {
             let new = NewKey::parse(request.get_ref())?;
             audited.record().role = Some(new.role.clone());
             audited.record().gun = Some(new.gun.clone());
-            let public = self.create(&client.subject, &new).await?;
+            let public = self.create(&client, &new).await?;
             if let Some(id) = public.key_info.as_ref().and_then(|k| k.key_id.as_ref()) {
                 audited.record().key_id.clone_from(&id.id);
             }
@@ -221,12 +246,12 @@ impl pb::key_management_server::KeyManagement for SignerApi {
         let shown_id = key.as_ref().map(KeyRef::as_str).unwrap_or_default();
         let mut record = self.record("signer-get-key-info", shown_id);
         let client = self.client(&request, &record).await?;
-        record.client = client.subject;
+        record.client.clone_from(&client.subject);
         let mut audited = self.audit.begin(record);
         let outcome = async {
             let key = key?;
             let not_found = |id: &str| refusal(Reason::KeyNotFound, format!("key {id} not found"));
-            let (api_key, entry) = self.api_key(key.as_str(), not_found).await?;
+            let (api_key, entry) = self.api_key(&client, key.as_str(), not_found).await?;
             let record = audited.record();
             record.backend.clone_from(&entry.device);
             record.role = Role::parse(&api_key.role).ok();
@@ -247,9 +272,9 @@ impl pb::key_management_server::KeyManagement for SignerApi {
         let shown_id = key.as_ref().map(KeyRef::as_str).unwrap_or_default();
         let mut record = self.record("signer-delete-key", shown_id);
         let client = self.client(&request, &record).await?;
-        record.client = client.subject;
+        record.client.clone_from(&client.subject);
         let outcome = match key {
-            Ok(key) => self.on_device(self.delete(key.as_str())).await,
+            Ok(key) => self.on_device(self.delete(&client, key.as_str())).await,
             Err(st) => Err(st),
         };
         self.audit

@@ -4,8 +4,8 @@
 //!
 //! The server keeps its timestamp (and optionally snapshot) keys here. Keys
 //! made through this API are bound to the (GUN, role) they were made for;
-//! only they are visible through it, and they sign only metadata of their
-//! role. Signing goes through the same device queue and audit log as the
+//! only they are visible through it, each only to the client that made it
+//! (`client`), and they sign only metadata of their role. Signing goes through the same device queue and audit log as the
 //! Unix-socket API; the caller recorded is the client certificate's subject.
 
 mod client;
@@ -105,7 +105,7 @@ pub(crate) async fn start(
         health,
         backend,
         store: Arc::new(ApiKeyStore::open(state_dir)?),
-        allowed: AllowedClients::new(&config.allowed_clients),
+        allowed: AllowedClients::new(&config.allowed_clients, &config.shares),
         device_timeout: config.device_timeout(),
         max_keys: config.max_keys,
         create_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -202,14 +202,23 @@ impl SignerApi {
             .map_err(|e| refusal(Reason::StateError, e.to_string()))
     }
 
-    /// A key this API made and the device still holds.
+    /// A key this API made that `client` reaches (see `client`); another
+    /// client's key is as unknown as a key that does not exist.
+    fn reached(&self, client: &Client, key_id: &str) -> Option<store::ApiKey> {
+        self.store
+            .get(key_id)
+            .filter(|k| self.allowed.reaches(client, k))
+    }
+
+    /// A key `client` reaches and the device still holds.
     async fn api_key(
         &self,
+        client: &Client,
         key_id: &str,
         not_found: impl Fn(&str) -> Status,
     ) -> Result<(store::ApiKey, Arc<KeyEntry>), Status> {
         let not_found = || not_found(key_id);
-        let api_key = self.store.get(key_id).ok_or_else(not_found)?;
+        let api_key = self.reached(client, key_id).ok_or_else(not_found)?;
         let registry = Arc::clone(&self.registry);
         let id = key_id.to_string();
         let entry = self

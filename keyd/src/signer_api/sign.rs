@@ -1,6 +1,7 @@
 //! `proto.Signer/Sign`: a signer-API key signs only canonical notary
 //! metadata of the role it was made for, through the daemon's signing core.
 
+use super::client::Client;
 use super::store::ApiKey;
 use super::{key_info, not_found, SignerApi};
 use crate::edge::KeyRef;
@@ -19,7 +20,7 @@ use tonic::{Request, Response, Status};
 /// An allowed signer-API client asking to sign with one of the API's keys.
 struct ApiCaller<'a> {
     api: &'a SignerApi,
-    subject: &'a str,
+    client: &'a Client,
     api_key: ApiKey,
 }
 
@@ -30,11 +31,14 @@ impl Requester for ApiCaller<'_> {
     }
 
     fn who(&self) -> String {
-        format!("client {:?}", self.subject)
+        format!("client {:?}", self.client.subject)
     }
 
     async fn find(&self, _registry: &Registry, key: &KeyRef) -> Result<Arc<KeyEntry>, Status> {
-        let (_, entry) = self.api.api_key(key.as_str(), not_found).await?;
+        let (_, entry) = self
+            .api
+            .api_key(self.client, key.as_str(), not_found)
+            .await?;
         Ok(entry)
     }
 
@@ -91,8 +95,7 @@ impl pb::signer_server::Signer for SignerApi {
             Err(st) => return self.audit.begin(record).close(Err(st)).await,
         };
         let binding = self
-            .store
-            .get(key.as_str())
+            .reached(&client, key.as_str())
             .ok_or_else(|| not_found(key.as_str()))
             .and_then(|api_key| Ok((stored_binding(key.as_str(), &api_key)?, api_key)));
         let ((role, gun), api_key) = match binding {
@@ -101,7 +104,7 @@ impl pb::signer_server::Signer for SignerApi {
         };
         let requester = ApiCaller {
             api: self,
-            subject: &client.subject,
+            client: &client,
             api_key,
         };
         let req = SignRequest {

@@ -21,6 +21,11 @@ pub(super) struct ApiKey {
     pub keytype: String,
     /// Subject of the client certificate that asked for it.
     pub created_by: String,
+    /// The `allowed_clients` name of the client that asked for it: the
+    /// only client (with those it shares with) that reaches the key.
+    /// Empty in records from before owners were kept.
+    #[serde(default)]
+    pub owner: String,
     pub created: String,
     /// Set before the key is first looked up (GetKeyInfo) or signs:
     /// notary-server looks up only keys named in a collection's root (or
@@ -148,6 +153,7 @@ mod tests {
             role: role.into(),
             keytype: "ecdsa".into(),
             created_by: "CN=notary-server".into(),
+            owner: "notary-server".into(),
             created: "2026-11-25T12:00:00Z".into(),
             used: false,
         }

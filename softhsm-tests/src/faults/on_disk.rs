@@ -62,4 +62,3 @@ pub fn leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(found)
 }
-

@@ -20,6 +20,45 @@ pub(crate) fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::p
         .unwrap()
 }
 
+/// Runs notaryctl as another uid/gid with no supplementary groups.
+pub(crate) fn notaryctl_as(
+    uid: u32,
+    gid: u32,
+    daemon: &softhsm_tests::Daemon,
+    args: &[&str],
+) -> std::process::Output {
+    notaryctl_with_groups(uid, gid, &[], daemon, args)
+}
+
+/// Runs notaryctl as another uid/gid with exactly these supplementary groups.
+pub(crate) fn notaryctl_with_groups(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    daemon: &softhsm_tests::Daemon,
+    args: &[&str],
+) -> std::process::Output {
+    let groups = if groups.is_empty() {
+        "--clear-groups".to_string()
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        format!("--groups={}", list.join(","))
+    };
+    std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            &groups,
+        ])
+        .arg(softhsm_tests::bin_path("notaryctl").unwrap())
+        .arg("--keyd")
+        .arg(&daemon.socket)
+        .args(args)
+        .env_remove("NOTARY_KEYD_SOCKET")
+        .output()
+        .unwrap()
+}
+
 /// A canonical Targets `signed` object, as notary would sign it.
 pub(crate) fn targets_payload(version: u32) -> Vec<u8> {
     format!(

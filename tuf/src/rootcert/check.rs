@@ -42,6 +42,14 @@ fn check(pem: &str, gun: &str, now_unix: Option<i64>) -> Result<(), CertError> {
     Ok(())
 }
 
+/// The common name of the first certificate in `pem`: for a root
+/// certificate in notary's profile, the GUN it is for (a CN ending in `*`
+/// covers every GUN it prefixes).
+pub fn root_cert_common_name(pem: &str) -> Result<String, CertError> {
+    let (_, cert) = first_certificate(pem.as_bytes())?;
+    read_common_name(&cert.tbs_certificate.subject).ok_or(CertError::NoCommonName)
+}
+
 /// Notary's MatchCNToGun on the subject's common name.
 pub(crate) fn check_common_name(cert: &Certificate, gun: &str) -> Result<(), CertError> {
     let cn = read_common_name(&cert.tbs_certificate.subject).ok_or(CertError::NoCommonName)?;

@@ -1,0 +1,153 @@
+//! A caller who floods the daemon with key IDs it does not hold costs the
+//! devices at most one rescan per `key_rescan_interval_seconds`, and a
+//! caller without any rights costs them none; the daemon keeps serving.
+//! Rescans are counted from the daemon's own debug log line.
+
+mod common;
+
+use common::{generate, notaryctl_as, sign, targets_payload};
+use softhsm_tests::{connect, Daemon};
+
+const RESCAN: &str = "rescanning devices for keys";
+
+/// Rescans a miss asked for (not the one at start).
+fn miss_rescans(daemon: &Daemon) -> usize {
+    daemon
+        .log_text()
+        .lines()
+        .filter(|l| l.contains(RESCAN) && l.contains("key not in the index"))
+        .count()
+}
+
+fn soft_daemon(interval: u64) -> Daemon {
+    Daemon::start(
+        &format!(
+            "[server.limits]\nkey_rescan_interval_seconds = {interval}\n\n\
+             [[backend]]\nname = \"soft\"\ntype = \"soft\"\n"
+        ),
+        &[("RUST_LOG", "info,notary_keyd::registry=debug")],
+    )
+    .unwrap()
+}
+
+fn unknown_id(i: usize) -> String {
+    format!("{i:064x}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_key_ids_rescans_once_per_interval() {
+    let daemon = soft_daemon(3600);
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let mut tasks = Vec::new();
+    for batch in 0..10 {
+        let mut c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let id = unknown_id(batch * 1000 + i);
+                let (_, result) = sign(&mut c, &id, targets_payload(1), "targets", "", "").await;
+                let err = result.expect_err("no such key");
+                assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // The rescan at start is within the interval: 500 misses, no rescan.
+    assert_eq!(miss_rescans(&daemon), 0, "{}", daemon.log_text());
+    // The daemon still signs, and wrote one audit line per request.
+    let key = generate(&mut client, "soft", "ecdsa", "", 0, "targets", "").await;
+    let (_, signed) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    signed.unwrap();
+    let audit = daemon.audit_lines();
+    assert_eq!(
+        audit.iter().filter(|l| l["operation"] == "sign").count(),
+        501
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_without_rights_never_makes_the_daemon_rescan() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run clients as other uids with setpriv");
+        return;
+    }
+    // Interval 0: every miss of a caller with rights rescans.
+    let mut daemon = soft_daemon(0);
+    daemon.open_to_group("nogroup").unwrap();
+    let payload = daemon.dir.path().join("targets.json");
+    std::fs::write(&payload, targets_payload(1)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&payload, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for i in 0..20 {
+        let id = unknown_id(i);
+        let o = notaryctl_as(
+            65534,
+            65534,
+            &daemon,
+            &["sign", "--key", &id, payload.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+    }
+    assert_eq!(miss_rescans(&daemon), 0, "{}", daemon.log_text());
+    // The owner's miss does rescan: the count above could have moved.
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let (_, result) = sign(&mut client, &unknown_id(99), targets_payload(1), "", "", "").await;
+    assert_eq!(result.unwrap_err().code(), tonic::Code::NotFound);
+    assert_eq!(miss_rescans(&daemon), 1, "{}", daemon.log_text());
+}
+
+/// One uid's idle connections are capped; the connections beyond the cap
+/// are closed at once, and another uid is still served while they stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_of_one_uid_leave_the_daemon_serving_others() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run clients as other uids with setpriv");
+        return;
+    }
+    let mut daemon = Daemon::start(
+        "[server.limits]\nmax_connections_per_uid = 16\n\n\
+         [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n\
+         [[policy]]\nuids = [65534]\nallow = [\"list\"]\n",
+        &[],
+    )
+    .unwrap();
+    daemon.open_to_group("nogroup").unwrap();
+    // 500 connections that never send a byte. The daemon serves at most 16
+    // of them (it greets those with its HTTP/2 settings, or stays silent)
+    // and closes the rest: reading those gives end-of-file. (The harness's
+    // own readiness probe may still hold a slot for a moment, so "at most".)
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap());
+    }
+    let (mut closed, mut served) = (0, 0);
+    for conn in &mut idle {
+        use std::io::Read;
+        // Only so that a silent kept connection cannot hang the test.
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut bytes = [0u8; 64];
+        match conn.read(&mut bytes) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => served += 1,
+        }
+    }
+    assert!(
+        served <= 16 && closed >= 500 - 16,
+        "served {served}, closed {closed}"
+    );
+    let o = notaryctl_as(65534, 65534, &daemon, &["key", "list"]);
+    assert!(o.status.success(), "{o:?}");
+    // The refusals went to the log, not the audit log.
+    assert!(
+        daemon.audit_lines().len() <= 1,
+        "{:?}",
+        daemon.audit_lines()
+    );
+    assert!(daemon
+        .log_text()
+        .contains("max_connections_per_uid connections open"));
+    drop(idle);
+}
