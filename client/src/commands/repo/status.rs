@@ -71,7 +71,8 @@ pub(crate) fn reset(ctx: &Context, args: &ResetArgs) -> Result<()> {
     let staged = changelist.list()?;
     if args.all {
         let files: Vec<_> = staged.iter().map(|s| s.file.clone()).collect();
-        return changelist.remove(&files);
+        changelist.remove(&files)?;
+        return reset_done(&args.gun);
     }
     let total: usize = staged.iter().map(|s| s.changes.len()).sum();
     if let Some(bad) = args.numbers.iter().find(|n| **n >= total) {
@@ -94,6 +95,11 @@ pub(crate) fn reset(ctx: &Context, args: &ResetArgs) -> Result<()> {
         }
         index += file.changes.len();
     }
+    reset_done(&args.gun)
+}
+
+fn reset_done(gun: &str) -> Result<()> {
+    println!("Successfully reset specified changes for repository {gun}");
     Ok(())
 }
 
