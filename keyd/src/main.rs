@@ -2,9 +2,27 @@
 
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+
+/// `--version`: the version and the backends compiled into this build.
+const LONG_VERSION: &str = match (cfg!(feature = "tpm"), cfg!(feature = "yubikey")) {
+    (true, true) => concat!(
+        env!("CARGO_PKG_VERSION"),
+        "\nbackends: soft, pkcs11, tpm, yubikey"
+    ),
+    (true, false) => concat!(env!("CARGO_PKG_VERSION"), "\nbackends: soft, pkcs11, tpm"),
+    (false, true) => concat!(
+        env!("CARGO_PKG_VERSION"),
+        "\nbackends: soft, pkcs11, yubikey"
+    ),
+    (false, false) => concat!(env!("CARGO_PKG_VERSION"), "\nbackends: soft, pkcs11"),
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    notary_keyd::run(notary_keyd::Args::parse()).await
+    let matches = notary_keyd::Args::command()
+        .long_version(LONG_VERSION)
+        .get_matches();
+    let args = notary_keyd::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    notary_keyd::run(args).await
 }
