@@ -7,6 +7,7 @@ use super::Context;
 use crate::collection::update::update;
 use crate::commands::sign::public_key;
 use crate::errors::KeydError;
+use crate::output;
 use crate::trust_dir::{Change, ChangeAction, ChangeKind, DelegationEdit};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
@@ -287,23 +288,33 @@ pub(crate) async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
         println!("\nNo delegations present in this repository.\n");
         return Ok(());
     }
-    println!("{:<24} {:<24} {:<66} THRESHOLD", "ROLE", "PATHS", "KEY IDS");
-    println!("{:<24} {:<24} {:<66} ---------", "----", "-----", "-------");
+    let mut rows = Vec::new();
     for role in roles {
         let paths = if role.paths.iter().any(String::is_empty) {
             "\"\" <all paths>".to_string()
         } else {
             role.paths.join(",")
         };
-        let first = role.keyids.first().map(String::as_str).unwrap_or("");
-        println!(
-            "{:<24} {:<24} {:<66} {}",
-            role.name, paths, first, role.threshold
-        );
+        let first = role.keyids.first().cloned().unwrap_or_default();
+        rows.push(vec![
+            role.name.clone(),
+            paths,
+            first,
+            role.threshold.to_string(),
+        ]);
         for id in role.keyids.iter().skip(1) {
-            println!("{:<24} {:<24} {id}", "", "");
+            rows.push(vec![
+                String::new(),
+                String::new(),
+                id.clone(),
+                String::new(),
+            ]);
         }
     }
+    print!(
+        "{}",
+        output::table(&["ROLE", "PATHS", "KEY IDS", "THRESHOLD"], &rows)
+    );
     Ok(())
 }
 

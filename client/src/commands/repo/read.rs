@@ -5,6 +5,7 @@ use super::Context;
 use crate::ceremony::renewal;
 use crate::collection::update::{update, Repo};
 use crate::exit::NotTrusted;
+use crate::output;
 use crate::trust_dir::AtomicFile;
 use anyhow::{Context as _, Result};
 use clap::Args;
@@ -91,26 +92,21 @@ pub(crate) async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
         println!("\nNo targets present in this repository.\n");
         return Ok(());
     }
-    let width = targets.keys().map(|n| n.len()).max().unwrap_or(4).max(4);
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<width$}   {:<64}   {:<12}   ROLE",
-        "NAME", "DIGEST", "SIZE (BYTES)"
-    )?;
-    writeln!(
-        out,
-        "{:<width$}   {:<64}   {:<12}   ----",
-        "----", "------", "------------"
-    )?;
-    for (name, (meta, role)) in targets {
-        writeln!(
-            out,
-            "{name:<width$}   {:<64}   {:<12}   {role}",
-            sha256_hex(meta),
-            meta.length
-        )?;
-    }
+    let rows: Vec<Vec<String>> = targets
+        .into_iter()
+        .map(|(name, (meta, role))| {
+            vec![
+                name.to_string(),
+                sha256_hex(meta),
+                meta.length.to_string(),
+                role.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["NAME", "DIGEST", "SIZE (BYTES)", "ROLE"], &rows)
+    );
     Ok(())
 }
 

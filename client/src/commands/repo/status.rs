@@ -1,6 +1,7 @@
 //! `status`, `reset`, `delete`: the local staging area and cache.
 
 use super::Context;
+use crate::output;
 use crate::trust_dir::{ChangeAction, ChangeKind};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -40,26 +41,32 @@ pub(crate) fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         return Ok(());
     }
     println!("Unpublished changes for {}:\n", args.gun);
-    println!(
-        "{:<5} {:<9} {:<17} {:<11} PATH",
-        "#", "ACTION", "SCOPE", "TYPE"
+    let rows: Vec<Vec<String>> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let action = match c.action {
+                ChangeAction::Create => "create",
+                ChangeAction::Delete => "delete",
+            };
+            let kind = match c.kind {
+                ChangeKind::Target => "target",
+                ChangeKind::Delegation => "delegation",
+                ChangeKind::Witness => "witness",
+            };
+            vec![
+                i.to_string(),
+                action.to_string(),
+                c.role.clone(),
+                kind.to_string(),
+                c.path.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["#", "ACTION", "SCOPE", "TYPE", "PATH"], &rows)
     );
-    println!(
-        "{:<5} {:<9} {:<17} {:<11} ----",
-        "-", "------", "-----", "----"
-    );
-    for (i, c) in changes.iter().enumerate() {
-        let action = match c.action {
-            ChangeAction::Create => "create",
-            ChangeAction::Delete => "delete",
-        };
-        let kind = match c.kind {
-            ChangeKind::Target => "target",
-            ChangeKind::Delegation => "delegation",
-            ChangeKind::Witness => "witness",
-        };
-        println!("{i:<5} {action:<9} {:<17} {kind:<11} {}", c.role, c.path);
-    }
     Ok(())
 }
 
