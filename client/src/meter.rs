@@ -1,5 +1,5 @@
 //! Progress lines for long work (hashing large files, many targets, slow
-//! key generation, uploads) on stderr when it is a terminal; nothing at
+//! key generation) on stderr when it is a terminal; nothing at
 //! all on a pipe or file, so scripts and logs see only the results.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -28,7 +28,7 @@ impl Meter {
         )
     }
 
-    /// Items done out of `total` (targets staged, files uploaded).
+    /// Items done out of `total` (targets hashed).
     pub(crate) fn items(total: u64, message: String) -> Meter {
         Meter::new(
             ProgressBar::new(total),

@@ -4,6 +4,7 @@
 //! size, checked while it streams in, so a slow or endless server cannot
 //! hold notaryctl or fill its memory.
 
+use super::proxy::Proxy;
 use super::RemoteError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -64,6 +65,8 @@ pub(super) struct Http {
     url: String,
     target: Target,
     connector: Option<TlsConnector>,
+    /// `HTTPS_PROXY`/`HTTP_PROXY` unless `NO_PROXY` exempts the server.
+    proxy: Option<Proxy>,
     sender: Option<SendRequest<Full<Bytes>>>,
     timeouts: Timeouts,
     /// `-D`: one stderr line per request.
@@ -89,10 +92,19 @@ impl Http {
         } else {
             None
         };
+        let proxy = Proxy::for_server(target.tls, &target.host, target.port, |name| {
+            std::env::var(name).ok()
+        })?;
+        if trace {
+            if let Some(proxy) = &proxy {
+                eprintln!("{url}: through the proxy {}", proxy.address());
+            }
+        }
         Ok(Http {
             url: url.trim_end_matches('/').to_string(),
             target,
             connector,
+            proxy,
             sender: None,
             timeouts,
             trace,
@@ -255,9 +267,16 @@ impl Http {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, RemoteError> {
-        let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
-            .await
-            .map_err(|e| self.unreachable(e.to_string()))?;
+        let (host, port) = (self.target.host.as_str(), self.target.port);
+        let tcp = match &self.proxy {
+            Some(proxy) => proxy
+                .tunnel(host, port)
+                .await
+                .map_err(|cause| self.unreachable(cause))?,
+            None => TcpStream::connect((host, port))
+                .await
+                .map_err(|e| self.unreachable(e.to_string()))?,
+        };
         let _ = tcp.set_nodelay(true);
         match &self.connector {
             Some(connector) => {
