@@ -5,7 +5,7 @@
 # Prints the absolute path of the .deb on its last line. Contents: the binaries, the
 # units, sysusers and tmpfiles snippets, a working /etc/notary-keyd/keyd.toml
 # (a conffile), the annotated example config, the drop-in examples and the
-# docs; maintainer scripts in debian/. Depends: from dpkg-shlibdeps on the
+# docs, man pages and bash/zsh/fish completions; maintainer scripts in debian/. Depends: from dpkg-shlibdeps on the
 # binaries, plus what the units run (procps: ExecReload=/bin/kill; systemd:
 # sysusers, tmpfiles, credentials).
 set -Eeuo pipefail
@@ -15,8 +15,8 @@ log() { printf '[build-deb] %s\n' "$*" >&2; }
 
 target_dir=${CARGO_TARGET_DIR:-target}
 out=${1:-$target_dir/debian}
-log "cargo build --release (notary-keyd, notaryctl)"
-cargo build --release --locked -p notary-keyd -p notaryctl >&2
+log "cargo build --release (notary-keyd, notaryctl, docgen)"
+cargo build --release --locked -p notary-keyd -p notaryctl -p docgen >&2
 bin=$target_dir/release
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
@@ -41,22 +41,24 @@ done
 install -m 0644 README.md docs/*.md "$doc/"
 install -m 0644 debian/copyright "$doc/copyright"
 
-# Man pages and shell completions: put them in TARGET_DIR/man (NAME.SECTION)
-# and TARGET_DIR/completions/{bash,zsh,fish}/ before running this script;
-# they are installed where man and the shells look.
+# Man pages and shell completions, made by docgen from the clap trees and
+# the example config into a fresh folder; installed where man and the
+# shells look.
+generated=$stage/generated
+"$bin/docgen" "$generated" >&2
 shopt -s nullglob
-for page in "$target_dir"/man/*.[1-8]; do
+for page in "$generated"/man/*.[1-8]; do
   section=${page##*.}
   install -D -m 0644 "$page" "$root/usr/share/man/man$section/$(basename "$page")"
   gzip -9n "$root/usr/share/man/man$section/$(basename "$page")"
 done
-for file in "$target_dir"/completions/bash/*; do
+for file in "$generated"/completions/bash/*; do
   install -D -m 0644 "$file" "$root/usr/share/bash-completion/completions/$(basename "$file")"
 done
-for file in "$target_dir"/completions/zsh/*; do
+for file in "$generated"/completions/zsh/*; do
   install -D -m 0644 "$file" "$root/usr/share/zsh/vendor-completions/$(basename "$file")"
 done
-for file in "$target_dir"/completions/fish/*; do
+for file in "$generated"/completions/fish/*; do
   install -D -m 0644 "$file" "$root/usr/share/fish/vendor_completions.d/$(basename "$file")"
 done
 shopt -u nullglob

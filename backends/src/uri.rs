@@ -4,6 +4,7 @@
 //! `;`, values percent-encoded. Each backend reads the attributes it defines.
 
 use crate::BackendError;
+use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt;
 use std::str::FromStr;
 
@@ -69,40 +70,45 @@ impl KeyUri {
     }
 }
 
-fn encode(value: &[u8], out: &mut String) {
-    // RFC 7512 pchar minus the separators it reserves.
-    for &b in value {
-        if b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,&".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+/// What a text value keeps as it is: letters, digits and `-._~:@`, all safe
+/// in a shell word. Every other byte is percent-encoded (RFC 7512 would let
+/// `$'()*+,&[]!` through; a pasted URI must not expand in a shell).
+const TEXT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'@');
+
+/// Binary values (RFC 7512 `id`, a PKCS#11 CKA_ID) have every byte encoded,
+/// as p11-kit prints them.
+fn encode(name: &str, value: &[u8], out: &mut String) {
+    if name == "id" {
+        for b in value {
+            out.push_str(percent_encoding::percent_encode_byte(*b));
         }
+    } else {
+        out.extend(percent_encode(value, TEXT));
     }
 }
 
 fn decode(value: &str, uri: &str) -> Result<Vec<u8>, BackendError> {
-    let bad = |reason: &str| BackendError::InvalidUri {
-        uri: uri.to_string(),
-        reason: reason.to_string(),
-    };
+    // percent_decode passes a stray `%` through; a URI with one is refused.
     let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| bad("bad percent-encoding"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return Err(BackendError::InvalidUri {
+            uri: uri.to_string(),
+            reason: "bad percent-encoding".to_string(),
+        });
     }
-    Ok(out)
+    Ok(percent_decode_str(value).collect())
 }
 
 impl fmt::Display for KeyUri {
@@ -116,7 +122,7 @@ impl fmt::Display for KeyUri {
             }
             s.push_str(name);
             s.push('=');
-            encode(value, &mut s);
+            encode(name, value, &mut s);
         }
         f.write_str(&s)
     }
@@ -168,11 +174,36 @@ mod tests {
     fn binary_attributes_round_trip() {
         let uri = KeyUri::new("pkcs11").with_bytes("id", &[0x00, 0xff, b'a']);
         let text = uri.to_string();
-        assert_eq!(text, "pkcs11:id=%00%FFa");
+        assert_eq!(text, "pkcs11:id=%00%FF%61");
         let parsed = text.parse::<KeyUri>().unwrap();
         assert_eq!(parsed.get_bytes("id"), Some(&[0x00, 0xff, b'a'][..]));
         assert_eq!(parsed.get("id"), None);
         assert!(parsed.require("id").is_err());
+    }
+
+    /// A URI copied from `key list` into double quotes stays what it was.
+    #[test]
+    fn nothing_a_shell_expands_is_left_raw() {
+        let id: Vec<u8> = (0u8..=255).collect();
+        let uri = KeyUri::new("pkcs11")
+            .with("token", "a$b'c(d)e[f]g!h&i,j*k+l")
+            .with_bytes("id", &id);
+        let text = uri.to_string();
+        assert!(
+            !text.contains(['$', '\'', '(', ')', '[', ']', '!', '&', ',', '*', '+', '`', '"']),
+            "{text}"
+        );
+        assert!(text
+            .starts_with("pkcs11:token=a%24b%27c%28d%29e%5Bf%5Dg%21h%26i%2Cj%2Ak%2Bl;id=%00%01"));
+        assert_eq!(text.parse::<KeyUri>().unwrap(), uri);
+        // What earlier versions printed still parses to the same key.
+        let old: KeyUri = "pkcs11:token=notary;id=%0B%AC%3D%90o%1F%B2$T"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            old.get_bytes("id"),
+            Some(&b"\x0b\xac\x3d\x90o\x1f\xb2$T"[..])
+        );
     }
 
     #[test]
@@ -180,6 +211,7 @@ mod tests {
         assert!("nocolon".parse::<KeyUri>().is_err());
         assert!("pkcs11:token".parse::<KeyUri>().is_err());
         assert!("pkcs11:id=%zz".parse::<KeyUri>().is_err());
+        assert!("pkcs11:id=%a".parse::<KeyUri>().is_err());
         let err = "soft:"
             .parse::<KeyUri>()
             .unwrap()

@@ -126,13 +126,29 @@ fn untrusted_peer<'e>(e: &'e (dyn StdError + 'static)) -> Option<&'e UntrustedPe
     None
 }
 
+/// No daemon answers on the socket (exit code 4).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot reach notary-keyd at {}: {cause}. Start it with `notary-keyd` (personal mode) or \
+     `systemctl start notary-keyd.socket`, or point --keyd / NOTARY_KEYD_SOCKET at its socket.",
+    socket.display()
+)]
+pub(crate) struct Unreachable {
+    socket: PathBuf,
+    cause: String,
+}
+
+impl Unreachable {
+    pub(crate) fn new(socket: &Path, cause: String) -> Unreachable {
+        Unreachable {
+            socket: socket.to_path_buf(),
+            cause,
+        }
+    }
+}
+
 fn unreachable_error(socket: &Path, e: &(dyn StdError + 'static)) -> anyhow::Error {
-    anyhow!(
-        "cannot reach notary-keyd at {}: {}. Start it with `notary-keyd` (personal mode) or \
-         `systemctl start notary-keyd.socket`, or point --keyd / NOTARY_KEYD_SOCKET at its socket.",
-        socket.display(),
-        root_cause(e)
-    )
+    Unreachable::new(socket, root_cause(e)).into()
 }
 
 /// The innermost error says what actually happened ("No such file or

@@ -20,6 +20,12 @@ impl KeydError {
         }
     }
 
+    /// The connection to the daemon broke (it stopped or restarted): the
+    /// status comes from the client's transport, not from notary-keyd.
+    pub(crate) fn connection_lost(&self) -> bool {
+        transport_failure(&self.status)
+    }
+
     /// For failures of a request whose backend the client knows.
     pub(crate) fn on_backend(status: Status, backend: &str) -> Self {
         let backend = (!backend.is_empty()).then(|| backend.to_string());
@@ -54,19 +60,38 @@ fn tries_text(tries: Option<u32>) -> String {
     tries.map_or_else(|| "unknown".to_string(), |n| n.to_string())
 }
 
+/// A status the transport made (it carries the I/O or HTTP/2 error as its
+/// source); statuses the daemon sends arrive without one.
+fn transport_failure(status: &Status) -> bool {
+    use std::error::Error as _;
+    Failure::of(status).is_none() && status.source().is_some()
+}
+
+/// The innermost cause of a transport failure ("broken pipe").
+fn transport_cause(status: &Status) -> String {
+    let mut cause: &dyn std::error::Error = status;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
 /// One line for a failed request. `backend` is the one the client asked
 /// for; the daemon's own word on it wins when the status carries one.
 pub(crate) fn describe(status: &Status, backend: Option<&str>) -> String {
+    if transport_failure(status) {
+        return format!(
+            "lost the connection to notary-keyd ({}): did it stop or restart? \
+             `notaryctl backend list` tells whether it is back",
+            transport_cause(status)
+        );
+    }
     let message = message_or_code(status);
     let Some(failure) = Failure::of(status) else {
         return match status.code() {
             Code::ResourceExhausted | Code::OutOfRange => {
                 format!("request too large for notary-keyd's max_message_bytes ({message})")
             }
-            _ if connection_lost(status) => format!(
-                "the connection to notary-keyd broke before it answered (did the daemon stop or \
-                 crash? see its log); nothing it was doing was confirmed: {message}"
-            ),
             _ => message,
         };
     };
@@ -102,16 +127,6 @@ pub(crate) fn describe(status: &Status, backend: Option<&str>) -> String {
         ),
         _ => message,
     }
-}
-
-/// A status the client made itself from a broken connection (the daemon
-/// died or closed it mid-request), not one the daemon sent: only those
-/// carry the transport error that caused them.
-fn connection_lost(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unknown | Code::Unavailable | Code::Internal | Code::Cancelled
-    ) && std::error::Error::source(status).is_some()
 }
 
 #[cfg(test)]
@@ -252,17 +267,16 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_connection_says_the_daemon_went_away() {
-        let broken = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed");
-        let st = Status::from_error(Box::new(broken));
-        let line = describe(&st, None);
+    fn a_broken_connection_names_notary_keyd() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let err = KeydError::new(Status::from_error(Box::new(io)));
+        assert!(err.connection_lost());
+        let line = err.to_string();
         assert!(
-            line.starts_with("the connection to notary-keyd broke before it answered"),
+            line.starts_with("lost the connection to notary-keyd (broken pipe)"),
             "{line}"
         );
-        assert!(line.ends_with("connection closed"), "{line}");
-        // The same code sent by the daemon is its own message.
-        assert_eq!(describe(&Status::unknown("odd"), None), "odd");
+        assert!(!KeydError::new(Status::unavailable("x")).connection_lost());
     }
 
     #[test]

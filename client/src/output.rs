@@ -4,6 +4,7 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use keyd_proto::convert::role_name;
 use keyd_proto::keyd as pb;
 use serde::Serialize;
+use std::io::Write;
 
 /// A key as `--json` shows it; field names follow notary's key objects
 /// (`keyid`, `keytype`, `public` in standard base64).
@@ -99,34 +100,27 @@ fn cell(s: &str) -> &str {
     }
 }
 
-/// Left-aligned columns with a dashed rule under the header, like notary's tables.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let render = |cells: Vec<String>| {
-        let last = cells.len().saturating_sub(1);
-        let mut line = String::new();
-        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            line.push_str(c);
-            if i < last {
-                line.push_str(&" ".repeat(w - c.chars().count() + 3));
-            }
-        }
-        line.push('\n');
-        line
+/// Left-aligned columns with a dashed rule under the header, laid out as
+/// notary lays out its tables (Go's tabwriter: cells padded by 4 spaces,
+/// columns at least 4 wide), so the same data gives the same bytes.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(4).padding(4);
+    let mut line = |cells: &[String]| {
+        // Infallible: the writer is a Vec.
+        let _ = writeln!(tw, "{}", cells.join("\t"));
     };
-    let mut out = render(header.iter().map(|h| h.to_string()).collect());
-    out.push_str(&render(
-        header.iter().map(|h| "-".repeat(h.len())).collect(),
-    ));
+    line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    line(
+        &header
+            .iter()
+            .map(|h| "-".repeat(h.len()))
+            .collect::<Vec<_>>(),
+    );
     for row in rows {
-        out.push_str(&render(row.clone()));
+        line(row);
     }
-    out
+    let bytes = tw.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// `notaryctl key list` as text.

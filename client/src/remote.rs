@@ -4,6 +4,7 @@
 mod errcode;
 mod http;
 mod multipart;
+mod proxy;
 
 pub(crate) use http::{Timeouts, TlsFiles};
 
@@ -25,6 +26,8 @@ pub(crate) enum RemoteError {
     BadUrl(String, String),
     #[error("TLS setup for the notary server: {0}")]
     TlsConfig(String),
+    #[error("the proxy in ${var} is unusable: {why} (fix it, or exempt the server in $NO_PROXY)")]
+    BadProxy { var: &'static str, why: String },
     #[error(
         "cannot reach the notary server at {url}: {cause} (check -s/--server or \
          remote_server.url, and that the server is running)"

@@ -146,12 +146,70 @@ impl Settings {
 fn read_config(path: &Path) -> Result<ConfigFile> {
     let text = std::fs::read(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    serde_json::from_slice(&text).with_context(|| {
+    let invalid = || {
         format!(
             "the config file {} is not valid notary client config",
             path.display()
         )
-    })
+    };
+    let value: serde_json::Value = serde_json::from_slice(&text).with_context(invalid)?;
+    for warning in unknown_keys(&value) {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    serde_json::from_value(value).with_context(invalid)
+}
+
+/// The keys the client config may hold, per object ("" is the top level).
+const KNOWN_KEYS: [(&str, &[&str]); 3] = [
+    ("", &["trust_dir", "remote_server", "trust_pinning"]),
+    (
+        "remote_server",
+        &[
+            "url",
+            "root_ca",
+            "tls_client_cert",
+            "tls_client_key",
+            "connect_timeout",
+            "read_timeout",
+            "request_timeout",
+            "skipTLSVerify",
+        ],
+    ),
+    ("trust_pinning", &["certs", "ca", "disable_tofu"]),
+];
+
+/// Like notary, notaryctl ignores keys it does not know; unlike notary, it
+/// says so, because a typo there silently means another server or no CA.
+fn unknown_keys(config: &serde_json::Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (section, known) in KNOWN_KEYS {
+        let object = match section {
+            "" => config.as_object(),
+            name => config.get(name).and_then(|v| v.as_object()),
+        };
+        let prefix = match section {
+            "" => String::new(),
+            name => format!("{name}."),
+        };
+        for key in object.into_iter().flat_map(|o| o.keys()) {
+            if key == "skipTLSVerify" && section == "remote_server" {
+                warnings.push(format!(
+                    "{prefix}{key} is ignored: notaryctl always verifies the server's certificate \
+                     (give its CA with --tlscacert or remote_server.root_ca)"
+                ));
+            } else if !known.contains(&key.as_str()) {
+                let hint = known
+                    .iter()
+                    .map(|k| (strsim::levenshtein(k, key), k))
+                    .filter(|(distance, _)| *distance <= 3)
+                    .min()
+                    .map(|(_, k)| format!(" (did you mean {prefix}{k}?)"))
+                    .unwrap_or_default();
+                warnings.push(format!("unknown key {prefix}{key} is ignored{hint}"));
+            }
+        }
+    }
+    warnings
 }
 
 fn parent(path: &Path) -> PathBuf {
@@ -171,6 +229,28 @@ fn expand_home(path: &Path, home: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_keys_are_named_with_a_suggestion() {
+        let config = serde_json::json!({
+            "remote_sever": {"url": "https://x"},
+            "trust_dir": "t",
+            "remote_server": {"rootca": "ca.crt", "url": "https://y", "skipTLSVerify": true},
+            "trust_pinning": {"disable_tofu": true, "zzzzzzzzz": 1},
+        });
+        let warnings = unknown_keys(&config);
+        assert_eq!(
+            warnings,
+            [
+                "unknown key remote_sever is ignored (did you mean remote_server?)",
+                "unknown key remote_server.rootca is ignored (did you mean remote_server.root_ca?)",
+                "remote_server.skipTLSVerify is ignored: notaryctl always verifies the server's \
+                 certificate (give its CA with --tlscacert or remote_server.root_ca)",
+                "unknown key trust_pinning.zzzzzzzzz is ignored",
+            ]
+        );
+        assert!(unknown_keys(&serde_json::json!({"trust_dir": "t"})).is_empty());
+    }
 
     #[test]
     fn flags_beat_config_and_paths_are_relative_to_it() {

@@ -7,7 +7,7 @@
 mod atomic;
 mod changelist;
 
-pub(crate) use atomic::write_atomic;
+pub(crate) use atomic::{write_atomic, AtomicFile};
 pub(crate) use changelist::{Change, ChangeAction, ChangeKind, Changelist, DelegationEdit};
 
 use anyhow::{bail, Context, Result};
@@ -30,6 +30,36 @@ pub(crate) struct GunDir {
 impl TrustDir {
     pub(crate) fn new(root: PathBuf) -> TrustDir {
         TrustDir { root }
+    }
+
+    /// Every collection with a cached root under the trust dir.
+    pub(crate) fn guns(&self) -> Result<Vec<GunDir>> {
+        let tuf = self.root.join("tuf");
+        let mut found = Vec::new();
+        let mut pending = vec![tuf.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+            };
+            for entry in entries {
+                let path = entry?.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                if path.ends_with("metadata") && path.join("root.json").is_file() {
+                    let gun = dir.strip_prefix(&tuf).unwrap_or(&dir).to_string_lossy();
+                    if let Ok(gun_dir) = self.gun(&gun) {
+                        found.push(gun_dir);
+                    }
+                } else {
+                    pending.push(path);
+                }
+            }
+        }
+        found.sort_by(|a, b| a.gun.cmp(&b.gun));
+        Ok(found)
     }
 
     pub(crate) fn gun(&self, gun: &str) -> Result<GunDir> {
@@ -172,6 +202,22 @@ mod tests {
             .is_file());
         gun.remove_cache().unwrap();
         assert!(gun.read_cached(&releases).unwrap().is_none());
+    }
+
+    #[test]
+    fn guns_are_found_by_their_cached_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = TrustDir::new(dir.path().into());
+        for gun in ["a.com/x", "a.com/x/y", "b.org/z"] {
+            trust
+                .gun(gun)
+                .unwrap()
+                .write_cached(&Role::Root, b"{}")
+                .unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("tuf/c.net/changelist")).unwrap();
+        let guns: Vec<String> = trust.guns().unwrap().into_iter().map(|g| g.gun).collect();
+        assert_eq!(guns, ["a.com/x", "a.com/x/y", "b.org/z"]);
     }
 
     #[test]

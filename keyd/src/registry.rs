@@ -57,11 +57,10 @@ impl KeyEntry {
         }
     }
 
-    /// True when `id` names this key (bare ID, x509 ID, or URI).
-    fn answers_to(&self, id: &str) -> bool {
-        self.key_id == id
-            || self.x509_key_id.as_deref() == Some(id)
-            || self.key.uri.to_string() == id
+    /// True when `id` names this key (bare ID, x509 ID, or URI; a URI by
+    /// its attributes, however they are percent-encoded).
+    fn answers_to(&self, id: &str, uri: Option<&keyd_backends::KeyUri>) -> bool {
+        self.key_id == id || self.x509_key_id.as_deref() == Some(id) || uri == Some(&self.key.uri)
     }
 }
 
@@ -289,7 +288,10 @@ impl Registry {
         if let Some(e) = keys.get(id) {
             return Some(Arc::clone(e));
         }
-        keys.values().find(|e| e.answers_to(id)).cloned()
+        let uri = id.parse().ok();
+        keys.values()
+            .find(|e| e.answers_to(id, uri.as_ref()))
+            .cloned()
     }
 
     /// Finds a key by bare ID, x509 ID or URI; on a miss rescans (at most

@@ -14,8 +14,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// notary-keyd keeps Notary (TUF) signing keys in PKCS#11 tokens or its
-/// software keystore and signs metadata for callers its policy allows.
+/// notary-keyd keeps Notary (TUF) signing keys in hardware and signs
+/// metadata for callers its policy allows.
+///
+/// Four backends hold the keys: PKCS#11 tokens (HSMs), YubiKey PIV slots,
+/// the host's TPM 2.0 and a software keystore; `--version` lists those
+/// compiled into this build.
 ///
 /// With no --config it runs in personal mode: a software keystore under
 /// $XDG_DATA_HOME/notary-keyd (or ~/.local/share/notary-keyd), listening on

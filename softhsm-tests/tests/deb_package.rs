@@ -98,6 +98,27 @@ fn installs_serves_the_group_and_keeps_keys_across_remove_and_reinstall() -> Res
         "the daemon must wait for its first client"
     );
 
+    // Man pages and completions where man and the shells look.
+    for file in [
+        "/usr/share/man/man1/notaryctl.1.gz",
+        "/usr/share/man/man1/notaryctl-key.1.gz",
+        "/usr/share/man/man1/notaryctl-delegation.1.gz",
+        "/usr/share/man/man8/notary-keyd.8.gz",
+        "/usr/share/man/man5/notary-keyd.toml.5.gz",
+        "/usr/share/bash-completion/completions/notaryctl",
+        "/usr/share/bash-completion/completions/notary-keyd",
+        "/usr/share/zsh/vendor-completions/_notaryctl",
+        "/usr/share/fish/vendor_completions.d/notaryctl.fish",
+    ] {
+        c.sh_ok(&format!("test -s {file}"))
+            .with_context(|| format!("the package lacks {file}"))?;
+    }
+    let page = c.sh_ok("zcat /usr/share/man/man5/notary-keyd.toml.5.gz")?;
+    ensure!(
+        page.contains("socket_group"),
+        "notary-keyd.toml(5) does not describe the options:\n{page}"
+    );
+
     // The operator's steps: a user in the group, a policy rule for it.
     c.add_user("alice", Some("notary-keyd"))?;
     let gid = c.gid("notary-keyd")?;

@@ -7,6 +7,7 @@ use super::apply::{apply, empty_targets, parent_of};
 use super::expiry::{expires_in_years, SNAPSHOT_YEARS, TARGETS_YEARS};
 use super::signer::KeydSigner;
 use super::update::{cached_root, update, Missing};
+use crate::errors::KeydError;
 use crate::remote::Remote;
 use crate::trust_dir::GunDir;
 use anyhow::{anyhow, Result};
@@ -42,6 +43,35 @@ pub(crate) async fn publish(
 
 /// Publishes, replacing root with `new_root` (signed, bytes) when given.
 pub(crate) async fn publish_with_root(
+    remote: &mut Remote,
+    dir: &GunDir,
+    signer: &mut KeydSigner,
+    pinning: &notary_tuf::trust::TrustPinning,
+    new_root: Option<(Root, Vec<u8>)>,
+) -> Result<Published> {
+    sign_and_upload(remote, dir, signer, pinning, new_root)
+        .await
+        .map_err(|e| explain_lost_daemon(e, &dir.gun))
+}
+
+/// Every signature is made before the one upload, so a daemon lost on the
+/// way means nothing reached the server and every staged change is still
+/// there.
+fn explain_lost_daemon(e: anyhow::Error, gun: &str) -> anyhow::Error {
+    let lost = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<KeydError>())
+        .any(KeydError::connection_lost);
+    if !lost {
+        return e;
+    }
+    e.context(format!(
+        "notary-keyd went away while signing for {gun}: nothing was uploaded and the staged \
+         changes are kept; run the command again once notary-keyd is back"
+    ))
+}
+
+async fn sign_and_upload(
     remote: &mut Remote,
     dir: &GunDir,
     signer: &mut KeydSigner,

@@ -55,9 +55,11 @@ impl KeydSigner {
     }
 
     /// Signs `envelope` as `role` with every key of the role that
-    /// notary-keyd holds, each key once however many IDs the role lists it
-    /// under (verifiers count it once); fails if that is fewer than
-    /// `threshold` keys.
+    /// notary-keyd holds and will use, each key once however many IDs the
+    /// role lists it under (verifiers count it once). A key notary-keyd
+    /// refuses (bound elsewhere, locked, on an unavailable backend, not
+    /// allowed) is skipped with a warning; only fewer than `threshold`
+    /// signing keys is an error, and it names the role and every refusal.
     pub(crate) async fn sign_role(
         &mut self,
         envelope: &mut SignedEnvelope,
@@ -67,6 +69,7 @@ impl KeydSigner {
         threshold: u32,
     ) -> Result<()> {
         let mut signed_keys = BTreeSet::new();
+        let mut refused = Vec::new();
         for id in keyids {
             let Some(listed) = keys.get(id) else { continue };
             if signed_keys.contains(&canonical_key_id(listed)?) {
@@ -75,11 +78,27 @@ impl KeydSigner {
             let Some(key) = self.find(listed).await? else {
                 continue;
             };
-            self.sign_with(envelope, role, id, listed, &key).await?;
-            signed_keys.insert(canonical_key_id(listed)?);
+            match self.sign_with(envelope, role, id, listed, &key).await {
+                Ok(()) => {
+                    signed_keys.insert(canonical_key_id(listed)?);
+                }
+                Err(e) if is_refusal(&e) => {
+                    eprintln!("warning: skipping key {} for {role}: {e:#}", key.key_id);
+                    refused.push(format!("key {}: {e:#}", key.key_id));
+                }
+                Err(e) => return Err(e),
+            }
         }
         let signed = signed_keys.len();
-        if signed == 0 {
+        if signed >= (threshold as usize).max(1) {
+            return Ok(());
+        }
+        let why = if refused.is_empty() {
+            String::new()
+        } else {
+            format!("; refused: {}", refused.join("; "))
+        };
+        if signed == 0 && refused.is_empty() {
             bail!(
                 "none of the {role} keys of {} is in notary-keyd (key IDs: {}); \
                  `notaryctl key list` shows the keys you can use",
@@ -87,13 +106,11 @@ impl KeydSigner {
                 keyids.join(", ")
             );
         }
-        if signed < threshold as usize {
-            bail!(
-                "{role} of {} needs {threshold} signatures (distinct keys) but notary-keyd holds only {signed} of its keys",
-                self.gun
-            );
-        }
-        Ok(())
+        bail!(
+            "{role} of {} needs {threshold} signature(s) by distinct keys, but only {signed} of \
+             its keys signed{why}",
+            self.gun
+        )
     }
 
     /// One signature by `key`, listed in the metadata as `listed_id`.
@@ -136,4 +153,11 @@ impl KeydSigner {
         });
         Ok(())
     }
+}
+
+/// A request notary-keyd answered with a refusal, as opposed to a lost
+/// connection or a signature that did not verify (those stop the publish).
+fn is_refusal(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<KeydError>()
+        .is_some_and(|k| !k.connection_lost())
 }

@@ -334,7 +334,18 @@ async fn trust_root(
     if latest_version <= from {
         // Same or older version with other bytes: validated (and refused as a
         // rollback if older) against the trusted root.
-        let checked = validate_root(Some(&current.checked.metadata), &latest, gun, pinning, now)?;
+        let checked = validate_root(Some(&current.checked.metadata), &latest, gun, pinning, now)
+            .map_err(|e| match latest_version == from {
+                true => anyhow!(
+                    "the server's root of {gun} (version {from}) is not the root this machine \
+                     trusts: someone published {gun} with other keys after your `notaryctl \
+                     init`, or the server's data was replaced. If that is expected, \
+                     `notaryctl delete {gun}` forgets the local root and staged changes (see \
+                     `notaryctl status {gun}` first) and `notaryctl list {gun}` then trusts the \
+                     server's; otherwise trust neither until you know why ({e})"
+                ),
+                false => e.into(),
+            })?;
         return Ok(Fetched {
             checked,
             bytes: latest,

@@ -1,8 +1,11 @@
 //! `notaryctl key list|info|generate|delete|unlock|lock`.
 
+use super::key_uses;
+use super::repo::Context;
 use super::with_pin_retry;
 use crate::connect::Client;
 use crate::errors::KeydError;
+use crate::meter::Meter;
 use crate::output::{self, KeyJson};
 use crate::pin;
 use anyhow::{anyhow, bail};
@@ -10,6 +13,7 @@ use clap::{Args, ValueEnum};
 use keyd_proto::convert::{role_fields, role_name};
 use keyd_proto::keyd as pb;
 use notary_tuf::metadata::Role;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
@@ -111,9 +115,13 @@ pub(crate) enum RsaBits {
 
 #[derive(Debug, Args)]
 pub(crate) struct GenerateArgs {
-    /// Key algorithm. Notary root keys with certificates need ecdsa.
-    #[arg(long, value_enum, default_value_t = AlgorithmArg::Ecdsa)]
-    pub algorithm: AlgorithmArg,
+    /// Key algorithm, as notary takes it [default: ecdsa]. Notary root
+    /// keys with certificates need ecdsa.
+    #[arg(value_enum, value_name = "ALGORITHM")]
+    algorithm_arg: Option<AlgorithmArg>,
+    /// The same as ALGORITHM.
+    #[arg(long, value_enum, conflicts_with = "algorithm_arg")]
+    algorithm: Option<AlgorithmArg>,
     /// Curve for ecdsa keys [default: p256].
     #[arg(long, value_enum)]
     curve: Option<CurveArg>,
@@ -124,7 +132,8 @@ pub(crate) struct GenerateArgs {
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
     /// Bind the key to a role: it will only sign metadata of that role.
-    #[arg(long)]
+    /// Unlike notary, no --role means no binding (notary assumes root).
+    #[arg(short = 'r', long)]
     role: Option<String>,
     /// Bind the key to a GUN: it will only sign for that collection.
     #[arg(long)]
@@ -146,6 +155,10 @@ pub(crate) struct GenerateArgs {
     /// (else $NOTARY_KEYD_PIN_FILE, else $NOTARY_KEYD_PIN, else a terminal prompt).
     #[arg(long, value_name = "FILE")]
     pin_file: Option<PathBuf>,
+    /// Refused: notary writes the new private key to this file, but a key
+    /// made in notary-keyd never leaves it (`key info` shows the public key).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,14 +176,28 @@ pub(crate) enum TouchPolicyArg {
 }
 
 impl GenerateArgs {
+    pub(crate) fn algorithm(&self) -> AlgorithmArg {
+        self.algorithm_arg
+            .or(self.algorithm)
+            .unwrap_or(AlgorithmArg::Ecdsa)
+    }
+
     fn request(&self) -> anyhow::Result<pb::GenerateKeyRequest> {
-        if self.curve.is_some() && self.algorithm != AlgorithmArg::Ecdsa {
+        if let Some(path) = &self.output {
+            bail!(
+                "--output {} is refused: notary writes the private key to a file, but a key \
+                 made in notary-keyd never leaves its backend; its public key is printed by \
+                 `notaryctl key info KEYID`",
+                path.display()
+            );
+        }
+        if self.curve.is_some() && self.algorithm() != AlgorithmArg::Ecdsa {
             bail!("--curve only applies to --algorithm ecdsa");
         }
-        if self.bits.is_some() && self.algorithm != AlgorithmArg::Rsa {
+        if self.bits.is_some() && self.algorithm() != AlgorithmArg::Rsa {
             bail!("--bits only applies to --algorithm rsa");
         }
-        let algorithm = match (self.algorithm, self.curve, self.bits) {
+        let algorithm = match (self.algorithm(), self.curve, self.bits) {
             (AlgorithmArg::Ecdsa, Some(CurveArg::P256) | None, _) => pb::Algorithm::EcdsaP256,
             (AlgorithmArg::Ecdsa, Some(CurveArg::P384), _) => pb::Algorithm::EcdsaP384,
             (AlgorithmArg::Ed25519, ..) => pb::Algorithm::Ed25519,
@@ -210,6 +237,16 @@ impl GenerateArgs {
             touch_policy: touch_policy as i32,
             pin: String::new(),
         })
+    }
+}
+
+impl GenerateArgs {
+    fn algorithm_word(&self) -> &'static str {
+        match self.algorithm() {
+            AlgorithmArg::Ecdsa => "an ECDSA",
+            AlgorithmArg::Ed25519 => "an Ed25519",
+            AlgorithmArg::Rsa => "an RSA",
+        }
     }
 }
 
@@ -257,7 +294,10 @@ pub(crate) async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow
     let request = args.request()?;
     let backend = request.backend.clone();
     touch_notice(client, args, &backend).await;
-    let key = generate_with_pin(client, request, args.pin_file.as_deref()).await?;
+    let meter = Meter::waiting(format!("Generating {} key", args.algorithm_word()));
+    let key = generate_with_pin(client, request, args.pin_file.as_deref()).await;
+    drop(meter);
+    let key = key?;
     let role = role_name(key.role, &key.delegation);
     let binding = match (role.as_str(), key.gun.as_str()) {
         ("", "") => "unbound".to_string(),
@@ -280,14 +320,20 @@ pub(crate) async fn generate(client: &mut Client, args: &GenerateArgs) -> anyhow
 pub(crate) struct DeleteArgs {
     /// Key ID of the key to delete.
     key_id: String,
-    /// Confirm the deletion; the private key is destroyed in its backend.
-    #[arg(long)]
+    /// Delete without asking; the private key is destroyed in its backend.
+    #[arg(short = 'y', long)]
     yes: bool,
+    /// Delete even a key in use: bound to a role or GUN, or named by a
+    /// collection's trusted metadata in the trust dir (that collection's
+    /// role can then never be signed or rotated by this key again).
+    #[arg(long)]
+    force: bool,
 }
 
-/// Refuses before contacting the daemon unless the deletion is confirmed.
+/// Refuses unless the deletion is confirmed: by --yes, or by a person at
+/// a terminal (asked once the key's uses are known).
 pub(crate) fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
-    if !args.yes {
+    if !args.yes && !std::io::stdin().is_terminal() {
         bail!(
             "not deleting key {}: deletion is irreversible (the private key is destroyed in its \
              backend and cannot be recovered). Re-run with --yes to delete it.",
@@ -297,17 +343,51 @@ pub(crate) fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn delete(client: &mut Client, args: &DeleteArgs) -> anyhow::Result<()> {
+pub(crate) async fn delete(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
     check_delete(args)?;
+    let mut client = crate::connect::connect(&ctx.keyd_socket).await?;
+    let key = client
+        .get_key(pb::GetKeyRequest {
+            key: args.key_id.clone(),
+        })
+        .await
+        .map_err(KeydError::from)?
+        .into_inner();
+    let uses = key_uses::uses(&key, &ctx.settings.trust_dir)?;
+    if !uses.is_empty() {
+        let list = uses.join("; ");
+        if !args.force {
+            bail!(
+                "not deleting key {}: it is in use ({list}). Deleting it leaves what it signs \
+                 unsignable; rotate the role to another key first (`notaryctl key rotate`), or \
+                 re-run with --force if you are sure",
+                key.key_id
+            );
+        }
+        eprintln!("warning: key {} is in use: {list}", key.key_id);
+    }
+    if !args.yes && !confirmed(&key.key_id)? {
+        bail!("not deleting key {}: you did not say yes", key.key_id);
+    }
     client
         .delete_key(pb::DeleteKeyRequest {
-            key_id: args.key_id.clone(),
-            confirm_key_id: args.key_id.clone(),
+            key_id: key.key_id.clone(),
+            confirm_key_id: key.key_id.clone(),
         })
         .await
         .map_err(KeydError::from)?;
-    eprintln!("Deleted key {}", args.key_id);
+    eprintln!("Deleted key {}", key.key_id);
     Ok(())
+}
+
+fn confirmed(key_id: &str) -> anyhow::Result<bool> {
+    eprint!("Delete key {key_id}? Its private key is destroyed and cannot be recovered. (yes/no) ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 #[derive(Debug, Args)]
@@ -358,7 +438,8 @@ mod tests {
 
     fn generate_args(algorithm: AlgorithmArg) -> GenerateArgs {
         GenerateArgs {
-            algorithm,
+            algorithm_arg: Some(algorithm),
+            algorithm: None,
             curve: None,
             bits: None,
             backend: None,
@@ -369,6 +450,7 @@ mod tests {
             pin_policy: None,
             touch_policy: None,
             pin_file: None,
+            output: None,
         }
     }
 
@@ -438,10 +520,12 @@ mod tests {
     }
 
     #[test]
-    fn delete_needs_yes() {
+    fn delete_needs_yes_off_a_terminal() {
+        // Tests run with stdin that is not a terminal.
         let args = DeleteArgs {
             key_id: "ab12".into(),
             yes: false,
+            force: false,
         };
         let err = check_delete(&args).unwrap_err().to_string();
         assert!(
@@ -450,8 +534,17 @@ mod tests {
         );
         assert!(check_delete(&DeleteArgs {
             key_id: "ab12".into(),
-            yes: true
+            yes: true,
+            force: false,
         })
         .is_ok());
+    }
+
+    #[test]
+    fn output_is_refused_with_the_reason() {
+        let mut args = generate_args(AlgorithmArg::Ecdsa);
+        args.output = Some("k".into());
+        let err = args.request().unwrap_err().to_string();
+        assert!(err.contains("never leaves its backend"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ pub(crate) struct ExportArgs {
     /// GUNs whose keys to export.
     #[arg(long = "gun", value_name = "GUN")]
     pub guns: Vec<String>,
+    /// File to write the export to.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -22,10 +23,19 @@ pub(crate) struct ImportArgs {
     /// PEM files with private keys.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+    /// Role to import the keys for.
     #[arg(short = 'r', long)]
     pub role: Option<String>,
+    /// GUN to import the keys for.
     #[arg(short = 'g', long)]
     pub gun: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PasswdArgs {
+    /// Key ID whose passphrase notary would change.
+    #[arg(value_name = "KEYID")]
+    pub key_id: String,
 }
 
 pub(crate) fn export(_: &ExportArgs) -> Result<()> {
@@ -48,6 +58,16 @@ pub(crate) fn import(args: &ImportArgs) -> Result<()> {
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
+    )
+}
+
+pub(crate) fn passwd(args: &PasswdArgs) -> Result<()> {
+    bail!(
+        "key passwd is refused: key {} has no passphrase of its own in notary-keyd. A token \
+         key is protected by the token's PIN (change it with the token's tools, e.g. \
+         `pkcs11-tool --change-pin` or `ykman piv access change-pin` after `notaryctl yubikey \
+         release`); the software keystore by the daemon's configured passphrase",
+        args.key_id
     )
 }
 

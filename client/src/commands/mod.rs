@@ -7,6 +7,7 @@ pub(crate) mod ceremony;
 pub(crate) mod certificate;
 pub(crate) mod key;
 pub(crate) mod key_transfer;
+pub(crate) mod key_uses;
 pub(crate) mod repo;
 pub(crate) mod sign;
 pub(crate) mod yubikey;

@@ -4,6 +4,7 @@
 //! size, checked while it streams in, so a slow or endless server cannot
 //! hold notaryctl or fill its memory.
 
+use super::proxy::Proxy;
 use super::RemoteError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -64,6 +65,8 @@ pub(super) struct Http {
     url: String,
     target: Target,
     connector: Option<TlsConnector>,
+    /// `HTTPS_PROXY`/`HTTP_PROXY` unless `NO_PROXY` exempts the server.
+    proxy: Option<Proxy>,
     sender: Option<SendRequest<Full<Bytes>>>,
     timeouts: Timeouts,
     /// `-D`: one stderr line per request.
@@ -89,10 +92,19 @@ impl Http {
         } else {
             None
         };
+        let proxy = Proxy::for_server(target.tls, &target.host, target.port, |name| {
+            std::env::var(name).ok()
+        })?;
+        if trace {
+            if let Some(proxy) = &proxy {
+                eprintln!("{url}: through the proxy {}", proxy.address());
+            }
+        }
         Ok(Http {
             url: url.trim_end_matches('/').to_string(),
             target,
             connector,
+            proxy,
             sender: None,
             timeouts,
             trace,
@@ -110,7 +122,9 @@ impl Http {
 
     /// Sends one request and reads at most `limit` bytes of the answer,
     /// within the request deadline. A connection that failed or was left
-    /// mid-answer is not used again.
+    /// mid-answer is not used again. A GET (which changes nothing) is tried
+    /// once more, within the same deadline, when a kept-alive connection
+    /// broke under it or the server answered 502, 503 or 504.
     pub(super) async fn send(
         &mut self,
         method: Method,
@@ -118,8 +132,30 @@ impl Http {
         body: Option<(String, Vec<u8>)>,
         limit: usize,
     ) -> Result<Response, RemoteError> {
-        let line = format!("{method} {path}");
         let deadline = Instant::now() + self.timeouts.request;
+        let reused = self.sender.is_some();
+        let idempotent = method == Method::GET;
+        let mut result = self
+            .attempt(method.clone(), path, body, limit, deadline)
+            .await;
+        if idempotent && worth_retrying(&result, reused) && Instant::now() < deadline {
+            if self.trace {
+                eprintln!("{method} {path}: trying once more");
+            }
+            result = self.attempt(method, path, None, limit, deadline).await;
+        }
+        result
+    }
+
+    async fn attempt(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<(String, Vec<u8>)>,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<Response, RemoteError> {
+        let line = format!("{method} {path}");
         let result = self.exchange(method, path, body, limit, deadline).await;
         if result.is_err() {
             self.sender = None;
@@ -237,9 +273,16 @@ impl Http {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, RemoteError> {
-        let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
-            .await
-            .map_err(|e| self.unreachable(e.to_string()))?;
+        let (host, port) = (self.target.host.as_str(), self.target.port);
+        let tcp = match &self.proxy {
+            Some(proxy) => proxy
+                .tunnel(host, port)
+                .await
+                .map_err(|cause| self.unreachable(cause))?,
+            None => TcpStream::connect((host, port))
+                .await
+                .map_err(|e| self.unreachable(e.to_string()))?,
+        };
         let _ = tcp.set_nodelay(true);
         match &self.connector {
             Some(connector) => {
@@ -340,16 +383,31 @@ fn parse_url(url: &str) -> Result<Target, RemoteError> {
     })
 }
 
+/// A failure another try may not have: a kept-alive connection the server
+/// had closed, or a gateway or overload answer. A server that cannot be
+/// reached at all, or that refuses the request, gets no second try.
+fn worth_retrying(result: &Result<Response, RemoteError>, reused: bool) -> bool {
+    match result {
+        Ok(r) => matches!(
+            r.status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ),
+        Err(RemoteError::Unreachable { .. }) => reused,
+        Err(_) => false,
+    }
+}
+
 fn connector(files: &TlsFiles) -> Result<TlsConnector, RemoteError> {
     let mut roots = RootCertStore::empty();
-    let ca = files
-        .ca
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    for cert in read_certs(&ca)? {
-        roots
-            .add(cert)
-            .map_err(|e| tls_file_error(&ca, e.to_string()))?;
+    match &files.ca {
+        Some(ca) => {
+            for cert in read_certs(ca)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| tls_file_error(ca, e.to_string()))?;
+            }
+        }
+        None => system_roots(&mut roots)?,
     }
     let builder = ClientConfig::builder().with_root_certificates(roots);
     let config = match (&files.cert, &files.key) {
@@ -369,6 +427,27 @@ fn connector(files: &TlsFiles) -> Result<TlsConnector, RemoteError> {
         }
     };
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The system's CA store, as rustls-native-certs finds it: $SSL_CERT_FILE
+/// or $SSL_CERT_DIR when set, else the distribution's bundle. Certificates
+/// rustls cannot use are skipped, as browsers skip them.
+fn system_roots(roots: &mut RootCertStore) -> Result<(), RemoteError> {
+    let found = rustls_native_certs::load_native_certs();
+    let (_added, _skipped) = roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        return Err(RemoteError::TlsConfig(format!(
+            "no CA certificates in the system store{}; give the notary server's CA with \
+             --tlscacert or remote_server.root_ca",
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", why.join("; "))
+            }
+        )));
+    }
+    Ok(())
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, RemoteError> {
@@ -517,6 +596,40 @@ mod tests {
             "{err}"
         );
         assert!(err.is_offline(), "a read may still use the cache");
+    }
+
+    #[tokio::test]
+    async fn a_get_is_tried_once_more_after_a_503_and_a_post_is_not() {
+        use tokio::io::AsyncWriteExt;
+        let answers = |first: &'static [u8], second: &'static [u8]| {
+            move |mut s: tokio::net::TcpStream| async move {
+                read_request(&mut s).await;
+                let _ = s.write_all(first).await;
+                read_request(&mut s).await;
+                let _ = s.write_all(second).await;
+            }
+        };
+        const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+        const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let url = serve(answers(BUSY, OK)).await;
+        let r = client(&url, 5_000, 60_000)
+            .send(Method::GET, "/x.json", None, 10_000)
+            .await
+            .unwrap();
+        assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &b"ok"[..]));
+        let url = serve(answers(BUSY, OK)).await;
+        let r = client(&url, 5_000, 60_000)
+            .send(Method::POST, "/x", Some(("a/b".into(), vec![1])), 10_000)
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        // Twice busy is an answer, not a loop.
+        let url = serve(answers(BUSY, BUSY)).await;
+        let r = client(&url, 5_000, 60_000)
+            .send(Method::GET, "/x.json", None, 10_000)
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileMeta {
@@ -31,28 +32,57 @@ impl FileMeta {
         }
     }
 
+    /// sha256 + sha512 and length of everything `reader` yields, read a
+    /// piece at a time: a file of any size costs the same memory.
+    pub fn for_reader(mut reader: impl Read) -> std::io::Result<FileMeta> {
+        let (mut sha256, mut sha512) = (Sha256::new(), Sha512::new());
+        let mut buf = vec![0u8; 1 << 16];
+        let mut length = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let piece = &buf[..n];
+            sha256.update(piece);
+            sha512.update(piece);
+            length += n as u64;
+        }
+        Ok(FileMeta {
+            hashes: BTreeMap::from([
+                ("sha256".to_string(), sha256.finalize().to_vec()),
+                ("sha512".to_string(), sha512.finalize().to_vec()),
+            ]),
+            length,
+            custom: None,
+        })
+    }
+
     /// Checks length and every sha256/sha512 hash present; like notary, other
     /// algorithms are ignored but at least one known hash must be there.
     pub fn check(&self, bytes: &[u8]) -> Result<(), MetadataError> {
-        let got = bytes.len() as u64;
-        if got != self.length {
+        self.check_against(&FileMeta::for_bytes(bytes))
+    }
+
+    /// [`check`](Self::check) for content already measured (e.g. with
+    /// [`for_reader`](Self::for_reader)): `got` is its length and hashes.
+    pub fn check_against(&self, got: &FileMeta) -> Result<(), MetadataError> {
+        if got.length != self.length {
             return Err(MetadataError::LengthMismatch {
                 expected: self.length,
-                got,
+                got: got.length,
             });
         }
         let mut checked = false;
-        if let Some(want) = self.hashes.get("sha256") {
-            if Sha256::digest(bytes)[..] != want[..] {
-                return Err(MetadataError::HashMismatch("sha256"));
+        for name in ["sha256", "sha512"] {
+            if let Some(want) = self.hashes.get(name) {
+                if got.hashes.get(name) != Some(want) {
+                    return Err(MetadataError::HashMismatch(name));
+                }
+                checked = true;
             }
-            checked = true;
-        }
-        if let Some(want) = self.hashes.get("sha512") {
-            if Sha512::digest(bytes)[..] != want[..] {
-                return Err(MetadataError::HashMismatch("sha512"));
-            }
-            checked = true;
         }
         if !checked {
             return Err(MetadataError::NoKnownHash);
@@ -97,6 +127,16 @@ mod tests {
             none.check(b"hello"),
             Err(MetadataError::NoKnownHash)
         ));
+    }
+
+    #[test]
+    fn reading_in_pieces_gives_the_same_meta() {
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let streamed = FileMeta::for_reader(&bytes[..]).unwrap();
+        assert_eq!(streamed, FileMeta::for_bytes(&bytes));
+        FileMeta::for_bytes(&bytes)
+            .check_against(&streamed)
+            .unwrap();
     }
 
     #[test]

@@ -2,16 +2,19 @@
 //! X.509 certificate files (as in notary) or keys already in notary-keyd
 //! (`--key KEYID`).
 
-use super::publish::publish_and_report;
+use super::publish::publish_if;
 use super::Context;
 use crate::collection::update::update;
 use crate::commands::sign::public_key;
 use crate::errors::KeydError;
+use crate::output;
 use crate::trust_dir::{Change, ChangeAction, ChangeKind, DelegationEdit};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use keyd_proto::convert::role_name;
 use keyd_proto::keyd as pb;
 use notary_tuf::{PublicKey, Role};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -32,7 +35,7 @@ pub(crate) struct AddArgs {
     /// The role may sign any path.
     #[arg(long, conflicts_with = "paths")]
     pub all_paths: bool,
-    /// Publish right away.
+    /// Publish right away (also what was staged before).
     #[arg(short = 'p', long)]
     pub publish: bool,
 }
@@ -46,11 +49,20 @@ pub(crate) struct RemoveArgs {
     /// Key IDs to remove from the role; with none (and no paths) the whole role goes.
     #[arg(value_name = "KEYID")]
     pub key_ids: Vec<String>,
+    /// A key ID to remove from the role, as `delegation add --key` names
+    /// it; repeatable, and the same as a KEYID argument.
+    #[arg(long = "key", value_name = "KEYID")]
+    pub keys: Vec<String>,
+    /// Path prefixes to remove from the role; repeatable or comma-separated.
     #[arg(long = "paths", value_name = "PATH", value_delimiter = ',')]
     pub paths: Vec<String>,
     /// Remove every path of the role.
     #[arg(long)]
     pub all_paths: bool,
+    /// Remove the whole role without asking (when no key or path is named).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Publish right away (also what was staged before).
     #[arg(short = 'p', long)]
     pub publish: bool,
 }
@@ -68,6 +80,7 @@ pub(crate) struct PurgeArgs {
     /// Key ID to remove from every delegation; repeatable.
     #[arg(long = "key", value_name = "KEYID", required = true)]
     pub keys: Vec<String>,
+    /// Publish right away (also what was staged before).
     #[arg(short = 'p', long)]
     pub publish: bool,
 }
@@ -79,6 +92,7 @@ pub(crate) struct WitnessArgs {
     /// Roles to re-sign unchanged at the next publish.
     #[arg(required = true, value_name = "ROLE")]
     pub roles: Vec<String>,
+    /// Publish right away (also what was staged before).
     #[arg(short = 'p', long)]
     pub publish: bool,
 }
@@ -125,6 +139,7 @@ pub(crate) async fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
                 .await
                 .map_err(KeydError::from)?
                 .into_inner();
+            check_binding(&key, &args.gun, &args.role)?;
             keys.push(public_key(&key)?);
         }
     }
@@ -155,23 +170,40 @@ pub(crate) async fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
         ids.join(", "),
         args.gun
     );
-    finish(ctx, &args.gun, args.publish).await
+    publish_if(ctx, &args.gun, args.publish).await
 }
 
-/// Publishes right away for `-p`.
-async fn finish(ctx: &Context, gun: &str, publish: bool) -> Result<()> {
-    if publish {
-        let mut remote = ctx.remote(gun)?;
-        let mut signer = ctx.signer(gun).await?;
-        publish_and_report(ctx, gun, &mut remote, &mut signer).await?;
+/// A key bound to another role or GUN could never sign `role` of `gun`:
+/// notary-keyd would refuse every signature the delegation needs.
+fn check_binding(key: &pb::Key, gun: &str, role: &str) -> Result<()> {
+    let bound_role = role_name(key.role, &key.delegation);
+    let wrong_role = !bound_role.is_empty() && bound_role != role;
+    let wrong_gun = !key.gun.is_empty() && key.gun != gun;
+    if wrong_role || wrong_gun {
+        let binding = match (bound_role.as_str(), key.gun.as_str()) {
+            (r, "") => format!("role {r:?}"),
+            ("", g) => format!("GUN {g:?}"),
+            (r, g) => format!("role {r:?} of GUN {g:?}"),
+        };
+        bail!(
+            "key {} is bound to {binding}, so notary-keyd would never let it sign {role} of \
+             {gun}; use a key made for the delegation: notaryctl key generate --role {role} \
+             --gun {gun}",
+            key.key_id
+        );
     }
     Ok(())
 }
 
 pub(crate) async fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
     delegation_role(&args.role)?;
+    let keys: Vec<String> = args.key_ids.iter().chain(&args.keys).cloned().collect();
+    let whole = keys.is_empty() && args.paths.is_empty() && !args.all_paths;
+    if whole && !args.yes {
+        confirm_whole_removal(&args.gun, &args.role)?;
+    }
     let edit = DelegationEdit {
-        remove_keys: args.key_ids.clone(),
+        remove_keys: keys.clone(),
         remove_paths: args.paths.clone(),
         clear_all_paths: args.all_paths,
         ..Default::default()
@@ -183,11 +215,44 @@ pub(crate) async fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
         Some(edit),
     )];
     ctx.gun_dir(&args.gun)?.changelist().add(&changes)?;
+    let what = if whole {
+        "(all its keys and paths)".to_string()
+    } else {
+        let mut parts = Vec::new();
+        if !keys.is_empty() {
+            parts.push(format!("keys [{}]", keys.join(", ")));
+        }
+        if args.all_paths {
+            parts.push("all paths".to_string());
+        } else if !args.paths.is_empty() {
+            parts.push(format!("paths [{}]", args.paths.join(", ")));
+        }
+        format!("with {}", parts.join(" and "))
+    };
     println!(
-        "Removal of delegation role {} from repository \"{}\" staged for next publish.",
+        "Removal of delegation role {} {what} from repository \"{}\" staged for next publish.",
         args.role, args.gun
     );
-    finish(ctx, &args.gun, args.publish).await
+    publish_if(ctx, &args.gun, args.publish).await
+}
+
+/// Removing a whole role asks first, as notary does; without a terminal
+/// to ask on, only -y says yes.
+fn confirm_whole_removal(gun: &str, role: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "not removing delegation role {role} of {gun}: removing a whole role (all its keys \
+             and paths) needs a yes; re-run with -y, or name the keys (--key) or paths \
+             (--paths) to remove"
+        );
+    }
+    eprint!("Remove all data (keys and paths) of delegation {role} of {gun}? (yes/no) ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => bail!("not removing delegation role {role} of {gun}: you did not say yes"),
+    }
 }
 
 pub(crate) async fn purge(ctx: &Context, args: &PurgeArgs) -> Result<()> {
@@ -207,7 +272,7 @@ pub(crate) async fn purge(ctx: &Context, args: &PurgeArgs) -> Result<()> {
         args.keys.join(", "),
         args.gun
     );
-    finish(ctx, &args.gun, args.publish).await
+    publish_if(ctx, &args.gun, args.publish).await
 }
 
 pub(crate) async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
@@ -223,23 +288,33 @@ pub(crate) async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
         println!("\nNo delegations present in this repository.\n");
         return Ok(());
     }
-    println!("{:<24} {:<24} {:<66} THRESHOLD", "ROLE", "PATHS", "KEY IDS");
-    println!("{:<24} {:<24} {:<66} ---------", "----", "-----", "-------");
+    let mut rows = Vec::new();
     for role in roles {
         let paths = if role.paths.iter().any(String::is_empty) {
             "\"\" <all paths>".to_string()
         } else {
             role.paths.join(",")
         };
-        let first = role.keyids.first().map(String::as_str).unwrap_or("");
-        println!(
-            "{:<24} {:<24} {:<66} {}",
-            role.name, paths, first, role.threshold
-        );
+        let first = role.keyids.first().cloned().unwrap_or_default();
+        rows.push(vec![
+            role.name.clone(),
+            paths,
+            first,
+            role.threshold.to_string(),
+        ]);
         for id in role.keyids.iter().skip(1) {
-            println!("{:<24} {:<24} {id}", "", "");
+            rows.push(vec![
+                String::new(),
+                String::new(),
+                id.clone(),
+                String::new(),
+            ]);
         }
     }
+    print!(
+        "{}",
+        output::table(&["ROLE", "PATHS", "KEY IDS", "THRESHOLD"], &rows)
+    );
     Ok(())
 }
 
@@ -262,5 +337,5 @@ pub(crate) async fn witness(ctx: &Context, args: &WitnessArgs) -> Result<()> {
         "Witnessing of {} staged for next publish.",
         args.roles.join(", ")
     );
-    finish(ctx, &args.gun, args.publish).await
+    publish_if(ctx, &args.gun, args.publish).await
 }

@@ -21,6 +21,16 @@ pub(crate) async fn run(ctx: &Context, args: &PublishArgs) -> Result<()> {
     publish_and_report(ctx, &args.gun, &mut remote, &mut signer).await
 }
 
+/// Publishes right away for `-p`.
+pub(crate) async fn publish_if(ctx: &Context, gun: &str, publish: bool) -> Result<()> {
+    if publish {
+        let mut remote = ctx.remote(gun)?;
+        let mut signer = ctx.signer(gun).await?;
+        publish_and_report(ctx, gun, &mut remote, &mut signer).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn publish_and_report(
     ctx: &Context,
     gun: &str,
@@ -28,7 +38,9 @@ pub(crate) async fn publish_and_report(
     signer: &mut KeydSigner,
 ) -> Result<()> {
     let dir = ctx.gun_dir(gun)?;
-    println!("Pushing changes to {gun}");
+    if !dir.changelist().list()?.is_empty() {
+        println!("Pushing changes to {gun}");
+    }
     let done = publish(remote, &dir, signer, &ctx.settings.pinning).await?;
     if let Some(root) = cached_root(&dir)? {
         renewal::warn(gun, &root.checked.metadata);

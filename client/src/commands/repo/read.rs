@@ -4,12 +4,15 @@
 use super::Context;
 use crate::ceremony::renewal;
 use crate::collection::update::{update, Repo};
-use anyhow::{anyhow, Context as _, Result};
+use crate::exit::NotTrusted;
+use crate::output;
+use crate::trust_dir::AtomicFile;
+use anyhow::{Context as _, Result};
 use clap::Args;
 use notary_tuf::trust::path_allowed;
 use notary_tuf::FileMeta;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -89,26 +92,21 @@ pub(crate) async fn list(ctx: &Context, args: &ListArgs) -> Result<()> {
         println!("\nNo targets present in this repository.\n");
         return Ok(());
     }
-    let width = targets.keys().map(|n| n.len()).max().unwrap_or(4).max(4);
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<width$}   {:<64}   {:<12}   ROLE",
-        "NAME", "DIGEST", "SIZE (BYTES)"
-    )?;
-    writeln!(
-        out,
-        "{:<width$}   {:<64}   {:<12}   ----",
-        "----", "------", "------------"
-    )?;
-    for (name, (meta, role)) in targets {
-        writeln!(
-            out,
-            "{name:<width$}   {:<64}   {:<12}   {role}",
-            sha256_hex(meta),
-            meta.length
-        )?;
-    }
+    let rows: Vec<Vec<String>> = targets
+        .into_iter()
+        .map(|(name, (meta, role))| {
+            vec![
+                name.to_string(),
+                sha256_hex(meta),
+                meta.length.to_string(),
+                role.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["NAME", "DIGEST", "SIZE (BYTES)", "ROLE"], &rows)
+    );
     Ok(())
 }
 
@@ -125,38 +123,79 @@ pub(crate) async fn lookup(ctx: &Context, args: &LookupArgs) -> Result<()> {
 }
 
 fn not_found(gun: &str, target: &str) -> anyhow::Error {
-    anyhow!("{gun} has no trusted target named {target:?}")
+    NotTrusted(format!("{gun} has no trusted target named {target:?}")).into()
 }
 
 pub(crate) async fn verify(ctx: &Context, args: &VerifyArgs) -> Result<()> {
-    let content = match &args.input {
-        Some(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-        }
-        None => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("cannot read the content from stdin")?;
-            buf
-        }
-    };
+    let (got, copy) = take_content(args)?;
     let repo = fetch(ctx, &args.gun).await?;
     let (meta, role) =
         find(&repo, &args.target).ok_or_else(|| not_found(&args.gun, &args.target))?;
-    meta.check(&content).map_err(|e| {
-        anyhow!(
+    meta.check_against(&got).map_err(|e| {
+        NotTrusted(format!(
             "the content does not match target {:?} of {} (signed by {role}): {e}",
-            args.target,
-            args.gun
-        )
+            args.target, args.gun
+        ))
     })?;
-    if args.quiet {
-        return Ok(());
-    }
-    match &args.output {
-        Some(path) => crate::trust_dir::write_atomic(path, &content)?,
-        None => std::io::stdout().lock().write_all(&content)?,
+    match copy {
+        None => {}
+        Some(Copy::Output(file)) => file.commit()?,
+        Some(Copy::Stdout(mut file)) => {
+            file.rewind()?;
+            std::io::copy(&mut file, &mut std::io::stdout().lock())
+                .context("cannot write the content to stdout")?;
+        }
     }
     Ok(())
+}
+
+/// Where verified content goes once it has been checked.
+enum Copy {
+    /// `-o FILE`, put in place only after the check.
+    Output(AtomicFile),
+    /// stdout, from an unnamed temp file.
+    Stdout(std::fs::File),
+}
+
+/// Measures the content as it is read (a piece at a time, so any size
+/// costs the same memory), keeping a copy only when it is to be written out.
+fn take_content(args: &VerifyArgs) -> Result<(FileMeta, Option<Copy>)> {
+    let (input, name): (Box<dyn Read>, String) = match &args.input {
+        Some(path) => (
+            Box::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            ),
+            path.display().to_string(),
+        ),
+        None => (Box::new(std::io::stdin().lock()), "stdin".to_string()),
+    };
+    let cannot = || format!("cannot read the content from {name}");
+    if args.quiet {
+        return Ok((FileMeta::for_reader(input).with_context(cannot)?, None));
+    }
+    let mut copy = match &args.output {
+        Some(path) => Copy::Output(AtomicFile::create(path)?),
+        None => Copy::Stdout(tempfile::tempfile().context("cannot create a temp file")?),
+    };
+    let sink: &mut dyn Write = match &mut copy {
+        Copy::Output(file) => file,
+        Copy::Stdout(file) => file,
+    };
+    let meta = FileMeta::for_reader(Tee { input, sink }).with_context(cannot)?;
+    Ok((meta, Some(copy)))
+}
+
+/// A reader that also writes what it reads to `sink`.
+struct Tee<'a, R> {
+    input: R,
+    sink: &'a mut dyn Write,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.sink.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }

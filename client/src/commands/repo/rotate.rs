@@ -37,7 +37,7 @@ pub(crate) struct RotateArgs {
     pub backend: Option<String>,
     /// Also sign the new root with the root keys of this many older root
     /// versions (for clients that trust an older root).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(short = 'l', long, value_name = "N", default_value_t = 0)]
     pub legacy: u64,
 }
 
@@ -62,16 +62,19 @@ pub(crate) async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let mut signer = ctx.signer(&args.gun).await?;
     let repo = update(&mut remote, &dir, &ctx.settings.pinning, false).await?;
     let old_root = repo.root.checked.metadata;
+    let mut new_key_text = None;
     let new_key = if args.server_managed {
         remote.rotate_key(role).await?
     } else if role == "root" {
-        root_cert_key(
+        let (cert_key, bare_id) = root_cert_key(
             signer.client(),
             &args.gun,
             args.key.as_deref(),
             args.backend.as_deref(),
         )
-        .await?
+        .await?;
+        new_key_text = Some(format!("{bare_id} (certificate {})", cert_key.key_id()));
+        cert_key
     } else {
         match &args.key {
             Some(name) => keyd_public(signer.client(), name).await?,
@@ -116,7 +119,7 @@ pub(crate) async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     println!(
         "Successfully rotated {role} key for repository {} to {}",
         args.gun,
-        new_key.key_id()
+        new_key_text.unwrap_or_else(|| new_key.key_id())
     );
     Ok(())
 }
@@ -171,19 +174,23 @@ async fn sign_with_root_keys(
     Ok(())
 }
 
-/// The new root key's certificate key: a named or new key, certified for the GUN.
+/// The new root key's certificate key (a named or new key, certified for
+/// the GUN) and the bare key's ID.
 async fn root_cert_key(
     client: &mut crate::connect::Client,
     gun: &str,
     named: Option<&str>,
     backend: Option<&str>,
-) -> Result<PublicKey> {
+) -> Result<(PublicKey, String)> {
     let key = match named {
         Some(name) => named_root_key(client, name).await?,
         None => new_root_key(client, backend).await?,
     };
     let cert = issue_checked(client, &key, gun, 0, None).await?;
-    Ok(PublicKey::from_certificate_pem(&cert.certificate_pem)?)
+    Ok((
+        PublicKey::from_certificate_pem(&cert.certificate_pem)?,
+        key.key_id,
+    ))
 }
 
 async fn keyd_public(client: &mut crate::connect::Client, name: &str) -> Result<PublicKey> {

@@ -1,7 +1,9 @@
 //! `add`, `addhash`, `remove`: staging target changes locally (no server,
 //! no keys), as `notary add` does; `publish` sends them.
 
+use super::publish::publish_if;
 use super::Context;
+use crate::meter::Meter;
 use crate::trust_dir::{Change, ChangeAction, ChangeKind};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
@@ -29,6 +31,9 @@ pub(crate) struct AddArgs {
     /// whitespace; `#` starts a comment). All are staged or none.
     #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["target", "file", "custom"])]
     pub from_file: Option<PathBuf>,
+    /// Publish right away (also what was staged before), as `publish` does.
+    #[arg(short = 'p', long)]
+    pub publish: bool,
 }
 
 #[derive(Debug, Args)]
@@ -45,10 +50,15 @@ pub(crate) struct AddHashArgs {
     /// Hex SHA-512 of the target.
     #[arg(long, value_name = "HEX")]
     pub sha512: Option<String>,
+    /// Delegation role(s) to add the target to (default: targets).
     #[arg(short = 'r', long = "roles", value_name = "ROLE")]
     pub roles: Vec<String>,
+    /// JSON file whose content becomes the target's `custom` field.
     #[arg(long, value_name = "FILE")]
     pub custom: Option<PathBuf>,
+    /// Publish right away (also what was staged before), as `publish` does.
+    #[arg(short = 'p', long)]
+    pub publish: bool,
 }
 
 #[derive(Debug, Args)]
@@ -57,11 +67,15 @@ pub(crate) struct RemoveArgs {
     pub gun: String,
     /// Target name.
     pub target: String,
+    /// Delegation role(s) to remove the target from (default: targets).
     #[arg(short = 'r', long = "roles", value_name = "ROLE")]
     pub roles: Vec<String>,
+    /// Publish right away (also what was staged before), as `publish` does.
+    #[arg(short = 'p', long)]
+    pub publish: bool,
 }
 
-pub(crate) fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
+pub(crate) async fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
     let roles = roles(&args.roles)?;
     let mut changes = Vec::new();
     let entries = match (&args.from_file, &args.target, &args.file) {
@@ -70,13 +84,17 @@ pub(crate) fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
         _ => bail!("give TARGET and FILE, or --from-file MANIFEST"),
     };
     let custom = read_custom(args.custom.as_deref())?;
+    let many =
+        (entries.len() > 1).then(|| Meter::items(entries.len() as u64, "Hashing targets".into()));
     for (target, file) in &entries {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let mut meta = FileMeta::for_bytes(&bytes);
+        let mut meta = measure(file, many.is_none())?;
         meta.custom = custom.clone();
         push_creates(&mut changes, &roles, target, meta);
+        if let Some(meter) = &many {
+            meter.advance(1);
+        }
     }
+    drop(many);
     stage(ctx, &args.gun, &changes)?;
     match entries.as_slice() {
         [(target, _)] => println!(
@@ -89,10 +107,25 @@ pub(crate) fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
             args.gun
         ),
     }
-    Ok(())
+    publish_if(ctx, &args.gun, args.publish).await
 }
 
-pub(crate) fn add_hash(ctx: &Context, args: &AddHashArgs) -> Result<()> {
+/// Length and hashes of a file, read in pieces (constant memory); with
+/// `show`, a progress line on a terminal while it is read.
+fn measure(file: &Path, show: bool) -> Result<FileMeta> {
+    let cannot = || format!("cannot read {}", file.display());
+    let handle = std::fs::File::open(file).with_context(cannot)?;
+    let size = handle.metadata().with_context(cannot)?.len();
+    let meta = if show {
+        let meter = Meter::bytes(size, format!("Hashing {}", file.display()));
+        FileMeta::for_reader(meter.reader(handle))
+    } else {
+        FileMeta::for_reader(handle)
+    };
+    meta.with_context(cannot)
+}
+
+pub(crate) async fn add_hash(ctx: &Context, args: &AddHashArgs) -> Result<()> {
     let roles = roles(&args.roles)?;
     let mut hashes = BTreeMap::new();
     for (name, hex_text, len) in [("sha256", &args.sha256, 32), ("sha512", &args.sha512, 64)] {
@@ -125,10 +158,10 @@ pub(crate) fn add_hash(ctx: &Context, args: &AddHashArgs) -> Result<()> {
         },
         args.gun
     );
-    Ok(())
+    publish_if(ctx, &args.gun, args.publish).await
 }
 
-pub(crate) fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
+pub(crate) async fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
     let changes: Vec<Change> = roles(&args.roles)?
         .into_iter()
         .map(|role| Change {
@@ -145,7 +178,7 @@ pub(crate) fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
         "Removal of {} from {} staged for next publish.",
         args.target, args.gun
     );
-    Ok(())
+    publish_if(ctx, &args.gun, args.publish).await
 }
 
 fn stage(ctx: &Context, gun: &str, changes: &[Change]) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `status`, `reset`, `delete`: the local staging area and cache.
 
 use super::Context;
+use crate::output;
 use crate::trust_dir::{ChangeAction, ChangeKind};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -40,26 +41,32 @@ pub(crate) fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         return Ok(());
     }
     println!("Unpublished changes for {}:\n", args.gun);
-    println!(
-        "{:<5} {:<9} {:<17} {:<11} PATH",
-        "#", "ACTION", "SCOPE", "TYPE"
+    let rows: Vec<Vec<String>> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let action = match c.action {
+                ChangeAction::Create => "create",
+                ChangeAction::Delete => "delete",
+            };
+            let kind = match c.kind {
+                ChangeKind::Target => "target",
+                ChangeKind::Delegation => "delegation",
+                ChangeKind::Witness => "witness",
+            };
+            vec![
+                i.to_string(),
+                action.to_string(),
+                c.role.clone(),
+                kind.to_string(),
+                c.path.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["#", "ACTION", "SCOPE", "TYPE", "PATH"], &rows)
     );
-    println!(
-        "{:<5} {:<9} {:<17} {:<11} ----",
-        "-", "------", "-----", "----"
-    );
-    for (i, c) in changes.iter().enumerate() {
-        let action = match c.action {
-            ChangeAction::Create => "create",
-            ChangeAction::Delete => "delete",
-        };
-        let kind = match c.kind {
-            ChangeKind::Target => "target",
-            ChangeKind::Delegation => "delegation",
-            ChangeKind::Witness => "witness",
-        };
-        println!("{i:<5} {action:<9} {:<17} {kind:<11} {}", c.role, c.path);
-    }
     Ok(())
 }
 
@@ -71,7 +78,8 @@ pub(crate) fn reset(ctx: &Context, args: &ResetArgs) -> Result<()> {
     let staged = changelist.list()?;
     if args.all {
         let files: Vec<_> = staged.iter().map(|s| s.file.clone()).collect();
-        return changelist.remove(&files);
+        changelist.remove(&files)?;
+        return reset_done(&args.gun);
     }
     let total: usize = staged.iter().map(|s| s.changes.len()).sum();
     if let Some(bad) = args.numbers.iter().find(|n| **n >= total) {
@@ -94,6 +102,11 @@ pub(crate) fn reset(ctx: &Context, args: &ResetArgs) -> Result<()> {
         }
         index += file.changes.len();
     }
+    reset_done(&args.gun)
+}
+
+fn reset_done(gun: &str) -> Result<()> {
+    println!("Successfully reset specified changes for repository {gun}");
     Ok(())
 }
 
