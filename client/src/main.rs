@@ -21,7 +21,7 @@ mod trust_dir;
 
 use clap::{Parser, Subcommand};
 use commands::ceremony::CeremonyCommand;
-use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
+use commands::repo::{self, delegation, init, migrate, publish, read, rotate, stage, status};
 use commands::{attest, backend, certificate, key, key_transfer, sign, yubikey};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -154,6 +154,21 @@ enum Command {
 
     /// Stage re-signing roles unchanged (e.g. after a key change).
     Witness(delegation::WitnessArgs),
+
+    /// Move a collection made by the stock notary CLI under notary-keyd.
+    ///
+    /// The stock client's root key file goes to notary-keyd still
+    /// encrypted, with its passphrase ($NOTARY_ROOT_PASSPHRASE, else a
+    /// prompt); notary-keyd holds it for this one signature. The root is
+    /// rotated to a key born in notary-keyd (signed by the old and the new
+    /// root key, so clients that trust the old root follow), targets and
+    /// snapshot get new keys, the result is published, and the imported
+    /// copy is destroyed. The stock trust dir is never changed: delete its
+    /// key files yourself afterwards. Running it again after an
+    /// interruption is safe.
+    ///
+    /// Example: notaryctl migrate example.com/app --root-backend hsm
+    Migrate(migrate::MigrateArgs),
 
     /// Add, remove, list and purge delegation roles and their keys.
     #[command(subcommand)]
@@ -336,6 +351,7 @@ async fn run_repo(cli: &Cli, socket: &std::path::Path) -> Option<anyhow::Result<
         Command::Reset(args) => ctx().and_then(|c| status::reset(&c, args)),
         Command::Delete(args) => async { status::delete(&ctx()?, args).await }.await,
         Command::Key(KeyCommand::Rotate(args)) => async { rotate::run(&ctx()?, args).await }.await,
+        Command::Migrate(args) => async { migrate::run(&ctx()?, args).await }.await,
         Command::Witness(args) => async { delegation::witness(&ctx()?, args).await }.await,
         Command::Ceremony(cmd) => async { commands::ceremony::run(&ctx()?, cmd).await }.await,
         Command::Delegation(cmd) => {
