@@ -4,8 +4,8 @@
 //! prost not to derive `Debug` for exactly these messages.
 
 use crate::keyd::{
-    GenerateKeyRequest, ImportForMigrationRequest, IssueRootCertificateRequest, SignRequest, UnlockRequest,
-    YubiKeySetupRequest,
+    GenerateKeyRequest, ImportForMigrationRequest, IssueRootCertificateRequest, SignRequest,
+    UnlockRequest, YubiKeySetupRequest,
 };
 use std::fmt;
 

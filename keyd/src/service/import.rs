@@ -116,6 +116,9 @@ impl KeydService {
             role: Role::Root,
             gun: gun.clone(),
         };
+        // Looked up before the import: a lookup after it would list the
+        // new key from the device, without its binding.
+        let held = self.registry.find(&expected).await;
         let want = expected.clone();
         let key = device
             .run(move |b| match b.imports() {
@@ -125,7 +128,7 @@ impl KeydService {
             .await
             .map_err(|e| status::from_device(&device.name, &e))?
             .map_err(|e| import_status(&device.name, e))?;
-        let entry = match self.registry.find(&expected).await {
+        let entry = match held {
             Some(held) => held,
             None => self
                 .registry

@@ -72,6 +72,10 @@ struct StockRootKey {
 struct StockCollection {
     root_bytes: Vec<u8>,
     root_keys: Vec<StockRootKey>,
+    /// Key files of root keys the stock root lists that are not there.
+    missing: Vec<String>,
+    /// How many root keys must sign.
+    threshold: usize,
     /// The stock client has the snapshot key file, so it signed snapshots.
     holds_snapshot: bool,
 }
@@ -122,14 +126,7 @@ impl StockCollection {
                 missing.push(file.display().to_string());
             }
         }
-        let threshold = usize::try_from(role.threshold).unwrap_or(usize::MAX);
-        if root_keys.len() < threshold.max(1) {
-            bail!(
-                "the stock trust dir lacks the root key file(s) of {gun}: {} not found; \
-                 nothing was imported",
-                missing.join(", ")
-            );
-        }
+        let threshold = usize::try_from(role.threshold).unwrap_or(usize::MAX).max(1);
         // Only a key ID (64 hex) names a file: root.json is data, not a path.
         let holds_snapshot = root.role("snapshot").is_some_and(|r| {
             r.keyids.iter().any(|id| {
@@ -141,18 +138,29 @@ impl StockCollection {
         Ok(StockCollection {
             root_bytes,
             root_keys,
+            missing,
+            threshold,
             holds_snapshot,
         })
     }
+}
 
-    /// True while `root` still lists one of the stock root keys.
-    fn still_trusted_by(&self, root: &Root) -> bool {
-        root.role("root").is_some_and(|r| {
-            self.root_keys
-                .iter()
-                .any(|k| r.keyids.contains(&k.listed.key_id()))
-        })
+/// True when every root key of `root` is a notary-keyd key and none is a
+/// stock one: the migration was published (by this or an earlier run).
+async fn migrated(signer: &mut KeydSigner, stock: &StockCollection, root: &Root) -> Result<bool> {
+    let Some(role) = root.role("root") else {
+        return Ok(false);
+    };
+    for id in &role.keyids {
+        let Some(listed) = root.keys.get(id) else {
+            return Ok(false);
+        };
+        let stock_key = stock.root_keys.iter().any(|k| k.listed.key_id() == *id);
+        if stock_key || signer.find(listed).await?.is_none() {
+            return Ok(false);
+        }
     }
+    Ok(true)
 }
 
 /// The stock root passphrase: the stock client's variable, else a prompt.
@@ -239,15 +247,22 @@ pub(crate) async fn run(ctx: &Context, args: &MigrateArgs) -> Result<()> {
     let mut signer = ctx.signer(gun).await?;
     let repo = update(&mut remote, &dir, &ctx.settings.pinning, false).await?;
     let old_root = repo.root.checked.metadata;
-    if !stock.still_trusted_by(&old_root) {
+    if migrated(&mut signer, &stock, &old_root).await? {
         println!(
-            "{gun} is under notary-keyd already: its root (version {}) no longer lists the \
-             stock root key",
+            "{gun} is under notary-keyd already: notary-keyd holds the keys of its root \
+             (version {})",
             old_root.version
         );
         return destroy_imported(&mut signer, &stock).await;
     }
 
+    if stock.root_keys.len() < stock.threshold {
+        bail!(
+            "the stock trust dir lacks the root key file(s) of {gun}: {} not found; nothing \
+             was imported",
+            stock.missing.join(", ")
+        );
+    }
     let passphrase = root_passphrase()?;
     for key in &stock.root_keys {
         import(&mut signer, gun, key, &passphrase).await?;
