@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;
-    // Messages that carry a PIN get a hand-written Debug that hides it
+    // Messages that carry a PIN or passphrase get a hand-written Debug that hides it
     // (src/redact.rs), so a logged request can never show a secret.
     tonic_prost_build::configure()
         .skip_debug(keyd_secret_messages())
@@ -31,6 +31,7 @@ fn keyd_secret_messages() -> Vec<String> {
         "UnlockRequest",
         "GenerateKeyRequest",
         "YubiKeySetupRequest",
+        "ImportForMigrationRequest",
     ]
     .iter()
     .map(|m| format!(".notary.keyd.v1.{m}"))

@@ -1,5 +1,6 @@
 //! The backend contract: a small core trait and optional capability traits.
 
+use crate::import::KeyImport;
 use crate::piv::PivAdmin;
 use crate::{Algorithm, BackendError, KeyUri, TriesLeft};
 use notary_tuf::PublicKey;
@@ -93,6 +94,11 @@ pub trait KeyBackend: Send + Sync {
     /// How a key came onto the device, as a token without attestation
     /// reports it (PKCS#11).
     fn key_origin(&self) -> Option<&dyn KeyOriginReport> {
+        None
+    }
+    /// Stock notary key files taken in for a migration, if the backend
+    /// takes them (the software keystore).
+    fn imports(&self) -> Option<&dyn KeyImport> {
         None
     }
 }

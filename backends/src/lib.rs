@@ -16,6 +16,7 @@ pub mod backend;
 #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
 mod encoding;
 pub mod error;
+pub mod import;
 pub mod piv;
 pub mod uri;
 

@@ -8,7 +8,7 @@
 //! notary, the last two may also come before the command.
 
 use crate::commands::ceremony::CeremonyCommand;
-use crate::commands::repo::{delegation, init, publish, read, rotate, stage, status};
+use crate::commands::repo::{delegation, init, migrate, publish, read, rotate, stage, status};
 use crate::commands::{attest, audit, backend, certificate, key, key_transfer, sign, yubikey};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -206,6 +206,21 @@ pub(crate) enum Command {
 
     /// Stage re-signing roles unchanged (e.g. after a key change).
     Witness(Online<delegation::WitnessArgs>),
+
+    /// Move a collection made by the stock notary CLI under notary-keyd.
+    ///
+    /// The stock client's root key file goes to notary-keyd still
+    /// encrypted, with its passphrase ($NOTARY_ROOT_PASSPHRASE, else a
+    /// prompt); notary-keyd holds it for this one signature. The root is
+    /// rotated to a key born in notary-keyd (signed by the old and the new
+    /// root key, so clients that trust the old root follow), targets and
+    /// snapshot get new keys, the result is published, and the imported
+    /// copy is destroyed. The stock trust dir is never changed: delete its
+    /// key files yourself afterwards. Running it again after an
+    /// interruption is safe.
+    ///
+    /// Example: notaryctl migrate example.com/app --root-backend hsm
+    Migrate(Online<migrate::MigrateArgs>),
 
     /// Add, remove, list and purge delegation roles and their keys.
     #[command(subcommand)]

@@ -31,7 +31,7 @@ use cli::{
     AuditCommand, BackendCommand, CertCommand, Cli, Command, ConfigOptions, DelegationCommand,
     KeyCommand, Local, Online, ServerOptions, YubikeyCommand,
 };
-use commands::repo::{self, delegation, init, publish, read, rotate, stage, status};
+use commands::repo::{self, delegation, init, migrate, publish, read, rotate, stage, status};
 use commands::{attest, audit, backend, certificate, key, key_transfer, sign, yubikey};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -110,6 +110,9 @@ async fn run_repo(cli: &Cli, socket: &Path) -> Option<Result<()>> {
         }
         Command::Key(KeyCommand::Rotate(c)) => {
             async { rotate::run(&online(cli, socket, c)?, &c.args).await }.await
+        }
+        Command::Migrate(c) => {
+            async { migrate::run(&online(cli, socket, c)?, &c.args).await }.await
         }
         Command::Witness(c) => {
             async { delegation::witness(&online(cli, socket, c)?, &c.args).await }.await

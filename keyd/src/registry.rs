@@ -404,6 +404,40 @@ impl Registry {
         role: Option<Role>,
         gun: Option<Gun>,
     ) -> Result<Arc<KeyEntry>, StateError> {
+        self.index_new(key, device, role, gun, |state, key_id, record| {
+            state.finish(id, Some((key_id, record)))
+        })
+    }
+
+    /// Records a key that came into `device` other than by generation (a
+    /// stock notary key imported for a migration) with its binding. The
+    /// caller holds `_change` from before the device step until now.
+    pub(crate) fn add_imported(
+        &self,
+        _change: &IndexChange<'_>,
+        device: &str,
+        key: BackendKey,
+        role: Option<&Role>,
+        gun: Option<&Gun>,
+    ) -> Result<Arc<KeyEntry>, StateError> {
+        self.index_new(
+            key,
+            device.to_string(),
+            role.cloned(),
+            gun.cloned(),
+            |state, key_id, record| state.put(key_id, record),
+        )
+    }
+
+    /// Stores a new key's binding through `store`, then indexes the key.
+    fn index_new(
+        &self,
+        key: BackendKey,
+        device: String,
+        role: Option<Role>,
+        gun: Option<Gun>,
+        store: impl FnOnce(&mut StateStore, &str, KeyRecord) -> Result<(), StateError>,
+    ) -> Result<Arc<KeyEntry>, StateError> {
         let key_id = key.public.key_id();
         let record = KeyRecord {
             backend: device.clone(),
@@ -417,7 +451,7 @@ impl Registry {
                 .unwrap_or_default(),
             certificate_pem: None,
         };
-        self.with_state(|s| s.finish(id, Some((&key_id, record))))?;
+        self.with_state(|s| store(s, &key_id, record))?;
         let entry = Arc::new(KeyEntry {
             key_id: key_id.clone(),
             device,

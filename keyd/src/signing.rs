@@ -243,6 +243,10 @@ impl SigningCore {
             .registry
             .device(&entry.device)
             .ok_or_else(|| key_not_found(&entry.key_id))?;
+        let imports = device.backend.imports();
+        if let Some(mark) = imports.and_then(|i| i.imported(&entry.key.uri)) {
+            crate::service::import::migration_signature(entry, &mark, &payload)?;
+        }
         let signing = device.sign(&entry.key, payload);
         let touch = |hint: &TouchHint| progress(touch_needed(&device.name, hint));
         let work = device.with_touch_prompts(&entry.key.uri, touch, signing);

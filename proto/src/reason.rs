@@ -77,6 +77,10 @@ reasons! {
     BadNewSecret => "BAD_NEW_SECRET", FailedPrecondition;
     WrongPuk => "WRONG_PUK", FailedPrecondition;
     PukBlocked => "PUK_BLOCKED", FailedPrecondition;
+    WrongPassphrase => "WRONG_PASSPHRASE", Unauthenticated;
+    KeyFileInvalid => "KEY_FILE_INVALID", InvalidArgument;
+    KeyMismatch => "KEY_MISMATCH", FailedPrecondition;
+    MigrationOnly => "MIGRATION_ONLY", PermissionDenied;
 }
 
 impl Reason {

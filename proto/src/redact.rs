@@ -1,11 +1,11 @@
-//! `Debug` for request messages that carry a PIN: every field is shown
-//! except the PIN, which reads `<redacted>` (or `<empty>`), so requests can
+//! `Debug` for request messages that carry a PIN or passphrase: every field
+//! is shown except the secret, which reads `<redacted>` (or `<empty>`), so requests can
 //! be logged or printed in a panic without leaking a secret. build.rs tells
 //! prost not to derive `Debug` for exactly these messages.
 
 use crate::keyd::{
-    GenerateKeyRequest, IssueRootCertificateRequest, SignRequest, UnlockRequest,
-    YubiKeySetupRequest,
+    GenerateKeyRequest, ImportForMigrationRequest, IssueRootCertificateRequest, SignRequest,
+    UnlockRequest, YubiKeySetupRequest,
 };
 use std::fmt;
 
@@ -42,6 +42,17 @@ impl fmt::Debug for IssueRootCertificateRequest {
             .field("gun", &self.gun)
             .field("validity_days", &self.validity_days)
             .field("pin", &Hidden(&self.pin))
+            .finish()
+    }
+}
+
+impl fmt::Debug for ImportForMigrationRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportForMigrationRequest")
+            .field("gun", &self.gun)
+            .field("key_file_len", &self.key_file.len())
+            .field("passphrase", &Hidden(&self.passphrase))
+            .field("certificate_pem_len", &self.certificate_pem.len())
             .finish()
     }
 }
@@ -124,12 +135,19 @@ mod tests {
             new_puk: PIN.into(),
             force: false,
         };
+        let import = ImportForMigrationRequest {
+            gun: "example.com/app".into(),
+            key_file: b"-----BEGIN ENCRYPTED PRIVATE KEY-----".to_vec(),
+            passphrase: PIN.into(),
+            certificate_pem: String::new(),
+        };
         for shown in [
             format!("{sign:?}"),
             format!("{issue:#?}"),
             format!("{unlock:?}"),
             format!("{generate:?}"),
             format!("{setup:?}"),
+            format!("{import:?}"),
         ] {
             assert!(!shown.contains(PIN), "PIN leaked: {shown}");
             assert!(shown.contains("<redacted>"), "{shown}");

@@ -10,8 +10,10 @@
 use super::sealing::{KdfParams, Sealed, Sealer};
 use super::signing_key::SigningKey;
 use crate::atomic_file::{remove_leftovers, write_atomic};
+use crate::import::ImportMark;
 use crate::{Algorithm, BackendError};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use notary_tuf::metadata::{Gun, Role};
 use rand_core::{OsRng, RngCore};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -50,6 +52,35 @@ pub(super) struct KeyFile {
     algorithm: String,
     pub label: String,
     private: PrivatePart,
+    /// Set for a key taken in from a stock notary key file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    imported: Option<ImportedFor>,
+}
+
+/// The import mark as stored: role and GUN names.
+#[derive(Serialize, Deserialize)]
+struct ImportedFor {
+    role: String,
+    gun: String,
+}
+
+impl ImportedFor {
+    fn of(mark: &ImportMark) -> ImportedFor {
+        ImportedFor {
+            role: mark.role.name().to_string(),
+            gun: mark.gun.as_str().to_string(),
+        }
+    }
+
+    fn mark(&self, id: &str) -> Result<ImportMark, BackendError> {
+        let bad = |e: &dyn std::fmt::Display| {
+            BackendError::Storage(format!("key {id}: import mark does not parse: {e}"))
+        };
+        Ok(ImportMark {
+            role: Role::parse(&self.role).map_err(|e| bad(&e))?,
+            gun: Gun::parse(&self.gun).map_err(|e| bad(&e))?,
+        })
+    }
 }
 
 fn storage(what: &str, path: &Path, e: impl std::fmt::Display) -> BackendError {
@@ -67,22 +98,32 @@ fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Associated data binding a sealed key to its file.
-fn aad(id: &str, algorithm: &str) -> Vec<u8> {
-    format!("notary-keyd soft key {id} {algorithm}").into_bytes()
+/// Associated data binding a sealed key to its file, and an imported key
+/// to its mark (removing the mark breaks the seal).
+fn aad(id: &str, algorithm: &str, imported: Option<&ImportedFor>) -> Vec<u8> {
+    let mut aad = format!("notary-keyd soft key {id} {algorithm}");
+    if let Some(mark) = imported {
+        aad.push_str(&format!(" imported {} {}", mark.role, mark.gun));
+    }
+    aad.into_bytes()
 }
 
 impl KeyFile {
+    /// `imported`: the mark of a key taken in from a stock notary file.
     pub(super) fn seal(
         id: &str,
         label: &str,
         key: &SigningKey,
         sealer: Option<&Sealer>,
+        imported: Option<&ImportMark>,
     ) -> Result<KeyFile, BackendError> {
         let algorithm = key.algorithm().as_str().to_string();
+        let imported = imported.map(ImportedFor::of);
         let pkcs8 = key.to_pkcs8()?;
         let private = match sealer {
-            Some(s) => PrivatePart::Sealed(s.seal(&pkcs8, &aad(id, &algorithm))?),
+            Some(s) => {
+                PrivatePart::Sealed(s.seal(&pkcs8, &aad(id, &algorithm, imported.as_ref()))?)
+            }
             None => PrivatePart::Plain(B64.encode(pkcs8.as_slice())),
         };
         Ok(KeyFile {
@@ -90,7 +131,13 @@ impl KeyFile {
             algorithm,
             label: label.to_string(),
             private,
+            imported,
         })
+    }
+
+    /// The import mark, for a key taken in from a stock notary file.
+    pub(super) fn import_mark(&self, id: &str) -> Result<Option<ImportMark>, BackendError> {
+        self.imported.as_ref().map(|m| m.mark(id)).transpose()
     }
 
     pub(super) fn load(
@@ -104,7 +151,7 @@ impl KeyFile {
             .map_err(|e| BackendError::Storage(format!("key {id}: {e}")))?;
         let pkcs8 = match (&self.private, sealer) {
             (PrivatePart::Sealed(sealed), Some(s)) => s
-                .open(sealed, &aad(id, &self.algorithm))
+                .open(sealed, &aad(id, &self.algorithm, self.imported.as_ref()))
                 .map_err(|e| BackendError::Storage(format!("key {id}: {e}")))?,
             (PrivatePart::Sealed(_), None) => {
                 return Err(BackendError::Storage(format!(

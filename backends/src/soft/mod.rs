@@ -9,10 +9,12 @@
 //! the daemon marks itself non-dumpable); they never leave this module.
 
 mod files;
+mod import;
 mod sealing;
 mod signing_key;
 
 use crate::backend::{Availability, BackendKey, CertificateStore, DeviceInfo, KeyBackend, KeySpec};
+use crate::import::{ImportMark, KeyImport};
 use crate::{Algorithm, BackendError, KeyUri};
 use files::{KeyFile, KeystoreDir};
 use sealing::Sealer;
@@ -44,6 +46,8 @@ impl std::fmt::Debug for SoftConfig {
 struct LoadedKey {
     info: BackendKey,
     key: SigningKey,
+    /// Set for a key taken in from a stock notary key file.
+    imported: Option<ImportMark>,
 }
 
 pub struct SoftBackend {
@@ -68,13 +72,21 @@ impl SoftBackend {
         let mut keys = HashMap::new();
         for (id, file) in dir.read_key_files()? {
             let key = file.load(&id, sealer.as_ref())?;
+            let imported = file.import_mark(&id)?;
             let info = BackendKey {
                 uri: KeyUri::new(SCHEME).with("id", &id),
                 public: key.public_key()?,
                 algorithm: key.algorithm(),
                 label: file.label.clone(),
             };
-            keys.insert(id, LoadedKey { info, key });
+            keys.insert(
+                id,
+                LoadedKey {
+                    info,
+                    key,
+                    imported,
+                },
+            );
         }
         Ok(SoftBackend {
             dir,
@@ -95,6 +107,34 @@ impl SoftBackend {
 
     fn poisoned() -> BackendError {
         BackendError::Storage("keystore lock poisoned by a panic".into())
+    }
+
+    /// Writes a new key file, then serves the key.
+    fn store(
+        &self,
+        key: SigningKey,
+        label: &str,
+        imported: Option<ImportMark>,
+    ) -> Result<BackendKey, BackendError> {
+        let id = files::new_key_id();
+        let file = KeyFile::seal(&id, label, &key, self.sealer.as_ref(), imported.as_ref())?;
+        self.dir.write_key_file(&id, &file)?;
+        let info = BackendKey {
+            uri: KeyUri::new(SCHEME).with("id", &id),
+            public: key.public_key()?,
+            algorithm: key.algorithm(),
+            label: label.to_string(),
+        };
+        let mut keys = self.keys.write().map_err(|_| Self::poisoned())?;
+        keys.insert(
+            id,
+            LoadedKey {
+                info: info.clone(),
+                key,
+                imported,
+            },
+        );
+        Ok(info)
     }
 }
 
@@ -141,24 +181,7 @@ impl KeyBackend for SoftBackend {
 
     fn generate(&self, spec: &KeySpec) -> Result<BackendKey, BackendError> {
         let key = SigningKey::generate(spec.algorithm)?;
-        let id = files::new_key_id();
-        let file = KeyFile::seal(&id, &spec.label, &key, self.sealer.as_ref())?;
-        self.dir.write_key_file(&id, &file)?;
-        let info = BackendKey {
-            uri: KeyUri::new(SCHEME).with("id", &id),
-            public: key.public_key()?,
-            algorithm: spec.algorithm,
-            label: spec.label.clone(),
-        };
-        let mut keys = self.keys.write().map_err(|_| Self::poisoned())?;
-        keys.insert(
-            id,
-            LoadedKey {
-                info: info.clone(),
-                key,
-            },
-        );
-        Ok(info)
+        self.store(key, &spec.label, None)
     }
 
     fn sign(&self, uri: &KeyUri, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
@@ -182,6 +205,10 @@ impl KeyBackend for SoftBackend {
     }
 
     fn certificates(&self) -> Option<&dyn CertificateStore> {
+        Some(self)
+    }
+
+    fn imports(&self) -> Option<&dyn KeyImport> {
         Some(self)
     }
 }

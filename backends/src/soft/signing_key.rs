@@ -100,6 +100,37 @@ impl SigningKey {
         })
     }
 
+    /// A key of whichever algorithm `der` (plain PKCS#8) holds.
+    pub(super) fn from_any_pkcs8(der: &[u8]) -> Result<SigningKey, BackendError> {
+        use rsa::traits::PublicKeyParts;
+        for algorithm in [
+            Algorithm::EcdsaP256,
+            Algorithm::EcdsaP384,
+            Algorithm::Ed25519,
+        ] {
+            if let Ok(key) = SigningKey::from_pkcs8(algorithm, der) {
+                return Ok(key);
+            }
+        }
+        let rsa = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| {
+            BackendError::Storage("not a P-256, P-384, Ed25519 or RSA private key".into())
+        })?;
+        let algorithm = match rsa.size() * 8 {
+            2048 => Algorithm::Rsa2048,
+            3072 => Algorithm::Rsa3072,
+            4096 => Algorithm::Rsa4096,
+            bits => {
+                return Err(BackendError::UnsupportedAlgorithm(format!(
+                    "RSA keys of {bits} bits (2048, 3072 or 4096 only)"
+                )))
+            }
+        };
+        Ok(SigningKey::Rsa(
+            Box::new(rsa::pss::BlindedSigningKey::new(rsa)),
+            algorithm,
+        ))
+    }
+
     /// The notary public key object: DER SPKI for ECDSA and RSA, raw 32
     /// bytes for Ed25519.
     pub(super) fn public_key(&self) -> Result<PublicKey, BackendError> {

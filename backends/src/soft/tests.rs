@@ -1,4 +1,5 @@
 use super::*;
+use crate::import::{ImportError, ImportMark, KeyImport, NotaryKeyFile};
 use notary_tuf::KeyType;
 use secrecy::SecretString;
 use std::os::unix::fs::PermissionsExt;
@@ -143,4 +144,101 @@ fn rejects_foreign_and_traversal_uris() {
         .unwrap()
         .certificate(&traversal)
         .is_err());
+}
+
+/// A root key file written by Debian's `notary` 0.7 (`notary key generate
+/// ecdsa --role root`, passphrase "rootpass"); its name is its key ID.
+const NOTARY_ROOT_KEY: &str = include_str!("testdata/notary-root.key");
+const NOTARY_ROOT_KEY_ID: &str = "1419cf7bdbc802d1103db2b9023f306d0e830d250839a1a04d0eccb53e41f72f";
+
+fn root_mark() -> ImportMark {
+    ImportMark {
+        role: notary_tuf::Role::Root,
+        gun: notary_tuf::metadata::Gun::parse("example.com/app").unwrap(),
+    }
+}
+
+fn import_root(
+    backend: &SoftBackend,
+    pass: &str,
+    expected: &str,
+) -> Result<BackendKey, ImportError> {
+    let file = NotaryKeyFile::parse(NOTARY_ROOT_KEY.as_bytes()).unwrap();
+    let pass = SecretString::from(pass.to_string());
+    backend.import(&file, &pass, expected, &root_mark())
+}
+
+#[test]
+fn a_stock_notary_key_is_imported_marked_and_kept_marked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    let backend = open(&dir, Some("at rest")).unwrap();
+    let key = import_root(&backend, "rootpass", NOTARY_ROOT_KEY_ID).unwrap();
+    assert_eq!(key.public.key_id(), NOTARY_ROOT_KEY_ID, "notary's key ID");
+    assert_eq!(key.algorithm, Algorithm::EcdsaP256);
+    assert_eq!(backend.imported(&key.uri), Some(root_mark()));
+    let again = import_root(&backend, "rootpass", NOTARY_ROOT_KEY_ID).unwrap();
+    assert_eq!(again.uri, key.uri, "a held key is not stored twice");
+    assert_eq!(backend.list().unwrap().len(), 1);
+    let made = backend.generate(&spec(Algorithm::EcdsaP256)).unwrap();
+    assert_eq!(backend.imported(&made.uri), None);
+    drop(backend);
+
+    let reopened = open(&dir, Some("at rest")).unwrap();
+    assert_eq!(reopened.imported(&key.uri), Some(root_mark()));
+    let sig = reopened.sign(&key.uri, b"payload").unwrap();
+    notary_tuf::verify(
+        &key.public,
+        notary_tuf::SignatureMethod::Ecdsa,
+        b"payload",
+        &sig,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_stripped_import_mark_breaks_the_seal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    let backend = open(&dir, Some("at rest")).unwrap();
+    let key = import_root(&backend, "rootpass", NOTARY_ROOT_KEY_ID).unwrap();
+    drop(backend);
+    let id = key.uri.get("id").unwrap();
+    let path = dir.join("keys").join(format!("{id}.json"));
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    file.as_object_mut().unwrap().remove("imported").unwrap();
+    std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+    assert!(
+        open(&dir, Some("at rest")).is_err(),
+        "an unmarked copy must not open"
+    );
+}
+
+#[test]
+fn a_bad_import_stores_nothing_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = open(&tmp.path().join("ks"), None).unwrap();
+    match import_root(&backend, "not the passphrase", NOTARY_ROOT_KEY_ID) {
+        Err(ImportError::WrongPassphrase) => {}
+        other => panic!("{other:?}"),
+    }
+    let other = "ab".repeat(32);
+    match import_root(&backend, "rootpass", &other) {
+        Err(ImportError::KeyMismatch { found, expected }) => {
+            assert_eq!(
+                (found.as_str(), expected.as_str()),
+                (NOTARY_ROOT_KEY_ID, other.as_str())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut file = NotaryKeyFile::parse(NOTARY_ROOT_KEY.as_bytes()).unwrap();
+    file.encrypted_der.truncate(40);
+    let pass = SecretString::from("rootpass".to_string());
+    assert!(matches!(
+        backend.import(&file, &pass, NOTARY_ROOT_KEY_ID, &root_mark()),
+        Err(ImportError::Invalid(_))
+    ));
+    assert!(backend.list().unwrap().is_empty());
 }

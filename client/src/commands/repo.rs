@@ -3,6 +3,7 @@
 
 pub(crate) mod delegation;
 pub(crate) mod init;
+pub(crate) mod migrate;
 pub(crate) mod publish;
 pub(crate) mod read;
 pub(crate) mod rotate;

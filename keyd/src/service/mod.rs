@@ -2,6 +2,7 @@
 //! dispatch to devices. One file per group of RPCs.
 
 mod attest;
+pub(crate) mod import;
 mod keys;
 mod progress;
 mod signing;
@@ -170,5 +171,12 @@ impl pb::keyd_server::Keyd for KeydService {
         request: tonic::Request<pb::AttestKeyRequest>,
     ) -> Result<tonic::Response<pb::KeyAttestation>, Status> {
         self.attest_key_rpc(request).await
+    }
+
+    async fn import_for_migration(
+        &self,
+        request: tonic::Request<pb::ImportForMigrationRequest>,
+    ) -> Result<tonic::Response<pb::Key>, Status> {
+        self.import_for_migration_rpc(request).await
     }
 }

@@ -129,7 +129,7 @@ fn legacy_versions(current: u64, legacy: u64) -> impl Iterator<Item = u64> {
 }
 
 /// `old` with `role`'s keys replaced by `new_key`; keys no role uses are dropped.
-fn replace_role_key(old: &Root, role: &str, new_key: &PublicKey) -> Root {
+pub(super) fn replace_role_key(old: &Root, role: &str, new_key: &PublicKey) -> Root {
     let mut root = old.clone();
     root.roles.insert(
         role.to_string(),
@@ -150,7 +150,7 @@ fn replace_role_key(old: &Root, role: &str, new_key: &PublicKey) -> Root {
 
 /// Signs with every root key of `root` that notary-keyd holds and that has
 /// not signed yet.
-async fn sign_with_root_keys(
+pub(super) async fn sign_with_root_keys(
     signer: &mut KeydSigner,
     envelope: &mut SignedEnvelope,
     root: &Root,
@@ -176,7 +176,7 @@ async fn sign_with_root_keys(
 
 /// The new root key's certificate key (a named or new key, certified for
 /// the GUN) and the bare key's ID.
-async fn root_cert_key(
+pub(super) async fn root_cert_key(
     client: &mut crate::connect::Client,
     gun: &str,
     named: Option<&str>,
