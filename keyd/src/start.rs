@@ -86,6 +86,37 @@ fn listen(
     Ok((listener, Some(socket.to_path_buf())))
 }
 
+/// Opens what both APIs serve from: the state store, the audit log, the
+/// backends and their keys, and the policy with `uid` as the daemon's own
+/// user. Also returns the names of the backends that could not be opened.
+pub(crate) async fn open_service(
+    config: &Config,
+    uid: u32,
+) -> Result<(service::KeydService, Vec<String>)> {
+    std::fs::create_dir_all(&config.server.state_dir).with_context(|| {
+        format!(
+            "cannot create state dir {}",
+            config.server.state_dir.display()
+        )
+    })?;
+    let state = state::StateStore::open(&config.server.state_dir)?;
+    let audit = audit::AuditLog::open(&config.server.audit_log)?;
+    let (devices, failed) = open_devices(config);
+    if devices.is_empty() {
+        bail!("no backend could be opened; see the errors above");
+    }
+    let registry = Arc::new(registry::Registry::new(devices, state));
+    registry.refresh().await;
+    let service = service::KeydService {
+        policy: Arc::new(policy::Policy::new(uid, config.policies.clone())),
+        signing: signing::SigningCore::new(Arc::clone(&registry), audit.clone()),
+        registry,
+        audit,
+        default_backend: config.default_backend().to_string(),
+    };
+    Ok((service, failed))
+}
+
 /// Runs the daemon until it is told to stop.
 pub async fn run(args: Args) -> Result<()> {
     logging::init();
@@ -120,28 +151,9 @@ pub async fn run(args: Args) -> Result<()> {
         .or_else(|| config.server.socket.clone())
         .unwrap_or_else(|| PathBuf::from(keyd_proto::socket::SYSTEM_SOCKET));
 
-    std::fs::create_dir_all(&config.server.state_dir).with_context(|| {
-        format!(
-            "cannot create state dir {}",
-            config.server.state_dir.display()
-        )
-    })?;
-    let state = state::StateStore::open(&config.server.state_dir)?;
-    let audit = audit::AuditLog::open(&config.server.audit_log)?;
-    let (devices, failed) = open_devices(&config);
-    if devices.is_empty() {
-        bail!("no backend could be opened; see the errors above");
-    }
-    let registry = Arc::new(registry::Registry::new(devices, state));
-    registry.refresh().await;
-    let policy = Arc::new(policy::Policy::new(uid, config.policies.clone()));
-    let service = service::KeydService {
-        registry: Arc::clone(&registry),
-        policy: Arc::clone(&policy),
-        signing: signing::SigningCore::new(Arc::clone(&registry), audit.clone()),
-        audit,
-        default_backend: config.default_backend().to_string(),
-    };
+    let (service, failed) = open_service(&config, uid).await?;
+    let registry = Arc::clone(&service.registry);
+    let policy = Arc::clone(&service.policy);
     // One stop for both listeners: the lifecycle (signals) ends the socket
     // server, and that stop is passed on to the signer API.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
