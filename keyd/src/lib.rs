@@ -46,3 +46,11 @@ mod systemd;
 mod wire;
 
 pub use start::{run, Args};
+
+/// The daemon built in-process for the fuzz targets in `fuzz/`: the same
+/// construction as [`run`], minus the socket, the TLS listener and the
+/// signals, so a fuzz target can call every RPC of both APIs through tonic
+/// without a connection. Compiled only with the `fuzzing` feature, which
+/// nothing in the product enables.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
