@@ -46,7 +46,7 @@ cargo build -q --release --target "$triple" --manifest-path fuzz/Cargo.toml "${b
 dict_for() {
   case $1 in
     canonical_scan | metadata | trust) echo fuzz/dict/json.dict ;;
-    key_uri | piv_apdu) echo "fuzz/dict/$1.dict" ;;
+    key_uri | piv_apdu | keyd_config) echo "fuzz/dict/$1.dict" ;;
   esac
 }
 

@@ -1,6 +1,11 @@
 //! What the fuzz targets share: the stock notary 0.7 collections from
 //! `tuf/tests/data/notary-0.7`, compiled in so a target needs no files at
-//! run time, and the moment at which their certificates are valid.
+//! run time, and the moment at which their certificates are valid; and,
+//! for `daemon_rpc`, the daemon served in-process (`daemon`) and the raw
+//! gRPC call into it (`grpc`).
+
+pub mod daemon;
+pub mod grpc;
 
 use notary_tuf::metadata::parse_expires;
 use notary_tuf::{Metadata, Root, SignedEnvelope, Targets, Timestamp};

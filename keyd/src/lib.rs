@@ -51,3 +51,11 @@ mod wire;
 
 pub use logging::report_fatal;
 pub use start::{offline_command, run, Args};
+
+/// The daemon built in-process for the fuzz targets in `fuzz/`: the same
+/// construction as [`run`], minus the socket, the TLS listener and the
+/// signals, so a fuzz target can call every RPC of both APIs through tonic
+/// without a connection. Compiled only with the `fuzzing` feature, which
+/// nothing in the product enables.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;

@@ -195,6 +195,83 @@ fn listen(
     Ok((listener, Some(socket.to_path_buf())))
 }
 
+/// What both APIs serve from, opened by [`open_service`].
+pub(crate) struct ServiceParts {
+    /// The state store, audit log, backends and their keys, and policy.
+    pub(crate) service: service::KeydService,
+    /// The backends that could not be opened at all.
+    pub(crate) failed: Arc<[String]>,
+    /// The audit key, or why there is none.
+    pub(crate) audit_key: Result<Arc<audit::AuditKey>, String>,
+    /// Signs the audit chain's head now and then; finished at stop.
+    pub(crate) checkpoints: audit::Checkpointer,
+}
+
+/// Opens what both APIs serve from, with `uid` as the daemon's own user.
+pub(crate) async fn open_service(config: &Config, uid: u32) -> Result<ServiceParts> {
+    std::fs::create_dir_all(&config.server.state_dir).with_context(|| {
+        format!(
+            "cannot create state dir {}",
+            config.server.state_dir.display()
+        )
+    })?;
+    let state = state::StateStore::open(&config.server.state_dir)?;
+    let audit_config = config.audit().map_err(anyhow::Error::msg)?;
+    if let Some(file) = config.legacy_audit_log() {
+        tracing::warn!(
+            audit_log = %file.display(),
+            dir = %audit_config.dir.display(),
+            "[server] audit_log is read as [audit] dir: the log is written in segments \
+             (audit-NNNNNN.jsonl) in that directory, and the file itself, if any, is left as it is; \
+             move the setting to an [audit] table"
+        );
+    }
+    let audit = audit::AuditLog::open(&audit_config).await?;
+    let head = audit.snapshot();
+    tracing::info!(
+        dir = %audit_config.dir.display(),
+        segment = %head.segment.display(),
+        seq = head.head.seq,
+        "audit log open"
+    );
+    let (opened, failed) = open_backends(config);
+    let failed: Arc<[String]> = failed.into();
+    if opened.is_empty() {
+        bail!("no backend could be opened; see the errors above");
+    }
+    let (devices, audit_key) = open_devices(config, &audit_config, opened).await;
+    let checkpoints = audit::Checkpointer::start(
+        audit.clone(),
+        audit_key.clone(),
+        &devices,
+        std::time::Duration::from_secs(audit_config.checkpoint_seconds),
+    );
+    let registry = Arc::new(registry::Registry::new(
+        devices,
+        state,
+        config.server.limits.key_rescan_interval(),
+    ));
+    registry.refresh("start").await;
+    let policy = Arc::new(policy::Policy::new(
+        uid,
+        policy::Directory::user_name(&policy::Nss, uid),
+        config.rules.clone(),
+    ));
+    let service = service::KeydService {
+        signing: signing::SigningCore::new(Arc::clone(&registry), audit.clone()),
+        registry,
+        policy,
+        audit,
+        default_backend: config.default_backend().to_string(),
+    };
+    Ok(ServiceParts {
+        service,
+        failed,
+        audit_key,
+        checkpoints,
+    })
+}
+
 /// Runs the daemon until it is told to stop.
 pub async fn run(args: Args) -> Result<()> {
     if args.print_config {
@@ -232,61 +309,14 @@ pub async fn run(args: Args) -> Result<()> {
         .or_else(|| config.server.socket.clone())
         .unwrap_or_else(|| PathBuf::from(keyd_proto::socket::SYSTEM_SOCKET));
 
-    std::fs::create_dir_all(&config.server.state_dir).with_context(|| {
-        format!(
-            "cannot create state dir {}",
-            config.server.state_dir.display()
-        )
-    })?;
-    let state = state::StateStore::open(&config.server.state_dir)?;
-    let audit_config = config.audit().map_err(anyhow::Error::msg)?;
-    if let Some(file) = config.legacy_audit_log() {
-        tracing::warn!(
-            audit_log = %file.display(),
-            dir = %audit_config.dir.display(),
-            "[server] audit_log is read as [audit] dir: the log is written in segments \
-             (audit-NNNNNN.jsonl) in that directory, and the file itself, if any, is left as it is; \
-             move the setting to an [audit] table"
-        );
-    }
-    let audit = audit::AuditLog::open(&audit_config).await?;
-    let head = audit.snapshot();
-    tracing::info!(
-        dir = %audit_config.dir.display(),
-        segment = %head.segment.display(),
-        seq = head.head.seq,
-        "audit log open"
-    );
-    let (opened, failed) = open_backends(&config);
-    let failed: Arc<[String]> = failed.into();
-    if opened.is_empty() {
-        bail!("no backend could be opened; see the errors above");
-    }
-    let (devices, audit_key) = open_devices(&config, &audit_config, opened).await;
-    let checkpoints = audit::Checkpointer::start(
-        audit.clone(),
-        audit_key.clone(),
-        &devices,
-        std::time::Duration::from_secs(audit_config.checkpoint_seconds),
-    );
-    let registry = Arc::new(registry::Registry::new(
-        devices,
-        state,
-        config.server.limits.key_rescan_interval(),
-    ));
-    registry.refresh("start").await;
-    let policy = Arc::new(policy::Policy::new(
-        uid,
-        policy::Directory::user_name(&policy::Nss, uid),
-        config.rules.clone(),
-    ));
-    let service = service::KeydService {
-        registry: Arc::clone(&registry),
-        policy: Arc::clone(&policy),
-        signing: signing::SigningCore::new(Arc::clone(&registry), audit.clone()),
-        audit,
-        default_backend: config.default_backend().to_string(),
-    };
+    let ServiceParts {
+        service,
+        failed,
+        audit_key,
+        checkpoints,
+    } = open_service(&config, uid).await?;
+    let registry = Arc::clone(&service.registry);
+    let policy = Arc::clone(&service.policy);
     // One stop for both listeners: the lifecycle (signals) ends the socket
     // server, and that stop is passed on to the signer API.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());

@@ -93,34 +93,14 @@ pub(crate) async fn start(
             addr: config.listen.to_string(),
             error,
         })?;
-    let (registry, audit, default_backend) = keys;
-    let backend = config
-        .backend
-        .clone()
-        .unwrap_or_else(|| default_backend.to_string());
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    let health = SignerHealth::new(reporter, registry.device(&backend).cloned()).await;
-    health.watch();
-    let api = SignerApi {
-        health,
-        backend,
-        store: Arc::new(ApiKeyStore::open(state_dir)?),
-        allowed: AllowedClients::new(&config.allowed_clients, &config.shares),
-        device_timeout: config.device_timeout(),
-        max_keys: config.max_keys,
-        create_lock: Arc::new(tokio::sync::Mutex::new(())),
-        registry,
-        audit,
-        signing,
-    };
+    let api = SignerApi::new(config, state_dir, signing, keys, reporter).await?;
+    api.health.watch();
     let health_service = tonic::service::interceptor::InterceptedService::new(
         health_service,
         api.allowed.interceptor(),
     );
-    let key_management = pb::key_management_server::KeyManagementServer::new(api.clone())
-        .max_decoding_message_size(max_message_bytes);
-    let signer =
-        pb::signer_server::SignerServer::new(api).max_decoding_message_size(max_message_bytes);
+    let (key_management, signer) = api.services(max_message_bytes);
     let router = builder
         .add_service(health_service)
         .add_service(key_management)
@@ -141,6 +121,52 @@ pub(crate) async fn start(
             tracing::error!(error = %e, "signer API stopped");
         }
     }))
+}
+
+type Services = (
+    pb::key_management_server::KeyManagementServer<SignerApi>,
+    pb::signer_server::SignerServer<SignerApi>,
+);
+
+impl SignerApi {
+    /// The API over the daemon's registry, signing core and audit log, with
+    /// its key store opened and its health published to `reporter`.
+    pub(crate) async fn new(
+        config: &SignerApiConfig,
+        state_dir: &Path,
+        signing: SigningCore,
+        keys: (Arc<Registry>, AuditLog, &str),
+        reporter: tonic_health::server::HealthReporter,
+    ) -> Result<SignerApi, StartError> {
+        let (registry, audit, default_backend) = keys;
+        let backend = config
+            .backend
+            .clone()
+            .unwrap_or_else(|| default_backend.to_string());
+        let health = SignerHealth::new(reporter, registry.device(&backend).cloned()).await;
+        Ok(SignerApi {
+            health,
+            backend,
+            store: Arc::new(ApiKeyStore::open(state_dir)?),
+            allowed: AllowedClients::new(&config.allowed_clients, &config.shares),
+            device_timeout: config.device_timeout(),
+            max_keys: config.max_keys,
+            create_lock: Arc::new(tokio::sync::Mutex::new(())),
+            registry,
+            audit,
+            signing,
+        })
+    }
+
+    /// `proto.KeyManagement` and `proto.Signer`, taking requests of at
+    /// most `max_message_bytes`.
+    pub(crate) fn services(self, max_message_bytes: usize) -> Services {
+        (
+            pb::key_management_server::KeyManagementServer::new(self.clone())
+                .max_decoding_message_size(max_message_bytes),
+            pb::signer_server::SignerServer::new(self).max_decoding_message_size(max_message_bytes),
+        )
+    }
 }
 
 impl SignerApi {
