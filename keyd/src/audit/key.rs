@@ -15,10 +15,11 @@ use crate::backends::{BackendConfig, BackendType};
 use crate::device::Device;
 use crate::pin_source::PinSource;
 use anyhow::{bail, Context, Result};
+use keyd_backends::import::KeyImport;
 use keyd_backends::soft::{SoftBackend, SoftConfig};
 use keyd_backends::{
     Algorithm, Availability, BackendError, BackendKey, CertificateStore, DeviceInfo, KeyAttest,
-    KeyBackend, KeySpec, KeyUri, TokenLogin,
+    KeyBackend, KeyOriginReport, KeySpec, KeyUri, TokenLogin,
 };
 use notary_tuf::{KeyType, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -313,6 +314,15 @@ impl KeyBackend for Guarded {
     }
     fn attestation(&self) -> Option<&dyn KeyAttest> {
         self.inner.attestation()
+    }
+    // Every optional capability passes through: a default `None` here
+    // would make the backend look unable to do it (a PKCS#11 token could
+    // no longer report its keys' origin to a ceremony).
+    fn key_origin(&self) -> Option<&dyn KeyOriginReport> {
+        self.inner.key_origin()
+    }
+    fn imports(&self) -> Option<&dyn KeyImport> {
+        self.inner.imports()
     }
 }
 
