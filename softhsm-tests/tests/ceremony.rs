@@ -318,10 +318,21 @@ async fn two_of_three_on_a_yubikey_and_softhsm_tokens_is_trusted_by_stock_notary
     let refused = failed(rig.online(&["ceremony", "publish", &bundle]));
     assert!(refused.contains("the bundle is incomplete"), "{refused}");
     assert!(refused.contains("1 more of: bob, carol"), "{refused}");
+    // With a valid targets beside it, so that only the root's threshold
+    // can be what the server refuses.
     let root_json = Path::new(&bundle).join("root.json");
-    let (code, body) = post_by_hand(&rig.server, GUN, &[("root", &root_json)]).unwrap();
+    let targets_json = signed_empty_targets(&rig, &targets, GUN);
+    let (code, body) = post_by_hand(
+        &rig.server,
+        GUN,
+        &[("root", &root_json), ("targets", &targets_json)],
+    )
+    .unwrap();
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("root"), "{body}");
+    assert!(
+        body.contains("failed to validate integrity of roots"),
+        "{body}"
+    );
 
     let signed = rig.sign(&bundle, "bob", TOKEN_PIN).ok().unwrap();
     assert!(
@@ -1096,6 +1107,36 @@ fn keyd_signature(
     serde_json::from_str(out.stdout.trim()).unwrap()
 }
 
+/// An empty targets v1 for `gun`, signed through notary-keyd by `key`,
+/// written in the rig's dir: what a first upload carries beside its root.
+fn signed_empty_targets(rig: &Rig, key: &str, gun: &str) -> PathBuf {
+    use notary_tuf::metadata::format_expires;
+    use notary_tuf::{MetadataType, Targets};
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let mut targets = SignedEnvelope::from_metadata(&Targets {
+        kind: MetadataType::Targets,
+        delegations: Default::default(),
+        expires: format_expires(now + 365 * 86_400, 0),
+        targets: std::collections::BTreeMap::new(),
+        version: 1,
+    })
+    .unwrap();
+    targets.signatures.push(keyd_signature(
+        rig,
+        key,
+        "targets",
+        gun,
+        &targets.signed_bytes,
+    ));
+    PathBuf::from(rig.write("targets.json", &targets.to_bytes()))
+}
+
 fn server_key(rig: &Rig, gun: &str, role: &str) -> PublicKey {
     let res = rig
         .server
@@ -1107,7 +1148,7 @@ fn server_key(rig: &Rig, gun: &str, role: &str) -> PublicKey {
 #[test]
 fn a_root_listing_one_key_twice_is_refused_by_notaryctl_though_notary_takes_it() {
     use notary_tuf::metadata::{format_expires, RootRole};
-    use notary_tuf::{MetadataType, Targets};
+    use notary_tuf::MetadataType;
     use std::collections::BTreeMap;
     const GUN: &str = "example.com/ceremony/one-key-twice";
     let rig = rig("one-key-twice", &[("alice", false)], None);
@@ -1173,30 +1214,12 @@ fn a_root_listing_one_key_twice_is_refused_by_notaryctl_though_notary_takes_it()
             ..sig.clone()
         });
     }
-    let mut targets_env = SignedEnvelope::from_metadata(&Targets {
-        kind: MetadataType::Targets,
-        delegations: Default::default(),
-        expires: format_expires(now + 365 * 86_400, 0),
-        targets: BTreeMap::new(),
-        version: 1,
-    })
-    .unwrap();
-    targets_env.signatures.push(keyd_signature(
-        &rig,
-        &targets_id,
-        "targets",
-        GUN,
-        &targets_env.signed_bytes,
-    ));
     let root_file = rig.write("root.json", &root_env.to_bytes());
-    let targets_file = rig.write("targets.json", &targets_env.to_bytes());
+    let targets_file = signed_empty_targets(&rig, &targets_id, GUN);
     let (code, body) = post_by_hand(
         &rig.server,
         GUN,
-        &[
-            ("root", Path::new(&root_file)),
-            ("targets", Path::new(&targets_file)),
-        ],
+        &[("root", Path::new(&root_file)), ("targets", &targets_file)],
     )
     .unwrap();
     assert!(
