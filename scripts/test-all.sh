@@ -66,7 +66,8 @@ log "building the Debian package (scripts/build-deb.sh)"
 NOTARY_KEYD_DEB=$(scripts/build-deb.sh | tail -n 1)
 export NOTARY_KEYD_DEB
 log "cargo test"
-cargo test --workspace -- --test-threads=4
+# --no-fail-fast: one run names every failing test, not just the first binary.
+cargo test --workspace --no-fail-fast -- --test-threads=4
 # Every fuzz target for a bounded time from its corpus; a crash fails the run
 # and leaves its input under target/fuzz/artifacts/ (docs/reliability.md).
 log "fuzzing each target for ${NOTARY_FUZZ_SECONDS:=25} s"

@@ -84,7 +84,9 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\n\n{audit_table}{rest}",
+                // `rest` may begin with more [server] settings, so the
+                // [audit] table comes after it.
+                "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{rest}\n{audit_table}",
                 socket.display(),
                 state_dir.display(),
             ),

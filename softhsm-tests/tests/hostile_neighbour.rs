@@ -205,8 +205,9 @@ fn a_socket_planted_in_tmp_is_not_where_notaryctl_looks() {
     }
     let listener = world.listen_as_attacker(&planted.join("keyd.sock"));
 
+    // No daemon where notaryctl looks: "daemon unreachable" (exit 4).
     let out = world.victim_notaryctl(&["key", "unlock", "--backend", "hsm"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
         !stderr(&out).contains(&planted.display().to_string()),
         "{}",

@@ -31,7 +31,8 @@ fn run_script(dir: &Path, notary: &str, gun: &str, env: &[(String, String)]) -> 
             "-out",
             "d.crt",
             "-subj",
-            "/CN=targets/releases",
+            // A '/' in a value is escaped: openssl splits -subj at '/'.
+            "/CN=targets\\/releases",
             "-days",
             "30",
         ],

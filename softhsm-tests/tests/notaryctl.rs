@@ -124,7 +124,14 @@ fn key_commands_and_verified_signatures_on_softhsm() {
     assert!(stderr(&o).contains("Root"), "{}", stderr(&o));
     let o = notaryctl(&daemon, &["key", "delete", &ids[0]]);
     assert!(!o.status.success(), "delete without --yes must refuse");
-    ok(notaryctl(&daemon, &["key", "delete", &ids[0], "--yes"]));
+    // The key is bound to a role: deleting it needs --force as well.
+    let o = notaryctl(&daemon, &["key", "delete", &ids[0], "--yes"]);
+    assert!(!o.status.success(), "a bound key needs --force");
+    assert!(stderr(&o).contains("it is in use"), "{}", stderr(&o));
+    ok(notaryctl(
+        &daemon,
+        &["key", "delete", &ids[0], "--yes", "--force"],
+    ));
     let o = notaryctl(&daemon, &["key", "info", &ids[0]]);
     assert_eq!(o.status.code(), Some(1));
 }
@@ -220,7 +227,7 @@ fn daemon_down_is_a_clear_error() {
     let mut daemon = Daemon::start("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n", &[]).unwrap();
     daemon.stop().unwrap();
     let o = notaryctl(&daemon, &["key", "list"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(4), "exit 4: daemon unreachable");
     let err = stderr(&o);
     assert!(err.contains("cannot reach notary-keyd"), "{err}");
     assert!(err.contains("notary-keyd"), "says how to start it: {err}");

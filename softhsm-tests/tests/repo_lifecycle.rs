@@ -191,7 +191,7 @@ fn delegations_and_rotations_followed_by_the_stock_cli() {
 
     // Removing the delegation drops its targets from the listing.
     ok(s.ctl
-        .run(&["delegation", "remove", gun, "targets/releases", "-p"]));
+        .run(&["delegation", "remove", gun, "targets/releases", "-p", "-y"]));
     let listed = ok(s.stock.run(&["list", gun]));
     assert!(!listed.stdout.contains("rel1"), "{}", listed.stdout);
 }

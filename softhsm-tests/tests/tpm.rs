@@ -166,7 +166,8 @@ async fn keys_survive_daemon_and_swtpm_restarts() {
     let blobs = std::fs::read_dir(daemon.state_dir.join("tpm-tpm"))
         .unwrap()
         .count();
-    assert_eq!(blobs, 2);
+    // Two keys, and the audit key: made in the TPM when there is one.
+    assert_eq!(blobs, 3);
 
     daemon.restart().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
@@ -409,6 +410,8 @@ async fn persist_from_keeps_new_keys_at_persistent_handles() {
     sign_ok(&mut client, &second, 5).await;
     daemon.stop().unwrap();
     let handles = tpm.tool(&["tpm2_getcap", "handles-persistent"]).unwrap();
-    assert!(!handles.contains("0x81010100"), "{handles}");
-    assert!(handles.contains("0x81010101"), "{handles}");
+    // The audit key, made at the first start, took 0x81010100.
+    assert!(handles.contains("0x81010100"), "{handles}");
+    assert!(!handles.contains("0x81010101"), "{handles}");
+    assert!(handles.contains("0x81010102"), "{handles}");
 }

@@ -77,7 +77,14 @@ fn documented_install() -> Result<String> {
 
 impl Container {
     /// Runs the documented install commands in the source checkout.
+    /// The example config's `[[policy]]` rules name their callers (users
+    /// `ci` and `release-manager`, group `release`), so the host has them
+    /// first, as one that installs the example unedited would.
     pub fn install_as_documented(&self) -> Result<()> {
+        self.sh_ok(
+            "groupadd --system release && useradd --system --no-create-home ci \
+             && useradd --system --no-create-home release-manager",
+        )?;
         let script = format!("set -eux\ncd {SOURCE}\n{}", documented_install()?);
         self.sh_ok(&script)
             .context("installing as docs/operations.md says")?;
