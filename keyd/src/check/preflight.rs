@@ -5,6 +5,7 @@
 use crate::backends::BackendType;
 use crate::check::location::{KeyPath, Problem};
 use crate::config::Config;
+use crate::pin_source::PinSource;
 use crate::signer_api::SignerApiConfig;
 use nix::unistd::{access, AccessFlags};
 use rustls::pki_types::pem::PemObject;
@@ -31,6 +32,13 @@ pub(crate) fn preflight(config: &Config) -> Vec<Problem> {
     for (i, backend) in config.backends.iter().enumerate() {
         let at = KeyPath::root().key("backend").index(i);
         for (field, source) in backend.secret_sources() {
+            // A systemd credential exists only inside the unit
+            // ($CREDENTIALS_DIRECTORY): outside it there is nothing to check.
+            if matches!(source, PinSource::Credential { .. })
+                && std::env::var_os("CREDENTIALS_DIRECTORY").is_none()
+            {
+                continue;
+            }
             // Reading is the check: it applies the owner and mode rules of
             // the start, and the value is dropped (wiped) at once.
             if let Err(error) = source.resolve() {
