@@ -36,6 +36,16 @@ impl Swtpm {
             state: tempfile::tempdir()?,
             port: free_port_pair()?,
         };
+        // The ports are free when chosen but bound only by swtpm, so a
+        // test running alongside can take one first: a swtpm that exits
+        // at once is tried again on other ports.
+        for _ in 0..2 {
+            match tpm.spawn() {
+                Ok(()) => return Ok(tpm),
+                Err(_) if tpm.child.is_none() => tpm.port = free_port_pair()?,
+                Err(e) => return Err(e),
+            }
+        }
         tpm.spawn()?;
         Ok(tpm)
     }
