@@ -19,6 +19,14 @@ pub fn parse_expires(text: &str) -> Result<i64, MetadataError> {
             "expected YYYY-MM-DDTHH:MM:SS with an upper-case T and Z",
         ));
     }
+    // `time` reads second 60 as a leap second and writes it back as 59;
+    // Go refuses it ("second out of range"), and so do we.
+    if b.get(17..19) == Some(b"60") {
+        return Err(MetadataError::BadTime(
+            text.to_string(),
+            "second out of range",
+        ));
+    }
     OffsetDateTime::parse(text, &Rfc3339)
         .map(OffsetDateTime::unix_timestamp)
         .map_err(|_| {
