@@ -1,7 +1,8 @@
 //! A gRPC client to the daemon's socket.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use hyper_util::rt::TokioIo;
+use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use std::path::{Path, PathBuf};
 use tokio::net::UnixStream;
@@ -24,4 +25,18 @@ pub async fn channel(socket: &Path) -> Result<Channel> {
         }))
         .await?;
     Ok(channel)
+}
+
+/// Sends `request` and reads the stream's progress events until the result.
+pub async fn sign_request(
+    client: &mut KeydClient<Channel>,
+    request: pb::SignRequest,
+) -> Result<pb::SignResult> {
+    let mut stream = client.sign(request).await?.into_inner();
+    while let Some(event) = stream.message().await? {
+        if let Some(pb::sign_event::Event::Result(result)) = event.event {
+            return Ok(result);
+        }
+    }
+    bail!("Sign stream ended without a result")
 }

@@ -99,23 +99,18 @@ pub(crate) async fn sign(
     key_id: &str,
     payload: &[u8],
 ) -> Result<pb::SignResult> {
-    let mut stream = client
-        .sign(pb::SignRequest {
+    softhsm_tests::client::sign_request(
+        client,
+        pb::SignRequest {
             key_id: key_id.to_string(),
             payload: payload.to_vec(),
             gun: GUN.into(),
             role: ROLE as i32,
             delegation: String::new(),
             pin: String::new(),
-        })
-        .await?
-        .into_inner();
-    while let Some(event) = stream.message().await? {
-        if let Some(pb::sign_event::Event::Result(result)) = event.event {
-            return Ok(result);
-        }
-    }
-    bail!("Sign stream ended without a result")
+        },
+    )
+    .await
 }
 
 /// `clients` concurrent clients, each with its own connection, sign in a

@@ -2,6 +2,7 @@
 //! backend: every signature is verified, every failure kept, so the test
 //! can show the healthy backend served throughout.
 
+use crate::client::sign_request;
 use crate::connect;
 use anyhow::{bail, Result};
 use keyd_proto::keyd as pb;
@@ -58,16 +59,24 @@ impl SignLoop {
             while !state.stop.load(Ordering::SeqCst) {
                 let payload = targets(version);
                 version += 1;
-                let outcome = sign_once(&mut client, &key_id, &payload)
-                    .await
-                    .and_then(|r| {
-                        let method = r
-                            .method()
-                            .notary()
-                            .ok_or_else(|| anyhow::anyhow!("no signature method"))?;
-                        notary_tuf::verify(&public, method, &payload, &r.signature)?;
-                        Ok(())
-                    });
+                let outcome = sign_request(
+                    &mut client,
+                    pb::SignRequest {
+                        key_id: key_id.clone(),
+                        payload: payload.clone(),
+                        role: pb::KeyRole::Targets as i32,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .and_then(|r| {
+                    let method = r
+                        .method()
+                        .notary()
+                        .ok_or_else(|| anyhow::anyhow!("no signature method"))?;
+                    notary_tuf::verify(&public, method, &payload, &r.signature)?;
+                    Ok(())
+                });
                 match outcome {
                     Ok(()) => {
                         state.signed.fetch_add(1, Ordering::SeqCst);
@@ -120,26 +129,4 @@ impl SignLoop {
         self.shared.check()?;
         Ok(self.shared.signed.load(Ordering::SeqCst))
     }
-}
-
-async fn sign_once(
-    client: &mut keyd_proto::keyd::keyd_client::KeydClient<tonic::transport::Channel>,
-    key_id: &str,
-    payload: &[u8],
-) -> Result<pb::SignResult> {
-    let mut stream = client
-        .sign(pb::SignRequest {
-            key_id: key_id.to_string(),
-            payload: payload.to_vec(),
-            role: pb::KeyRole::Targets as i32,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    while let Some(event) = stream.message().await? {
-        if let Some(pb::sign_event::Event::Result(result)) = event.event {
-            return Ok(result);
-        }
-    }
-    bail!("the Sign stream ended without a result")
 }
