@@ -13,14 +13,13 @@
 //! root key the run only destroys what is left of the imported copies.
 
 use super::init::generate;
-use super::rotate::{replace_role_key, root_cert_key, sign_with_root_keys};
+use super::rotate::{replace_role_key, root_cert_key, sign_with_root_keys, stage_targets_witness};
 use super::Context;
 use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
 use crate::collection::publish::publish_with_root;
 use crate::collection::signer::KeydSigner;
 use crate::collection::update::{cached_root, update};
 use crate::errors::KeydError;
-use crate::trust_dir::{Change, ChangeAction, ChangeKind};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use keyd_proto::keyd as pb;
@@ -301,15 +300,7 @@ pub(crate) async fn run(ctx: &Context, args: &MigrateArgs) -> Result<()> {
     for signing_root in [&root, &old_root] {
         sign_with_root_keys(&mut signer, &mut envelope, signing_root, &mut signed).await?;
     }
-    // Targets must be signed again by the new key in the same update.
-    dir.changelist().add(&[Change {
-        action: ChangeAction::Create,
-        kind: ChangeKind::Witness,
-        role: "targets".into(),
-        path: String::new(),
-        meta: None,
-        delegation: None,
-    }])?;
+    stage_targets_witness(&dir)?;
     let bytes = envelope.to_bytes();
     publish_with_root(
         &mut remote,

@@ -11,7 +11,7 @@ use crate::collection::update::update;
 use crate::commands::certificate::issue_checked;
 use crate::commands::sign::public_key;
 use crate::errors::KeydError;
-use crate::trust_dir::{Change, ChangeAction, ChangeKind};
+use crate::trust_dir::{Change, ChangeAction, ChangeKind, GunDir};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use keyd_proto::keyd as pb;
@@ -97,15 +97,7 @@ pub(crate) async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
         sign_with_root_keys(&mut signer, &mut envelope, &legacy, &mut signed).await?;
     }
     if role == "targets" {
-        // Targets must be re-signed by the new key in the same update.
-        dir.changelist().add(&[Change {
-            action: ChangeAction::Create,
-            kind: ChangeKind::Witness,
-            role: "targets".into(),
-            path: String::new(),
-            meta: None,
-            delegation: None,
-        }])?;
+        stage_targets_witness(&dir)?;
     }
     let bytes = envelope.to_bytes();
     publish_with_root(
@@ -200,6 +192,19 @@ async fn keyd_public(client: &mut crate::connect::Client, name: &str) -> Result<
         .map_err(KeydError::from)?
         .into_inner();
     public_key(&key)
+}
+
+/// Stages re-signing targets: a root that names a new targets key must be
+/// published in the same update as targets signed by it.
+pub(super) fn stage_targets_witness(dir: &GunDir) -> Result<()> {
+    dir.changelist().add(&[Change {
+        action: ChangeAction::Create,
+        kind: ChangeKind::Witness,
+        role: "targets".into(),
+        path: String::new(),
+        meta: None,
+        delegation: None,
+    }])
 }
 
 #[cfg(test)]
