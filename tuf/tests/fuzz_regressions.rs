@@ -46,3 +46,16 @@ fn metadata_files_survive_a_write_and_read() {
         assert_eq!(reread.signatures, envelope.signatures, "{}", path.display());
     }
 }
+
+/// A whole-second UTC time that reads is written back as the same text;
+/// one Go refuses (second 60, a leap second) is refused.
+#[test]
+fn expiry_times_are_written_back_as_read() {
+    use notary_tuf::metadata::{format_expires, parse_expires};
+    for (path, bytes) in inputs("expires") {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(unix) = parse_expires(&text) {
+            assert_eq!(format_expires(unix, 0), text, "{}", path.display());
+        }
+    }
+}
