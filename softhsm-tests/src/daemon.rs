@@ -226,10 +226,32 @@ impl Daemon {
     /// The decisions, oldest first: one line per request with its result
     /// (a request's outcome, or a decision made in one record), without the
     /// request records written while it was pending.
+    ///
+    /// A signature's outcome is appended after its reply, so while the
+    /// daemon runs this waits (up to 5 s) until every request it sees has
+    /// its outcome: a test that just got its reply reads the decision.
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
         let mut lines = self.audit_chain();
+        while self.running() && has_open_request(&lines) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            lines = self.audit_chain();
+        }
         lines.retain(|l| l.get("operation").is_some() && l["kind"] != "request");
         lines
+    }
+
+    /// Whether the daemon's process is alive (not exited, not a zombie).
+    fn running(&self) -> bool {
+        self.child.as_ref().is_some_and(|c| {
+            std::fs::read_to_string(format!("/proc/{}/stat", c.id()))
+                .ok()
+                .and_then(|stat| {
+                    let state = stat.rsplit_once(") ")?.1.chars().next()?;
+                    Some(state != 'Z' && state != 'X')
+                })
+                .unwrap_or(false)
+        })
     }
 
     /// SIGTERM by pid, then wait; SIGKILL after 10 s.
@@ -296,6 +318,20 @@ impl Daemon {
     pub fn config_path(&self) -> &Path {
         &self.config
     }
+}
+
+/// Whether a request record in `chain` has no outcome yet.
+fn has_open_request(chain: &[serde_json::Value]) -> bool {
+    let answered: std::collections::HashSet<u64> = chain
+        .iter()
+        .filter(|l| l["kind"] == "outcome")
+        .filter_map(|l| l["request"].as_u64())
+        .collect();
+    chain
+        .iter()
+        .filter(|l| l["kind"] == "request")
+        .filter_map(|l| l["seq"].as_u64())
+        .any(|seq| !answered.contains(&seq))
 }
 
 /// The `dir` of an `[audit]` table in `toml`, if it has one.
