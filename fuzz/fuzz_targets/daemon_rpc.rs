@@ -108,9 +108,9 @@ fn state() -> &'static Mutex<State> {
                 let id = recipe.make(&mut harness.allowed).await;
                 known.push(KnownKey { id, recipe });
             }
+            harness.denied.new_records().await;
             known
         });
-        harness.denied.new_records();
         Mutex::new(State {
             runtime,
             harness,
@@ -476,8 +476,8 @@ async fn restore(harness: &mut Harness, known: &mut [KnownKey], undo: Undo) {
             }
         }
     }
-    side.new_records();
-    harness.denied.new_records();
+    side.new_records().await;
+    harness.denied.new_records().await;
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -500,7 +500,7 @@ fuzz_target!(|data: &[u8]| {
                 &mut harness.allowed
             };
             let reply = send(side, call).await;
-            let records = side.new_records();
+            let records = side.new_records().await;
             let expected = usize::from(call.method.audited && call.decodes);
             assert_eq!(
                 records.len(),
@@ -523,7 +523,7 @@ fuzz_target!(|data: &[u8]| {
             }
             check(side, call, &reply, &mut undo, known).await;
             // The checks' own calls (GetKeyInfo) are not the input's.
-            side.new_records();
+            side.new_records().await;
         }
         restore(harness, known, undo).await;
     });

@@ -47,8 +47,7 @@ pub struct Side {
     pub signer: Routes,
     /// What a TLS connection from this side's client certificate attaches.
     pub tls_peer: http::Extensions,
-    audit_log: PathBuf,
-    audit_read: usize,
+    audit: AuditReader,
 }
 
 impl Side {
@@ -62,24 +61,102 @@ impl Side {
         grpc::call(&self.signer, &path, message, &self.tls_peer).await
     }
 
-    /// The audit records written since the last call, parsed (a line that
-    /// is not a JSON object is a torn record: a finding).
-    pub fn new_records(&mut self) -> Vec<serde_json::Value> {
-        let log = std::fs::read(&self.audit_log).unwrap_or_default();
-        let fresh = &log[self.audit_read.min(log.len())..];
-        self.audit_read = log.len();
-        fresh
-            .split(|&b| b == b'\n')
-            .filter(|line| !line.is_empty())
-            .map(|line| {
-                serde_json::from_slice::<serde_json::Value>(line)
+    /// The decisions recorded since the last call: one record per request
+    /// (a decision, or the outcome of a request record), without the
+    /// request records and the log's own lines (segment headers, starts,
+    /// checkpoints). A signature's outcome is appended after its reply, so
+    /// this waits (up to 5 s) until no request record is left open.
+    pub async fn new_records(&mut self) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut decisions = self.audit.read();
+        while !self.audit.open.is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            decisions.extend(self.audit.read());
+        }
+        decisions
+    }
+}
+
+/// Reads a side's audit segments forward from where it stopped. A segment
+/// is preallocated and filled with spaces: its records are the lines from
+/// its start up to the first blank one.
+struct AuditReader {
+    dir: PathBuf,
+    segment: u64,
+    offset: u64,
+    /// Request records whose outcome has not been read yet.
+    open: std::collections::HashSet<u64>,
+}
+
+impl AuditReader {
+    fn new(dir: PathBuf) -> AuditReader {
+        AuditReader {
+            dir,
+            segment: 1,
+            offset: 0,
+            open: Default::default(),
+        }
+    }
+
+    fn path(&self, segment: u64) -> PathBuf {
+        self.dir.join(format!("audit-{segment:06}.jsonl"))
+    }
+
+    /// The complete records written since the last read (a line that is not
+    /// a JSON object is a torn record: a finding).
+    fn read(&mut self) -> Vec<serde_json::Value> {
+        use std::os::unix::fs::FileExt;
+        let mut decisions = Vec::new();
+        loop {
+            let Ok(file) = std::fs::File::open(self.path(self.segment)) else {
+                return decisions;
+            };
+            let mut chunk = vec![0u8; 64 * 1024];
+            let n = file.read_at(&mut chunk, self.offset).unwrap_or(0);
+            chunk.truncate(n);
+            let mut consumed = 0;
+            for line in chunk.split_inclusive(|&b| b == b'\n') {
+                if line.first().is_none_or(|b| b.is_ascii_whitespace()) || !line.ends_with(b"\n") {
+                    break;
+                }
+                consumed += line.len();
+                let record = serde_json::from_slice::<serde_json::Value>(line)
                     .ok()
                     .filter(serde_json::Value::is_object)
                     .unwrap_or_else(|| {
                         panic!("torn audit record: {:?}", String::from_utf8_lossy(line))
-                    })
-            })
-            .collect()
+                    });
+                self.note(record, &mut decisions);
+            }
+            self.offset += consumed as u64;
+            let at_free_space = chunk.get(consumed).is_some_and(|b| b.is_ascii_whitespace());
+            if consumed == 0 && (at_free_space || n == 0) && self.path(self.segment + 1).exists() {
+                self.segment += 1;
+                self.offset = 0;
+                continue;
+            }
+            if consumed == 0 {
+                return decisions;
+            }
+        }
+    }
+
+    fn note(&mut self, record: serde_json::Value, decisions: &mut Vec<serde_json::Value>) {
+        match record["kind"].as_str() {
+            Some("request") => {
+                if let Some(seq) = record["seq"].as_u64() {
+                    self.open.insert(seq);
+                }
+            }
+            Some("outcome") => {
+                if let Some(request) = record["request"].as_u64() {
+                    self.open.remove(&request);
+                }
+                decisions.push(record);
+            }
+            Some("decision") => decisions.push(record),
+            _ => {}
+        }
     }
 }
 
@@ -147,12 +224,13 @@ fn remove_stale(base: &Path) {
 fn config(dir: &Path, side: &str, policy: &str) -> String {
     let unused = dir.join("unused");
     format!(
-        "[server]\nstate_dir = {state:?}\naudit_log = {audit:?}\n\n\
+        "[server]\nstate_dir = {state:?}\n\n\
+         [audit]\ndir = {audit:?}\nmax_size = \"1M\"\n\n\
          [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n{policy}\n\
          [signer_api]\nlisten = \"127.0.0.1:1\"\ntls_cert = {unused:?}\ntls_key = {unused:?}\n\
          client_ca = {unused:?}\nallowed_clients = [\"notary-server\"]\nmax_keys = 16\n",
         state = dir.join("state"),
-        audit = dir.join(format!("audit-{side}.jsonl")),
+        audit = dir.join(format!("audit-{side}")),
     )
 }
 
@@ -170,8 +248,7 @@ async fn side(
         keyd: daemon.keyd(),
         signer: daemon.signer_api().expect("[signer_api] is configured"),
         tls_peer: tls_peer(client).await,
-        audit_log: dir.join(format!("audit-{name}.jsonl")),
-        audit_read: 0,
+        audit: AuditReader::new(dir.join(format!("audit-{name}"))),
     }
 }
 
@@ -302,7 +379,7 @@ impl Recipe {
                 .map(|k| k.id)
                 .unwrap_or_default(),
         };
-        side.new_records();
+        side.new_records().await;
         id
     }
 }
