@@ -79,14 +79,22 @@ impl Lifecycle {
         };
         let status = match reloader.reload() {
             Ok(done) => {
-                if !done.needs_restart.is_empty() {
+                tracing::info!(policy_rules = done.policy_rules, "configuration reloaded");
+                if done.needs_restart.is_empty() {
+                    (self.status)()
+                } else {
                     tracing::warn!(
                         sections = ?done.needs_restart,
                         "these changed sections take effect only after a restart"
                     );
+                    // Also in `systemctl status`, where an operator who
+                    // just reloaded looks.
+                    format!(
+                        "{}; changed, applied at the next restart: {}",
+                        (self.status)(),
+                        done.needs_restart.join(", ")
+                    )
                 }
-                tracing::info!(policy_rules = done.policy_rules, "configuration reloaded");
-                (self.status)()
             }
             Err(e) => {
                 tracing::error!(error = %e, "reload failed; still running the previous configuration");

@@ -431,6 +431,111 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     assert_eq!(by(65532, true), 2);
 }
 
+/// Backends are fixed for the life of the process: a reload that removes
+/// one says in the status that the change waits for a restart, the
+/// requests queued on it finish, and it keeps serving until the restart.
+/// After the restart its keys are not found (with a message naming the
+/// key), while the other backend serves; the token's keys are untouched,
+/// so putting the section back brings them back.
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart() {
+    let hsm = SoftHsm::new("removed", "8642").unwrap();
+    let backend = format!("{}sessions = 1\n", hsm.backend_toml("hsm").unwrap());
+    let soft = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n";
+    let notify = NotifyListener::new().unwrap();
+    let (k, v) = notify.env();
+    let conf = hsm.conf();
+    let env = [(k, v.as_str()), ("SOFTHSM2_CONF", conf.to_str().unwrap())];
+    let mut daemon = Daemon::start(&format!("{soft}{backend}"), &env).unwrap();
+    notify.wait_for("READY", ready).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let slow = generate(&mut client, "hsm", "rsa", "", 4096, "targets", "").await;
+    let other = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+
+    // Queue slow signatures on the backend about to be removed.
+    let (queued_tx, mut queued) = tokio::sync::mpsc::unbounded_channel();
+    let flood: Vec<_> = (0..100)
+        .map(|_| {
+            tokio::spawn(sign_noting_queue(
+                client.clone(),
+                slow.key_id.clone(),
+                queued_tx.clone(),
+            ))
+        })
+        .collect();
+    drop(queued_tx);
+    tokio::time::timeout(Duration::from_secs(120), async {
+        for _ in 0..10 {
+            queued
+                .recv()
+                .await
+                .expect("fewer than 10 requests were queued");
+        }
+    })
+    .await
+    .expect("10 requests were not queued within 120 s");
+
+    let old = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let without = old.replace(&backend, "");
+    assert_ne!(old, without);
+    std::fs::write(daemon.config_path(), &without).unwrap();
+    let status = reload(&daemon, &notify);
+    assert!(
+        status.ends_with("; changed, applied at the next restart: backend"),
+        "{status}"
+    );
+    assert!(daemon
+        .log_text()
+        .contains("these changed sections take effect only after a restart"));
+    let unfinished = flood.iter().filter(|t| !t.is_finished()).count();
+    assert!(
+        unfinished > 0,
+        "the flood finished before the reload; too short"
+    );
+    for task in flood {
+        let signed = task.await.unwrap().unwrap();
+        assert_eq!(signed.key_id, slow.key_id);
+    }
+    // Still served until the restart.
+    let (_, still) = sign(&mut client, &slow.key_id, targets_payload(7), "", "", "").await;
+    still.unwrap();
+
+    daemon.restart().unwrap();
+    notify.wait_for("READY after restart", ready).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let (_, gone) = sign(&mut client, &slow.key_id, targets_payload(8), "", "", "").await;
+    let gone = gone.unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound, "{gone:?}");
+    assert!(gone.message().contains(&slow.key_id), "{gone:?}");
+    let (_, served) = sign(&mut client, &other.key_id, targets_payload(8), "", "", "").await;
+    served.unwrap();
+
+    // The section back: the token's key is there again.
+    std::fs::write(daemon.config_path(), &old).unwrap();
+    daemon.restart().unwrap();
+    notify
+        .wait_for("READY after the second restart", ready)
+        .unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let (_, back) = sign(&mut client, &slow.key_id, targets_payload(9), "", "", "").await;
+    back.unwrap();
+    let audit = daemon.audit_lines();
+    let signs = |allowed: bool| {
+        audit
+            .iter()
+            .filter(|l| l["operation"] == "sign" && l["allowed"] == allowed)
+            .filter(|l| l["key_id"] == slow.key_id.as_str())
+            .count()
+    };
+    assert_eq!(
+        signs(true),
+        102,
+        "every signature on the removed backend is audited"
+    );
+    assert_eq!(signs(false), 1, "the refusal after the restart is audited");
+    daemon.stop().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pin_from_credentials_directory_unlocks_softhsm() {
     let hsm = SoftHsm::new("credential", "975310").unwrap();
