@@ -121,6 +121,10 @@ pub(crate) fn describe(status: &Status, backend: Option<&str>) -> String {
         Reason::TouchTimeout => format!(
             "touch timed out: {message} (this is not a PIN problem; no PIN try was used)"
         ),
+        Reason::TooManyRequests => format!(
+            "notary-keyd is busy with this user's other requests: {message}; \
+             try again once some finish, or ask the operator to raise it"
+        ),
         Reason::AuditFailed => format!(
             "notary-keyd could not write its audit log and withheld the result: {message} \
              (ask the operator to fix the daemon's audit_log)"
@@ -154,6 +158,20 @@ mod tests {
             KeydError::new(st).to_string(),
             "notary-keyd refused: uid 1001 may not sign with key ab (ask the operator to allow it in the daemon's [[policy]])"
         );
+    }
+
+    #[test]
+    fn too_many_requests_is_not_taken_for_a_large_request() {
+        let st = status(
+            Reason::TooManyRequests,
+            "uid 1000 already has 128 requests in progress",
+        );
+        let line = describe(&st, None);
+        assert!(
+            line.starts_with("notary-keyd is busy with this user's other requests: uid 1000"),
+            "{line}"
+        );
+        assert!(!line.contains("max_message_bytes"), "{line}");
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod pin_source;
 mod policy;
 mod registry;
 mod reload;
+mod request_limit;
 mod root;
 mod server;
 mod service;

@@ -16,6 +16,11 @@ pub(crate) struct ServerLimits {
     /// Most Unix-socket connections one uid may have open; more are closed
     /// at once (and logged). notaryctl uses one per command.
     pub max_connections_per_uid: usize,
+    /// Most Unix-socket requests one uid may have in progress, over all
+    /// its connections (a Sign waiting for a device counts until its
+    /// reply is sent). More are answered RESOURCE_EXHAUSTED at once, so
+    /// one caller cannot fill the devices' queues for everyone else.
+    pub max_requests_per_uid: usize,
     /// Most requests in progress on one connection (HTTP/2 streams); a
     /// client queues the rest.
     pub max_streams_per_connection: u32,
@@ -33,6 +38,7 @@ impl Default for ServerLimits {
         ServerLimits {
             key_rescan_interval_seconds: 2,
             max_connections_per_uid: 64,
+            max_requests_per_uid: 128,
             max_streams_per_connection: 32,
             keepalive_interval_seconds: 30,
             keepalive_timeout_seconds: 20,
@@ -51,6 +57,7 @@ impl ServerLimits {
                 "max_connections_per_uid",
                 self.max_connections_per_uid as u64,
             ),
+            ("max_requests_per_uid", self.max_requests_per_uid as u64),
             (
                 "max_streams_per_connection",
                 u64::from(self.max_streams_per_connection),
@@ -69,52 +76,57 @@ impl ServerLimits {
     }
 }
 
-/// Open Unix-socket connections per uid. Each accepted connection holds a
-/// `ConnectionSlot` until it closes; a uid at its limit gets no more, so
-/// one caller's thousands of idle connections cannot use up the daemon's
-/// file descriptors and memory while others wait.
+/// How many of something (connections, requests in progress) each uid
+/// holds. Each one holds a `UidSlot` until it ends; a uid at the limit gets
+/// no more, so one caller's thousands of idle connections or queued
+/// requests cannot use up the daemon's file descriptors, memory and device
+/// queues while others wait.
 #[derive(Clone)]
-pub(crate) struct ConnectionCounts {
-    open: Arc<Mutex<HashMap<u32, usize>>>,
+pub(crate) struct UidCounts {
+    held: Arc<Mutex<HashMap<u32, usize>>>,
     max: usize,
 }
 
-/// One open connection of `uid`; the count drops with it.
-pub(crate) struct ConnectionSlot {
-    open: Arc<Mutex<HashMap<u32, usize>>>,
+/// One connection or request of `uid`; the count drops with it.
+pub(crate) struct UidSlot {
+    held: Arc<Mutex<HashMap<u32, usize>>>,
     uid: u32,
 }
 
-impl ConnectionCounts {
-    pub(crate) fn new(max: usize) -> ConnectionCounts {
-        ConnectionCounts {
-            open: Arc::default(),
+impl UidCounts {
+    pub(crate) fn new(max: usize) -> UidCounts {
+        UidCounts {
+            held: Arc::default(),
             max,
         }
     }
 
-    /// A slot for another connection of `uid`, unless it has `max` open.
-    pub(crate) fn take(&self, uid: u32) -> Option<ConnectionSlot> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(uid).or_insert(0);
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A slot for another one of `uid`'s, unless it holds `max` already.
+    pub(crate) fn take(&self, uid: u32) -> Option<UidSlot> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = held.entry(uid).or_insert(0);
         if *count >= self.max {
             return None;
         }
         *count += 1;
-        Some(ConnectionSlot {
-            open: Arc::clone(&self.open),
+        Some(UidSlot {
+            held: Arc::clone(&self.held),
             uid,
         })
     }
 }
 
-impl Drop for ConnectionSlot {
+impl Drop for UidSlot {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.uid) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.uid) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.uid);
+                held.remove(&self.uid);
             }
         }
     }
@@ -126,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_uid_at_its_limit_gets_no_slot_until_one_closes() {
-        let counts = ConnectionCounts::new(2);
+        let counts = UidCounts::new(2);
         let a = counts.take(1000).unwrap();
         let _b = counts.take(1000).unwrap();
         assert!(counts.take(1000).is_none());

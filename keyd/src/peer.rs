@@ -4,7 +4,7 @@
 //! connection, from the socket, so nothing the caller says counts and a
 //! process that exits cannot be mistaken for another with its pid.
 
-use crate::limits::ConnectionSlot;
+use crate::limits::UidSlot;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -29,7 +29,7 @@ pub(crate) struct PeerStream {
     stream: UnixStream,
     info: PeerInfo,
     /// The caller's place among its uid's open connections.
-    _slot: Option<ConnectionSlot>,
+    _slot: Option<UidSlot>,
 }
 
 impl PeerStream {
@@ -50,7 +50,7 @@ impl PeerStream {
     }
 
     /// Keeps `slot` taken for as long as the connection is open.
-    pub(crate) fn holding(self, slot: ConnectionSlot) -> PeerStream {
+    pub(crate) fn holding(self, slot: UidSlot) -> PeerStream {
         PeerStream {
             _slot: Some(slot),
             ..self

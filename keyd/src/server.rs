@@ -1,8 +1,9 @@
 //! The Unix-socket listener and the gRPC server around the service.
 
 use crate::audit::rpc::AuditService;
-use crate::limits::{ConnectionCounts, ServerLimits};
+use crate::limits::{ServerLimits, UidCounts};
 use crate::peer::PeerStream;
+use crate::request_limit::RequestsPerUid;
 use crate::service::KeydService;
 use keyd_proto::keyd::audit_server::AuditServer;
 use keyd_proto::keyd::keyd_server::KeydServer;
@@ -103,7 +104,8 @@ pub(crate) async fn serve(
     let mut builder = Server::builder()
         .max_concurrent_streams(limits.max_streams_per_connection)
         .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_seconds)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_seconds)));
+        .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_seconds)))
+        .layer(RequestsPerUid::new(limits.max_requests_per_uid));
     let router = builder
         .add_service(health_service)
         .add_service(keyd)
@@ -115,7 +117,7 @@ pub(crate) async fn serve(
             router
         }
     };
-    let counts = ConnectionCounts::new(limits.max_connections_per_uid);
+    let counts = UidCounts::new(limits.max_connections_per_uid);
     let incoming =
         tokio_stream::StreamExt::filter_map(UnixListenerStream::new(listener), move |accepted| {
             match accepted.and_then(PeerStream::accept) {
@@ -130,7 +132,7 @@ pub(crate) async fn serve(
 
 /// The connection, holding a slot of its uid's, or `None` (it is closed)
 /// when that uid already has `max_connections_per_uid` open.
-fn admit(counts: &ConnectionCounts, stream: PeerStream) -> Option<PeerStream> {
+fn admit(counts: &UidCounts, stream: PeerStream) -> Option<PeerStream> {
     let Some(uid) = stream.uid() else {
         return Some(stream);
     };

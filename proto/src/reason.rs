@@ -69,6 +69,7 @@ reasons! {
     AuditFailed => "AUDIT_FAILED", Unavailable;
     DeviceTimeout => "DEVICE_TIMEOUT", DeadlineExceeded;
     MaxKeys => "MAX_KEYS", ResourceExhausted;
+    TooManyRequests => "TOO_MANY_REQUESTS", ResourceExhausted;
     SetupNeeded => "SETUP_NEEDED", FailedPrecondition;
     AlreadySetUp => "ALREADY_SET_UP", FailedPrecondition;
     ManagementKeyUnknown => "MANAGEMENT_KEY_UNKNOWN", FailedPrecondition;

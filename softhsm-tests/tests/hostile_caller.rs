@@ -151,3 +151,100 @@ async fn idle_connections_of_one_uid_leave_the_daemon_serving_others() {
         .contains("max_connections_per_uid connections open"));
     drop(idle);
 }
+
+/// One uid's requests in progress are capped over all its connections:
+/// the one beyond the cap is answered RESOURCE_EXHAUSTED with a reason
+/// that names the limit, another uid is still served, and the uid gets
+/// its place back when one of its requests ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_a_uids_limit_are_refused_and_others_are_served() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run clients as other uids with setpriv");
+        return;
+    }
+    let mut daemon = Daemon::start(
+        "[server.limits]\nmax_requests_per_uid = 4\n\n\
+         [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n\
+         [[policy]]\nuids = [65534]\nallow = [\"list\"]\n",
+        &[],
+    )
+    .unwrap();
+    daemon.open_to_group("nogroup").unwrap();
+    // Health watches are requests that stay in progress until dropped;
+    // four of them, on two connections, fill this uid's places.
+    let mut watches = Vec::new();
+    for _ in 0..2 {
+        let channel = softhsm_tests::client::channel(&daemon.socket)
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let mut health = HealthClient::new(channel.clone());
+            let mut stream = health
+                .watch(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            stream.message().await.unwrap().expect("a first status");
+            watches.push(stream);
+        }
+    }
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let refused = client
+        .list_keys(keyd_proto::keyd::ListKeysRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert_eq!(
+        keyd_proto::Reason::of(&refused),
+        Some(keyd_proto::Reason::TooManyRequests)
+    );
+    assert!(
+        refused.message().contains("max_requests_per_uid"),
+        "{refused:?}"
+    );
+    // notaryctl, as the same uid, says what happened.
+    let o = common::notaryctl(&daemon, &["key", "list"]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("busy with this user's other requests"),
+        "{stderr}"
+    );
+    // Another uid is not affected.
+    let o = notaryctl_as(65534, 65534, &daemon, &["key", "list"]);
+    assert!(o.status.success(), "{o:?}");
+    // A watch that ends gives its place back (the daemon sees the stream
+    // reset shortly after the drop).
+    watches.pop();
+    let mut listed = None;
+    for _ in 0..50 {
+        match client
+            .list_keys(keyd_proto::keyd::ListKeysRequest::default())
+            .await
+        {
+            Ok(keys) => {
+                listed = Some(keys);
+                break;
+            }
+            Err(st) => {
+                assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(listed.is_some(), "the place was not given back within 5 s");
+    // The daemon's log names the limit.
+    assert!(daemon
+        .log_text()
+        .contains("max_requests_per_uid requests in progress"));
+    drop(watches);
+    daemon.stop().unwrap();
+}

@@ -285,8 +285,9 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     // One session: signatures queue on the device, so one can be held in
     // flight behind others while the daemon reloads.
     let backend = format!("{}sessions = 1\n", hsm.backend_toml("hsm").unwrap());
+    // 200 requests of one uid in flight: more than the default per-uid cap.
     let rest = format!(
-        "socket_group = \"nogroup\"\n\n{backend}{}",
+        "socket_group = \"nogroup\"\n\n[server.limits]\nmax_requests_per_uid = 512\n\n{backend}{}",
         policy_for(65533)
     );
     let notify = NotifyListener::new().unwrap();
