@@ -334,6 +334,7 @@ pub async fn run(args: Args) -> Result<()> {
                         config.default_backend(),
                     ),
                     config.server.max_message_bytes,
+                    &config.server.limits,
                     async move {
                         let _ = stop.changed().await;
                     },

@@ -18,6 +18,7 @@ mod store;
 pub(crate) use config::SignerApiConfig;
 
 use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
+use crate::limits::ServerLimits;
 use crate::registry::{KeyEntry, Registry};
 use crate::signing::SigningCore;
 use crate::status::refusal;
@@ -76,6 +77,7 @@ pub(crate) async fn start(
     signing: SigningCore,
     keys: (Arc<Registry>, AuditLog, &str),
     max_message_bytes: usize,
+    limits: &ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
     // Our copy of the private key is wiped; tonic keeps its own for rustls.
@@ -86,7 +88,14 @@ pub(crate) async fn start(
         .client_ca_root(Certificate::from_pem(read(&config.client_ca)?))
         .client_auth_optional(false)
         .timeout(Duration::from_secs(10));
-    let mut builder = Server::builder().tls_config(tls).map_err(StartError::Tls)?;
+    // A notary-server that died or hung gives its connection back, as a
+    // Unix-socket client does (an unauthenticated peer is cut off by the
+    // TLS handshake timeout above).
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_seconds)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_seconds)))
+        .tls_config(tls)
+        .map_err(StartError::Tls)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| StartError::Listen {
