@@ -315,6 +315,31 @@ impl Registry {
         }
     }
 
+    /// The refusal for a key the index does not hold. When the state
+    /// store remembers it on a backend that is unavailable now, or that
+    /// this process has not opened (removed from the config, or it failed
+    /// to open at start), the refusal names that backend and why, rather
+    /// than saying there is no such key.
+    pub(crate) fn missing(&self, id: &str) -> tonic::Status {
+        let remembered = self
+            .with_state(|state| Ok(state.get(id).map(|r| r.backend.clone())))
+            .ok()
+            .flatten();
+        let Some(backend) = remembered else {
+            return crate::status::key_not_found(id);
+        };
+        let why = match self.device(&backend).map(|d| d.backend.availability()) {
+            Some(Availability::Unavailable(reason)) => format!("which is unavailable: {reason}"),
+            Some(Availability::Available) => return crate::status::key_not_found(id),
+            None => "which this notary-keyd has not opened: it is not in the configuration, \
+                     or it failed to open at start (see the daemon's log)"
+                .to_string(),
+        };
+        keyd_proto::Failure::new(keyd_proto::Reason::BackendUnavailable)
+            .on_backend(&backend)
+            .into_status(format!("key {id} is on backend {backend}, {why}"))
+    }
+
     pub(crate) fn count_in(&self, device: &str) -> usize {
         self.keys
             .read()

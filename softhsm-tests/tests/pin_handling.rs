@@ -333,3 +333,51 @@ async fn an_env_pin_leaves_the_daemons_environment() {
         "the PIN is still in the daemon's environment"
     );
 }
+
+/// A PIN file whose PIN the token rejects at start leaves the backend
+/// unavailable; a signature with one of its keys is told the key is on
+/// that backend and why it is unavailable, not that there is no such key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_on_a_backend_whose_pin_was_rejected_is_named_with_the_backend() {
+    let hsm = SoftHsm::new("rejected", PIN).unwrap();
+    let pins = tempfile::tempdir().unwrap();
+    let pin_file = pins.path().join("hsm.pin");
+    write_secret(&pin_file, &format!("{PIN}\n")).unwrap();
+    let config = format!(
+        "{}[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
+        backend_with_pin(&hsm, &format!("{{ file = \"{}\" }}", pin_file.display()))
+    );
+    let conf = hsm.conf();
+    let mut daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    drop(client);
+
+    write_secret(&pin_file, "000000\n").unwrap();
+    daemon.restart().unwrap();
+    let payload = daemon.dir.path().join("targets.json");
+    std::fs::write(&payload, targets_payload(1)).unwrap();
+    let o = notaryctl(
+        &daemon,
+        &["sign", "--key", &key.key_id, payload.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "key {} is on backend hsm, which is unavailable: ",
+            key.key_id
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("in any available backend"), "{stderr}");
+    assert!(
+        !stderr.contains("000000"),
+        "the PIN must never be shown: {stderr}"
+    );
+    // The soft keystore serves meanwhile.
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let soft = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    let (_, r) = sign(&mut client, &soft.key_id, targets_payload(2), "", "", "").await;
+    r.unwrap();
+}

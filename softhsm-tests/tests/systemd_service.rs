@@ -435,8 +435,8 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
 /// Backends are fixed for the life of the process: a reload that removes
 /// one says in the status that the change waits for a restart, the
 /// requests queued on it finish, and it keeps serving until the restart.
-/// After the restart its keys are not found (with a message naming the
-/// key), while the other backend serves; the token's keys are untouched,
+/// After the restart a request for its key is told which backend the key
+/// is on and that it is not open, while the other backend serves; the token's keys are untouched,
 /// so putting the section back brings them back.
 #[tokio::test(flavor = "multi_thread")]
 async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart() {
@@ -506,8 +506,18 @@ async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart(
     let mut client = connect(&daemon.socket).await.unwrap();
     let (_, gone) = sign(&mut client, &slow.key_id, targets_payload(8), "", "", "").await;
     let gone = gone.unwrap_err();
-    assert_eq!(gone.code(), tonic::Code::NotFound, "{gone:?}");
-    assert!(gone.message().contains(&slow.key_id), "{gone:?}");
+    assert_eq!(
+        keyd_proto::Reason::of(&gone),
+        Some(keyd_proto::Reason::BackendUnavailable),
+        "{gone:?}"
+    );
+    assert!(
+        gone.message().starts_with(&format!(
+            "key {} is on backend hsm, which this notary-keyd has not opened",
+            slow.key_id
+        )),
+        "{gone:?}"
+    );
     let (_, served) = sign(&mut client, &other.key_id, targets_payload(8), "", "", "").await;
     served.unwrap();
 

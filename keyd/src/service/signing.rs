@@ -37,10 +37,17 @@ impl Requester for LocalCaller<'_> {
     async fn find(&self, registry: &Registry, key: &KeyRef) -> Result<Arc<KeyEntry>, Status> {
         let may_rescan = self.policy.allows_any(self.caller, Operation::Sign)
             || self.policy.allows_any(self.caller, Operation::SignRaw);
+        // Only a caller some rule lets sign learns where a missing key is.
         registry
             .find_for(key.as_str(), may_rescan)
             .await
-            .ok_or_else(|| key_not_found(key.as_str()))
+            .ok_or_else(|| {
+                if may_rescan {
+                    registry.missing(key.as_str())
+                } else {
+                    key_not_found(key.as_str())
+                }
+            })
     }
 }
 
