@@ -9,7 +9,9 @@
 
 use crate::commands::ceremony::CeremonyCommand;
 use crate::commands::repo::{delegation, init, migrate, publish, read, rotate, stage, status};
-use crate::commands::{attest, audit, backend, certificate, key, key_transfer, sign, yubikey};
+use crate::commands::{
+    attest, audit, backend, certificate, daemon, key, key_transfer, sign, yubikey,
+};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -243,6 +245,10 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
 
+    /// The daemon itself: what it runs and what its backends are doing.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: notaryctl completion bash > /etc/bash_completion.d/notaryctl
@@ -326,6 +332,18 @@ pub(crate) enum YubikeyCommand {
     /// opens it again when it next needs it (like SIGHUP to the daemon).
     /// A "PIN once" login is lost.
     Release(yubikey::ReleaseArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DaemonCommand {
+    /// Show the daemon's version, uptime, config file, the last reload
+    /// (sections that wait for a restart, a failure), audit records
+    /// written, and per backend its state, keys, queue, signatures and
+    /// failures since start, PIN failures and mean signing time: the
+    /// figures its metrics endpoint gives a scraper.
+    ///
+    /// Needs the daemon's list permission, as `backend list`.
+    Status(daemon::StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,11 +28,11 @@ pub use cli::command;
 use anyhow::Result;
 use clap::{Args, Parser};
 use cli::{
-    AuditCommand, BackendCommand, CertCommand, Cli, Command, ConfigOptions, DelegationCommand,
-    KeyCommand, Local, Online, ServerOptions, YubikeyCommand,
+    AuditCommand, BackendCommand, CertCommand, Cli, Command, ConfigOptions, DaemonCommand,
+    DelegationCommand, KeyCommand, Local, Online, ServerOptions, YubikeyCommand,
 };
 use commands::repo::{self, delegation, init, migrate, publish, read, rotate, stage, status};
-use commands::{attest, audit, backend, certificate, key, key_transfer, sign, yubikey};
+use commands::{attest, audit, backend, certificate, daemon, key, key_transfer, sign, yubikey};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -195,6 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
     let mut client = connect::connect(&socket).await?;
     match cli.command {
         Command::Backend(BackendCommand::List(args)) => backend::list(&mut client, &args).await,
+        Command::Daemon(DaemonCommand::Status(args)) => daemon::status(&mut client, &args).await,
         Command::Key(cmd) => match cmd {
             KeyCommand::List(args) => key::list(&mut client, &args).await,
             KeyCommand::Info(args) => key::info(&mut client, &args).await,

@@ -27,6 +27,7 @@ mod backends;
 mod caller;
 mod check;
 mod config;
+mod daemon_info;
 mod device;
 mod edge;
 mod lifecycle;

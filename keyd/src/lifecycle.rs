@@ -4,6 +4,7 @@
 //! the systemd watchdog is fed. This is the future the server polls for its
 //! shutdown, so a `WATCHDOG=1` also says the serving loop is alive.
 
+use crate::daemon_info::DaemonInfo;
 use crate::registry::Registry;
 use crate::reload::Reloader;
 use crate::systemd::notify::Notifier;
@@ -39,6 +40,8 @@ pub(crate) struct Lifecycle {
     pub status: Box<dyn Fn() -> String + Send + Sync>,
     /// Whose held-open devices a SIGHUP releases.
     pub registry: Arc<Registry>,
+    /// Where a reload's outcome is kept for `GetDaemonStatus`.
+    pub daemon: Arc<DaemonInfo>,
 }
 
 impl Lifecycle {
@@ -80,6 +83,7 @@ impl Lifecycle {
         let status = match reloader.reload() {
             Ok(done) => {
                 tracing::info!(policy_rules = done.policy_rules, "configuration reloaded");
+                self.daemon.reloaded(done.needs_restart.clone());
                 if done.needs_restart.is_empty() {
                     (self.status)()
                 } else {
@@ -98,6 +102,7 @@ impl Lifecycle {
             }
             Err(e) => {
                 tracing::error!(error = %e, "reload failed; still running the previous configuration");
+                self.daemon.reload_failed(e.to_string());
                 format!(
                     "{}; reload failed, previous configuration kept: {e}",
                     (self.status)()

@@ -263,6 +263,7 @@ pub(crate) async fn open_service(config: &Config, uid: u32) -> Result<ServicePar
         policy,
         audit,
         default_backend: config.default_backend().to_string(),
+        daemon: Arc::new(crate::daemon_info::DaemonInfo::new(Arc::clone(&failed))),
     };
     Ok(ServiceParts {
         service,
@@ -373,8 +374,12 @@ pub async fn run(args: Args) -> Result<()> {
         key: audit_key,
         policy: Arc::clone(&policy),
     };
+    if let Some(path) = &args.config {
+        let _ = service.daemon.config_path.set(path.clone());
+    }
     let lifecycle = lifecycle::Lifecycle {
         signals,
+        daemon: Arc::clone(&service.daemon),
         reloader: args
             .config
             .zip(text)

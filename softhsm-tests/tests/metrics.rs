@@ -209,3 +209,145 @@ async fn documented_metrics_count_real_signatures() {
     let other = http(&socket, "GET /keys HTTP/1.1\r\n\r\n");
     assert!(other.starts_with("HTTP/1.1 404"), "{other}");
 }
+
+/// `notaryctl daemon status --json`, parsed.
+fn daemon_status(daemon: &Daemon) -> serde_json::Value {
+    let o = notaryctl(daemon, &["daemon", "status", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// `notaryctl daemon status` shows a person the figures the endpoint
+/// gives a scraper, and what a reload could not apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_status_shows_the_metrics_and_what_waits_for_a_restart() {
+    let hsm = SoftHsm::new("status", "1234").unwrap();
+    let config = format!(
+        "{}\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
+        hsm.backend_toml("hsm").unwrap()
+    );
+    let conf = hsm.conf();
+    let mut daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        daemon.open_to_group("nogroup").unwrap();
+    }
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let soft = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    for version in 1..=3 {
+        let (_, signed) = sign(
+            &mut client,
+            &soft.key_id,
+            targets_payload(version),
+            "",
+            "",
+            "",
+        )
+        .await;
+        signed.unwrap();
+    }
+    let on_hsm = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    let (_, wrong) = sign(
+        &mut client,
+        &on_hsm.key_id,
+        targets_payload(1),
+        "",
+        "",
+        "0000",
+    )
+    .await;
+    assert!(wrong.is_err(), "a wrong PIN signed");
+    let (_, signed) = sign(&mut client, &on_hsm.key_id, targets_payload(2), "", "", "").await;
+    signed.unwrap();
+
+    let status = daemon_status(&daemon);
+    assert_eq!(status["pid"], daemon.pid().unwrap());
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        status["config_path"],
+        daemon.config_path().display().to_string()
+    );
+    assert_eq!(
+        status["summary"],
+        "2 of 2 backends available (hsm, soft), 2 keys"
+    );
+    assert_eq!(status["pending_restart"], serde_json::json!([]));
+    assert_eq!(status["last_reload_error"], "");
+    assert!(status["audit_records"].as_u64().unwrap() >= 8, "{status}");
+    let backend = |name: &str| {
+        status["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap_or_else(|| panic!("no backend {name} in {status}"))
+            .clone()
+    };
+    let (soft_row, hsm_row) = (backend("soft"), backend("hsm"));
+    assert_eq!(
+        (&soft_row["signed"], &soft_row["failed"], &soft_row["keys"]),
+        (&3.into(), &0.into(), &1.into())
+    );
+    assert_eq!(
+        (
+            &hsm_row["signed"],
+            &hsm_row["failed"],
+            &hsm_row["pin_failures"]
+        ),
+        (&1.into(), &1.into(), &1.into())
+    );
+    assert!(
+        soft_row["mean_sign_micros"].as_u64().unwrap() > 0,
+        "{soft_row}"
+    );
+    assert_eq!(soft_row["available"], true);
+
+    // A reload that changes a fixed section: the status says a restart
+    // applies it; a broken file: the status says the reload failed.
+    let text = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let changed = text.replace("[server]\n", "[server]\nmax_message_bytes = 1048576\n");
+    assert_ne!(changed, text, "{text}");
+    std::fs::write(daemon.config_path(), &changed).unwrap();
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon.pid().unwrap() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    let until = |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        for _ in 0..100 {
+            let status = daemon_status(&daemon);
+            if done(&status) {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{what} not shown within 5 s: {}", daemon_status(&daemon));
+    };
+    hup();
+    until("the pending restart", &|s| {
+        s["pending_restart"] == serde_json::json!(["server"])
+    });
+    let o = notaryctl(&daemon, &["daemon", "status"]);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        shown.contains("restart needed:  changed since start, applied at the next restart: server"),
+        "{shown}"
+    );
+    assert!(shown.contains("BACKEND"), "{shown}");
+    std::fs::write(daemon.config_path(), changed.replace("[server]", "[sever]")).unwrap();
+    hup();
+    let failed = until("the failed reload", &|s| s["last_reload_error"] != "");
+    assert_eq!(failed["pending_restart"], serde_json::json!(["server"]));
+
+    // Callers without the list permission see nothing.
+    if root {
+        let o = notaryctl_as(65534, 65534, &daemon, &["daemon", "status"]);
+        assert!(!o.status.success(), "{o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("may not see the daemon's status"),
+            "{o:?}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod backend;
 pub(crate) mod ceremony;
 pub(crate) mod certificate;
+pub(crate) mod daemon;
 pub(crate) mod key;
 pub(crate) mod key_transfer;
 pub(crate) mod key_uses;

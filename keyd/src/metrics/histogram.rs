@@ -65,6 +65,22 @@ impl Histogram {
     }
 }
 
+impl Snapshot {
+    /// The mean observation in microseconds; 0 when there is none.
+    pub(crate) fn mean_micros(&self) -> u64 {
+        match self.count {
+            0 => 0,
+            // Rounded to whole microseconds, which is all a person reads.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            n => (self.sum_seconds * 1e6 / n as f64).round() as u64,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +98,7 @@ mod tests {
         assert_eq!(s.cumulative[BOUNDS.len() - 1], (10.0, 2));
         assert_eq!(s.cumulative[BOUNDS.len()], (f64::INFINITY, 3));
         assert!((s.sum_seconds - 60.0013).abs() < 1e-9);
+        assert_eq!(s.mean_micros(), 20_000_433);
+        assert_eq!(Histogram::new().snapshot().mean_micros(), 0);
     }
 }

@@ -2,6 +2,7 @@
 //! dispatch to devices. One file per group of RPCs.
 
 mod attest;
+mod daemon;
 pub(crate) mod import;
 mod keys;
 mod progress;
@@ -25,6 +26,7 @@ pub(crate) struct KeydService {
     pub audit: AuditLog,
     pub signing: SigningCore,
     pub default_backend: String,
+    pub daemon: Arc<crate::daemon_info::DaemonInfo>,
 }
 
 impl KeydService {
@@ -178,5 +180,12 @@ impl pb::keyd_server::Keyd for KeydService {
         request: tonic::Request<pb::ImportForMigrationRequest>,
     ) -> Result<tonic::Response<pb::Key>, Status> {
         self.import_for_migration_rpc(request).await
+    }
+
+    async fn get_daemon_status(
+        &self,
+        request: tonic::Request<pb::GetDaemonStatusRequest>,
+    ) -> Result<tonic::Response<pb::DaemonStatus>, Status> {
+        self.get_daemon_status_rpc(request).await
     }
 }

@@ -1,0 +1,232 @@
+//! `notaryctl daemon status`: what the daemon is doing, for a person. The
+//! figures are those its metrics endpoint gives a scraper.
+
+use crate::connect::Client;
+use crate::errors::KeydError;
+use crate::output;
+use clap::Args;
+use keyd_proto::keyd as pb;
+use serde::Serialize;
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    version: &'a str,
+    pid: u32,
+    uptime_seconds: u64,
+    config_path: &'a str,
+    summary: &'a str,
+    pending_restart: &'a [String],
+    last_reload_error: &'a str,
+    audit_records: u64,
+    not_opened: &'a [String],
+    backends: Vec<BackendJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct BackendJson<'a> {
+    name: &'a str,
+    available: bool,
+    unavailable_reason: &'a str,
+    keys: u32,
+    queued: u32,
+    signed: u64,
+    failed: u64,
+    pin_failures: u64,
+    mean_sign_micros: u64,
+}
+
+pub(crate) async fn status(client: &mut Client, args: &StatusArgs) -> anyhow::Result<()> {
+    let s = client
+        .get_daemon_status(pb::GetDaemonStatusRequest {})
+        .await
+        .map_err(KeydError::from)?
+        .into_inner();
+    if args.json {
+        let json = StatusJson {
+            version: &s.version,
+            pid: s.pid,
+            uptime_seconds: s.uptime_seconds,
+            config_path: &s.config_path,
+            summary: &s.summary,
+            pending_restart: &s.pending_restart,
+            last_reload_error: &s.last_reload_error,
+            audit_records: s.audit_records,
+            not_opened: &s.not_opened,
+            backends: s
+                .backends
+                .iter()
+                .map(|b| BackendJson {
+                    name: &b.name,
+                    available: b.available,
+                    unavailable_reason: &b.unavailable_reason,
+                    keys: b.keys,
+                    queued: b.queued,
+                    signed: b.signed,
+                    failed: b.failed,
+                    pin_failures: b.pin_failures,
+                    mean_sign_micros: b.mean_sign_micros,
+                })
+                .collect(),
+        };
+        println!("{}", output::json(&json)?);
+        return Ok(());
+    }
+    print!("{}", text(&s));
+    Ok(())
+}
+
+/// The status as lines for a terminal, then one table row per backend.
+fn text(s: &pb::DaemonStatus) -> String {
+    let mut out = format!(
+        "notary-keyd {}, pid {}, up {}\n",
+        s.version,
+        s.pid,
+        uptime(s.uptime_seconds)
+    );
+    let config = if s.config_path.is_empty() {
+        "none (personal mode)"
+    } else {
+        &s.config_path
+    };
+    out += &format!("config:          {config}\n");
+    out += &format!("status:          {}\n", s.summary);
+    if !s.pending_restart.is_empty() {
+        out += &format!(
+            "restart needed:  changed since start, applied at the next restart: {}\n",
+            s.pending_restart.join(", ")
+        );
+    }
+    if !s.last_reload_error.is_empty() {
+        out += &format!(
+            "last reload:     failed, previous configuration kept: {}\n",
+            s.last_reload_error
+        );
+    }
+    if !s.not_opened.is_empty() {
+        out += &format!(
+            "not opened:      {} (see the daemon's log)\n",
+            s.not_opened.join(", ")
+        );
+    }
+    out += &format!(
+        "audit records:   {} written since start\n\n",
+        s.audit_records
+    );
+    let rows: Vec<Vec<String>> = s
+        .backends
+        .iter()
+        .map(|b| {
+            let state = if b.available {
+                "available".to_string()
+            } else {
+                format!("unavailable: {}", b.unavailable_reason)
+            };
+            let mean = match b.mean_sign_micros {
+                0 => "-".to_string(),
+                us => format!("{:.2}", us as f64 / 1000.0),
+            };
+            vec![
+                b.name.clone(),
+                b.keys.to_string(),
+                b.queued.to_string(),
+                b.signed.to_string(),
+                b.failed.to_string(),
+                b.pin_failures.to_string(),
+                mean,
+                state,
+            ]
+        })
+        .collect();
+    out += &output::table(
+        &[
+            "BACKEND",
+            "KEYS",
+            "QUEUED",
+            "SIGNED",
+            "FAILED",
+            "PIN FAILURES",
+            "MEAN SIGN MS",
+            "STATE",
+        ],
+        &rows,
+    );
+    out
+}
+
+/// "3d 4h", "2h 5m", "4m 10s", "12s".
+fn uptime(seconds: u64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86_400,
+        seconds / 3_600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_reads_in_its_two_largest_units() {
+        assert_eq!(uptime(12), "12s");
+        assert_eq!(uptime(250), "4m 10s");
+        assert_eq!(uptime(7_500), "2h 5m");
+        assert_eq!(uptime(273_600), "3d 4h");
+    }
+
+    #[test]
+    fn text_shows_pending_restart_and_a_row_per_backend() {
+        let s = pb::DaemonStatus {
+            version: "1.2.3".into(),
+            pid: 42,
+            uptime_seconds: 61,
+            summary: "1 of 1 backends available (soft), 2 keys".into(),
+            pending_restart: vec!["backend".into()],
+            audit_records: 9,
+            backends: vec![pb::BackendActivity {
+                name: "soft".into(),
+                available: true,
+                keys: 2,
+                signed: 5,
+                failed: 1,
+                mean_sign_micros: 250,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = text(&s);
+        assert!(
+            text.starts_with("notary-keyd 1.2.3, pid 42, up 1m 1s\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("config:          none (personal mode)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("applied at the next restart: backend\n"),
+            "{text}"
+        );
+        assert!(!text.contains("last reload"), "{text}");
+        let row = text.lines().last().unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            ["soft", "2", "0", "5", "1", "0", "0.25", "available"]
+        );
+    }
+}
