@@ -178,6 +178,14 @@ impl Daemon {
 
     /// Every segment's text, oldest first (free space included).
     pub fn audit_text(&self) -> String {
+        self.audit_segments()
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
+    }
+
+    /// The audit log's segment files, oldest first.
+    pub fn audit_segments(&self) -> Vec<PathBuf> {
         let mut segments: Vec<PathBuf> = std::fs::read_dir(&self.audit_dir)
             .map(|d| {
                 d.filter_map(|e| e.ok().map(|e| e.path()))
@@ -191,9 +199,6 @@ impl Daemon {
             .unwrap_or_default();
         segments.sort();
         segments
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect()
     }
 
     /// `notary-keyd audit verify` over the log with the daemon's audit key:
