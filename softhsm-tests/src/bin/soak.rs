@@ -12,9 +12,9 @@
 //! Snapshot metadata through the signer API (mutual TLS, SoftHSM), a key
 //! is generated every `--keygen-secs` (soft and SoftHSM in turn) and the
 //! config is reloaded (SIGHUP) at the end of every period. Every signature
-//! is verified here. At the end: no call failed, the audit log holds one
-//! record per call, and the daemon's RSS and open fds stay flat (their
-//! slope per period is printed). Exits non-zero when a check fails. See
+//! is verified here. At the end: no call failed, the daemon's audit log
+//! verifies (`notary-keyd audit verify`) and holds one decision per call,
+//! and its RSS and open fds stay flat (their slope per period is printed). Exits non-zero when a check fails. See
 //! docs/reliability.md.
 
 #[path = "../bench/mod.rs"]
@@ -33,7 +33,7 @@ use softhsm_tests::{connect, Daemon, SoftHsm};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -152,11 +152,11 @@ async fn soak(
     let targets = Arc::new(bench::targets_payload()?);
     let snapshot = Arc::new(bench::signer::snapshot_payload()?);
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let keygen = tokio::spawn(generate_keys(
         socket.clone(),
         Duration::from_secs(args.keygen_secs),
-        Arc::clone(&stop),
+        stopped,
         Arc::clone(counts),
     ));
     let period = Duration::from_secs(args.period_secs);
@@ -212,7 +212,7 @@ async fn soak(
             nix::sys::signal::Signal::SIGHUP,
         )?;
     }
-    stop.store(true, Ordering::SeqCst);
+    let _ = stop.send(true);
     keygen.await?.context("key generation")?;
     Ok(periods)
 }
@@ -248,23 +248,26 @@ async fn signer_sign(mut w: SignerWorker) -> Result<SignerWorker> {
     Ok(w)
 }
 
-/// A GenerateKey every `every`, soft and SoftHSM in turn, until `stop`.
+/// A GenerateKey every `every`, soft and SoftHSM in turn, until told to
+/// stop (which ends the wait at once, however long `every` is).
 async fn generate_keys(
     socket: std::path::PathBuf,
     every: Duration,
-    stop: Arc<AtomicBool>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
     counts: Arc<Counts>,
 ) -> Result<()> {
     let mut backends = ["soft", "hsm"].into_iter().cycle();
-    while !stop.load(Ordering::SeqCst) {
-        tokio::time::sleep(every).await;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.wait_for(|&stop| stop) => return Ok(()),
+        }
         let backend = backends.next().unwrap_or("soft");
         bench::keyd::generate(&socket, backend, Alg::EcdsaP256)
             .await
             .with_context(|| format!("GenerateKey on {backend}"))?;
         counts.generated.fetch_add(1, Ordering::SeqCst);
     }
-    Ok(())
 }
 
 /// File descriptors a process has open now.
