@@ -375,6 +375,20 @@ async fn a_key_on_a_backend_whose_pin_was_rejected_is_named_with_the_backend() {
         !stderr.contains("000000"),
         "the PIN must never be shown: {stderr}"
     );
+    // A caller no rule lets sign learns nothing about where keys are.
+    if nix::unistd::geteuid().is_root() {
+        daemon.open_to_group("nogroup").unwrap();
+        let o = common::notaryctl_as(
+            65534,
+            65534,
+            &daemon,
+            &["sign", "--key", &key.key_id, payload.to_str().unwrap()],
+        );
+        assert!(!o.status.success());
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains("in any available backend"), "{stderr}");
+        assert!(!stderr.contains("backend hsm"), "{stderr}");
+    }
     // The soft keystore serves meanwhile.
     let mut client = connect(&daemon.socket).await.unwrap();
     let soft = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
