@@ -201,16 +201,21 @@ fn device_text(d: Option<&pb::DeviceInfo>) -> String {
     }
 }
 
+/// A backend's STATE cell: "available", or why it is not.
+pub(crate) fn backend_state(available: bool, reason: &str) -> String {
+    if available {
+        "available".to_string()
+    } else {
+        format!("unavailable: {reason}")
+    }
+}
+
 /// `notaryctl backend list` as text; STATE comes last because a reason can be long.
 pub(crate) fn backend_table(backends: &[pb::Backend]) -> String {
     let rows: Vec<Vec<String>> = backends
         .iter()
         .map(|b| {
-            let state = if b.available {
-                "available".to_string()
-            } else {
-                format!("unavailable: {}", b.unavailable_reason)
-            };
+            let state = backend_state(b.available, &b.unavailable_reason);
             vec![
                 b.name.clone(),
                 if b.is_default { "*".into() } else { "-".into() },

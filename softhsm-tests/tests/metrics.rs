@@ -76,6 +76,24 @@ impl Scrape {
     }
 }
 
+/// The work both tests count: a soft key and a SoftHSM key, three
+/// signatures with the first, a wrong PIN and one signature with the second.
+async fn sign_on_both(
+    client: &mut keyd_proto::keyd::keyd_client::KeydClient<tonic::transport::Channel>,
+) {
+    let gun = "example.com/app";
+    let soft = generate(client, "soft", "ecdsa", "p256", 0, "targets", gun).await;
+    for version in 1..=3 {
+        let (_, signed) = sign(client, &soft.key_id, targets_payload(version), "", "", "").await;
+        signed.unwrap();
+    }
+    let on_hsm = generate(client, "hsm", "ecdsa", "p256", 0, "targets", gun).await;
+    let (_, wrong) = sign(client, &on_hsm.key_id, targets_payload(1), "", "", "0000").await;
+    assert!(wrong.is_err(), "a wrong PIN signed");
+    let (_, signed) = sign(client, &on_hsm.key_id, targets_payload(2), "", "", "").await;
+    signed.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documented_metrics_count_real_signatures() {
     let hsm = SoftHsm::new("notary", "1234").unwrap();
@@ -90,33 +108,7 @@ async fn documented_metrics_count_real_signatures() {
     let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
 
-    let gun = "example.com/app";
-    let soft = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", gun).await;
-    for version in 1..=3 {
-        let (_, signed) = sign(
-            &mut client,
-            &soft.key_id,
-            targets_payload(version),
-            "",
-            "",
-            "",
-        )
-        .await;
-        signed.unwrap();
-    }
-    let on_hsm = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", gun).await;
-    let (_, wrong) = sign(
-        &mut client,
-        &on_hsm.key_id,
-        targets_payload(1),
-        "",
-        "",
-        "0000",
-    )
-    .await;
-    assert!(wrong.is_err(), "a wrong PIN signed");
-    let (_, signed) = sign(&mut client, &on_hsm.key_id, targets_payload(2), "", "", "").await;
-    signed.unwrap();
+    sign_on_both(&mut client).await;
     let missing = "0".repeat(64);
     let (_, unknown) = sign(&mut client, &missing, targets_payload(1), "", "", "").await;
     assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound);
@@ -233,32 +225,7 @@ async fn daemon_status_shows_the_metrics_and_what_waits_for_a_restart() {
         daemon.open_to_group("nogroup").unwrap();
     }
     let mut client = connect(&daemon.socket).await.unwrap();
-    let soft = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
-    for version in 1..=3 {
-        let (_, signed) = sign(
-            &mut client,
-            &soft.key_id,
-            targets_payload(version),
-            "",
-            "",
-            "",
-        )
-        .await;
-        signed.unwrap();
-    }
-    let on_hsm = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
-    let (_, wrong) = sign(
-        &mut client,
-        &on_hsm.key_id,
-        targets_payload(1),
-        "",
-        "",
-        "0000",
-    )
-    .await;
-    assert!(wrong.is_err(), "a wrong PIN signed");
-    let (_, signed) = sign(&mut client, &on_hsm.key_id, targets_payload(2), "", "", "").await;
-    signed.unwrap();
+    sign_on_both(&mut client).await;
 
     let status = daemon_status(&daemon);
     assert_eq!(status["pid"], daemon.pid().unwrap());

@@ -275,6 +275,39 @@ async fn sign_noting_queue(
     Err(tonic::Status::internal("no result"))
 }
 
+/// Sends `count` signatures with `key_id` (a slow key on a one-session
+/// token) and returns once `queued` of them wait in the device's queue.
+async fn flood_queue(
+    client: &pb::keyd_client::KeydClient<tonic::transport::Channel>,
+    key_id: &str,
+    count: usize,
+    queued: usize,
+) -> Vec<tokio::task::JoinHandle<Result<pb::SignResult, tonic::Status>>> {
+    let (queued_tx, mut waiting) = tokio::sync::mpsc::unbounded_channel();
+    let flood = (0..count)
+        .map(|_| {
+            tokio::spawn(sign_noting_queue(
+                client.clone(),
+                key_id.to_string(),
+                queued_tx.clone(),
+            ))
+        })
+        .collect();
+    drop(queued_tx);
+    // (Queued is sent after 100 ms of waiting; RSA-4096 keeps them waiting.)
+    tokio::time::timeout(Duration::from_secs(120), async {
+        for _ in 0..queued {
+            waiting
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("fewer than {queued} requests were queued"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{queued} requests were not queued within 120 s"));
+    flood
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file() {
     if !is_root() {
@@ -314,28 +347,7 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     };
 
     // Fill the device's queue with slow RSA-4096 signatures.
-    let (queued_tx, mut queued) = tokio::sync::mpsc::unbounded_channel();
-    let flood: Vec<_> = (0..200)
-        .map(|_| {
-            tokio::spawn(sign_noting_queue(
-                client.clone(),
-                slow.key_id.clone(),
-                queued_tx.clone(),
-            ))
-        })
-        .collect();
-    drop(queued_tx);
-    // (Queued is sent after 100 ms of waiting; RSA-4096 keeps them waiting.)
-    tokio::time::timeout(Duration::from_secs(120), async {
-        for _ in 0..20 {
-            queued
-                .recv()
-                .await
-                .expect("fewer than 20 requests were queued");
-        }
-    })
-    .await
-    .expect("20 requests were not queued within 120 s");
+    let flood = flood_queue(&client, &slow.key_id, 200, 20).await;
     // uid 65533 may sign now: its request is authorised and waits in line.
     let mut in_flight = Guard(Some(
         sign_as(65533)
@@ -454,27 +466,7 @@ async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart(
     let other = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
 
     // Queue slow signatures on the backend about to be removed.
-    let (queued_tx, mut queued) = tokio::sync::mpsc::unbounded_channel();
-    let flood: Vec<_> = (0..100)
-        .map(|_| {
-            tokio::spawn(sign_noting_queue(
-                client.clone(),
-                slow.key_id.clone(),
-                queued_tx.clone(),
-            ))
-        })
-        .collect();
-    drop(queued_tx);
-    tokio::time::timeout(Duration::from_secs(120), async {
-        for _ in 0..10 {
-            queued
-                .recv()
-                .await
-                .expect("fewer than 10 requests were queued");
-        }
-    })
-    .await
-    .expect("10 requests were not queued within 120 s");
+    let flood = flood_queue(&client, &slow.key_id, 100, 10).await;
 
     let old = std::fs::read_to_string(daemon.config_path()).unwrap();
     let without = old.replace(&backend, "");

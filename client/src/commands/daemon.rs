@@ -123,11 +123,7 @@ fn text(s: &pb::DaemonStatus) -> String {
         .backends
         .iter()
         .map(|b| {
-            let state = if b.available {
-                "available".to_string()
-            } else {
-                format!("unavailable: {}", b.unavailable_reason)
-            };
+            let state = output::backend_state(b.available, &b.unavailable_reason);
             let mean = match b.mean_sign_micros {
                 0 => "-".to_string(),
                 us => format!("{:.2}", us as f64 / 1000.0),
