@@ -244,6 +244,11 @@ impl BackendConfig {
         .filter_map(|(field, source)| Some((field, source.as_ref()?)))
     }
 
+    /// soft: the keystore directory.
+    pub(crate) fn soft_dir(&self, state_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| state_dir.join("soft"))
+    }
+
     /// Opens the backend. A device that cannot be reached yields a backend
     /// reporting itself unavailable; only configuration errors (a PIN source
     /// that cannot be read, a keystore that refuses to open) are reported as
@@ -255,7 +260,7 @@ impl BackendConfig {
                     Some(src) => src.resolve().map_err(|e| e.to_string())?,
                     None => None,
                 };
-                let dir = self.dir.clone().unwrap_or_else(|| state_dir.join("soft"));
+                let dir = self.soft_dir(state_dir);
                 let backend =
                     SoftBackend::open(SoftConfig { dir, passphrase }).map_err(|e| e.to_string())?;
                 Ok(Arc::new(backend))

@@ -30,6 +30,7 @@ mod config;
 mod daemon_info;
 mod device;
 mod edge;
+mod keystore_cli;
 mod lifecycle;
 mod limits;
 mod logging;

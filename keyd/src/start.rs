@@ -56,7 +56,8 @@ pub struct Args {
         long,
         value_name = "PATH",
         env = "NOTARY_KEYD_PASSPHRASE_FILE",
-        conflicts_with = "config"
+        conflicts_with = "config",
+        global = true
     )]
     passphrase_file: Option<PathBuf>,
     /// Print a minimal configuration to start from, and exit.
@@ -73,20 +74,28 @@ enum Command {
     /// Check the audit log offline, or begin a new chain.
     #[command(subcommand)]
     Audit(audit::cli::AuditCommand),
+    /// Work on a software keystore offline (encrypt it in place).
+    #[command(subcommand)]
+    Keystore(crate::keystore_cli::KeystoreCommand),
 }
 
-/// Runs a command that works on files and needs no daemon (`audit …`);
-/// `None` when `args` asks for the daemon.
+/// Runs a command that works on files and needs no daemon (`audit …`,
+/// `keystore …`); `None` when `args` asks for the daemon.
 pub fn offline_command(args: &Args) -> Option<std::process::ExitCode> {
-    let Some(Command::Audit(command)) = &args.command else {
-        return None;
-    };
-    let config = || {
-        let (config, _) = load_config(args)?;
-        let audit = config.audit().map_err(anyhow::Error::msg)?;
-        Ok((audit, config.server.state_dir))
-    };
-    Some(audit::cli::run(command, &config))
+    match args.command.as_ref()? {
+        Command::Audit(command) => {
+            let config = || {
+                let (config, _) = load_config(args)?;
+                let audit = config.audit().map_err(anyhow::Error::msg)?;
+                Ok((audit, config.server.state_dir))
+            };
+            Some(audit::cli::run(command, &config))
+        }
+        Command::Keystore(command) => {
+            let config = || Ok(load_config(args)?.0);
+            Some(crate::keystore_cli::run(command, &config))
+        }
+    }
 }
 
 /// The configuration `--config` names, or personal mode's.

@@ -4,6 +4,7 @@
 //! <dir>/keystore.json        format version, KDF parameters, passphrase check
 //! <dir>/keys/<id>.json       one key: algorithm, label, sealed or plain PKCS#8
 //! <dir>/keys/<id>.crt        DER certificate stored beside the key (optional)
+//! <dir>/.lock               held (flock) by the one process that has it open
 //! ```
 //! Every file is written atomically with mode 0600; directories are 0700.
 
@@ -13,13 +14,14 @@ use crate::atomic_file::{remove_leftovers, write_atomic};
 use crate::import::ImportMark;
 use crate::{Algorithm, BackendError};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use nix::fcntl::{Flock, FlockArg};
 use notary_tuf::metadata::{Gun, Role};
 use rand_core::{OsRng, RngCore};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -135,6 +137,11 @@ impl KeyFile {
         })
     }
 
+    /// Whether the private key is encrypted at rest.
+    pub(super) fn is_sealed(&self) -> bool {
+        matches!(self.private, PrivatePart::Sealed(_))
+    }
+
     /// The import mark, for a key taken in from a stock notary file.
     pub(super) fn import_mark(&self, id: &str) -> Result<Option<ImportMark>, BackendError> {
         self.imported.as_ref().map(|m| m.mark(id)).transpose()
@@ -169,6 +176,29 @@ impl KeyFile {
 pub(super) struct KeystoreDir {
     root: PathBuf,
     keys: PathBuf,
+    /// Held while the keystore is open. Two processes writing one keystore
+    /// would each miss the other's keys, and `keystore encrypt` must not
+    /// rewrite files under a running daemon.
+    _lock: Flock<File>,
+}
+
+/// Takes `<root>/.lock`, or says which process is likely to hold it.
+fn lock_dir(root: &Path) -> Result<Flock<File>, BackendError> {
+    let path = root.join(".lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| storage("cannot open", &path, e))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+        BackendError::Storage(format!(
+            "keystore {} is already open (its .lock is held): \
+             is a notary-keyd running on it? Stop it first",
+            root.display()
+        ))
+    })
 }
 
 /// Refuses directories other users could read or write: keys (even sealed
@@ -220,6 +250,7 @@ impl KeystoreDir {
     pub(super) fn open(root: &Path) -> Result<KeystoreDir, BackendError> {
         create_private_dir(root)?;
         check_private_dir(root)?;
+        let lock = lock_dir(root)?;
         let keys = root.join("keys");
         create_private_dir(&keys)?;
         check_private_dir(&keys)?;
@@ -228,6 +259,7 @@ impl KeystoreDir {
         Ok(KeystoreDir {
             root: root.to_path_buf(),
             keys,
+            _lock: lock,
         })
     }
 
@@ -235,38 +267,46 @@ impl KeystoreDir {
         &self.root
     }
 
+    fn meta_path(&self) -> PathBuf {
+        self.root.join("keystore.json")
+    }
+
+    /// `keystore.json`, or `None` for a keystore not yet initialised.
+    fn read_meta(&self) -> Result<Option<KeystoreMeta>, BackendError> {
+        let path = self.meta_path();
+        let meta: KeystoreMeta = match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| storage("malformed", &path, e))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(storage("cannot read", &path, e)),
+        };
+        if meta.format != FORMAT {
+            return Err(BackendError::Storage(format!(
+                "{} has format {}, this daemon reads format {FORMAT}",
+                path.display(),
+                meta.format
+            )));
+        }
+        Ok(Some(meta))
+    }
+
     /// Reads or initialises `keystore.json` and returns the sealer for the
     /// configured passphrase. A keystore created with a passphrase cannot be
-    /// opened without one, and vice versa.
+    /// opened without one; one that holds unencrypted keys is encrypted
+    /// first (`notary-keyd keystore encrypt`, [`Self::encryption_sealer`]).
     pub(super) fn sealer(
         &self,
         passphrase: Option<&SecretString>,
     ) -> Result<Option<Sealer>, BackendError> {
-        let meta_path = self.root.join("keystore.json");
-        let meta: Option<KeystoreMeta> = match fs::read(&meta_path) {
-            Ok(bytes) => Some(
-                serde_json::from_slice(&bytes).map_err(|e| storage("malformed", &meta_path, e))?,
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(storage("cannot read", &meta_path, e)),
-        };
-        match (meta, passphrase) {
-            (Some(m), _) if m.format != FORMAT => Err(BackendError::Storage(format!(
-                "{} has format {}, this daemon reads format {FORMAT}",
-                meta_path.display(),
-                m.format
-            ))),
+        match (self.read_meta()?, passphrase) {
             (
                 Some(KeystoreMeta {
                     encryption: Some(enc),
                     ..
                 }),
                 Some(p),
-            ) => {
-                let sealer = Sealer::derive(p, &enc.kdf)?;
-                sealer.verify_check(&enc.check)?;
-                Ok(Some(sealer))
-            }
+            ) => Ok(Some(Self::unlock(&enc, p)?)),
             (
                 Some(KeystoreMeta {
                     encryption: Some(_),
@@ -280,14 +320,15 @@ impl KeystoreDir {
                 Some(KeystoreMeta {
                     encryption: None, ..
                 }),
-                Some(_),
+                Some(p),
             ) => {
                 if self.read_key_files()?.is_empty() {
-                    self.init_meta(passphrase)
+                    self.init_meta(Some(p))
                 } else {
                     Err(BackendError::Storage(
                         "this keystore holds unencrypted keys but a passphrase is configured; \
-                         remove the passphrase source or move the keys to a new keystore"
+                         with the daemon stopped, run `notary-keyd keystore encrypt` to encrypt \
+                         them in place with that passphrase, or remove the passphrase source"
                             .into(),
                     ))
                 }
@@ -300,6 +341,31 @@ impl KeystoreDir {
             ) => Ok(None),
             (None, p) => self.init_meta(p),
         }
+    }
+
+    /// The sealer that `keystore encrypt` seals keys with: the keystore's
+    /// own when it is already encrypted (the passphrase must match: an
+    /// encryption cut short is finished with the same passphrase), else a
+    /// new one, recorded in `keystore.json` before any key is rewritten.
+    pub(super) fn encryption_sealer(
+        &self,
+        passphrase: &SecretString,
+    ) -> Result<Sealer, BackendError> {
+        match self.read_meta()? {
+            Some(KeystoreMeta {
+                encryption: Some(enc),
+                ..
+            }) => Self::unlock(&enc, passphrase),
+            _ => self.init_meta(Some(passphrase))?.ok_or_else(|| {
+                BackendError::Storage("no sealer was made for the passphrase".into())
+            }),
+        }
+    }
+
+    fn unlock(encryption: &Encryption, passphrase: &SecretString) -> Result<Sealer, BackendError> {
+        let sealer = Sealer::derive(passphrase, &encryption.kdf)?;
+        sealer.verify_check(&encryption.check)?;
+        Ok(sealer)
     }
 
     fn init_meta(&self, passphrase: Option<&SecretString>) -> Result<Option<Sealer>, BackendError> {
@@ -316,7 +382,7 @@ impl KeystoreDir {
             format: FORMAT,
             encryption,
         };
-        let path = self.root.join("keystore.json");
+        let path = self.meta_path();
         let bytes =
             serde_json::to_vec_pretty(&meta).map_err(|e| storage("cannot encode", &path, e))?;
         write_atomic(&path, &bytes, 0o600).map_err(|e| storage("cannot write", &path, e))?;
@@ -338,12 +404,19 @@ impl KeystoreDir {
             else {
                 continue;
             };
-            let bytes = fs::read(&path).map_err(|e| storage("cannot read", &path, e))?;
-            let file: KeyFile = serde_json::from_slice(&bytes)
-                .map_err(|e| storage("malformed key file", &path, e))?;
-            out.push((id.to_string(), file));
+            out.push((id.to_string(), Self::read_key_file_at(&path)?));
         }
         Ok(out)
+    }
+
+    /// The key file of `id`.
+    pub(super) fn read_key_file(&self, id: &str) -> Result<KeyFile, BackendError> {
+        Self::read_key_file_at(&self.checked(id, "json")?)
+    }
+
+    fn read_key_file_at(path: &Path) -> Result<KeyFile, BackendError> {
+        let bytes = fs::read(path).map_err(|e| storage("cannot read", path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| storage("malformed key file", path, e))
     }
 
     pub(super) fn write_key_file(&self, id: &str, file: &KeyFile) -> Result<(), BackendError> {

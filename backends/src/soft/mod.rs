@@ -8,6 +8,7 @@
 //! P-256 key that ring signs with (ring does not wipe it when it is freed;
 //! the daemon marks itself non-dumpable); they never leave this module.
 
+mod encrypt;
 mod files;
 mod import;
 mod sealing;
@@ -16,6 +17,7 @@ mod signing_key;
 use crate::backend::{Availability, BackendKey, CertificateStore, DeviceInfo, KeyBackend, KeySpec};
 use crate::import::{ImportMark, KeyImport};
 use crate::{Algorithm, BackendError, KeyUri};
+pub use encrypt::{encrypt_in_place, Encrypted};
 use files::{KeyFile, KeystoreDir};
 use sealing::Sealer;
 use secrecy::SecretString;
@@ -70,7 +72,9 @@ impl SoftBackend {
             );
         }
         let mut keys = HashMap::new();
+        let mut plain = 0;
         for (id, file) in dir.read_key_files()? {
+            plain += usize::from(!file.is_sealed());
             let key = file.load(&id, sealer.as_ref())?;
             let imported = file.import_mark(&id)?;
             let info = BackendKey {
@@ -86,6 +90,14 @@ impl SoftBackend {
                     key,
                     imported,
                 },
+            );
+        }
+        if sealer.is_some() && plain > 0 {
+            tracing::warn!(
+                dir = %config.dir.display(),
+                unencrypted = plain,
+                "this encrypted keystore still holds unencrypted keys (an encryption cut short?); \
+                 stop the daemon and run `notary-keyd keystore encrypt` to seal them"
             );
         }
         Ok(SoftBackend {

@@ -92,6 +92,136 @@ fn unencrypted_keystore_works_and_refuses_a_later_passphrase() {
     drop(backend);
     let err = open(&dir, Some("late")).err().unwrap().to_string();
     assert!(err.contains("unencrypted keys"), "{err}");
+    assert!(err.contains("notary-keyd keystore encrypt"), "{err}");
+}
+
+fn secret(pass: &str) -> SecretString {
+    SecretString::from(pass.to_string())
+}
+
+/// The key files' private parts, by kind: (sealed, plain).
+fn sealed_and_plain(dir: &std::path::Path) -> (usize, usize) {
+    let mut counts = (0, 0);
+    for entry in std::fs::read_dir(dir.join("keys")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        if text.contains("\"sealed\"") {
+            counts.0 += 1;
+        } else if text.contains("\"plain\"") {
+            counts.1 += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn encrypting_in_place_keeps_every_key_and_its_import_mark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    let backend = open(&dir, None).unwrap();
+    let made: Vec<_> = [Algorithm::EcdsaP256, Algorithm::Ed25519, Algorithm::Rsa2048]
+        .into_iter()
+        .map(|alg| backend.generate(&spec(alg)).unwrap())
+        .collect();
+    let imported = import_root(&backend, "rootpass", NOTARY_ROOT_KEY_ID).unwrap();
+    drop(backend);
+    assert_eq!(sealed_and_plain(&dir), (0, 4));
+
+    let done = encrypt_in_place(&dir, &secret("new pass")).unwrap();
+    assert_eq!(
+        done,
+        Encrypted {
+            sealed: 4,
+            already_sealed: 0
+        }
+    );
+    assert_eq!(sealed_and_plain(&dir), (4, 0));
+    let err = open(&dir, None).err().unwrap().to_string();
+    assert!(err.contains("encrypted"), "{err}");
+    let reopened = open(&dir, Some("new pass")).unwrap();
+    assert_eq!(reopened.list().unwrap().len(), 4);
+    for key in made.iter().chain([&imported]) {
+        let sig = reopened.sign(&key.uri, b"payload").unwrap();
+        let method = notary_tuf::signature::SignatureMethod::for_key_type(key.public.keytype());
+        notary_tuf::verify(&key.public, method, b"payload", &sig).unwrap();
+    }
+    assert_eq!(reopened.imported(&imported.uri), Some(root_mark()));
+    drop(reopened);
+    let again = encrypt_in_place(&dir, &secret("new pass")).unwrap();
+    assert_eq!(
+        again,
+        Encrypted {
+            sealed: 0,
+            already_sealed: 4
+        }
+    );
+}
+
+#[test]
+fn an_encryption_cut_short_is_finished_with_the_same_passphrase_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    let backend = open(&dir, None).unwrap();
+    let first = backend.generate(&spec(Algorithm::EcdsaP256)).unwrap();
+    drop(backend);
+    encrypt_in_place(&dir, &secret("pass")).unwrap();
+    // A plain key file beside sealed ones: what a run cut short after
+    // keystore.json leaves. Written by a keystore opened without a sealer.
+    let plain_dir = tmp.path().join("plain");
+    let plain = open(&plain_dir, None).unwrap();
+    let second = plain.generate(&spec(Algorithm::Ed25519)).unwrap();
+    drop(plain);
+    let id = second.uri.get("id").unwrap();
+    std::fs::copy(
+        plain_dir.join("keys").join(format!("{id}.json")),
+        dir.join("keys").join(format!("{id}.json")),
+    )
+    .unwrap();
+    assert_eq!(sealed_and_plain(&dir), (1, 1));
+    // Both keys serve meanwhile.
+    assert_eq!(open(&dir, Some("pass")).unwrap().list().unwrap().len(), 2);
+
+    let err = encrypt_in_place(&dir, &secret("other"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("passphrase does not open"), "{err}");
+    assert_eq!(
+        sealed_and_plain(&dir),
+        (1, 1),
+        "a wrong passphrase changes nothing"
+    );
+    let done = encrypt_in_place(&dir, &secret("pass")).unwrap();
+    assert_eq!(
+        done,
+        Encrypted {
+            sealed: 1,
+            already_sealed: 1
+        }
+    );
+    let reopened = open(&dir, Some("pass")).unwrap();
+    for key in [&first, &second] {
+        reopened.sign(&key.uri, b"payload").unwrap();
+    }
+}
+
+#[test]
+fn an_open_keystore_is_neither_encrypted_nor_opened_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    let backend = open(&dir, None).unwrap();
+    backend.generate(&spec(Algorithm::EcdsaP256)).unwrap();
+    let err = encrypt_in_place(&dir, &secret("pass"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already open"), "{err}");
+    let err = open(&dir, None).err().unwrap().to_string();
+    assert!(err.contains("already open"), "{err}");
+    assert_eq!(sealed_and_plain(&dir), (0, 1));
+    drop(backend);
+    let err = encrypt_in_place(&tmp.path().join("nothing"), &secret("pass"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a software keystore"), "{err}");
+    assert!(!tmp.path().join("nothing").exists());
 }
 
 #[test]
