@@ -116,3 +116,75 @@ async fn a_personal_keystore_is_encrypted_with_the_passphrase_file() {
         .keys;
     assert!(listed.iter().any(|k| k.key_id == key.key_id), "{listed:?}");
 }
+
+/// `notary-keyd keystore encrypt` with the personal keystore's files.
+fn encrypt(home: &Path, passphrase: &Path) -> std::process::Output {
+    command(home, Some(passphrase))
+        .args(["keystore", "encrypt"])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unencrypted_keystore_is_encrypted_in_place_and_keeps_its_keys() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    std::fs::create_dir(home.join("run")).unwrap();
+    let passphrase = home.join("keystore.passphrase");
+    write_secret(&passphrase, "later passphrase\n").unwrap();
+    let socket = home.join("run/notary-keyd/keyd.sock");
+
+    let daemon = start(home, None);
+    let mut client = connect(&socket).await.unwrap();
+    let key = client
+        .generate_key(keyd_proto::keyd::GenerateKeyRequest {
+            backend: "soft".into(),
+            algorithm: keyd_proto::keyd::Algorithm::Ed25519 as i32,
+            label: "made in clear".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    drop(client);
+    // A running daemon holds the keystore: the command refuses it.
+    let busy = encrypt(home, &passphrase);
+    assert!(!busy.status.success());
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(stderr.contains("already open"), "{stderr}");
+    drop(daemon);
+
+    // The daemon refuses the passphrase and names the command.
+    let refused = command(home, Some(&passphrase)).output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("notary-keyd keystore encrypt"), "{stderr}");
+
+    let done = encrypt(home, &passphrase);
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(stdout.contains("encrypted"), "{stdout}");
+    let keys = home.join("data/notary-keyd/soft/keys");
+    for entry in std::fs::read_dir(&keys).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(!text.contains("\"plain\""), "a key file is still plain");
+    }
+
+    let _daemon = start(home, Some(&passphrase));
+    let mut client = connect(&socket).await.unwrap();
+    let listed = client
+        .list_keys(keyd_proto::keyd::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert!(listed.iter().any(|k| k.key_id == key.key_id), "{listed:?}");
+}
