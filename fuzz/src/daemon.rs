@@ -1,7 +1,8 @@
 //! The daemon the `daemon_rpc` target calls, built once per process: a
 //! software keystore in a directory under /dev/shm (so the audit log's
-//! fsync costs little), served twice from the same state, once to a caller
-//! the policy allows everything and once to one it allows nothing.
+//! fsync costs little), served twice, once to a caller the policy allows
+//! everything and once to one it allows nothing. Each side has its own
+//! state directory: a keystore is open in one daemon at a time (its lock).
 //!
 //! The Unix-socket API's caller is this process (see
 //! `notary_keyd::fuzzing`). The signer API's caller is the client
@@ -160,7 +161,7 @@ impl AuditReader {
     }
 }
 
-/// Both sides over one state directory.
+/// Both sides, each over its own state directory.
 pub struct Harness {
     pub allowed: Side,
     pub denied: Side,
@@ -229,7 +230,7 @@ fn config(dir: &Path, side: &str, policy: &str) -> String {
          [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n{policy}\n\
          [signer_api]\nlisten = \"127.0.0.1:1\"\ntls_cert = {unused:?}\ntls_key = {unused:?}\n\
          client_ca = {unused:?}\nallowed_clients = [\"notary-server\"]\nmax_keys = 16\n",
-        state = dir.join("state"),
+        state = dir.join(format!("state-{side}")),
         audit = dir.join(format!("audit-{side}")),
     )
 }
