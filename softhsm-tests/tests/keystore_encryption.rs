@@ -54,6 +54,34 @@ fn start(home: &Path, passphrase: Option<&Path>) -> Personal {
     daemon
 }
 
+/// Generates a soft key through the daemon at `socket`; its key ID.
+async fn generate(socket: &Path, algorithm: keyd_proto::keyd::Algorithm, label: &str) -> String {
+    let mut client = connect(socket).await.unwrap();
+    client
+        .generate_key(keyd_proto::keyd::GenerateKeyRequest {
+            backend: "soft".into(),
+            algorithm: algorithm as i32,
+            label: label.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key_id
+}
+
+/// Asserts that the daemon at `socket` lists `key_id`.
+async fn assert_serves(socket: &Path, key_id: &str) {
+    let mut client = connect(socket).await.unwrap();
+    let listed = client
+        .list_keys(keyd_proto::keyd::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert!(listed.iter().any(|k| k.key_id == key_id), "{listed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_personal_keystore_is_encrypted_with_the_passphrase_file() {
     let home = tempfile::tempdir().unwrap();
@@ -64,18 +92,7 @@ async fn a_personal_keystore_is_encrypted_with_the_passphrase_file() {
     let socket = home.join("run/notary-keyd/keyd.sock");
 
     let daemon = start(home, Some(&passphrase));
-    let mut client = connect(&socket).await.unwrap();
-    let key = client
-        .generate_key(keyd_proto::keyd::GenerateKeyRequest {
-            backend: "soft".into(),
-            algorithm: keyd_proto::keyd::Algorithm::EcdsaP256 as i32,
-            label: "personal".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    drop(client);
+    let key_id = generate(&socket, keyd_proto::keyd::Algorithm::EcdsaP256, "personal").await;
     drop(daemon);
 
     let keystore = home.join("data/notary-keyd/soft");
@@ -107,14 +124,7 @@ async fn a_personal_keystore_is_encrypted_with_the_passphrase_file() {
     .unwrap();
 
     let _daemon = start(home, Some(&passphrase));
-    let mut client = connect(&socket).await.unwrap();
-    let listed = client
-        .list_keys(keyd_proto::keyd::ListKeysRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .keys;
-    assert!(listed.iter().any(|k| k.key_id == key.key_id), "{listed:?}");
+    assert_serves(&socket, &key_id).await;
 }
 
 /// `notary-keyd keystore encrypt` with the personal keystore's files.
@@ -135,18 +145,12 @@ async fn an_unencrypted_keystore_is_encrypted_in_place_and_keeps_its_keys() {
     let socket = home.join("run/notary-keyd/keyd.sock");
 
     let daemon = start(home, None);
-    let mut client = connect(&socket).await.unwrap();
-    let key = client
-        .generate_key(keyd_proto::keyd::GenerateKeyRequest {
-            backend: "soft".into(),
-            algorithm: keyd_proto::keyd::Algorithm::Ed25519 as i32,
-            label: "made in clear".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    drop(client);
+    let key_id = generate(
+        &socket,
+        keyd_proto::keyd::Algorithm::Ed25519,
+        "made in clear",
+    )
+    .await;
     // A running daemon holds the keystore: the command refuses it.
     let busy = encrypt(home, &passphrase);
     assert!(!busy.status.success());
@@ -179,12 +183,5 @@ async fn an_unencrypted_keystore_is_encrypted_in_place_and_keeps_its_keys() {
     }
 
     let _daemon = start(home, Some(&passphrase));
-    let mut client = connect(&socket).await.unwrap();
-    let listed = client
-        .list_keys(keyd_proto::keyd::ListKeysRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .keys;
-    assert!(listed.iter().any(|k| k.key_id == key.key_id), "{listed:?}");
+    assert_serves(&socket, &key_id).await;
 }
