@@ -11,7 +11,7 @@
 //! makes; the fuzz target performs one and attaches it.
 
 use crate::config::Config;
-use crate::peer::PeerStream;
+use crate::peer;
 use crate::reload::Reloader;
 use crate::signer_api::SignerApi;
 use crate::start::open_service;
@@ -110,7 +110,7 @@ impl Daemon {
             None => None,
         };
         let (ours, _theirs) = tokio::net::UnixStream::pair().map_err(|e| e.to_string())?;
-        let peer = PeerStream::accept(ours)
+        let peer = peer::accept(ours)
             .map_err(|e| e.to_string())?
             .connect_info();
         let keyd = KeydServer::new(service)

@@ -6,7 +6,8 @@
 //! # Layout
 //!
 //! - The request path: `server` (the Unix socket, with `peer` reading the
-//!   caller's credentials into `caller`), `service` (the `notary.keyd.v1`
+//!   caller's credentials into `caller`, and `served` the connection each
+//!   listener hands tonic), `service` (the `notary.keyd.v1`
 //!   RPCs), `signer_api` (notary-signer's API over mutual TLS). Both APIs
 //!   turn requests into typed values with `edge` and `wire`, sign through
 //!   `signing` (the one signing core), report failures through `status`
@@ -42,6 +43,7 @@ mod registry;
 mod reload;
 mod request_limit;
 mod root;
+mod served;
 mod server;
 mod service;
 mod signer_api;

@@ -5,15 +5,12 @@
 //! process that exits cannot be mistaken for another with its pid.
 
 use crate::limits::UidSlot;
+use crate::served::Served;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::UCred;
 use tokio::net::UnixStream;
-use tonic::transport::server::Connected;
 
 /// What the kernel says about the process at the other end.
 #[derive(Clone, Debug)]
@@ -24,86 +21,23 @@ pub(crate) struct PeerInfo {
     pub groups: Arc<[u32]>,
 }
 
-/// A connection to serve, carrying its `PeerInfo` for every request on it.
-pub(crate) struct PeerStream {
-    stream: UnixStream,
-    info: PeerInfo,
-    /// The caller's place among its uid's open connections.
-    _slot: Option<UidSlot>,
-}
-
-impl PeerStream {
-    /// Reads the peer's identity; a connection whose groups cannot be read
-    /// is refused rather than served with fewer groups than it has.
-    pub(crate) fn accept(stream: UnixStream) -> io::Result<PeerStream> {
-        let cred = stream.peer_cred().ok();
-        let groups = peer_groups(&stream)?.into();
-        Ok(PeerStream {
-            stream,
-            info: PeerInfo { cred, groups },
-            _slot: None,
-        })
-    }
-
+impl PeerInfo {
     pub(crate) fn uid(&self) -> Option<u32> {
-        self.info.cred.map(|c| c.uid())
-    }
-
-    /// Keeps `slot` taken for as long as the connection is open.
-    pub(crate) fn holding(self, slot: UidSlot) -> PeerStream {
-        PeerStream {
-            _slot: Some(slot),
-            ..self
-        }
+        self.cred.map(|c| c.uid())
     }
 }
 
-impl Connected for PeerStream {
-    type ConnectInfo = PeerInfo;
+/// A Unix-socket connection to serve, carrying its `PeerInfo` for every
+/// request on it and, once admitted, its place among its uid's open
+/// connections.
+pub(crate) type PeerStream = Served<UnixStream, PeerInfo, Option<UidSlot>>;
 
-    fn connect_info(&self) -> PeerInfo {
-        self.info.clone()
-    }
-}
-
-impl AsyncRead for PeerStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for PeerStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
+/// Reads the peer's identity; a connection whose groups cannot be read is
+/// refused rather than served with fewer groups than it has.
+pub(crate) fn accept(stream: UnixStream) -> io::Result<PeerStream> {
+    let cred = stream.peer_cred().ok();
+    let groups = peer_groups(&stream)?.into();
+    Ok(Served::new(stream, PeerInfo { cred, groups }, None))
 }
 
 /// SO_PEERGROUPS (Linux 4.13+). libc does not export the option on every
@@ -153,15 +87,15 @@ mod tests {
     #[tokio::test]
     async fn reads_this_process_as_the_peer() {
         let (a, _b) = UnixStream::pair().unwrap();
-        let peer = PeerStream::accept(a).unwrap();
-        let cred = peer.info.cred.expect("SO_PEERCRED on a socketpair");
+        let peer = accept(a).unwrap();
+        let cred = peer.info().cred.expect("SO_PEERCRED on a socketpair");
         assert_eq!(cred.uid(), nix::unistd::getuid().as_raw());
         let mut ours: Vec<u32> = nix::unistd::getgroups()
             .unwrap()
             .into_iter()
             .map(|g| g.as_raw())
             .collect();
-        let mut seen = peer.info.groups.to_vec();
+        let mut seen = peer.info().groups.to_vec();
         ours.sort_unstable();
         seen.sort_unstable();
         assert_eq!(seen, ours);

@@ -2,7 +2,7 @@
 
 use crate::audit::rpc::AuditService;
 use crate::limits::{ServerLimits, UidCounts};
-use crate::peer::PeerStream;
+use crate::peer::{self, PeerStream};
 use crate::request_limit::RequestsPerUid;
 use crate::service::KeydService;
 use keyd_proto::keyd::audit_server::AuditServer;
@@ -120,7 +120,7 @@ pub(crate) async fn serve(
     let counts = UidCounts::new(limits.max_connections_per_uid);
     let incoming =
         tokio_stream::StreamExt::filter_map(UnixListenerStream::new(listener), move |accepted| {
-            match accepted.and_then(PeerStream::accept) {
+            match accepted.and_then(peer::accept) {
                 Ok(stream) => admit(&counts, stream).map(Ok),
                 Err(e) => Some(Err(e)),
             }
@@ -133,11 +133,11 @@ pub(crate) async fn serve(
 /// The connection, holding a slot of its uid's, or `None` (it is closed)
 /// when that uid already has `max_connections_per_uid` open.
 fn admit(counts: &UidCounts, stream: PeerStream) -> Option<PeerStream> {
-    let Some(uid) = stream.uid() else {
+    let Some(uid) = stream.info().uid() else {
         return Some(stream);
     };
     match counts.take(uid) {
-        Some(slot) => Some(stream.holding(slot)),
+        Some(slot) => Some(stream.holding(Some(slot))),
         None => {
             tracing::warn!(
                 uid,

@@ -490,6 +490,76 @@ async fn callers_with_another_ca_or_subject_are_refused() -> Result<()> {
     Ok(())
 }
 
+/// Whether the signer API closed `stream` without a word: a peer that is
+/// held instead (its TLS handshake waits) leaves the read to time out.
+fn closed_at_once(mut stream: std::net::TcpStream) -> Result<bool> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    match stream.read(&mut [0u8; 1]) {
+        Ok(0) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+        other => anyhow::bail!("unexpected read on a refused connection: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_are_closed_and_places_come_back() -> Result<()> {
+    let signer = KeydSigner::start("soft", "max_connections = 3")?;
+    let good = signer.pki.issue("notary-server", "clientAuth")?;
+    // Three peers that never start TLS take every place (each for up to
+    // the 10 s handshake timeout)...
+    let held = (0..3)
+        .map(|_| std::net::TcpStream::connect(signer.addr))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    // ...so every further connection, a real notary-server's too, is
+    // closed as it arrives rather than held.
+    for n in 0..20 {
+        let extra = std::net::TcpStream::connect(signer.addr)?;
+        ensure!(
+            closed_at_once(extra)?,
+            "connection {n} beyond the limit was held"
+        );
+    }
+    let refused = health(channel(signer.addr, &signer.pki.ca_cert, &good).await?, "").await;
+    ensure!(
+        refused.is_err(),
+        "served beyond max_connections: {refused:?}"
+    );
+    ensure!(
+        signer
+            .daemon
+            .log_text()
+            .contains("[signer_api] max_connections are open"),
+        "refusals not logged:\n{}",
+        signer.daemon.log_text()
+    );
+    // The Unix socket serves meanwhile.
+    let ctl = Notaryctl::new(
+        "https://127.0.0.1:1",
+        &signer.pki.ca_cert,
+        &signer.daemon.socket,
+    )?;
+    let listed = ctl.run(&["key", "list"])?;
+    ensure!(listed.status.success(), "{}", listed.stderr);
+
+    // The places come back as the held peers hang up.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    loop {
+        let answer = health(channel(signer.addr, &signer.pki.ca_cert, &good).await?, "").await;
+        match answer {
+            Ok(status) if status == serving => break,
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            other => anyhow::bail!("not served after the held peers left: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
 fn timestamp_payload(version: u32) -> Vec<u8> {
     format!(
         r#"{{"_type":"Timestamp","expires":"2026-12-09T12:00:00Z","meta":{{"snapshot":{{"hashes":{{"sha256":"AAAA"}},"length":1}}}},"version":{version}}}"#

@@ -36,10 +36,19 @@ pub(crate) struct SignerApiConfig {
     /// Most signer-API keys kept in `backend`; `CreateKey` fails with
     /// RESOURCE_EXHAUSTED beyond it. Default: no limit.
     pub max_keys: Option<usize>,
+    /// Most connections open at once, TLS handshakes included; more are
+    /// closed as they arrive (and logged). notary-server needs one.
+    /// Default 64.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_device_timeout() -> u64 {
     10
+}
+
+fn default_max_connections() -> usize {
+    64
 }
 
 impl SignerApiConfig {
@@ -64,6 +73,9 @@ impl SignerApiConfig {
         }
         if self.device_timeout_seconds == 0 {
             return Err("[signer_api] device_timeout_seconds must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("[signer_api] max_connections must be at least 1".into());
         }
         if self.max_keys == Some(0) {
             return Err("[signer_api] max_keys = 0 would refuse every CreateKey".into());
@@ -105,6 +117,10 @@ mod tests {
                 "device_timeout_seconds",
             ),
             ("allowed_clients = [\"a\"]\nmax_keys = 0", "max_keys = 0"),
+            (
+                "allowed_clients = [\"a\"]\nmax_connections = 0",
+                "max_connections must be at least 1",
+            ),
             (
                 "allowed_clients = [\"a\"]\nshares = { a = [\"b\"] }",
                 "shares names \"b\"",

@@ -20,6 +20,7 @@ pub(crate) use config::SignerApiConfig;
 use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
 use crate::limits::ServerLimits;
 use crate::registry::{KeyEntry, Registry};
+use crate::served::Served;
 use crate::signing::SigningCore;
 use crate::status::refusal;
 use client::{AllowedClients, Client};
@@ -31,6 +32,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use store::ApiKeyStore;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Status};
 
@@ -115,12 +119,13 @@ pub(crate) async fn start(
         .add_service(key_management)
         .add_service(signer);
     tracing::info!(listen = %config.listen, "signer API listening (mutual TLS)");
-    // Small request/response pairs: without TCP_NODELAY, Nagle's algorithm
-    // meets the peer's delayed ACK and a reply can wait ~40 ms (measured:
-    // p99 of 44 ms at 16 streams). tonic sets it only on listeners it binds.
-    let incoming = tokio_stream::StreamExt::map(
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let incoming = tokio_stream::StreamExt::filter_map(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |accepted| accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)),
+        move |accepted| match accepted.and_then(|stream| admit(&permits, stream)) {
+            Ok(served) => served.map(Ok),
+            Err(e) => Some(Err(e)),
+        },
     );
     Ok(tokio::spawn(async move {
         if let Err(e) = router
@@ -130,6 +135,30 @@ pub(crate) async fn start(
             tracing::error!(error = %e, "signer API stopped");
         }
     }))
+}
+
+/// A signer-API connection: tonic's TLS layer reads the peer's
+/// certificates from it, and it holds one of the listener's permits.
+type TcpServed = Served<TcpStream, TcpConnectInfo, OwnedSemaphorePermit>;
+
+/// The connection, holding a permit, or `None` (it is closed at once) when
+/// `[signer_api] max_connections` are open. The bound covers connections
+/// still in their TLS handshake, which the handshake timeout ends, so
+/// whoever can reach the port cannot use up the daemon's file descriptors.
+fn admit(permits: &Arc<Semaphore>, stream: TcpStream) -> std::io::Result<Option<TcpServed>> {
+    let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+        tracing::warn!(
+            peer = ?stream.peer_addr().ok(),
+            "signer API connection closed: [signer_api] max_connections are open"
+        );
+        return Ok(None);
+    };
+    // Small request/response pairs: without TCP_NODELAY, Nagle's algorithm
+    // meets the peer's delayed ACK and a reply can wait ~40 ms (measured:
+    // p99 of 44 ms at 16 streams). tonic sets it only on listeners it binds.
+    stream.set_nodelay(true)?;
+    let info = stream.connect_info();
+    Ok(Some(Served::new(stream, info, permit)))
 }
 
 type Services = (
