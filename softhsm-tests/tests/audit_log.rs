@@ -741,3 +741,111 @@ async fn a_sign_whose_client_went_away_is_recorded_as_not_delivered() {
     assert!(!text.contains("open request:"), "{text}");
     tpm.kill().unwrap();
 }
+
+/// The raw last line of the log and the last checkpoint line, read while
+/// the log stands still: both are read again until two reads agree.
+async fn settled_tail(daemon: &Daemon) -> (String, serde_json::Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = daemon.audit_text();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            .collect();
+        let checkpoint = lines
+            .iter()
+            .rev()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["kind"] == "checkpoint");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let (Some(last), Some(checkpoint)) = (lines.last(), checkpoint) {
+            if daemon.audit_text() == text {
+                return (last.to_string(), checkpoint);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never settled"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notaryctl_audit_status_and_key_show_what_the_files_hold() {
+    let log = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}{SOFT}",
+        audit_table(log.path(), "checkpoint_records = 10")
+    );
+    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut client = connect(&daemon.socket).await.unwrap();
+    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    sign_many(&daemon, &key.key_id, 25, 1).await;
+    let (last, checkpoint) = settled_tail(&daemon).await;
+    let last_seq = serde_json::from_str::<serde_json::Value>(&last).unwrap()["seq"].clone();
+
+    // The machine-readable status is the tail of the files.
+    let out = common::notaryctl(&daemon, &["audit", "status", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["head_seq"], last_seq, "{status}");
+    assert_eq!(status["head_hash"], sha256_hex(&last), "{status}");
+    assert_eq!(status["dir"], log.path().display().to_string(), "{status}");
+    let current = segments(log.path()).pop().unwrap().1;
+    assert_eq!(
+        status["segment"],
+        current.file_name().unwrap().to_str().unwrap(),
+        "{status}"
+    );
+    let segment_size = std::fs::metadata(&current).unwrap().len();
+    assert_eq!(status["segment_size"], segment_size, "{status}");
+    assert!(status["segment_bytes"].as_u64().unwrap() <= segment_size);
+    let shown = &status["last_checkpoint"];
+    assert_eq!(shown["seq"], checkpoint["seq"], "{status}");
+    assert_eq!(shown["time"], checkpoint["time"], "{status}");
+    assert_eq!(shown["head_seq"], checkpoint["head_seq"], "{status}");
+    assert_eq!(shown["head_hash"], checkpoint["head"], "{status}");
+    assert_eq!(status["audit_key_id"], checkpoint["key_id"], "{status}");
+
+    // The text form says the same for a person.
+    let out = common::notaryctl(&daemon, &["audit", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for expected in [
+        format!("head:            seq {last_seq} {}", sha256_hex(&last)),
+        format!(
+            "last checkpoint: seq {} at {}, signs seq {} {}",
+            checkpoint["seq"],
+            checkpoint["time"].as_str().unwrap(),
+            checkpoint["head_seq"],
+            checkpoint["head"].as_str().unwrap()
+        ),
+        format!(
+            "audit key:       {}",
+            checkpoint["key_id"].as_str().unwrap()
+        ),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
+    }
+
+    // `audit key` names the key that signs the checkpoints and prints the
+    // public key `audit verify --key` takes.
+    let pem = std::fs::read_to_string(daemon.state_dir.join("audit-key.pem")).unwrap();
+    let out = common::notaryctl(&daemon, &["audit", "key"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let key_line = format!("key ID:    {}", checkpoint["key_id"].as_str().unwrap());
+    assert!(text.starts_with(&format!("{key_line}\n")), "{text}");
+    assert!(text.contains("backend:   soft\n"), "{text}");
+    assert!(text.ends_with(&pem), "{text}");
+
+    // A uid no rule lets list is told why, and sees neither.
+    daemon.open_to_group("nogroup").unwrap();
+    for args in [["audit", "status"], ["audit", "key"]] {
+        let out = common::notaryctl_as(65534, 65534, &daemon, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(err.contains("may not list"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
