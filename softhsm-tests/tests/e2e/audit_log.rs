@@ -4,7 +4,7 @@
 //! between a request's two records, and an audit key that signs nothing
 //! but checkpoints.
 
-mod common;
+use crate::common;
 
 use common::{generate, reason, sign, targets_payload};
 use keyd_proto::keyd as pb;

@@ -2,7 +2,7 @@
 //! side verification, caller policy by uid (via `setpriv`), and the daemon
 //! being down.
 
-mod common;
+use crate::common;
 
 use common::{notaryctl, notaryctl_as, notaryctl_with_groups, targets_payload};
 use softhsm_tests::{openssl_verify, Daemon, SoftHsm};

@@ -4,7 +4,7 @@
 //! collection, and its root rule can. Callers run as other uids via
 //! `setpriv`, so the daemon's owner rights do not apply to them.
 
-mod common;
+use crate::common;
 
 use common::{notaryctl, notaryctl_as, root_payload, targets_payload};
 use softhsm_tests::Daemon;
@@ -18,7 +18,7 @@ const GUN: &str = "example.com/app";
 /// The `[[policy]]` rules of the shipped example config, with its user
 /// names replaced by uids this host surely has no names for.
 fn example_rules() -> String {
-    let text = include_str!("../../docs/notary-keyd.example.toml");
+    let text = include_str!("../../../docs/notary-keyd.example.toml");
     let start = text.find("\n[[policy]]\n").expect("the example has rules");
     let end = text[start..]
         .find("[signer_api]")

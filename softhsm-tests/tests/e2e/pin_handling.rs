@@ -4,7 +4,7 @@
 //! are refused by the daemon and by notaryctl, and an env PIN leaves the
 //! daemon's environment.
 
-mod common;
+use crate::common;
 
 use common::{generate, notaryctl, reason, sign, targets_payload, Failure, Reason};
 use keyd_proto::keyd as pb;

@@ -3,7 +3,7 @@
 //! (readiness, status, watchdog, reload, stopping), PINs from
 //! `$CREDENTIALS_DIRECTORY`, and the refusal to run as root.
 
-mod common;
+use crate::common;
 
 use common::{generate, method_of, sign, targets_payload};
 use keyd_proto::keyd as pb;

@@ -1,7 +1,7 @@
 //! Bad requests, locked tokens, missing devices and a broken audit log: each
 //! gets a distinct status naming the problem, and the daemon keeps serving.
 
-mod common;
+use crate::common;
 
 use common::*;
 use keyd_proto::keyd as pb;

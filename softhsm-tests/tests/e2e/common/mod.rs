@@ -1,7 +1,5 @@
 //! Helpers shared by the end-to-end tests.
 
-#![allow(dead_code)] // each test file uses a different subset
-
 pub(crate) mod outage;
 
 use keyd_proto::keyd as pb;

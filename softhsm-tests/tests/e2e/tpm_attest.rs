@@ -2,7 +2,7 @@
 //! the TPM2_Certify statement checks out in notaryctl and independently
 //! with openssl; bad requests get distinct errors.
 
-mod common;
+use crate::common;
 
 use common::*;
 use keyd_proto::keyd as pb;

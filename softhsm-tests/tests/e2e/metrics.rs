@@ -3,7 +3,7 @@
 //! from docs/operations.md, so the documentation and the endpoint cannot
 //! drift apart.
 
-mod common;
+use crate::common;
 
 use common::*;
 use softhsm_tests::{connect, Daemon, SoftHsm};
@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// `(name, type)` of every metric in the table of docs/operations.md.
 fn documented() -> Vec<(String, String)> {
-    let doc = include_str!("../../docs/operations.md");
+    let doc = include_str!("../../../docs/operations.md");
     doc.lines()
         .filter_map(|line| {
             let mut cells = line.strip_prefix("| `notary_keyd_")?.split('|');

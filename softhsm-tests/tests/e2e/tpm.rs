@@ -4,7 +4,7 @@
 //! value is refused once and never retried, lockout is reported with its
 //! duration, and a TPM that vanishes comes back without a daemon restart.
 
-mod common;
+use crate::common;
 
 use common::*;
 use keyd_proto::keyd as pb;

@@ -3,7 +3,7 @@
 //! dir, follows the root rotation; the imported key signs nothing but that
 //! rotation and is gone afterwards.
 
-mod common;
+use crate::common;
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use common::*;

@@ -6,7 +6,7 @@
 //! unavailable with the reason, and it serves again once repaired, in the
 //! same daemon process. (pcscd killed and restarted: faults_pcscd.rs.)
 
-mod common;
+use crate::common;
 
 use common::generate;
 use common::outage::{card_key, outage, soft_key, SOFT};

@@ -3,7 +3,7 @@
 //! caller without any rights costs them none; the daemon keeps serving.
 //! Rescans are counted from the daemon's own debug log line.
 
-mod common;
+use crate::common;
 
 use common::{generate, notaryctl_as, sign, targets_payload};
 use softhsm_tests::{connect, Daemon};

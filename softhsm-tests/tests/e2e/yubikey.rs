@@ -3,7 +3,7 @@
 //! vpcd. Each test holds the virtual readers for its whole run
 //! (`TestReaders`), because opening a card by serial SELECTs every card.
 
-mod common;
+use crate::common;
 
 use common::{reason, root_payload, sign, targets_payload, Reason};
 use keyd_proto::keyd as pb;

@@ -9,7 +9,7 @@
 //! Each test boots its own container. A machine that cannot boot one fails
 //! these tests with a SKIPPED line unless NOTARY_KEYD_ALLOW_NO_CONTAINER=1.
 
-mod common;
+use crate::common;
 
 use anyhow::{ensure, Context, Result};
 use keyd_proto::keyd as pb;

@@ -5,7 +5,7 @@
 //! binding it was made with, no binding without its key, no half-written
 //! file; the audit log must parse line by line.
 
-mod common;
+use crate::common;
 
 use common::{generate, root_payload, sign, targets_payload};
 use keyd_proto::keyd as pb;

@@ -3,7 +3,7 @@
 //! serves again in the same daemon process. The pcscd is this test's own
 //! (faults::PrivatePcscd); the one the other tests share is left alone.
 
-mod common;
+use crate::common;
 
 use common::outage::{card_key, outage, soft_key, SOFT};
 use softhsm_tests::faults::{wait_backend, PrivatePcscd};

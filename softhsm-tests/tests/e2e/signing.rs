@@ -1,7 +1,7 @@
 //! Generate, restart, sign and verify with an independent verifier, on the
 //! software keystore and on a real SoftHSM2 token.
 
-mod common;
+use crate::common;
 
 use common::*;
 use softhsm_tests::{connect, openssl_verify, Daemon, SoftHsm};
