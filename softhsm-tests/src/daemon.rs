@@ -1,6 +1,7 @@
 //! The real notary-keyd binary on a temp socket, stopped by pid on drop.
 
 use crate::process::terminate;
+use crate::test_daemon::TestDaemon;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,23 +40,30 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Writes a config from `[server]` and `[audit]` defaults in a temp
-    /// dir plus `rest` (backend and policy sections; an `[audit]` table of
-    /// its own replaces the default one) and starts the daemon with `env`.
-    pub fn start(rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
-        let mut daemon = Self::configure(rest, env)?;
-        daemon.spawn()?;
-        Ok(daemon)
-    }
-
-    /// As [`start`](Self::start), with the daemon running as `uid`:`gid`
-    /// (this process must be root), owning its temp dir. Whatever else it
-    /// needs (a token, PIN files) the test hands over itself; callers
-    /// other than `uid` need a `[[policy]]` rule.
-    pub fn start_as(uid: u32, gid: u32, rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
-        let mut daemon = Self::configure(rest, env)?;
-        std::os::unix::fs::chown(daemon.dir.path(), Some(uid), Some(gid))?;
-        daemon.user = Some((uid, gid));
+    /// Writes `config`'s TOML in a temp dir and starts the daemon on it
+    /// (as `config`'s user, when it names one).
+    pub(crate) fn launch(config: TestDaemon) -> Result<Daemon> {
+        let dir = tempfile::tempdir()?;
+        let socket = dir.path().join("keyd.sock");
+        let state_dir = dir.path().join("state");
+        let audit_dir = config.audit_dir(&dir.path().join("audit"));
+        let config_path = dir.path().join("keyd.toml");
+        std::fs::write(&config_path, config.render(&socket, &state_dir, &audit_dir))?;
+        let user = config.user();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
+        }
+        let mut daemon = Daemon {
+            child: None,
+            log: dir.path().join("keyd.log"),
+            dir,
+            socket,
+            config: config_path,
+            audit_dir,
+            state_dir,
+            env: config.env_vars().to_vec(),
+            user,
+        };
         daemon.spawn()?;
         Ok(daemon)
     }
@@ -63,48 +71,6 @@ impl Daemon {
     /// The (uid, gid) the daemon runs as, if not this process's.
     pub fn user(&self) -> Option<(u32, u32)> {
         self.user
-    }
-
-    fn configure(rest: &str, env: &[(&str, &str)]) -> Result<Daemon> {
-        let dir = tempfile::tempdir()?;
-        let socket = dir.path().join("keyd.sock");
-        let state_dir = dir.path().join("state");
-        let own_audit = audit_dir_in(rest);
-        let audit_dir = own_audit
-            .clone()
-            .unwrap_or_else(|| dir.path().join("audit"));
-        let audit_table = match own_audit {
-            Some(_) => String::new(),
-            None => format!(
-                "[audit]\ndir = \"{}\"\nmax_size = \"1M\"\n\n",
-                audit_dir.display()
-            ),
-        };
-        let config = dir.path().join("keyd.toml");
-        std::fs::write(
-            &config,
-            format!(
-                // `rest` may begin with more [server] settings, so the
-                // [audit] table comes after it.
-                "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{rest}\n{audit_table}",
-                socket.display(),
-                state_dir.display(),
-            ),
-        )?;
-        Ok(Daemon {
-            child: None,
-            log: dir.path().join("keyd.log"),
-            dir,
-            socket,
-            config,
-            audit_dir,
-            state_dir,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            user: None,
-        })
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -337,17 +303,6 @@ fn has_open_request(chain: &[serde_json::Value]) -> bool {
         .filter(|l| l["kind"] == "request")
         .filter_map(|l| l["seq"].as_u64())
         .any(|seq| !answered.contains(&seq))
-}
-
-/// The `dir` of an `[audit]` table in `toml`, if it has one.
-fn audit_dir_in(toml: &str) -> Option<PathBuf> {
-    let table = toml.lines().skip_while(|l| l.trim() != "[audit]").skip(1);
-    table
-        .take_while(|l| !l.trim_start().starts_with('['))
-        .find_map(|l| {
-            let (key, value) = l.split_once('=')?;
-            (key.trim() == "dir").then(|| PathBuf::from(value.trim().trim_matches('"')))
-        })
 }
 
 impl Drop for Daemon {

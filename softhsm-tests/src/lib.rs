@@ -1,5 +1,9 @@
-//! Test support: real SoftHSM2 tokens and swtpm TPMs in temp dirs, the real `notary-keyd`
-//! and `notaryctl` binaries on temp sockets, and a gRPC client for them.
+//! Every end-to-end test of notary-keyd (`tests/e2e/`, one test binary
+//! with a module per area) and the benches (`keyd-bench`, `repo-bench`,
+//! `soak`), and what they share: real SoftHSM2 tokens and swtpm TPMs in
+//! temp dirs, the real `notary-keyd` (configured through [`TestDaemon`],
+//! the one place that writes its TOML) and `notaryctl` binaries on temp
+//! sockets, and a gRPC client for them.
 //! Debian's notary-server and notary CLI (`notary_stack`), an attacker's
 //! notary server (`hostile`), faults injected into them (`faults`), and a
 //! Debian 12 container with systemd as PID 1 (`container`).
@@ -20,6 +24,7 @@ mod process;
 mod secret;
 pub mod softhsm;
 pub mod swtpm;
+mod test_daemon;
 pub mod tls_server;
 pub mod verify;
 
@@ -30,4 +35,5 @@ pub use process::output_within;
 pub use secret::write_secret;
 pub use softhsm::SoftHsm;
 pub use swtpm::Swtpm;
+pub use test_daemon::{Audit, Rule, TestDaemon};
 pub use verify::openssl_verify;

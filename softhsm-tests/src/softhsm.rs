@@ -120,7 +120,9 @@ impl SoftHsm {
         self.backend_toml_with_pin(name, "\"prompt\"")
     }
 
-    fn backend_toml_with_pin(&self, name: &str, pin: &str) -> String {
+    /// A `[[backend]]` section for this token with `pin` as the config
+    /// writes it (`{ file = "…" }`, `{ env = "…" }`, `"prompt"`).
+    pub fn backend_toml_with_pin(&self, name: &str, pin: &str) -> String {
         self.token_toml(name, &self.label, pin)
     }
 

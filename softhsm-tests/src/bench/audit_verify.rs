@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::audit_client::AuditClient;
 use serde_json::json;
-use softhsm_tests::{bin_path, connect, Daemon};
+use softhsm_tests::{bin_path, connect, Audit, Daemon, TestDaemon};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,11 +23,11 @@ const SIGNERS: usize = 64;
 /// Writes the log, verifies it, prints the line; returns the floors missed.
 pub(crate) fn run(records: u64, as_json: bool) -> Result<Vec<String>> {
     let log_dir = tempfile::tempdir_in(std::env::temp_dir())?;
-    let rest = format!(
-        "[audit]\ndir = \"{}\"\nmax_size = \"64M\"\n\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
-        log_dir.path().display()
-    );
-    let mut daemon = Daemon::start(&rest, &[("RUST_LOG", "warn")])?;
+    let mut daemon = TestDaemon::new()
+        .audit(Audit::in_dir(log_dir.path()).max_size("64M"))
+        .soft("soft")
+        .env("RUST_LOG", "warn")
+        .start()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

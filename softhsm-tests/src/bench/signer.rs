@@ -11,7 +11,7 @@ use keyd_proto::signer::key_management_client::KeyManagementClient;
 use keyd_proto::signer::signer_client::SignerClient;
 use serde_json::json;
 use softhsm_tests::notary_stack::{free_port, signer_api_toml, NotarySigner, Pki};
-use softhsm_tests::{Daemon, SoftHsm};
+use softhsm_tests::{SoftHsm, TestDaemon};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -231,19 +231,17 @@ pub(crate) fn compare(only: &Selection, shape: &Shape, as_json: bool) -> Result<
     let pki = Pki::new("signer-bench")?;
     let client = pki.issue("notary-server", "clientAuth")?;
     let hsm = SoftHsm::new("signer-bench", "bench-pin-1234")?;
-    let conf = hsm.conf().display().to_string();
     let mut keyds = Vec::new();
     for &backend in &only.backends {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let backend_toml = match backend {
-            "hsm" => hsm.backend_toml("hsm")?,
-            _ => "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n".into(),
+        let with_backend = match backend {
+            "hsm" => TestDaemon::new().softhsm(&hsm, "hsm")?,
+            _ => TestDaemon::new().soft("soft"),
         };
-        let config = format!(
-            "{backend_toml}\n{}",
-            signer_api_toml(&pki, addr, backend, "")?
-        );
-        let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", &conf), ("RUST_LOG", "warn")])?;
+        let daemon = with_backend
+            .toml(&signer_api_toml(&pki, addr, backend, "")?)
+            .env("RUST_LOG", "warn")
+            .start()?;
         keyds.push((backend, addr, daemon));
     }
     let stock = NotarySigner::start(&pki, "info")?;

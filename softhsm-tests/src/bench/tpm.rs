@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use keyd_backends::tpm::{TpmBackend, TpmConfig};
 use keyd_backends::{KeyBackend, KeyUri};
 use secrecy::SecretString;
-use softhsm_tests::{Daemon, Swtpm};
+use softhsm_tests::{Swtpm, TestDaemon};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +35,7 @@ pub(crate) fn run(settings: &Settings, payload: Arc<Vec<u8>>) -> Result<(Vec<Row
     let secrets = tempfile::tempdir()?;
     let auth_file = secrets.path().join("key.auth");
     softhsm_tests::write_secret(&auth_file, KEY_AUTH)?;
-    let config = tpm.backend_toml("tpm", &auth_file);
-    let mut daemon = Daemon::start(&config, &[])?;
+    let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth_file).start()?;
     eprintln!("keyd-bench: swtpm on {}", tpm.tcti());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

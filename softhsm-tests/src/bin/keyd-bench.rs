@@ -22,7 +22,7 @@ use bench::direct::DirectToken;
 use bench::report::{self, Row};
 use bench::Alg;
 use clap::Parser;
-use softhsm_tests::{Daemon, SoftHsm};
+use softhsm_tests::{Daemon, SoftHsm, TestDaemon};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,11 +148,10 @@ fn main() -> Result<()> {
     // Before any other thread exists (the runtime is built below), so no
     // thread can be reading the environment; SoftHSM reads it in C_Initialize.
     std::env::set_var("SOFTHSM2_CONF", &conf);
-    let mut rest = hsm.backend_toml("hsm")?;
-    if let Some(n) = args.sessions {
-        rest.push_str(&format!("sessions = {n}\n"));
-    }
-    let mut daemon = Daemon::start(&rest, &[("SOFTHSM2_CONF", &conf)])?;
+    let sessions = args.sessions.map(|n| format!("sessions = {n}\n"));
+    let mut daemon = TestDaemon::new()
+        .softhsm_with(&hsm, "hsm", sessions.as_deref().unwrap_or(""))?
+        .start()?;
     let pid = daemon.pid().context("daemon has no pid")?;
     eprintln!(
         "keyd-bench: token {LABEL:?} ({conf}), notary-keyd pid {pid} on {}, sessions = {}",

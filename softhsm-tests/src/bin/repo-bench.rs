@@ -11,7 +11,7 @@ use anyhow::{ensure, Context, Result};
 use clap::Parser;
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{Daemon, SoftHsm};
+use softhsm_tests::{SoftHsm, TestDaemon};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -69,9 +69,7 @@ fn main() -> Result<()> {
     let pki = Pki::new("bench")?;
     let server = NotaryServer::start(&pki, &TrustService::Local)?;
     let hsm = SoftHsm::new("bench", "1234")?;
-    let conf = hsm.conf();
-    let conf = conf.to_str().context("SoftHSM config path")?;
-    let daemon = Daemon::start(&hsm.backend_toml("hsm")?, &[("SOFTHSM2_CONF", conf)])?;
+    let daemon = TestDaemon::new().softhsm(&hsm, "hsm")?.start()?;
     let work = tempfile::tempdir()?;
     let (files, manifest) = make_targets(&work.path().join("small"), args.targets)?;
     let (probe_name, probe_file) = files.first().cloned().context("no targets")?;

@@ -29,7 +29,7 @@ use keyd_proto::keyd::keyd_client::KeydClient;
 use keyd_proto::signer as spb;
 use keyd_proto::signer::signer_client::SignerClient;
 use softhsm_tests::notary_stack::{free_port, signer_api_toml, Pki};
-use softhsm_tests::{connect, Daemon, SoftHsm};
+use softhsm_tests::{connect, Daemon, SoftHsm, TestDaemon};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -102,14 +102,12 @@ fn main() -> Result<()> {
     let pki = Pki::new("soak")?;
     let tls_client = pki.issue("notary-server", "clientAuth")?;
     let hsm = SoftHsm::new("soak", "soak-pin-1234")?;
-    let conf = hsm.conf().display().to_string();
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let config = format!(
-        "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n{}\n{}",
-        hsm.backend_toml("hsm")?,
-        signer_api_toml(&pki, addr, "hsm", "")?
-    );
-    let mut daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", &conf), ("RUST_LOG", "info")])?;
+    let mut daemon = TestDaemon::new()
+        .soft("soft")
+        .softhsm(&hsm, "hsm")?
+        .toml(&signer_api_toml(&pki, addr, "hsm", "")?)
+        .start()?;
     let pid = daemon.pid().context("notary-keyd has no pid")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -10,17 +10,10 @@ use common::{generate, reason, sign, targets_payload};
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
 use sha2::{Digest, Sha256};
-use softhsm_tests::{bin_path, connect, Daemon};
+use softhsm_tests::{bin_path, connect, Audit, Daemon, Rule, TestDaemon};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
-
-/// An `[audit]` table for a log in `dir`, plus `extra` settings.
-fn audit_table(dir: &Path, extra: &str) -> String {
-    format!("[audit]\ndir = \"{}\"\n{extra}\n", dir.display())
-}
 
 /// `notary-keyd audit verify --key <state>/audit-key.pem PATH…`: whether it
 /// says intact (exit 0), and what it printed.
@@ -109,11 +102,15 @@ fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chain_and_checkpoints_verify_after_10000_signatures_and_three_restarts() {
     let log = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{}{SOFT}",
-        audit_table(log.path(), "max_size = \"256K\"\ncheckpoint_records = 1000")
-    );
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .audit(
+            Audit::in_dir(log.path())
+                .max_size("256K")
+                .checkpoint_records(1000),
+        )
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
     for round in 0..4 {
@@ -149,11 +146,15 @@ async fn the_chain_and_checkpoints_verify_after_10000_signatures_and_three_resta
 /// A stopped daemon's log of several 64 KiB segments.
 async fn sample_log() -> (Daemon, tempfile::TempDir) {
     let log = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{}{SOFT}",
-        audit_table(log.path(), "max_size = \"64K\"\ncheckpoint_records = 100")
-    );
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .audit(
+            Audit::in_dir(log.path())
+                .max_size("64K")
+                .checkpoint_records(100),
+        )
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
     sign_many(&daemon, &key.key_id, 600, 8).await;
@@ -302,8 +303,11 @@ async fn audit_verify_names_every_kind_of_tampering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_under_load_keeps_every_record_and_keep_removes_only_the_oldest() {
     let log = tempfile::tempdir().unwrap();
-    let config = format!("{}{SOFT}", audit_table(log.path(), "max_size = \"64K\""));
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .audit(Audit::in_dir(log.path()).max_size("64K"))
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "soft", "ed25519", "", 0, "targets", "").await;
     sign_many(&daemon, &key.key_id, 2000, 32).await;
@@ -389,8 +393,11 @@ async fn a_full_disk_refuses_every_request_of_the_batch_and_the_chain_continues(
         return;
     };
     let log = disk.path().join("audit");
-    let config = format!("{}{SOFT}", audit_table(&log, "max_size = \"64K\""));
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .audit(Audit::in_dir(&log).max_size("64K"))
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
     // Once the next segment is made ahead, leave room for records but not
@@ -472,10 +479,12 @@ async fn a_full_disk_refuses_every_request_of_the_batch_and_the_chain_continues(
 async fn the_audit_key_signs_only_checkpoints_for_every_caller() {
     let uid = nix::unistd::geteuid().as_raw();
     // Everyone may do everything, raw signing included.
-    let policy = format!(
-        "[[policy]]\nuids = [{uid}, 65534]\nallow = [\"list\", \"sign\", \"sign-raw\", \"generate\", \"delete\", \"unlock\"]\n"
-    );
-    let mut daemon = Daemon::start(&format!("{SOFT}{policy}"), &[]).unwrap();
+    let everything = ["list", "sign", "sign-raw", "generate", "delete", "unlock"];
+    let mut daemon = TestDaemon::new()
+        .soft("soft")
+        .policy(Rule::uids(&[uid, 65534]).allow(&everything))
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let audit_key = std::fs::read_to_string(daemon.state_dir.join("audit-key.json")).unwrap();
     let audit_key: serde_json::Value = serde_json::from_str(&audit_key).unwrap();
@@ -572,7 +581,7 @@ async fn the_older_audit_log_setting_writes_segments_beside_the_old_file() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("audit.jsonl");
     std::fs::write(&old, "{\"operation\":\"sign\"}\n").unwrap();
-    let mut daemon = Daemon::start(SOFT, &[]).unwrap();
+    let mut daemon = TestDaemon::new().soft("soft").start().unwrap();
     // Point [server] audit_log at the old file instead of the [audit] table.
     let text = std::fs::read_to_string(&daemon.config).unwrap();
     let table = format!(
@@ -605,7 +614,7 @@ fn tpm_daemon() -> (softhsm_tests::Swtpm, tempfile::TempDir, Daemon) {
     let secrets = tempfile::tempdir().unwrap();
     let auth = secrets.path().join("key.auth");
     softhsm_tests::write_secret(&auth, "tpm key auth\n").unwrap();
-    let daemon = Daemon::start(&tpm.backend_toml("tpm", &auth), &[]).unwrap();
+    let daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     (tpm, secrets, daemon)
 }
 
@@ -773,11 +782,11 @@ async fn settled_tail(daemon: &Daemon) -> (String, serde_json::Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notaryctl_audit_status_and_key_show_what_the_files_hold() {
     let log = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{}{SOFT}",
-        audit_table(log.path(), "checkpoint_records = 10")
-    );
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .audit(Audit::in_dir(log.path()).checkpoint_records(10))
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
     sign_many(&daemon, &key.key_id, 25, 1).await;

@@ -12,7 +12,7 @@ use softhsm_tests::ceremony::{
 };
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{Daemon, SoftHsm, Swtpm};
+use softhsm_tests::{Daemon, SoftHsm, Swtpm, TestDaemon};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use virtual_piv::{Profile, TestCard, TouchMode};
@@ -41,17 +41,16 @@ fn rig(name: &str, tokens: &[(&str, bool)], yubikey: Option<u32>) -> Rig {
 /// `rig` with more `[[backend]]` sections.
 fn rig_with(name: &str, tokens: &[(&str, bool)], yubikey: Option<u32>, more: &str) -> Rig {
     let hsm = SoftHsm::new("spare", TOKEN_PIN).unwrap();
-    let mut backends = format!("[[backend]]\nname = \"online\"\ntype = \"soft\"\n{more}");
+    let mut config = TestDaemon::new().soft("online").toml(more);
     for (label, locked) in tokens {
-        backends.push_str(&hsm.add_token(label, label, TOKEN_PIN, *locked).unwrap());
+        config = config
+            .softhsm_token(&hsm, label, label, TOKEN_PIN, *locked)
+            .unwrap();
     }
     if let Some(serial) = yubikey {
-        backends.push_str(&format!(
-            "[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {serial}\n"
-        ));
+        config = config.yubikey("yk", serial);
     }
-    let conf = hsm.conf();
-    let daemon = Daemon::start(&backends, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let daemon = config.start().unwrap();
     let pki = Pki::new(name).unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();

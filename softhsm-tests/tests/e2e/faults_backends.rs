@@ -9,8 +9,8 @@
 use crate::common;
 
 use common::generate;
-use common::outage::{card_key, outage, soft_key, SOFT};
-use softhsm_tests::{connect, write_secret, Daemon, SoftHsm, Swtpm};
+use common::outage::{card_key, outage, soft_key};
+use softhsm_tests::{connect, write_secret, Rule, SoftHsm, Swtpm, TestDaemon};
 use std::os::unix::fs::PermissionsExt;
 use virtual_piv::{Profile, TestCard};
 
@@ -20,8 +20,11 @@ async fn swtpm_killed_and_started_again() {
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("key.auth");
     write_secret(&auth, "tpm key auth\n").unwrap();
-    let config = format!("{}\n{SOFT}", tpm.backend_toml("tpm", &auth));
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .tpm(&tpm, "tpm", &auth)
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let on_tpm = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", "").await;
     let on_soft = soft_key(&mut client).await;
@@ -41,11 +44,11 @@ async fn swtpm_killed_and_started_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_yubikey_pulled_out_and_put_back() {
     let card = TestCard::start(Profile::yubikey_5_7(7_160_001)).unwrap();
-    let config = format!(
-        "[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {}\n\n{SOFT}",
-        card.serial()
-    );
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .yubikey("yk", card.serial())
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let on_card = card_key(&mut client, "yk", card.serial()).await;
     let on_soft = soft_key(&mut client).await;
@@ -72,22 +75,19 @@ async fn the_softhsm_token_directory_made_unreadable() {
         return;
     }
     let hsm = SoftHsm::new("faults", "1357").unwrap();
-    let root_may_use =
-        "[[policy]]\nuids = [0]\nallow = [\"list\", \"sign\", \"generate\"]\nkeys = [\"*\"]\n";
-    let config = format!(
-        "{}\n{SOFT}\n{root_may_use}",
-        hsm.backend_toml("hsm").unwrap()
-    );
     let (uid, gid) = DAEMON_USER;
+    let config = TestDaemon::new()
+        .softhsm(&hsm, "hsm")
+        .unwrap()
+        .soft("soft")
+        .policy(
+            Rule::uids(&[0])
+                .allow(&["list", "sign", "generate"])
+                .keys(&["*"]),
+        )
+        .run_as(uid, gid);
     hsm.give_to(uid, gid).unwrap();
-    let conf = hsm.conf();
-    let mut daemon = Daemon::start_as(
-        uid,
-        gid,
-        &config,
-        &[("SOFTHSM2_CONF", conf.to_str().unwrap())],
-    )
-    .unwrap();
+    let mut daemon = config.start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let on_hsm = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
     let on_soft = soft_key(&mut client).await;

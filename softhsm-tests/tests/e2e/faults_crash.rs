@@ -11,13 +11,12 @@ use common::{generate, root_payload, sign, targets_payload};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use softhsm_tests::faults::{leftovers, KillAt, StateFile, WriteStep};
-use softhsm_tests::{connect, Daemon, SoftHsm};
+use softhsm_tests::{connect, Daemon, SoftHsm, TestDaemon};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use virtual_piv::{ins, Profile, TestCard};
 
 const GUN: &str = "example.com/crash";
-const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
 
 async fn keys_in(client: &mut KeydClient<Channel>, backend: &str) -> Vec<pb::Key> {
     client
@@ -114,7 +113,11 @@ async fn still_serves(daemon: &Daemon, backend: &str, survivors: &[pb::Key]) {
 /// daemon that strace kills at `step` of its `nth` write of keys.json; the
 /// request must fail. Returns the stopped daemon, to be started again.
 async fn generate_killed(step: WriteStep, nth: u32) -> Daemon {
-    let mut daemon = Daemon::start(SOFT, &[("TOKIO_WORKER_THREADS", "1")]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .soft("soft")
+        .env("TOKIO_WORKER_THREADS", "1")
+        .start()
+        .unwrap();
     let pid = daemon.pid().unwrap();
     let kill = KillAt::write_of(pid, &daemon.state_dir.join("keys.json"), step, nth).unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
@@ -160,9 +163,11 @@ async fn killed_at_each_step_of_a_state_write_keys_and_bindings_stay_consistent(
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_while_softhsm_makes_an_rsa_4096_key_leaves_no_key_without_binding() {
     let hsm = SoftHsm::new("crash", "2468").unwrap();
-    let conf = hsm.conf();
-    let env = [("SOFTHSM2_CONF", conf.to_str().unwrap())];
-    let mut daemon = Daemon::start(&hsm.backend_toml("hsm").unwrap(), &env).unwrap();
+    let mut daemon = TestDaemon::new()
+        .softhsm(&hsm, "hsm")
+        .unwrap()
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let generating = tokio::spawn(async move {
         client
@@ -199,11 +204,10 @@ const YUBIKEY_PIN: &str = "24681357";
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_while_a_yubikey_takes_its_new_management_key_the_card_stays_usable() {
     let card = TestCard::start(Profile::yubikey_5_4(7_140_001)).unwrap();
-    let backend = format!(
-        "[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {}\n",
-        card.serial()
-    );
-    let mut daemon = Daemon::start(&backend, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .yubikey("yk", card.serial())
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     // Setup replaces the PUK, the PIN, then the management key with a
     // random one the card keeps PIN-protected. The card stops before it
@@ -295,8 +299,7 @@ async fn a_management_key_nobody_stored_is_named_not_taken_for_a_missing_card() 
     })
     .await
     .unwrap();
-    let backend = format!("[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {serial}\n");
-    let daemon = Daemon::start(&backend, &[]).unwrap();
+    let daemon = TestDaemon::new().yubikey("yk", serial).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let refused = client
         .generate_key(pb::GenerateKeyRequest {

@@ -9,7 +9,7 @@ use softhsm_tests::faults::{leftovers, StateFile};
 use softhsm_tests::hostile::tree;
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{connect, Daemon};
+use softhsm_tests::{connect, TestDaemon};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -40,12 +40,11 @@ fn ok(out: anyhow::Result<CliOutput>) -> CliOutput {
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_while_the_publish_waits_for_a_touch_nothing_staged_or_cached_is_lost() {
     let card = TestCard::start(Profile::yubikey_5_7(7_150_001)).unwrap();
-    let backends = format!(
-        "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n\
-         [[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {}\n",
-        card.serial()
-    );
-    let mut daemon = Daemon::start(&backends, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .soft("soft")
+        .yubikey("yk", card.serial())
+        .start()
+        .unwrap();
     let pki = Pki::new("crash-publish").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();

@@ -5,9 +5,9 @@
 
 use crate::common;
 
-use common::outage::{card_key, outage, soft_key, SOFT};
+use common::outage::{card_key, outage, soft_key};
 use softhsm_tests::faults::{wait_backend, PrivatePcscd};
-use softhsm_tests::{connect, Daemon};
+use softhsm_tests::{connect, TestDaemon};
 use std::time::Duration;
 use virtual_piv::{Profile, VirtualYubiKey};
 
@@ -20,15 +20,12 @@ async fn pcscd_killed_and_started_again() {
     let mut pcscd = PrivatePcscd::start().unwrap();
     let card = VirtualYubiKey::insert_new(pcscd.port, Profile::yubikey_5_7(7_170_001));
     let socket = pcscd.socket();
-    let config = format!(
-        "[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {}\n\n{SOFT}",
-        card.serial()
-    );
-    let mut daemon = Daemon::start(
-        &config,
-        &[("PCSCLITE_CSOCK_NAME", socket.to_str().unwrap())],
-    )
-    .unwrap();
+    let mut daemon = TestDaemon::new()
+        .yubikey("yk", card.serial())
+        .soft("soft")
+        .env("PCSCLITE_CSOCK_NAME", socket.to_str().unwrap())
+        .start()
+        .unwrap();
     // pcscd notices the card a poll after it connected.
     wait_backend(&daemon, "yk", true, Duration::from_secs(60))
         .await

@@ -11,7 +11,7 @@ use softhsm_tests::faults::FaultyFront;
 use softhsm_tests::hostile::tree;
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::Daemon;
+use softhsm_tests::{Daemon, TestDaemon};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,7 +34,7 @@ fn ok(out: anyhow::Result<CliOutput>) -> CliOutput {
 
 /// A collection initialised and published through the front end.
 fn stack(name: &str) -> Stack {
-    let daemon = Daemon::start("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n", &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let pki = Pki::new(name).unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
     let front = FaultyFront::start(&pki, &server).unwrap();

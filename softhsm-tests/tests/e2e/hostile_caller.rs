@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::{generate, notaryctl_as, sign, targets_payload};
-use softhsm_tests::{connect, Daemon};
+use softhsm_tests::{connect, Daemon, Rule, TestDaemon};
 
 const RESCAN: &str = "rescanning devices for keys";
 
@@ -20,14 +20,12 @@ fn miss_rescans(daemon: &Daemon) -> usize {
 }
 
 fn soft_daemon(interval: u64) -> Daemon {
-    Daemon::start(
-        &format!(
-            "[server.limits]\nkey_rescan_interval_seconds = {interval}\n\n\
-             [[backend]]\nname = \"soft\"\ntype = \"soft\"\n"
-        ),
-        &[("RUST_LOG", "info,notary_keyd::registry=debug")],
-    )
-    .unwrap()
+    TestDaemon::new()
+        .limit("key_rescan_interval_seconds", interval)
+        .soft("soft")
+        .env("RUST_LOG", "info,notary_keyd::registry=debug")
+        .start()
+        .unwrap()
 }
 
 fn unknown_id(i: usize) -> String {
@@ -105,13 +103,12 @@ async fn idle_connections_of_one_uid_leave_the_daemon_serving_others() {
         eprintln!("skipped: needs root to run clients as other uids with setpriv");
         return;
     }
-    let mut daemon = Daemon::start(
-        "[server.limits]\nmax_connections_per_uid = 16\n\n\
-         [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n\
-         [[policy]]\nuids = [65534]\nallow = [\"list\"]\n",
-        &[],
-    )
-    .unwrap();
+    let mut daemon = TestDaemon::new()
+        .limit("max_connections_per_uid", 16)
+        .soft("soft")
+        .policy(Rule::uids(&[65534]).allow(&["list"]))
+        .start()
+        .unwrap();
     daemon.open_to_group("nogroup").unwrap();
     // 500 connections that never send a byte. The daemon serves at most 16
     // of them (it greets those with its HTTP/2 settings, or stays silent)
@@ -164,13 +161,12 @@ async fn requests_beyond_a_uids_limit_are_refused_and_others_are_served() {
         eprintln!("skipped: needs root to run clients as other uids with setpriv");
         return;
     }
-    let mut daemon = Daemon::start(
-        "[server.limits]\nmax_requests_per_uid = 4\n\n\
-         [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n\
-         [[policy]]\nuids = [65534]\nallow = [\"list\"]\n",
-        &[],
-    )
-    .unwrap();
+    let mut daemon = TestDaemon::new()
+        .limit("max_requests_per_uid", 4)
+        .soft("soft")
+        .policy(Rule::uids(&[65534]).allow(&["list"]))
+        .start()
+        .unwrap();
     daemon.open_to_group("nogroup").unwrap();
     // Health watches are requests that stay in progress until dropped;
     // four of them, on two connections, fill this uid's places.

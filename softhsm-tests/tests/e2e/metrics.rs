@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::*;
-use softhsm_tests::{connect, Daemon, SoftHsm};
+use softhsm_tests::{connect, Daemon, SoftHsm, TestDaemon};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -99,13 +99,13 @@ async fn documented_metrics_count_real_signatures() {
     let hsm = SoftHsm::new("notary", "1234").unwrap();
     let endpoint = tempfile::tempdir().unwrap();
     let socket = endpoint.path().join("metrics.sock");
-    let config = format!(
-        "{}\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n[metrics]\nsocket = \"{}\"\n",
-        hsm.backend_toml("hsm").unwrap(),
-        socket.display()
-    );
-    let conf = hsm.conf();
-    let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let daemon = TestDaemon::new()
+        .softhsm(&hsm, "hsm")
+        .unwrap()
+        .soft("soft")
+        .toml(&format!("[metrics]\nsocket = \"{}\"\n", socket.display()))
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
 
     sign_on_both(&mut client).await;
@@ -214,12 +214,12 @@ fn daemon_status(daemon: &Daemon) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_status_shows_the_metrics_and_what_waits_for_a_restart() {
     let hsm = SoftHsm::new("status", "1234").unwrap();
-    let config = format!(
-        "{}\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
-        hsm.backend_toml("hsm").unwrap()
-    );
-    let conf = hsm.conf();
-    let mut daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .softhsm(&hsm, "hsm")
+        .unwrap()
+        .soft("soft")
+        .start()
+        .unwrap();
     let root = nix::unistd::geteuid().is_root();
     if root {
         daemon.open_to_group("nogroup").unwrap();

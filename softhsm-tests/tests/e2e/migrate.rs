@@ -10,11 +10,9 @@ use common::*;
 use keyd_proto::keyd as pb;
 use softhsm_tests::notary_stack::{CliOutput, NotaryCli, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{connect, Daemon};
+use softhsm_tests::{connect, TestDaemon};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
 
 fn ok(out: anyhow::Result<CliOutput>) -> CliOutput {
     out.unwrap().ok().unwrap()
@@ -104,7 +102,7 @@ fn stock_root(stock: &NotaryCli, gun: &str) -> StockRoot {
 fn a_stock_collection_migrates_and_the_stock_client_follows() {
     let pki = Pki::new("migrate").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let gun = "example.com/stock/migrated";
     let stock = stock_collection(&server, gun);
     let stock_root_id = stock_root(&stock, gun).key_id;
@@ -239,7 +237,7 @@ fn a_stock_collection_migrates_and_the_stock_client_follows() {
 async fn an_imported_key_signs_nothing_but_its_rotation() {
     let pki = Pki::new("imported").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let gun = "example.com/stock/imported";
     let stock = stock_collection(&server, gun);
     let root = stock_root(&stock, gun);

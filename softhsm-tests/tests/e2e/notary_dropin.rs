@@ -4,10 +4,9 @@
 //! collection of the same notary-server, and every step must end the same
 //! way, with the same targets listed at the end.
 
-use softhsm_tests::bin_path;
 use softhsm_tests::notary_stack::{openssl, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::Daemon;
+use softhsm_tests::{bin_path, TestDaemon};
 use std::path::Path;
 use std::process::Command;
 
@@ -75,7 +74,7 @@ fn listed(out: &str) -> Vec<Vec<String>> {
 fn a_stock_notary_script_ends_the_same_with_notaryctl() {
     let pki = Pki::new("dropin").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n", &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
 
     let stock = server.cli().unwrap();
     let notary = format!("notary -c {}", stock.config.display());
@@ -130,7 +129,7 @@ fn a_stock_notary_script_ends_the_same_with_notaryctl() {
 fn exit_codes_tell_failures_apart() {
     let pki = Pki::new("exit").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n", &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     let gun = "example.com/exit";
     let file = ctl.work_dir().join("t.txt");

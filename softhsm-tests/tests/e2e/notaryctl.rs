@@ -5,18 +5,18 @@
 use crate::common;
 
 use common::{notaryctl, notaryctl_as, notaryctl_with_groups, targets_payload};
-use softhsm_tests::{openssl_verify, Daemon, SoftHsm};
+use softhsm_tests::{openssl_verify, Daemon, Rule, SoftHsm, TestDaemon};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
 /// A soft-keystore daemon with `policy` whose socket members of nogroup
 /// (65534) can reach, so setpriv'd callers get as far as the policy.
-fn soft_daemon_for_nogroup(policy: &str) -> Daemon {
-    let mut daemon = Daemon::start(
-        &format!("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n{policy}"),
-        &[],
-    )
-    .unwrap();
+fn soft_daemon_for_nogroup(policy: Rule) -> Daemon {
+    let mut daemon = TestDaemon::new()
+        .soft("soft")
+        .policy(policy)
+        .start()
+        .unwrap();
     daemon.open_to_group("nogroup").unwrap();
     daemon
 }
@@ -42,12 +42,11 @@ fn ok(o: Output) -> String {
 #[test]
 fn key_commands_and_verified_signatures_on_softhsm() {
     let hsm = SoftHsm::new("notary", "1234").unwrap();
-    let conf = hsm.conf();
-    let daemon = Daemon::start(
-        &hsm.backend_toml("hsm").unwrap(),
-        &[("SOFTHSM2_CONF", conf.to_str().unwrap())],
-    )
-    .unwrap();
+    let daemon = TestDaemon::new()
+        .softhsm(&hsm, "hsm")
+        .unwrap()
+        .start()
+        .unwrap();
 
     let out = ok(notaryctl(&daemon, &["backend", "list", "--json"]));
     let backends: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -143,8 +142,9 @@ fn policy_by_uid_is_enforced_and_audited() {
         return;
     }
     // 65533 may list and sign targets keys; 65534 (nobody) may do nothing.
-    let policy =
-        "[[policy]]\nuids = [65533]\nallow = [\"list\", \"sign\"]\nkeys = [\"role:targets\"]\n";
+    let policy = Rule::uids(&[65533])
+        .allow(&["list", "sign"])
+        .keys(&["role:targets"]);
     let daemon = soft_daemon_for_nogroup(policy);
 
     let targets = ok(notaryctl(
@@ -208,7 +208,7 @@ fn supplementary_groups_count_for_gids_rules() {
     }
     // Group 4242 may list; the callers' primary group is nogroup (65534),
     // which only lets them reach the socket.
-    let policy = "[[policy]]\ngids = [4242]\nallow = [\"list\"]\nkeys = [\"*\"]\n";
+    let policy = Rule::gids(&[4242]).allow(&["list"]).keys(&["*"]);
     let daemon = soft_daemon_for_nogroup(policy);
 
     let member = notaryctl_with_groups(65533, 65534, &[4242], &daemon, &["key", "list"]);
@@ -224,7 +224,7 @@ fn supplementary_groups_count_for_gids_rules() {
 
 #[test]
 fn daemon_down_is_a_clear_error() {
-    let mut daemon = Daemon::start("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n", &[]).unwrap();
+    let mut daemon = TestDaemon::new().soft("soft").start().unwrap();
     daemon.stop().unwrap();
     let o = notaryctl(&daemon, &["key", "list"]);
     assert_eq!(o.status.code(), Some(4), "exit 4: daemon unreachable");

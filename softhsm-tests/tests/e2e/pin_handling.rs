@@ -9,7 +9,7 @@ use crate::common;
 use common::{generate, notaryctl, reason, sign, targets_payload, Failure, Reason};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
-use softhsm_tests::{connect, write_secret, Daemon, SoftHsm};
+use softhsm_tests::{connect, write_secret, Daemon, SoftHsm, TestDaemon};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
@@ -17,12 +17,6 @@ use tonic::transport::Channel;
 use tonic::Code;
 
 const PIN: &str = "4321";
-
-/// The token's `[[backend]]` section with `pin = {pin}`.
-fn backend_with_pin(hsm: &SoftHsm, pin: &str) -> String {
-    hsm.locked_backend_toml("hsm")
-        .replace("pin = \"prompt\"", &format!("pin = {pin}"))
-}
 
 fn world_readable_pin_file(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("hsm.pin");
@@ -41,15 +35,10 @@ fn refusal_of(path: &Path) -> String {
 
 /// A daemon with one SoftHSM token in prompt mode and `pin_cache`.
 fn locked_daemon(hsm: &SoftHsm, pin_cache: &str) -> Daemon {
-    let conf = hsm.conf();
-    Daemon::start(
-        &format!(
-            "{}pin_cache = {pin_cache}\n",
-            hsm.locked_backend_toml("hsm")
-        ),
-        &[("SOFTHSM2_CONF", conf.to_str().unwrap())],
-    )
-    .unwrap()
+    TestDaemon::new()
+        .locked_softhsm(hsm, "hsm", &format!("pin_cache = {pin_cache}\n"))
+        .start()
+        .unwrap()
 }
 
 async fn unlock(client: &mut KeydClient<Channel>, pin: &str) -> Result<(), tonic::Status> {
@@ -218,12 +207,14 @@ async fn the_daemon_refuses_a_pin_file_others_may_read() {
     let hsm = SoftHsm::new("exposed", PIN).unwrap();
     let pins = tempfile::tempdir().unwrap();
     let exposed = world_readable_pin_file(pins.path());
-    let config = format!(
-        "{}[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
-        backend_with_pin(&hsm, &format!("{{ file = \"{}\" }}", exposed.display()))
-    );
-    let conf = hsm.conf();
-    let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let config = TestDaemon::new()
+        .softhsm_pin(
+            &hsm,
+            "hsm",
+            &format!("{{ file = \"{}\" }}", exposed.display()),
+        )
+        .soft("soft");
+    let daemon = config.clone().start().unwrap();
     let log = daemon.log_text();
     assert!(log.contains(&refusal_of(&exposed)), "{log}");
     assert!(!log.contains(PIN), "the PIN must never be logged: {log}");
@@ -235,7 +226,7 @@ async fn the_daemon_refuses_a_pin_file_others_may_read() {
 
     // The same file, closed to others, opens the token.
     std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let daemon = config.start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
@@ -310,15 +301,11 @@ async fn notaryctl_refuses_a_pin_file_others_may_read_and_sends_no_pin() {
 async fn an_env_pin_leaves_the_daemons_environment() {
     const ENV_PIN: &str = "739218465";
     let hsm = SoftHsm::new("envpin", ENV_PIN).unwrap();
-    let conf = hsm.conf();
-    let daemon = Daemon::start(
-        &backend_with_pin(&hsm, "{ env = \"HSM_PIN_FOR_TEST\" }"),
-        &[
-            ("SOFTHSM2_CONF", conf.to_str().unwrap()),
-            ("HSM_PIN_FOR_TEST", ENV_PIN),
-        ],
-    )
-    .unwrap();
+    let daemon = TestDaemon::new()
+        .softhsm_pin(&hsm, "hsm", "{ env = \"HSM_PIN_FOR_TEST\" }")
+        .env("HSM_PIN_FOR_TEST", ENV_PIN)
+        .start()
+        .unwrap();
     // The PIN was read: the token is logged in.
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
@@ -343,12 +330,15 @@ async fn a_key_on_a_backend_whose_pin_was_rejected_is_named_with_the_backend() {
     let pins = tempfile::tempdir().unwrap();
     let pin_file = pins.path().join("hsm.pin");
     write_secret(&pin_file, &format!("{PIN}\n")).unwrap();
-    let config = format!(
-        "{}[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
-        backend_with_pin(&hsm, &format!("{{ file = \"{}\" }}", pin_file.display()))
-    );
-    let conf = hsm.conf();
-    let mut daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .softhsm_pin(
+            &hsm,
+            "hsm",
+            &format!("{{ file = \"{}\" }}", pin_file.display()),
+        )
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
     drop(client);

@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::{notaryctl, notaryctl_as, root_payload, targets_payload};
-use softhsm_tests::Daemon;
+use softhsm_tests::{Daemon, TestDaemon};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
@@ -71,11 +71,7 @@ fn the_example_ci_rule_cannot_sign_root_and_the_root_rule_can() {
     }
     let rules = example_rules();
     assert!(rules.contains(&format!("uids = [{CI}]")), "{rules}");
-    let mut daemon = Daemon::start(
-        &format!("[[backend]]\nname = \"hsm\"\ntype = \"soft\"\n\n{rules}\n"),
-        &[],
-    )
-    .unwrap();
+    let mut daemon = TestDaemon::new().soft("hsm").toml(&rules).start().unwrap();
     daemon.open_to_group("nogroup").unwrap();
 
     // The owner makes the collection's keys: a root key (no GUN binding,

@@ -5,14 +5,12 @@ use crate::common;
 
 use common::*;
 use keyd_proto::keyd as pb;
-use softhsm_tests::{connect, Daemon, SoftHsm};
+use softhsm_tests::{connect, Rule, SoftHsm, TestDaemon};
 use tonic::Code;
-
-const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_checks_and_bad_requests() {
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(
         &mut client,
@@ -129,13 +127,21 @@ async fn content_checks_and_bad_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_signing_needs_an_explicit_rule() {
     let uid = nix::unistd::geteuid().as_raw();
-    let config = format!(
-        "{SOFT}\n[[backend]]\nname = \"raw\"\ntype = \"soft\"\ndir = \"RAWDIR\"\n\
-         [[policy]]\nuids = [{uid}]\nallow = [\"sign-raw\"]\nkeys = [\"backend:raw\"]\n"
-    );
     let tmp = tempfile::tempdir().unwrap();
     let raw_dir = tmp.path().join("raw");
-    let daemon = Daemon::start(&config.replace("RAWDIR", raw_dir.to_str().unwrap()), &[]).unwrap();
+    let daemon = TestDaemon::new()
+        .soft("soft")
+        .toml(&format!(
+            "[[backend]]\nname = \"raw\"\ntype = \"soft\"\ndir = \"{}\"\n",
+            raw_dir.display()
+        ))
+        .policy(
+            Rule::uids(&[uid])
+                .allow(&["sign-raw"])
+                .keys(&["backend:raw"]),
+        )
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let plain = generate(&mut client, "soft", "ed25519", "", 0, "", "").await;
     let (_, r) = sign(&mut client, &plain.key_id, b"bytes".to_vec(), "", "", "").await;
@@ -163,17 +169,11 @@ async fn raw_signing_needs_an_explicit_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_requests_are_refused_and_the_daemon_keeps_serving() {
-    let config = SOFT.to_string();
-    let daemon = Daemon::start(&config, &[]).unwrap();
-    // Lower the limit through the config's [server] table.
-    let text = std::fs::read_to_string(&daemon.config).unwrap();
-    std::fs::write(
-        &daemon.config,
-        text.replacen("[server]\n", "[server]\nmax_message_bytes = 65536\n", 1),
-    )
-    .unwrap();
-    let mut daemon = daemon;
-    daemon.restart().unwrap();
+    let daemon = TestDaemon::new()
+        .server("max_message_bytes = 65536")
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
     let big = vec![b'x'; 200_000];
@@ -190,13 +190,19 @@ async fn oversized_requests_are_refused_and_the_daemon_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_module_or_token_leaves_the_keystore_working() {
     let hsm = SoftHsm::new("present", "1234").unwrap();
-    let config = format!(
-        "{SOFT}\n[[backend]]\nname = \"gone\"\ntype = \"pkcs11\"\nmodule = \"/nonexistent/libpkcs11.so\"\ntoken = \"x\"\npin = \"prompt\"\n\
-         \n{}",
-        hsm.backend_toml("hsm").unwrap().replace("token = \"present\"", "token = \"absent\"")
-    );
-    let conf = hsm.conf();
-    let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let absent_token = hsm
+        .backend_toml("hsm")
+        .unwrap()
+        .replace("token = \"present\"", "token = \"absent\"");
+    let daemon = TestDaemon::new()
+        .soft("soft")
+        .toml(
+            "[[backend]]\nname = \"gone\"\ntype = \"pkcs11\"\nmodule = \"/nonexistent/libpkcs11.so\"\ntoken = \"x\"\npin = \"prompt\"\n",
+        )
+        .toml(&absent_token)
+        .env("SOFTHSM2_CONF", hsm.conf().to_str().unwrap())
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let backends = client
         .list_backends(pb::ListBackendsRequest {})
@@ -241,21 +247,10 @@ async fn missing_module_or_token_leaves_the_keystore_working() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_prompt_mode_wrong_pin_and_lock() {
     let hsm = SoftHsm::new("prompted", "4321").unwrap();
-    let config = hsm
-        .backend_toml("hsm")
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("pin = ") {
-                "pin = \"prompt\"".to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let conf = hsm.conf();
-    let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let daemon = TestDaemon::new()
+        .locked_softhsm(&hsm, "hsm", "")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
 
     // Locked: generating needs a login.
@@ -329,20 +324,18 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_configured_pin_marks_backend_unavailable() {
     let hsm = SoftHsm::new("wrongpin", "1111").unwrap();
-    let config = hsm.backend_toml("hsm").unwrap();
-    // Replace the PIN in the file the config points at.
-    let pin_file = config
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("pin = { file = \"")
-                .and_then(|r| r.strip_suffix("\" }"))
-        })
-        .unwrap()
-        .to_string();
-    std::fs::write(&pin_file, "2222\n").unwrap();
-    let config = format!("{config}\n{SOFT}");
-    let conf = hsm.conf();
-    let daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let pins = tempfile::tempdir().unwrap();
+    let wrong = pins.path().join("hsm.pin");
+    softhsm_tests::write_secret(&wrong, "2222\n").unwrap();
+    let daemon = TestDaemon::new()
+        .softhsm_pin(
+            &hsm,
+            "hsm",
+            &format!("{{ file = \"{}\" }}", wrong.display()),
+        )
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let backends = client
         .list_backends(pb::ListBackendsRequest {})
@@ -367,7 +360,7 @@ async fn wrong_configured_pin_marks_backend_unavailable() {
 /// forge log lines is refused (security review findings 9 and 13).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_unprintable_caller_text_is_refused_before_the_audit_log() {
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let huge = format!("soft:{}", "\u{1}".repeat(1 << 20));
     let (_, r) = sign(&mut client, &huge, targets_payload(1), "", "", "").await;

@@ -5,9 +5,7 @@
 use base64::Engine;
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::Daemon;
-
-const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+use softhsm_tests::{Daemon, Rule, TestDaemon};
 
 fn ok(out: anyhow::Result<CliOutput>) -> CliOutput {
     out.unwrap().ok().unwrap()
@@ -28,7 +26,7 @@ fn refused(out: anyhow::Result<CliOutput>, needle: &str) -> CliOutput {
 fn published(name: &str, gun: &str) -> (Pki, NotaryServer, Daemon, Notaryctl) {
     let pki = Pki::new(name).unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     let file = ctl.work_dir().join("v1.bin");
     std::fs::write(&file, b"v1\n").unwrap();
@@ -254,11 +252,18 @@ fn keyd_policy_denial_is_a_clear_error() {
         return;
     }
     // uid 65533 may see every key but sign only with targets keys.
-    let policy = "[[policy]]\nuids = [65533]\nallow = [\"list\"]\nkeys = [\"*\"]\n\n\
-                  [[policy]]\nuids = [65533]\nallow = [\"sign\"]\nkeys = [\"role:targets\"]\n";
     let pki = Pki::new("policy").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let mut daemon = Daemon::start(&format!("{SOFT}{policy}"), &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .soft("soft")
+        .policy(Rule::uids(&[65533]).allow(&["list"]).keys(&["*"]))
+        .policy(
+            Rule::uids(&[65533])
+                .allow(&["sign"])
+                .keys(&["role:targets"]),
+        )
+        .start()
+        .unwrap();
     daemon.open_to_group("nogroup").unwrap();
     let gun = "example.com/keyd/policy";
     let owner = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();

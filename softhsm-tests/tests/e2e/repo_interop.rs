@@ -4,9 +4,7 @@
 
 use softhsm_tests::notary_stack::{NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{Daemon, SoftHsm};
-
-const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+use softhsm_tests::{Daemon, SoftHsm, TestDaemon};
 
 fn publish_then_stock_reads(daemon: &Daemon, server: &NotaryServer, gun: &str) {
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
@@ -63,19 +61,18 @@ fn publish_then_stock_reads(daemon: &Daemon, server: &NotaryServer, gun: &str) {
 fn notaryctl_publishes_with_soft_keys_and_stock_cli_verifies() {
     let pki = Pki::new("soft").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     publish_then_stock_reads(&daemon, &server, "example.com/keyd/soft");
 }
 
 #[test]
 fn notaryctl_publishes_with_softhsm_keys_and_stock_cli_verifies() {
     let hsm = SoftHsm::new("notary", "1234").unwrap();
-    let conf = hsm.conf();
-    let daemon = Daemon::start(
-        &hsm.backend_toml("hsm").unwrap(),
-        &[("SOFTHSM2_CONF", conf.to_str().unwrap())],
-    )
-    .unwrap();
+    let daemon = TestDaemon::new()
+        .softhsm(&hsm, "hsm")
+        .unwrap()
+        .start()
+        .unwrap();
     let pki = Pki::new("hsm").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
     publish_then_stock_reads(&daemon, &server, "example.com/keyd/hsm");
@@ -85,7 +82,7 @@ fn notaryctl_publishes_with_softhsm_keys_and_stock_cli_verifies() {
 fn stock_cli_publishes_and_notaryctl_verifies() {
     let pki = Pki::new("stock").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let gun = "example.com/stock/app";
     let stock = server.cli().unwrap();
     std::fs::write(stock.work_dir().join("t.txt"), b"stock payload\n").unwrap();
@@ -115,7 +112,7 @@ fn stock_cli_publishes_and_notaryctl_verifies() {
 fn staging_commands_addhash_remove_reset_custom() {
     let pki = Pki::new("staging").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let daemon = Daemon::start(SOFT, &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let gun = "example.com/keyd/staging";
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     let file = ctl.work_dir().join("a.bin");

@@ -4,9 +4,7 @@
 
 use softhsm_tests::notary_stack::{CliOutput, NotaryCli, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{Daemon, SoftHsm};
-
-const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
+use softhsm_tests::{Daemon, SoftHsm, TestDaemon};
 
 struct Stack {
     _pki: Pki,
@@ -27,15 +25,14 @@ fn stack_on(name: &str, hsm: Option<SoftHsm>) -> Stack {
     let pki = Pki::new(name).unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
     let daemon = match &hsm {
-        Some(h) => {
-            let config = format!(
-                "default_backend = \"soft\"\n\n{SOFT}\n{}",
-                h.backend_toml("hsm").unwrap()
-            );
-            let conf = h.conf().display().to_string();
-            Daemon::start(&config, &[("SOFTHSM2_CONF", &conf)]).unwrap()
-        }
-        None => Daemon::start(SOFT, &[]).unwrap(),
+        Some(h) => TestDaemon::new()
+            .server("default_backend = \"soft\"")
+            .soft("soft")
+            .softhsm(h, "hsm")
+            .unwrap()
+            .start()
+            .unwrap(),
+        None => TestDaemon::new().soft("soft").start().unwrap(),
     };
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     let stock = server.cli().unwrap();
@@ -293,15 +290,13 @@ fn init_and_rotate_put_new_keys_on_the_backend_named() {
 fn a_locked_token_signs_init_and_publish_with_notary_keyd_pin_file() {
     let hsm = SoftHsm::new("notary", "4321").unwrap();
     // Nobody has unlocked the token: its PIN comes from the person.
-    let backend = hsm.locked_backend_toml("hsm");
     let pki = Pki::new("pinfile").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let conf = hsm.conf().display().to_string();
-    let daemon = Daemon::start(
-        &format!("default_backend = \"hsm\"\n\n{backend}\n"),
-        &[("SOFTHSM2_CONF", &conf)],
-    )
-    .unwrap();
+    let daemon = TestDaemon::new()
+        .server("default_backend = \"hsm\"")
+        .locked_softhsm(&hsm, "hsm", "")
+        .start()
+        .unwrap();
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     let gun = "example.com/keyd/pinfile";
     let no_pin = [("NOTARY_KEYD_PIN", ""), ("NOTARY_KEYD_PIN_FILE", "")];

@@ -9,7 +9,7 @@ use softhsm_tests::notary_stack::{
     Pki, RemoteSigner, TrustService,
 };
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{Daemon, SoftHsm};
+use softhsm_tests::{Daemon, SoftHsm, TestDaemon};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -30,27 +30,20 @@ impl KeydSigner {
             "hsm" | "locked-hsm" => Some(SoftHsm::new("notary", "1234")?),
             _ => None,
         };
-        let backend_toml = match &hsm {
+        let with_backend = match &hsm {
             // A token nobody has unlocked yet: its PIN comes from a person.
-            Some(h) if backend == "locked-hsm" => h.locked_backend_toml("hsm"),
-            Some(h) => h.backend_toml("hsm")?,
-            None => "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n".into(),
+            Some(h) if backend == "locked-hsm" => TestDaemon::new().locked_softhsm(h, "hsm", ""),
+            Some(h) => TestDaemon::new().softhsm(h, "hsm")?,
+            None => TestDaemon::new().soft("soft"),
         };
         let backend = if backend == "locked-hsm" {
             "hsm"
         } else {
             backend
         };
-        let config = format!(
-            "{backend_toml}\n{}",
-            signer_api_toml(&pki, addr, backend, extra)?
-        );
-        let conf = hsm.as_ref().map(|h| h.conf().display().to_string());
-        let env: Vec<(&str, &str)> = conf
-            .as_deref()
-            .map(|c| vec![("SOFTHSM2_CONF", c)])
-            .unwrap_or_default();
-        let daemon = Daemon::start(&config, &env)?;
+        let daemon = with_backend
+            .toml(&signer_api_toml(&pki, addr, backend, extra)?)
+            .start()?;
         Ok(KeydSigner {
             daemon,
             addr,
@@ -1109,14 +1102,14 @@ fn bad_tls_files_or_a_busy_port_stop_the_daemon_with_the_reason() -> Result<()> 
         (busy.local_addr()?, tls.cert.as_path(), "cannot listen on"),
     ];
     for (addr, cert, needle) in cases {
-        let config = format!(
-            "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n[signer_api]\nlisten = \"{addr}\"\n\
+        let signer_api = format!(
+            "[signer_api]\nlisten = \"{addr}\"\n\
              tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\nallowed_clients = [\"notary-server\"]\n",
             cert.display(),
             tls.key.display(),
             pki.ca_cert.display()
         );
-        let err = match Daemon::start(&config, &[]) {
+        let err = match TestDaemon::new().soft("soft").toml(&signer_api).start() {
             Ok(_) => anyhow::bail!("notary-keyd started with {needle:?} expected"),
             Err(e) => e.to_string(),
         };

@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::*;
-use softhsm_tests::{connect, openssl_verify, Daemon, SoftHsm};
+use softhsm_tests::{connect, openssl_verify, SoftHsm, TestDaemon};
 
 const ALGORITHMS: [(&str, &str, u32); 6] = [
     ("ecdsa", "p256", 0),
@@ -18,12 +18,12 @@ const ALGORITHMS: [(&str, &str, u32); 6] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
     let hsm = SoftHsm::new("notary", "1234").unwrap();
-    let config = format!(
-        "{}\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
-        hsm.backend_toml("hsm").unwrap()
-    );
-    let conf = hsm.conf();
-    let mut daemon = Daemon::start(&config, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .softhsm(&hsm, "hsm")
+        .unwrap()
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
 
     let mut made = Vec::new();
@@ -103,7 +103,7 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_root_certificate_is_notarys_profile_and_kept() {
-    let daemon = Daemon::start("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n", &[]).unwrap();
+    let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "root", "").await;
     let mut stream = client
@@ -171,7 +171,7 @@ async fn issued_root_certificate_is_notarys_profile_and_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_answers_serving_and_sigterm_stops_cleanly() {
-    let mut daemon = Daemon::start("[[backend]]\nname = \"soft\"\ntype = \"soft\"\n", &[]).unwrap();
+    let mut daemon = TestDaemon::new().soft("soft").start().unwrap();
     let channel = softhsm_tests::client::channel(&daemon.socket)
         .await
         .unwrap();

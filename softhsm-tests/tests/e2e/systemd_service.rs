@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use softhsm_tests::notify::field;
 use softhsm_tests::softhsm::MODULE;
 use softhsm_tests::{
-    bin_path, connect, openssl_verify, output_within, Daemon, NotifyListener, SoftHsm,
+    bin_path, connect, openssl_verify, output_within, Daemon, NotifyListener, SoftHsm, TestDaemon,
 };
 use std::io::BufRead;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -163,21 +163,20 @@ async fn ready_comes_after_backends_open_with_status_and_watchdog() {
     let hsm = SoftHsm::new("ready", "4242").unwrap();
     let pins = tempfile::tempdir().unwrap();
     softhsm_tests::write_secret(&pins.path().join("absent.pin"), "1111\n").unwrap();
-    let rest = format!(
-        "{}[[backend]]\nname = \"absent\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\n\
-         token = \"no-such-token\"\npin = {{ file = \"{}\" }}\n",
-        hsm.backend_toml("hsm").unwrap(),
-        pins.path().join("absent.pin").display()
-    );
     let notify = NotifyListener::new().unwrap();
     let (k, v) = notify.env();
-    let conf = hsm.conf();
-    let env = [
-        (k, v.as_str()),
-        ("SOFTHSM2_CONF", conf.to_str().unwrap()),
-        ("WATCHDOG_USEC", "200000"),
-    ];
-    let mut daemon = Daemon::start(&rest, &env).unwrap();
+    let mut daemon = TestDaemon::new()
+        .softhsm(&hsm, "hsm")
+        .unwrap()
+        .toml(&format!(
+            "[[backend]]\nname = \"absent\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\n\
+             token = \"no-such-token\"\npin = {{ file = \"{}\" }}\n",
+            pins.path().join("absent.pin").display()
+        ))
+        .env(k, &v)
+        .env("WATCHDOG_USEC", "200000")
+        .start()
+        .unwrap();
 
     let seen = notify.wait_for("READY", ready).unwrap();
     assert_eq!(seen[0], "STATUS=opening backends", "{seen:?}");
@@ -317,17 +316,18 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     let hsm = SoftHsm::new("reload", "8642").unwrap();
     // One session: signatures queue on the device, so one can be held in
     // flight behind others while the daemon reloads.
-    let backend = format!("{}sessions = 1\n", hsm.backend_toml("hsm").unwrap());
-    // 200 requests of one uid in flight: more than the default per-uid cap.
-    let rest = format!(
-        "socket_group = \"nogroup\"\n\n[server.limits]\nmax_requests_per_uid = 512\n\n{backend}{}",
-        policy_for(65533)
-    );
     let notify = NotifyListener::new().unwrap();
     let (k, v) = notify.env();
-    let conf = hsm.conf();
-    let env = [(k, v.as_str()), ("SOFTHSM2_CONF", conf.to_str().unwrap())];
-    let daemon = Daemon::start(&rest, &env).unwrap();
+    let daemon = TestDaemon::new()
+        .server("socket_group = \"nogroup\"")
+        // 200 requests of one uid in flight: more than the default per-uid cap.
+        .limit("max_requests_per_uid", 512)
+        .softhsm_with(&hsm, "hsm", "sessions = 1\n")
+        .unwrap()
+        .toml(&policy_for(65533))
+        .env(k, &v)
+        .start()
+        .unwrap();
     notify.wait_for("READY", ready).unwrap();
     std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let payload = daemon.dir.path().join("targets.json");
@@ -453,13 +453,17 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
 #[tokio::test(flavor = "multi_thread")]
 async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart() {
     let hsm = SoftHsm::new("removed", "8642").unwrap();
-    let backend = format!("{}sessions = 1\n", hsm.backend_toml("hsm").unwrap());
-    let soft = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n";
     let notify = NotifyListener::new().unwrap();
     let (k, v) = notify.env();
-    let conf = hsm.conf();
-    let env = [(k, v.as_str()), ("SOFTHSM2_CONF", conf.to_str().unwrap())];
-    let mut daemon = Daemon::start(&format!("{soft}{backend}"), &env).unwrap();
+    let mut daemon = TestDaemon::new()
+        .soft("soft")
+        .softhsm_with(&hsm, "hsm", "sessions = 1\n")
+        .unwrap()
+        .env(k, &v)
+        .start()
+        .unwrap();
+    // The section a reload takes out, as the config holds it.
+    let backend = format!("{}sessions = 1\n", hsm.backend_toml("hsm").unwrap());
     notify.wait_for("READY", ready).unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let slow = generate(&mut client, "hsm", "rsa", "", 4096, "targets", "").await;
@@ -548,16 +552,12 @@ async fn pin_from_credentials_directory_unlocks_softhsm() {
     let credential = creds.path().join("hsm.pin");
     std::fs::write(&credential, "975310\n").unwrap();
     std::fs::set_permissions(&credential, std::fs::Permissions::from_mode(0o440)).unwrap();
-    let rest = format!(
-        "[[backend]]\nname = \"hsm\"\ntype = \"pkcs11\"\nmodule = \"{MODULE}\"\n\
-         token = \"credential\"\npin = {{ credential = \"hsm.pin\" }}\n"
-    );
-    let conf = hsm.conf();
-    let env = [
-        ("SOFTHSM2_CONF", conf.to_str().unwrap()),
-        ("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap()),
-    ];
-    let daemon = Daemon::start(&rest, &env).unwrap();
+    let config = TestDaemon::new().softhsm_pin(&hsm, "hsm", "{ credential = \"hsm.pin\" }");
+    let daemon = config
+        .clone()
+        .env("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
     let (_, result) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
@@ -573,8 +573,7 @@ async fn pin_from_credentials_directory_unlocks_softhsm() {
     drop(daemon);
 
     // Without systemd's credentials the backend fails and says why.
-    let rest = format!("{rest}{SOFT}");
-    let daemon = Daemon::start(&rest, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap();
+    let daemon = config.soft("soft").start().unwrap();
     let log = daemon.log_text();
     assert!(
         log.contains("$CREDENTIALS_DIRECTORY is not set") && log.contains("LoadCredential"),

@@ -9,7 +9,7 @@ use crate::common;
 use common::*;
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
-use softhsm_tests::{connect, openssl_verify, Daemon, Swtpm};
+use softhsm_tests::{connect, openssl_verify, Daemon, Swtpm, TestDaemon};
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -22,11 +22,7 @@ fn write_secret(dir: &Path, name: &str, value: &str) -> PathBuf {
     path
 }
 
-/// A `[[backend]]` named "tpm" on `tpm`, with key auth from `key_auth`.
-fn tpm_backend(tpm: &Swtpm, key_auth: &Path) -> String {
-    tpm.backend_toml("tpm", key_auth)
-}
-
+/// Checks `result` with the notary verifier against `key`.
 fn verify(key: &pb::Key, payload: &[u8], result: &pb::SignResult) {
     let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
     let method = result.method().notary().unwrap();
@@ -110,7 +106,7 @@ async fn every_algorithm_signs_and_ed25519_is_refused() {
     let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth = write_secret(dir.path(), "key.auth", "tpm key auth");
-    let daemon = Daemon::start(&tpm_backend(&tpm, &auth), &[]).unwrap();
+    let daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
 
     for (i, (alg, curve, bits)) in [
@@ -156,7 +152,7 @@ async fn keys_survive_daemon_and_swtpm_restarts() {
     let mut tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth = write_secret(dir.path(), "key.auth", "restart auth");
-    let mut daemon = Daemon::start(&tpm_backend(&tpm, &auth), &[]).unwrap();
+    let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let ec = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
     let rsa = generate(&mut client, "tpm", "rsa", "", 2048, "targets", GUN).await;
@@ -211,7 +207,7 @@ async fn wrong_key_auth_is_refused_once_and_never_retried() {
     let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth = write_secret(dir.path(), "key.auth", "the right auth");
-    let mut daemon = Daemon::start(&tpm_backend(&tpm, &auth), &[]).unwrap();
+    let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
     sign_ok(&mut client, &key, 1).await;
@@ -264,7 +260,7 @@ async fn lockout_is_reported_with_its_duration() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth = write_secret(dir.path(), "key.auth", "the right auth");
-    let mut daemon = Daemon::start(&tpm_backend(&tpm, &auth), &[]).unwrap();
+    let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
 
@@ -293,11 +289,11 @@ async fn swtpm_killed_mid_run_then_back_without_daemon_restart() {
     let mut tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth = write_secret(dir.path(), "key.auth", "vanishing auth");
-    let config = format!(
-        "{}\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
-        tpm_backend(&tpm, &auth)
-    );
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .tpm(&tpm, "tpm", &auth)
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let tpm_key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
     let soft_key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", GUN).await;
@@ -339,12 +335,11 @@ async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let auth = write_secret(dir.path(), "key.auth", "key secret");
     let owner = write_secret(dir.path(), "owner.auth", "owner secret");
-    let config = format!(
-        "{}owner_auth = {{ file = \"{}\" }}\n",
-        tpm_backend(&tpm, &auth),
-        owner.display()
-    );
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let owner_auth = format!("owner_auth = {{ file = \"{}\" }}\n", owner.display());
+    let mut daemon = TestDaemon::new()
+        .tpm_with(&tpm, "tpm", &auth, &owner_auth)
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;
     sign_ok(&mut client, &key, 1).await;
@@ -380,8 +375,10 @@ async fn persist_from_keeps_new_keys_at_persistent_handles() {
     let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth = write_secret(dir.path(), "key.auth", "persistent auth");
-    let config = format!("{}persist_from = 0x81010100\n", tpm_backend(&tpm, &auth));
-    let mut daemon = Daemon::start(&config, &[]).unwrap();
+    let mut daemon = TestDaemon::new()
+        .tpm_with(&tpm, "tpm", &auth, "persist_from = 0x81010100\n")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let first = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
     let second = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;

@@ -6,7 +6,7 @@ use crate::common;
 
 use common::*;
 use keyd_proto::keyd as pb;
-use softhsm_tests::{connect, Daemon, Swtpm};
+use softhsm_tests::{connect, Swtpm, TestDaemon};
 use std::process::Command;
 use tonic::Code;
 
@@ -18,11 +18,11 @@ async fn tpm_keys_are_attested_and_the_statement_checks_out() {
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("key.auth");
     softhsm_tests::write_secret(&auth, "attested key auth\n").unwrap();
-    let config = format!(
-        "{}\n[[backend]]\nname = \"soft\"\ntype = \"soft\"\n",
-        tpm.backend_toml("tpm", &auth)
-    );
-    let daemon = Daemon::start(&config, &[]).unwrap();
+    let daemon = TestDaemon::new()
+        .tpm(&tpm, "tpm", &auth)
+        .soft("soft")
+        .start()
+        .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let ec = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
     let rsa = generate(&mut client, "tpm", "rsa", "", 2048, "targets", GUN).await;

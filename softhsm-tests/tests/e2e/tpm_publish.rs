@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{Daemon, Swtpm};
+use softhsm_tests::{Swtpm, TestDaemon};
 
 const GUN: &str = "example.com/keyd/tpm";
 const CONTENT: &[u8] = b"release built on a TPM host\n";
@@ -55,14 +55,13 @@ fn targets_key_in_swtpm_publishes_and_stock_cli_verifies() {
     softhsm_tests::write_secret(&key_auth, "publish e2e key auth\n").unwrap();
     // `notaryctl init` creates its targets and snapshot keys on the daemon's
     // default backend; naming the TPM there (rather than relying on it being
-    // the first backend) is how an operator sends them to it. The leading
-    // line continues Daemon::start's [server] table.
-    let config = format!(
-        "default_backend = \"tpm\"\n\n\
-         [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n{}",
-        tpm.backend_toml("tpm", &key_auth)
-    );
-    let daemon = Daemon::start(&config, &[]).unwrap();
+    // the first backend) is how an operator sends them to it.
+    let daemon = TestDaemon::new()
+        .server("default_backend = \"tpm\"")
+        .soft("soft")
+        .tpm(&tpm, "tpm", &key_auth)
+        .start()
+        .unwrap();
     let pki = Pki::new("tpm-publish").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();

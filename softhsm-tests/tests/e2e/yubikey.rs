@@ -9,7 +9,7 @@ use common::{reason, root_payload, sign, targets_payload, Reason};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use notary_tuf::{verify, PublicKey, SignatureMethod};
-use softhsm_tests::{bin_path, connect, Daemon};
+use softhsm_tests::{bin_path, connect, Daemon, TestDaemon};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -23,15 +23,9 @@ const GUN: &str = "example.com/yubikey";
 const FACTORY_PIN: &str = "123456";
 const FACTORY_PUK: &str = "12345678";
 
-fn yubikey_backend(name: &str, serial: Option<u32>) -> String {
-    let serial = serial
-        .map(|s| format!("serial = {s}\n"))
-        .unwrap_or_default();
-    format!("[[backend]]\nname = \"{name}\"\ntype = \"yubikey\"\n{serial}\n")
-}
-
-fn start(backends: &str) -> Daemon {
-    Daemon::start(backends, &[]).unwrap()
+/// A daemon whose one backend, `yk`, is the card with `serial`.
+fn start(serial: u32) -> Daemon {
+    TestDaemon::new().yubikey("yk", serial).start().unwrap()
 }
 
 fn notaryctl(daemon: &Daemon, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -179,7 +173,7 @@ fn touch_events(events: &[pb::progress::Kind]) -> Vec<&pb::TouchNeeded> {
 /// One card, set up, in a daemon that selects it by serial.
 async fn ready_card(profile: Profile) -> (TestCard, Daemon, KeydClient<Channel>) {
     let card = TestCard::start(profile).unwrap();
-    let daemon = start(&yubikey_backend("yk", Some(card.serial())));
+    let daemon = start(card.serial());
     let mut client = client(&daemon).await;
     set_up(&mut client, card.serial()).await;
     (card, daemon, client)
@@ -190,11 +184,11 @@ async fn selects_by_serial_among_two_cards_and_lists_serials_without_one() {
     let readers = TestReaders::acquire().unwrap();
     let old = readers.insert(Profile::yubikey_5_4(31_000_001)).unwrap();
     let new = readers.insert(Profile::yubikey_5_7(31_000_002)).unwrap();
-    let daemon = start(&format!(
-        "{}{}",
-        yubikey_backend("new", Some(new.serial())),
-        yubikey_backend("any", None)
-    ));
+    let daemon = TestDaemon::new()
+        .yubikey("new", new.serial())
+        .any_yubikey("any")
+        .start()
+        .unwrap();
     let mut client = client(&daemon).await;
     let backends = client
         .list_backends(pb::ListBackendsRequest {})
@@ -241,7 +235,7 @@ async fn setup_changes_pin_puk_and_management_key_and_refuses_a_second_time() {
     let new_puk = write(dir.path(), "new-puk", PUK);
     for card in &cards {
         let serial = card.serial().to_string();
-        let daemon = start(&yubikey_backend("yk", Some(card.serial())));
+        let daemon = start(card.serial());
         // Generation refuses a card that still has its factory management key.
         let mut client = client(&daemon).await;
         let st = client
@@ -396,7 +390,7 @@ async fn generates_with_each_policy_and_signs_p256_and_p384() {
     // metadata for the public keys, record certificates for the labels.
     drop(client);
     drop(daemon);
-    let other = start(&yubikey_backend("yk", Some(card.serial())));
+    let other = start(card.serial());
     let mut client = self::client(&other).await;
     let keys = client
         .list_keys(pb::ListKeysRequest::default())
@@ -460,7 +454,7 @@ async fn firmware_without_metadata_lists_from_certificates_and_prompts_touch_whe
     // Another daemon cannot read policies (no GET METADATA before 5.3): it
     // finds the key through its slot certificate, and says "touch" only
     // when the signature does not come back quickly.
-    let other = start(&yubikey_backend("yk", Some(card.serial())));
+    let other = start(card.serial());
     let mut client = self::client(&other).await;
     let keys = client
         .list_keys(pb::ListKeysRequest::default())
@@ -699,7 +693,7 @@ async fn root_key_holds_its_notary_root_certificate_and_attests() {
         .into_inner();
     assert!(!issued.x509_key_id.is_empty());
     // The certificate lives on the card: another machine sees the x509 ID.
-    let other = start(&yubikey_backend("yk", Some(card.serial())));
+    let other = start(card.serial());
     let mut other_client = self::client(&other).await;
     let seen = other_client
         .get_key(pb::GetKeyRequest {
@@ -774,7 +768,7 @@ async fn real_yubikey() {
     let slot = std::env::var("NOTARY_TEST_YUBIKEY_SLOT").unwrap_or_else(|_| "95".into());
     let slot = pb::PivSlot::from_id(u8::from_str_radix(&slot, 16).expect("a hex slot"))
         .expect("a PIV slot for notary keys");
-    let daemon = start(&yubikey_backend("yk", Some(serial)));
+    let daemon = start(serial);
     let (out, _) = ok(notaryctl(&daemon, &["yubikey", "status"], &[]));
     println!("{out}");
     let mut client = client(&daemon).await;

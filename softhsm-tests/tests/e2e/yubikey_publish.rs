@@ -9,7 +9,7 @@ use notary_tuf::{PublicKey, Root};
 use sha2::{Digest, Sha256};
 use softhsm_tests::notary_stack::{NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{connect, Daemon, SoftHsm};
+use softhsm_tests::{connect, Daemon, SoftHsm, TestDaemon};
 use std::path::Path;
 use std::time::Duration;
 use virtual_piv::{Profile, TestCard, TouchMode};
@@ -31,12 +31,12 @@ fn write(dir: &Path, name: &str, content: &[u8]) -> String {
 
 /// The SoftHSM token first, so it is the default backend for new keys.
 fn daemon(hsm: &SoftHsm) -> Daemon {
-    let backends = format!(
-        "{}\n[[backend]]\nname = \"yk\"\ntype = \"yubikey\"\nserial = {SERIAL}\n",
-        hsm.backend_toml("hsm").unwrap()
-    );
-    let conf = hsm.conf();
-    Daemon::start(&backends, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]).unwrap()
+    TestDaemon::new()
+        .softhsm(hsm, "hsm")
+        .unwrap()
+        .yubikey("yk", SERIAL)
+        .start()
+        .unwrap()
 }
 
 /// The root.json the server serves, as its `signed` part.

@@ -12,7 +12,6 @@ use tonic::transport::Channel;
 /// How long a device may take to be noticed gone or back (a safety net
 /// against hangs, not a measured time).
 const LIMIT: Duration = Duration::from_secs(90);
-pub(crate) const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
 
 async fn sign_with(
     client: &mut KeydClient<Channel>,
