@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::{generate, reason, sign, targets_payload};
+use common::{generate, reason, sign, targets_payload, Algorithm, NewKey};
 use keyd_proto::keyd as pb;
 use keyd_proto::Reason;
 use sha2::{Digest, Sha256};
@@ -53,8 +53,7 @@ async fn sign_many(daemon: &Daemon, key_id: &str, n: usize, streams: usize) {
         let mine = n / streams + usize::from(s < n % streams);
         tasks.push(tokio::spawn(async move {
             for i in 0..mine {
-                let (_, r) =
-                    sign(&mut client, &key_id, targets_payload(i as u32), "", "", "").await;
+                let (_, r) = sign(&mut client, &key_id, targets_payload(i as u32)).await;
                 r.unwrap();
             }
         }));
@@ -112,7 +111,7 @@ async fn the_chain_and_checkpoints_verify_after_10000_signatures_and_three_resta
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    let key = generate(&mut client, NewKey::on("soft").role("targets")).await;
     for round in 0..4 {
         if round > 0 {
             daemon.restart().unwrap();
@@ -156,7 +155,7 @@ async fn sample_log() -> (Daemon, tempfile::TempDir) {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    let key = generate(&mut client, NewKey::on("soft").role("targets")).await;
     sign_many(&daemon, &key.key_id, 600, 8).await;
     daemon.stop().unwrap();
     assert!(segments(log.path()).len() >= 3);
@@ -309,7 +308,13 @@ async fn rotation_under_load_keeps_every_record_and_keep_removes_only_the_oldest
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "soft", "ed25519", "", 0, "targets", "").await;
+    let key = generate(
+        &mut client,
+        NewKey::on("soft")
+            .algorithm(Algorithm::Ed25519)
+            .role("targets"),
+    )
+    .await;
     sign_many(&daemon, &key.key_id, 2000, 32).await;
     let before = segments(log.path());
     assert!(before.len() >= 5, "{before:?}");
@@ -399,7 +404,7 @@ async fn a_full_disk_refuses_every_request_of_the_batch_and_the_chain_continues(
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    let key = generate(&mut client, NewKey::on("soft").role("targets")).await;
     // Once the next segment is made ahead, leave room for records but not
     // for the one after it.
     let spare = log.join(".audit-next.jsonl.tmp");
@@ -414,15 +419,7 @@ async fn a_full_disk_refuses_every_request_of_the_batch_and_the_chain_continues(
 
     let mut signed = 0;
     let refused = loop {
-        let (_, r) = sign(
-            &mut client,
-            &key.key_id,
-            targets_payload(signed),
-            "",
-            "",
-            "",
-        )
-        .await;
+        let (_, r) = sign(&mut client, &key.key_id, targets_payload(signed)).await;
         match r {
             Ok(_) => signed += 1,
             Err(st) => break st,
@@ -443,7 +440,7 @@ async fn a_full_disk_refuses_every_request_of_the_batch_and_the_chain_continues(
         let mut client = connect(&daemon.socket).await.unwrap();
         let key_id = key.key_id.clone();
         batch.push(tokio::spawn(async move {
-            sign(&mut client, &key_id, targets_payload(5000 + i), "", "", "")
+            sign(&mut client, &key_id, targets_payload(5000 + i))
                 .await
                 .1
         }));
@@ -460,7 +457,7 @@ async fn a_full_disk_refuses_every_request_of_the_batch_and_the_chain_continues(
 
     // Space returns: the next request is signed and the chain goes on.
     std::fs::remove_file(&filler).unwrap();
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(9999), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(9999)).await;
     r.unwrap();
     daemon.stop().unwrap();
     assert_intact(&daemon, &[&log]);
@@ -511,7 +508,7 @@ async fn the_audit_key_signs_only_checkpoints_for_every_caller() {
         .unwrap_err();
     refused(st);
     for payload in [targets_payload(1), b"raw bytes".to_vec()] {
-        let (_, r) = sign(&mut client, &id, payload, "", "", "").await;
+        let (_, r) = sign(&mut client, &id, payload).await;
         refused(r.unwrap_err());
     }
     let mut stream = client
@@ -635,8 +632,7 @@ async fn sign_held_on_the_tpm(
     nix::sys::signal::kill(swtpm, nix::sys::signal::Signal::SIGSTOP).unwrap();
     let key_id = key_id.to_string();
     let mut held_client = connect(&daemon.socket).await.unwrap();
-    let held =
-        tokio::spawn(async move { sign(&mut held_client, &key_id, payload, "", "", "").await });
+    let held = tokio::spawn(async move { sign(&mut held_client, &key_id, payload).await });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while sign_requests(daemon) < requests {
         assert!(std::time::Instant::now() < deadline, "no request record");
@@ -659,8 +655,8 @@ async fn a_crash_between_a_requests_two_records_leaves_one_open_request() {
         "a TPM holds the audit key when there is one"
     );
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", "").await;
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let key = generate(&mut client, NewKey::on("tpm").role("targets")).await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     r.unwrap();
 
     // The TPM stops answering: the next Sign's request record is written,
@@ -710,7 +706,7 @@ async fn a_sign_whose_client_went_away_is_recorded_as_not_delivered() {
     use nix::unistd::Pid;
     let (mut tpm, _secrets, mut daemon) = tpm_daemon();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", "").await;
+    let key = generate(&mut client, NewKey::on("tpm").role("targets")).await;
 
     // The TPM stops answering while a Sign waits on it; its client goes
     // away (the connection closes), then the TPM answers again.
@@ -788,7 +784,7 @@ async fn notaryctl_audit_status_and_key_show_what_the_files_hold() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    let key = generate(&mut client, NewKey::on("soft").role("targets")).await;
     sign_many(&daemon, &key.key_id, 25, 1).await;
     let (last, checkpoint) = settled_tail(&daemon).await;
     let last_seq = serde_json::from_str::<serde_json::Value>(&last).unwrap()["seq"].clone();

@@ -8,8 +8,8 @@
 
 use crate::common;
 
-use common::generate;
 use common::outage::{card_key, outage, soft_key};
+use common::{generate, NewKey};
 use softhsm_tests::{connect, write_secret, Rule, SoftHsm, Swtpm, TestDaemon};
 use std::os::unix::fs::PermissionsExt;
 use virtual_piv::{Profile, TestCard};
@@ -26,7 +26,7 @@ async fn swtpm_killed_and_started_again() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let on_tpm = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", "").await;
+    let on_tpm = generate(&mut client, NewKey::on("tpm").role("targets")).await;
     let on_soft = soft_key(&mut client).await;
     let tpm = std::cell::RefCell::new(&mut tpm);
     outage(
@@ -89,7 +89,7 @@ async fn the_softhsm_token_directory_made_unreadable() {
     hsm.give_to(uid, gid).unwrap();
     let mut daemon = config.start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let on_hsm = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    let on_hsm = generate(&mut client, NewKey::on("hsm").role("targets")).await;
     let on_soft = soft_key(&mut client).await;
     let tokens = hsm.token_dir();
     let mode =

@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use common::{generate, root_payload, sign, targets_payload};
+use common::{generate, root_payload, sign, sign_as, targets_payload, NewKey, SignAs};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use softhsm_tests::faults::{leftovers, KillAt, StateFile, WriteStep};
@@ -99,11 +99,11 @@ async fn consistent(daemon: &Daemon, backend: &str, dirs: &[&std::path::Path]) -
 /// signs for its role only.
 async fn still_serves(daemon: &Daemon, backend: &str, survivors: &[pb::Key]) {
     let mut client = connect(&daemon.socket).await.unwrap();
-    let fresh = generate(&mut client, backend, "ecdsa", "p256", 0, "targets", GUN).await;
+    let fresh = generate(&mut client, NewKey::on(backend).role("targets").gun(GUN)).await;
     for key in survivors.iter().chain([&fresh]) {
-        let (_, ok) = sign(&mut client, &key.key_id, targets_payload(3), "", "", "").await;
+        let (_, ok) = sign(&mut client, &key.key_id, targets_payload(3)).await;
         ok.unwrap_or_else(|s| panic!("sign with {}: {s:?}", key.key_id));
-        let (_, root) = sign(&mut client, &key.key_id, root_payload(), "", "", "").await;
+        let (_, root) = sign(&mut client, &key.key_id, root_payload()).await;
         let refused = root.expect_err("a targets key signed a Root");
         assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     }
@@ -261,13 +261,11 @@ async fn killed_while_a_yubikey_takes_its_new_management_key_the_card_stays_usab
         .unwrap_or_else(|s| panic!("the card cannot be managed after the crash: {s:?}"))
         .into_inner();
     let payload = targets_payload(1);
-    let (_, signed) = sign(
+    let (_, signed) = sign_as(
         &mut client,
         &key.key_id,
         payload.clone(),
-        "",
-        "",
-        YUBIKEY_PIN,
+        SignAs::default().pin(YUBIKEY_PIN),
     )
     .await;
     let signed = signed.unwrap();

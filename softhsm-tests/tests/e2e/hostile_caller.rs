@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{generate, notaryctl_as, sign, targets_payload};
+use common::{generate, notaryctl_as, sign, sign_as, targets_payload, NewKey, SignAs};
 use softhsm_tests::{connect, Daemon, Rule, TestDaemon};
 
 const RESCAN: &str = "rescanning devices for keys";
@@ -42,7 +42,13 @@ async fn a_flood_of_unknown_key_ids_rescans_once_per_interval() {
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
                 let id = unknown_id(batch * 1000 + i);
-                let (_, result) = sign(&mut c, &id, targets_payload(1), "targets", "", "").await;
+                let (_, result) = sign_as(
+                    &mut c,
+                    &id,
+                    targets_payload(1),
+                    SignAs::default().role("targets"),
+                )
+                .await;
                 let err = result.expect_err("no such key");
                 assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
             }
@@ -54,8 +60,8 @@ async fn a_flood_of_unknown_key_ids_rescans_once_per_interval() {
     // The rescan at start is within the interval: 500 misses, no rescan.
     assert_eq!(miss_rescans(&daemon), 0, "{}", daemon.log_text());
     // The daemon still signs, and wrote one audit line per request.
-    let key = generate(&mut client, "soft", "ecdsa", "", 0, "targets", "").await;
-    let (_, signed) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let key = generate(&mut client, NewKey::on("soft").role("targets")).await;
+    let (_, signed) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     signed.unwrap();
     let audit = daemon.audit_lines();
     assert_eq!(
@@ -90,7 +96,7 @@ async fn a_caller_without_rights_never_makes_the_daemon_rescan() {
     assert_eq!(miss_rescans(&daemon), 0, "{}", daemon.log_text());
     // The owner's miss does rescan: the count above could have moved.
     let mut client = connect(&daemon.socket).await.unwrap();
-    let (_, result) = sign(&mut client, &unknown_id(99), targets_payload(1), "", "", "").await;
+    let (_, result) = sign(&mut client, &unknown_id(99), targets_payload(1)).await;
     assert_eq!(result.unwrap_err().code(), tonic::Code::NotFound);
     assert_eq!(miss_rescans(&daemon), 1, "{}", daemon.log_text());
 }

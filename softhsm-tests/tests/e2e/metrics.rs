@@ -82,15 +82,21 @@ async fn sign_on_both(
     client: &mut keyd_proto::keyd::keyd_client::KeydClient<tonic::transport::Channel>,
 ) {
     let gun = "example.com/app";
-    let soft = generate(client, "soft", "ecdsa", "p256", 0, "targets", gun).await;
+    let soft = generate(client, NewKey::on("soft").role("targets").gun(gun)).await;
     for version in 1..=3 {
-        let (_, signed) = sign(client, &soft.key_id, targets_payload(version), "", "", "").await;
+        let (_, signed) = sign(client, &soft.key_id, targets_payload(version)).await;
         signed.unwrap();
     }
-    let on_hsm = generate(client, "hsm", "ecdsa", "p256", 0, "targets", gun).await;
-    let (_, wrong) = sign(client, &on_hsm.key_id, targets_payload(1), "", "", "0000").await;
+    let on_hsm = generate(client, NewKey::on("hsm").role("targets").gun(gun)).await;
+    let (_, wrong) = sign_as(
+        client,
+        &on_hsm.key_id,
+        targets_payload(1),
+        SignAs::default().pin("0000"),
+    )
+    .await;
     assert!(wrong.is_err(), "a wrong PIN signed");
-    let (_, signed) = sign(client, &on_hsm.key_id, targets_payload(2), "", "", "").await;
+    let (_, signed) = sign(client, &on_hsm.key_id, targets_payload(2)).await;
     signed.unwrap();
 }
 
@@ -110,7 +116,7 @@ async fn documented_metrics_count_real_signatures() {
 
     sign_on_both(&mut client).await;
     let missing = "0".repeat(64);
-    let (_, unknown) = sign(&mut client, &missing, targets_payload(1), "", "", "").await;
+    let (_, unknown) = sign(&mut client, &missing, targets_payload(1)).await;
     assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound);
 
     let metrics = scrape(&socket);

@@ -286,7 +286,7 @@ async fn an_imported_key_signs_nothing_but_its_rotation() {
         let st = client.import_for_migration(req).await.unwrap_err();
         assert_eq!(reason(&st), Some(want), "{st:?}");
     }
-    let other = generate(&mut client, "soft", "ecdsa", "p256", 0, "root", "").await;
+    let other = generate(&mut client, NewKey::on("soft").role("root")).await;
     let other_cert = issue_root_cert(&mut client, &other.key_id, gun)
         .await
         .unwrap();
@@ -317,20 +317,32 @@ async fn an_imported_key_signs_nothing_but_its_rotation() {
 
     // The root that still lists it, a certificate and raw bytes: refused.
     let current = notary_tuf::to_canonical_vec(&root.signed).unwrap();
-    let (_, r) = sign(&mut client, &imported.key_id, current, "root", gun, "").await;
+    let (_, r) = sign_as(
+        &mut client,
+        &imported.key_id,
+        current,
+        SignAs::default().role("root").gun(gun),
+    )
+    .await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::MigrationOnly));
     let st = issue_root_cert(&mut client, &imported.key_id, gun)
         .await
         .unwrap_err();
     assert_eq!(reason(&st), Some(Reason::MigrationOnly), "{st:?}");
-    let (_, r) = sign(&mut client, &imported.key_id, b"raw".to_vec(), "", "", "").await;
+    let (_, r) = sign(&mut client, &imported.key_id, b"raw".to_vec()).await;
     assert!(r.is_err(), "raw bytes");
     // A root that rotates away from it: signed.
     let mut rotated = root.signed.clone();
     rotated["roles"]["root"]["keyids"] = serde_json::json!([other.key_id]);
     rotated["version"] = serde_json::json!(2);
     let payload = notary_tuf::to_canonical_vec(&rotated).unwrap();
-    let (_, r) = sign(&mut client, &imported.key_id, payload, "root", gun, "").await;
+    let (_, r) = sign_as(
+        &mut client,
+        &imported.key_id,
+        payload,
+        SignAs::default().role("root").gun(gun),
+    )
+    .await;
     r.unwrap();
 }
 

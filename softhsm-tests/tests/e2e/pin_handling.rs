@@ -6,7 +6,9 @@
 
 use crate::common;
 
-use common::{generate, notaryctl, reason, sign, targets_payload, Failure, Reason};
+use common::{
+    generate, notaryctl, reason, sign, sign_as, targets_payload, Failure, NewKey, Reason, SignAs,
+};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use softhsm_tests::{connect, write_secret, Daemon, SoftHsm, TestDaemon};
@@ -105,7 +107,7 @@ async fn a_wrong_pin_on_an_unlocked_token_is_refused_and_audited_as_such() {
     let mut client = connect(&daemon.socket).await.unwrap();
 
     unlock(&mut client, PIN).await.unwrap();
-    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    let key = generate(&mut client, NewKey::on("hsm").role("targets")).await;
     let st = unlock(&mut client, "0000").await.unwrap_err();
     assert_eq!(st.code(), Code::Unauthenticated, "{st:?}");
     assert_eq!(reason(&st), Some(Reason::WrongPin), "{st:?}");
@@ -123,10 +125,10 @@ async fn a_wrong_pin_on_an_unlocked_token_is_refused_and_audited_as_such() {
     // Checking the PIN took a fresh login, so the refused one left the
     // token locked; the right one unlocks it again.
     assert!(!logged_in(&mut client).await);
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     unlock(&mut client, PIN).await.unwrap();
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(2)).await;
     r.unwrap();
     // A right PIN on an unlocked token is checked and accepted.
     unlock(&mut client, PIN).await.unwrap();
@@ -141,13 +143,11 @@ async fn garbage_pins_sent_with_signs_do_not_keep_the_token_unlocked() {
     // A caller without the PIN signs with garbage every second for 5 s,
     // as if to keep renewing the 2 s cache.
     for version in 1..=5 {
-        let (_, r) = sign(
+        let (_, r) = sign_as(
             &mut client,
             &key.key_id,
             targets_payload(version),
-            "",
-            "",
-            "x",
+            SignAs::default().pin("x"),
         )
         .await;
         let st = r.unwrap_err();
@@ -155,7 +155,7 @@ async fn garbage_pins_sent_with_signs_do_not_keep_the_token_unlocked() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(9), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(9)).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     let signs: Vec<_> = daemon
         .audit_lines()
@@ -183,21 +183,19 @@ async fn pin_cache_none_refuses_unlock_and_a_pin_serves_one_request() {
 
     // Two signs after the refused unlock: neither gets a login.
     for version in [1, 2] {
-        let (_, r) = sign(
-            &mut client,
-            &key.key_id,
-            targets_payload(version),
-            "",
-            "",
-            "",
-        )
-        .await;
+        let (_, r) = sign(&mut client, &key.key_id, targets_payload(version)).await;
         assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     }
     // A PIN sent with one sign serves that sign only.
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", PIN).await;
+    let (_, r) = sign_as(
+        &mut client,
+        &key.key_id,
+        targets_payload(3),
+        SignAs::default().pin(PIN),
+    )
+    .await;
     r.unwrap();
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(4), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(4)).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     assert!(!logged_in(&mut client).await);
 }
@@ -228,8 +226,8 @@ async fn the_daemon_refuses_a_pin_file_others_may_read() {
     std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o600)).unwrap();
     let daemon = config.start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let key = generate(&mut client, NewKey::on("hsm").role("targets")).await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     r.unwrap();
 }
 
@@ -308,8 +306,8 @@ async fn an_env_pin_leaves_the_daemons_environment() {
         .unwrap();
     // The PIN was read: the token is logged in.
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let key = generate(&mut client, NewKey::on("hsm").role("targets")).await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     r.unwrap();
 
     let environ = std::fs::read(format!("/proc/{}/environ", daemon.pid().unwrap())).unwrap();
@@ -340,7 +338,7 @@ async fn a_key_on_a_backend_whose_pin_was_rejected_is_named_with_the_backend() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    let key = generate(&mut client, NewKey::on("hsm").role("targets")).await;
     drop(client);
 
     write_secret(&pin_file, "000000\n").unwrap();
@@ -381,7 +379,7 @@ async fn a_key_on_a_backend_whose_pin_was_rejected_is_named_with_the_backend() {
     }
     // The soft keystore serves meanwhile.
     let mut client = connect(&daemon.socket).await.unwrap();
-    let soft = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
-    let (_, r) = sign(&mut client, &soft.key_id, targets_payload(2), "", "", "").await;
+    let soft = generate(&mut client, NewKey::on("soft").role("targets")).await;
+    let (_, r) = sign(&mut client, &soft.key_id, targets_payload(2)).await;
     r.unwrap();
 }

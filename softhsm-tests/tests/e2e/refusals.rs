@@ -14,62 +14,55 @@ async fn content_checks_and_bad_requests() {
     let mut client = connect(&daemon.socket).await.unwrap();
     let key = generate(
         &mut client,
-        "soft",
-        "ecdsa",
-        "p256",
-        0,
-        "targets",
-        "example.com/app",
+        NewKey::on("soft").role("targets").gun("example.com/app"),
     )
     .await;
 
     // A targets key never signs a Root.
-    let (_, r) = sign(&mut client, &key.key_id, root_payload(), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, root_payload()).await;
     let st = r.unwrap_err();
     assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
     assert_eq!(reason(&st), Some(Reason::PayloadType));
     // Nor for another role or GUN.
-    let (_, r) = sign(
+    let (_, r) = sign_as(
         &mut client,
         &key.key_id,
         targets_payload(1),
-        "snapshot",
-        "",
-        "",
+        SignAs::default().role("snapshot"),
     )
     .await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::RoleMismatch));
-    let (_, r) = sign(
+    let (_, r) = sign_as(
         &mut client,
         &key.key_id,
         targets_payload(1),
-        "",
-        "other.org/x",
-        "",
+        SignAs::default().gun("other.org/x"),
     )
     .await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::GunMismatch));
     // Non-metadata and non-canonical payloads need sign-raw, which nobody has.
-    let (_, r) = sign(&mut client, &key.key_id, b"just bytes".to_vec(), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, b"just bytes".to_vec()).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::PayloadType));
     let spaced = br#"{ "_type": "Targets" }"#.to_vec();
-    let (_, r) = sign(&mut client, &key.key_id, spaced, "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, spaced).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::PayloadType));
     // Unknown key, empty request, bad role.
-    let (_, r) = sign(&mut client, &"0".repeat(64), targets_payload(1), "", "", "").await;
+    let (_, r) = sign(&mut client, &"0".repeat(64), targets_payload(1)).await;
     let st = r.unwrap_err();
     assert_eq!(st.code(), Code::NotFound);
     assert!(st.message().contains("no key"), "{st:?}");
-    let (_, r) = sign(&mut client, "", Vec::new(), "", "", "").await;
+    let (_, r) = sign(&mut client, "", Vec::new()).await;
     assert_eq!(r.unwrap_err().code(), Code::InvalidArgument);
-    let unbound = generate(&mut client, "soft", "ed25519", "", 0, "", "").await;
-    let (_, r) = sign(
+    let unbound = generate(
+        &mut client,
+        NewKey::on("soft").algorithm(Algorithm::Ed25519),
+    )
+    .await;
+    let (_, r) = sign_as(
         &mut client,
         &unbound.key_id,
         targets_payload(1),
-        "Targets/Bad",
-        "",
-        "",
+        SignAs::default().role("Targets/Bad"),
     )
     .await;
     assert_eq!(r.unwrap_err().code(), Code::InvalidArgument);
@@ -103,7 +96,7 @@ async fn content_checks_and_bad_requests() {
     assert_eq!(st.code(), Code::InvalidArgument);
 
     // The daemon still serves, the key is intact and signs what it should.
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(2)).await;
     r.unwrap();
 
     // Every decision is in the audit log, refusals included, payload only
@@ -143,15 +136,19 @@ async fn raw_signing_needs_an_explicit_rule() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let plain = generate(&mut client, "soft", "ed25519", "", 0, "", "").await;
-    let (_, r) = sign(&mut client, &plain.key_id, b"bytes".to_vec(), "", "", "").await;
+    let plain = generate(
+        &mut client,
+        NewKey::on("soft").algorithm(Algorithm::Ed25519),
+    )
+    .await;
+    let (_, r) = sign(&mut client, &plain.key_id, b"bytes".to_vec()).await;
     assert_eq!(
         reason(&r.unwrap_err()),
         Some(Reason::PayloadType),
         "even the daemon's own uid needs a rule"
     );
-    let raw = generate(&mut client, "raw", "ed25519", "", 0, "", "").await;
-    let (_, r) = sign(&mut client, &raw.key_id, b"bytes".to_vec(), "", "", "").await;
+    let raw = generate(&mut client, NewKey::on("raw").algorithm(Algorithm::Ed25519)).await;
+    let (_, r) = sign(&mut client, &raw.key_id, b"bytes".to_vec()).await;
     let result = r.unwrap();
     softhsm_tests::openssl_verify(
         &raw.keytype,
@@ -175,15 +172,15 @@ async fn oversized_requests_are_refused_and_the_daemon_keeps_serving() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    let key = generate(&mut client, NewKey::on("soft").role("targets")).await;
     let big = vec![b'x'; 200_000];
-    let (_, r) = sign(&mut client, &key.key_id, big, "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, big).await;
     let st = r.unwrap_err();
     assert!(
         matches!(st.code(), Code::OutOfRange | Code::ResourceExhausted),
         "{st:?}"
     );
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     r.unwrap();
 }
 
@@ -239,8 +236,8 @@ async fn missing_module_or_token_leaves_the_keystore_working() {
         .await
         .unwrap_err();
     assert_eq!(st.code(), Code::Unavailable, "{st:?}");
-    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let key = generate(&mut client, NewKey::on("soft").role("targets")).await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     r.unwrap();
 }
 
@@ -289,8 +286,8 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         })
         .await
         .unwrap();
-    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let key = generate(&mut client, NewKey::on("hsm").role("targets")).await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     r.unwrap();
 
     client
@@ -299,7 +296,7 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         })
         .await
         .unwrap();
-    let (events, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
+    let (events, r) = sign(&mut client, &key.key_id, targets_payload(2)).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     assert!(
         events
@@ -308,7 +305,13 @@ async fn pin_prompt_mode_wrong_pin_and_lock() {
         "PIN needed event: {events:?}"
     );
     // A PIN sent with the request works for that request.
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", "4321").await;
+    let (_, r) = sign_as(
+        &mut client,
+        &key.key_id,
+        targets_payload(3),
+        SignAs::default().pin("4321"),
+    )
+    .await;
     r.unwrap();
 
     // Exactly one wrong-PIN attempt reached the token: the daemon never
@@ -363,11 +366,11 @@ async fn oversized_and_unprintable_caller_text_is_refused_before_the_audit_log()
     let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let huge = format!("soft:{}", "\u{1}".repeat(1 << 20));
-    let (_, r) = sign(&mut client, &huge, targets_payload(1), "", "", "").await;
+    let (_, r) = sign(&mut client, &huge, targets_payload(1)).await;
     let st = r.unwrap_err();
     assert_eq!(reason(&st), Some(Reason::InvalidArgument), "{st:?}");
     assert!(st.message().len() < 300, "{}", st.message().len());
-    let (_, r) = sign(&mut client, "abc", targets_payload(1), "", "", "").await;
+    let (_, r) = sign(&mut client, "abc", targets_payload(1)).await;
     assert!(r.unwrap_err().message().contains("neither a key ID"));
 
     let st = client

@@ -32,12 +32,10 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
             made.push(
                 generate(
                     &mut client,
-                    backend,
-                    alg,
-                    curve,
-                    bits,
-                    "targets",
-                    "example.com/app",
+                    NewKey::on(backend)
+                        .algorithm(algorithm(alg, curve, bits))
+                        .role("targets")
+                        .gun("example.com/app"),
                 )
                 .await,
             );
@@ -76,7 +74,7 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
         assert_eq!(again.backend, key.backend);
 
         let payload = targets_payload(3);
-        let (_, result) = sign(&mut client, &key.key_id, payload.clone(), "", "", "").await;
+        let (_, result) = sign(&mut client, &key.key_id, payload.clone()).await;
         let result =
             result.unwrap_or_else(|s| panic!("sign with {} {}: {s:?}", key.backend, key.algorithm));
         assert_eq!(result.key_id, key.key_id);
@@ -105,7 +103,7 @@ async fn every_algorithm_on_both_backends_survives_restart_and_verifies() {
 async fn issued_root_certificate_is_notarys_profile_and_kept() {
     let daemon = TestDaemon::new().soft("soft").start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "soft", "ecdsa", "p256", 0, "root", "").await;
+    let key = generate(&mut client, NewKey::on("soft").role("root")).await;
     let mut stream = client
         .issue_root_certificate(keyd_proto::keyd::IssueRootCertificateRequest {
             key_id: key.key_id.clone(),
@@ -149,13 +147,11 @@ async fn issued_root_certificate_is_notarys_profile_and_kept() {
     assert_eq!(cert.x509_key_id, x509.key_id());
     assert_eq!(x509.bare_key().unwrap().key_id(), key.key_id);
     // The key is now also known by its x509 ID, and signs a Root under it.
-    let (_, result) = sign(
+    let (_, result) = sign_as(
         &mut client,
         &cert.x509_key_id,
         root_payload(),
-        "root",
-        "example.com/app",
-        "",
+        SignAs::default().role("root").gun("example.com/app"),
     )
     .await;
     assert_eq!(result.unwrap().key_id, cert.x509_key_id);

@@ -442,7 +442,13 @@ async fn softhsm_and_encrypted_credentials_then_a_clean_stop_mid_signature() -> 
     // Slow RSA-4096 signatures queue on the token's one session; stop the
     // service while they wait: every one finishes, then the daemon exits 0.
     let mut client = connect(&c.path(SOCKET)).await?;
-    let slow = common::generate(&mut client, "hsm", "rsa", "", 4096, "targets", "").await;
+    let slow = common::generate(
+        &mut client,
+        common::NewKey::on("hsm")
+            .algorithm(common::Algorithm::Rsa4096)
+            .role("targets"),
+    )
+    .await;
     let payload = common::targets_payload(7);
     let (queued_tx, mut queued) = tokio::sync::mpsc::unbounded_channel();
     // No more than the daemon's streams per connection (32 by default):
@@ -458,7 +464,7 @@ async fn softhsm_and_encrypted_credentials_then_a_clean_stop_mid_signature() -> 
                 queued_tx.clone(),
             );
             tokio::spawn(async move {
-                let (events, result) = common::sign(&mut client, &key, payload, "", "", "").await;
+                let (events, result) = common::sign(&mut client, &key, payload).await;
                 if events
                     .iter()
                     .any(|e| matches!(e, pb::progress::Kind::Queued(_)))

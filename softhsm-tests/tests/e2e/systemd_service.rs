@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{generate, method_of, sign, targets_payload};
+use common::{generate, method_of, sign, targets_payload, Algorithm, NewKey};
 use keyd_proto::keyd as pb;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -198,7 +198,7 @@ async fn ready_comes_after_backends_open_with_status_and_watchdog() {
 
     // Keys on the token are loaded before readiness is reported.
     let mut client = connect(&daemon.socket).await.unwrap();
-    generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    generate(&mut client, NewKey::on("hsm").role("targets")).await;
     drop(client);
     daemon.restart().unwrap();
     let seen = notify.wait_for("READY after restart", ready).unwrap();
@@ -335,8 +335,14 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     let payload = payload.to_str().unwrap();
 
     let mut client = connect(&daemon.socket).await.unwrap();
-    let slow = generate(&mut client, "hsm", "rsa", "", 4096, "targets", "").await;
-    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
+    let slow = generate(
+        &mut client,
+        NewKey::on("hsm")
+            .algorithm(Algorithm::Rsa4096)
+            .role("targets"),
+    )
+    .await;
+    let key = generate(&mut client, NewKey::on("hsm").role("targets")).await;
 
     let sign_as = |uid: u32| {
         notaryctl_as(
@@ -411,7 +417,7 @@ async fn sighup_reloads_policy_keeps_in_flight_signs_and_survives_a_broken_file(
     );
     let allowed = sign_as(65532).output().unwrap();
     assert!(allowed.status.success(), "{}", text(&allowed.stderr));
-    let (_, owner) = sign(&mut client, &key.key_id, targets_payload(6), "", "", "").await;
+    let (_, owner) = sign(&mut client, &key.key_id, targets_payload(6)).await;
     owner.unwrap();
 
     // A broken file changes nothing and says why.
@@ -466,8 +472,14 @@ async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart(
     let backend = format!("{}sessions = 1\n", hsm.backend_toml("hsm").unwrap());
     notify.wait_for("READY", ready).unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let slow = generate(&mut client, "hsm", "rsa", "", 4096, "targets", "").await;
-    let other = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", "").await;
+    let slow = generate(
+        &mut client,
+        NewKey::on("hsm")
+            .algorithm(Algorithm::Rsa4096)
+            .role("targets"),
+    )
+    .await;
+    let other = generate(&mut client, NewKey::on("soft").role("targets")).await;
 
     // Queue slow signatures on the backend about to be removed.
     let flood = flood_queue(&client, &slow.key_id, 100, 10).await;
@@ -494,13 +506,13 @@ async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart(
         assert_eq!(signed.key_id, slow.key_id);
     }
     // Still served until the restart.
-    let (_, still) = sign(&mut client, &slow.key_id, targets_payload(7), "", "", "").await;
+    let (_, still) = sign(&mut client, &slow.key_id, targets_payload(7)).await;
     still.unwrap();
 
     daemon.restart().unwrap();
     notify.wait_for("READY after restart", ready).unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let (_, gone) = sign(&mut client, &slow.key_id, targets_payload(8), "", "", "").await;
+    let (_, gone) = sign(&mut client, &slow.key_id, targets_payload(8)).await;
     let gone = gone.unwrap_err();
     assert_eq!(
         keyd_proto::Reason::of(&gone),
@@ -514,7 +526,7 @@ async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart(
         )),
         "{gone:?}"
     );
-    let (_, served) = sign(&mut client, &other.key_id, targets_payload(8), "", "", "").await;
+    let (_, served) = sign(&mut client, &other.key_id, targets_payload(8)).await;
     served.unwrap();
 
     // The section back: the token's key is there again.
@@ -524,7 +536,7 @@ async fn reload_removing_a_backend_finishes_its_requests_and_applies_at_restart(
         .wait_for("READY after the second restart", ready)
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let (_, back) = sign(&mut client, &slow.key_id, targets_payload(9), "", "", "").await;
+    let (_, back) = sign(&mut client, &slow.key_id, targets_payload(9)).await;
     back.unwrap();
     let audit = daemon.audit_lines();
     let signs = |allowed: bool| {
@@ -559,8 +571,8 @@ async fn pin_from_credentials_directory_unlocks_softhsm() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "hsm", "ecdsa", "p256", 0, "targets", "").await;
-    let (_, result) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
+    let key = generate(&mut client, NewKey::on("hsm").role("targets")).await;
+    let (_, result) = sign(&mut client, &key.key_id, targets_payload(2)).await;
     let result = result.unwrap();
     openssl_verify(
         "ecdsa",

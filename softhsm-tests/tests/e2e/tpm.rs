@@ -40,7 +40,13 @@ fn verify(key: &pb::Key, payload: &[u8], result: &pb::SignResult) {
 
 async fn sign_ok(client: &mut KeydClient<Channel>, key: &pb::Key, version: u32) {
     let payload = targets_payload(version);
-    let (_, result) = sign(client, &key.key_id, payload.clone(), "targets", GUN, "").await;
+    let (_, result) = sign_as(
+        client,
+        &key.key_id,
+        payload.clone(),
+        SignAs::default().role("targets").gun(GUN),
+    )
+    .await;
     let result = result.unwrap_or_else(|s| panic!("sign with {}: {s:?}", key.algorithm));
     verify(key, &payload, &result);
 }
@@ -51,7 +57,13 @@ async fn sign_ok(client: &mut KeydClient<Channel>, key: &pb::Key, version: u32) 
 async fn sign_after_reconnect(client: &mut KeydClient<Channel>, key: &pb::Key) {
     for version in 100..400 {
         let payload = targets_payload(version);
-        let (_, result) = sign(client, &key.key_id, payload.clone(), "targets", GUN, "").await;
+        let (_, result) = sign_as(
+            client,
+            &key.key_id,
+            payload.clone(),
+            SignAs::default().role("targets").gun(GUN),
+        )
+        .await;
         match result {
             Ok(r) => return verify(key, &payload, &r),
             Err(s) => {
@@ -71,7 +83,13 @@ async fn sign_refused(
     version: u32,
 ) -> tonic::Status {
     let payload = targets_payload(version);
-    let (_, result) = sign(client, &key.key_id, payload, "targets", GUN, "").await;
+    let (_, result) = sign_as(
+        client,
+        &key.key_id,
+        payload,
+        SignAs::default().role("targets").gun(GUN),
+    )
+    .await;
     match result {
         Ok(r) => panic!("signing with {} succeeded: {r:?}", key.key_id),
         Err(s) => s,
@@ -118,7 +136,14 @@ async fn every_algorithm_signs_and_ed25519_is_refused() {
     .into_iter()
     .enumerate()
     {
-        let key = generate(&mut client, "tpm", alg, curve, bits, "targets", GUN).await;
+        let key = generate(
+            &mut client,
+            NewKey::on("tpm")
+                .algorithm(algorithm(alg, curve, bits))
+                .role("targets")
+                .gun(GUN),
+        )
+        .await;
         assert!(key.uri.starts_with("tpm:id="), "{key:?}");
         assert_eq!(key.backend, "tpm");
         sign_ok(&mut client, &key, u32::try_from(i).unwrap() + 1).await;
@@ -154,8 +179,15 @@ async fn keys_survive_daemon_and_swtpm_restarts() {
     let auth = write_secret(dir.path(), "key.auth", "restart auth");
     let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let ec = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
-    let rsa = generate(&mut client, "tpm", "rsa", "", 2048, "targets", GUN).await;
+    let ec = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let rsa = generate(
+        &mut client,
+        NewKey::on("tpm")
+            .algorithm(Algorithm::Rsa2048)
+            .role("targets")
+            .gun(GUN),
+    )
+    .await;
     sign_ok(&mut client, &ec, 1).await;
 
     // The blobs are in the daemon's state directory, not in TPM NV.
@@ -209,7 +241,7 @@ async fn wrong_key_auth_is_refused_once_and_never_retried() {
     let auth = write_secret(dir.path(), "key.auth", "the right auth");
     let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
+    let key = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
     sign_ok(&mut client, &key, 1).await;
 
     daemon.stop().unwrap();
@@ -262,7 +294,7 @@ async fn lockout_is_reported_with_its_duration() {
     let auth = write_secret(dir.path(), "key.auth", "the right auth");
     let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
+    let key = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
 
     let mut client = restart_with_secret(&mut daemon, dir.path(), "key.auth", "a wrong auth").await;
     let wrong = sign_refused(&mut client, &key, 1).await;
@@ -295,8 +327,8 @@ async fn swtpm_killed_mid_run_then_back_without_daemon_restart() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let tpm_key = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
-    let soft_key = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", GUN).await;
+    let tpm_key = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let soft_key = generate(&mut client, NewKey::on("soft").role("targets").gun(GUN)).await;
     sign_ok(&mut client, &tpm_key, 1).await;
 
     tpm.kill().unwrap();
@@ -341,7 +373,14 @@ async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;
+    let key = generate(
+        &mut client,
+        NewKey::on("tpm")
+            .algorithm(Algorithm::EcdsaP384)
+            .role("targets")
+            .gun(GUN),
+    )
+    .await;
     sign_ok(&mut client, &key, 1).await;
 
     let mut client = restart_with_secret(
@@ -380,8 +419,15 @@ async fn persist_from_keeps_new_keys_at_persistent_handles() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let first = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
-    let second = generate(&mut client, "tpm", "ecdsa", "p384", 0, "targets", GUN).await;
+    let first = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let second = generate(
+        &mut client,
+        NewKey::on("tpm")
+            .algorithm(Algorithm::EcdsaP384)
+            .role("targets")
+            .gun(GUN),
+    )
+    .await;
     sign_ok(&mut client, &first, 1).await;
     sign_ok(&mut client, &second, 2).await;
 

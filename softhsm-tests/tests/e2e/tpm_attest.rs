@@ -24,9 +24,16 @@ async fn tpm_keys_are_attested_and_the_statement_checks_out() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let ec = generate(&mut client, "tpm", "ecdsa", "p256", 0, "targets", GUN).await;
-    let rsa = generate(&mut client, "tpm", "rsa", "", 2048, "targets", GUN).await;
-    let soft = generate(&mut client, "soft", "ecdsa", "p256", 0, "targets", GUN).await;
+    let ec = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let rsa = generate(
+        &mut client,
+        NewKey::on("tpm")
+            .algorithm(Algorithm::Rsa2048)
+            .role("targets")
+            .gun(GUN),
+    )
+    .await;
+    let soft = generate(&mut client, NewKey::on("soft").role("targets").gun(GUN)).await;
 
     let mut fingerprints = Vec::new();
     for key in [&ec, &rsa] {
@@ -111,13 +118,11 @@ async fn tpm_keys_are_attested_and_the_statement_checks_out() {
     assert!(String::from_utf8_lossy(&odd.stderr).contains("even number of hex digits"));
 
     // Attesting left the key usable.
-    let (_, signed) = sign(
+    let (_, signed) = sign_as(
         &mut client,
         &ec.key_id,
         targets_payload(1),
-        "targets",
-        GUN,
-        "",
+        SignAs::default().role("targets").gun(GUN),
     )
     .await;
     signed.unwrap();

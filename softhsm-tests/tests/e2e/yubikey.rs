@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{reason, root_payload, sign, targets_payload, Reason};
+use common::{reason, root_payload, sign, sign_as, targets_payload, Reason, SignAs};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use notary_tuf::{verify, PublicKey, SignatureMethod};
@@ -353,15 +353,15 @@ async fn generates_with_each_policy_and_signs_p256_and_p384() {
     assert_eq!(card.slot_key(0x82), Some((0x11, 1, 3)));
 
     let payload = targets_payload(1);
-    let (_, r) = sign(&mut client, &k9a.key_id, payload.clone(), "", "", "").await;
+    let (_, r) = sign(&mut client, &k9a.key_id, payload.clone()).await;
     assert_verifies(&k9a, &payload, &r.unwrap());
     let snapshot =
         br#"{"_type":"Snapshot","expires":"2030-01-01T00:00:00Z","meta":{},"version":1}"#;
-    let (_, r) = sign(&mut client, &k82.key_id, snapshot.to_vec(), "", "", "").await;
+    let (_, r) = sign(&mut client, &k82.key_id, snapshot.to_vec()).await;
     assert_verifies(&k82, snapshot, &r.unwrap());
 
     // PIN always: each signature needs the PIN, VERIFY right before it.
-    let (events, r) = sign(&mut client, &k9c.key_id, payload.clone(), "", "", "").await;
+    let (events, r) = sign(&mut client, &k9c.key_id, payload.clone()).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
     assert!(events
         .iter()
@@ -369,7 +369,13 @@ async fn generates_with_each_policy_and_signs_p256_and_p384() {
     for version in [2, 3] {
         card.clear_commands();
         let payload = targets_payload(version);
-        let (events, r) = sign(&mut client, &k9c.key_id, payload.clone(), "", "", PIN).await;
+        let (events, r) = sign_as(
+            &mut client,
+            &k9c.key_id,
+            payload.clone(),
+            SignAs::default().pin(PIN),
+        )
+        .await;
         assert_verifies(&k9c, &payload, &r.unwrap());
         let touch = touch_events(&events);
         assert_eq!(touch.len(), 1, "{events:?}");
@@ -427,7 +433,7 @@ async fn rsa_2048_signs_with_host_side_pss() {
     );
     assert_eq!(card.slot_key(0x9d), Some((0x07, 2, 1)));
     let payload = targets_payload(1);
-    let (_, r) = sign(&mut client, &key.key_id, payload.clone(), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, payload.clone()).await;
     let r = r.unwrap();
     assert_eq!(r.method(), pb::SignatureMethod::Rsapss);
     verify(
@@ -554,7 +560,7 @@ async fn touch_prompt_before_the_signature_and_a_missed_touch_is_not_a_pin_error
     let signature: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(signature["keyid"], key.key_id.as_str());
     // In the stream, the prompt comes before the signature.
-    let (events, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
+    let (events, r) = sign(&mut client, &key.key_id, targets_payload(2)).await;
     assert_eq!(touch_events(&events).len(), 1);
     assert_verifies(&key, &targets_payload(2), &r.unwrap());
 
@@ -565,7 +571,7 @@ async fn touch_prompt_before_the_signature_and_a_missed_touch_is_not_a_pin_error
     assert!(err.contains("touch timed out"), "{err}");
     assert!(!err.contains("wrong PIN"), "{err}");
     assert_eq!(card.pin_tries_left(), tries);
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(3)).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::TouchTimeout));
 
     // notaryctl key generate: locked card, so the PIN comes from the file on
@@ -611,13 +617,25 @@ async fn a_card_removed_and_inserted_again_signs_without_a_daemon_restart() {
     let (card, mut daemon, mut client) = ready_card(Profile::yubikey_5_7(36_000_001)).await;
     let key = generate(&mut client, "yk", "83", "p256", "once", "never", "targets").await;
     card.remove().unwrap();
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", PIN).await;
+    let (_, r) = sign_as(
+        &mut client,
+        &key.key_id,
+        targets_payload(1),
+        SignAs::default().pin(PIN),
+    )
+    .await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::BackendUnavailable));
     card.reinsert().unwrap();
     // The card forgot its PIN with the re-insertion: the daemon asks again.
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(2)).await;
     assert_eq!(reason(&r.unwrap_err()), Some(Reason::LoginRequired));
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(3), "", "", PIN).await;
+    let (_, r) = sign_as(
+        &mut client,
+        &key.key_id,
+        targets_payload(3),
+        SignAs::default().pin(PIN),
+    )
+    .await;
     assert_verifies(&key, &targets_payload(3), &r.unwrap());
     // The same process served before and after: no restart, no crash.
     assert!(
@@ -644,7 +662,7 @@ async fn released_on_sighup_another_client_uses_the_card_and_the_next_sign_reope
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_7(37_000_001)).await;
     let key = generate(&mut client, "yk", "9a", "p256", "once", "never", "targets").await;
     // The daemon holds the card with the PIN verified ("PIN once").
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", "").await;
+    let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     assert_verifies(&key, &targets_payload(1), &r.unwrap());
     let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.pid().unwrap()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
@@ -666,7 +684,13 @@ async fn released_on_sighup_another_client_uses_the_card_and_the_next_sign_reope
     .unwrap();
 
     // The daemon opens it again for the next signature (PIN needed again).
-    let (_, r) = sign(&mut client, &key.key_id, targets_payload(2), "", "", PIN).await;
+    let (_, r) = sign_as(
+        &mut client,
+        &key.key_id,
+        targets_payload(2),
+        SignAs::default().pin(PIN),
+    )
+    .await;
     assert_verifies(&key, &targets_payload(2), &r.unwrap());
     wait_for_log(&daemon, "YubiKey opened", 2);
     // The same through the API, for notaryctl users.
@@ -707,13 +731,11 @@ async fn root_key_holds_its_notary_root_certificate_and_attests() {
     drop(other);
     // Root metadata signs under the x509 ID.
     // (The other daemon's opening SELECTed the card: the PIN is needed again.)
-    let (_, r) = sign(
+    let (_, r) = sign_as(
         &mut client,
         &issued.x509_key_id,
         root_payload(),
-        "root",
-        GUN,
-        PIN,
+        SignAs::default().role("root").gun(GUN).pin(PIN),
     )
     .await;
     let r = r.unwrap();
@@ -786,7 +808,13 @@ async fn real_yubikey() {
         .unwrap()
         .into_inner();
     println!("generated {} at {}", key.key_id, key.uri);
-    let (events, r) = sign(&mut client, &key.key_id, targets_payload(1), "", "", &pin).await;
+    let (events, r) = sign_as(
+        &mut client,
+        &key.key_id,
+        targets_payload(1),
+        SignAs::default().pin(&pin),
+    )
+    .await;
     assert_eq!(touch_events(&events).len(), 1);
     assert_verifies(&key, &targets_payload(1), &r.unwrap());
     let (pem, _) = ok(notaryctl(&daemon, &["key", "attest", &key.key_id], &[]));

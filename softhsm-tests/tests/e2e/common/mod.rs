@@ -4,6 +4,7 @@ pub(crate) mod outage;
 
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
+pub(crate) use keyd_proto::keyd::Algorithm;
 pub(crate) use keyd_proto::{Failure, Reason};
 use tonic::transport::Channel;
 
@@ -93,51 +94,111 @@ pub(crate) fn role(name: &str) -> (i32, String) {
     }
 }
 
-pub(crate) async fn generate(
-    client: &mut KeydClient<Channel>,
-    backend: &str,
-    algorithm: &str,
-    curve: &str,
-    bits: u32,
-    role: &str,
-    gun: &str,
-) -> pb::Key {
-    let (role, delegation) = self::role(role);
+/// What `generate` asks the daemon for: a P-256 key on `backend` without
+/// role or GUN unless the methods say otherwise.
+pub(crate) struct NewKey<'a> {
+    backend: &'a str,
+    algorithm: Algorithm,
+    role: &'a str,
+    gun: &'a str,
+}
+
+impl<'a> NewKey<'a> {
+    pub(crate) fn on(backend: &'a str) -> NewKey<'a> {
+        NewKey {
+            backend,
+            algorithm: Algorithm::EcdsaP256,
+            role: "",
+            gun: "",
+        }
+    }
+
+    pub(crate) fn algorithm(self, algorithm: Algorithm) -> NewKey<'a> {
+        NewKey { algorithm, ..self }
+    }
+
+    /// A role name (a delegation's name goes out as one).
+    pub(crate) fn role(self, role: &'a str) -> NewKey<'a> {
+        NewKey { role, ..self }
+    }
+
+    pub(crate) fn gun(self, gun: &'a str) -> NewKey<'a> {
+        NewKey { gun, ..self }
+    }
+}
+
+pub(crate) async fn generate(client: &mut KeydClient<Channel>, key: NewKey<'_>) -> pb::Key {
+    let (role, delegation) = self::role(key.role);
+    let name = key.algorithm.as_str_name();
     client
         .generate_key(pb::GenerateKeyRequest {
-            backend: backend.into(),
-            algorithm: self::algorithm(algorithm, curve, bits) as i32,
-            label: format!("e2e {algorithm}{curve}{bits}"),
+            backend: key.backend.into(),
+            algorithm: key.algorithm as i32,
+            label: format!("e2e {name}"),
             role,
             delegation,
-            gun: gun.into(),
+            gun: key.gun.into(),
             ..Default::default()
         })
         .await
-        .unwrap_or_else(|s| panic!("generate {algorithm} on {backend}: {s:?}"))
+        .unwrap_or_else(|s| panic!("generate {name} on {}: {s:?}", key.backend))
         .into_inner()
 }
 
-/// Runs a Sign stream to its end: the progress events seen and the result.
+/// What a `sign` request says besides the key and payload: by default no
+/// role, no GUN and no PIN.
+#[derive(Default)]
+pub(crate) struct SignAs<'a> {
+    role: &'a str,
+    gun: &'a str,
+    pin: &'a str,
+}
+
+impl<'a> SignAs<'a> {
+    /// The role the payload is for.
+    pub(crate) fn role(self, role: &'a str) -> SignAs<'a> {
+        SignAs { role, ..self }
+    }
+
+    pub(crate) fn gun(self, gun: &'a str) -> SignAs<'a> {
+        SignAs { gun, ..self }
+    }
+
+    pub(crate) fn pin(self, pin: &'a str) -> SignAs<'a> {
+        SignAs { pin, ..self }
+    }
+}
+
+/// Signs `payload` with no role, GUN or PIN in the request; see `sign_as`.
 pub(crate) async fn sign(
     client: &mut KeydClient<Channel>,
     key_id: &str,
     payload: Vec<u8>,
-    role: &str,
-    gun: &str,
-    pin: &str,
 ) -> (
     Vec<pb::progress::Kind>,
     Result<pb::SignResult, tonic::Status>,
 ) {
-    let (role, delegation) = self::role(role);
+    sign_as(client, key_id, payload, SignAs::default()).await
+}
+
+/// Runs a Sign stream to its end: the progress events seen and the result.
+pub(crate) async fn sign_as(
+    client: &mut KeydClient<Channel>,
+    key_id: &str,
+    payload: Vec<u8>,
+    how: SignAs<'_>,
+) -> (
+    Vec<pb::progress::Kind>,
+    Result<pb::SignResult, tonic::Status>,
+) {
+    let (role, delegation) = self::role(how.role);
     let request = pb::SignRequest {
         key_id: key_id.into(),
         payload,
-        gun: gun.into(),
+        gun: how.gun.into(),
         role,
         delegation,
-        pin: pin.into(),
+        pin: how.pin.into(),
     };
     let mut stream = match client.sign(request).await {
         Ok(s) => s.into_inner(),

@@ -1,7 +1,7 @@
 //! One device fails while a client signs on the software keystore: the
 //! cycle the fault tests of faults_backends.rs and faults_pcscd.rs share.
 
-use super::{generate, sign, targets_payload};
+use super::{generate, sign, targets_payload, NewKey};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use softhsm_tests::faults::{wait_backend, SignLoop};
@@ -19,7 +19,7 @@ async fn sign_with(
     version: u32,
 ) -> Result<(), tonic::Status> {
     let payload = targets_payload(version);
-    let (_, result) = sign(client, &key.key_id, payload.clone(), "", "", "").await;
+    let (_, result) = sign(client, &key.key_id, payload.clone()).await;
     let r = result?;
     let public = notary_tuf::PublicKey::new(key.keytype.parse().unwrap(), key.public.clone());
     notary_tuf::verify(
@@ -144,5 +144,5 @@ pub(crate) async fn card_key(
 
 /// A key on the software keystore bound to role targets.
 pub(crate) async fn soft_key(client: &mut KeydClient<Channel>) -> pb::Key {
-    generate(client, "soft", "ecdsa", "p256", 0, "targets", "").await
+    generate(client, NewKey::on("soft").role("targets")).await
 }
