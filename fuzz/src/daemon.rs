@@ -103,11 +103,14 @@ impl AuditReader {
         self.dir.join(format!("audit-{segment:06}.jsonl"))
     }
 
-    /// The complete records written since the last read (a line that is not
-    /// a JSON object is a torn record: a finding).
+    /// The complete records written since the last read. A line that is
+    /// not a JSON object is a torn record, a finding, once it stays so: an
+    /// outcome is appended after its reply, so a read may overlap its
+    /// write and see the first part of it before the rest.
     fn read(&mut self) -> Vec<serde_json::Value> {
         use std::os::unix::fs::FileExt;
         let mut decisions = Vec::new();
+        let mut rereads = 0;
         loop {
             let Ok(file) = std::fs::File::open(self.path(self.segment)) else {
                 return decisions;
@@ -116,19 +119,34 @@ impl AuditReader {
             let n = file.read_at(&mut chunk, self.offset).unwrap_or(0);
             chunk.truncate(n);
             let mut consumed = 0;
+            let mut unfinished = false;
             for line in chunk.split_inclusive(|&b| b == b'\n') {
                 if line.first().is_none_or(|b| b.is_ascii_whitespace()) || !line.ends_with(b"\n") {
                     break;
                 }
-                consumed += line.len();
-                let record = serde_json::from_slice::<serde_json::Value>(line)
+                let Some(record) = serde_json::from_slice::<serde_json::Value>(line)
                     .ok()
                     .filter(serde_json::Value::is_object)
-                    .unwrap_or_else(|| {
-                        panic!("torn audit record: {:?}", String::from_utf8_lossy(line))
-                    });
+                else {
+                    // A second of rereads: far longer than one write takes.
+                    assert!(
+                        rereads < 200,
+                        "torn audit record: {:?}",
+                        String::from_utf8_lossy(line)
+                    );
+                    unfinished = true;
+                    break;
+                };
+                consumed += line.len();
                 self.note(record, &mut decisions);
             }
+            if unfinished {
+                self.offset += consumed as u64;
+                rereads += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            }
+            rereads = 0;
             self.offset += consumed as u64;
             let at_free_space = chunk.get(consumed).is_some_and(|b| b.is_ascii_whitespace());
             if consumed == 0 && (at_free_space || n == 0) && self.path(self.segment + 1).exists() {
