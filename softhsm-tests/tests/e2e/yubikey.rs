@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{reason, root_payload, sign, sign_as, targets_payload, Reason, SignAs};
+use common::{reason, root_payload, sign, sign_as, targets_payload, Algorithm, Reason, SignAs};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use notary_tuf::{verify, PublicKey, SignatureMethod};
@@ -100,49 +100,67 @@ fn setup_again(serial: u32) -> pb::YubiKeySetupRequest {
     }
 }
 
-async fn generate(
-    client: &mut KeydClient<Channel>,
-    backend: &str,
-    slot: &str,
-    curve: &str,
-    pin_policy: &str,
-    touch_policy: &str,
-    role: &str,
-) -> pb::Key {
-    let (role, delegation) = common::role(role);
-    let slot = match slot {
-        "" => pb::PivSlot::Unspecified,
-        hex => pb::PivSlot::from_id(u8::from_str_radix(hex, 16).unwrap()).unwrap(),
-    };
-    let pin_policy = match pin_policy {
-        "" => pb::PinPolicy::Unspecified,
-        "never" => pb::PinPolicy::Never,
-        "once" => pb::PinPolicy::Once,
-        "always" => pb::PinPolicy::Always,
-        other => panic!("PIN policy {other}"),
-    };
-    let touch_policy = match touch_policy {
-        "" => pb::TouchPolicy::Unspecified,
-        "never" => pb::TouchPolicy::Never,
-        "always" => pb::TouchPolicy::Always,
-        "cached" => pb::TouchPolicy::Cached,
-        other => panic!("touch policy {other}"),
-    };
+/// A key `generate` makes on the `yk` card: P-256 in `slot` for the
+/// collection's targets role, PIN once, no touch, unless the methods say
+/// otherwise.
+struct CardKey {
+    slot: pb::PivSlot,
+    algorithm: Algorithm,
+    pin_policy: pb::PinPolicy,
+    touch_policy: pb::TouchPolicy,
+    role: &'static str,
+}
+
+impl CardKey {
+    /// `slot` as its hex ID (`"9a"`, `"82"`).
+    fn in_slot(slot: &str) -> CardKey {
+        let id = u8::from_str_radix(slot, 16).unwrap();
+        CardKey {
+            slot: pb::PivSlot::from_id(id).unwrap(),
+            algorithm: Algorithm::EcdsaP256,
+            pin_policy: pb::PinPolicy::Once,
+            touch_policy: pb::TouchPolicy::Never,
+            role: "targets",
+        }
+    }
+
+    fn algorithm(self, algorithm: Algorithm) -> CardKey {
+        CardKey { algorithm, ..self }
+    }
+
+    fn pin_policy(self, pin_policy: pb::PinPolicy) -> CardKey {
+        CardKey { pin_policy, ..self }
+    }
+
+    fn touch_policy(self, touch_policy: pb::TouchPolicy) -> CardKey {
+        CardKey {
+            touch_policy,
+            ..self
+        }
+    }
+
+    fn role(self, role: &'static str) -> CardKey {
+        CardKey { role, ..self }
+    }
+}
+
+async fn generate(client: &mut KeydClient<Channel>, key: CardKey) -> pb::Key {
+    let (role, delegation) = common::role(key.role);
     client
         .generate_key(pb::GenerateKeyRequest {
-            backend: backend.into(),
-            algorithm: common::algorithm("ecdsa", curve, 0) as i32,
+            backend: "yk".into(),
+            algorithm: key.algorithm as i32,
             role,
             delegation,
             gun: GUN.into(),
-            slot: slot as i32,
-            pin_policy: pin_policy as i32,
-            touch_policy: touch_policy as i32,
+            slot: key.slot as i32,
+            pin_policy: key.pin_policy as i32,
+            touch_policy: key.touch_policy as i32,
             pin: PIN.into(),
             ..Default::default()
         })
         .await
-        .unwrap_or_else(|s| panic!("generate in {slot:?}: {s:?}"))
+        .unwrap_or_else(|s| panic!("generate in {:?}: {s:?}", key.slot))
         .into_inner()
 }
 
@@ -317,7 +335,7 @@ async fn setup_changes_pin_puk_and_management_key_and_refuses_a_second_time() {
         ];
         ok(notaryctl(&daemon, &forced, &[]));
         // The new PIN is the PIN now: generation with it works.
-        let key = generate(&mut client, "yk", "9a", "p256", "once", "never", "targets").await;
+        let key = generate(&mut client, CardKey::in_slot("9a")).await;
         assert_eq!(key.uri, format!("yubikey:serial={serial};slot=9a"));
         assert_eq!(card.pin_tries_left(), 3);
     }
@@ -326,25 +344,21 @@ async fn setup_changes_pin_puk_and_management_key_and_refuses_a_second_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn generates_with_each_policy_and_signs_p256_and_p384() {
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_7(33_000_001)).await;
-    let k9a = generate(&mut client, "yk", "9a", "p256", "once", "never", "targets").await;
+    let k9a = generate(&mut client, CardKey::in_slot("9a")).await;
     let k9c = generate(
         &mut client,
-        "yk",
-        "9c",
-        "p384",
-        "always",
-        "always",
-        "targets",
+        CardKey::in_slot("9c")
+            .algorithm(Algorithm::EcdsaP384)
+            .pin_policy(pb::PinPolicy::Always)
+            .touch_policy(pb::TouchPolicy::Always),
     )
     .await;
     let k82 = generate(
         &mut client,
-        "yk",
-        "82",
-        "p256",
-        "never",
-        "cached",
-        "snapshot",
+        CardKey::in_slot("82")
+            .pin_policy(pb::PinPolicy::Never)
+            .touch_policy(pb::TouchPolicy::Cached)
+            .role("snapshot"),
     )
     .await;
     // The card holds what was asked: (alg, PIN policy, touch policy).
@@ -453,7 +467,11 @@ async fn firmware_without_metadata_lists_from_certificates_and_prompts_touch_whe
         .await
         .unwrap_err();
     assert_eq!(reason(&st), Some(Reason::AlreadySetUp), "{st:?}");
-    let key = generate(&mut client, "yk", "9a", "p256", "once", "always", "targets").await;
+    let key = generate(
+        &mut client,
+        CardKey::in_slot("9a").touch_policy(pb::TouchPolicy::Always),
+    )
+    .await;
     drop(client);
     drop(daemon);
 
@@ -503,7 +521,7 @@ async fn firmware_without_metadata_lists_from_certificates_and_prompts_touch_whe
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_pins_show_tries_then_blocked_and_are_never_retried() {
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_4(34_000_001)).await;
-    let key = generate(&mut client, "yk", "9a", "p256", "once", "never", "targets").await;
+    let key = generate(&mut client, CardKey::in_slot("9a")).await;
     ok(notaryctl(&daemon, &["key", "lock", "--backend", "yk"], &[]));
     let dir = tempfile::tempdir().unwrap();
     let payload = dir.path().join("targets.json");
@@ -536,7 +554,11 @@ async fn wrong_pins_show_tries_then_blocked_and_are_never_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn touch_prompt_before_the_signature_and_a_missed_touch_is_not_a_pin_error() {
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_7(35_000_001)).await;
-    let key = generate(&mut client, "yk", "9c", "p256", "once", "always", "targets").await;
+    let key = generate(
+        &mut client,
+        CardKey::in_slot("9c").touch_policy(pb::TouchPolicy::Always),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let payload_path = dir.path().join("targets.json");
     std::fs::write(&payload_path, targets_payload(1)).unwrap();
@@ -615,7 +637,7 @@ async fn touch_prompt_before_the_signature_and_a_missed_touch_is_not_a_pin_error
 #[tokio::test(flavor = "multi_thread")]
 async fn a_card_removed_and_inserted_again_signs_without_a_daemon_restart() {
     let (card, mut daemon, mut client) = ready_card(Profile::yubikey_5_7(36_000_001)).await;
-    let key = generate(&mut client, "yk", "83", "p256", "once", "never", "targets").await;
+    let key = generate(&mut client, CardKey::in_slot("83")).await;
     card.remove().unwrap();
     let (_, r) = sign_as(
         &mut client,
@@ -660,7 +682,7 @@ fn wait_for_log(daemon: &Daemon, needle: &str, count: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn released_on_sighup_another_client_uses_the_card_and_the_next_sign_reopens_it() {
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_7(37_000_001)).await;
-    let key = generate(&mut client, "yk", "9a", "p256", "once", "never", "targets").await;
+    let key = generate(&mut client, CardKey::in_slot("9a")).await;
     // The daemon holds the card with the PIN verified ("PIN once").
     let (_, r) = sign(&mut client, &key.key_id, targets_payload(1)).await;
     assert_verifies(&key, &targets_payload(1), &r.unwrap());
@@ -701,7 +723,13 @@ async fn released_on_sighup_another_client_uses_the_card_and_the_next_sign_reope
 #[tokio::test(flavor = "multi_thread")]
 async fn root_key_holds_its_notary_root_certificate_and_attests() {
     let (card, daemon, mut client) = ready_card(Profile::yubikey_5_7(38_000_001)).await;
-    let root = generate(&mut client, "yk", "9c", "p256", "once", "always", "root").await;
+    let root = generate(
+        &mut client,
+        CardKey::in_slot("9c")
+            .touch_policy(pb::TouchPolicy::Always)
+            .role("root"),
+    )
+    .await;
     let (out, _) = ok(notaryctl(
         &daemon,
         &["key", "cert", "issue-root", &root.key_id, "--gun", GUN],
