@@ -11,6 +11,7 @@
 pub mod algorithm;
 pub mod atomic_file;
 pub mod backend;
+pub mod dir_lock;
 #[cfg(any(feature = "pkcs11", feature = "tpm", feature = "yubikey"))]
 // TPM- or YubiKey-only builds use a subset (no PKCS#11 attribute encodings).
 #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]

@@ -11,17 +11,18 @@
 use super::sealing::{KdfParams, Sealed, Sealer};
 use super::signing_key::SigningKey;
 use crate::atomic_file::{remove_leftovers, write_atomic};
+use crate::dir_lock::{lock_dir, DirLock, LockError};
 use crate::import::ImportMark;
 use crate::{Algorithm, BackendError};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use nix::fcntl::{Flock, FlockArg};
+
 use notary_tuf::metadata::{Gun, Role};
 use rand_core::{OsRng, RngCore};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -179,25 +180,18 @@ pub(super) struct KeystoreDir {
     /// Held while the keystore is open. Two processes writing one keystore
     /// would each miss the other's keys, and `keystore encrypt` must not
     /// rewrite files under a running daemon.
-    _lock: Flock<File>,
+    _lock: DirLock,
 }
 
 /// Takes `<root>/.lock`, or says which process is likely to hold it.
-fn lock_dir(root: &Path) -> Result<Flock<File>, BackendError> {
-    let path = root.join(".lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| storage("cannot open", &path, e))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
-        BackendError::Storage(format!(
+fn lock_keystore(root: &Path) -> Result<DirLock, BackendError> {
+    lock_dir(root).map_err(|e| match e {
+        LockError::Open { path, error } => storage("cannot open", &path, error),
+        LockError::Held => BackendError::Storage(format!(
             "keystore {} is already open (its .lock is held): \
              is a notary-keyd running on it? Stop it first",
             root.display()
-        ))
+        )),
     })
 }
 
@@ -250,7 +244,7 @@ impl KeystoreDir {
     pub(super) fn open(root: &Path) -> Result<KeystoreDir, BackendError> {
         create_private_dir(root)?;
         check_private_dir(root)?;
-        let lock = lock_dir(root)?;
+        let lock = lock_keystore(root)?;
         let keys = root.join("keys");
         create_private_dir(&keys)?;
         check_private_dir(&keys)?;

@@ -8,13 +8,10 @@ use super::line::{self, Head, Link};
 use super::record::{now_rfc3339, Body, Kind, SegmentHeader, FORMAT};
 use super::segment::{self, End, Segment, SPARE};
 use super::AuditError;
-use nix::fcntl::{Flock, FlockArg};
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use keyd_backends::dir_lock::{lock_dir, DirLock, LockError};
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-
-/// Held while the log is open: one writer per directory.
-pub(crate) struct DirLock(#[allow(dead_code)] Flock<File>);
 
 /// Where writing continues.
 pub(crate) struct Tail {
@@ -56,17 +53,10 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, OpenError> {
             .create(dir)
             .map_err(io(dir))?;
     }
-    let path = dir.join(".lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io(&path))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock)
-        .map(DirLock)
-        .map_err(|_| OpenError::Locked(dir.display().to_string()))
+    lock_dir(dir).map_err(|e| match e {
+        LockError::Open { path, error } => io(&path)(error).into(),
+        LockError::Held => OpenError::Locked(dir.display().to_string()),
+    })
 }
 
 /// Opens the log in `dir` for writing; a new log gets its first segment
