@@ -15,7 +15,6 @@ use crate::dir_lock::{lock_dir, DirLock, LockError};
 use crate::import::ImportMark;
 use crate::{Algorithm, BackendError};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-
 use notary_tuf::metadata::{Gun, Role};
 use rand_core::{OsRng, RngCore};
 use secrecy::SecretString;
