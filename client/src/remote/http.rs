@@ -516,6 +516,23 @@ mod tests {
         Http::new(url, &TlsFiles::default(), timeouts, false).unwrap()
     }
 
+    /// A server that answers one request with the bytes `raw`.
+    async fn answering(raw: &'static [u8]) -> String {
+        use tokio::io::AsyncWriteExt;
+        serve(move |mut s| async move {
+            read_request(&mut s).await;
+            let _ = s.write_all(raw).await;
+        })
+        .await
+    }
+
+    /// `method path` on `url`, taking up to 10,000 bytes of answer.
+    async fn ask(url: &str, method: Method, path: &str) -> Result<Response, RemoteError> {
+        client(url, 5_000, 60_000)
+            .send(method, path, None, 10_000)
+            .await
+    }
+
     async fn read_request(stream: &mut tokio::net::TcpStream) {
         use tokio::io::AsyncReadExt;
         let mut seen = Vec::new();
@@ -540,55 +557,28 @@ mod tests {
             while s.write_all(chunk.as_bytes()).await.is_ok() {}
         })
         .await;
-        let err = client(&url, 5_000, 60_000)
-            .send(Method::GET, "/x.json", None, 10_000)
-            .await
-            .unwrap_err();
+        let err = ask(&url, Method::GET, "/x.json").await.unwrap_err();
         assert!(
             matches!(err, RemoteError::TooLarge { limit: 10_000, .. }),
             "{err}"
         );
-        let url = serve(|mut s| async move {
-            read_request(&mut s).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n")
-                .await;
-        })
-        .await;
-        let err = client(&url, 5_000, 60_000)
-            .send(Method::GET, "/x.json", None, 10_000)
-            .await
-            .unwrap_err();
+        let url = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n").await;
+        let err = ask(&url, Method::GET, "/x.json").await.unwrap_err();
         assert!(err.to_string().contains("longer than 10000 bytes"), "{err}");
     }
 
     #[tokio::test]
     async fn garbage_and_a_connection_cut_short_are_named() {
-        use tokio::io::AsyncWriteExt;
-        let url = serve(|mut s| async move {
-            read_request(&mut s).await;
-            let _ = s.write_all(b"\x00\xffnot http\r\n\r\n").await;
-        })
-        .await;
-        let err = client(&url, 5_000, 60_000)
-            .send(Method::POST, "/v2/g/_trust/tuf/", None, 10_000)
+        let url = answering(b"\x00\xffnot http\r\n\r\n").await;
+        let err = ask(&url, Method::POST, "/v2/g/_trust/tuf/")
             .await
             .unwrap_err();
         assert!(
             matches!(&err, RemoteError::NotHttp { what, .. } if what == "POST /v2/g/_trust/tuf/"),
             "{err}"
         );
-        let url = serve(|mut s| async move {
-            read_request(&mut s).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part")
-                .await;
-        })
-        .await;
-        let err = client(&url, 5_000, 60_000)
-            .send(Method::GET, "/x.json", None, 10_000)
-            .await
-            .unwrap_err();
+        let url = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part").await;
+        let err = ask(&url, Method::GET, "/x.json").await.unwrap_err();
         assert!(
             err.to_string().starts_with(&format!(
                 "the connection to the notary server at {url} broke during GET x.json"
@@ -612,10 +602,7 @@ mod tests {
         const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
         const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let url = serve(answers(BUSY, OK)).await;
-        let r = client(&url, 5_000, 60_000)
-            .send(Method::GET, "/x.json", None, 10_000)
-            .await
-            .unwrap();
+        let r = ask(&url, Method::GET, "/x.json").await.unwrap();
         assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &b"ok"[..]));
         let url = serve(answers(BUSY, OK)).await;
         let r = client(&url, 5_000, 60_000)
@@ -625,10 +612,7 @@ mod tests {
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
         // Twice busy is an answer, not a loop.
         let url = serve(answers(BUSY, BUSY)).await;
-        let r = client(&url, 5_000, 60_000)
-            .send(Method::GET, "/x.json", None, 10_000)
-            .await
-            .unwrap();
+        let r = ask(&url, Method::GET, "/x.json").await.unwrap();
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 
