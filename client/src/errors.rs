@@ -2,7 +2,7 @@
 
 use keyd_proto::{Failure, Reason};
 use std::fmt;
-use tonic::{Code, Status};
+use tonic::{Code, Response, Status};
 
 /// A request notary-keyd refused or failed, with what the client knows about
 /// it (the backend involved) to make the message actionable.
@@ -30,6 +30,25 @@ impl KeydError {
     pub(crate) fn on_backend(status: Status, backend: &str) -> Self {
         let backend = (!backend.is_empty()).then(|| backend.to_string());
         Self { status, backend }
+    }
+}
+
+/// A daemon call's outcome as the message it returned or the refusal as a
+/// [`KeydError`]: `client.get_key(request).await.reply()?`.
+pub(crate) trait Reply<T> {
+    fn reply(self) -> Result<T, KeydError>;
+    /// The same, for a request on a backend the caller named.
+    fn reply_on(self, backend: &str) -> Result<T, KeydError>;
+}
+
+impl<T> Reply<T> for Result<Response<T>, Status> {
+    fn reply(self) -> Result<T, KeydError> {
+        self.map(Response::into_inner).map_err(KeydError::new)
+    }
+
+    fn reply_on(self, backend: &str) -> Result<T, KeydError> {
+        self.map(Response::into_inner)
+            .map_err(|status| KeydError::on_backend(status, backend))
     }
 }
 

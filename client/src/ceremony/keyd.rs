@@ -9,9 +9,10 @@ use super::enrollment::Evidence;
 use crate::collection::signer::KeydSigner;
 use crate::commands::certificate::issue_checked;
 use crate::commands::key::generate_with_pin;
+use crate::commands::key_named;
 use crate::commands::sign::public_key;
 use crate::connect::{self, Client};
-use crate::errors::KeydError;
+use crate::errors::{KeydError, Reply};
 use anyhow::{bail, Result};
 use keyd_proto::convert::role_fields;
 use keyd_proto::keyd as pb;
@@ -39,8 +40,7 @@ impl Keyd {
             .client
             .list_backends(pb::ListBackendsRequest {})
             .await
-            .map_err(KeydError::from)?
-            .into_inner()
+            .reply()?
             .backends)
     }
 
@@ -50,8 +50,7 @@ impl Keyd {
             .client
             .yubikey_status(pb::YubiKeyStatusRequest { serial })
             .await
-            .map_err(KeydError::from)?
-            .into_inner();
+            .reply()?;
         Ok(status
             .yubikeys
             .into_iter()
@@ -174,14 +173,7 @@ impl Keyd {
 
     /// A key named by ID or URI, with its public key checked against its ID.
     pub(super) async fn named_key(&mut self, name: &str) -> Result<(pb::Key, PublicKey)> {
-        let key = self
-            .client
-            .get_key(pb::GetKeyRequest {
-                key: name.to_string(),
-            })
-            .await
-            .map_err(KeydError::from)?
-            .into_inner();
+        let key = key_named(&mut self.client, name).await?;
         let public = public_key(&key)?;
         Ok((key, public))
     }

@@ -4,8 +4,9 @@
 //! shows the slot's attestation certificate and its intermediate.
 
 use crate::attestation;
+use crate::commands::key_named;
 use crate::connect::Client;
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::output;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -56,21 +57,14 @@ pub(crate) async fn run(client: &mut Client, args: &AttestArgs) -> anyhow::Resul
     if nonce.len() > 64 {
         bail!("--nonce is {} bytes; at most 64", nonce.len());
     }
-    let key = client
-        .get_key(pb::GetKeyRequest {
-            key: args.key.clone(),
-        })
-        .await
-        .map_err(KeydError::from)?
-        .into_inner();
+    let key = key_named(client, &args.key).await?;
     let attestation = client
         .attest_key(pb::AttestKeyRequest {
             key: key.key_id.clone(),
             nonce: nonce.clone(),
         })
         .await
-        .map_err(|s| KeydError::on_backend(s, &key.backend))?
-        .into_inner();
+        .reply_on(&key.backend)?;
     match attestation.evidence {
         Some(pb::key_attestation::Evidence::TpmCertify(tpm)) => {
             show_tpm(&tpm, &key, &nonce, args.out.as_deref())

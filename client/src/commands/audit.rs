@@ -2,7 +2,7 @@
 //! public key (to check the log's checkpoints with `notary-keyd audit
 //! verify --key`) and where the log's chain stands.
 
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::output;
 use anyhow::Result;
 use clap::Args;
@@ -30,8 +30,7 @@ pub(crate) async fn key(channel: Channel, args: &KeyArgs) -> Result<()> {
     let key = AuditClient::new(channel)
         .get_audit_key(pb::GetAuditKeyRequest {})
         .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        .reply()?;
     if !args.pem {
         println!("key ID:    {}", key.key_id);
         println!("algorithm: {}", key.algorithm);
@@ -65,8 +64,7 @@ pub(crate) async fn status(channel: Channel, args: &StatusArgs) -> Result<()> {
     let s = AuditClient::new(channel)
         .get_audit_status(pb::GetAuditStatusRequest {})
         .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        .reply()?;
     if args.json {
         let json = StatusJson {
             head_seq: s.head_seq,

@@ -1,7 +1,7 @@
 //! `notaryctl backend list`.
 
 use crate::connect::Client;
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::output::{self, BackendJson};
 use clap::Args;
 use keyd_proto::keyd as pb;
@@ -17,8 +17,7 @@ pub(crate) async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result
     let backends = client
         .list_backends(pb::ListBackendsRequest {})
         .await
-        .map_err(KeydError::from)?
-        .into_inner()
+        .reply()?
         .backends;
     if args.json {
         let list: Vec<BackendJson> = backends.iter().map(BackendJson::from).collect();

@@ -1,8 +1,9 @@
 //! `notaryctl key cert show|attach|issue-root`.
 
 use super::with_pin_retry;
+use crate::commands::key_named;
 use crate::connect::Client;
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::progress;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -29,8 +30,7 @@ pub(crate) async fn show(client: &mut Client, args: &ShowArgs) -> Result<()> {
             key_id: args.key_id.clone(),
         })
         .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        .reply()?;
     eprintln!(
         "Certificate of key {} (x509 key ID {})",
         cert.key_id, cert.x509_key_id
@@ -57,8 +57,7 @@ pub(crate) async fn attach(client: &mut Client, args: &AttachArgs) -> Result<()>
             certificate_pem: pem,
         })
         .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        .reply()?;
     eprintln!(
         "Attached the certificate to key {}; its x509 key ID:",
         cert.key_id
@@ -145,13 +144,7 @@ pub(crate) async fn issue_root(client: &mut Client, args: &IssueRootArgs) -> Res
     if args.gun.is_empty() {
         bail!("--gun must name the collection, e.g. --gun example.com/app");
     }
-    let key = client
-        .get_key(pb::GetKeyRequest {
-            key: args.key_id.clone(),
-        })
-        .await
-        .map_err(KeydError::from)?
-        .into_inner();
+    let key = key_named(client, &args.key_id).await?;
     let cert = issue_checked(
         client,
         &key,

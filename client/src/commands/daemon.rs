@@ -2,7 +2,7 @@
 //! figures are those its metrics endpoint gives a scraper.
 
 use crate::connect::Client;
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::output;
 use clap::Args;
 use keyd_proto::keyd as pb;
@@ -46,8 +46,7 @@ pub(crate) async fn status(client: &mut Client, args: &StatusArgs) -> anyhow::Re
     let s = client
         .get_daemon_status(pb::GetDaemonStatusRequest {})
         .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        .reply()?;
     if args.json {
         let json = StatusJson {
             version: &s.version,

@@ -3,8 +3,9 @@
 use super::key_uses;
 use super::repo::Context;
 use super::with_pin_retry;
+use crate::commands::key_named;
 use crate::connect::Client;
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::meter::Meter;
 use crate::output::{self, KeyJson};
 use crate::pin;
@@ -48,12 +49,7 @@ pub(crate) async fn list(client: &mut Client, args: &ListArgs) -> anyhow::Result
         delegation,
         gun: args.gun.clone().unwrap_or_default(),
     };
-    let keys = client
-        .list_keys(request)
-        .await
-        .map_err(KeydError::from)?
-        .into_inner()
-        .keys;
+    let keys = client.list_keys(request).await.reply()?.keys;
     if args.json {
         let list: Vec<KeyJson> = keys.iter().map(KeyJson::from).collect();
         println!("{}", output::json(&list)?);
@@ -75,13 +71,7 @@ pub(crate) struct InfoArgs {
 }
 
 pub(crate) async fn info(client: &mut Client, args: &InfoArgs) -> anyhow::Result<()> {
-    let key = client
-        .get_key(pb::GetKeyRequest {
-            key: args.key.clone(),
-        })
-        .await
-        .map_err(KeydError::from)?
-        .into_inner();
+    let key = key_named(client, &args.key).await?;
     if args.json {
         println!("{}", output::json(&KeyJson::from(&key))?);
     } else {
@@ -346,13 +336,7 @@ pub(crate) fn check_delete(args: &DeleteArgs) -> anyhow::Result<()> {
 pub(crate) async fn delete(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
     check_delete(args)?;
     let mut client = crate::connect::connect(&ctx.keyd_socket).await?;
-    let key = client
-        .get_key(pb::GetKeyRequest {
-            key: args.key_id.clone(),
-        })
-        .await
-        .map_err(KeydError::from)?
-        .into_inner();
+    let key = key_named(&mut client, &args.key_id).await?;
     let uses = key_uses::uses(&key, &ctx.settings.trust_dir)?;
     if !uses.is_empty() {
         let list = uses.join("; ");
@@ -375,7 +359,7 @@ pub(crate) async fn delete(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<(
             confirm_key_id: key.key_id.clone(),
         })
         .await
-        .map_err(KeydError::from)?;
+        .reply()?;
     eprintln!("Deleted key {}", key.key_id);
     Ok(())
 }
@@ -409,7 +393,7 @@ pub(crate) async fn unlock(client: &mut Client, args: &UnlockArgs) -> anyhow::Re
             pin: pin::for_request(&pin),
         })
         .await
-        .map_err(|st| KeydError::on_backend(st, &args.backend))?;
+        .reply_on(&args.backend)?;
     eprintln!("Backend {} unlocked", args.backend);
     Ok(())
 }
@@ -427,7 +411,7 @@ pub(crate) async fn lock(client: &mut Client, args: &LockArgs) -> anyhow::Result
             backend: args.backend.clone(),
         })
         .await
-        .map_err(|st| KeydError::on_backend(st, &args.backend))?;
+        .reply_on(&args.backend)?;
     eprintln!("Backend {} locked", args.backend);
     Ok(())
 }

@@ -13,13 +13,25 @@ pub(crate) mod repo;
 pub(crate) mod sign;
 pub(crate) mod yubikey;
 
-use crate::errors::KeydError;
+use crate::connect::Client;
+use crate::errors::{KeydError, Reply};
 use crate::pin;
+use keyd_proto::keyd as pb;
 use keyd_proto::{Failure, Reason};
 use secrecy::SecretString;
 use std::future::Future;
 use std::path::Path;
 use tonic::Status;
+
+/// The daemon's key named `name` (a key ID, x509 key ID or key URI).
+pub(crate) async fn key_named(client: &mut Client, name: &str) -> Result<pb::Key, KeydError> {
+    client
+        .get_key(pb::GetKeyRequest {
+            key: name.to_string(),
+        })
+        .await
+        .reply()
+}
 
 /// Runs a PIN-capable request without a PIN; if the token turns out to be
 /// locked and a PIN can be had, runs it once more with the PIN. A wrong PIN

@@ -4,7 +4,7 @@
 use super::key::role_arg;
 use super::with_pin_retry;
 use crate::connect::Client;
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::progress;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -123,11 +123,7 @@ pub(crate) async fn run(client: &mut Client, args: &SignArgs) -> Result<()> {
     .await?;
     let key = match known {
         Some(key) => key,
-        None => client
-            .get_key(lookup)
-            .await
-            .map_err(KeydError::from)?
-            .into_inner(),
+        None => client.get_key(lookup).await.reply()?,
     };
     let signature = check_signature(&key, &payload, result)?;
     println!("{}", serde_json::to_string(&signature)?);

@@ -1,7 +1,7 @@
 //! `notaryctl yubikey setup|status|release`.
 
 use crate::connect::Client;
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::pin::{self, PinSource};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -99,8 +99,7 @@ async fn status_of(client: &mut Client, serial: u32) -> Result<Vec<pb::YubiKeySt
     Ok(client
         .yubikey_status(pb::YubiKeyStatusRequest { serial })
         .await
-        .map_err(KeydError::from)?
-        .into_inner()
+        .reply()?
         .yubikeys)
 }
 
@@ -193,8 +192,7 @@ pub(crate) async fn setup(client: &mut Client, args: &SetupArgs) -> Result<()> {
             force: args.force,
         })
         .await
-        .map_err(|st| KeydError::on_backend(st, &target.backend))?
-        .into_inner();
+        .reply_on(&target.backend)?;
     eprintln!(
         "YubiKey {} is set up: new PIN and PUK, random PIN-protected management key. \
          Keep the PUK safe: with PIN and PUK blocked only a reset (which erases the keys) remains.",
@@ -291,8 +289,7 @@ pub(crate) async fn release(client: &mut Client, args: &ReleaseArgs) -> Result<(
             backend: args.backend.clone().unwrap_or_default(),
         })
         .await
-        .map_err(KeydError::from)?
-        .into_inner()
+        .reply()?
         .released;
     eprintln!(
         "Released {}; notary-keyd opens it again when it next needs it.",

@@ -5,8 +5,8 @@
 use super::publish::publish_if;
 use super::Context;
 use crate::collection::update::update;
+use crate::commands::key_named;
 use crate::commands::sign::public_key;
-use crate::errors::KeydError;
 use crate::output;
 use crate::trust_dir::{Change, ChangeAction, ChangeKind, DelegationEdit};
 use anyhow::{bail, Context as _, Result};
@@ -134,11 +134,7 @@ pub(crate) async fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
     if !args.keys.is_empty() {
         let mut client = crate::connect::connect(&ctx.keyd_socket).await?;
         for name in &args.keys {
-            let key = client
-                .get_key(pb::GetKeyRequest { key: name.clone() })
-                .await
-                .map_err(KeydError::from)?
-                .into_inner();
+            let key = key_named(&mut client, name).await?;
             check_binding(&key, &args.gun, &args.role)?;
             keys.push(public_key(&key)?);
         }

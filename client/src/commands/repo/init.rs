@@ -9,9 +9,10 @@ use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
 use crate::collection::update::now;
 use crate::commands::certificate::issue_checked;
 use crate::commands::key::generate_with_pin;
+use crate::commands::key_named;
 use crate::commands::sign::public_key;
 use crate::connect::Client;
-use crate::errors::KeydError;
+use crate::errors::Reply;
 use crate::remote::ROOT_LIMIT;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
@@ -163,8 +164,7 @@ async fn root_key(
             ..Default::default()
         })
         .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        .reply()?;
     if let Some(key) = listed.keys.into_iter().find(|k| k.keytype == "ecdsa") {
         eprintln!("Using root key {} from backend {}", key.key_id, key.backend);
         return Ok(key);
@@ -174,11 +174,7 @@ async fn root_key(
 
 /// A root key named by key ID or URI; it must be ECDSA for a root certificate.
 pub(super) async fn named_root_key(client: &mut Client, name: &str) -> Result<pb::Key> {
-    let key = client
-        .get_key(pb::GetKeyRequest { key: name.into() })
-        .await
-        .map_err(KeydError::from)?
-        .into_inner();
+    let key = key_named(client, name).await?;
     if key.keytype != "ecdsa" {
         bail!(
             "root key {name} is {}; notary root certificates need an ECDSA key",
@@ -250,8 +246,7 @@ async fn attach_cert(
             certificate_pem: pem.clone(),
         })
         .await
-        .map_err(KeydError::from)?
-        .into_inner();
+        .reply()?;
     if cert.key_id != key.key_id {
         bail!(
             "--rootcert {} is not for root key {}",
