@@ -13,10 +13,8 @@
 //! root key the run only destroys what is left of the imported copies.
 
 use super::init::generate;
-use super::rotate::{replace_role_key, root_cert_key, sign_with_root_keys, stage_targets_witness};
+use super::rotate::{publish_next_root, replace_role_key, root_cert_key, sign_next_root};
 use super::Context;
-use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
-use crate::collection::publish::publish_with_root;
 use crate::collection::signer::KeydSigner;
 use crate::collection::update::{cached_root, update};
 use crate::errors::KeydError;
@@ -27,7 +25,6 @@ use keyd_proto::Reason;
 use notary_tuf::{PublicKey, Role, Root, SignedEnvelope};
 use secrecy::zeroize::Zeroize;
 use secrecy::{ExposeSecret, SecretString};
-use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -293,23 +290,8 @@ pub(crate) async fn run(ctx: &Context, args: &MigrateArgs) -> Result<()> {
         }
         false => None,
     };
-    root.version = old_root.version + 1;
-    root.expires = expires_in_years(ROOT_YEARS);
-    let mut envelope = SignedEnvelope::from_metadata(&root)?;
-    let mut signed = BTreeSet::new();
-    for signing_root in [&root, &old_root] {
-        sign_with_root_keys(&mut signer, &mut envelope, signing_root, &mut signed).await?;
-    }
-    stage_targets_witness(&dir)?;
-    let bytes = envelope.to_bytes();
-    publish_with_root(
-        &mut remote,
-        &dir,
-        &mut signer,
-        &ctx.settings.pinning,
-        Some((root, bytes)),
-    )
-    .await?;
+    let next = sign_next_root(&mut signer, root, &old_root, &[]).await?;
+    publish_next_root(ctx, &mut remote, &dir, &mut signer, next, true).await?;
     println!(
         "Published root version {} of {gun}, signed by the stock and the new root keys",
         old_root.version + 1

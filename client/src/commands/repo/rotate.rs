@@ -9,12 +9,12 @@ use crate::collection::publish::publish_with_root;
 use crate::collection::signer::KeydSigner;
 use crate::collection::update::update;
 use crate::commands::certificate::issue_checked;
+use crate::commands::key_named;
 use crate::commands::sign::public_key;
-use crate::errors::KeydError;
+use crate::remote::Remote;
 use crate::trust_dir::{Change, ChangeAction, ChangeKind, GunDir};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use keyd_proto::keyd as pb;
 use notary_tuf::metadata::RootRole;
 use notary_tuf::{PublicKey, Root, SignedEnvelope};
 use std::collections::BTreeSet;
@@ -81,33 +81,15 @@ pub(crate) async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
             None => generate(signer.client(), role, &args.gun, args.backend.as_deref()).await?,
         }
     };
-    let mut root = replace_role_key(&old_root, role, &new_key);
-    root.version = old_root.version + 1;
-    root.expires = expires_in_years(ROOT_YEARS);
-    let mut envelope = SignedEnvelope::from_metadata(&root)?;
-    let mut signed = BTreeSet::new();
-    for signing_root in std::iter::once(&root).chain(std::iter::once(&old_root)) {
-        sign_with_root_keys(&mut signer, &mut envelope, signing_root, &mut signed).await?;
-    }
+    let mut legacy = Vec::new();
     for version in legacy_versions(old_root.version, args.legacy) {
-        let Some(bytes) = remote.get_root_version(version).await? else {
-            continue;
-        };
-        let legacy: Root = SignedEnvelope::parse(&bytes)?.decode()?;
-        sign_with_root_keys(&mut signer, &mut envelope, &legacy, &mut signed).await?;
+        if let Some(bytes) = remote.get_root_version(version).await? {
+            legacy.push(SignedEnvelope::parse(&bytes)?.decode::<Root>()?);
+        }
     }
-    if role == "targets" {
-        stage_targets_witness(&dir)?;
-    }
-    let bytes = envelope.to_bytes();
-    publish_with_root(
-        &mut remote,
-        &dir,
-        &mut signer,
-        &ctx.settings.pinning,
-        Some((root, bytes)),
-    )
-    .await?;
+    let root = replace_role_key(&old_root, role, &new_key);
+    let next = sign_next_root(&mut signer, root, &old_root, &legacy).await?;
+    publish_next_root(ctx, &mut remote, &dir, &mut signer, next, role == "targets").await?;
     println!(
         "Successfully rotated {role} key for repository {} to {}",
         args.gun,
@@ -140,9 +122,47 @@ pub(super) fn replace_role_key(old: &Root, role: &str, new_key: &PublicKey) -> R
     root
 }
 
+/// `root` made the version after `old_root` (expiring in [`ROOT_YEARS`]) and
+/// signed by every root key notary-keyd holds of it, of `old_root` and of
+/// `older` (earlier roots that clients may still trust), with its bytes:
+/// what [`publish_next_root`] takes.
+pub(super) async fn sign_next_root(
+    signer: &mut KeydSigner,
+    mut root: Root,
+    old_root: &Root,
+    older: &[Root],
+) -> Result<(Root, Vec<u8>)> {
+    root.version = old_root.version + 1;
+    root.expires = expires_in_years(ROOT_YEARS);
+    let mut envelope = SignedEnvelope::from_metadata(&root)?;
+    let mut signed = BTreeSet::new();
+    for signing_root in [&root, old_root].into_iter().chain(older) {
+        sign_with_root_keys(signer, &mut envelope, signing_root, &mut signed).await?;
+    }
+    let bytes = envelope.to_bytes();
+    Ok((root, bytes))
+}
+
+/// Publishes `next` (from [`sign_next_root`]); a root that names a new
+/// targets key goes out with targets signed by that key.
+pub(super) async fn publish_next_root(
+    ctx: &Context,
+    remote: &mut Remote,
+    dir: &GunDir,
+    signer: &mut KeydSigner,
+    next: (Root, Vec<u8>),
+    new_targets_key: bool,
+) -> Result<()> {
+    if new_targets_key {
+        stage_targets_witness(dir)?;
+    }
+    publish_with_root(remote, dir, signer, &ctx.settings.pinning, Some(next)).await?;
+    Ok(())
+}
+
 /// Signs with every root key of `root` that notary-keyd holds and that has
 /// not signed yet.
-pub(super) async fn sign_with_root_keys(
+async fn sign_with_root_keys(
     signer: &mut KeydSigner,
     envelope: &mut SignedEnvelope,
     root: &Root,
@@ -186,17 +206,13 @@ pub(super) async fn root_cert_key(
 }
 
 async fn keyd_public(client: &mut crate::connect::Client, name: &str) -> Result<PublicKey> {
-    let key = client
-        .get_key(pb::GetKeyRequest { key: name.into() })
-        .await
-        .map_err(KeydError::from)?
-        .into_inner();
+    let key = key_named(client, name).await?;
     public_key(&key)
 }
 
 /// Stages re-signing targets: a root that names a new targets key must be
 /// published in the same update as targets signed by it.
-pub(super) fn stage_targets_witness(dir: &GunDir) -> Result<()> {
+fn stage_targets_witness(dir: &GunDir) -> Result<()> {
     dir.changelist().add(&[Change {
         action: ChangeAction::Create,
         kind: ChangeKind::Witness,
