@@ -5,6 +5,7 @@ use super::{YubiKeyBackend, YubiKeyConfig};
 use crate::backend::{CertificateStore, KeyBackend, KeySpec};
 use crate::error::Precondition;
 use crate::piv::{PinPolicy, PivKeyOptions, SetupSecrets, Slot, TouchNeed, TouchPolicy};
+use crate::Algorithm::{EcdsaP256, EcdsaP384};
 use crate::{Algorithm, BackendError, BackendKey, TriesLeft};
 use notary_tuf::{verify, SignatureMethod};
 use secrecy::SecretString;
@@ -60,6 +61,22 @@ fn generate(
         b.token_login().unwrap().login(&secret(NEW_PIN)).unwrap();
     }
     b.piv().unwrap().generate_in_slot(&spec, &options).unwrap()
+}
+
+/// Signs a throwaway message, for tests that only look at the refusal.
+fn sign_x(b: &YubiKeyBackend, key: &BackendKey) -> Result<Vec<u8>, BackendError> {
+    b.sign(&key.uri, b"x")
+}
+
+fn generate_refused(b: &YubiKeyBackend, spec: &KeySpec, options: &PivKeyOptions) -> BackendError {
+    b.piv()
+        .unwrap()
+        .generate_in_slot(spec, options)
+        .unwrap_err()
+}
+
+fn touch_need(b: &YubiKeyBackend, key: &BackendKey) -> TouchNeed {
+    b.piv().unwrap().touch_hint(&key.uri).unwrap().need
 }
 
 fn assert_signs(b: &YubiKeyBackend, key: &BackendKey) {
@@ -180,27 +197,9 @@ fn setup_with_a_wrong_puk_changes_nothing() {
 #[test]
 fn generated_keys_are_listed_with_policies_and_records() {
     let (b, _card) = ready();
-    let a = generate(
-        &b,
-        "9a",
-        Algorithm::EcdsaP256,
-        PinPolicy::Once,
-        TouchPolicy::Never,
-    );
-    let c = generate(
-        &b,
-        "9c",
-        Algorithm::EcdsaP384,
-        PinPolicy::Always,
-        TouchPolicy::Always,
-    );
-    let r = generate(
-        &b,
-        "82",
-        Algorithm::EcdsaP256,
-        PinPolicy::Never,
-        TouchPolicy::Cached,
-    );
+    let a = generate(&b, "9a", EcdsaP256, PinPolicy::Once, TouchPolicy::Never);
+    let c = generate(&b, "9c", EcdsaP384, PinPolicy::Always, TouchPolicy::Always);
+    let r = generate(&b, "82", EcdsaP256, PinPolicy::Never, TouchPolicy::Cached);
     assert_eq!(a.uri.to_string(), "yubikey:serial=1001;slot=9a");
     let listed = b.list().unwrap();
     assert_eq!(listed.len(), 3);
@@ -226,13 +225,7 @@ fn generated_keys_are_listed_with_policies_and_records() {
 #[test]
 fn an_occupied_slot_is_never_overwritten() {
     let (b, _card) = ready();
-    let first = generate(
-        &b,
-        "9a",
-        Algorithm::EcdsaP256,
-        PinPolicy::Once,
-        TouchPolicy::Never,
-    );
+    let first = generate(&b, "9a", EcdsaP256, PinPolicy::Once, TouchPolicy::Never);
     let spec = KeySpec {
         algorithm: Algorithm::EcdsaP256,
         label: "second".into(),
@@ -241,11 +234,7 @@ fn an_occupied_slot_is_never_overwritten() {
         slot: Some("9a".parse().unwrap()),
         ..PivKeyOptions::default()
     };
-    let err = b
-        .piv()
-        .unwrap()
-        .generate_in_slot(&spec, &options)
-        .unwrap_err();
+    let err = generate_refused(&b, &spec, &options);
     assert!(
         matches!(
             err,
@@ -273,30 +262,17 @@ fn pin_always_verifies_right_before_each_signature() {
         touch_policy: TouchPolicy::Never,
         ..PivKeyOptions::default()
     };
-    let err = b
-        .piv()
-        .unwrap()
-        .generate_in_slot(&spec, &options)
-        .unwrap_err();
+    let err = generate_refused(&b, &spec, &options);
     assert!(matches!(err, BackendError::LoginRequired), "{err}");
     assert!(
         b.list().unwrap().is_empty(),
         "nothing generated without the PIN"
     );
-    let key = generate(
-        &b,
-        "9c",
-        Algorithm::EcdsaP256,
-        PinPolicy::Always,
-        TouchPolicy::Never,
-    );
+    let key = generate(&b, "9c", EcdsaP256, PinPolicy::Always, TouchPolicy::Never);
     let login = b.token_login().unwrap();
     for _ in 0..2 {
         // Without a PIN for this signature the daemon must ask for one.
-        assert!(matches!(
-            b.sign(&key.uri, b"x"),
-            Err(BackendError::LoginRequired)
-        ));
+        assert!(matches!(sign_x(&b, &key), Err(BackendError::LoginRequired)));
         login.login(&secret(NEW_PIN)).unwrap();
         card.lock().unwrap().log.clear();
         assert_signs(&b, &key);
@@ -309,18 +285,9 @@ fn pin_always_verifies_right_before_each_signature() {
 #[test]
 fn pin_once_lasts_between_signatures() {
     let (b, card) = ready();
-    let key = generate(
-        &b,
-        "9a",
-        Algorithm::EcdsaP384,
-        PinPolicy::Once,
-        TouchPolicy::Never,
-    );
+    let key = generate(&b, "9a", EcdsaP384, PinPolicy::Once, TouchPolicy::Never);
     b.token_login().unwrap().logout().unwrap();
-    assert!(matches!(
-        b.sign(&key.uri, b"x"),
-        Err(BackendError::LoginRequired)
-    ));
+    assert!(matches!(sign_x(&b, &key), Err(BackendError::LoginRequired)));
     b.token_login().unwrap().login(&secret(NEW_PIN)).unwrap();
     card.lock().unwrap().log.clear();
     assert_signs(&b, &key);
@@ -362,77 +329,35 @@ fn wrong_pins_report_tries_and_block_without_retrying() {
 #[test]
 fn a_missed_touch_is_not_a_pin_error() {
     let (b, card) = ready();
-    let key = generate(
-        &b,
-        "9c",
-        Algorithm::EcdsaP256,
-        PinPolicy::Once,
-        TouchPolicy::Always,
-    );
-    assert_eq!(
-        b.piv().unwrap().touch_hint(&key.uri).unwrap().need,
-        TouchNeed::Required
-    );
+    let key = generate(&b, "9c", EcdsaP256, PinPolicy::Once, TouchPolicy::Always);
+    assert_eq!(touch_need(&b, &key), TouchNeed::Required);
     card.lock().unwrap().touch_given = false;
-    let err = b.sign(&key.uri, b"x").unwrap_err();
+    let err = sign_x(&b, &key).unwrap_err();
     assert!(matches!(err, BackendError::TouchTimeout(_)), "{err}");
     assert!(err.to_string().contains("slot 9c"), "{err}");
     // With the PIN missing it is the PIN the daemon asks for.
     b.token_login().unwrap().logout().unwrap();
-    assert!(matches!(
-        b.sign(&key.uri, b"x"),
-        Err(BackendError::LoginRequired)
-    ));
+    assert!(matches!(sign_x(&b, &key), Err(BackendError::LoginRequired)));
 }
 
 #[test]
 fn touch_cached_needs_no_second_touch_prompt() {
     let (b, _card) = ready();
-    let key = generate(
-        &b,
-        "83",
-        Algorithm::EcdsaP256,
-        PinPolicy::Never,
-        TouchPolicy::Cached,
-    );
+    let key = generate(&b, "83", EcdsaP256, PinPolicy::Never, TouchPolicy::Cached);
     // Generating signed the record certificate, which took a touch.
-    assert_eq!(
-        b.piv().unwrap().touch_hint(&key.uri).unwrap().need,
-        TouchNeed::NotNeeded
-    );
-    let never = generate(
-        &b,
-        "84",
-        Algorithm::EcdsaP256,
-        PinPolicy::Never,
-        TouchPolicy::Never,
-    );
-    assert_eq!(
-        b.piv().unwrap().touch_hint(&never.uri).unwrap().need,
-        TouchNeed::NotNeeded
-    );
+    assert_eq!(touch_need(&b, &key), TouchNeed::NotNeeded);
+    let never = generate(&b, "84", EcdsaP256, PinPolicy::Never, TouchPolicy::Never);
+    assert_eq!(touch_need(&b, &never), TouchNeed::NotNeeded);
 }
 
 #[test]
 fn a_reinserted_card_is_reopened_without_a_restart() {
     let (b, card) = ready();
-    let never = generate(
-        &b,
-        "82",
-        Algorithm::EcdsaP256,
-        PinPolicy::Never,
-        TouchPolicy::Never,
-    );
-    let once = generate(
-        &b,
-        "9a",
-        Algorithm::EcdsaP256,
-        PinPolicy::Once,
-        TouchPolicy::Never,
-    );
+    let never = generate(&b, "82", EcdsaP256, PinPolicy::Never, TouchPolicy::Never);
+    let once = generate(&b, "9a", EcdsaP256, PinPolicy::Once, TouchPolicy::Never);
     card.lock().unwrap().present = false;
     assert!(matches!(
-        b.sign(&never.uri, b"x"),
+        sign_x(&b, &never),
         Err(BackendError::Unavailable(_))
     ));
     {
@@ -443,7 +368,7 @@ fn a_reinserted_card_is_reopened_without_a_restart() {
     assert_signs(&b, &never);
     // The card forgot its PIN state with the re-insertion.
     assert!(matches!(
-        b.sign(&once.uri, b"x"),
+        sign_x(&b, &once),
         Err(BackendError::LoginRequired)
     ));
 }
@@ -451,13 +376,7 @@ fn a_reinserted_card_is_reopened_without_a_restart() {
 #[test]
 fn release_closes_the_card_and_the_next_use_reopens_it() {
     let (b, card) = ready();
-    let key = generate(
-        &b,
-        "82",
-        Algorithm::EcdsaP256,
-        PinPolicy::Never,
-        TouchPolicy::Never,
-    );
+    let key = generate(&b, "82", EcdsaP256, PinPolicy::Never, TouchPolicy::Never);
     b.piv().unwrap().release().unwrap();
     assert!(b.session.lock().unwrap().card.is_none());
     // Another program resets the card meanwhile.
@@ -468,13 +387,7 @@ fn release_closes_the_card_and_the_next_use_reopens_it() {
 #[test]
 fn uris_for_another_card_are_refused() {
     let (b, _card) = ready();
-    let key = generate(
-        &b,
-        "82",
-        Algorithm::EcdsaP256,
-        PinPolicy::Never,
-        TouchPolicy::Never,
-    );
+    let key = generate(&b, "82", EcdsaP256, PinPolicy::Never, TouchPolicy::Never);
     let other: crate::KeyUri = "yubikey:serial=999;slot=82".parse().unwrap();
     assert!(matches!(
         b.sign(&other, b"x"),
