@@ -17,6 +17,7 @@ pub mod container;
 pub mod daemon;
 pub mod faults;
 pub mod hostile;
+pub mod http_request;
 pub mod notary_stack;
 pub mod notaryctl_cli;
 pub mod notify;

@@ -12,24 +12,22 @@
 //! or `hold` (never answer; `D/held` says it holds). Every request goes to
 //! `D/requests.log` as `METHOD PATH WHAT`; the bound port to `D/port`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConnection, StreamOwned};
-use std::io::{BufRead, BufReader, Read, Write};
+use softhsm_tests::http_request::{read_request, Request};
+use softhsm_tests::tls_server::{request_log, TlsFiles};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 #[derive(Parser)]
 struct Args {
-    /// TLS certificate (PEM) presented to clients.
-    #[arg(long)]
-    cert: PathBuf,
-    /// Its private key (PEM).
-    #[arg(long)]
-    key: PathBuf,
+    #[command(flatten)]
+    tls: TlsFiles,
     /// The notary-server to forward to (loopback address and port).
     #[arg(long)]
     upstream: SocketAddr,
@@ -42,21 +40,6 @@ struct Args {
     /// Port to listen on (0: any free one); to come back where it was.
     #[arg(long, default_value_t = 0)]
     port: u16,
-}
-
-/// A request as read from the client.
-struct Request {
-    method: String,
-    target: String,
-    /// Header lines, without those this front end sets itself.
-    headers: Vec<String>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("")
-    }
 }
 
 enum Action {
@@ -75,7 +58,7 @@ struct Front {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let server = softhsm_tests::tls_server::server_config(&args.cert, &args.key)?;
+    let server = args.tls.server_config()?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(&args.upstream_ca).context("reading --upstream-ca")? {
         roots.add(cert?)?;
@@ -88,12 +71,7 @@ fn main() -> Result<()> {
     let front = Arc::new(Front {
         upstream: args.upstream,
         client: Arc::new(client),
-        log: Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(args.dir.join("requests.log"))?,
-        ),
+        log: request_log(&args.dir)?,
         dir: args.dir,
     });
     let listener = TcpListener::bind(("127.0.0.1", args.port))?;
@@ -231,65 +209,4 @@ fn with_close(answer: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"\r\nConnection: close");
     out.extend_from_slice(&answer[end..]);
     out
-}
-
-/// Reads one request (headers, and a body by length or in chunks); `None`
-/// when the client is gone before sending one.
-fn read_request<R: BufRead>(reader: &mut R) -> Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        bail!("bad request line {line:?}");
-    };
-    let (method, target) = (method.to_string(), target.to_string());
-    let (mut length, mut chunked, mut headers) = (0usize, false, Vec::new());
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 {
-            return Ok(None);
-        }
-        let header = header.trim_end().to_string();
-        if header.is_empty() {
-            break;
-        }
-        let lower = header.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse()?;
-        } else if lower.starts_with("transfer-encoding:") {
-            chunked = lower.contains("chunked");
-        } else if !lower.starts_with("connection:") {
-            headers.push(header);
-        }
-    }
-    let body = if chunked {
-        read_chunks(reader)?
-    } else {
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        body
-    };
-    Ok(Some(Request {
-        method,
-        target,
-        headers,
-        body,
-    }))
-}
-
-fn read_chunks<R: BufRead>(reader: &mut R) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size)?;
-        let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)?;
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk)?;
-        if size == 0 {
-            return Ok(body);
-        }
-        body.extend_from_slice(&chunk[..size]);
-    }
 }

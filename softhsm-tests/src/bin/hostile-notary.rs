@@ -16,7 +16,9 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read, Write};
+use softhsm_tests::http_request::read_request;
+use softhsm_tests::tls_server::{request_log, TlsFiles};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,12 +26,8 @@ use std::time::Duration;
 
 #[derive(Parser)]
 struct Args {
-    /// TLS certificate (PEM) the server presents.
-    #[arg(long)]
-    cert: PathBuf,
-    /// Its private key (PEM).
-    #[arg(long)]
-    key: PathBuf,
+    #[command(flatten)]
+    tls: TlsFiles,
     /// State directory: `current/` is served; `port` and `requests.log` are written.
     #[arg(long)]
     dir: PathBuf,
@@ -44,15 +42,10 @@ enum Behaviour {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let config = softhsm_tests::tls_server::server_config(&args.cert, &args.key)?;
+    let config = args.tls.server_config()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
-    let log = Arc::new(Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(args.dir.join("requests.log"))?,
-    ));
+    let log = Arc::new(request_log(&args.dir)?);
     softhsm_tests::tls_server::announce_port(&args.dir, port)?;
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
@@ -73,10 +66,11 @@ fn serve_connection(
     let tls = StreamOwned::new(ServerConnection::new(config)?, tcp);
     let mut reader = BufReader::new(tls);
     loop {
-        let Some((method, path)) = read_request(&mut reader)? else {
+        let Some(request) = read_request(&mut reader)? else {
             return Ok(());
         };
-        let (status, sent, outcome) = answer(reader.get_mut(), dir, &path)?;
+        let (method, path) = (&request.method, request.path());
+        let (status, sent, outcome) = answer(reader.get_mut(), dir, path)?;
         if let Ok(mut log) = log.lock() {
             let _ = writeln!(log, "{method} {path} {status} {sent} {outcome}");
         }
@@ -84,44 +78,6 @@ fn serve_connection(
             return Ok(());
         }
     }
-}
-
-/// The request line's method and path, after reading the headers (and
-/// skipping a body, which nothing here needs); `None` when the client is gone.
-fn read_request<R: BufRead>(reader: &mut R) -> Result<Option<(String, String)>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        bail!("bad request line {line:?}");
-    };
-    let (method, path) = (
-        method.to_string(),
-        target.split('?').next().unwrap_or("").to_string(),
-    );
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 {
-            return Ok(None);
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    std::io::copy(
-        &mut reader.by_ref().take(length as u64),
-        &mut std::io::sink(),
-    )?;
-    Ok(Some((method, path)))
 }
 
 /// Sends the file for `path`; returns the status, the body bytes sent, and

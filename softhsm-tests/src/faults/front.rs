@@ -1,12 +1,11 @@
 //! A real `faulty-front` process in front of a notary-server: told what to
 //! fail by a rule file, killed and started again on the same port.
 
-use crate::daemon::bin_path;
 use crate::notary_stack::{NotaryServer, Pki};
-use crate::process::terminate;
+use crate::process::{start_server, terminate};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 pub struct FaultyFront {
@@ -47,43 +46,14 @@ impl FaultyFront {
     }
 
     fn spawn(&mut self, port: u16) -> Result<()> {
-        let port_file = self.dir.path().join("port");
-        let _ = std::fs::remove_file(&port_file);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("front.log"))?;
-        let child = Command::new(bin_path("faulty-front")?)
-            .args(&self.command)
-            .arg("--port")
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+        let mut args = self.command.clone();
+        args.extend(["--port".into(), port.to_string().into()]);
+        let log = self.dir.path().join("front.log");
+        let (child, port) = start_server("faulty-front", &args, self.dir.path(), &log)?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !port_file.exists() {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                bail!("faulty-front exited ({status}): {}", self.log());
-            }
-            if Instant::now() > deadline {
-                bail!("faulty-front did not start: {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.port = std::fs::read_to_string(&port_file)?.trim().parse()?;
-        self.url = format!("https://127.0.0.1:{}", self.port);
+        self.port = port;
+        self.url = format!("https://127.0.0.1:{port}");
         Ok(())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("front.log")).unwrap_or_default()
     }
 
     /// Replaces the rule file (`METHOD PATH-SUFFIX ACTION` lines; empty:

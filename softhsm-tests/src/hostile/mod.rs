@@ -9,14 +9,13 @@ mod repo;
 pub use keys::Key;
 pub use repo::{expires_in, now, Files, Repo, Stamp, TargetsRole};
 
-use crate::daemon::bin_path;
 use crate::notary_stack::CertPair;
-use crate::process::terminate;
+use crate::process::{start_server, terminate};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,42 +33,22 @@ impl HostileServer {
         let dir = tempfile::tempdir()?;
         std::fs::create_dir(dir.path().join("state-0"))?;
         std::os::unix::fs::symlink("state-0", dir.path().join("current"))?;
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let child = Command::new(bin_path("hostile-notary")?)
-            .arg("--cert")
-            .arg(&tls.cert)
-            .arg("--key")
-            .arg(&tls.key)
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let mut server = HostileServer {
+        let args = [
+            "--cert".into(),
+            tls.cert.clone().into_os_string(),
+            "--key".into(),
+            tls.key.clone().into_os_string(),
+            "--dir".into(),
+            dir.path().as_os_str().to_owned(),
+        ];
+        let log = dir.path().join("server.log");
+        let (child, port) = start_server("hostile-notary", &args, dir.path(), &log)?;
+        let server = HostileServer {
             child: Some(child),
             dir,
-            url: String::new(),
+            url: format!("https://127.0.0.1:{port}"),
             generation: AtomicU32::new(0),
         };
-        let port_file = server.dir.path().join("port");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !port_file.exists() {
-            if let Some(status) = server
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                server.child = None;
-                bail!("hostile-notary exited ({status}): {}", server.log());
-            }
-            if Instant::now() > deadline {
-                bail!("hostile-notary did not start: {}", server.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let port: u16 = std::fs::read_to_string(&port_file)?.trim().parse()?;
-        server.url = format!("https://127.0.0.1:{port}");
         Ok(server)
     }
 
@@ -118,10 +97,6 @@ impl HostileServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 }
 
