@@ -80,59 +80,41 @@ pub fn openssl_verify(
         }
         Ok(())
     };
-    let p = |x: &Path| x.display().to_string();
-    match method {
+    let (key, msg, sig_file) = (arg(&key), arg(&msg), arg(&sigf));
+    // ECDSA and RSA-PSS go through `dgst` (PSS with notary's parameters);
+    // Ed25519 signs the message itself, which only `pkeyutl -rawin` checks.
+    let pss = [
+        "-sigopt",
+        "rsa_padding_mode:pss",
+        "-sigopt",
+        "rsa_pss_saltlen:32",
+        "-sigopt",
+        "rsa_mgf1_md:sha256",
+    ];
+    let options: &[&str] = match method {
         "ecdsa" => {
             std::fs::write(&sigf, ecdsa_raw_to_der(sig))?;
-            run(&[
-                "dgst",
-                "-sha256",
-                "-keyform",
-                "DER",
-                "-verify",
-                &p(&key),
-                "-signature",
-                &p(&sigf),
-                &p(&msg),
-            ])
-        }
-        "eddsa" => {
-            std::fs::write(&sigf, sig)?;
-            run(&[
-                "pkeyutl",
-                "-verify",
-                "-pubin",
-                "-keyform",
-                "DER",
-                "-inkey",
-                &p(&key),
-                "-rawin",
-                "-in",
-                &p(&msg),
-                "-sigfile",
-                &p(&sigf),
-            ])
+            &[]
         }
         "rsapss" => {
             std::fs::write(&sigf, sig)?;
-            run(&[
-                "dgst",
-                "-sha256",
-                "-keyform",
-                "DER",
-                "-verify",
-                &p(&key),
-                "-sigopt",
-                "rsa_padding_mode:pss",
-                "-sigopt",
-                "rsa_pss_saltlen:32",
-                "-sigopt",
-                "rsa_mgf1_md:sha256",
-                "-signature",
-                &p(&sigf),
-                &p(&msg),
-            ])
+            &pss
+        }
+        "eddsa" => {
+            std::fs::write(&sigf, sig)?;
+            return run(&[
+                "pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", &key, "-rawin", "-in",
+                &msg, "-sigfile", &sig_file,
+            ]);
         }
         other => bail!("unknown method {other}"),
-    }
+    };
+    let mut args = vec!["dgst", "-sha256", "-keyform", "DER", "-verify", &key];
+    args.extend_from_slice(options);
+    args.extend(["-signature", &sig_file, &msg]);
+    run(&args)
+}
+
+fn arg(path: &Path) -> String {
+    path.display().to_string()
 }
