@@ -108,6 +108,9 @@ mod tests {
     fn every_algorithm_round_trips() {
         for a in Algorithm::ALL {
             assert_eq!(algorithm(algorithm_message(a) as i32), Ok(a));
+            // The client names algorithms by the proto's words, the
+            // config and state files by the backend's: they must agree.
+            assert_eq!(algorithm_message(a).word(), a.as_str());
         }
         assert_eq!(algorithm(0), Ok(Algorithm::EcdsaP256));
         assert!(algorithm(42).unwrap_err().contains("42"));
