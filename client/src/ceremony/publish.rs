@@ -11,7 +11,7 @@ use super::enroll::print_head;
 use super::renewal;
 use super::replay::replay;
 use super::transcript::{Action, Pending};
-use crate::collection::publish::publish_with_root;
+use crate::collection::publish::publish as publish_collection;
 use crate::collection::update::update;
 use crate::commands::repo::Context;
 use crate::remote::ROOT_LIMIT;
@@ -79,7 +79,7 @@ pub(crate) async fn publish(ctx: &Context, dir: &Path) -> Result<()> {
             }
         }
         let mut signer = ctx.signer(gun).await?;
-        let done = publish_with_root(
+        let done = publish_collection(
             &mut remote,
             &gun_dir,
             &mut signer,

@@ -32,46 +32,9 @@ pub(crate) struct Published {
     pub roles: Vec<String>,
 }
 
+/// Publishes the staged changes, replacing root with `new_root` (signed,
+/// bytes) when given.
 pub(crate) async fn publish(
-    remote: &mut Remote,
-    dir: &GunDir,
-    signer: &mut KeydSigner,
-    pinning: &notary_tuf::trust::TrustPinning,
-) -> Result<Published> {
-    publish_with_root(remote, dir, signer, pinning, None).await
-}
-
-/// Publishes, replacing root with `new_root` (signed, bytes) when given.
-pub(crate) async fn publish_with_root(
-    remote: &mut Remote,
-    dir: &GunDir,
-    signer: &mut KeydSigner,
-    pinning: &notary_tuf::trust::TrustPinning,
-    new_root: Option<(Root, Vec<u8>)>,
-) -> Result<Published> {
-    sign_and_upload(remote, dir, signer, pinning, new_root)
-        .await
-        .map_err(|e| explain_lost_daemon(e, &dir.gun))
-}
-
-/// Every signature is made before the one upload, so a daemon lost on the
-/// way means nothing reached the server and every staged change is still
-/// there.
-fn explain_lost_daemon(e: anyhow::Error, gun: &str) -> anyhow::Error {
-    let lost = e
-        .chain()
-        .filter_map(|c| c.downcast_ref::<KeydError>())
-        .any(KeydError::connection_lost);
-    if !lost {
-        return e;
-    }
-    e.context(format!(
-        "notary-keyd went away while signing for {gun}: nothing was uploaded and the staged \
-         changes are kept; run the command again once notary-keyd is back"
-    ))
-}
-
-async fn sign_and_upload(
     remote: &mut Remote,
     dir: &GunDir,
     signer: &mut KeydSigner,
@@ -118,12 +81,16 @@ async fn sign_and_upload(
         let (keys, keyids, threshold) = signing_keys(&base.root, &base.roles, role)?;
         signer
             .sign_role(&mut envelope, role, &keys, &keyids, threshold)
-            .await?;
+            .await
+            .map_err(|e| explain_lost_daemon(e, &dir.gun))?;
         let bytes = envelope.to_bytes();
         base.role_bytes.insert(role.clone(), bytes.clone());
         files.push((role.clone(), bytes));
     }
-    if let Some(snapshot) = sign_snapshot(&base, signer).await? {
+    let snapshot = sign_snapshot(&base, signer)
+        .await
+        .map_err(|e| explain_lost_daemon(e, &dir.gun))?;
+    if let Some(snapshot) = snapshot {
         files.push(("snapshot".into(), snapshot));
     }
     remote.publish(&files).await?;
@@ -136,6 +103,23 @@ async fn sign_and_upload(
         changes: changes.len(),
         roles: files.into_iter().map(|(r, _)| r).collect(),
     })
+}
+
+/// Every signature is made before the one upload, so a daemon lost while
+/// signing means nothing reached the server and every staged change is
+/// still there.
+fn explain_lost_daemon(e: anyhow::Error, gun: &str) -> anyhow::Error {
+    let lost = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<KeydError>())
+        .any(KeydError::connection_lost);
+    if !lost {
+        return e;
+    }
+    e.context(format!(
+        "notary-keyd went away while signing for {gun}: nothing was uploaded and the staged \
+         changes are kept; run the command again once notary-keyd is back"
+    ))
 }
 
 async fn base(

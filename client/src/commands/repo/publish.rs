@@ -41,7 +41,7 @@ pub(crate) async fn publish_and_report(
     if !dir.changelist().list()?.is_empty() {
         println!("Pushing changes to {gun}");
     }
-    let done = publish(remote, &dir, signer, &ctx.settings.pinning).await?;
+    let done = publish(remote, &dir, signer, &ctx.settings.pinning, None).await?;
     if let Some(root) = cached_root(&dir)? {
         renewal::warn(gun, &root.checked.metadata);
     }

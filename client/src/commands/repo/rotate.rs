@@ -5,7 +5,7 @@
 use super::init::{generate, named_root_key, new_root_key};
 use super::Context;
 use crate::collection::expiry::{expires_in_years, ROOT_YEARS};
-use crate::collection::publish::publish_with_root;
+use crate::collection::publish::publish;
 use crate::collection::signer::KeydSigner;
 use crate::collection::update::update;
 use crate::commands::certificate::issue_checked;
@@ -156,7 +156,7 @@ pub(super) async fn publish_next_root(
     if new_targets_key {
         stage_targets_witness(dir)?;
     }
-    publish_with_root(remote, dir, signer, &ctx.settings.pinning, Some(next)).await?;
+    publish(remote, dir, signer, &ctx.settings.pinning, Some(next)).await?;
     Ok(())
 }
 
