@@ -2,7 +2,7 @@
 //! key ID, joined with the state store's bindings and certificates.
 //! Device metadata is the source of truth for which keys exist.
 
-use crate::device::Device;
+use crate::device::{Device, DeviceError};
 use crate::policy::KeyFacts;
 use crate::state::{KeyRecord, PendingKey, StateError, StateStore};
 use keyd_backends::{Availability, BackendKey};
@@ -45,16 +45,41 @@ impl KeyEntry {
         }
     }
 
-    /// A copy with `pem` as its certificate.
-    fn with_certificate(&self, pem: Option<String>) -> KeyEntry {
-        let (x509_key_id, certificate_gun) =
-            pem.as_deref().map(certificate_facts).unwrap_or_default();
+    /// The entry for `key` on `device`, with its binding and, when it has
+    /// one, its certificate (whose facts are read here, once).
+    fn new(
+        key_id: String,
+        device: String,
+        key: BackendKey,
+        (role, gun): (Option<Role>, Option<Gun>),
+        certificate_pem: Option<String>,
+    ) -> KeyEntry {
+        let (x509_key_id, certificate_gun) = certificate_pem
+            .as_deref()
+            .map(certificate_facts)
+            .unwrap_or_default();
         KeyEntry {
-            certificate_pem: pem,
+            key_id,
+            device,
+            key,
+            role,
+            gun,
+            certificate_pem,
             x509_key_id,
             certificate_gun,
-            ..self.clone()
         }
+    }
+
+    /// A copy with `pem` as its certificate.
+    fn with_certificate(&self, pem: Option<String>) -> KeyEntry {
+        let binding = (self.role.clone(), self.gun.clone());
+        KeyEntry::new(
+            self.key_id.clone(),
+            self.device.clone(),
+            self.key.clone(),
+            binding,
+            pem,
+        )
     }
 
     /// True when `id` names this key (bare ID, x509 ID, or URI; a URI by
@@ -258,17 +283,14 @@ impl Registry {
                 let certificate_pem = record.certificate_pem.clone().or_else(|| {
                     device_cert.map(|der| notary_tuf::pem::encode("CERTIFICATE", &der))
                 });
-                let entry = KeyEntry {
-                    key_id: key_id.clone(),
-                    device: device.name.clone(),
+                let entry = KeyEntry::new(
+                    key_id.clone(),
+                    device.name.clone(),
                     key,
-                    role,
-                    gun,
-                    certificate_pem: None,
-                    x509_key_id: None,
-                    certificate_gun: None,
-                };
-                fresh.insert(key_id, Arc::new(entry.with_certificate(certificate_pem)));
+                    (role, gun),
+                    certificate_pem,
+                );
+                fresh.insert(key_id, Arc::new(entry));
             }
         }
         if let Ok(mut keys) = self.keys.write() {
@@ -413,7 +435,25 @@ impl Registry {
         Ok(updated)
     }
 
-    pub(crate) fn remove(&self, _change: &IndexChange<'_>, key_id: &str) -> Result<(), StateError> {
+    /// Deletes `entry`'s key from `device`, then its binding, within one
+    /// index change. The key is gone once the device says so; a binding
+    /// left behind is logged rather than returned, as a later refresh
+    /// drops a binding without a key anyway.
+    pub(crate) async fn delete(
+        &self,
+        device: &Device,
+        entry: &KeyEntry,
+    ) -> Result<(), DeviceError> {
+        let uri = entry.key.uri.clone();
+        let change = self.change().await;
+        device.run(move |b| b.delete(&uri)).await?;
+        if let Err(e) = self.remove(&change, &entry.key_id) {
+            tracing::warn!(error = %e, key_id = %entry.key_id, "key deleted but its binding could not be removed");
+        }
+        Ok(())
+    }
+
+    fn remove(&self, _change: &IndexChange<'_>, key_id: &str) -> Result<(), StateError> {
         self.with_state(|s| s.remove(key_id))?;
         if let Ok(mut keys) = self.keys.write() {
             keys.remove(key_id);
@@ -477,16 +517,13 @@ impl Registry {
             certificate_pem: None,
         };
         self.with_state(|s| store(s, &key_id, record))?;
-        let entry = Arc::new(KeyEntry {
-            key_id: key_id.clone(),
+        let entry = Arc::new(KeyEntry::new(
+            key_id.clone(),
             device,
             key,
-            role,
-            gun,
-            certificate_pem: None,
-            x509_key_id: None,
-            certificate_gun: None,
-        });
+            (role, gun),
+            None,
+        ));
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(key_id, Arc::clone(&entry));
         }

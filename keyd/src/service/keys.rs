@@ -287,15 +287,10 @@ impl KeydService {
             .registry
             .device(&entry.device)
             .ok_or_else(|| key_not_found(key.as_str()))?;
-        let uri = entry.key.uri.clone();
-        let change = self.registry.change().await;
-        device
-            .run(move |b| b.delete(&uri))
+        self.registry
+            .delete(device, &entry)
             .await
             .map_err(|e| status::from_device(&entry.device, &e))?;
-        if let Err(e) = self.registry.remove(&change, &entry.key_id) {
-            tracing::warn!(error = %e, key_id = %entry.key_id, "key deleted but its binding could not be removed");
-        }
         Ok(pb::DeleteKeyResponse {})
     }
 

@@ -197,15 +197,10 @@ impl SignerApi {
                     format!("backend {:?} is not open", entry.device),
                 )
             })?;
-            let uri = entry.key.uri.clone();
-            let change = self.registry.change().await;
-            device
-                .run(move |b| b.delete(&uri))
+            self.registry
+                .delete(device, &entry)
                 .await
                 .map_err(|e| status::from_device(&entry.device, &e))?;
-            if let Err(e) = self.registry.remove(&change, key_id) {
-                tracing::warn!(error = %e, %key_id, "key deleted but its binding could not be removed");
-            }
         }
         self.store
             .remove(key_id)
