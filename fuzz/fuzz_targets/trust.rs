@@ -14,8 +14,8 @@
 
 use notary_fuzz::{fixture_now, signed_documents, Collection, COLLECTIONS, GUN};
 use notary_tuf::trust::{
-    delegated_roles, path_allowed, root_signing_keys, validate_root, verify_signed, Checked,
-    DelegatedRole, Expected, RoleTargets, TrustError, TrustPinning,
+    delegated_roles, path_allowed, validate_root, verify_signed, Checked, DelegatedRole, Expected,
+    RoleTargets, TrustError, TrustPinning,
 };
 use notary_tuf::{verify_role, Metadata, Role, Root, SignedEnvelope, Snapshot, Targets, Timestamp};
 use std::sync::OnceLock;
@@ -70,15 +70,10 @@ fn from_root<'a>(
     role: &'a str,
     meta: Option<(&'static str, &'a notary_tuf::FileMeta)>,
 ) -> Option<Expected<'a>> {
-    let r = root_signing_keys(root, role).ok()?;
-    Some(Expected {
-        role,
-        keys: &root.keys,
-        keyids: &r.keyids,
-        threshold: r.threshold,
-        meta,
-        trusted_version: None,
-        now: fixture_now(),
+    let expected = Expected::from_root(root, role, fixture_now()).ok()?;
+    Some(match meta {
+        Some((parent, meta)) => expected.listed_by(parent, meta),
+        None => expected,
     })
 }
 
@@ -143,18 +138,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             from_root(&t.root, "snapshot", Some(("timestamp", &t.snapshot_meta))),
         ),
         3 => check::<Targets>(bytes, from_root(&t.root, "targets", None)),
-        4 => check::<Targets>(
-            bytes,
-            Some(Expected {
-                role: t.releases.role.name(),
-                keys: &t.releases.keys,
-                keyids: &t.releases.keyids,
-                threshold: t.releases.threshold,
-                meta: None,
-                trusted_version: None,
-                now,
-            }),
-        ),
+        4 => check::<Targets>(bytes, Some(Expected::delegated(&t.releases, now))),
         5 => root_result(None, &TrustPinning::default()),
         6 => root_result(Some(&t.root), &TrustPinning::default()),
         7 => {

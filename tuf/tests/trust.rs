@@ -4,8 +4,7 @@ mod common;
 
 use common::{fixture_now, read, COLLECTIONS, GUN};
 use notary_tuf::trust::{
-    delegated_roles, root_signing_keys, validate_root, verify_signed, Expected, RoleTargets,
-    TrustError, TrustPinning,
+    delegated_roles, validate_root, verify_signed, Expected, RoleTargets, TrustError, TrustPinning,
 };
 use notary_tuf::{Role, Root, Snapshot, Targets, Timestamp};
 
@@ -14,15 +13,10 @@ fn expected<'a>(
     role: &'a str,
     meta: Option<(&'static str, &'a notary_tuf::FileMeta)>,
 ) -> Expected<'a> {
-    let r = root_signing_keys(root, role).unwrap();
-    Expected {
-        role,
-        keys: &root.keys,
-        keyids: &r.keyids,
-        threshold: r.threshold,
-        meta,
-        trusted_version: None,
-        now: fixture_now(),
+    let expected = Expected::from_root(root, role, fixture_now()).unwrap();
+    match meta {
+        Some((parent, meta)) => expected.listed_by(parent, meta),
+        None => expected,
     }
 }
 
@@ -67,15 +61,8 @@ fn whole_collection_verifies_from_a_tofu_root() {
         let d = &delegated[0];
         let releases: Targets = verify_signed(
             &read(c, "targets_releases.json"),
-            &Expected {
-                role: d.role.name(),
-                keys: &d.keys,
-                keyids: &d.keyids,
-                threshold: d.threshold,
-                meta: Some(("snapshot", &snap.meta["targets/releases"])),
-                trusted_version: None,
-                now: fixture_now(),
-            },
+            &Expected::delegated(d, fixture_now())
+                .listed_by("snapshot", &snap.meta["targets/releases"]),
         )
         .unwrap()
         .metadata;

@@ -179,15 +179,7 @@ async fn verify_from(
         .ok_or_else(|| anyhow!("the server has a root for {gun} but no timestamp"))?;
     let timestamp: Checked<Timestamp> = verify_signed(
         &ts_bytes,
-        &Expected {
-            role: "timestamp",
-            keys: &r.keys,
-            keyids: &ts_role.keyids,
-            threshold: ts_role.threshold,
-            meta: None,
-            trusted_version: ts_floor,
-            now,
-        },
+        &Expected::from_root(r, "timestamp", now)?.above(ts_floor),
     )?;
     let snap_meta = timestamp
         .metadata
@@ -197,15 +189,9 @@ async fn verify_from(
     let snap_bytes = fetch(&mut source, &Role::Snapshot, &snap_meta).await?;
     let snapshot: Checked<Snapshot> = verify_signed(
         &snap_bytes,
-        &Expected {
-            role: "snapshot",
-            keys: &r.keys,
-            keyids: &snap_role.keyids,
-            threshold: snap_role.threshold,
-            meta: Some(("timestamp", &snap_meta)),
-            trusted_version: snap_floor,
-            now,
-        },
+        &Expected::from_root(r, "snapshot", now)?
+            .listed_by("timestamp", &snap_meta)
+            .above(snap_floor),
     )?;
     let meta = &snapshot.metadata.meta;
     // As notary's builder: the root in use must be the one the snapshot
@@ -226,17 +212,12 @@ async fn verify_from(
     let targets_role = root_signing_keys(r, "targets")?;
     let targets_keys = RoleKeys::of(r, targets_role);
     let targets_bytes = fetch(&mut source, &Role::Targets, targets_meta).await?;
+    let targets_floor = floor::<Targets>(dir, &Role::Targets, &targets_keys)?.version();
     let targets: Checked<Targets> = verify_signed(
         &targets_bytes,
-        &Expected {
-            role: "targets",
-            keys: &r.keys,
-            keyids: &targets_role.keyids,
-            threshold: targets_role.threshold,
-            meta: Some(("snapshot", targets_meta)),
-            trusted_version: floor::<Targets>(dir, &Role::Targets, &targets_keys)?.version(),
-            now,
-        },
+        &Expected::from_root(r, "targets", now)?
+            .listed_by("snapshot", targets_meta)
+            .above(targets_floor),
     )?;
     let mut roles = vec![(
         RoleTargets {
@@ -262,15 +243,9 @@ async fn verify_from(
             let trusted_version = floor::<Targets>(dir, &d.role, &keys)?.version();
             let checked: Checked<Targets> = verify_signed(
                 &bytes,
-                &Expected {
-                    role: d.role.name(),
-                    keys: &d.keys,
-                    keyids: &d.keyids,
-                    threshold: d.threshold,
-                    meta: Some(("snapshot", m)),
-                    trusted_version,
-                    now,
-                },
+                &Expected::delegated(&d, now)
+                    .listed_by("snapshot", m)
+                    .above(trusted_version),
             )?;
             roles.push((
                 RoleTargets {

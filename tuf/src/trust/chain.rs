@@ -1,9 +1,9 @@
 //! One step of the chain: bytes a parent role describes, signed by the keys
 //! the parent names, not expired, not older than what we trusted before.
 
-use super::TrustError;
+use super::{root_signing_keys, DelegatedRole, TrustError};
 use crate::metadata::Metadata;
-use crate::{verify_role, FileMeta, PublicKey, SignedEnvelope};
+use crate::{verify_role, FileMeta, PublicKey, Root, SignedEnvelope};
 use std::collections::BTreeMap;
 
 /// What the verifier expects of one metadata file.
@@ -21,6 +21,55 @@ pub struct Expected<'a> {
     pub trusted_version: Option<u64>,
     /// Unix seconds.
     pub now: i64,
+}
+
+impl<'a> Expected<'a> {
+    /// A base role (`timestamp`, `snapshot`, `targets`) signed by the keys
+    /// and threshold `root` gives it, checked at `now`; no parent entry and
+    /// no rollback floor until [`listed_by`](Self::listed_by) and
+    /// [`above`](Self::above) add them.
+    pub fn from_root(root: &'a Root, role: &'a str, now: i64) -> Result<Expected<'a>, TrustError> {
+        let keys = root_signing_keys(root, role)?;
+        Ok(Expected {
+            role,
+            keys: &root.keys,
+            keyids: &keys.keyids,
+            threshold: keys.threshold,
+            meta: None,
+            trusted_version: None,
+            now,
+        })
+    }
+
+    /// A delegated role signed by the keys and threshold its parent gives
+    /// it, checked at `now`.
+    pub fn delegated(role: &'a DelegatedRole, now: i64) -> Expected<'a> {
+        Expected {
+            role: role.role.name(),
+            keys: &role.keys,
+            keyids: &role.keyids,
+            threshold: role.threshold,
+            meta: None,
+            trusted_version: None,
+            now,
+        }
+    }
+
+    /// The file must have the length and hashes `parent` lists for it.
+    pub fn listed_by(self, parent: &'static str, meta: &'a FileMeta) -> Expected<'a> {
+        Expected {
+            meta: Some((parent, meta)),
+            ..self
+        }
+    }
+
+    /// The file must not be older than `trusted_version`, when there is one.
+    pub fn above(self, trusted_version: Option<u64>) -> Expected<'a> {
+        Expected {
+            trusted_version,
+            ..self
+        }
+    }
 }
 
 /// Verified metadata with the envelope it came in.
