@@ -156,7 +156,12 @@ impl Http {
         deadline: Instant,
     ) -> Result<Response, RemoteError> {
         let line = format!("{method} {path}");
-        let result = self.exchange(method, path, body, limit, deadline).await;
+        let file = path.rsplit('/').next().filter(|f| !f.is_empty());
+        let what = format!("{method} {}", file.unwrap_or(path));
+        let result = match self.request(method, path, body) {
+            Ok(request) => self.exchange(request, what, limit, deadline).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             self.sender = None;
         }
@@ -169,16 +174,12 @@ impl Http {
         result
     }
 
-    async fn exchange(
-        &mut self,
+    fn request(
+        &self,
         method: Method,
         path: &str,
         body: Option<(String, Vec<u8>)>,
-        limit: usize,
-        deadline: Instant,
-    ) -> Result<Response, RemoteError> {
-        let file = path.rsplit('/').next().filter(|f| !f.is_empty());
-        let what = format!("{method} {}", file.unwrap_or(path));
+    ) -> Result<Request<Full<Bytes>>, RemoteError> {
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.target.prefix))
@@ -191,9 +192,20 @@ impl Http {
             }
             None => Bytes::new(),
         };
-        let request = builder
+        builder
             .body(Full::new(payload))
-            .map_err(|e| RemoteError::Protocol(e.to_string()))?;
+            .map_err(|e| RemoteError::Protocol(e.to_string()))
+    }
+
+    /// Sends `request` (`what`, in messages) and reads at most `limit`
+    /// bytes of the answer by `deadline`.
+    async fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        what: String,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<Response, RemoteError> {
         let (url, timeouts) = (self.url.clone(), self.timeouts);
         // The server was reached: what fails now is the exchange itself.
         let failed = |e: hyper::Error| {
