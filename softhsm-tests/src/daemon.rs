@@ -37,35 +37,48 @@ pub struct Daemon {
     log: PathBuf,
     /// The (uid, gid) the daemon runs as, when not this process's.
     user: Option<(u32, u32)>,
+    /// What it was started with, to write the config again from.
+    spec: TestDaemon,
 }
 
 impl Daemon {
     /// Writes `config`'s TOML in a temp dir and starts the daemon on it
     /// (as `config`'s user, when it names one).
-    pub(crate) fn launch(config: TestDaemon) -> Result<Daemon> {
+    pub(crate) fn launch(spec: TestDaemon) -> Result<Daemon> {
         let dir = tempfile::tempdir()?;
-        let socket = dir.path().join("keyd.sock");
-        let state_dir = dir.path().join("state");
-        let audit_dir = config.audit_dir(&dir.path().join("audit"));
-        let config_path = dir.path().join("keyd.toml");
-        std::fs::write(&config_path, config.render(&socket, &state_dir, &audit_dir))?;
-        let user = config.user();
+        let user = spec.user();
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
         }
         let mut daemon = Daemon {
             child: None,
             log: dir.path().join("keyd.log"),
+            socket: dir.path().join("keyd.sock"),
+            config: dir.path().join("keyd.toml"),
+            audit_dir: spec.audit_dir(&dir.path().join("audit")),
+            state_dir: dir.path().join("state"),
             dir,
-            socket,
-            config: config_path,
-            audit_dir,
-            state_dir,
-            env: config.env_vars().to_vec(),
+            env: spec.env_vars().to_vec(),
             user,
+            spec,
         };
+        daemon.write_config()?;
         daemon.spawn()?;
         Ok(daemon)
+    }
+
+    /// Writes the config file from the spec; opens the temp dir to others
+    /// when the socket is shared with a group.
+    fn write_config(&self) -> Result<()> {
+        let text = self
+            .spec
+            .render(&self.socket, &self.state_dir, &self.audit_dir);
+        std::fs::write(&self.config, text)?;
+        if self.spec.shares_socket() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711))?;
+        }
+        Ok(())
     }
 
     /// The (uid, gid) the daemon runs as, if not this process's.
@@ -233,21 +246,11 @@ impl Daemon {
         }
     }
 
-    /// Restarts with the socket owned by `group` (mode 0660) and the temp
-    /// dir traversable, so callers of that group run through setpriv reach
-    /// the socket and meet the policy.
+    /// Restarts with [`TestDaemon::socket_group`], for a test that first
+    /// works as its own user and then calls as others.
     pub fn open_to_group(&mut self, group: &str) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let text = std::fs::read_to_string(&self.config)?;
-        std::fs::write(
-            &self.config,
-            text.replacen(
-                "[server]\n",
-                &format!("[server]\nsocket_group = {group:?}\n"),
-                1,
-            ),
-        )?;
-        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711))?;
+        self.spec = self.spec.clone().socket_group(group);
+        self.write_config()?;
         self.restart()
     }
 

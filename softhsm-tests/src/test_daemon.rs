@@ -32,6 +32,7 @@ pub struct TestDaemon {
     audit: Option<Audit>,
     env: Vec<(String, String)>,
     user: Option<(u32, u32)>,
+    socket_group: Option<String>,
 }
 
 impl TestDaemon {
@@ -135,6 +136,14 @@ impl TestDaemon {
         self
     }
 
+    /// The socket owned by `group`, mode 0660, in a temp dir others may
+    /// traverse: callers of that group, run through setpriv, reach the
+    /// socket and meet the policy.
+    pub fn socket_group(mut self, group: &str) -> TestDaemon {
+        self.socket_group = Some(group.to_string());
+        self
+    }
+
     /// The audit log; without it, segments of 1 MiB in the temp dir.
     pub fn audit(mut self, audit: Audit) -> TestDaemon {
         self.audit = Some(audit);
@@ -167,6 +176,18 @@ impl TestDaemon {
         Daemon::launch(self)
     }
 
+    /// Writes the config into `dir`, with the socket, state and audit log
+    /// there too, for a daemon the test starts some other way (under
+    /// systemd-socket-activate, say). Returns the config file and the
+    /// socket it names.
+    pub fn write_to(&self, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+        let socket = dir.join("keyd.sock");
+        let config = dir.join("keyd.toml");
+        let audit_dir = self.audit_dir(&dir.join("audit"));
+        std::fs::write(&config, self.render(&socket, &dir.join("state"), &audit_dir))?;
+        Ok((config, socket))
+    }
+
     fn section(mut self, text: String) -> TestDaemon {
         if !text.trim().is_empty() {
             self.sections.push(text);
@@ -176,6 +197,11 @@ impl TestDaemon {
 
     pub(crate) fn user(&self) -> Option<(u32, u32)> {
         self.user
+    }
+
+    /// Whether others must reach the socket (see [`socket_group`](Self::socket_group)).
+    pub(crate) fn shares_socket(&self) -> bool {
+        self.socket_group.is_some()
     }
 
     pub(crate) fn env_vars(&self) -> &[(String, String)] {
@@ -191,13 +217,16 @@ impl TestDaemon {
 
     /// The config file's text for a daemon on `socket` keeping its state
     /// in `state_dir` and its audit log in `audit_dir`.
-    pub(crate) fn render(&self, socket: &Path, state_dir: &Path, audit_dir: &Path) -> String {
+    pub fn render(&self, socket: &Path, state_dir: &Path, audit_dir: &Path) -> String {
         let mut out = format!(
             "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\n",
             socket.display(),
             state_dir.display()
         );
         out.extend(self.server.iter().map(String::as_str));
+        if let Some(group) = &self.socket_group {
+            let _ = writeln!(out, "socket_group = {group:?}");
+        }
         if !self.limits.is_empty() {
             out.push_str("\n[server.limits]\n");
             out.extend(self.limits.iter().map(String::as_str));

@@ -19,13 +19,11 @@ fn miss_rescans(daemon: &Daemon) -> usize {
         .count()
 }
 
-fn soft_daemon(interval: u64) -> Daemon {
+fn soft_daemon(interval: u64) -> TestDaemon {
     TestDaemon::new()
         .limit("key_rescan_interval_seconds", interval)
         .soft("soft")
         .env("RUST_LOG", "info,notary_keyd::registry=debug")
-        .start()
-        .unwrap()
 }
 
 fn unknown_id(i: usize) -> String {
@@ -34,7 +32,7 @@ fn unknown_id(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unknown_key_ids_rescans_once_per_interval() {
-    let daemon = soft_daemon(3600);
+    let daemon = soft_daemon(3600).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
     let mut tasks = Vec::new();
     for batch in 0..10 {
@@ -77,8 +75,7 @@ async fn a_caller_without_rights_never_makes_the_daemon_rescan() {
         return;
     }
     // Interval 0: every miss of a caller with rights rescans.
-    let mut daemon = soft_daemon(0);
-    daemon.open_to_group("nogroup").unwrap();
+    let daemon = soft_daemon(0).socket_group("nogroup").start().unwrap();
     let payload = daemon.dir.path().join("targets.json");
     std::fs::write(&payload, targets_payload(1)).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -109,13 +106,13 @@ async fn idle_connections_of_one_uid_leave_the_daemon_serving_others() {
         eprintln!("skipped: needs root to run clients as other uids with setpriv");
         return;
     }
-    let mut daemon = TestDaemon::new()
+    let daemon = TestDaemon::new()
         .limit("max_connections_per_uid", 16)
         .soft("soft")
         .policy(Rule::uids(&[65534]).allow(&["list"]))
+        .socket_group("nogroup")
         .start()
         .unwrap();
-    daemon.open_to_group("nogroup").unwrap();
     // 500 connections that never send a byte. The daemon serves at most 16
     // of them (it greets those with its HTTP/2 settings, or stays silent)
     // and closes the rest: reading those gives end-of-file. (The harness's
@@ -171,9 +168,9 @@ async fn requests_beyond_a_uids_limit_are_refused_and_others_are_served() {
         .limit("max_requests_per_uid", 4)
         .soft("soft")
         .policy(Rule::uids(&[65534]).allow(&["list"]))
+        .socket_group("nogroup")
         .start()
         .unwrap();
-    daemon.open_to_group("nogroup").unwrap();
     // Health watches are requests that stay in progress until dropped;
     // four of them, on two connections, fill this uid's places.
     let mut watches = Vec::new();

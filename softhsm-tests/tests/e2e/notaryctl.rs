@@ -12,13 +12,12 @@ use std::process::Output;
 /// A soft-keystore daemon with `policy` whose socket members of nogroup
 /// (65534) can reach, so setpriv'd callers get as far as the policy.
 fn soft_daemon_for_nogroup(policy: Rule) -> Daemon {
-    let mut daemon = TestDaemon::new()
+    TestDaemon::new()
         .soft("soft")
         .policy(policy)
+        .socket_group("nogroup")
         .start()
-        .unwrap();
-    daemon.open_to_group("nogroup").unwrap();
-    daemon
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {

@@ -71,8 +71,12 @@ fn the_example_ci_rule_cannot_sign_root_and_the_root_rule_can() {
     }
     let rules = example_rules();
     assert!(rules.contains(&format!("uids = [{CI}]")), "{rules}");
-    let mut daemon = TestDaemon::new().soft("hsm").toml(&rules).start().unwrap();
-    daemon.open_to_group("nogroup").unwrap();
+    let mut daemon = TestDaemon::new()
+        .soft("hsm")
+        .toml(&rules)
+        .socket_group("nogroup")
+        .start()
+        .unwrap();
 
     // The owner makes the collection's keys: a root key (no GUN binding,
     // as notary shares root keys) with its root certificate for the GUN,

@@ -15,7 +15,8 @@ use anyhow::{ensure, Context, Result};
 use keyd_proto::keyd as pb;
 use softhsm_tests::container::{can_boot, source_binds, Container, Network, SOCKET};
 use softhsm_tests::notary_stack::{free_port, NotaryServer, Pki, RemoteSigner, TrustService};
-use softhsm_tests::{connect, openssl_verify};
+use softhsm_tests::{connect, openssl_verify, Rule, TestDaemon};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const SERVICE: &str = "notary-keyd.service";
@@ -31,20 +32,20 @@ fn installed(network: Network) -> Result<Container> {
     Ok(container)
 }
 
-/// `[server]` for the unit's directories, then `rest`.
-fn config(rest: &str) -> String {
-    format!(
-        "[server]\nsocket = \"/run/notary-keyd/keyd.sock\"\nstate_dir = \"/var/lib/notary-keyd\"\n\n\
-         [audit]\ndir = \"/var/log/notary-keyd\"\n\n{rest}"
+/// `spec`'s config with the unit's directories for socket, state and
+/// audit log.
+fn config(spec: TestDaemon) -> String {
+    spec.render(
+        Path::new("/run/notary-keyd/keyd.sock"),
+        Path::new("/var/lib/notary-keyd"),
+        Path::new("/var/log/notary-keyd"),
     )
 }
 
-/// Members of notary-keyd may list, generate and sign targets keys.
-fn group_policy(c: &Container, allow: &str) -> Result<String> {
-    Ok(format!(
-        "[[policy]]\ngids = [{}]\nallow = [{allow}]\nkeys = [\"role:targets\"]\n",
-        c.gid("notary-keyd")?
-    ))
+/// Members of notary-keyd may do `allow` with targets keys.
+fn group_policy(c: &Container, allow: &[&str]) -> Result<Rule> {
+    let gid = c.gid("notary-keyd")?;
+    Ok(Rule::gids(&[gid]).allow(allow).keys(&["role:targets"]))
 }
 
 fn write_config(c: &Container, text: &str) -> Result<()> {
@@ -124,10 +125,11 @@ fn installed_as_documented_activates_on_connect_serves_its_group_and_reloads() -
                 passphrase = { credential = \"keystore.passphrase\" }\n";
     write_config(
         &c,
-        &config(&format!(
-            "{soft}\n{}",
-            group_policy(&c, "\"list\", \"generate\", \"sign\"")?
-        )),
+        &config(
+            TestDaemon::new()
+                .toml(soft)
+                .policy(group_policy(&c, &["list", "generate", "sign"])?),
+        ),
     )?;
 
     // The first connection starts the daemon.
@@ -171,7 +173,11 @@ fn installed_as_documented_activates_on_connect_serves_its_group_and_reloads() -
     let pid = c.unit_property(SERVICE, "MainPID")?;
     write_config(
         &c,
-        &config(&format!("{soft}\n{}", group_policy(&c, "\"list\"")?)),
+        &config(
+            TestDaemon::new()
+                .toml(soft)
+                .policy(group_policy(&c, &["list"])?),
+        ),
     )?;
     c.sh_ok("systemctl reload notary-keyd")?;
     let refused = c.as_user("alice", &format!("notaryctl sign --key {key} targets.json"))?;
@@ -187,7 +193,11 @@ fn installed_as_documented_activates_on_connect_serves_its_group_and_reloads() -
     // A broken file keeps the running configuration, and systemctl says so.
     c.write(
         "/etc/notary-keyd/keyd.toml",
-        &config(&format!("{soft}\n{}", group_policy(&c, "\"lsit\"")?)),
+        &config(
+            TestDaemon::new()
+                .toml(soft)
+                .policy(group_policy(&c, &["lsit"])?),
+        ),
         0o644,
     )?;
     c.sh_ok("systemctl reload notary-keyd")?;
@@ -287,10 +297,11 @@ fn running_unit_scores_as_documented(c: &Container) -> Result<()> {
 fn serving_soft_keys(c: &Container) -> Result<()> {
     write_config(
         c,
-        &config(&format!(
-            "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n{}",
-            group_policy(c, "\"list\", \"generate\", \"sign\"")?
-        )),
+        &config(
+            TestDaemon::new()
+                .soft("soft")
+                .policy(group_policy(c, &["list", "generate", "sign"])?),
+        ),
     )?;
     c.notaryctl_ok("alice", "backend list")?;
     Ok(())
@@ -400,19 +411,26 @@ fn softhsm_with_encrypted_credentials(c: &Container) -> Result<()> {
          done && systemctl daemon-reload",
         softhsm_tests::container::SOURCE
     ))?;
-    // Root (the host side of this test) may also generate and sign.
-    let root_policy = "[[policy]]\nuids = [0]\nallow = [\"list\", \"generate\", \"sign\"]\n\
-                       keys = [\"role:targets\"]\n";
+    let everything = ["list", "generate", "sign"];
     write_config(
         c,
-        &config(&format!(
-            "[[backend]]\nname = \"hsm\"\ntype = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
-             token = \"notary\"\npin = {{ credential = \"hsm.pin\" }}\n\
-             # One session: signatures queue, so some are in flight at the stop.\nsessions = 1\n\n\
-             [[backend]]\nname = \"soft\"\ntype = \"soft\"\n\
-             passphrase = {{ credential = \"keystore.passphrase\" }}\n\n{}{root_policy}",
-            group_policy(c, "\"list\", \"generate\", \"sign\"")?
-        )),
+        &config(
+            TestDaemon::new()
+                .toml(
+                    "[[backend]]\nname = \"hsm\"\ntype = \"pkcs11\"\n\
+                     module = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken = \"notary\"\n\
+                     pin = { credential = \"hsm.pin\" }\n\
+                     # One session: signatures queue, so some are in flight at the stop.\n\
+                     sessions = 1\n",
+                )
+                .toml(
+                    "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\
+                     passphrase = { credential = \"keystore.passphrase\" }\n",
+                )
+                .policy(group_policy(c, &everything)?)
+                // Root (the host side of this test) may also generate and sign.
+                .policy(Rule::uids(&[0]).allow(&everything).keys(&["role:targets"])),
+        ),
     )
 }
 
@@ -579,12 +597,12 @@ fn signer_api_needs_its_drop_in_and_then_serves_notary_server() -> Result<()> {
     let port = free_port()?;
     write_config(
         &c,
-        &config(&format!(
-            "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n\n[signer_api]\n\
-             listen = \"127.0.0.1:{port}\"\ntls_cert = \"/etc/notary-keyd/tls/keyd.crt\"\n\
-             tls_key = \"/etc/notary-keyd/tls/keyd.key\"\nclient_ca = \"/etc/notary-keyd/tls/ca.crt\"\n\
-             backend = \"soft\"\nallowed_clients = [\"notary-server\"]\n"
-        )),
+        &config(TestDaemon::new().soft("soft").toml(&format!(
+            "[signer_api]\nlisten = \"127.0.0.1:{port}\"\n\
+             tls_cert = \"/etc/notary-keyd/tls/keyd.crt\"\ntls_key = \"/etc/notary-keyd/tls/keyd.key\"\n\
+             client_ca = \"/etc/notary-keyd/tls/ca.crt\"\nbackend = \"soft\"\n\
+             allowed_clients = [\"notary-server\"]\n"
+        ))),
     )?;
 
     let refused = c.sh("systemctl start notary-keyd.service")?;

@@ -46,24 +46,10 @@ impl Drop for Guard {
     }
 }
 
-const SOFT: &str = "[[backend]]\nname = \"soft\"\ntype = \"soft\"\n";
-
-/// Writes a config with the software keystore under `dir`; returns its
-/// path and the socket it names.
+/// A soft-keystore config in `dir` for a daemon started by hand; returns
+/// the config file and its socket.
 fn soft_config(dir: &Path) -> (PathBuf, PathBuf) {
-    let socket = dir.join("keyd.sock");
-    let config = dir.join("keyd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n{SOFT}",
-            socket.display(),
-            dir.join("state").display(),
-            dir.join("audit.jsonl").display()
-        ),
-    )
-    .unwrap();
-    (config, socket)
+    TestDaemon::new().soft("soft").write_to(dir).unwrap()
 }
 
 fn ready(message: &str) -> bool {
