@@ -514,6 +514,27 @@ impl CliOutput {
         }
         Ok(self)
     }
+
+    /// Fails, showing what it printed, unless stdout contains `text`.
+    #[track_caller]
+    pub fn assert_prints(&self, text: &str) {
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}:\n{}",
+            self.stdout
+        );
+    }
+
+    /// Fails, showing it, unless stderr (warnings and errors) contains
+    /// `text`.
+    #[track_caller]
+    pub fn assert_warns(&self, text: &str) {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}:\n{}",
+            self.stderr
+        );
+    }
 }
 
 /// The stock `notary` CLI with its own trust dir, config and passphrases.

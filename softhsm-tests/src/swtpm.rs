@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,14 @@ impl Swtpm {
             self.tcti(),
             key_auth.display()
         )
+    }
+
+    /// Writes `auth` to a key-auth file (mode 0600) in this TPM's temp
+    /// dir, for [`backend_toml`](Self::backend_toml).
+    pub fn key_auth_file(&self, auth: &str) -> Result<PathBuf> {
+        let path = self.state.path().join("key.auth");
+        crate::write_secret(&path, &format!("{auth}\n"))?;
+        Ok(path)
     }
 
     pub fn state_dir(&self) -> &Path {

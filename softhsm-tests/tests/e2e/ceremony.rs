@@ -171,20 +171,23 @@ impl Rig {
         SignedEnvelope::parse(&res.body).unwrap().decode().unwrap()
     }
 
-    /// Publishes a target with notaryctl, then has the stock CLI (its own
-    /// trust dir, trusting on first use) list and verify it.
-    fn stock_cli_verifies(&self, gun: &str, target: &str) {
+    /// Adds the target `target` (CONTENT) to `gun` and publishes it with
+    /// notaryctl; returns the file it added.
+    fn publish_target(&self, gun: &str, target: &str) -> String {
         let file = self.write(&format!("{target}.bin"), CONTENT);
         self.ok(&["add", gun, target, &file]);
         self.ok(&["publish", gun]);
+        file
+    }
+
+    /// Publishes a target with notaryctl, then has the stock CLI (its own
+    /// trust dir, trusting on first use) list and verify it.
+    fn stock_cli_verifies(&self, gun: &str, target: &str) {
+        let file = self.publish_target(gun, target);
         let stock = self.server.cli().unwrap();
         stock_verifies(&stock, gun, target);
         let listed = self.ok(&["list", gun]);
-        assert!(
-            listed.stdout.contains(&format!("{target} ")),
-            "{}",
-            listed.stdout
-        );
+        listed.assert_prints(&format!("{target} "));
         self.ok(&["verify", gun, target, "-i", &file, "-q"]);
     }
 }
@@ -263,57 +266,31 @@ async fn two_of_three_on_a_yubikey_and_softhsm_tokens_is_trusted_by_stock_notary
         &ca,
     ]);
     let plan_hash = file_sha256(&Path::new(&bundle).join("plan.toml")).unwrap();
-    assert!(planned.stdout.contains(&plan_hash), "{}", planned.stdout);
+    planned.assert_prints(&plan_hash);
 
     // The YubiKey's key is attested by the virtual card's CA named in the
     // plan; the SoftHSM keys are recorded as unattested.
     let alice = rig.enroll(&bundle, "alice", PIN);
-    assert!(
-        alice
-            .stdout
-            .contains("attested: YubiKey PIV chain verified against the plan's root"),
-        "{}",
-        alice.stdout
-    );
-    assert!(alice.stdout.contains("touch always"), "{}", alice.stdout);
+    alice.assert_prints("attested: YubiKey PIV chain verified against the plan's root");
+    alice.assert_prints("touch always");
     assert_eq!(
         card.slot_key(0x9c).map(|(alg, _, touch)| (alg, touch)),
         Some((0x11, 2))
     );
     let bob = rig.enroll(&bundle, "bob", TOKEN_PIN);
-    assert!(
-        bob.stdout.contains(
-            "UNATTESTED: PKCS#11 tokens cannot attest; backend bob reports the key as generated \
-             on the token and never extractable"
-        ),
-        "{}",
-        bob.stdout
+    bob.assert_prints(
+        "UNATTESTED: PKCS#11 tokens cannot attest; backend bob reports the key as generated \
+             on the token and never extractable",
     );
     let carol = rig.enroll(&bundle, "carol", TOKEN_PIN);
-    assert!(
-        carol.stdout.contains("Every holder has enrolled"),
-        "{}",
-        carol.stdout
-    );
+    carol.assert_prints("Every holder has enrolled");
 
     // One signature: status names who is still needed, publish refuses,
     // and so does notary-server when the same root is uploaded by hand.
     let signed = rig.sign(&bundle, "alice", PIN).ok().unwrap();
-    assert!(
-        signed
-            .stdout
-            .contains("SHA-256 of the canonical signed part of root v1"),
-        "{}",
-        signed.stdout
-    );
+    signed.assert_prints("SHA-256 of the canonical signed part of root v1");
     let status = rig.status(&bundle);
-    assert!(
-        status
-            .stdout
-            .contains("new root v1: 1 of 2 needed (alice) ✗, 1 more of: bob, carol"),
-        "{}",
-        status.stdout
-    );
+    status.assert_prints("new root v1: 1 of 2 needed (alice) ✗, 1 more of: bob, carol");
     let refused = failed(rig.online(&["ceremony", "publish", &bundle]));
     assert!(refused.contains("the bundle is incomplete"), "{refused}");
     assert!(refused.contains("1 more of: bob, carol"), "{refused}");
@@ -334,25 +311,11 @@ async fn two_of_three_on_a_yubikey_and_softhsm_tokens_is_trusted_by_stock_notary
     );
 
     let signed = rig.sign(&bundle, "bob", TOKEN_PIN).ok().unwrap();
-    assert!(
-        signed
-            .stdout
-            .contains("new root v1: 2 of 2 needed (alice, bob) ✓"),
-        "{}",
-        signed.stdout
-    );
+    signed.assert_prints("new root v1: 2 of 2 needed (alice, bob) ✓");
     let verified = rig.ok(&["ceremony", "verify", &bundle]);
-    assert!(
-        verified.stdout.contains("Witness initials"),
-        "{}",
-        verified.stdout
-    );
+    verified.assert_prints("Witness initials");
     let published = rig.ok(&["ceremony", "publish", &bundle]);
-    assert!(
-        published.stdout.contains("A fresh client trusts root v1"),
-        "{}",
-        published.stdout
-    );
+    published.assert_prints("A fresh client trusts root v1");
 
     let root = rig.published_root(GUN);
     let role = &root.roles["root"];
@@ -413,17 +376,19 @@ fn softhsm_ceremony(
     bundle
 }
 
-/// Plans a rotation of `root` (alice, bob and a third holder, in that
-/// order): alice and bob keep their keys, the third key is retired as
-/// `retired`'s, and `new_holder` enrolls; threshold 2.
-fn plan_rotation(
+/// Plans a rotation of `gun`'s published root (alice, bob and a third
+/// holder, in that order) into the bundle `out`: alice and bob keep their
+/// keys, the third key is retired as `retired`'s, and dave enrolls as
+/// `new_holder` (`dave=URI`); threshold 2. Dave then signs first. Returns
+/// the bundle, what dave's signing printed, and the root it rotates from.
+fn dave_rotates(
     rig: &Rig,
     gun: &str,
     out: &str,
-    root: &Root,
     new_holder: &str,
     retired: &str,
-) -> String {
+) -> (String, CliOutput, Root) {
+    let root = rig.published_root(gun);
     let ids = &root.roles["root"].keyids;
     let bundle = rig.path(out).to_string_lossy().into_owned();
     let (alice, bob, retire) = (
@@ -449,7 +414,9 @@ fn plan_rotation(
         "--threshold",
         "2",
     ]);
-    bundle
+    rig.enroll(&bundle, "dave", TOKEN_PIN);
+    let signed = rig.sign(&bundle, "dave", TOKEN_PIN).ok().unwrap();
+    (bundle, signed, root)
 }
 
 #[test]
@@ -472,49 +439,20 @@ fn rotation_replaces_a_holder_and_a_stock_client_follows() {
     }
     rig.ok(&["ceremony", "publish", &first]);
     // A stock client trusts v1 and its first target.
-    let file = rig.write("v1.bin", CONTENT);
-    rig.ok(&["add", GUN, "v1", &file]);
-    rig.ok(&["publish", GUN]);
+    rig.publish_target(GUN, "v1");
     let stock = rig.server.cli().unwrap();
     stock_verifies(&stock, GUN, "v1");
 
     // Carol's token is replaced by dave's; alice and bob keep their keys.
-    let v1 = rig.published_root(GUN);
+    let (bundle, signed, v1) =
+        dave_rotates(&rig, GUN, "rotation-2", "dave=pkcs11:token=dave", "carol");
     let ids = &v1.roles["root"].keyids;
-    let bundle = plan_rotation(
-        &rig,
-        GUN,
-        "rotation-2",
-        &v1,
-        "dave=pkcs11:token=dave",
-        "carol",
-    );
-    rig.enroll(&bundle, "dave", TOKEN_PIN);
-    let signed = rig.sign(&bundle, "dave", TOKEN_PIN).ok().unwrap();
-    assert!(
-        signed
-            .stdout
-            .contains("Rotation of example.com/ceremony/rotation: root v1 -> v2"),
-        "{}",
-        signed.stdout
-    );
-    assert!(
-        signed
-            .stdout
-            .contains(&format!("- carol        {}", ids[2])),
-        "{}",
-        signed.stdout
-    );
-    assert!(signed.stdout.contains("+ dave"), "{}", signed.stdout);
+    signed.assert_prints("Rotation of example.com/ceremony/rotation: root v1 -> v2");
+    signed.assert_prints(&format!("- carol        {}", ids[2]));
+    signed.assert_prints("+ dave");
     rig.sign(&bundle, "alice", TOKEN_PIN).ok().unwrap();
     let status = rig.status(&bundle);
-    assert!(
-        status.stdout.contains(
-            "old root v1: 1 of 2 needed (alice) ✗, 1 more of: bob, carol — new root v2: 2 of 2 needed (alice, dave) ✓"
-        ),
-        "{}",
-        status.stdout
-    );
+    status.assert_prints("old root v1: 1 of 2 needed (alice) ✗, 1 more of: bob, carol — new root v2: 2 of 2 needed (alice, dave) ✓");
     // One old key is not enough: notaryctl refuses before uploading, and
     // notary-server refuses the same root uploaded by hand.
     let refused = failed(rig.online(&["ceremony", "publish", &bundle]));
@@ -532,70 +470,34 @@ fn rotation_replaces_a_holder_and_a_stock_client_follows() {
     assert_eq!(rig.published_root(GUN).version, 1);
 
     let signed = rig.sign(&bundle, "bob", TOKEN_PIN).ok().unwrap();
-    assert!(
-        signed.stdout.contains(
-            "old root v1: 2 of 2 needed (alice, bob) ✓ — new root v2: 3 of 2 needed (alice, bob, dave) ✓"
-        ),
-        "{}",
-        signed.stdout
-    );
+    signed.assert_prints("old root v1: 2 of 2 needed (alice, bob) ✓ — new root v2: 3 of 2 needed (alice, bob, dave) ✓");
     let published = rig.ok(&["ceremony", "publish", &bundle]);
-    assert!(
-        published
-            .stdout
-            .contains("A fresh client that trusted the previous root trusts root v2"),
-        "{}",
-        published.stdout
-    );
+    published.assert_prints("A fresh client that trusted the previous root trusts root v2");
     let v2 = rig.published_root(GUN);
     assert_eq!(v2.version, 2);
     assert!(!v2.keys.contains_key(&ids[2]), "carol's key is gone");
 
     // The stock client that trusted v1 follows to v2 and sees a new target.
-    let file = rig.write("v2.bin", CONTENT);
-    rig.ok(&["add", GUN, "v2", &file]);
-    rig.ok(&["publish", GUN]);
+    rig.publish_target(GUN, "v2");
     stock_verifies(&stock, GUN, "v2");
 
     // Dave replaces his own token: his old key (v2) and his new one (v3)
     // sign, with both devices plugged in.
+    let (bundle, signed, _) =
+        dave_rotates(&rig, GUN, "rotation-3", "dave=pkcs11:token=dave2", "dave");
     let ids = &v2.roles["root"].keyids;
-    let bundle = plan_rotation(
-        &rig,
-        GUN,
-        "rotation-3",
-        &v2,
-        "dave=pkcs11:token=dave2",
-        "dave",
-    );
-    rig.enroll(&bundle, "dave", TOKEN_PIN);
-    let signed = rig.sign(&bundle, "dave", TOKEN_PIN).ok().unwrap();
-    assert!(
-        signed.stdout.contains(&format!(
-            "dave signs with key {} (old root) on backend dave",
-            ids[2]
-        )),
-        "{}",
-        signed.stdout
-    );
-    assert!(
-        signed.stdout.contains("(new root) on backend dave2"),
-        "{}",
-        signed.stdout
-    );
-    assert!(
-        signed.stdout.contains(
-            "old root v2: 1 of 2 needed (dave) ✗, 1 more of: alice, bob — new root v3: 1 of 2 \
-             needed (dave) ✗, 1 more of: alice, bob"
-        ),
-        "{}",
-        signed.stdout
+    signed.assert_prints(&format!(
+        "dave signs with key {} (old root) on backend dave",
+        ids[2]
+    ));
+    signed.assert_prints("(new root) on backend dave2");
+    signed.assert_prints(
+        "old root v2: 1 of 2 needed (dave) ✗, 1 more of: alice, bob — new root v3: 1 of 2 \
+             needed (dave) ✗, 1 more of: alice, bob",
     );
     rig.sign(&bundle, "bob", TOKEN_PIN).ok().unwrap();
     rig.ok(&["ceremony", "publish", &bundle]);
-    let file = rig.write("v3.bin", CONTENT);
-    rig.ok(&["add", GUN, "v3", &file]);
-    rig.ok(&["publish", GUN]);
+    rig.publish_target(GUN, "v3");
     stock_verifies(&stock, GUN, "v3");
 }
 
@@ -804,11 +706,7 @@ fn enroll_and_sign_refuse_a_network_unless_allowed_and_recorded() {
     .unwrap()
     .ok()
     .unwrap();
-    assert!(
-        allowed.stderr.contains("warning: --allow-network"),
-        "{}",
-        allowed.stderr
-    );
+    allowed.assert_warns("warning: --allow-network");
     let entries = transcript(Path::new(&bundle)).unwrap();
     let checks: Vec<&str> = entries
         .iter()
@@ -855,13 +753,7 @@ fn required_attestation_refuses_a_softhsm_holder_at_enroll() {
         "--attestation-root",
         &ca,
     ]);
-    assert!(
-        planned
-            .stderr
-            .contains("enroll will refuse it while require_attestation is true"),
-        "{}",
-        planned.stderr
-    );
+    planned.assert_warns("enroll will refuse it while require_attestation is true");
     let err = failed(rig.offline(
         TOKEN_PIN,
         &["ceremony", "enroll", &bundle, "--holder", "alice"],
@@ -883,17 +775,9 @@ fn renewal_is_due_within_six_months_and_notaryctl_never_resigns_root() {
         rig.sign(&bundle, holder, TOKEN_PIN).ok().unwrap();
     }
     let status = rig.status(&bundle);
-    assert!(
-        status.stdout.contains("a renewal ceremony is due"),
-        "{}",
-        status.stdout
-    );
+    status.assert_prints("a renewal ceremony is due");
     let published = rig.ok(&["ceremony", "publish", &bundle]);
-    assert!(
-        published.stderr.contains("a renewal ceremony is due"),
-        "{}",
-        published.stderr
-    );
+    published.assert_warns("a renewal ceremony is due");
     let root_before = rig
         .server
         .get(&format!("/v2/{GUN}/_trust/tuf/root.json"))
@@ -903,16 +787,8 @@ fn renewal_is_due_within_six_months_and_notaryctl_never_resigns_root() {
     let file = rig.write("v1.bin", CONTENT);
     rig.ok(&["add", GUN, "v1", &file]);
     let publish = rig.ok(&["publish", GUN]);
-    assert!(
-        publish.stderr.contains("a renewal ceremony is due"),
-        "{}",
-        publish.stderr
-    );
-    assert!(
-        publish.stderr.contains("needs 2 root keys"),
-        "{}",
-        publish.stderr
-    );
+    publish.assert_warns("a renewal ceremony is due");
+    publish.assert_warns("needs 2 root keys");
     let root_after = rig
         .server
         .get(&format!("/v2/{GUN}/_trust/tuf/root.json"))
@@ -920,12 +796,8 @@ fn renewal_is_due_within_six_months_and_notaryctl_never_resigns_root() {
         .body;
     assert_eq!(root_before, root_after, "notaryctl publish left root alone");
     let listed = rig.ok(&["list", GUN]);
-    assert!(
-        listed.stderr.contains("a renewal ceremony is due"),
-        "{}",
-        listed.stderr
-    );
-    assert!(listed.stdout.contains("v1 "), "{}", listed.stdout);
+    listed.assert_warns("a renewal ceremony is due");
+    listed.assert_prints("v1 ");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -993,13 +865,7 @@ async fn wrong_pin_and_missed_touch_sign_nothing_and_a_rehearsal_is_never_publis
         &ca,
         "--rehearsal",
     ]);
-    assert!(
-        planned
-            .stderr
-            .contains("one lost or broken token locks the collection"),
-        "{}",
-        planned.stderr
-    );
+    planned.assert_warns("one lost or broken token locks the collection");
     assert!(Path::new(&bundle).join("REHEARSAL").exists());
     rig.enroll(&bundle, "alice", PIN);
     rig.enroll(&bundle, "bob", TOKEN_PIN);
@@ -1030,11 +896,7 @@ async fn wrong_pin_and_missed_touch_sign_nothing_and_a_rehearsal_is_never_publis
     rig.sign(&bundle, "alice", PIN).ok().unwrap();
     let signed = rig.sign(&bundle, "bob", TOKEN_PIN).ok().unwrap();
     assert!(signed.stdout.starts_with("REHEARSAL"), "{}", signed.stdout);
-    assert!(
-        signed.stdout.contains("2 of 2 needed (alice, bob) ✓"),
-        "{}",
-        signed.stdout
-    );
+    signed.assert_prints("2 of 2 needed (alice, bob) ✓");
     let err = failed(rig.online(&["ceremony", "publish", &bundle]));
     assert!(err.contains("REHEARSAL bundle"), "{err}");
     let res = rig
@@ -1246,9 +1108,7 @@ fn a_root_listing_one_key_twice_is_refused_by_notaryctl_though_notary_takes_it()
 fn a_tpm_holder_is_attested_by_the_attestation_key_the_plan_pins() {
     const GUN: &str = "example.com/ceremony/tpm";
     let tpm = Swtpm::start().unwrap();
-    let auth_dir = tempfile::tempdir().unwrap();
-    let auth = auth_dir.path().join("key.auth");
-    softhsm_tests::write_secret(&auth, "root key auth\n").unwrap();
+    let auth = tpm.key_auth_file("root key auth").unwrap();
     let rig = rig_with(
         "tpm",
         &[("alice", false)],
@@ -1320,13 +1180,7 @@ fn a_tpm_holder_is_attested_by_the_attestation_key_the_plan_pins() {
         &targets,
     ]);
     let enrolled = rig.enroll(&bundle, "tess", "");
-    assert!(
-        enrolled
-            .stdout
-            .contains("attested: TPM2_Certify by the attestation key the plan names"),
-        "{}",
-        enrolled.stdout
-    );
+    enrolled.assert_prints("attested: TPM2_Certify by the attestation key the plan names");
     rig.enroll(&bundle, "alice", TOKEN_PIN);
     rig.sign(&bundle, "tess", "").ok().unwrap();
     rig.ok(&["ceremony", "verify", &bundle]);
@@ -1391,13 +1245,7 @@ fn a_yubikey_under_eucleak_is_refused_unless_the_plan_accepts_it() {
         "{plan_text}"
     );
     let enrolled = rig.enroll(&accepted, "alice", PIN);
-    assert!(
-        enrolled
-            .stdout
-            .contains("AFFECTED BY YSA-2024-03 (accepted by the plan)"),
-        "{}",
-        enrolled.stdout
-    );
+    enrolled.assert_prints("AFFECTED BY YSA-2024-03 (accepted by the plan)");
     let recorded = transcript(Path::new(&accepted)).unwrap();
     assert!(
         recorded.iter().any(|e| e["action"] == "key generated"

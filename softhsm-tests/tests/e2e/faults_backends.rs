@@ -10,16 +10,14 @@ use crate::common;
 
 use common::outage::{card_key, outage, soft_key};
 use common::{generate, NewKey};
-use softhsm_tests::{connect, write_secret, Rule, SoftHsm, Swtpm, TestDaemon};
+use softhsm_tests::{connect, Rule, SoftHsm, Swtpm, TestDaemon};
 use std::os::unix::fs::PermissionsExt;
 use virtual_piv::{Profile, TestCard};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn swtpm_killed_and_started_again() {
     let mut tpm = Swtpm::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let auth = dir.path().join("key.auth");
-    write_secret(&auth, "tpm key auth\n").unwrap();
+    let auth = tpm.key_auth_file("tpm key auth").unwrap();
     let mut daemon = TestDaemon::new()
         .tpm(&tpm, "tpm", &auth)
         .soft("soft")

@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use common::{generate, root_payload, sign, sign_as, targets_payload, NewKey, SignAs};
+use common::{backends, generate, root_payload, sign, sign_as, targets_payload, NewKey, SignAs};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use softhsm_tests::faults::{leftovers, KillAt, StateFile, WriteStep};
@@ -35,12 +35,7 @@ async fn keys_in(client: &mut KeydClient<Channel>, backend: &str) -> Vec<pb::Key
 async fn available(client: &mut KeydClient<Channel>, backend: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let listed = client
-            .list_backends(pb::ListBackendsRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .backends;
+        let listed = backends(client).await;
         let b = listed.iter().find(|b| b.name == backend).unwrap();
         if b.available {
             return;
@@ -99,7 +94,7 @@ async fn consistent(daemon: &Daemon, backend: &str, dirs: &[&std::path::Path]) -
 /// signs for its role only.
 async fn still_serves(daemon: &Daemon, backend: &str, survivors: &[pb::Key]) {
     let mut client = connect(&daemon.socket).await.unwrap();
-    let fresh = generate(&mut client, NewKey::on(backend).role("targets").gun(GUN)).await;
+    let fresh = generate(&mut client, NewKey::on(backend).targets(GUN)).await;
     for key in survivors.iter().chain([&fresh]) {
         let (_, ok) = sign(&mut client, &key.key_id, targets_payload(3)).await;
         ok.unwrap_or_else(|s| panic!("sign with {}: {s:?}", key.key_id));

@@ -156,7 +156,7 @@ async fn killed_while_the_publish_waits_for_a_touch_nothing_staged_or_cached_is_
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let listed = ok(ctl.run(&["list", GUN]));
-    assert!(listed.stdout.contains("v1"), "{}", listed.stdout);
+    listed.assert_prints("v1");
     let status = ok(ctl.run(&["status", GUN]));
     assert!(
         !status.stdout.contains("v1"),

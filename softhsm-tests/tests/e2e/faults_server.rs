@@ -87,7 +87,7 @@ fn nothing_lost_and_published_later(s: &Stack, name: &str, before: &Tree, failed
     s.front.fail("").unwrap();
     ok(s.ctl.run(&["publish", GUN]));
     let listed = ok(s.ctl.run(&["list", GUN]));
-    assert!(listed.stdout.contains(name), "{}", listed.stdout);
+    listed.assert_prints(name);
     let status = ok(s.ctl.run(&["status", GUN]));
     assert!(
         !status.stdout.contains(name),

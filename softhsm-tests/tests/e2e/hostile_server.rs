@@ -93,7 +93,7 @@ impl Scene {
             .unwrap()
             .ok()
             .unwrap();
-        assert!(out.stdout.contains("v1 "), "{}", out.stdout);
+        out.assert_prints("v1 ");
     }
 }
 
@@ -135,11 +135,7 @@ fn delegation_names_that_climb_out_of_the_trust_dir() {
     scene.server.serve(&files).unwrap();
     let out = fresh.run(&["list", GUN]).unwrap();
     assert!(!out.status.success(), "{}", out.stdout);
-    assert!(
-        out.stderr.contains("invalid delegation \"targets/..\""),
-        "{}",
-        out.stderr
-    );
+    out.assert_warns("invalid delegation \"targets/..\"");
     assert_eq!(tree(fresh.work_dir()).unwrap(), before);
 
     // A collection trusted before: its cache stays as it was.
@@ -380,7 +376,7 @@ fn a_threshold_met_by_one_key_listed_twice() {
     scene.server.serve(&dup.files().unwrap()).unwrap();
     let out = fresh.run(&["list", GUN]).unwrap();
     assert!(!out.status.success(), "{}", out.stdout);
-    assert!(out.stderr.contains("counts once"), "{}", out.stderr);
+    out.assert_warns("counts once");
     assert!(!fresh.trust_dir.exists());
     // The stock CLI: two certificates are two keys to it.
     let stock = scene.stock();
@@ -400,12 +396,8 @@ fn a_tls_certificate_from_another_ca() {
     let before = tree(scene.ctl.work_dir()).unwrap();
     let out = ctl.run(&["list", GUN]).unwrap();
     assert!(!out.status.success());
-    assert!(
-        out.stderr.contains("TLS handshake with the notary server")
-            && out.stderr.contains("UnknownIssuer"),
-        "{}",
-        out.stderr
-    );
+    out.assert_warns("TLS handshake with the notary server");
+    out.assert_warns("UnknownIssuer");
     assert_eq!(tree(scene.ctl.work_dir()).unwrap(), before);
     scene.lists_honest(&[]);
     let stock = NotaryCli::new(&impostor.url, &scene.pki.ca_cert).unwrap();
@@ -444,11 +436,7 @@ fn a_fast_forwarded_timestamp_is_undone_by_a_key_rotation() {
     let files = honest.files().unwrap();
     scene.server.serve(&files).unwrap();
     let out = scene.ctl.run(&["list", GUN]).unwrap().ok().unwrap();
-    assert!(
-        out.stderr.contains("rollback floors start over"),
-        "{}",
-        out.stderr
-    );
+    out.assert_warns("rollback floors start over");
     // The next update holds the new floor.
     scene.ctl.run(&["list", GUN]).unwrap().ok().unwrap();
     // The stock CLI keeps the leaked version as its floor for good.
@@ -598,12 +586,8 @@ fn a_root_forged_under_an_end_entity_certificate() {
         .run_with(&["-c", &config], &["list", PINNED_GUN])
         .unwrap();
     assert!(!out.status.success(), "{}", out.stdout);
-    assert!(
-        out.stderr.contains("no valid root certificate")
-            && out.stderr.contains("more than one leaf"),
-        "{}",
-        out.stderr
-    );
+    out.assert_warns("no valid root certificate");
+    out.assert_warns("more than one leaf");
     assert_eq!(tree(scene.ctl.work_dir()).unwrap(), before);
     // notary keeps only bundles with exactly one leaf, so it refuses too.
     let out = stock_list(&stock_pinned(&scene), PINNED_GUN);

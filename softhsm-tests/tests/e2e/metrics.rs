@@ -82,12 +82,12 @@ async fn sign_on_both(
     client: &mut keyd_proto::keyd::keyd_client::KeydClient<tonic::transport::Channel>,
 ) {
     let gun = "example.com/app";
-    let soft = generate(client, NewKey::on("soft").role("targets").gun(gun)).await;
+    let soft = generate(client, NewKey::on("soft").targets(gun)).await;
     for version in 1..=3 {
         let (_, signed) = sign(client, &soft.key_id, targets_payload(version)).await;
         signed.unwrap();
     }
-    let on_hsm = generate(client, NewKey::on("hsm").role("targets").gun(gun)).await;
+    let on_hsm = generate(client, NewKey::on("hsm").targets(gun)).await;
     let (_, wrong) = sign_as(
         client,
         &on_hsm.key_id,

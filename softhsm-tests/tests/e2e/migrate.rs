@@ -118,11 +118,7 @@ fn a_stock_collection_migrates_and_the_stock_client_follows() {
         &[],
         &["migrate", "example.com/stock/absent", "--from", from],
     ));
-    assert!(
-        out.stderr.contains("is not in the stock trust dir"),
-        "{}",
-        out.stderr
-    );
+    out.assert_warns("is not in the stock trust dir");
     // A trust dir without the root key file.
     let bare = tempfile::tempdir().unwrap();
     let bare_tuf = bare.path().join("tuf").join(gun).join("metadata");
@@ -135,34 +131,22 @@ fn a_stock_collection_migrates_and_the_stock_client_follows() {
         &[],
         &["migrate", gun, "--from", bare.path().to_str().unwrap()],
     ));
-    assert!(
-        out.stderr.contains("lacks the root key file") && out.stderr.contains(&stock_root_id),
-        "{}",
-        out.stderr
-    );
+    out.assert_warns("lacks the root key file");
+    out.assert_warns(&stock_root_id);
     // A wrong passphrase imports nothing.
     let out = failed(ctl.run_env(
         &[("NOTARY_ROOT_PASSPHRASE", "not the passphrase")],
         &[],
         &["migrate", gun, "--from", from],
     ));
-    assert!(
-        out.stderr
-            .contains("the passphrase does not decrypt the key file"),
-        "{}",
-        out.stderr
-    );
+    out.assert_warns("the passphrase does not decrypt the key file");
     let keys = ok(ctl.run(&["key", "list"]));
     assert!(!keys.stdout.contains(&stock_root_id), "{}", keys.stdout);
 
     let out = ok(ctl.run_env(&with_pass, &[], &["migrate", gun, "--from", from]));
-    assert!(
-        out.stdout.contains(&format!(
-            "Destroyed notary-keyd's imported copy of root key {stock_root_id}"
-        )),
-        "{}",
-        out.stdout
-    );
+    out.assert_prints(&format!(
+        "Destroyed notary-keyd's imported copy of root key {stock_root_id}"
+    ));
 
     // The stock client, with the trust dir that knows only the old root,
     // follows the rotation.
@@ -226,11 +210,7 @@ fn a_stock_collection_migrates_and_the_stock_client_follows() {
 
     // Running it again changes nothing.
     let again = ok(ctl.run_env(&with_pass, &[], &["migrate", gun, "--from", from]));
-    assert!(
-        again.stdout.contains("is under notary-keyd already"),
-        "{}",
-        again.stdout
-    );
+    again.assert_prints("is under notary-keyd already");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

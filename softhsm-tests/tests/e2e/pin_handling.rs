@@ -7,7 +7,8 @@
 use crate::common;
 
 use common::{
-    generate, notaryctl, reason, sign, sign_as, targets_payload, Failure, NewKey, Reason, SignAs,
+    backends, generate, notaryctl, reason, sign, sign_as, targets_payload, Failure, NewKey, Reason,
+    SignAs,
 };
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
@@ -51,15 +52,6 @@ async fn unlock(client: &mut KeydClient<Channel>, pin: &str) -> Result<(), tonic
         })
         .await
         .map(|_| ())
-}
-
-async fn backends(client: &mut KeydClient<Channel>) -> Vec<pb::Backend> {
-    client
-        .list_backends(pb::ListBackendsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .backends
 }
 
 async fn logged_in(client: &mut KeydClient<Channel>) -> bool {

@@ -201,12 +201,7 @@ async fn missing_module_or_token_leaves_the_keystore_working() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let backends = client
-        .list_backends(pb::ListBackendsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .backends;
+    let backends = backends(&mut client).await;
     let by_name = |n: &str| backends.iter().find(|b| b.name == n).unwrap().clone();
     let gone = by_name("gone");
     assert!(!gone.available);
@@ -340,12 +335,7 @@ async fn wrong_configured_pin_marks_backend_unavailable() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let backends = client
-        .list_backends(pb::ListBackendsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .backends;
+    let backends = backends(&mut client).await;
     let hsm_backend = backends.iter().find(|b| b.name == "hsm").unwrap();
     assert!(!hsm_backend.available);
     assert!(

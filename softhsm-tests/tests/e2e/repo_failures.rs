@@ -123,20 +123,16 @@ fn unreachable_server_keeps_staged_changes_and_wrong_ca_is_a_tls_error() {
     );
     // Reads fall back to the verified cache.
     let listed = ok(ctl.run(&["list", gun]));
-    assert!(listed.stdout.contains("v1 "), "{}", listed.stdout);
+    listed.assert_prints("v1 ");
     ctl.server_url = url;
     let status = ok(ctl.run(&["status", gun]));
-    assert!(status.stdout.contains("v2"), "{}", status.stdout);
+    status.assert_prints("v2");
     ok(ctl.run(&["publish", gun]));
     let status = ok(ctl.run(&["status", gun]));
-    assert!(
-        status.stdout.contains("No unpublished changes"),
-        "{}",
-        status.stdout
-    );
+    status.assert_prints("No unpublished changes");
     let stock = server.cli().unwrap();
     let listed = ok(stock.run(&["list", gun]));
-    assert!(listed.stdout.contains("v2 "), "{}", listed.stdout);
+    listed.assert_prints("v2 ");
 
     let other = Pki::new("other").unwrap();
     ctl.ca_cert = other.ca_cert.clone();
@@ -200,7 +196,7 @@ fn keyd_down_is_a_clear_error_and_changes_stay_staged() {
     daemon.stop().unwrap();
     refused(ctl.run(&["publish", gun]), "cannot reach notary-keyd");
     let status = ok(ctl.run(&["status", gun]));
-    assert!(status.stdout.contains("v2"), "{}", status.stdout);
+    status.assert_prints("v2");
     // Reading needs no keys.
     ok(ctl.run(&["list", gun]));
 }
@@ -254,7 +250,7 @@ fn keyd_policy_denial_is_a_clear_error() {
     // uid 65533 may see every key but sign only with targets keys.
     let pki = Pki::new("policy").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
-    let mut daemon = TestDaemon::new()
+    let daemon = TestDaemon::new()
         .soft("soft")
         .policy(Rule::uids(&[65533]).allow(&["list"]).keys(&["*"]))
         .policy(
@@ -262,9 +258,9 @@ fn keyd_policy_denial_is_a_clear_error() {
                 .allow(&["sign"])
                 .keys(&["role:targets"]),
         )
+        .socket_group("nogroup")
         .start()
         .unwrap();
-    daemon.open_to_group("nogroup").unwrap();
     let gun = "example.com/keyd/policy";
     let owner = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     ok(owner.run(&["init", gun, "-p"]));

@@ -16,7 +16,7 @@ fn publish_then_stock_reads(daemon: &Daemon, server: &NotaryServer, gun: &str) {
         .ok()
         .unwrap();
     let status = ctl.run(&["status", gun]).unwrap().ok().unwrap();
-    assert!(status.stdout.contains("create"), "{}", status.stdout);
+    status.assert_prints("create");
     ctl.run(&["publish", gun]).unwrap().ok().unwrap();
 
     // The stock CLI, trusting on first use, lists and verifies the target.
@@ -42,7 +42,7 @@ fn publish_then_stock_reads(daemon: &Daemon, server: &NotaryServer, gun: &str) {
 
     // notaryctl reads it back the same way.
     let listed = ctl.run(&["list", gun]).unwrap().ok().unwrap();
-    assert!(listed.stdout.contains("v1 "), "{}", listed.stdout);
+    listed.assert_prints("v1 ");
     ctl.run(&["verify", gun, "v1", "-i", file.to_str().unwrap(), "-q"])
         .unwrap()
         .ok()
@@ -50,11 +50,7 @@ fn publish_then_stock_reads(daemon: &Daemon, server: &NotaryServer, gun: &str) {
     let wrong = ctl
         .run(&["verify", gun, "v1", "-i", copy.to_str().unwrap(), "-q"])
         .unwrap();
-    assert!(
-        wrong.stderr.contains("does not match target"),
-        "{}",
-        wrong.stderr
-    );
+    wrong.assert_warns("does not match target");
 }
 
 #[test]
@@ -96,7 +92,7 @@ fn stock_cli_publishes_and_notaryctl_verifies() {
 
     let ctl = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     let listed = ctl.run(&["list", gun]).unwrap().ok().unwrap();
-    assert!(listed.stdout.contains("v9 "), "{}", listed.stdout);
+    listed.assert_prints("v9 ");
     let input = stock.work_dir().join("t.txt");
     let out = ctl
         .run(&["verify", gun, "v9", "-i", input.to_str().unwrap()])
@@ -132,7 +128,7 @@ fn staging_commands_addhash_remove_reset_custom() {
 
     let stock = server.cli().unwrap();
     let listed = ok(stock.run(&["list", gun]));
-    assert!(listed.stdout.contains(sha256), "{}", listed.stdout);
+    listed.assert_prints(sha256);
     assert!(!listed.stdout.contains("dropped"), "{}", listed.stdout);
     let targets = server
         .get(&format!("/v2/{gun}/_trust/tuf/targets.json"))
@@ -149,19 +145,9 @@ fn staging_commands_addhash_remove_reset_custom() {
         listed.stdout
     );
     let again = ok(ctl.run(&["publish", gun]));
-    assert!(
-        again.stdout.contains("No unpublished changes"),
-        "{}",
-        again.stdout
-    );
+    again.assert_prints("No unpublished changes");
     let traced = ok(ctl.run_with(&["-D"], &["list", gun]));
-    assert!(
-        traced
-            .stderr
-            .contains(&format!("GET /v2/{gun}/_trust/tuf/timestamp.json -> 200")),
-        "{}",
-        traced.stderr
-    );
+    traced.assert_warns(&format!("GET /v2/{gun}/_trust/tuf/timestamp.json -> 200"));
     let lookup = ok(ctl.run(&["lookup", gun, "h"]));
     assert_eq!(lookup.stdout.trim(), format!("h sha256:{sha256} 3"));
 }

@@ -131,12 +131,8 @@ fn delegations_and_rotations_followed_by_the_stock_cli() {
         "-p",
     ]));
     let listed = ok(s.ctl.run(&["delegation", "list", gun]));
-    assert!(
-        listed.stdout.contains("targets/releases"),
-        "{}",
-        listed.stdout
-    );
-    assert!(listed.stdout.contains(&key), "{}", listed.stdout);
+    listed.assert_prints("targets/releases");
+    listed.assert_prints(&key);
     let rel = publish_target(&s, gun, "rel1", Some("targets/releases"));
     stock_sees(&s, gun, "rel1", "targets/releases", &rel);
 
@@ -183,7 +179,7 @@ fn delegations_and_rotations_followed_by_the_stock_cli() {
     let fresh = Notaryctl::new(&s.server.url, &s.server.ca_cert, &s.daemon.socket).unwrap();
     let listed = ok(fresh.run(&["list", gun]));
     for name in ["v1 ", "v4 ", "rel1 "] {
-        assert!(listed.stdout.contains(name), "{}", listed.stdout);
+        listed.assert_prints(name);
     }
 
     // Removing the delegation drops its targets from the listing.
@@ -221,11 +217,7 @@ fn stock_delegation_receives_notaryctl_targets_signed_in_keyd() {
     let d1 = publish_target(&s, gun, "d1", Some("targets/releases"));
     stock_sees(&s, gun, "d1", "targets/releases", &d1);
     let listed = ok(s.ctl.run(&["list", gun]));
-    assert!(
-        listed.stdout.contains("targets/releases"),
-        "{}",
-        listed.stdout
-    );
+    listed.assert_prints("targets/releases");
 }
 
 #[test]
@@ -273,17 +265,13 @@ fn init_and_rotate_put_new_keys_on_the_backend_named() {
         .run(&["key", "rotate", gun, "snapshot", "--backend", "nowhere"])
         .unwrap();
     assert!(!unknown.status.success());
-    assert!(unknown.stderr.contains("nowhere"), "{}", unknown.stderr);
+    unknown.assert_warns("nowhere");
     let both = s
         .ctl
         .run(&["key", "rotate", gun, "snapshot", "-r", "--backend", "soft"])
         .unwrap();
     assert!(!both.status.success());
-    assert!(
-        both.stderr.contains("-r excludes --key and --backend"),
-        "{}",
-        both.stderr
-    );
+    both.assert_warns("-r excludes --key and --backend");
 }
 
 #[test]
@@ -304,11 +292,7 @@ fn a_locked_token_signs_init_and_publish_with_notary_keyd_pin_file() {
     // Without a PIN and without a terminal: refused, saying how to give one.
     let refused = ctl.run_env(&no_pin, &[], &["init", gun]).unwrap();
     assert!(!refused.status.success());
-    assert!(
-        refused.stderr.contains("NOTARY_KEYD_PIN_FILE"),
-        "{}",
-        refused.stderr
-    );
+    refused.assert_warns("NOTARY_KEYD_PIN_FILE");
 
     let pin_file = ctl.work_dir().join("hsm.pin");
     softhsm_tests::write_secret(&pin_file, "4321\n").unwrap();
@@ -337,5 +321,5 @@ fn a_locked_token_signs_init_and_publish_with_notary_keyd_pin_file() {
         .unwrap()
         .ok()
         .unwrap();
-    assert!(listed.stdout.contains("v1"), "{}", listed.stdout);
+    listed.assert_prints("v1");
 }

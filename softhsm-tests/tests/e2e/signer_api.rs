@@ -298,7 +298,7 @@ fn second_publish_after_keyd_restart_uses_the_same_timestamp_key() -> Result<()>
     cli.run(&["add", gun, "b", "b.txt"])?.ok()?;
     let down = cli.run(&["publish", gun])?;
     assert!(!down.status.success());
-    assert!(down.stdout.contains("rpc error"), "{}", down.stdout);
+    down.assert_prints("rpc error");
 
     signer.daemon.restart()?;
     // notary-server redials with backoff; `timestamp.key` goes through

@@ -44,7 +44,7 @@ async fn sign_ok(client: &mut KeydClient<Channel>, key: &pb::Key, version: u32) 
         client,
         &key.key_id,
         payload.clone(),
-        SignAs::default().role("targets").gun(GUN),
+        SignAs::default().targets(GUN),
     )
     .await;
     let result = result.unwrap_or_else(|s| panic!("sign with {}: {s:?}", key.algorithm));
@@ -61,7 +61,7 @@ async fn sign_after_reconnect(client: &mut KeydClient<Channel>, key: &pb::Key) {
             client,
             &key.key_id,
             payload.clone(),
-            SignAs::default().role("targets").gun(GUN),
+            SignAs::default().targets(GUN),
         )
         .await;
         match result {
@@ -83,13 +83,7 @@ async fn sign_refused(
     version: u32,
 ) -> tonic::Status {
     let payload = targets_payload(version);
-    let (_, result) = sign_as(
-        client,
-        &key.key_id,
-        payload,
-        SignAs::default().role("targets").gun(GUN),
-    )
-    .await;
+    let (_, result) = sign_as(client, &key.key_id, payload, SignAs::default().targets(GUN)).await;
     match result {
         Ok(r) => panic!("signing with {} succeeded: {r:?}", key.key_id),
         Err(s) => s,
@@ -122,8 +116,7 @@ fn lockout_counter(tpm: &Swtpm) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_algorithm_signs_and_ed25519_is_refused() {
     let tpm = Swtpm::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let auth = write_secret(dir.path(), "key.auth", "tpm key auth");
+    let auth = tpm.key_auth_file("tpm key auth").unwrap();
     let daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
 
@@ -140,8 +133,7 @@ async fn every_algorithm_signs_and_ed25519_is_refused() {
             &mut client,
             NewKey::on("tpm")
                 .algorithm(algorithm(alg, curve, bits))
-                .role("targets")
-                .gun(GUN),
+                .targets(GUN),
         )
         .await;
         assert!(key.uri.starts_with("tpm:id="), "{key:?}");
@@ -175,17 +167,13 @@ async fn every_algorithm_signs_and_ed25519_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_survive_daemon_and_swtpm_restarts() {
     let mut tpm = Swtpm::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let auth = write_secret(dir.path(), "key.auth", "restart auth");
+    let auth = tpm.key_auth_file("restart auth").unwrap();
     let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let ec = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let ec = generate(&mut client, NewKey::on("tpm").targets(GUN)).await;
     let rsa = generate(
         &mut client,
-        NewKey::on("tpm")
-            .algorithm(Algorithm::Rsa2048)
-            .role("targets")
-            .gun(GUN),
+        NewKey::on("tpm").algorithm(Algorithm::Rsa2048).targets(GUN),
     )
     .await;
     sign_ok(&mut client, &ec, 1).await;
@@ -241,7 +229,7 @@ async fn wrong_key_auth_is_refused_once_and_never_retried() {
     let auth = write_secret(dir.path(), "key.auth", "the right auth");
     let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let key = generate(&mut client, NewKey::on("tpm").targets(GUN)).await;
     sign_ok(&mut client, &key, 1).await;
 
     daemon.stop().unwrap();
@@ -294,7 +282,7 @@ async fn lockout_is_reported_with_its_duration() {
     let auth = write_secret(dir.path(), "key.auth", "the right auth");
     let mut daemon = TestDaemon::new().tpm(&tpm, "tpm", &auth).start().unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let key = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let key = generate(&mut client, NewKey::on("tpm").targets(GUN)).await;
 
     let mut client = restart_with_secret(&mut daemon, dir.path(), "key.auth", "a wrong auth").await;
     let wrong = sign_refused(&mut client, &key, 1).await;
@@ -319,16 +307,15 @@ async fn lockout_is_reported_with_its_duration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swtpm_killed_mid_run_then_back_without_daemon_restart() {
     let mut tpm = Swtpm::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let auth = write_secret(dir.path(), "key.auth", "vanishing auth");
+    let auth = tpm.key_auth_file("vanishing auth").unwrap();
     let mut daemon = TestDaemon::new()
         .tpm(&tpm, "tpm", &auth)
         .soft("soft")
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let tpm_key = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
-    let soft_key = generate(&mut client, NewKey::on("soft").role("targets").gun(GUN)).await;
+    let tpm_key = generate(&mut client, NewKey::on("tpm").targets(GUN)).await;
+    let soft_key = generate(&mut client, NewKey::on("soft").targets(GUN)).await;
     sign_ok(&mut client, &tpm_key, 1).await;
 
     tpm.kill().unwrap();
@@ -377,8 +364,7 @@ async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
         &mut client,
         NewKey::on("tpm")
             .algorithm(Algorithm::EcdsaP384)
-            .role("targets")
-            .gun(GUN),
+            .targets(GUN),
     )
     .await;
     sign_ok(&mut client, &key, 1).await;
@@ -412,20 +398,18 @@ async fn owner_auth_opens_the_owner_hierarchy_and_a_wrong_one_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persist_from_keeps_new_keys_at_persistent_handles() {
     let tpm = Swtpm::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let auth = write_secret(dir.path(), "key.auth", "persistent auth");
+    let auth = tpm.key_auth_file("persistent auth").unwrap();
     let mut daemon = TestDaemon::new()
         .tpm_with(&tpm, "tpm", &auth, "persist_from = 0x81010100\n")
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let first = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let first = generate(&mut client, NewKey::on("tpm").targets(GUN)).await;
     let second = generate(
         &mut client,
         NewKey::on("tpm")
             .algorithm(Algorithm::EcdsaP384)
-            .role("targets")
-            .gun(GUN),
+            .targets(GUN),
     )
     .await;
     sign_ok(&mut client, &first, 1).await;

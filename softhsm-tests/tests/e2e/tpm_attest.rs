@@ -24,16 +24,13 @@ async fn tpm_keys_are_attested_and_the_statement_checks_out() {
         .start()
         .unwrap();
     let mut client = connect(&daemon.socket).await.unwrap();
-    let ec = generate(&mut client, NewKey::on("tpm").role("targets").gun(GUN)).await;
+    let ec = generate(&mut client, NewKey::on("tpm").targets(GUN)).await;
     let rsa = generate(
         &mut client,
-        NewKey::on("tpm")
-            .algorithm(Algorithm::Rsa2048)
-            .role("targets")
-            .gun(GUN),
+        NewKey::on("tpm").algorithm(Algorithm::Rsa2048).targets(GUN),
     )
     .await;
-    let soft = generate(&mut client, NewKey::on("soft").role("targets").gun(GUN)).await;
+    let soft = generate(&mut client, NewKey::on("soft").targets(GUN)).await;
 
     let mut fingerprints = Vec::new();
     for key in [&ec, &rsa] {
@@ -122,7 +119,7 @@ async fn tpm_keys_are_attested_and_the_statement_checks_out() {
         &mut client,
         &ec.key_id,
         targets_payload(1),
-        SignAs::default().role("targets").gun(GUN),
+        SignAs::default().targets(GUN),
     )
     .await;
     signed.unwrap();

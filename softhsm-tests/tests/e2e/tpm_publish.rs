@@ -50,9 +50,7 @@ fn fetch_json(server: &NotaryServer, name: &str) -> serde_json::Value {
 #[test]
 fn targets_key_in_swtpm_publishes_and_stock_cli_verifies() {
     let tpm = Swtpm::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let key_auth = dir.path().join("tpm-key.auth");
-    softhsm_tests::write_secret(&key_auth, "publish e2e key auth\n").unwrap();
+    let key_auth = tpm.key_auth_file("publish e2e key auth").unwrap();
     // `notaryctl init` creates its targets and snapshot keys on the daemon's
     // default backend; naming the TPM there (rather than relying on it being
     // the first backend) is how an operator sends them to it.

@@ -5,7 +5,9 @@
 
 use crate::common;
 
-use common::{reason, root_payload, sign, sign_as, targets_payload, Algorithm, Reason, SignAs};
+use common::{
+    backends, reason, root_payload, sign, sign_as, targets_payload, Algorithm, Reason, SignAs,
+};
 use keyd_proto::keyd as pb;
 use keyd_proto::keyd::keyd_client::KeydClient;
 use notary_tuf::{verify, PublicKey, SignatureMethod};
@@ -208,12 +210,7 @@ async fn selects_by_serial_among_two_cards_and_lists_serials_without_one() {
         .start()
         .unwrap();
     let mut client = client(&daemon).await;
-    let backends = client
-        .list_backends(pb::ListBackendsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .backends;
+    let backends = backends(&mut client).await;
     let by_name = |n: &str| backends.iter().find(|b| b.name == n).unwrap();
     let chosen = by_name("new");
     assert!(chosen.available, "{chosen:?}");

@@ -105,13 +105,7 @@ async fn init_with_yubikey_root_and_softhsm_targets_then_stock_cli_verifies() {
         .unwrap()
         .ok()
         .unwrap();
-    assert!(
-        generated
-            .stderr
-            .contains(&format!("URI: yubikey:serial={serial};slot=9c")),
-        "{}",
-        generated.stderr
-    );
+    generated.assert_warns(&format!("URI: yubikey:serial={serial};slot=9c"));
     let root_id = generated.stdout.lines().last().unwrap().trim().to_string();
     // ECDSA P-256, PIN once (the default), touch always.
     assert_eq!(card.slot_key(0x9c), Some((0x11, 2, 2)));
@@ -125,11 +119,7 @@ async fn init_with_yubikey_root_and_softhsm_targets_then_stock_cli_verifies() {
     let init = ["init", GUN, "--rootkey", &root_id, "-p"];
     let refused = ctl.run_env(&[("NOTARY_KEYD_PIN", "")], &[], &init).unwrap();
     assert!(!refused.status.success(), "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("notaryctl key unlock --backend yk"),
-        "{}",
-        refused.stderr
-    );
+    refused.assert_warns("notaryctl key unlock --backend yk");
     assert_eq!(card.pin_tries_left(), 3);
 
     // The root certificate and root.json are signed on the card: one touch

@@ -8,9 +8,30 @@ pub(crate) use keyd_proto::keyd::Algorithm;
 pub(crate) use keyd_proto::{Failure, Reason};
 use tonic::transport::Channel;
 
+/// Every backend the daemon lists, as ListBackends answers.
+pub(crate) async fn backends(client: &mut KeydClient<Channel>) -> Vec<pb::Backend> {
+    client
+        .list_backends(pb::ListBackendsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .backends
+}
+
 /// Runs the real `notaryctl` against `daemon`.
 pub(crate) fn notaryctl(daemon: &softhsm_tests::Daemon, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(softhsm_tests::bin_path("notaryctl").unwrap())
+    let notaryctl = softhsm_tests::bin_path("notaryctl").unwrap();
+    against(&mut std::process::Command::new(notaryctl), daemon, args)
+}
+
+/// Runs `command` (notaryctl, or a wrapper ending in its path) with
+/// `daemon`'s socket and `args`, whatever socket the environment names.
+fn against(
+    command: &mut std::process::Command,
+    daemon: &softhsm_tests::Daemon,
+    args: &[&str],
+) -> std::process::Output {
+    command
         .arg("--keyd")
         .arg(&daemon.socket)
         .args(args)
@@ -43,19 +64,15 @@ pub(crate) fn notaryctl_with_groups(
         let list: Vec<String> = groups.iter().map(u32::to_string).collect();
         format!("--groups={}", list.join(","))
     };
-    std::process::Command::new("setpriv")
+    let mut setpriv = std::process::Command::new("setpriv");
+    setpriv
         .args([
             &format!("--reuid={uid}"),
             &format!("--regid={gid}"),
             &groups,
         ])
-        .arg(softhsm_tests::bin_path("notaryctl").unwrap())
-        .arg("--keyd")
-        .arg(&daemon.socket)
-        .args(args)
-        .env_remove("NOTARY_KEYD_SOCKET")
-        .output()
-        .unwrap()
+        .arg(softhsm_tests::bin_path("notaryctl").unwrap());
+    against(&mut setpriv, daemon, args)
 }
 
 /// A canonical Targets `signed` object, as notary would sign it.
@@ -113,6 +130,11 @@ impl<'a> NewKey<'a> {
         }
     }
 
+    /// A targets key of `gun`.
+    pub(crate) fn targets(self, gun: &'a str) -> NewKey<'a> {
+        self.role("targets").gun(gun)
+    }
+
     pub(crate) fn algorithm(self, algorithm: Algorithm) -> NewKey<'a> {
         NewKey { algorithm, ..self }
     }
@@ -162,6 +184,11 @@ impl<'a> SignAs<'a> {
 
     pub(crate) fn gun(self, gun: &'a str) -> SignAs<'a> {
         SignAs { gun, ..self }
+    }
+
+    /// Targets metadata of `gun`.
+    pub(crate) fn targets(self, gun: &'a str) -> SignAs<'a> {
+        self.role("targets").gun(gun)
     }
 
     pub(crate) fn pin(self, pin: &'a str) -> SignAs<'a> {
