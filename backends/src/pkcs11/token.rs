@@ -118,7 +118,7 @@ impl Token {
     /// The reason recorded when the configured PIN is wrong.
     pub(super) fn pin_rejected(&self, tries: TriesLeft) -> String {
         format!(
-            "configured PIN for token {:?} was rejected ({tries}); it will not be tried again: fix the PIN in the config and reload",
+            "configured PIN for token {:?} was rejected ({tries}); it will not be tried again: fix the PIN (its file, credential or variable) and restart notary-keyd (a reload does not reopen backends)",
             self.label
         )
     }
