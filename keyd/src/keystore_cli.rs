@@ -1,5 +1,6 @@
 //! `notary-keyd keystore …`: offline commands on a software keystore.
 
+use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
 use crate::backends::{BackendConfig, BackendType};
 use crate::config::Config;
 use anyhow::{bail, Context, Result};
@@ -18,6 +19,9 @@ pub(crate) enum KeystoreCommand {
     /// it with the unit's credential, e.g. `systemd-run --pipe --wait
     /// -p User=notary-keyd -p LoadCredential=NAME:PATH notary-keyd -c
     /// CONFIG keystore encrypt`.
+    ///
+    /// The audit log records the run and its outcome (operation
+    /// `keystore-encrypt`), so it must not be in use either.
     ///
     /// If it is interrupted, every key stays usable with the passphrase;
     /// run it again with the same one to finish. The unencrypted bytes
@@ -70,8 +74,36 @@ fn encrypt(args: &EncryptArgs, config: &dyn Fn() -> Result<Config>) -> Result<()
             })?,
     };
     let dir = backend.soft_dir(&config.server.state_dir);
-    let done = keyd_backends::soft::encrypt_in_place(&dir, &passphrase)
-        .with_context(|| format!("backend {:?}", backend.name))?;
+    // The daemon records every change to its keys; so does this command,
+    // in the same chain. The log is opened first: a keystore is not
+    // changed without a record of it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let audit_config = config.audit().map_err(anyhow::Error::msg)?;
+    let log = runtime
+        .block_on(AuditLog::open(&audit_config))
+        .with_context(|| format!("opening the audit log in {}", audit_config.dir.display()))?;
+    let outcome = keyd_backends::soft::encrypt_in_place(&dir, &passphrase)
+        .with_context(|| format!("backend {:?}", backend.name));
+    let record = AuditRecord {
+        time: now_rfc3339(),
+        uid: Some(nix::unistd::getuid().as_raw()),
+        gid: Some(nix::unistd::getgid().as_raw()),
+        pid: i32::try_from(std::process::id()).ok(),
+        operation: "keystore-encrypt".into(),
+        backend: backend.name.clone(),
+        allowed: true,
+        result: match &outcome {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("{e:#}"),
+        },
+        ..AuditRecord::default()
+    };
+    runtime
+        .block_on(log.record(record))
+        .context("recording the encryption in the audit log")?;
+    let done = outcome?;
     println!(
         "encrypted {} key(s) in {} ({} already encrypted); start notary-keyd with this \
          passphrase configured",

@@ -157,27 +157,12 @@ impl Daemon {
 
     /// Every segment's text, oldest first (free space included).
     pub fn audit_text(&self) -> String {
-        self.audit_segments()
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect()
+        audit_text(&self.audit_dir)
     }
 
     /// The audit log's segment files, oldest first.
     pub fn audit_segments(&self) -> Vec<PathBuf> {
-        let mut segments: Vec<PathBuf> = std::fs::read_dir(&self.audit_dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        segments.sort();
-        segments
+        audit_segments(&self.audit_dir)
     }
 
     /// `notary-keyd audit verify` over the log with the daemon's audit key:
@@ -201,10 +186,7 @@ impl Daemon {
     /// Every line of the audit log, oldest first: the records of requests
     /// and the log's own (segment headers, starts, checkpoints).
     pub fn audit_chain(&self) -> Vec<serde_json::Value> {
-        self.audit_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        audit_chain(&self.audit_dir)
     }
 
     /// The decisions, oldest first: one line per request with its result
@@ -292,6 +274,39 @@ impl Daemon {
     pub fn config_path(&self) -> &Path {
         &self.config
     }
+}
+
+/// The segment files of the audit log in `dir`, oldest first.
+fn audit_segments(dir: &Path) -> Vec<PathBuf> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    segments.sort();
+    segments
+}
+
+fn audit_text(dir: &Path) -> String {
+    audit_segments(dir)
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect()
+}
+
+/// Every line of the audit log in `dir`, oldest first, for a log that no
+/// [`Daemon`] of the test writes (personal mode, an offline command).
+pub fn audit_chain(dir: &Path) -> Vec<serde_json::Value> {
+    audit_text(dir)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// Whether a request record in `chain` has no outcome yet.

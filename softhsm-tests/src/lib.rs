@@ -30,7 +30,7 @@ pub mod tls_server;
 pub mod verify;
 
 pub use client::connect;
-pub use daemon::{bin_path, Daemon};
+pub use daemon::{audit_chain, bin_path, Daemon};
 pub use notify::NotifyListener;
 pub use process::output_within;
 pub use secret::write_secret;

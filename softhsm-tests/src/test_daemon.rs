@@ -184,7 +184,10 @@ impl TestDaemon {
         let socket = dir.join("keyd.sock");
         let config = dir.join("keyd.toml");
         let audit_dir = self.audit_dir(&dir.join("audit"));
-        std::fs::write(&config, self.render(&socket, &dir.join("state"), &audit_dir))?;
+        std::fs::write(
+            &config,
+            self.render(&socket, &dir.join("state"), &audit_dir),
+        )?;
         Ok((config, socket))
     }
 

@@ -182,6 +182,15 @@ async fn an_unencrypted_keystore_is_encrypted_in_place_and_keeps_its_keys() {
         assert!(!text.contains("\"plain\""), "a key file is still plain");
     }
 
+    // The run is in the audit log, after the daemon's own records.
+    let audit = softhsm_tests::audit_chain(&home.join("data/notary-keyd/audit"));
+    let run = audit
+        .iter()
+        .rfind(|l| l["operation"] == "keystore-encrypt")
+        .unwrap_or_else(|| panic!("no keystore-encrypt record: {audit:?}"));
+    assert_eq!(run["backend"], "soft", "{run}");
+    assert_eq!(run["result"], "ok", "{run}");
+
     let _daemon = start(home, Some(&passphrase));
     assert_serves(&socket, &key_id).await;
 }
