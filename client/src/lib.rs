@@ -195,7 +195,9 @@ async fn run(cli: Cli) -> Result<()> {
     let mut client = connect::connect(&socket).await?;
     match cli.command {
         Command::Backend(BackendCommand::List(args)) => backend::list(&mut client, &args).await,
-        Command::Daemon(DaemonCommand::Status(args)) => daemon::status(&mut client, &args).await,
+        Command::Daemon(DaemonCommand::Status(args)) => {
+            daemon::status(&mut client, &socket, &args).await
+        }
         Command::Key(cmd) => match cmd {
             KeyCommand::List(args) => key::list(&mut client, &args).await,
             KeyCommand::Info(args) => key::info(&mut client, &args).await,

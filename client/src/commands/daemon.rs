@@ -1,5 +1,6 @@
-//! `notaryctl daemon status`: what the daemon is doing, for a person. The
-//! figures are those its metrics endpoint gives a scraper.
+//! `notaryctl daemon status`: which daemon this is and what it is doing,
+//! for a person. The figures are those its metrics endpoint gives a
+//! scraper; the socket and uid lines say how notaryctl reached it.
 
 use crate::connect::Client;
 use crate::errors::Reply;
@@ -7,6 +8,7 @@ use crate::output;
 use clap::Args;
 use keyd_proto::keyd as pb;
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
@@ -17,6 +19,10 @@ pub(crate) struct StatusArgs {
 
 #[derive(Serialize)]
 struct StatusJson<'a> {
+    /// The socket notaryctl connected to, as it resolved it.
+    socket: String,
+    /// The uid notaryctl asked as, which the daemon's policy sees.
+    caller_uid: u32,
     version: &'a str,
     pid: u32,
     uptime_seconds: u64,
@@ -42,13 +48,20 @@ struct BackendJson<'a> {
     mean_sign_micros: u64,
 }
 
-pub(crate) async fn status(client: &mut Client, args: &StatusArgs) -> anyhow::Result<()> {
+pub(crate) async fn status(
+    client: &mut Client,
+    socket: &Path,
+    args: &StatusArgs,
+) -> anyhow::Result<()> {
     let s = client
         .get_daemon_status(pb::GetDaemonStatusRequest {})
         .await
         .reply()?;
+    let caller_uid = nix::unistd::geteuid().as_raw();
     if args.json {
         let json = StatusJson {
+            socket: socket.display().to_string(),
+            caller_uid,
             version: &s.version,
             pid: s.pid,
             uptime_seconds: s.uptime_seconds,
@@ -77,18 +90,20 @@ pub(crate) async fn status(client: &mut Client, args: &StatusArgs) -> anyhow::Re
         println!("{}", output::json(&json)?);
         return Ok(());
     }
-    print!("{}", text(&s));
+    print!("{}", text(&s, socket, caller_uid));
     Ok(())
 }
 
 /// The status as lines for a terminal, then one table row per backend.
-fn text(s: &pb::DaemonStatus) -> String {
+fn text(s: &pb::DaemonStatus, socket: &Path, caller_uid: u32) -> String {
     let mut out = format!(
         "notary-keyd {}, pid {}, up {}\n",
         s.version,
         s.pid,
         uptime(s.uptime_seconds)
     );
+    out += &format!("socket:          {}\n", socket.display());
+    out += &format!("asked as:        uid {caller_uid}\n");
     let config = if s.config_path.is_empty() {
         "none (personal mode)"
     } else {
@@ -203,9 +218,13 @@ mod tests {
             }],
             ..Default::default()
         };
-        let text = text(&s);
+        let text = text(&s, Path::new("/run/notary-keyd/keyd.sock"), 1000);
         assert!(
-            text.starts_with("notary-keyd 1.2.3, pid 42, up 1m 1s\n"),
+            text.starts_with(
+                "notary-keyd 1.2.3, pid 42, up 1m 1s\n\
+                 socket:          /run/notary-keyd/keyd.sock\n\
+                 asked as:        uid 1000\n"
+            ),
             "{text}"
         );
         assert!(

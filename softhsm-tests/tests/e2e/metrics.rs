@@ -309,6 +309,11 @@ async fn daemon_status_shows_the_metrics_and_what_waits_for_a_restart() {
         "{shown}"
     );
     assert!(shown.contains("BACKEND"), "{shown}");
+    // Which daemon this is: the socket notaryctl used, and as whom.
+    let socket = format!("socket:          {}\n", daemon.socket.display());
+    assert!(shown.contains(&socket), "{shown}");
+    let asked_as = format!("asked as:        uid {}\n", nix::unistd::geteuid());
+    assert!(shown.contains(&asked_as), "{shown}");
     std::fs::write(daemon.config_path(), changed.replace("[server]", "[sever]")).unwrap();
     hup();
     let failed = until("the failed reload", &|s| s["last_reload_error"] != "");
