@@ -47,6 +47,25 @@ fn config(ctl: &Notaryctl, pinning: serde_json::Value) -> String {
 }
 
 #[test]
+fn staging_for_a_collection_nothing_trusts_yet_warns_at_once() {
+    let gun = "example.com/keyd/known";
+    let (_pki, _server, _daemon, ctl) = published("typo", gun);
+    let file = ctl.work_dir().join("v2.bin");
+    std::fs::write(&file, b"v2\n").unwrap();
+    let file = file.to_str().unwrap();
+    let known = ok(ctl.run(&["add", gun, "v2", file]));
+    assert!(!known.stderr.contains("trusted here"), "{}", known.stderr);
+    // A mistyped GUN is staged, with a warning, and publish names the fix.
+    let typo = "example.com/keyd/knwon";
+    let staged = ok(ctl.run(&["add", typo, "v2", file]));
+    staged.assert_warns(&format!("nothing of {typo} is trusted here yet"));
+    refused(
+        ctl.run(&["publish", typo]),
+        &format!("initialise it first: notaryctl init {typo}"),
+    );
+}
+
+#[test]
 fn trust_pinning_by_cert_id_and_ca() {
     let gun = "example.com/keyd/pinned";
     let (pki, server, daemon, _ctl) = published("pin", gun);

@@ -181,8 +181,19 @@ pub(crate) async fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
     publish_if(ctx, &args.gun, args.publish).await
 }
 
+/// Stages `changes`; warns when this trust dir holds nothing of `gun`, as
+/// a mistyped name would otherwise surface only at publish.
 fn stage(ctx: &Context, gun: &str, changes: &[Change]) -> Result<()> {
-    ctx.gun_dir(gun)?.changelist().add(changes)
+    let dir = ctx.gun_dir(gun)?;
+    dir.changelist().add(changes)?;
+    if matches!(dir.read_cached(&Role::Root), Ok(None)) {
+        eprintln!(
+            "note: nothing of {gun} is trusted here yet: publish takes it from the server, or \
+             asks for `notaryctl init {gun}` if the server has none; check the name if you \
+             meant an existing collection"
+        );
+    }
+    Ok(())
 }
 
 fn push_creates(changes: &mut Vec<Change>, roles: &[String], target: &str, meta: FileMeta) {
