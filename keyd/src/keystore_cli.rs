@@ -1,9 +1,9 @@
 //! `notary-keyd keystore …`: offline commands on a software keystore.
 
-use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
+use crate::audit::{now_rfc3339, AuditLog, AuditRecord, OpenError};
 use crate::backends::{BackendConfig, BackendType};
 use crate::config::Config;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand, Debug)]
@@ -83,7 +83,13 @@ fn encrypt(args: &EncryptArgs, config: &dyn Fn() -> Result<Config>) -> Result<()
     let audit_config = config.audit().map_err(anyhow::Error::msg)?;
     let log = runtime
         .block_on(AuditLog::open(&audit_config))
-        .with_context(|| format!("opening the audit log in {}", audit_config.dir.display()))?;
+        .map_err(|e| match e {
+            OpenError::Locked(_) => anyhow!("{e}: is a notary-keyd running on it? Stop it first"),
+            e => anyhow::Error::new(e).context(format!(
+                "opening the audit log in {}",
+                audit_config.dir.display()
+            )),
+        })?;
     let outcome = keyd_backends::soft::encrypt_in_place(&dir, &passphrase)
         .with_context(|| format!("backend {:?}", backend.name));
     let record = AuditRecord {

@@ -151,11 +151,12 @@ async fn an_unencrypted_keystore_is_encrypted_in_place_and_keeps_its_keys() {
         "made in clear",
     )
     .await;
-    // A running daemon holds the keystore: the command refuses it.
+    // A running daemon holds the keystore and its audit log: the command
+    // refuses them.
     let busy = encrypt(home, &passphrase);
     assert!(!busy.status.success());
     let stderr = String::from_utf8_lossy(&busy.stderr);
-    assert!(stderr.contains("already open"), "{stderr}");
+    assert!(stderr.contains("is a notary-keyd running"), "{stderr}");
     drop(daemon);
 
     // The daemon refuses the passphrase and names the command.
