@@ -39,9 +39,12 @@ pub(crate) struct EncryptArgs {
 }
 
 /// Runs `command` on the backends of `config`, loaded only when needed.
-pub(crate) fn run(command: &KeystoreCommand, config: &dyn Fn() -> Result<Config>) -> ExitCode {
+pub(crate) async fn run(
+    command: &KeystoreCommand,
+    config: &dyn Fn() -> Result<Config>,
+) -> ExitCode {
     let outcome = match command {
-        KeystoreCommand::Encrypt(args) => encrypt(args, config),
+        KeystoreCommand::Encrypt(args) => encrypt(args, config).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,7 +55,7 @@ pub(crate) fn run(command: &KeystoreCommand, config: &dyn Fn() -> Result<Config>
     }
 }
 
-fn encrypt(args: &EncryptArgs, config: &dyn Fn() -> Result<Config>) -> Result<()> {
+async fn encrypt(args: &EncryptArgs, config: &dyn Fn() -> Result<Config>) -> Result<()> {
     let config = config()?;
     let backend = chosen_soft_backend(&config.backends, args.backend.as_deref())?;
     let passphrase = match &backend.passphrase {
@@ -77,19 +80,14 @@ fn encrypt(args: &EncryptArgs, config: &dyn Fn() -> Result<Config>) -> Result<()
     // The daemon records every change to its keys; so does this command,
     // in the same chain. The log is opened first: a keystore is not
     // changed without a record of it.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let audit_config = config.audit().map_err(anyhow::Error::msg)?;
-    let log = runtime
-        .block_on(AuditLog::open(&audit_config))
-        .map_err(|e| match e {
-            OpenError::Locked(_) => anyhow!("{e}: is a notary-keyd running on it? Stop it first"),
-            e => anyhow::Error::new(e).context(format!(
-                "opening the audit log in {}",
-                audit_config.dir.display()
-            )),
-        })?;
+    let log = AuditLog::open(&audit_config).await.map_err(|e| match e {
+        OpenError::Locked(_) => anyhow!("{e}: is a notary-keyd running on it? Stop it first"),
+        e => anyhow::Error::new(e).context(format!(
+            "opening the audit log in {}",
+            audit_config.dir.display()
+        )),
+    })?;
     let outcome = keyd_backends::soft::encrypt_in_place(&dir, &passphrase)
         .with_context(|| format!("backend {:?}", backend.name));
     let record = AuditRecord {
@@ -106,8 +104,8 @@ fn encrypt(args: &EncryptArgs, config: &dyn Fn() -> Result<Config>) -> Result<()
         },
         ..AuditRecord::default()
     };
-    runtime
-        .block_on(log.record(record))
+    log.record(record)
+        .await
         .context("recording the encryption in the audit log")?;
     let done = outcome?;
     println!(

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
         .long_version(LONG_VERSION)
         .get_matches();
     let args = notary_keyd::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Some(code) = notary_keyd::offline_command(&args) {
+    if let Some(code) = notary_keyd::offline_command(&args).await {
         return code;
     }
     match notary_keyd::run(args).await {

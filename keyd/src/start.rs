@@ -81,7 +81,7 @@ enum Command {
 
 /// Runs a command that works on files and needs no daemon (`audit …`,
 /// `keystore …`); `None` when `args` asks for the daemon.
-pub fn offline_command(args: &Args) -> Option<std::process::ExitCode> {
+pub async fn offline_command(args: &Args) -> Option<std::process::ExitCode> {
     match args.command.as_ref()? {
         Command::Audit(command) => {
             let config = || {
@@ -93,7 +93,7 @@ pub fn offline_command(args: &Args) -> Option<std::process::ExitCode> {
         }
         Command::Keystore(command) => {
             let config = || Ok(load_config(args)?.0);
-            Some(crate::keystore_cli::run(command, &config))
+            Some(crate::keystore_cli::run(command, &config).await)
         }
     }
 }
