@@ -52,6 +52,7 @@ mod start;
 mod state;
 mod status;
 mod systemd;
+mod warn_throttle;
 mod wire;
 
 pub use logging::report_fatal;

@@ -9,9 +9,11 @@
 use crate::limits::{UidCounts, UidSlot};
 use crate::peer::PeerInfo;
 use crate::status::refusal;
+use crate::warn_throttle::{WarnThrottle, INTERVAL};
 use keyd_proto::Reason;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::Status;
@@ -20,12 +22,14 @@ use tonic::Status;
 #[derive(Clone)]
 pub(crate) struct RequestsPerUid {
     counts: UidCounts,
+    warnings: Arc<WarnThrottle>,
 }
 
 impl RequestsPerUid {
     pub(crate) fn new(max: usize) -> RequestsPerUid {
         RequestsPerUid {
             counts: UidCounts::new(max),
+            warnings: Arc::new(WarnThrottle::new(INTERVAL)),
         }
     }
 }
@@ -37,6 +41,7 @@ impl<S> tower_layer::Layer<S> for RequestsPerUid {
         Limited {
             inner,
             counts: self.counts.clone(),
+            warnings: Arc::clone(&self.warnings),
         }
     }
 }
@@ -45,6 +50,7 @@ impl<S> tower_layer::Layer<S> for RequestsPerUid {
 pub(crate) struct Limited<S> {
     inner: S,
     counts: UidCounts,
+    warnings: Arc<WarnThrottle>,
 }
 
 type Responding<E> = Pin<Box<dyn Future<Output = Result<http::Response<Body>, E>> + Send>>;
@@ -74,11 +80,14 @@ where
         let slot = match uid.map(|uid| (uid, self.counts.take(uid))) {
             Some((uid, None)) => {
                 let max = self.counts.max();
-                tracing::warn!(
-                    uid,
-                    max,
-                    "request refused: the uid has [server.limits] max_requests_per_uid requests in progress"
-                );
+                if let Some(held_back) = self.warnings.admit(uid) {
+                    tracing::warn!(
+                        uid,
+                        max,
+                        held_back,
+                        "request refused: the uid has [server.limits] max_requests_per_uid requests in progress"
+                    );
+                }
                 let refusal = refusal(
                     Reason::TooManyRequests,
                     format!(

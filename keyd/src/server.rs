@@ -5,6 +5,7 @@ use crate::limits::{ServerLimits, UidCounts};
 use crate::peer::{self, PeerStream};
 use crate::request_limit::RequestsPerUid;
 use crate::service::KeydService;
+use crate::warn_throttle::{WarnThrottle, INTERVAL};
 use keyd_proto::keyd::audit_server::AuditServer;
 use keyd_proto::keyd::keyd_server::KeydServer;
 use keyd_proto::socket::{check_private_dir, personal_socket, UntrustedDir};
@@ -118,10 +119,11 @@ pub(crate) async fn serve(
         }
     };
     let counts = UidCounts::new(limits.max_connections_per_uid);
+    let warnings = WarnThrottle::new(INTERVAL);
     let incoming =
         tokio_stream::StreamExt::filter_map(UnixListenerStream::new(listener), move |accepted| {
             match accepted.and_then(peer::accept) {
-                Ok(stream) => admit(&counts, stream).map(Ok),
+                Ok(stream) => admit(&counts, &warnings, stream).map(Ok),
                 Err(e) => Some(Err(e)),
             }
         });
@@ -131,18 +133,22 @@ pub(crate) async fn serve(
 }
 
 /// The connection, holding a slot of its uid's, or `None` (it is closed)
-/// when that uid already has `max_connections_per_uid` open.
-fn admit(counts: &UidCounts, stream: PeerStream) -> Option<PeerStream> {
+/// when that uid already has `max_connections_per_uid` open; the warning
+/// for that is logged at most once a second per uid.
+fn admit(counts: &UidCounts, warnings: &WarnThrottle, stream: PeerStream) -> Option<PeerStream> {
     let Some(uid) = stream.info().uid() else {
         return Some(stream);
     };
     match counts.take(uid) {
         Some(slot) => Some(stream.holding(Some(slot))),
         None => {
-            tracing::warn!(
-                uid,
-                "connection closed: the uid has [server.limits] max_connections_per_uid connections open"
-            );
+            if let Some(held_back) = warnings.admit(uid) {
+                tracing::warn!(
+                    uid,
+                    held_back,
+                    "connection closed: the uid has [server.limits] max_connections_per_uid connections open"
+                );
+            }
             None
         }
     }

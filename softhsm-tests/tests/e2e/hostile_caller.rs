@@ -209,6 +209,23 @@ async fn requests_beyond_a_uids_limit_are_refused_and_others_are_served() {
         refused.message().contains("max_requests_per_uid"),
         "{refused:?}"
     );
+    // Every refusal is answered, but a burst of them costs the daemon's log
+    // about a line a second, not a line each.
+    for _ in 0..50 {
+        let refused = client
+            .list_keys(keyd_proto::keyd::ListKeysRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    }
+    let warned = daemon
+        .log_text()
+        .matches("max_requests_per_uid requests in progress")
+        .count();
+    assert!(
+        (1..25).contains(&warned),
+        "{warned} warnings for 51 refusals"
+    );
     // notaryctl, as the same uid, says what happened.
     let o = common::notaryctl(&daemon, &["key", "list"]);
     assert!(!o.status.success());
