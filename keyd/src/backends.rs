@@ -26,6 +26,16 @@ pub(crate) enum BackendType {
 }
 
 impl BackendType {
+    /// The name as the config file writes it (`type = "pkcs11"`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BackendType::Soft => "soft",
+            BackendType::Pkcs11 => "pkcs11",
+            BackendType::Tpm => "tpm",
+            BackendType::Yubikey => "yubikey",
+        }
+    }
+
     /// The optional `[[backend]]` fields this type uses; any other is an
     /// error rather than silently ignored.
     fn fields(self) -> &'static [&'static str] {
@@ -138,8 +148,8 @@ impl BackendConfig {
             return Err(Problem::field(
                 field,
                 format!(
-                    "backend {name:?}: `{field}` does not apply to type {:?}",
-                    self.kind
+                    "backend {name:?}: `{field}` does not apply to type \"{}\"",
+                    self.kind.as_str()
                 ),
             ));
         }
@@ -349,7 +359,7 @@ mod tests {
 
         let pin = parse("name='tpm'\ntype='tpm'\npin={ env='P' }\n");
         let err = pin.validate().unwrap_err().message;
-        assert!(err.contains("`pin` does not apply to type Tpm"), "{err}");
+        assert!(err.contains("`pin` does not apply to type \"tpm\""), "{err}");
 
         let empty = parse("name='tpm'\ntype='tpm'\ntcti=''\n");
         assert!(empty
@@ -367,7 +377,7 @@ mod tests {
 
         let soft = parse("name='soft'\ntype='soft'\ntcti='device:/dev/tpmrm0'\n");
         let err = soft.validate().unwrap_err().message;
-        assert!(err.contains("`tcti` does not apply to type Soft"), "{err}");
+        assert!(err.contains("`tcti` does not apply to type \"soft\""), "{err}");
     }
 
     #[test]

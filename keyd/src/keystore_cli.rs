@@ -128,8 +128,8 @@ fn chosen_soft_backend<'a>(
         Some(name) => match backends.iter().find(|b| b.name == name) {
             Some(b) if b.kind == BackendType::Soft => Ok(b),
             Some(b) => bail!(
-                "backend {name:?} is of type {:?}, not a software keystore",
-                b.kind
+                "backend {name:?} is of type \"{}\", not a software keystore",
+                b.kind.as_str()
             ),
             None => bail!("the configuration has no backend {name:?}"),
         },

@@ -283,7 +283,9 @@ fn find_token(ctx: &Pkcs11, config: &Pkcs11Config) -> Result<(Slot, TokenInfo), 
                 TokenSelector::Serial(serial) => format!("no token with serial {serial:?}"),
             };
             let seen = if present.is_empty() {
-                "no initialised tokens present: is the device plugged in and initialised?"
+                "no initialised tokens present: is the device plugged in and initialised? \
+                 For SoftHSM2, SOFTHSM2_CONF must name the config of the token directory \
+                 `softhsm2-util --init-token` used (`softhsm2-util --show-slots` lists its tokens)"
                     .to_string()
             } else {
                 format!("tokens present: {}", present.join(", "))
