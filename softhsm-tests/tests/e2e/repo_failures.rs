@@ -47,14 +47,18 @@ fn config(ctl: &Notaryctl, pinning: serde_json::Value) -> String {
 }
 
 #[test]
-fn staging_for_a_collection_nothing_trusts_yet_warns_at_once() {
+fn staging_for_a_collection_or_role_nothing_trusts_yet_warns_at_once() {
     let gun = "example.com/keyd/known";
     let (_pki, _server, _daemon, ctl) = published("typo", gun);
     let file = ctl.work_dir().join("v2.bin");
     std::fs::write(&file, b"v2\n").unwrap();
     let file = file.to_str().unwrap();
+    // A known collection and role: staged without a word.
     let known = ok(ctl.run(&["add", gun, "v2", file]));
-    assert!(!known.stderr.contains("trusted here"), "{}", known.stderr);
+    assert!(known.stderr.is_empty(), "{}", known.stderr);
+    // A role the collection does not delegate is staged, with a warning.
+    let role = ok(ctl.run(&["add", gun, "v2", file, "-r", "targets/nonexist"]));
+    role.assert_warns("targets/nonexist is not a delegation of example.com/keyd/known");
     // A mistyped GUN is staged, with a warning, and publish names the fix.
     let typo = "example.com/keyd/knwon";
     let staged = ok(ctl.run(&["add", typo, "v2", file]));

@@ -3,12 +3,13 @@
 
 use super::publish::publish_if;
 use super::Context;
+use crate::collection::apply::parent_of;
 use crate::meter::Meter;
-use crate::trust_dir::{Change, ChangeAction, ChangeKind};
+use crate::trust_dir::{Change, ChangeAction, ChangeKind, GunDir};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use notary_tuf::{FileMeta, Role};
-use std::collections::BTreeMap;
+use notary_tuf::{FileMeta, Role, SignedEnvelope, Targets};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
@@ -181,8 +182,9 @@ pub(crate) async fn remove(ctx: &Context, args: &RemoveArgs) -> Result<()> {
     publish_if(ctx, &args.gun, args.publish).await
 }
 
-/// Stages `changes`; warns when this trust dir holds nothing of `gun`, as
-/// a mistyped name would otherwise surface only at publish.
+/// Stages `changes`; warns when this trust dir holds nothing of `gun`, or
+/// of a delegation they name, as a mistyped name would otherwise surface
+/// only at publish.
 fn stage(ctx: &Context, gun: &str, changes: &[Change]) -> Result<()> {
     let dir = ctx.gun_dir(gun)?;
     dir.changelist().add(changes)?;
@@ -192,8 +194,43 @@ fn stage(ctx: &Context, gun: &str, changes: &[Change]) -> Result<()> {
              asks for `notaryctl init {gun}` if the server has none; check the name if you \
              meant an existing collection"
         );
+        return Ok(());
+    }
+    for role in unknown_delegations(&dir, changes) {
+        eprintln!(
+            "note: {role} is not a delegation of {gun} as last seen here, and no staged \
+             change adds it: publish will refuse it unless the server has it; check the name, \
+             or stage `notaryctl delegation add {gun} {role} …` first"
+        );
     }
     Ok(())
+}
+
+/// The delegation roles `changes` put targets in that the cached metadata
+/// of their parent does not list and no staged change creates. A role
+/// whose parent is not cached is not judged (it is fetched at publish).
+fn unknown_delegations(dir: &GunDir, changes: &[Change]) -> BTreeSet<String> {
+    let staged: BTreeSet<String> = dir
+        .changelist()
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|s| s.changes)
+        .filter(|c| c.kind == ChangeKind::Delegation && c.action == ChangeAction::Create)
+        .map(|c| c.role)
+        .collect();
+    let listed_by_parent = |role: &str| -> Option<bool> {
+        let parent = Role::parse(parent_of(role)?).ok()?;
+        let bytes = dir.read_cached(&parent).ok()??;
+        let targets: Targets = SignedEnvelope::parse(&bytes).ok()?.decode().ok()?;
+        Some(targets.delegations.roles.iter().any(|d| d.name == role))
+    };
+    changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Target && c.role != "targets")
+        .map(|c| c.role.clone())
+        .filter(|role| !staged.contains(role) && listed_by_parent(role) == Some(false))
+        .collect()
 }
 
 fn push_creates(changes: &mut Vec<Change>, roles: &[String], target: &str, meta: FileMeta) {
