@@ -359,7 +359,10 @@ mod tests {
 
         let pin = parse("name='tpm'\ntype='tpm'\npin={ env='P' }\n");
         let err = pin.validate().unwrap_err().message;
-        assert!(err.contains("`pin` does not apply to type \"tpm\""), "{err}");
+        assert!(
+            err.contains("`pin` does not apply to type \"tpm\""),
+            "{err}"
+        );
 
         let empty = parse("name='tpm'\ntype='tpm'\ntcti=''\n");
         assert!(empty
@@ -377,7 +380,10 @@ mod tests {
 
         let soft = parse("name='soft'\ntype='soft'\ntcti='device:/dev/tpmrm0'\n");
         let err = soft.validate().unwrap_err().message;
-        assert!(err.contains("`tcti` does not apply to type \"soft\""), "{err}");
+        assert!(
+            err.contains("`tcti` does not apply to type \"soft\""),
+            "{err}"
+        );
     }
 
     #[test]
