@@ -3,6 +3,7 @@
 //! TLS trust errors, and notary-keyd being down.
 
 use base64::Engine;
+use sha2::Digest;
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
 use softhsm_tests::{Daemon, Rule, TestDaemon};
@@ -67,6 +68,44 @@ fn staging_for_a_collection_or_role_nothing_trusts_yet_warns_at_once() {
         ctl.run(&["publish", typo]),
         &format!("initialise it first: notaryctl init {typo}"),
     );
+}
+
+#[test]
+fn a_manifest_is_hashed_whole_or_staged_not_at_all() {
+    let gun = "example.com/keyd/manifest";
+    let (_pki, _server, _daemon, ctl) = published("manifest", gun);
+    let dir = ctl.work_dir().join("batch");
+    std::fs::create_dir(&dir).unwrap();
+    let mut manifest = String::new();
+    for i in 0..40 {
+        std::fs::write(dir.join(format!("f{i}.bin")), format!("file {i}\n")).unwrap();
+        manifest.push_str(&format!("t{i} f{i}.bin\n"));
+    }
+    // One file that cannot be read: the batch is refused, nothing staged.
+    let broken = dir.join("broken.txt");
+    std::fs::write(&broken, format!("{manifest}t-missing missing.bin\n")).unwrap();
+    let out = ctl
+        .run(&["add", gun, "--from-file", broken.to_str().unwrap()])
+        .unwrap();
+    assert!(!out.status.success(), "{}", out.stdout);
+    out.assert_warns("missing.bin");
+    ok(ctl.run(&["status", gun])).assert_prints("No unpublished changes");
+    // The whole manifest, hashed on every core, lands in manifest order.
+    let whole = dir.join("manifest.txt");
+    std::fs::write(&whole, &manifest).unwrap();
+    ok(ctl.run(&["add", gun, "--from-file", whole.to_str().unwrap()]))
+        .assert_prints("Addition of 40 targets");
+    ok(ctl.run(&["publish", gun]));
+    let listed = ok(ctl.run(&["list", gun]));
+    for i in [0, 17, 39] {
+        let digest = hex::encode(sha2::Sha256::digest(format!("file {i}\n")));
+        let row = listed
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("t{i} ")))
+            .unwrap_or_else(|| panic!("no t{i} in:\n{}", listed.stdout));
+        assert!(row.contains(&digest), "{row}");
+    }
 }
 
 #[test]

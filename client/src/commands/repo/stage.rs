@@ -11,6 +11,7 @@ use clap::Args;
 use notary_tuf::{FileMeta, Role, SignedEnvelope, Targets};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Args)]
 pub(crate) struct AddArgs {
@@ -85,17 +86,14 @@ pub(crate) async fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
         _ => bail!("give TARGET and FILE, or --from-file MANIFEST"),
     };
     let custom = read_custom(args.custom.as_deref())?;
-    let many =
-        (entries.len() > 1).then(|| Meter::items(entries.len() as u64, "Hashing targets".into()));
-    for (target, file) in &entries {
-        let mut meta = measure(file, many.is_none())?;
+    let metas = match entries.as_slice() {
+        [(_, file)] => vec![measure(file, true)?],
+        _ => measure_all(&entries)?,
+    };
+    for ((target, _), mut meta) in entries.iter().zip(metas) {
         meta.custom = custom.clone();
         push_creates(&mut changes, &roles, target, meta);
-        if let Some(meter) = &many {
-            meter.advance(1);
-        }
     }
-    drop(many);
     stage(ctx, &args.gun, &changes)?;
     match entries.as_slice() {
         [(target, _)] => println!(
@@ -124,6 +122,43 @@ fn measure(file: &Path, show: bool) -> Result<FileMeta> {
         FileMeta::for_reader(handle)
     };
     meta.with_context(cannot)
+}
+
+/// The files of a manifest, hashed on every core (each file read in
+/// pieces), in the manifest's order; the first file that cannot be read
+/// fails the whole batch, so nothing is staged.
+fn measure_all(entries: &[(String, PathBuf)]) -> Result<Vec<FileMeta>> {
+    let meter = Meter::items(entries.len() as u64, "Hashing targets".into());
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(entries.len());
+    let mut measured: Vec<(usize, Result<FileMeta>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((_, file)) = entries.get(i) else {
+                            return done;
+                        };
+                        done.push((i, measure(file, false)));
+                        meter.advance(1);
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    if measured.len() != entries.len() {
+        bail!("a hashing thread failed");
+    }
+    measured.sort_by_key(|(i, _)| *i);
+    measured.into_iter().map(|(_, meta)| meta).collect()
 }
 
 pub(crate) async fn add_hash(ctx: &Context, args: &AddHashArgs) -> Result<()> {
