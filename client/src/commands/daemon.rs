@@ -23,6 +23,8 @@ struct StatusJson<'a> {
     socket: String,
     /// The uid notaryctl asked as, which the daemon's policy sees.
     caller_uid: u32,
+    /// What the policy lets that uid do with some key.
+    caller_may: &'a [String],
     version: &'a str,
     pid: u32,
     uptime_seconds: u64,
@@ -62,6 +64,7 @@ pub(crate) async fn status(
         let json = StatusJson {
             socket: socket.display().to_string(),
             caller_uid,
+            caller_may: &s.caller_may,
             version: &s.version,
             pid: s.pid,
             uptime_seconds: s.uptime_seconds,
@@ -103,7 +106,10 @@ fn text(s: &pb::DaemonStatus, socket: &Path, caller_uid: u32) -> String {
         uptime(s.uptime_seconds)
     );
     out += &format!("socket:          {}\n", socket.display());
-    out += &format!("asked as:        uid {caller_uid}\n");
+    out += &format!(
+        "asked as:        uid {caller_uid}, which may {} (on the keys its rules select)\n",
+        s.caller_may.join(", ")
+    );
     let config = if s.config_path.is_empty() {
         "none (personal mode)"
     } else {
@@ -207,6 +213,7 @@ mod tests {
             summary: "1 of 1 backends available (soft), 2 keys".into(),
             pending_restart: vec!["backend".into()],
             audit_records: 9,
+            caller_may: vec!["list".into(), "sign".into()],
             backends: vec![pb::BackendActivity {
                 name: "soft".into(),
                 available: true,
@@ -223,7 +230,7 @@ mod tests {
             text.starts_with(
                 "notary-keyd 1.2.3, pid 42, up 1m 1s\n\
                  socket:          /run/notary-keyd/keyd.sock\n\
-                 asked as:        uid 1000\n"
+                 asked as:        uid 1000, which may list, sign (on the keys its rules select)\n"
             ),
             "{text}"
         );

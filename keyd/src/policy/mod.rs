@@ -45,6 +45,15 @@ pub(crate) enum Operation {
 }
 
 impl Operation {
+    pub(crate) const ALL: [Operation; 6] = [
+        Operation::List,
+        Operation::Sign,
+        Operation::SignRaw,
+        Operation::Generate,
+        Operation::Delete,
+        Operation::Unlock,
+    ];
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Operation::List => "list",

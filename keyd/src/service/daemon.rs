@@ -66,6 +66,11 @@ impl KeydService {
             audit_records: crate::metrics::AUDIT.records.load(Ordering::Relaxed),
             backends: backends.collect(),
             not_opened: info.not_opened.to_vec(),
+            caller_may: Operation::ALL
+                .into_iter()
+                .filter(|&op| self.policy.allows_any(&caller, op))
+                .map(|op| op.as_str().to_string())
+                .collect(),
         }))
     }
 }
