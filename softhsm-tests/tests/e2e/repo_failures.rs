@@ -491,3 +491,135 @@ fn altered_metadata_is_refused_and_cache_kept() {
     ctl.server_url = url;
     ok(ctl.run(&["list", gun]));
 }
+
+/// A delegation gets only keys that can sign it, and a publish signs with
+/// the keys that may and skips the ones refused, as stock notary does.
+#[test]
+fn a_delegation_refuses_a_key_bound_elsewhere_and_publish_skips_refused_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    if nix::unistd::geteuid().as_raw() != 0 {
+        eprintln!("skipped: needs root to run notaryctl as another uid with setpriv");
+        return;
+    }
+    // uid 65533 may see every key but sign only with those on `soft`.
+    let pki = Pki::new("skip").unwrap();
+    let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let daemon = TestDaemon::new()
+        .soft("soft")
+        .soft("spare")
+        .policy(Rule::uids(&[65533]).allow(&["list"]).keys(&["*"]))
+        .policy(
+            Rule::uids(&[65533])
+                .allow(&["sign"])
+                .keys(&["backend:soft"]),
+        )
+        .socket_group("nogroup")
+        .start()
+        .unwrap();
+    let gun = "example.com/keyd/skip";
+    let owner = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
+    ok(owner.run(&["init", gun, "-p"]));
+    let generate = |backend: &str, role: &str| {
+        let out = ok(owner.run(&[
+            "key",
+            "generate",
+            "--backend",
+            backend,
+            "--role",
+            role,
+            "--gun",
+            gun,
+        ]));
+        out.stdout.lines().last().unwrap().trim().to_string()
+    };
+    let targets_key = generate("soft", "targets");
+    let allowed = generate("soft", "targets/releases");
+    let refused_key = generate("spare", "targets/releases");
+
+    // A key bound to `targets` could never sign the delegation: refused,
+    // nothing staged.
+    let out = owner
+        .run(&[
+            "delegation",
+            "add",
+            gun,
+            "targets/releases",
+            "--key",
+            &targets_key,
+            "--all-paths",
+        ])
+        .unwrap();
+    assert!(!out.status.success(), "{}", out.stdout);
+    out.assert_warns("is bound to role \"targets\"");
+    ok(owner.run(&["status", gun])).assert_prints("No unpublished changes");
+    ok(owner.run(&[
+        "delegation",
+        "add",
+        gun,
+        "targets/releases",
+        "--key",
+        &allowed,
+        "--key",
+        &refused_key,
+        "--all-paths",
+        "-p",
+    ]));
+
+    // uid 65533 publishes a target of the delegation: the key on `spare` is
+    // refused and skipped, the one on `soft` meets the threshold of 1.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(other.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = other.path().join("r.bin");
+    std::fs::write(&file, b"release\n").unwrap();
+    std::fs::set_permissions(&server.ca_cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ca_dir = server.ca_cert.parent().unwrap();
+    std::fs::set_permissions(ca_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65533", "--regid=65534", "--clear-groups"])
+            .arg(softhsm_tests::bin_path("notaryctl").unwrap())
+            .arg("--keyd")
+            .arg(&daemon.socket)
+            .args(["-s", &server.url, "--tlscacert"])
+            .arg(&server.ca_cert)
+            .arg("-d")
+            .arg(other.path().join("trust"))
+            .args(args)
+            .env("HOME", other.path())
+            .env_remove("NOTARY_KEYD_SOCKET")
+            .output()
+            .unwrap()
+    };
+    let staged = run(&[
+        "add",
+        gun,
+        "r",
+        file.to_str().unwrap(),
+        "-r",
+        "targets/releases",
+    ]);
+    assert!(
+        staged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&staged.stderr)
+    );
+    let published = run(&["publish", gun]);
+    let stderr = String::from_utf8_lossy(&published.stderr);
+    assert!(published.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: skipping key {refused_key} for targets/releases"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("skipping key {allowed}")),
+        "{stderr}"
+    );
+    let listed = ok(owner.run(&["list", gun, "-r", "targets/releases"]));
+    assert!(
+        listed.stdout.lines().any(|l| l.starts_with("r ")),
+        "{}",
+        listed.stdout
+    );
+}
