@@ -6,7 +6,7 @@ use base64::Engine;
 use sha2::Digest;
 use softhsm_tests::notary_stack::{CliOutput, NotaryServer, Pki, TrustService};
 use softhsm_tests::notaryctl_cli::Notaryctl;
-use softhsm_tests::{Daemon, Rule, TestDaemon};
+use softhsm_tests::{Daemon, Rule, SoftHsm, TestDaemon};
 
 fn ok(out: anyhow::Result<CliOutput>) -> CliOutput {
     out.unwrap().ok().unwrap()
@@ -501,12 +501,15 @@ fn a_delegation_refuses_a_key_bound_elsewhere_and_publish_skips_refused_keys() {
         eprintln!("skipped: needs root to run notaryctl as another uid with setpriv");
         return;
     }
-    // uid 65533 may see every key but sign only with those on `soft`.
+    // uid 65533 may see every key but sign only with those on `soft`, not
+    // with those on the SoftHSM2 token `spare`.
     let pki = Pki::new("skip").unwrap();
     let server = NotaryServer::start(&pki, &TrustService::Local).unwrap();
+    let hsm = SoftHsm::new("spare", "2468").unwrap();
     let daemon = TestDaemon::new()
         .soft("soft")
-        .soft("spare")
+        .softhsm(&hsm, "spare")
+        .unwrap()
         .policy(Rule::uids(&[65533]).allow(&["list"]).keys(&["*"]))
         .policy(
             Rule::uids(&[65533])
