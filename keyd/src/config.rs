@@ -151,6 +151,9 @@ impl Config {
             .validate()
             .map_err(|e| Problem::new(KeyPath::root().key("server").key("limits"), e))?;
         let mut names = std::collections::HashSet::new();
+        // Each software keystore locks its directory: a second one on the
+        // same directory could never open.
+        let mut soft_dirs: std::collections::HashMap<PathBuf, &str> = Default::default();
         for (i, b) in self.backends.iter().enumerate() {
             let at = KeyPath::root().key("backend").index(i);
             b.validate().map_err(|problem| problem.within(&at))?;
@@ -159,6 +162,20 @@ impl Config {
                     at.key("name"),
                     format!("backend name {:?} is used twice", b.name),
                 ));
+            }
+            if b.kind == BackendType::Soft {
+                let dir = b.soft_dir(&self.server.state_dir);
+                if let Some(first) = soft_dirs.insert(dir.clone(), &b.name) {
+                    return Err(Problem::new(
+                        at.key("name"),
+                        format!(
+                            "software keystores {first:?} and {:?} both use {}: give one its own \
+                             `dir`",
+                            b.name,
+                            dir.display()
+                        ),
+                    ));
+                }
             }
         }
         if let Some(d) = &self.server.default_backend {
@@ -383,6 +400,15 @@ mod tests {
             "{}",
             error_of(twice)
         );
+        let shared =
+            "[[backend]]\nname = 'a'\ntype = 'soft'\n[[backend]]\nname = 'b'\ntype = 'soft'\n";
+        assert!(
+            error_of(shared).contains("software keystores \"a\" and \"b\" both use"),
+            "{}",
+            error_of(shared)
+        );
+        let apart = format!("{shared}dir = '/var/lib/notary-keyd/b'\n");
+        assert!(Config::parse(Path::new("/etc/k.toml"), &apart).is_ok());
         let field = "[[backend]]\nname = 'p'\ntype = 'pkcs11'\nmodule = '/m.so'\ntoken = 't'\n\
                      pin = { env = 'P' }\nsessions = 2\ntcti = 'x'\n";
         assert!(
