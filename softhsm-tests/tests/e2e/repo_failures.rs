@@ -302,9 +302,44 @@ fn bad_input_is_refused_with_a_reason() {
     refused(ctl.run(&["key", "rotate", gun, "timestamp"]), "use -r");
 }
 
+/// uid 65533 (group 65534, no others) with a trust dir of its own, who
+/// can read the server's CA.
+struct OtherUser {
+    dir: tempfile::TempDir,
+}
+
+impl OtherUser {
+    fn new(server: &NotaryServer) -> OtherUser {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), mode(0o777)).unwrap();
+        std::fs::set_permissions(&server.ca_cert, mode(0o644)).unwrap();
+        std::fs::set_permissions(server.ca_cert.parent().unwrap(), mode(0o755)).unwrap();
+        OtherUser { dir }
+    }
+
+    /// notaryctl as this user, against `daemon` and `server`.
+    fn run(&self, daemon: &Daemon, server: &NotaryServer, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65533", "--regid=65534", "--clear-groups"])
+            .arg(softhsm_tests::bin_path("notaryctl").unwrap())
+            .arg("--keyd")
+            .arg(&daemon.socket)
+            .args(["-s", &server.url, "--tlscacert"])
+            .arg(&server.ca_cert)
+            .arg("-d")
+            .arg(self.dir.path().join("trust"))
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("NOTARY_KEYD_SOCKET")
+            .output()
+            .unwrap()
+    }
+}
+
 #[test]
 fn keyd_policy_denial_is_a_clear_error() {
-    use std::os::unix::fs::PermissionsExt;
     if nix::unistd::geteuid().as_raw() != 0 {
         eprintln!("skipped: needs root to run notaryctl as another uid with setpriv");
         return;
@@ -327,29 +362,10 @@ fn keyd_policy_denial_is_a_clear_error() {
     let owner = Notaryctl::new(&server.url, &server.ca_cert, &daemon.socket).unwrap();
     ok(owner.run(&["init", gun, "-p"]));
 
-    let other = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(other.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let file = other.path().join("t.bin");
+    let other = OtherUser::new(&server);
+    let file = other.dir.path().join("t.bin");
     std::fs::write(&file, b"t\n").unwrap();
-    std::fs::set_permissions(&server.ca_cert, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let ca_dir = server.ca_cert.parent().unwrap();
-    std::fs::set_permissions(ca_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65533", "--regid=65534", "--clear-groups"])
-            .arg(softhsm_tests::bin_path("notaryctl").unwrap())
-            .arg("--keyd")
-            .arg(&daemon.socket)
-            .args(["-s", &server.url, "--tlscacert"])
-            .arg(&server.ca_cert)
-            .arg("-d")
-            .arg(other.path().join("trust"))
-            .args(args)
-            .env("HOME", other.path())
-            .env_remove("NOTARY_KEYD_SOCKET")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| other.run(&daemon, &server, args);
     let out = run(&["add", gun, "t", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -496,7 +512,6 @@ fn altered_metadata_is_refused_and_cache_kept() {
 /// the keys that may and skips the ones refused, as stock notary does.
 #[test]
 fn a_delegation_refuses_a_key_bound_elsewhere_and_publish_skips_refused_keys() {
-    use std::os::unix::fs::PermissionsExt;
     if nix::unistd::geteuid().as_raw() != 0 {
         eprintln!("skipped: needs root to run notaryctl as another uid with setpriv");
         return;
@@ -570,29 +585,10 @@ fn a_delegation_refuses_a_key_bound_elsewhere_and_publish_skips_refused_keys() {
 
     // uid 65533 publishes a target of the delegation: the key on `spare` is
     // refused and skipped, the one on `soft` meets the threshold of 1.
-    let other = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(other.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let file = other.path().join("r.bin");
+    let other = OtherUser::new(&server);
+    let file = other.dir.path().join("r.bin");
     std::fs::write(&file, b"release\n").unwrap();
-    std::fs::set_permissions(&server.ca_cert, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let ca_dir = server.ca_cert.parent().unwrap();
-    std::fs::set_permissions(ca_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65533", "--regid=65534", "--clear-groups"])
-            .arg(softhsm_tests::bin_path("notaryctl").unwrap())
-            .arg("--keyd")
-            .arg(&daemon.socket)
-            .args(["-s", &server.url, "--tlscacert"])
-            .arg(&server.ca_cert)
-            .arg("-d")
-            .arg(other.path().join("trust"))
-            .args(args)
-            .env("HOME", other.path())
-            .env_remove("NOTARY_KEYD_SOCKET")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| other.run(&daemon, &server, args);
     let staged = run(&[
         "add",
         gun,
