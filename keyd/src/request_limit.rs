@@ -9,7 +9,7 @@
 use crate::limits::{UidCounts, UidSlot};
 use crate::peer::PeerInfo;
 use crate::status::refusal;
-use crate::warn_throttle::{WarnThrottle, INTERVAL};
+use crate::warn_throttle::WarnThrottle;
 use keyd_proto::Reason;
 use std::future::Future;
 use std::pin::Pin;
@@ -22,14 +22,14 @@ use tonic::Status;
 #[derive(Clone)]
 pub(crate) struct RequestsPerUid {
     counts: UidCounts,
-    warnings: Arc<WarnThrottle>,
+    warnings: Arc<WarnThrottle<u32>>,
 }
 
 impl RequestsPerUid {
     pub(crate) fn new(max: usize) -> RequestsPerUid {
         RequestsPerUid {
             counts: UidCounts::new(max),
-            warnings: Arc::new(WarnThrottle::new(INTERVAL)),
+            warnings: Arc::new(WarnThrottle::new()),
         }
     }
 }
@@ -50,7 +50,7 @@ impl<S> tower_layer::Layer<S> for RequestsPerUid {
 pub(crate) struct Limited<S> {
     inner: S,
     counts: UidCounts,
-    warnings: Arc<WarnThrottle>,
+    warnings: Arc<WarnThrottle<u32>>,
 }
 
 type Responding<E> = Pin<Box<dyn Future<Output = Result<http::Response<Body>, E>> + Send>>;

@@ -5,7 +5,7 @@ use crate::limits::{ServerLimits, UidCounts};
 use crate::peer::{self, PeerStream};
 use crate::request_limit::RequestsPerUid;
 use crate::service::KeydService;
-use crate::warn_throttle::{WarnThrottle, INTERVAL};
+use crate::warn_throttle::WarnThrottle;
 use keyd_proto::keyd::audit_server::AuditServer;
 use keyd_proto::keyd::keyd_server::KeydServer;
 use keyd_proto::socket::{check_private_dir, personal_socket, UntrustedDir};
@@ -119,7 +119,7 @@ pub(crate) async fn serve(
         }
     };
     let counts = UidCounts::new(limits.max_connections_per_uid);
-    let warnings = WarnThrottle::new(INTERVAL);
+    let warnings = WarnThrottle::<u32>::new();
     let incoming =
         tokio_stream::StreamExt::filter_map(UnixListenerStream::new(listener), move |accepted| {
             match accepted.and_then(peer::accept) {
@@ -135,7 +135,11 @@ pub(crate) async fn serve(
 /// The connection, holding a slot of its uid's, or `None` (it is closed)
 /// when that uid already has `max_connections_per_uid` open; the warning
 /// for that is logged at most once a second per uid.
-fn admit(counts: &UidCounts, warnings: &WarnThrottle, stream: PeerStream) -> Option<PeerStream> {
+fn admit(
+    counts: &UidCounts,
+    warnings: &WarnThrottle<u32>,
+    stream: PeerStream,
+) -> Option<PeerStream> {
     let Some(uid) = stream.info().uid() else {
         return Some(stream);
     };

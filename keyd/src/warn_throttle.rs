@@ -1,51 +1,52 @@
 //! Warnings a caller can cause at will (a connection or request beyond its
-//! uid's limit) are logged at most once per uid per interval, saying how
-//! many were held back since, so a flood of refused attempts costs the
-//! journal a line a second rather than a line an attempt. The refusals
-//! themselves are not throttled: every one is answered.
+//! uid's limit, a signer-API connection beyond `max_connections`) are
+//! logged at most once a second per cause, saying how many were held back
+//! since, so a flood of refused attempts costs the journal a line a second
+//! rather than a line an attempt. The refusals themselves are not
+//! throttled: every one is answered.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How often one uid's refusals of one kind reach the log.
-pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
+/// How often warnings of one cause reach the log.
+const INTERVAL: Duration = Duration::from_secs(1);
 
-/// Uids remembered before those whose interval is over are forgotten.
+/// Causes remembered before those whose interval is over are forgotten.
 const REMEMBERED: usize = 4096;
 
-pub(crate) struct WarnThrottle {
-    interval: Duration,
-    last: Mutex<HashMap<u32, Logged>>,
+/// Warnings told apart by `K`: a uid, or `()` where there is one cause.
+pub(crate) struct WarnThrottle<K> {
+    last: Mutex<HashMap<K, Logged>>,
 }
 
-/// When a uid's last warning was logged, and how many were held back since.
+/// When a cause's last warning was logged, and how many were held back since.
 struct Logged {
     at: Instant,
     held: u64,
 }
 
-impl WarnThrottle {
-    pub(crate) fn new(interval: Duration) -> WarnThrottle {
+impl<K: Hash + Eq> WarnThrottle<K> {
+    pub(crate) fn new() -> WarnThrottle<K> {
         WarnThrottle {
-            interval,
             last: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Some(held)` when a warning for `uid` may be logged now (`held` were
-    /// held back since the last one); `None` to hold this one back.
-    pub(crate) fn admit(&self, uid: u32) -> Option<u64> {
-        self.admit_at(uid, Instant::now())
+    /// `Some(held)` when a warning for `cause` may be logged now (`held`
+    /// were held back since the last one); `None` to hold this one back.
+    pub(crate) fn admit(&self, cause: K) -> Option<u64> {
+        self.admit_at(cause, Instant::now())
     }
 
-    fn admit_at(&self, uid: u32, now: Instant) -> Option<u64> {
+    fn admit_at(&self, cause: K, now: Instant) -> Option<u64> {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         if last.len() >= REMEMBERED {
-            last.retain(|_, l| now.duration_since(l.at) < self.interval);
+            last.retain(|_, l| now.duration_since(l.at) < INTERVAL);
         }
-        match last.get_mut(&uid) {
-            Some(l) if now.duration_since(l.at) < self.interval => {
+        match last.get_mut(&cause) {
+            Some(l) if now.duration_since(l.at) < INTERVAL => {
                 l.held += 1;
                 None
             }
@@ -55,7 +56,7 @@ impl WarnThrottle {
                 Some(held)
             }
             None => {
-                last.insert(uid, Logged { at: now, held: 0 });
+                last.insert(cause, Logged { at: now, held: 0 });
                 Some(0)
             }
         }
@@ -68,7 +69,7 @@ mod tests {
 
     #[test]
     fn one_warning_per_uid_per_interval_counting_the_rest() {
-        let throttle = WarnThrottle::new(Duration::from_secs(1));
+        let throttle = WarnThrottle::new();
         let t0 = Instant::now();
         assert_eq!(throttle.admit_at(7, t0), Some(0));
         assert_eq!(throttle.admit_at(7, t0), None);
@@ -81,7 +82,7 @@ mod tests {
 
     #[test]
     fn uids_past_their_interval_are_forgotten_when_many_are_remembered() {
-        let throttle = WarnThrottle::new(Duration::from_secs(1));
+        let throttle = WarnThrottle::new();
         let t0 = Instant::now();
         for uid in 0..REMEMBERED as u32 {
             throttle.admit_at(uid, t0);

@@ -23,6 +23,7 @@ use crate::registry::{KeyEntry, Registry};
 use crate::served::Served;
 use crate::signing::SigningCore;
 use crate::status::refusal;
+use crate::warn_throttle::WarnThrottle;
 use client::{AllowedClients, Client};
 use health::SignerHealth;
 use keyd_proto::signer as pb;
@@ -120,9 +121,10 @@ pub(crate) async fn start(
         .add_service(signer);
     tracing::info!(listen = %config.listen, "signer API listening (mutual TLS)");
     let permits = Arc::new(Semaphore::new(config.max_connections));
+    let warnings = WarnThrottle::new();
     let incoming = tokio_stream::StreamExt::filter_map(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
-        move |accepted| match accepted.and_then(|stream| admit(&permits, stream)) {
+        move |accepted| match accepted.and_then(|stream| admit(&permits, &warnings, stream)) {
             Ok(served) => served.map(Ok),
             Err(e) => Some(Err(e)),
         },
@@ -144,13 +146,21 @@ type TcpServed = Served<TcpStream, TcpConnectInfo, OwnedSemaphorePermit>;
 /// The connection, holding a permit, or `None` (it is closed at once) when
 /// `[signer_api] max_connections` are open. The bound covers connections
 /// still in their TLS handshake, which the handshake timeout ends, so
-/// whoever can reach the port cannot use up the daemon's file descriptors.
-fn admit(permits: &Arc<Semaphore>, stream: TcpStream) -> std::io::Result<Option<TcpServed>> {
+/// whoever can reach the port cannot use up the daemon's file descriptors
+/// (nor, with the warning logged at most once a second, its journal).
+fn admit(
+    permits: &Arc<Semaphore>,
+    warnings: &WarnThrottle<()>,
+    stream: TcpStream,
+) -> std::io::Result<Option<TcpServed>> {
     let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
-        tracing::warn!(
-            peer = ?stream.peer_addr().ok(),
-            "signer API connection closed: [signer_api] max_connections are open"
-        );
+        if let Some(held_back) = warnings.admit(()) {
+            tracing::warn!(
+                peer = ?stream.peer_addr().ok(),
+                held_back,
+                "signer API connection closed: [signer_api] max_connections are open"
+            );
+        }
         return Ok(None);
     };
     // Small request/response pairs: without TCP_NODELAY, Nagle's algorithm
