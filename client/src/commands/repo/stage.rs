@@ -260,11 +260,16 @@ fn unknown_delegations(dir: &GunDir, changes: &[Change]) -> BTreeSet<String> {
         let targets: Targets = SignedEnvelope::parse(&bytes).ok()?.decode().ok()?;
         Some(targets.delegations.roles.iter().any(|d| d.name == role))
     };
-    changes
+    // Each role once: a manifest stages many targets for the same one.
+    let named: BTreeSet<&str> = changes
         .iter()
         .filter(|c| c.kind == ChangeKind::Target && c.role != "targets")
-        .map(|c| c.role.clone())
-        .filter(|role| !staged.contains(role) && listed_by_parent(role) == Some(false))
+        .map(|c| c.role.as_str())
+        .collect();
+    named
+        .into_iter()
+        .filter(|role| !staged.contains(*role) && listed_by_parent(role) == Some(false))
+        .map(str::to_string)
         .collect()
 }
 
