@@ -518,23 +518,20 @@ impl CliOutput {
     /// Fails, showing what it printed, unless stdout contains `text`.
     #[track_caller]
     pub fn assert_prints(&self, text: &str) {
-        assert!(
-            self.stdout.contains(text),
-            "stdout lacks {text:?}:\n{}",
-            self.stdout
-        );
+        assert_has("stdout", &self.stdout, text);
     }
 
     /// Fails, showing it, unless stderr (warnings and errors) contains
     /// `text`.
     #[track_caller]
     pub fn assert_warns(&self, text: &str) {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}:\n{}",
-            self.stderr
-        );
+        assert_has("stderr", &self.stderr, text);
     }
+}
+
+#[track_caller]
+fn assert_has(stream: &str, output: &str, text: &str) {
+    assert!(output.contains(text), "{stream} lacks {text:?}:\n{output}");
 }
 
 /// The stock `notary` CLI with its own trust dir, config and passphrases.
