@@ -50,13 +50,14 @@ impl Daemon {
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
         }
+        let layout = spec.layout(dir.path());
         let mut daemon = Daemon {
             child: None,
             log: dir.path().join("keyd.log"),
-            socket: dir.path().join("keyd.sock"),
-            config: dir.path().join("keyd.toml"),
-            audit_dir: spec.audit_dir(&dir.path().join("audit")),
-            state_dir: dir.path().join("state"),
+            socket: layout.socket,
+            config: layout.config,
+            audit_dir: layout.audit_dir,
+            state_dir: layout.state_dir,
             dir,
             env: spec.env_vars().to_vec(),
             user,
@@ -70,10 +71,7 @@ impl Daemon {
     /// Writes the config file from the spec; opens the temp dir to others
     /// when the socket is shared with a group.
     fn write_config(&self) -> Result<()> {
-        let text = self
-            .spec
-            .render(&self.socket, &self.state_dir, &self.audit_dir);
-        std::fs::write(&self.config, text)?;
+        self.spec.write(&self.spec.layout(self.dir.path()))?;
         if self.spec.shares_socket() {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711))?;

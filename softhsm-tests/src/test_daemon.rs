@@ -181,14 +181,26 @@ impl TestDaemon {
     /// systemd-socket-activate, say). Returns the config file and the
     /// socket it names.
     pub fn write_to(&self, dir: &Path) -> Result<(PathBuf, PathBuf)> {
-        let socket = dir.join("keyd.sock");
-        let config = dir.join("keyd.toml");
-        let audit_dir = self.audit_dir(&dir.join("audit"));
-        std::fs::write(
-            &config,
-            self.render(&socket, &dir.join("state"), &audit_dir),
-        )?;
-        Ok((config, socket))
+        let layout = self.layout(dir);
+        self.write(&layout)?;
+        Ok((layout.config, layout.socket))
+    }
+
+    /// Where a daemon of this spec keeps its files in `dir`.
+    pub(crate) fn layout(&self, dir: &Path) -> Layout {
+        Layout {
+            socket: dir.join("keyd.sock"),
+            config: dir.join("keyd.toml"),
+            state_dir: dir.join("state"),
+            audit_dir: self.audit_dir(&dir.join("audit")),
+        }
+    }
+
+    /// Writes the config file `layout` names, for the paths it names.
+    pub(crate) fn write(&self, layout: &Layout) -> Result<()> {
+        let text = self.render(&layout.socket, &layout.state_dir, &layout.audit_dir);
+        std::fs::write(&layout.config, text)?;
+        Ok(())
     }
 
     fn section(mut self, text: String) -> TestDaemon {
@@ -212,7 +224,7 @@ impl TestDaemon {
     }
 
     /// The audit log's directory: the test's own, or `default`.
-    pub(crate) fn audit_dir(&self, default: &Path) -> PathBuf {
+    fn audit_dir(&self, default: &Path) -> PathBuf {
         self.audit
             .as_ref()
             .map_or_else(|| default.to_path_buf(), |a| a.dir.clone())
@@ -248,6 +260,14 @@ impl TestDaemon {
         }
         out
     }
+}
+
+/// The files of a test daemon in its directory.
+pub(crate) struct Layout {
+    pub(crate) socket: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) audit_dir: PathBuf,
 }
 
 /// A `[[policy]]` rule: who (uids and gids) may do what (`allow`) with
