@@ -335,3 +335,39 @@ async fn a_request_record_comes_first_and_its_outcome_follows() {
         "{report}"
     );
 }
+
+/// Waits until the log's lines on disk pass `done`; fails after 20 s.
+fn wait_for_lines(dir: &Path, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(&lines(dir)) {
+        assert!(Instant::now() < deadline, "{what} never reached the disk");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_nobody_waits_for_still_reaches_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(&config(dir.path())).await.unwrap();
+    let mut asked = log.request(sign_record(1));
+    asked.durable().await.unwrap();
+    // Held for company, then written alone when none comes.
+    asked.outcome(true, "ok").await;
+    wait_for_lines(dir.path(), "a lone outcome", |all| {
+        all.iter().any(|l| l["kind"] == "outcome")
+    });
+    // Closing the log writes what it still holds.
+    let mut asked = log.request(sign_record(2));
+    let seq = asked.durable().await.unwrap();
+    asked.outcome(true, "ok").await;
+    close(log, dir.path());
+    let all = lines(dir.path());
+    assert!(
+        all.iter()
+            .any(|l| l["kind"] == "outcome" && l["request"] == seq),
+        "{all:#?}"
+    );
+    let report = check(dir.path());
+    assert!(report.intact(), "{report}");
+    assert!(report.open_requests.is_empty(), "{report}");
+}

@@ -2,7 +2,8 @@
 //!
 //! It takes every record that is waiting, chains them after the head, and
 //! writes them with one `O_DSYNC` write into the segment's free space, then
-//! answers them all: a write per request behind a lock would cap the daemon
+//! answers them all (records nobody waits for wait a few milliseconds for
+//! one somebody does, see `Writer::run`): a write per request behind a lock would cap the daemon
 //! far below what its devices can sign. A batch that does not fit begins a
 //! new segment first, so a batch is written whole or not at all. If the
 //! write fails, every record in that batch gets the error (its caller must
@@ -17,8 +18,9 @@ use super::spare::Spare;
 use super::status::Shared;
 use super::AuditError;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Answers a record with its `seq` once it is on disk.
@@ -29,6 +31,9 @@ pub(crate) struct Job {
     /// `None`: nobody waits (the record is still written durably).
     pub(crate) ack: Option<Ack>,
 }
+
+/// The longest a record nobody waits for stays off the disk.
+const UNWAITED_DELAY: Duration = Duration::from_millis(5);
 
 /// Room kept for a segment header.
 const HEADER_ROOM: u64 = 512;
@@ -45,11 +50,36 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Writes what is waiting whenever someone waits for a record. Records
+    /// nobody waits for (outcomes, abandoned requests) are held for up to
+    /// `UNWAITED_DELAY` to ride with the next request record: after a reply
+    /// its outcome would otherwise take a durable write of its own, which
+    /// the next request then waits behind.
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut buf = Vec::with_capacity(64 * 1024);
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            batch.extend(rx.try_iter());
+        let mut batch = Vec::new();
+        // When the oldest record in `batch`, which nobody waits for, came.
+        let mut held_since: Option<Instant> = None;
+        loop {
+            let next = match held_since {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(since) => rx.recv_timeout(UNWAITED_DELAY.saturating_sub(since.elapsed())),
+            };
+            match next {
+                Ok(job) => {
+                    batch.push(job);
+                    batch.extend(rx.try_iter());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let since = *held_since.get_or_insert_with(Instant::now);
+            if batch.iter().any(|job| job.ack.is_some()) || since.elapsed() >= UNWAITED_DELAY {
+                self.commit(std::mem::take(&mut batch), &mut buf);
+                held_since = None;
+            }
+        }
+        if !batch.is_empty() {
             self.commit(batch, &mut buf);
         }
     }
@@ -123,7 +153,7 @@ impl Writer {
                 counted += 1;
             }
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         match self.segment.write(buf) {
             Ok(()) => {
                 crate::metrics::AUDIT.wrote(part.len(), started.elapsed());
