@@ -61,6 +61,10 @@ pub(crate) struct AuditLog {
     tx: mpsc::Sender<Job>,
     shared: Arc<Shared>,
     dir: PathBuf,
+    /// The runtime that opened the log, which lives as long as the daemon:
+    /// an abandoned request's outcome is recorded there, not on the signer
+    /// API's thread, whose runtime ends as soon as that API stops.
+    runtime: tokio::runtime::Handle,
 }
 
 impl AuditLog {
@@ -98,6 +102,7 @@ impl AuditLog {
             tx,
             shared,
             dir: config.dir.clone(),
+            runtime: tokio::runtime::Handle::current(),
         };
         let time = now_rfc3339();
         let start = Start {
@@ -327,12 +332,7 @@ impl Drop for Requested {
             record.time = now_rfc3339();
             log.append_outcome(seq, &record);
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn(abandon)),
-            Err(_) => {
-                tracing::error!("no runtime to record an abandoned request's outcome")
-            }
-        }
+        drop(self.log.runtime.spawn(abandon));
     }
 }
 
